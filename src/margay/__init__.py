@@ -1,0 +1,3 @@
+"""margay: open log management and analytics for Kubernetes network security."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""HTTP API: Linseed-shaped native endpoints, operator endpoints, and (later) the ES-compatible API."""

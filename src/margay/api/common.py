@@ -1,0 +1,90 @@
+"""Shared request plumbing: JSON responses, bounded bodies, cluster headers, the error envelope."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import MargayError, ParseError, PayloadTooLarge, QueryError
+
+DEFAULT_CLUSTER = "cluster"
+MULTI_CLUSTER = "_MULTI_"
+_CLUSTER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def error_response(exc: MargayError) -> JSONResponse:
+    return JSONResponse(exc.envelope(), status_code=exc.status)
+
+
+def valid_cluster(name: str) -> str:
+    """Linseed's rule (no '*' or ',', not empty, no leading '-') plus index-name safety."""
+    if not name or "*" in name or "," in name or name.startswith("-") or not _CLUSTER.match(name):
+        raise QueryError(f"invalid cluster name {name!r}: use letters, digits, '.', '_' or '-', "
+                         "not starting with '-' (and no '*' or ',')")
+    return name
+
+
+def header_cluster(request: Request) -> str:
+    return request.headers.get("x-cluster-id", "").strip() or DEFAULT_CLUSTER
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed when gzip/deflate, refused with 413 past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes; "
+                              "send smaller batches")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes; send smaller batches")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower().strip()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise ParseError(f"unsupported Content-Encoding {encoding!r}: use gzip or none", status=415)
+    try:
+        d = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
+        out = d.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ParseError(f"body is not valid {encoding}: {exc}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes; send smaller batches")
+    return out
+
+
+async def json_body(request: Request, limit: int = 10 * 1024 * 1024) -> dict[str, Any]:
+    body = await read_body(request, limit)
+    if not body.strip():
+        return {}
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype not in ("application/json", "text/plain", ""):
+        raise ParseError(f"expected Content-Type application/json, got {ctype!r}", status=415)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ParseError("request body must be a JSON object")
+    return doc
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=5)

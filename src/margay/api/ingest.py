@@ -1,0 +1,97 @@
+"""Ingest endpoints (Linseed paths): NDJSON bulk per log type, audit webhook EventLists, BIRD lines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from ..errors import ParseError
+from ..ingest.native import bird_to_ndjson, eventlist_to_ndjson
+from ..ingest.parse import Converted
+from ..logtypes import REGISTRY, LogType
+from .common import JSONResponse, header_cluster, read_body, valid_cluster
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
+MAX_REPORTED_ERRORS = 1000
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _bulk(request: Request, lt: LogType) -> JSONResponse:
+    m = request.app.state.margay
+    started = time.perf_counter()
+    cluster = valid_cluster(m.write_cluster(request, header_cluster(request)))
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > 200:
+        raise ParseError("Idempotency-Key: at most 200 characters")
+    ctype = _content_type(request)
+    native_bird = lt.name == "bgp" and ctype == "text/plain"
+    native_eventlist = lt.name in ("audit_kube", "audit_ee") and ctype == "application/json"
+    if ctype not in NDJSON_TYPES and not native_bird and not native_eventlist:
+        allowed = "application/x-ndjson"
+        if lt.name == "bgp":
+            allowed += " (or text/plain BIRD log lines)"
+        if lt.name.startswith("audit"):
+            allowed += " (or application/json EventList)"
+        raise ParseError(f"Content-Type {ctype or 'missing'!r} is not accepted here: send {allowed}", status=415)
+    m.guard_disk()
+    if key is not None:
+        prior = m.backend.seen(lt, cluster, key)
+        if prior is not None:
+            return JSONResponse(prior, headers={"idempotent-replayed": "true"},
+                                status_code=200 if not prior.get("failed") else 400)
+    body = await read_body(request, m.settings.max_body_bytes)
+    extra_errors: list[Any] = []
+    noise = 0
+    if native_bird:
+        body, extra_errors, _lines, noise = bird_to_ndjson(
+            body, host=request.query_params.get("host"), ip_version=request.query_params.get("ip_version"))
+    elif native_eventlist:
+        converted = eventlist_to_ndjson(body)
+        if converted is None:
+            raise ParseError("expected an audit.k8s.io/v1 EventList object (or send NDJSON events)")
+        body = converted
+    if not body.strip() and not noise and not extra_errors:
+        raise ParseError("the body holds no records: send one JSON object per line")
+
+    def respond(conv: Converted) -> dict[str, Any]:
+        errors = sorted([*extra_errors, *conv.errors], key=lambda e: e.line)
+        response: dict[str, Any] = {
+            "total": conv.total + len(extra_errors), "succeeded": conv.succeeded,
+            "failed": len({e.line for e in errors}),
+            "errors": [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]],
+        }
+        if native_bird:
+            response["dropped_noise"] = noise
+        if len(errors) > MAX_REPORTED_ERRORS:
+            response["errors_truncated"] = len(errors) - MAX_REPORTED_ERRORS
+        if response["total"] == 0 and not noise:
+            raise ParseError("the body holds no records: send one JSON object per line")
+        return response
+
+    response, replayed = await asyncio.to_thread(m.backend.ingest, lt, cluster, body, key=key,
+                                                 now=m.clock.now(), respond=respond)
+    if replayed:
+        return JSONResponse(response, headers={"idempotent-replayed": "true"},
+                            status_code=200 if not response.get("failed") else 400)
+    m.metrics.inc("margay_records_accepted_total", response["succeeded"], type=lt.name, cluster=cluster)
+    m.metrics.inc("margay_records_rejected_total", response["failed"], type=lt.name, cluster=cluster)
+    status = 200 if not response["failed"] else 400
+    m.metrics.inc("margay_ingest_batches_total", type=lt.name, outcome="ok" if status == 200 else "partial")
+    m.metrics.observe("margay_ingest_seconds", time.perf_counter() - started, type=lt.name)
+    return JSONResponse(response, status_code=status)
+
+
+def routes() -> list[Route]:
+    out = []
+    for lt in REGISTRY.values():
+        async def endpoint(request: Request, lt: LogType = lt) -> JSONResponse:
+            return await _bulk(request, lt)
+        out.append(Route("/api/v1" + lt.bulk_path, endpoint, methods=["POST"], name=f"bulk_{lt.name}"))
+    return out

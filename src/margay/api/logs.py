@@ -1,0 +1,189 @@
+"""Log query endpoints in Linseed's shape: lists, aggregations, filter hints, and the index listing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from ..errors import QueryError
+from ..logtypes import REGISTRY, LogType, get
+from ..query.aggs import Aggregator, Scope
+from ..query.model import Query, page_size, sort_keys, time_range
+from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body, valid_cluster
+
+MAX_HINTS = 1000
+
+
+def _selector(body: dict[str, Any]) -> Any:
+    text = body.get("selector")
+    if text in (None, ""):
+        return None
+    if not isinstance(text, str):
+        raise QueryError("selector: expected a string in margay's selector syntax")
+    from ..query.selector import parse_selector
+
+    return parse_selector(text)
+
+
+def requested_clusters(request: Request, body: dict[str, Any], lt: LogType) -> list[str]:
+    """The clusters a read asks for: x-cluster-id, or with _MULTI_ the body's clusters / all_clusters."""
+    m = request.app.state.margay
+    header = header_cluster(request)
+    if header == MULTI_CLUSTER:
+        if body.get("all_clusters"):
+            return m.backend.clusters(None) or []
+        clusters = body.get("clusters")
+        if not isinstance(clusters, list) or not clusters or not all(isinstance(c, str) for c in clusters):
+            raise QueryError("x-cluster-id _MULTI_ needs \"clusters\": [names] or \"all_clusters\": true in the body")
+        return [valid_cluster(c) for c in clusters]
+    return [valid_cluster(header)]
+
+
+def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: list[LogType] | None = None,
+                default_last: Any = None) -> Query:
+    m = request.app.state.margay
+    start, end, field = time_range(body, m.clock.now(), default_last=default_last)
+    clusters = requested_clusters(request, body, lt)
+    clusters = m.authorize_read(request, [lt, *(also or [])], clusters)
+    return Query(logtype=lt, also=also or [], clusters=clusters, start=start, end=end, time_field=field,
+                 selector=_selector(body), sort=sort_keys(body), size=page_size(body),
+                 after_key=body.get("after_key") if isinstance(body.get("after_key"), dict) else None,
+                 total_hits=body.get("total_hits", True) is not False)
+
+
+def audit_types(body: dict[str, Any]) -> tuple[LogType, list[LogType]]:
+    kind = body.get("type", "any") or "any"
+    if kind == "ee":
+        return REGISTRY["audit_ee"], []
+    if kind == "kube":
+        return REGISTRY["audit_kube"], []
+    if kind == "any":
+        return REGISTRY["audit_ee"], [REGISTRY["audit_kube"]]
+    raise QueryError(f"type: expected ee, kube or any, got {kind!r}")
+
+
+async def _timed(request: Request, endpoint: str, fn: Any, *args: Any) -> Any:
+    m = request.app.state.margay
+    started = time.perf_counter()
+    try:
+        return await asyncio.to_thread(fn, *args)
+    finally:
+        m.metrics.observe("margay_query_seconds", time.perf_counter() - started, endpoint=endpoint)
+
+
+def _types_for(request: Request, name: str, body: dict[str, Any]) -> tuple[LogType, list[LogType]]:
+    if name == "audit":
+        return audit_types(body)
+    return get(name), []
+
+
+async def search_logs(request: Request, name: str) -> JSONResponse:
+    m = request.app.state.margay
+    body = await json_body(request)
+    lt, also = _types_for(request, name, body)
+    default_last = m.default_window(lt)
+    query = build_query(request, body, lt, also=also, default_last=default_last)
+    result = await _timed(request, "logs", m.backend.search, query)
+    m.access_log(request, lt, query, len(result.items))
+    out: dict[str, Any] = {"items": result.items, "total_hits": result.total}
+    if result.after_key is not None:
+        out["after_key"] = result.after_key
+    return JSONResponse(out)
+
+
+async def aggregate_logs(request: Request, name: str) -> JSONResponse:
+    m = request.app.state.margay
+    body = await json_body(request)
+    lt, also = _types_for(request, name, body)
+    query = build_query(request, body, lt, also=also)
+    aggs = body.get("aggregations") or body.get("aggs") or {}
+    num_buckets = body.get("num_buckets", 0)
+    if num_buckets:
+        if not isinstance(num_buckets, int) or num_buckets < 1 or num_buckets > 1000:
+            raise QueryError("num_buckets: expected an integer from 1 to 1000")
+        aggs = {"tb": {"date_histogram": {"field": query.time_key,
+                                          "fixed_interval": _auto_interval(query, num_buckets)},
+                       "aggs": aggs}}
+    result = await _timed(request, "aggregation", run_aggregations, m.backend, query, aggs)
+    m.access_log(request, lt, query, None)
+    return JSONResponse({"aggregations": result})
+
+
+def run_aggregations(backend: Any, query: Query, aggs: dict[str, Any]) -> dict[str, Any]:
+    return backend.run_over(query, lambda run, src, params: Aggregator(query.logtype, run).aggregate(
+        aggs, Scope(src, params)))
+
+
+def _auto_interval(query: Query, buckets: int) -> str:
+    if query.start is None or query.end is None:
+        return "1h"
+    span = max(1, int((query.end - query.start).total_seconds()))
+    for step in (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 10800, 21600, 43200, 86400, 604800):
+        if span / step <= buckets:
+            return f"{step}s"
+    return "30d"
+
+
+async def field_values(request: Request, name: str, field: str) -> JSONResponse:
+    """Filter hints: the most common values of a field, optionally starting with a prefix."""
+    m = request.app.state.margay
+    body = await json_body(request)
+    lt, also = _types_for(request, name, body)
+    keys = lt.query_keys()
+    if field not in keys:
+        raise QueryError(f"unknown field {field!r} for {lt.name}", status=404)
+    size = body.get("size", 20)
+    if not isinstance(size, int) or not 1 <= size <= MAX_HINTS:
+        raise QueryError(f"size: expected an integer from 1 to {MAX_HINTS}")
+    prefix = body.get("prefix") or ""
+    if not isinstance(prefix, str):
+        raise QueryError("prefix: expected a string")
+    query = build_query(request, body, lt, also=also)
+    qk = keys[field]
+
+    def hints(run: Any, src: str, params: list[Any]) -> list[dict[str, Any]]:
+        value = f"unnest(list_distinct({qk.sql}))" if qk.kind.is_list else qk.sql
+        sql = (f"SELECT v, count(*) AS c FROM (SELECT CAST({value} AS VARCHAR) AS v {src}) "  # noqa: S608
+               "WHERE v IS NOT NULL AND starts_with(lower(v), lower(?)) GROUP BY v ORDER BY c DESC, v LIMIT ?")
+        return [{"value": v, "count": c} for v, c in run(sql, params + [prefix, size])]
+
+    def run() -> list[dict[str, Any]]:
+        return list(m.backend.run_over(query, hints))
+
+    values = await _timed(request, "hints", run)
+    m.access_log(request, lt, query, len(values))
+    return JSONResponse({"field": field, "values": values})
+
+
+async def list_indices(request: Request) -> JSONResponse:
+    m = request.app.state.margay
+    parts = await asyncio.to_thread(m.backend.partitions, None, None)
+    visible = m.visible_partitions(request, parts)
+    return JSONResponse({"items": [{"index": p.index, "log_type": p.log_type, "cluster": p.cluster, "day": p.day,
+                                    "docs": p.docs, "bytes": p.bytes} for p in visible]})
+
+
+def routes() -> list[Route]:
+    out: list[Route] = [Route("/api/v1/indices", list_indices, methods=["GET"])]
+    paths = {"flows": "/flows/logs", "dns": "/dns/logs", "audit": "/audit/logs", "bgp": "/bgp/logs",
+             "events": "/events", "l7": "/l7/logs"}
+    for name, path in paths.items():
+        async def search(request: Request, name: str = name) -> JSONResponse:
+            return await search_logs(request, name)
+
+        async def aggregation(request: Request, name: str = name) -> JSONResponse:
+            return await aggregate_logs(request, name)
+
+        out.append(Route("/api/v1" + path, search, methods=["POST"]))
+        agg_path = "/api/v1" + path + "/aggregation"
+        out.append(Route(agg_path, aggregation, methods=["POST"]))
+    for name in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7"):
+        async def hints(request: Request, name: str = name) -> JSONResponse:
+            return await field_values(request, name, request.path_params["field"])
+
+        out.append(Route(f"/api/v1/{name}/fields/{{field}}/values", hints, methods=["POST"]))
+    return out

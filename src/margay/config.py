@@ -1,0 +1,109 @@
+"""Settings in one table: each declared once with its default, type, help and environment variable.
+
+Precedence: command-line flag > environment (MARGAY_*) > config file (`margay:` section) > default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+def setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+@dataclass
+class Settings:
+    data_dir: Path = setting(Path("./data"), "Where the embedded store and state live.")
+    host: str = setting("127.0.0.1", "Address to bind.")
+    port: int = setting(8080, "Port to bind; 0 picks a free one.")
+    config: Path | None = setting(None, "YAML file with LogStorage, LogCollector and margay settings.")
+    backend: str = setting("duckdb", "Storage engine: duckdb (embedded) or opensearch.")
+    opensearch_url: str | None = setting(None, "OpenSearch/Elasticsearch URL when backend=opensearch.")
+    opensearch_password: str | None = setting(None, "Basic-auth password for OpenSearch.", secret=True)
+    max_body_bytes: int = setting(100 * 1024 * 1024, "Largest accepted ingest body (after decompression).")
+    log_level: str = setting("info", "Log level: debug, info, warning, error.")
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "***"
+            parts.append(f"{f.name}={value!r}")
+        return "Settings(" + ", ".join(parts) + ")"
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        return "MARGAY_" + name.upper()
+
+    @classmethod
+    def load(cls, flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+        """Resolve every setting from flags, environment, config file and defaults."""
+        flags = {k: v for k, v in (flags or {}).items() if v is not None}
+        environ = dict(os.environ if environ is None else environ)
+        config_path = flags.get("config") or environ.get(cls.env_name("config"))
+        from_file = _file_settings(Path(config_path)) if config_path else {}
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in flags:
+                raw = flags[f.name]
+            elif cls.env_name(f.name) in environ:
+                raw = environ[cls.env_name(f.name)]
+            elif f.name in from_file:
+                raw = from_file[f.name]
+            else:
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        return cls(**values)
+
+
+def _coerce(name: str, typ: Any, raw: Any) -> Any:
+    t = str(typ)
+    try:
+        if "Path" in t:
+            return Path(raw)
+        if t.startswith("int"):
+            return int(raw)
+        return raw
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: cannot use {raw!r} ({t} expected)") from None
+
+
+def _file_settings(path: Path) -> dict[str, Any]:
+    """The `margay` document (kind: MargaySettings or a plain `margay:` mapping) of a config file."""
+    for doc in load_documents(path):
+        if doc.get("kind") == "MargaySettings":
+            return dict(doc.get("spec") or {})
+        if "margay" in doc and isinstance(doc["margay"], dict):
+            return dict(doc["margay"])
+    return {}
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    """Every YAML document of a config file (LogStorage, LogCollector, ...)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from None
+    for i, d in enumerate(docs):
+        if not isinstance(d, dict):
+            raise ConfigError(f"config file {path}: document {i + 1} is not a mapping")
+    return docs
+
+
+def documented() -> list[tuple[str, str, Any, str]]:
+    """(flag, environment variable, default, help) of every setting, for docs and --help."""
+    return [("--" + f.name.replace("_", "-"), Settings.env_name(f.name), f.default, f.metadata["help"])
+            for f in fields(Settings)]

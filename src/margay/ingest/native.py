@@ -1,0 +1,59 @@
+"""Native formats that are not NDJSON records: BIRD log lines and audit EventList bodies."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from ..errors import ParseError
+from .parse import LineError
+
+_BIRD = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?\s+(bird6?):\s?(.*)$")
+BIRD_NOISE = "device1: Scanning interfaces"
+
+
+def bird_to_ndjson(text: bytes, *, host: str | None, ip_version: str | None
+                   ) -> tuple[bytes, list[LineError], int, int]:
+    """BIRD/BIRD6 lines -> NDJSON records {logtime, message, host, ip_version}.
+
+    Returns (ndjson, errors, lines, dropped noise lines). Timestamps keep seconds only (spec §4).
+    """
+    out: list[bytes] = []
+    errors: list[LineError] = []
+    total = dropped = 0
+    for number, raw in enumerate(text.split(b"\n"), start=1):
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if not line.strip():
+            continue
+        total += 1
+        if BIRD_NOISE in line:
+            dropped += 1
+            continue
+        m = _BIRD.match(line)
+        if m is None:
+            errors.append(LineError(number, "logtime", "not a BIRD log line "
+                                    "(expected 'YYYY-MM-DDTHH:MM:SS.fffff bird: message')"))
+            continue
+        version = ip_version or ("IPv6" if m.group(2) == "bird6" else "IPv4")
+        out.append(orjson.dumps({"logtime": m.group(1) + "Z", "message": m.group(3), "host": host,
+                                 "ip_version": version}))
+    return b"\n".join(out), errors, total, dropped
+
+
+def eventlist_to_ndjson(body: bytes) -> bytes | None:
+    """An audit.k8s.io EventList (the audit webhook's body) -> NDJSON of its items; None if not one."""
+    head = body.lstrip()[:200]
+    if not head.startswith(b"{") or b"EventList" not in body[:4096]:
+        return None
+    try:
+        doc: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None  # perhaps NDJSON whose first line mentions EventList: let the NDJSON path decide
+    if not isinstance(doc, dict) or doc.get("kind") != "EventList":
+        return None
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError("EventList: 'items' must be a list of audit events")
+    return b"\n".join(orjson.dumps(item) for item in items)

@@ -1,0 +1,1 @@
+"""Storage: one Backend protocol, an embedded DuckDB engine (default) and OpenSearch for scale-out."""

@@ -1,0 +1,120 @@
+"""The embedded store's catalog: Parquet files per (log type, cluster, day), and safe deferred deletes.
+
+A reader takes a snapshot (the file list at one generation); files a compaction or a drop removes from
+the catalog are deleted only once no reader of an older generation is still running.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .journal import apply_deletes
+
+_NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.\d+)?\.parquet$")
+
+PartKey = tuple[str, str, str]  # (log type, cluster, yyyymmdd)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: Path
+    seq_lo: int
+    seq_hi: int
+    rows: int
+    bytes: int
+
+    @staticmethod
+    def name(seq_lo: int, seq_hi: int, rows: int) -> str:
+        return f"{seq_lo:016d}-{seq_hi:016d}-{rows}.parquet"
+
+    @classmethod
+    def parse(cls, path: Path) -> DataFile | None:
+        m = _NAME.match(path.name)
+        if m is None:
+            return None
+        return cls(path, int(m.group(1)), int(m.group(2)), int(m.group(3)), path.stat().st_size)
+
+
+class Catalog:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = threading.RLock()
+        self.parts: dict[PartKey, list[DataFile]] = {}
+        self.generation = 0
+        self._readers: dict[int, int] = {}
+        self._pending: list[tuple[int, list[str]]] = []
+
+    def part_dir(self, key: PartKey) -> Path:
+        return self.root / key[0] / key[1] / key[2]
+
+    def load(self) -> int:
+        """Scan the store folder; returns the highest sequence number found."""
+        top = 0
+        for path in self.root.glob("*/*/*/*.parquet"):
+            f = DataFile.parse(path)
+            if f is None:
+                continue
+            key = (path.parent.parent.parent.name, path.parent.parent.name, path.parent.name)
+            self.parts.setdefault(key, []).append(f)
+            top = max(top, f.seq_hi)
+        for files in self.parts.values():
+            files.sort(key=lambda f: f.seq_lo)
+        return top
+
+    def add(self, key: PartKey, files: list[DataFile]) -> None:
+        with self.lock:
+            self.parts.setdefault(key, []).extend(files)
+            self.parts[key].sort(key=lambda f: f.seq_lo)
+            self.generation += 1
+
+    def replace(self, key: PartKey, old: list[DataFile], new: DataFile) -> bool:
+        """Swap compacted files for their merge; False if the partition changed under the compaction."""
+        with self.lock:
+            files = self.parts.get(key)
+            if files is None or any(o not in files for o in old):
+                return False
+            self.parts[key] = sorted([f for f in files if f not in old] + [new], key=lambda f: f.seq_lo)
+            self._retire([str(o.path) for o in old])
+            return True
+
+    def remove(self, key: PartKey) -> list[DataFile]:
+        with self.lock:
+            files = self.parts.pop(key, [])
+            self._retire([str(self.part_dir(key))])
+            return files
+
+    def _retire(self, paths: list[str]) -> None:
+        self._pending.append((self.generation, paths))
+        self.generation += 1
+        self._purge()
+
+    def _purge(self) -> None:
+        oldest = min(self._readers) if self._readers else None
+        keep = []
+        for gen, paths in self._pending:
+            if oldest is None or oldest > gen:
+                apply_deletes(paths)
+            else:
+                keep.append((gen, paths))
+        self._pending = keep
+
+    @contextmanager
+    def snapshot(self) -> Iterator[dict[PartKey, list[DataFile]]]:
+        """The file lists as of now; files in it stay on disk until the block ends."""
+        with self.lock:
+            gen = self.generation
+            self._readers[gen] = self._readers.get(gen, 0) + 1
+            view = {k: list(v) for k, v in self.parts.items()}
+        try:
+            yield view
+        finally:
+            with self.lock:
+                self._readers[gen] -= 1
+                if not self._readers[gen]:
+                    del self._readers[gen]
+                self._purge()

@@ -1,0 +1,317 @@
+"""The embedded store: DuckDB as the engine over Parquet files, one folder per Calico index.
+
+Layout: `<data>/store/<log type>/<cluster>/<yyyymmdd>/<seq_lo>-<seq_hi>-<rows>.parquet`, i.e. one folder
+per (log type, cluster, day) partition: Calico's `tigera_secure_ee_<type>.<cluster>.<yyyymmdd>` index.
+Ingest converts a batch to Parquet with one DuckDB COPY (no per-record Python), fsyncs it, writes one
+journal line (the commit point, which also keeps the idempotency key), renames the files into place and
+only then answers: an acknowledged batch survives kill -9. Dropping a partition deletes its folder, so
+retention frees disk at once; a background compactor merges small files so reads stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from ..clock import Clock, SystemClock
+from ..errors import QueryError
+from ..ingest.parse import Converted, Converter, fsync_path
+from ..logtypes import LogType
+from .backend import Partition, SearchResult
+from .catalog import Catalog, DataFile, PartKey
+from .journal import Journal, apply_deletes, apply_moves, fsync_dir
+from .sql import SearchCompiler
+
+log = logging.getLogger(__name__)
+
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def connect(path: Path | str = ":memory:") -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), config=DUCKDB_CONFIG)
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+class DuckDBBackend:
+    """The Backend protocol on Parquet partitions read and written by an embedded DuckDB."""
+
+    name = "duckdb"
+
+    def __init__(self, data_dir: Path, *, clock: Clock | None = None, key_ttl: timedelta = timedelta(days=1),
+                 compact_min_files: int = 8, compact_target_rows: int = 4_000_000,
+                 compact_interval: float = 5.0, compression: str = "zstd") -> None:
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "store"
+        self.scratch = self.data_dir / "scratch"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.clock = clock or SystemClock()
+        self.key_ttl = key_ttl
+        self.compact_min_files = compact_min_files
+        self.compact_target_rows = compact_target_rows
+        self.con = connect()
+        self.con.execute("SET parquet_metadata_cache = true")
+        self.catalog = Catalog(self.root)
+        self.journal = Journal(self.data_dir / "journal.ndjson")
+        self._keys: dict[str, tuple[dict[str, Any], float]] = {}
+        self._commit_lock = threading.Lock()
+        self._seq_lock = threading.Lock()
+        self._recover()
+        self._seq = self.catalog.load()
+        self.converter = Converter(self.cursor, self.scratch, compression)
+        self.compiler = SearchCompiler()
+        self.committed_batches = 0
+        self._stop = threading.Event()
+        self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
+                                           name="margay-compactor", daemon=True)
+        self._compactor.start()
+
+    # -- recovery ----------------------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Roll every journaled change forward, forget uncommitted scratch, keep recent batch keys."""
+        cutoff = self.clock.now().timestamp() - self.key_ttl.total_seconds()
+        kept = []
+        for entry in self.journal.entries():
+            apply_moves(entry.get("moves", []))
+            apply_deletes(entry.get("delete", []))
+            if entry.get("op") == "commit" and entry.get("key") and entry.get("ts", 0) >= cutoff:
+                self._keys[entry["key"]] = (entry["response"], entry["ts"])
+                kept.append({"op": "commit", "key": entry["key"], "response": entry["response"], "ts": entry["ts"]})
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.journal.rewrite(kept)
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def _reserve(self, n: int) -> int:
+        with self._seq_lock:
+            base = self._seq
+            self._seq += n
+            return base
+
+    def seen(self, lt: LogType, cluster: str, key: str) -> dict[str, Any] | None:
+        hit = self._keys.get(_batch_key(lt, cluster, key))
+        return hit[0] if hit else None
+
+    def ingest(self, lt: LogType, cluster: str, body: bytes, *, key: str | None, now: datetime,
+               respond: Any) -> tuple[dict[str, Any], bool]:
+        """Convert and commit one NDJSON batch. Returns (response, replayed).
+
+        `respond(converted)` builds the response from the conversion (so it is stored with the key).
+        """
+        bkey = _batch_key(lt, cluster, key) if key else None
+        if bkey is not None and bkey in self._keys:
+            return self._keys[bkey][0], True
+        base = self._reserve(body.count(b"\n") + 1)
+        conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base)
+        try:
+            response = respond(conv)
+            if not conv.files and bkey is None:
+                return response, False
+            for _, path, _ in conv.files:
+                fsync_path(path)
+            return self._commit(lt, cluster, conv, base, bkey, response)
+        finally:
+            conv.discard()
+
+    def _commit(self, lt: LogType, cluster: str, conv: Converted, base: int, bkey: str | None,
+                response: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        moves: list[list[str]] = []
+        added: list[tuple[PartKey, DataFile]] = []
+        for i, (day, path, rows) in enumerate(conv.files):
+            key = (lt.name, cluster, day)
+            # Each day's file gets its own slice of the reserved range so names never collide.
+            name = DataFile.name(base + 1, base + conv.total + 1, rows)
+            if i:
+                name = name.replace(".parquet", f".{i}.parquet")
+            final = self.catalog.part_dir(key) / name
+            moves.append([str(path), str(final)])
+            added.append((key, DataFile(final, base + 1, base + conv.total + 1, rows, path.stat().st_size)))
+        with self._commit_lock:
+            if bkey is not None and bkey in self._keys:
+                return self._keys[bkey][0], True
+            ts = self.clock.now().timestamp()
+            entry: dict[str, Any] = {"op": "commit", "moves": moves, "ts": ts}
+            if bkey is not None:
+                entry["key"] = bkey
+                entry["response"] = response
+            self.journal.append(entry)
+            apply_moves(moves)
+            for key, f in added:
+                self.catalog.add(key, [f])
+            if bkey is not None:
+                self._keys[bkey] = (response, ts)
+            self.committed_batches += 1
+        return response, False
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self.con.cursor()
+        cur.execute("SET TimeZone='UTC'")
+        return cur
+
+    def clusters(self, lt: LogType | None = None) -> list[str]:
+        with self.catalog.lock:
+            return sorted({k[1] for k in self.catalog.parts if lt is None or k[0] == lt.name})
+
+    def partitions(self, lt: LogType | None = None, clusters: list[str] | None = None,
+                   *, with_sizes: bool = True) -> list[Partition]:
+        with self.catalog.lock:
+            items = [(k, list(v)) for k, v in self.catalog.parts.items()
+                     if (lt is None or k[0] == lt.name) and (clusters is None or k[1] in clusters)]
+        return [Partition(k[0], k[1], k[2], sum(f.rows for f in files), sum(f.bytes for f in files))
+                for k, files in sorted(items)]
+
+    def _files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[str]:
+        """Files a query can touch: its types and clusters, pruned by day on the time field."""
+        lt: LogType = query.logtype
+        by_day = query.time_key == lt.time_field
+        lo = query.start.astimezone(UTC).strftime("%Y%m%d") if query.start is not None and by_day else None
+        hi = query.end.astimezone(UTC).strftime("%Y%m%d") if query.end is not None and by_day else None
+        names = {t.name for t in query.logtypes}
+        return [str(f.path) for (t, c, d), files in sorted(view.items()) for f in files
+                if t in names and c in query.clusters and (lo is None or d >= lo) and (hi is None or d <= hi)]
+
+    def read(self, query: Any, fn: Any) -> Any:
+        """Run `fn(cursor, relation_sql, relation_params)` over a snapshot of the query's files."""
+        with self.catalog.snapshot() as view:
+            files = self._files(query, view)
+            cur = self.cursor()
+            try:
+                if not files:
+                    return fn(cur, None, [])
+                return fn(cur, "read_parquet(?, union_by_name = true)", [files])
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
+
+    def search(self, query: Any) -> SearchResult:
+        def run(cur: duckdb.DuckDBPyConnection, rel: str | None, rel_params: list[Any]) -> SearchResult:
+            if rel is None:
+                return SearchResult([], 0 if query.total_hits else None)
+            plan = self.compiler.search(query, rel, rel_params)
+            rows = cur.execute(plan.sql, plan.params).fetchall()
+            total = cur.execute(plan.count_sql, plan.count_params).fetchall()[0][0] if query.total_hits else None
+            more = len(rows) > query.size
+            rows = rows[: query.size]
+            after = {"searchFrom": list(rows[-1][1:])} if more and rows else None
+            return SearchResult([orjson.loads(r[0]) for r in rows], total, after)
+
+        return self.read(query, run)
+
+    def run_over(self, query: Any, build: Any) -> Any:
+        """`build(source_sql, params)` -> list of (sql, params) is run in order; returns the last rows."""
+        def run(cur: duckdb.DuckDBPyConnection, rel: str | None, rel_params: list[Any]) -> Any:
+            src, params = self.compiler.source(query, rel, rel_params)
+            return build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
+
+        return self.read(query, run)
+
+    def stats(self) -> dict[str, Any]:
+        with self.catalog.lock:
+            files = [f for fs in self.catalog.parts.values() for f in fs]
+        return {"backend": self.name, "path": str(self.root), "bytes": sum(f.bytes for f in files),
+                "files": len(files), "partitions": len(self.catalog.parts), "records": sum(f.rows for f in files),
+                "committed_batches": self.committed_batches, "journal_bytes": self.journal.size()}
+
+    # -- maintenance -------------------------------------------------------------------------------------
+
+    def drop(self, partition: Partition) -> int:
+        """Drop one partition (its folder goes once running reads finish); returns its record count."""
+        key = (partition.log_type, partition.cluster, partition.day)
+        with self._commit_lock:
+            if key not in self.catalog.parts:
+                return 0
+            self.journal.append({"op": "drop", "delete": [str(self.catalog.part_dir(key))],
+                                 "ts": self.clock.now().timestamp()})
+            files = self.catalog.remove(key)
+        return sum(f.rows for f in files)
+
+    def compact(self) -> int:
+        """Merge small files of each partition; returns how many merges were made."""
+        merges = 0
+        with self.catalog.lock:
+            candidates = [(k, list(v)) for k, v in self.catalog.parts.items()]
+        for key, files in candidates:
+            small = [f for f in files if f.rows < self.compact_target_rows // 2]
+            if len(small) < self.compact_min_files:
+                continue
+            group: list[DataFile] = []
+            rows = 0
+            for f in small:
+                if rows + f.rows > self.compact_target_rows and len(group) >= 2:
+                    break
+                group.append(f)
+                rows += f.rows
+            if len(group) >= 2 and self._merge(key, group):
+                merges += 1
+        return merges
+
+    def _merge(self, key: PartKey, group: list[DataFile]) -> bool:
+        lo, hi, rows = min(f.seq_lo for f in group), max(f.seq_hi for f in group), sum(f.rows for f in group)
+        tmp = self.scratch / f"compact-{lo}-{hi}.parquet"
+        cur = self.cursor()
+        try:
+            cur.execute(f"COPY (SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY _seq) TO '{tmp}' "
+                        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)", [[str(f.path) for f in group]])
+        finally:
+            cur.close()
+        fsync_path(tmp)
+        final = self.catalog.part_dir(key) / DataFile.name(lo, hi, rows)
+        with self._commit_lock:
+            if final.exists() or not all(f in self.catalog.parts.get(key, []) for f in group):
+                tmp.unlink(missing_ok=True)
+                return False
+            self.journal.append({"op": "compact", "moves": [[str(tmp), str(final)]],
+                                 "delete": [str(f.path) for f in group], "ts": self.clock.now().timestamp()})
+            apply_moves([[str(tmp), str(final)]])
+            self.catalog.replace(key, group, DataFile(final, lo, hi, rows, final.stat().st_size))
+        return True
+
+    def _compact_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.compact()
+                self._trim_keys()
+            except Exception:  # noqa: BLE001 - compaction is an optimisation; it retries next round
+                log.exception("compaction failed")
+
+    def _trim_keys(self) -> None:
+        if self.journal.size() < 64 * 1024 * 1024:
+            return
+        cutoff = self.clock.now().timestamp() - self.key_ttl.total_seconds()
+        with self._commit_lock:
+            self._keys = {k: v for k, v in self._keys.items() if v[1] >= cutoff}
+            self.journal.rewrite([{"op": "commit", "key": k, "response": r, "ts": ts}
+                                  for k, (r, ts) in self._keys.items()])
+
+    def checkpoint(self) -> None:
+        fsync_dir(self.root)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._compactor.join(timeout=60)
+        self.journal.close()
+        self.con.close()
+
+
+def _batch_key(lt: LogType, cluster: str, key: str) -> str:
+    return f"{cluster}/{lt.name}/{key}"
+
+
+def _query_error(exc: Exception) -> QueryError:
+    return QueryError(f"query failed: {str(exc).split(chr(10), 1)[0]}")
+
+
+__all__ = ["DuckDBBackend", "connect", "DUCKDB_CONFIG", "time"]

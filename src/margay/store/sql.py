@@ -1,0 +1,152 @@
+"""Compiles a Query into DuckDB SQL over a set of partition tables: documents, counts, sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import QueryError
+from ..logtypes import Kind, LogType, quote_ident
+
+_TS_FORMAT = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    sql: str
+    params: list[Any]
+    count_sql: str
+    count_params: list[Any]
+
+
+def time_sql(expr: str, kind: Kind) -> str:
+    """An expression that renders a stored time as margay prints it (RFC 3339 UTC)."""
+    return f"strftime({expr}, {_TS_FORMAT})" if kind is Kind.TIMESTAMP else expr
+
+
+def doc_expr(lt: LogType) -> str:
+    """SQL that renders one stored row as the JSON document clients see (to_json of a struct)."""
+    parts = []
+    for f in lt.fields:
+        col = quote_ident(f.name)
+        if f.name == "id":
+            continue
+        parts.append(f"{col} := {time_sql(col, f.kind)}")
+    ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
+    parts.append(f'"id" := {ident}')
+    parts.append(f'"cluster" := "cluster", "generated_time" := {time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}')
+    if lt.time.kind is Kind.EPOCH_S and lt.name in ("flows",):
+        parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
+    return "to_json(struct_pack(" + ", ".join(parts) + "))"
+
+
+def empty_relation(lt: LogType) -> str:
+    cols = ", ".join(f"CAST(NULL AS {typ}) AS {quote_ident(n)}" for n, typ in lt.storage_columns())
+    return f"(SELECT {cols})"  # noqa: S608 - registry names only
+
+
+def sort_expr(lt: LogType, key: str) -> str:
+    keys = lt.query_keys()
+    if key not in keys:
+        raise QueryError(f"sort: unknown field {key!r} for {lt.name}")
+    qk = keys[key]
+    if qk.kind.is_list or qk.kind in (Kind.MAP, Kind.JSON, Kind.STRUCT, Kind.STRUCT_LIST):
+        raise QueryError(f"sort: cannot sort by {key!r}: it holds a list or an object")
+    return f"epoch_us({qk.sql})" if qk.kind is Kind.TIMESTAMP else qk.sql
+
+
+class SearchCompiler:
+    """Builds parameterised SQL for the Query model; user values only ever travel as parameters."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, str] = {}
+
+    def doc(self, lt: LogType) -> str:
+        if lt.name not in self._docs:
+            self._docs[lt.name] = doc_expr(lt)
+        return self._docs[lt.name]
+
+    def where(self, query: Any) -> tuple[str, list[Any]]:
+        lt: LogType = query.logtype
+        conds: list[str] = []
+        params: list[Any] = []
+        conds.append('"cluster" IN (' + ", ".join("?" for _ in query.clusters) + ")")
+        params.extend(query.clusters)
+        tkey = query.time_key
+        keys = lt.query_keys()
+        if tkey not in keys:
+            raise QueryError(f"time_range.field: {tkey!r} is not a time field of {lt.name}")
+        tk = keys[tkey]
+        lower = ">" if tkey == "generated_time" else ">="
+        for bound, op in ((query.start, lower), (query.end, "<=")):
+            if bound is None:
+                continue
+            conds.append(f"{tk.sql} {op} ?")
+            params.append(int(bound.timestamp()) if tk.kind is Kind.EPOCH_S else bound)
+        if query.selector is not None:
+            from ..query.sql import compile_selector
+
+            sel_sql, sel_params = compile_selector(query.selector, lt)
+            conds.append(f"({sel_sql})")
+            params.extend(sel_params)
+        for sql, ps in query.filters:
+            conds.append(f"({sql})")
+            params.extend(ps)
+        return " AND ".join(conds), params
+
+    def source(self, query: Any, rel: str | None, rel_params: list[Any]) -> tuple[str, list[Any]]:
+        """FROM + WHERE over a relation (None: an empty relation with the type's columns)."""
+        where, params = self.where(query)
+        if rel is None:
+            return f"FROM {empty_relation(query.logtype)} AS t WHERE FALSE AND {where}", params  # noqa: S608
+        return f"FROM {rel} AS t WHERE {where}", rel_params + params  # noqa: S608
+
+    def search(self, query: Any, rel: str, rel_params: list[Any]) -> SearchPlan:
+        lt: LogType = query.logtype
+        src, params = self.source(query, rel, rel_params)
+        sort = query.sort or []
+        if not sort:
+            from ..query.model import SortKey
+
+            sort = [SortKey(lt.time_field, False)]
+        exprs = [sort_expr(lt, s.key) for s in sort] + ['"_seq"']
+        desc = [s.descending for s in sort] + [bool(sort[0].descending)]
+        order = ", ".join(f"{e} {'DESC' if d else 'ASC'} NULLS LAST" for e, d in zip(exprs, desc, strict=True))
+        page_params: list[Any] = []
+        page_sql = ""
+        offset = 0
+        after = query.after_key or {}
+        if "searchFrom" in after:
+            values = after["searchFrom"]
+            if not isinstance(values, list) or len(values) != len(exprs):
+                raise QueryError("after_key.searchFrom does not match this query's sort; start again without it")
+            cond, page_params = _keyset(exprs, desc, values)
+            page_sql = f" AND ({cond})"
+        elif "startFrom" in after:
+            offset = after["startFrom"]
+            if not isinstance(offset, int) or offset < 0:
+                raise QueryError("after_key.startFrom: expected a non-negative integer")
+        sel = ", ".join([self.doc(lt)] + exprs)
+        sql = (f"SELECT {sel} {src}{page_sql} ORDER BY {order} LIMIT ? OFFSET ?")  # noqa: S608
+        return SearchPlan(sql, params + page_params + [query.size + 1, offset],
+                          f"SELECT count(*) {src}", list(params))  # noqa: S608
+
+
+def _keyset(exprs: list[str], desc: list[bool], values: list[Any]) -> tuple[str, list[Any]]:
+    """Rows strictly after `values` in ORDER BY exprs (NULLS LAST), as an OR of prefix-equal branches."""
+    branches: list[str] = []
+    params: list[Any] = []
+    for i, (expr, d) in enumerate(zip(exprs, desc, strict=True)):
+        conds: list[str] = []
+        bparams: list[Any] = []
+        for j in range(i):
+            conds.append(f"{exprs[j]} IS NOT DISTINCT FROM ?")
+            bparams.append(values[j])
+        v = values[i]
+        if v is None:
+            continue  # nothing sorts after NULL in this column (NULLS LAST)
+        conds.append(f"({expr} {'<' if d else '>'} ? OR {expr} IS NULL)")
+        bparams.append(v)
+        branches.append("(" + " AND ".join(conds) + ")")
+        params.extend(bparams)
+    return (" OR ".join(branches) or "FALSE"), params

@@ -1,0 +1,127 @@
+"""A real margay server for tests, tools and the CLI: in a thread, or as a separate process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+class ServerThread:
+    """Runs an ASGI app under uvicorn in a background thread on 127.0.0.1 and a free port."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = bind(host, port)
+        self.url = url_of(self.sock)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("margay server thread did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+        self.sock.close()
+
+
+class ServerProcess:
+    """`margay serve` as its own process (for crash tests and benchmarks); kill() is kill -9."""
+
+    _LISTENING = re.compile(r"listening on (http://\S+)")
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
+                 log: Path | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.args = [sys.executable, "-m", "margay", "serve", "--data-dir", str(data_dir), "--host",
+                     "127.0.0.1", "--port", "0", *args]
+        self.env = {**os.environ, **(env or {})}
+        self.log = log or self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                         start_new_session=True)
+        finally:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            found = self._LISTENING.findall(text)
+            if found and self._healthy(found[-1]):
+                self.url = found[-1]
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"margay serve exited with {self.proc.returncode}; see {self.log}:\n{text[-2000:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"margay serve did not come up in {timeout}s; see {self.log}")
+
+    @staticmethod
+    def _healthy(url: str) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(url + "/-/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

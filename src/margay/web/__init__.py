@@ -1,0 +1,1 @@
+"""The web UI: pages that are clients of the public JSON API."""
