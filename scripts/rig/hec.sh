@@ -13,6 +13,11 @@ OUT="$RIG/hec"
 BIN="$OUT/otelcol-hec"
 BUILDER="$OUT/bin/builder-$BUILDER_VERSION"
 mkdir -p "$OUT/bin"
+# One build at a time (make rig and a test's HecReceiver.start() may both call this script).
+exec 9>"$OUT/.lock"
+flock 9
+# The generated module lives inside this git work tree; no VCS stamping (needs no git, never fails on it).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false"
 
 if ! command -v go >/dev/null 2>&1; then
   echo "hec: go is not on PATH; the HEC receiver is built with Go" >&2

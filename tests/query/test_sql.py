@@ -316,7 +316,7 @@ def test_now_defaults_to_the_current_time() -> None:
 # -- random ASTs: render, parse back equal, compile, and run -------------------------------------------------
 
 ROUND_TRIP_TYPES = ("flows", "dns", "audit_ee", "events")
-_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
 
 
 def _value(kind: Kind) -> st.SearchStrategy[Any]:
@@ -375,7 +375,7 @@ def empty() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @pytest.mark.parametrize("logtype", ROUND_TRIP_TYPES)
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_selectors_round_trip_and_run(empty: duckdb.DuckDBPyConnection, logtype: str, data: st.DataObject) -> None:
     lt = REGISTRY[logtype]

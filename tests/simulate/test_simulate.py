@@ -21,6 +21,7 @@ from margay.simulate import (
     GENERATORS,
     Topology,
     bgp_lines,
+    feed,
     flows,
     ndjson_batches,
     parse_bird_line,
@@ -28,7 +29,6 @@ from margay.simulate import (
     run_live,
     write_native_files,
 )
-from margay.simulate import feed
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=2)
@@ -49,7 +49,7 @@ def generated(topo: Topology) -> dict[str, dict[str, list[dict[str, Any]]]]:
 def _all_bytes(topo: Topology) -> bytes:
     out = []
     for c in topo.clusters:
-        for kind, gen in GENERATORS.items():
+        for gen in GENERATORS.values():
             out += ndjson_batches(gen(topo, c, START, END), 1000)
         out += [line.encode() for n in topo.nodes(c) for line in bgp_lines(topo, c, START, END, node=n.name)]
     return b"".join(out)
@@ -252,14 +252,14 @@ def test_run_live_posts_now_data_until_stopped(topo: Topology) -> None:
 
     def progress(cluster: str, kind: str, n: int) -> None:
         sent.append((cluster, kind, n))
-        if kind == "events" and cluster == topo.clusters[-1]:
-            stop.set()
+        stop.set()  # the loop finishes the window it is posting, then returns
 
     client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))
     clock = FakeClock(START + timedelta(seconds=123))
     counts = run_live("http://margay", topo, rate_per_s=50, stop_event=stop, clock=clock, progress=progress,
                       client=client)
-    assert counts["flows"] > 0 and stop.is_set()
+    assert counts["flows"] > 0 and sent[0][1] == "flows"
+    assert sum(n for _, k, n in sent if k == "flows") == counts["flows"]
 
 
 def test_naive_datetimes_are_refused(topo: Topology) -> None:
@@ -275,3 +275,22 @@ def test_generation_speed(topo: Topology) -> None:
     n = sum(body.count(b"\n") for body in ndjson_batches(flows(topo, "cluster", START, end), 5000))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"\nsimulate: {n} flow records to NDJSON: {n / cpu:,.0f}/s CPU, {n / wall:,.0f}/s wall")
+
+
+def test_backfill_days_posts_whole_days_back_from_the_clock(topo: Topology) -> None:
+    windows: list[tuple[int, int]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ends = [orjson.loads(line)["end_time"] for line in request.content.splitlines()]
+        windows.append((min(ends), max(ends)))
+        return httpx.Response(200, json={})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    clock = FakeClock(START + timedelta(seconds=299))
+    counts = feed.backfill_days("http://margay", topo, 1.5, clock=clock, client=client, gzip=False,
+                                kinds=("flows",), batch_size=100_000)
+    stop = int(START.timestamp())
+    assert len(windows) == 2 * len(topo.clusters)
+    assert min(w[0] for w in windows) == stop - int(1.5 * 86400) and max(w[1] for w in windows) == stop - 300
+    assert counts == {"flows": sum(1 for c in topo.clusters for _ in flows(
+        topo, c, START - timedelta(days=1.5), START))}

@@ -50,7 +50,8 @@ def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: li
     clusters = requested_clusters(request, body, lt)
     clusters = m.authorize_read(request, [lt, *(also or [])], clusters)
     return Query(logtype=lt, also=also or [], clusters=clusters, start=start, end=end, time_field=field,
-                 selector=_selector(body), sort=sort_keys(body), size=page_size(body),
+                 selector=_selector(body), selector_text=body.get("selector") or None, now=m.clock.now(),
+                 sort=sort_keys(body), size=page_size(body),
                  after_key=body.get("after_key") if isinstance(body.get("after_key"), dict) else None,
                  total_hits=body.get("total_hits", True) is not False)
 

@@ -193,7 +193,7 @@ class LogType:
                     if c.kind in (Kind.STRUCT, Kind.STRUCT_LIST, Kind.JSON, Kind.MAP):
                         continue
                     listed = _LIST_OF.get(c.kind, c.kind)
-                    expr = f"list_transform({col}, x -> x.{quote_ident(c.name)})"
+                    expr = f"list_transform({col}, lambda x: x.{quote_ident(c.name)})"
                     if c.kind.is_list:
                         expr = f"flatten({expr})"
                     keys[f"{f.name}.{c.name}"] = QueryKey(f"{f.name}.{c.name}", listed, expr, f"{f.name}.{c.name}")

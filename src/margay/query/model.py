@@ -59,6 +59,8 @@ class Query:
     end: datetime | None = None
     time_field: str | None = None  # None: the type's time field
     selector: Any = None  # a parsed selector (query.selector.Node) or None
+    selector_text: str | None = None  # as typed, for error carets
+    now: datetime | None = None  # the request's clock reading, for relative times in selectors
     filters: list[tuple[str, list[Any]]] = field(default_factory=list)  # extra SQL + params (trusted)
     sort: list[SortKey] = field(default_factory=list)
     size: int = DEFAULT_PAGE_SIZE

@@ -310,10 +310,12 @@ def _wrapped(node: Node, needs_parens: tuple[type, ...]) -> str:
 
 
 def render_key(key: str) -> str:
+    """A key as selector text: bare when it reads back as the same key, else quoted."""
     return key if _KEY.fullmatch(key) and key.lower() not in KEYWORDS else _quote(key)
 
 
 def render_value(value: Value) -> str:
+    """A value as selector text: bare when it reads back as the same value (and type), else quoted."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

@@ -73,6 +73,8 @@ class _Compiler:
     def __init__(self, logtype: LogType, now: datetime | None, text: str | None) -> None:
         self.lt = logtype
         self.keys = logtype.query_keys()
+        if now is not None and now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
         self.now = now or datetime.now(UTC)
         self.text = text
 

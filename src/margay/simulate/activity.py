@@ -90,8 +90,9 @@ def audit_ee(topo: Topology, cluster: str, start: datetime, end: datetime) -> It
                    "apiGroup": "projectcalico.org", "apiVersion": "v3"}
             meta = {"name": name, **({"namespace": ns} if ns else {}), "resourceVersion": str(rng.randrange(10**6)),
                     "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4))}
-            obj = {"kind": kind, "apiVersion": "projectcalico.org/v3", "metadata": meta,
-                   "spec": {"tier": tier, "order": rng.choice((100, 200, 500, 1000))} if tier else {}}
+            order = rng.choice((100, 200, 500, 1000))
+            obj: Record = {"kind": kind, "apiVersion": "projectcalico.org/v3", "metadata": meta,
+                           "spec": {"tier": tier, "order": order} if tier else {}}
             if verb == "create":
                 uri, ref = base, {k: v for k, v in ref.items() if k != "name"}
                 request: Any = obj
@@ -99,7 +100,7 @@ def audit_ee(topo: Topology, cluster: str, start: datetime, end: datetime) -> It
                 uri, request = f"{base}/{name}", None
                 obj = {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": resource}}
             else:
-                uri, request = f"{base}/{name}", {"spec": {"order": obj["spec"].get("order", 100)}} if tier else obj
+                uri, request = f"{base}/{name}", {"spec": {"order": order}} if tier else obj
             if _in(t, start, end):
                 yield _event(rng, t, user, verb, uri, ref, code, request, obj)
 

@@ -67,8 +67,8 @@ def write_native_files(topo: Topology, out_dir: str | Path, start: datetime, end
         for node in nodes:
             for version, rel in (("IPv4", "bird/current"), ("IPv6", "bird6/current")):
                 with _open(root / node / rel, mode) as f:
-                    for line in bgp_lines(topo, cluster, start, end, node=node, ip_version=version):
-                        f.write(line.encode() + b"\n")
+                    for text in bgp_lines(topo, cluster, start, end, node=node, ip_version=version):
+                        f.write(text.encode() + b"\n")
                         counts["bgp"] += 1
         for kind, rel, gen in (("audit_ee", "audit/tsee-audit.log", audit_ee),
                                ("audit_kube", "audit/kube-audit.log", audit_kube)):
@@ -85,7 +85,7 @@ def write_native_files(topo: Topology, out_dir: str | Path, start: datetime, end
 
 def _open(path: Path, mode: str) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, mode)  # noqa: SIM115 - closed by the caller
+    return open(path, mode)  # the caller closes it
 
 
 def post_to_server(base_url: str, topo: Topology, start: datetime, end: datetime, *, token: str | None = None,
@@ -159,7 +159,7 @@ def run_live(base_url: str, topo: Topology, *, rate_per_s: float, stop_event: th
     even a small topology reaches the rate; every other kind follows the clock at its natural pace.
     """
     interval = live_interval(topo, rate_per_s)
-    options = {"rate": rate_per_s / len(topo.clusters), "activity": 300.0 / interval}
+    options: dict[str, Any] = {"rate": rate_per_s / len(topo.clusters), "activity": 300.0 / interval}
     counts = dict.fromkeys(KINDS, 0)
     last = _floor(clock.now(), interval)
     http = client or httpx.Client(timeout=120.0)

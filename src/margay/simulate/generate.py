@@ -137,6 +137,7 @@ def _flow_values(topo: Topology, cluster: str, start: datetime, end: datetime, i
         if rate is not None:
             expected = sum(1.0 if t[8] else min(1.0, t[4] * scale) for t in templates)
             keep = min(1.0, rate * interval / max(expected, 1e-9))
+        v: tuple[int, ...]
         for key in templates:
             _, _, _, _, mean, (preq, pres, breq, bres), dst_side, deny, l0, _ = key
             if keep < 1.0 and rnd() >= keep:
@@ -159,7 +160,7 @@ def _flow_values(topo: Topology, cluster: str, start: datetime, end: datetime, i
                 u = rnd()
                 st, cp = n - int(n * 0.2 * u), n - int(n * 0.2 * (1.0 - u))
                 v = (s, e, ab, bb, a, b, n, st, cp, ts) if dst_side else (s, e, bb, ab, b, a, n, st, cp, ts)
-            if l0:
+            if l0:  # level 0 keeps the source port: one more value, in record key order
                 v = (s, e, 32768 + int(rnd() * 28000), *v[2:])
             yield key, v
 
@@ -275,8 +276,8 @@ def ndjson_batches(records: Iterable[Record], batch_size: int = 5000) -> Iterato
     """NDJSON bodies of at most batch_size records each, every line ending in a newline."""
     if isinstance(records, FlowStream):  # the fast path: pre-rendered lines, no dicts
         lines = records.lines()
-        while chunk := list(islice(lines, batch_size)):
-            yield b"".join(chunk)
+        while body := list(islice(lines, batch_size)):
+            yield b"".join(body)
         return
     dumps, it = orjson.dumps, iter(records)
     while chunk := list(islice(it, batch_size)):

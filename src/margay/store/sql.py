@@ -86,7 +86,7 @@ class SearchCompiler:
         if query.selector is not None:
             from ..query.sql import compile_selector
 
-            sel_sql, sel_params = compile_selector(query.selector, lt)
+            sel_sql, sel_params = compile_selector(query.selector, lt, now=query.now, text=query.selector_text)
             conds.append(f"({sel_sql})")
             params.extend(sel_params)
         for sql, ps in query.filters:

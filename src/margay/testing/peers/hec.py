@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import subprocess
 import time
 import uuid
@@ -30,9 +32,18 @@ from typing import Any
 import httpx
 import yaml
 
-from margay.testing.peers.process import RIG_DIR, PeerError, free_port, spawn, stop_process, wait_until
+from margay.testing.peers.process import (
+    REPO_ROOT,
+    RIG_DIR,
+    PeerError,
+    free_port,
+    spawn,
+    stop_process,
+    wait_until,
+)
 
 HEC_BINARY = RIG_DIR / "hec" / "otelcol-hec"
+HEC_SCRIPT = REPO_ROOT / "scripts" / "rig" / "hec.sh"
 HOST_ATTR = "host.name"
 SOURCE_ATTR = "com.splunk.source"
 SOURCETYPE_ATTR = "com.splunk.sourcetype"
@@ -95,8 +106,9 @@ class HecReceiver:
     """A Splunk HEC endpoint on loopback that writes what it accepts to a file; see the module doc."""
 
     def __init__(self, binary: Path | None = None, *, token: str | None = None,
-                 startup_timeout: float = 30.0) -> None:
+                 startup_timeout: float = 30.0, build_timeout: float = 120.0) -> None:
         self.binary = Path(binary) if binary else HEC_BINARY
+        self.build_timeout = build_timeout
         self.token = token or str(uuid.uuid4())  # Splunk's HEC tokens are GUIDs
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen[bytes] | None = None
@@ -166,6 +178,22 @@ class HecReceiver:
             },
         }
 
+    def _ensure_built(self) -> None:
+        """Run scripts/rig/hec.sh: a no-op (~0.1 s) when the binary matches the manifest, a short rebuild
+        when only the manifest changed. A cold build takes minutes: that belongs to `make rig`, so it is
+        cut off after `build_timeout` seconds rather than eating a test's time."""
+        proc = subprocess.Popen(["bash", str(HEC_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=self.build_timeout)
+        except subprocess.TimeoutExpired as e:
+            os.killpg(proc.pid, signal.SIGKILL)  # the script and the go build it started
+            proc.communicate()
+            raise PeerError(f"scripts/rig/hec.sh took over {self.build_timeout:.0f}s (cold Go cache?): "
+                            "run it (or make rig) before the tests") from e
+        if proc.returncode != 0:
+            raise PeerError(f"scripts/rig/hec.sh failed ({proc.returncode}):\n{out[-2000:]}{err[-4000:]}")
+
     def _healthy(self) -> bool:
         r = httpx.get(self.health_url, headers=self.headers, timeout=2.0)
         return r.status_code == 200
@@ -173,6 +201,8 @@ class HecReceiver:
     def start(self, workdir: Path) -> HecReceiver:
         if self.proc is not None:
             raise PeerError("HEC receiver already started")
+        if self.binary == HEC_BINARY:
+            self._ensure_built()
         if not self.binary.is_file():
             raise PeerError(f"HEC receiver binary {self.binary} is missing: run scripts/rig/hec.sh (or make rig)")
         self.workdir = Path(workdir)
