@@ -32,7 +32,7 @@ lint: venv
 	$(BIN)/mypy src
 
 bench: venv rig
-	$(BIN)/margay bench
+	$(BIN)/margay bench --mode $${BENCH:-quick}
 
 clean:
 	rm -rf $(VENV) .rig build *.egg-info

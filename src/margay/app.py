@@ -9,9 +9,15 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .access.guard import Access, ReadPlan, type_of_path
+from .access.identity import NO_AUTH, Identity
+from .access.middleware import AuthMiddleware
+from .access.scope import agg_fields, named_sides, redact_l3, redact_records, scope_filter, selector_keys
+from .aggregate.ingest import IngestAggregation
 from .api import flows, ingest, logs, operator
 from .api.common import error_response
 from .clock import Clock, SystemClock
@@ -19,6 +25,7 @@ from .config import Settings
 from .errors import MargayError
 from .logtypes import LogType
 from .metrics import Registry, standard
+from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
 from .store.backend import Partition
 from .store.duckdb import DuckDBBackend
 
@@ -34,28 +41,94 @@ class Margay:
         self.metrics = standard(Registry())
         self.backend = backend or DuckDBBackend(settings.data_dir, clock=self.clock)
         self.metrics.gauge("margay_store_bytes", lambda: [({}, float(self.backend.stats().get("bytes", 0)))])
+        self.access = Access.from_settings(settings)
+        # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).
+        self.retention = RetentionScheduler(self.backend, RetentionPolicy.from_file(settings.config), clock=self.clock,
+                                            interval=settings.retention_interval, metrics=self.metrics)
+        self.disk = DiskGuard(settings.data_dir, settings.min_free_bytes, metrics=self.metrics)
+        self.aggregation = IngestAggregation.from_file(settings.config)
 
-    # Seams that access control (RBAC) and the disk guard plug into.
+    # Seams that access control (RBAC, access/) and the disk guard plug into.
+    @staticmethod
+    def caller(request: Request) -> Identity:
+        """Who is asking (set by AuthMiddleware); the no-auth administrator when authentication is off."""
+        who = getattr(request.state, "identity", None)
+        return who if who is not None else NO_AUTH
+
     def write_cluster(self, request: Request, cluster: str) -> str:
-        return cluster
+        return self.access.may_write(self.caller(request), type_of_path(request.url.path),
+                                     request.headers.get("x-cluster-id"), cluster)
 
     def authorize_read(self, request: Request, types: list[LogType], clusters: list[str]) -> list[str]:
-        return clusters
+        plan = self.access.plan_read(self.caller(request), types, clusters)
+        request.state.read_plan = plan
+        return plan.clusters
+
+    def restrict_query(self, request: Request, query: Any, body: dict[str, Any]) -> None:
+        """After authorize_read: drop unreadable types, and filter namespace-scoped clusters in the query."""
+        plan: ReadPlan | None = getattr(request.state, "read_plan", None)
+        if plan is None:
+            return
+        if plan.types and [t.name for t in query.logtypes] != [t.name for t in plan.types]:
+            query.logtype, query.also = plan.types[0], plan.types[1:]
+        if plan.scoped:
+            keys = selector_keys(query.selector) | {k.key for k in query.sort} | agg_fields(
+                body.get("aggregations") or body.get("aggs"))
+            if "field" in request.path_params:
+                keys.add(request.path_params["field"])
+            full = [c for c in query.clusters if c not in plan.scoped]
+            flt = scope_filter(query.logtype, full, plan.scoped, named_sides(query.logtype, keys))
+            if flt is not None:
+                query.filters.append(flt)
+
+    def redact(self, request: Request, lt: LogType, items: list[dict[str, Any]], *, l3: bool = False
+               ) -> list[dict[str, Any]]:
+        """Withhold out-of-scope endpoints in the results of a namespace-scoped read."""
+        plan: ReadPlan | None = getattr(request.state, "read_plan", None)
+        if plan is None or not plan.scoped:
+            return items
+        return redact_l3(items, plan.scoped) if l3 else redact_records(lt, items, plan.scoped)
 
     def visible_partitions(self, request: Request, parts: list[Partition]) -> list[Partition]:
-        return parts
+        who = self.caller(request)
+        if not self.access.enabled:
+            return parts
+        from dataclasses import replace
+
+        from .logtypes import get as get_type
+
+        out = []
+        for p in parts:
+            g = self.access.grant(who, get_type(p.log_type), p.cluster)
+            if g.full:
+                out.append(p)
+            elif g:
+                out.append(replace(p, docs=None, bytes=None))  # type: ignore[arg-type]  # counts include withheld rows
+        return out
 
     def guard_disk(self) -> None:
-        return None
+        self.disk.check()
 
     def default_window(self, lt: LogType) -> timedelta | None:
         return timedelta(minutes=5) if lt.name == "bgp" else None
 
     def access_log(self, request: Request, lt: LogType, query: Any, returned: int | None) -> None:
-        access.info(orjson.dumps({"path": request.url.path, "type": lt.name, "clusters": query.clusters,
-                                  "returned": returned}).decode())
+        who = self.caller(request)
+        plan: ReadPlan | None = getattr(request.state, "read_plan", None)
+        line: dict[str, Any] = {"event": "read", "user": who.describe(), "groups": list(who.groups),
+                                "path": request.url.path, "types": [t.name for t in query.logtypes],
+                                "clusters": query.clusters, "returned": returned}
+        if plan is not None and plan.scoped:
+            line["namespaces"] = {c: sorted(ns) for c, ns in plan.scoped.items()}
+        access.info(orjson.dumps(line).decode())
+
+    def start(self) -> None:
+        """Start background work (the retention scheduler); called when the server starts."""
+        self.retention.start()
 
     def close(self) -> None:
+        self.retention.stop()
+        self.access.close()
         self.backend.close()
 
 
@@ -76,11 +149,13 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        m.start()
         yield
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan,
+    middleware = [Middleware(AuthMiddleware, access=m.access)] if m.access.enabled else []
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m
     return app

@@ -43,8 +43,22 @@ def serve(
     config: Annotated[Path | None, typer.Option(help="YAML file: LogStorage, LogCollector, settings.",
                                                 envvar="MARGAY_CONFIG")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    tokens: Annotated[Path | None, typer.Option(help="Tokens file: [{token, user, groups}] / [{token, cluster}].",
+                                                envvar="MARGAY_TOKENS")] = None,
+    rbac: Annotated[Path | None, typer.Option(help="RBAC YAML (ClusterRole, ClusterRoleBinding, Role, "
+                                              "RoleBinding): a file or a folder.", envvar="MARGAY_RBAC")] = None,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Use this API server for TokenReview and "
+                                                    "SubjectAccessReview.", envvar="MARGAY_KUBECONFIG")] = None,
+    in_cluster: Annotated[bool, typer.Option("--in-cluster", help="TokenReview and SubjectAccessReview "
+                                             "against the API server of the pod margay runs in.")] = False,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="No authentication: anyone may read and write "
+                                          "everything. Development only; refused unless --host is loopback.")] = False,
 ) -> None:
-    """Run the margay server: ingest, store, query, UI."""
+    """Run the margay server: ingest, store, query, UI.
+
+    With no --tokens, --kubeconfig or --no-auth, an admin token is generated into the data directory
+    (admin-token, mode 0600) and printed.
+    """
     import uvicorn
 
     from .app import create_app
@@ -54,11 +68,28 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        settings = Settings.load({"data_dir": data_dir, "host": host, "port": port, "config": config,
-                                  "log_level": log_level})
+        flags: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port, "config": config,
+                                 "log_level": log_level, "tokens": tokens, "rbac": rbac, "kubeconfig": kubeconfig}
+        if no_auth and (tokens or rbac or kubeconfig or in_cluster):
+            fail("--no-auth cannot be combined with --tokens, --rbac, --kubeconfig or --in-cluster")
+        if no_auth:
+            flags["auth"] = "none"
+        elif kubeconfig or in_cluster:
+            flags["auth"] = "kube"
+        settings = Settings.load(flags)
+        if settings.auth == "auto" and not (settings.tokens or settings.kubeconfig):
+            settings.auth, settings.admin_token = "tokens", True
         application = create_app(settings)
     except MargayError as exc:
         fail(exc.message)
+    access = application.state.margay.access
+    if not access.enabled:
+        console.print("[yellow]warning:[/yellow] authentication is off (--no-auth): anyone who can reach "
+                      f"{host} may read and write every log")
+    elif access.admin_token:
+        where = settings.data_dir / "admin-token"
+        state = "generated" if access.admin_token_new else "from"
+        print(f"admin token ({state} {where}): {access.admin_token}", flush=True)
     try:
         sock = bind(host, port)
     except OSError as exc:
@@ -181,6 +212,156 @@ def demo(
     from .simulate.runner import demo_cmd
 
     demo_cmd(data_dir=data_dir, port=port, days=days, console=console)
+
+
+@app.command()
+def bench(
+    mode: Annotated[str, typer.Option(help="quick (minutes) or full.", envvar="BENCH")] = "quick",
+    scenario: Annotated[list[str] | None, typer.Option(help="Scenario(s) to run; default: all.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where results go.")] = Path("bench/results"),
+    work_dir: Annotated[Path, typer.Option(help="Scratch space for servers and data.")] = Path(".bench"),
+) -> None:
+    """Run the benchmark scenarios and write bench/results/ (JSON per scenario, latest.json, SUMMARY.md)."""
+    from .bench.harness import run
+    from .bench.scenarios import SCENARIOS
+
+    names = scenario or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        fail(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    if mode not in ("quick", "full"):
+        fail("--mode must be quick or full")
+    latest = run(SCENARIOS, names, mode=mode, work_dir=work_dir, out_dir=out_dir, log=console.print)
+    table = Table(title=f"margay bench ({mode})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in sorted(latest.items()):
+        table.add_row(key, f"{value:,}")
+    out.print(table)
+
+
+@app.command()
+def agent(
+    config: Annotated[Path | None, typer.Option(help="YAML: a MargayAgent document (and/or a LogCollector).",
+                                                envvar="MARGAY_AGENT_CONFIG")] = None,
+    server: Annotated[str | None, typer.Option(help="URL of the margay server.")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="File holding this cluster's bearer token.")] = None,
+    node: Annotated[str | None, typer.Option(help="Node name stamped as host (default $NODE_NAME).")] = None,
+    cluster: Annotated[str | None, typer.Option(help="Cluster name (x-cluster-id).")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Checkpoints and spool directory.")] = None,
+    flows: Annotated[str | None, typer.Option(help="Felix flows.log ('' = off).")] = None,
+    dns: Annotated[str | None, typer.Option(help="Felix dns.log ('' = off).")] = None,
+    l7: Annotated[str | None, typer.Option(help="Felix l7.log ('' = off).")] = None,
+    bird: Annotated[str | None, typer.Option(help="BIRD log ('' = off).")] = None,
+    bird6: Annotated[str | None, typer.Option(help="BIRD6 log ('' = off).")] = None,
+    audit_ee: Annotated[str | None, typer.Option(help="Calico API server audit log ('' = off).")] = None,
+    audit_kube: Annotated[str | None, typer.Option(help="kube-apiserver audit log ('' = off).")] = None,
+    listen: Annotated[str | None, typer.Option(help="host:port for status, metrics, audit webhook.")] = None,
+    aggregate: Annotated[int | None, typer.Option(help="Aggregate flows/DNS at this level before sending.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run the node agent: tail Calico's logs, checkpoint, spool and ship them to a server (docs/agent.md)."""
+    from .agent import run_agent
+    from .errors import MargayError
+
+    flags = {k: v for k, v in locals().items() if k not in ("config", "run_agent", "MargayError")}
+    try:
+        run_agent(flags, config=config)
+    except MargayError as exc:
+        fail(exc.message)
+
+
+
+@app.command()
+def aggregate(
+    file: Annotated[Path, typer.Argument(help="NDJSON flow or DNS records ('-' = standard input).")],
+    type: Annotated[str, typer.Option("--type", "-t", help="flows or dns")],
+    level: Annotated[int | None, typer.Option(help="Level for allowed flows (0-3, default 2) or DNS (0-1, default 1).")] = None,
+    level_denied: Annotated[int | None, typer.Option(help="Level for denied flows (0-3, default 1).")] = None,
+    flush_interval: Annotated[int, typer.Option(help="Window in seconds records are merged over.")] = 300,
+    per_node_limit: Annotated[int, typer.Option(help="DNS: records per node and window; the rest are "
+                                                     "counted in one `unlogged` record (0 = no limit).")] = 0,
+) -> None:
+    """Aggregate flow or DNS logs as Felix does (docs/aggregation.md); writes NDJSON to standard output."""
+    from .aggregate import aggregate as run_aggregate
+    from .errors import MargayError
+
+    if type not in ("flows", "dns"):
+        fail("--type must be flows or dns")
+    if file != Path("-") and not file.exists():
+        fail(f"no such file: {file}")
+    try:
+        body = sys.stdin.buffer.read() if file == Path("-") else file.read_bytes()
+        result = run_aggregate(type, body, level=level, level_denied=level_denied, flush_interval=flush_interval,
+                               per_node_limit=per_node_limit)
+    except ValueError as exc:
+        fail(str(exc))
+    except MargayError as exc:
+        fail(exc.message)
+    sys.stdout.buffer.write(result.body)
+    sys.stdout.buffer.flush()
+    console.print(f"{result.records_in} records in, {result.records_out} out")
+
+
+retention_app = typer.Typer(help="Retention: what is kept, what expires next, and dropping what has expired.",
+                            no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML file holding the LogStorage resource.",
+                                                 envvar="MARGAY_CONFIG")]
+
+
+def _retention(data_dir: Path, config: Path | None) -> Any:
+    from .errors import MargayError
+    from .retention import RetentionPolicy, RetentionScheduler
+    from .store.duckdb import DuckDBBackend
+
+    try:
+        policy = RetentionPolicy.from_file(config)
+    except MargayError as exc:
+        fail(exc.message)
+    if not (data_dir / "store").is_dir():
+        fail(f"{data_dir} holds no margay store")
+    return RetentionScheduler(DuckDBBackend(data_dir, compact_interval=3600), policy)
+
+
+@retention_app.command("status")
+def retention_status(data_dir: DataDir = Path("./data"), config: ConfigFile = None,
+                     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+                     ) -> None:
+    """Per log type and cluster: days kept, partitions, bytes, and what expires next and when."""
+    sched = _retention(data_dir, config)
+    try:
+        rows = sched.status()
+    finally:
+        sched.backend.close()
+    if json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"retention in {data_dir}")
+    for col in ("type", "cluster", "days", "kept", "records", "bytes", "expires next", "at (UTC)", "overdue"):
+        table.add_column(col, justify="right" if col in ("days", "records", "bytes") else "left")
+    for r in rows:
+        kept = f"{r['first_day']}..{r['last_day']} ({r['partitions']})" if r["partitions"] else "-"
+        table.add_row(r["type"], r["cluster"], str(r["days"]), kept, f"{r['records']:,}", f"{r['bytes']:,}",
+                      r["next_expiry_day"] or "-", (r["next_expiry_at"] or "-")[:16],
+                      ", ".join(r["overdue"]) or "-")
+    out.print(table)
+
+
+@retention_app.command("apply")
+def retention_apply(data_dir: DataDir = Path("./data"), config: ConfigFile = None,
+                    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
+                    ) -> None:
+    """Drop every expired partition now (stop `margay serve` on this data directory first)."""
+    sched = _retention(data_dir, config)
+    try:
+        gone = sched.run_once(dry_run=dry_run)
+    finally:
+        sched.backend.close()
+    verb = "would drop" if dry_run else "dropped"
+    for p in gone:
+        out.print(f"{verb} {p.index} ({p.docs:,} records, {p.bytes:,} bytes)")
+    out.print(f"{verb} {len(gone)} partitions, {sum(p.bytes for p in gone):,} bytes")
 
 
 def main() -> None:

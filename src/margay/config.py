@@ -30,6 +30,18 @@ class Settings:
     opensearch_password: str | None = setting(None, "Basic-auth password for OpenSearch.", secret=True)
     max_body_bytes: int = setting(100 * 1024 * 1024, "Largest accepted ingest body (after decompression).")
     log_level: str = setting("info", "Log level: debug, info, warning, error.")
+    min_free_bytes: int = setting(256 * 1024 * 1024, "Disk guard: below this many free bytes on the data volume "
+                                  "ingest answers 507 (0 turns the guard off).")
+    retention_interval: int = setting(900, "Seconds between retention runs that drop expired partitions.")
+    auth: str = setting("auto", "Authentication: auto (kube with --kubeconfig, tokens with --tokens/--rbac or an "
+                        "admin token, else none), none (development, loopback only), tokens or kube.")
+    tokens: Path | None = setting(None, "YAML tokens file: [{token, user, groups}] for people, [{token, cluster}] "
+                                  "for writers; `sha256:<hex>` values accepted.")
+    rbac: Path | None = setting(None, "ClusterRole/ClusterRoleBinding/Role/RoleBinding YAML: a file or a folder.")
+    kubeconfig: Path | None = setting(None, "Kubeconfig of the API server for TokenReview and SubjectAccessReview "
+                                      "(auth=kube without it: in-cluster service account).")
+    admin_token: bool = setting(False, "Generate an admin token into <data_dir>/admin-token (mode 0600) and "
+                                "accept it; `margay serve` does this when no auth is configured.")
 
     def __repr__(self) -> str:
         parts = []
@@ -72,6 +84,12 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
             return Path(raw)
         if t.startswith("int"):
             return int(raw)
+        if t.startswith("bool") and isinstance(raw, str):
+            if raw.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.strip().lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
         return raw
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}: cannot use {raw!r} ({t} expected)") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import zlib
@@ -60,6 +61,10 @@ async def read_body(request: Request, limit: int) -> bytes:
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise ParseError(f"unsupported Content-Encoding {encoding!r}: use gzip or none", status=415)
+    return await asyncio.to_thread(_decompress, body, encoding, limit)
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
     try:
         d = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
         out = d.decompress(body, limit + 1)

@@ -103,7 +103,7 @@ async def l3_flows(request: Request) -> JSONResponse:
 
     rows = await _timed(request, "flows", run)
     more = len(rows) > query.size
-    items = [_item(r) for r in rows[: query.size]]
+    items = m.redact(request, lt, [_item(r) for r in rows[: query.size]], l3=True)
     m.access_log(request, lt, query, len(items))
     out: dict[str, Any] = {"items": items, "total_hits": None}
     if more:

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from ..aggregate.ingest import at_ingest
 from ..errors import ParseError
 from ..ingest.native import bird_to_ndjson, eventlist_to_ndjson
 from ..ingest.parse import Converted
@@ -75,6 +76,7 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
             raise ParseError("the body holds no records: send one JSON object per line")
         return response
 
+    body = await at_ingest(m, lt, cluster, body)  # aggregated first when configured for the cluster
     response, replayed = await asyncio.to_thread(m.backend.ingest, lt, cluster, body, key=key,
                                                  now=m.clock.now(), respond=respond)
     if replayed:

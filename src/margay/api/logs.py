@@ -49,11 +49,13 @@ def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: li
     start, end, field = time_range(body, m.clock.now(), default_last=default_last)
     clusters = requested_clusters(request, body, lt)
     clusters = m.authorize_read(request, [lt, *(also or [])], clusters)
-    return Query(logtype=lt, also=also or [], clusters=clusters, start=start, end=end, time_field=field,
-                 selector=_selector(body), selector_text=body.get("selector") or None, now=m.clock.now(),
-                 sort=sort_keys(body), size=page_size(body),
-                 after_key=body.get("after_key") if isinstance(body.get("after_key"), dict) else None,
-                 total_hits=body.get("total_hits", True) is not False)
+    query = Query(logtype=lt, also=also or [], clusters=clusters, start=start, end=end, time_field=field,
+                  selector=_selector(body), selector_text=body.get("selector") or None, now=m.clock.now(),
+                  sort=sort_keys(body), size=page_size(body),
+                  after_key=body.get("after_key") if isinstance(body.get("after_key"), dict) else None,
+                  total_hits=body.get("total_hits", True) is not False)
+    m.restrict_query(request, query, body)  # access: readable types only, namespace-scoped filters
+    return query
 
 
 def audit_types(body: dict[str, Any]) -> tuple[LogType, list[LogType]]:
@@ -90,7 +92,7 @@ async def search_logs(request: Request, name: str) -> JSONResponse:
     query = build_query(request, body, lt, also=also, default_last=default_last)
     result = await _timed(request, "logs", m.backend.search, query)
     m.access_log(request, lt, query, len(result.items))
-    out: dict[str, Any] = {"items": result.items, "total_hits": result.total}
+    out: dict[str, Any] = {"items": m.redact(request, query.logtype, result.items), "total_hits": result.total}
     if result.after_key is not None:
         out["after_key"] = result.after_key
     return JSONResponse(out)

@@ -116,7 +116,7 @@ def plan_for(lt: LogType) -> Plan:
     err = ("NULLIF(concat_ws('" + ERR_SEP + "', " + ", ".join(checks) + "), '')") if checks else "NULL::VARCHAR"
     select = ", ".join(f"{e} AS {quote_ident(n)}" for n, e in exprs.items())
     select += (', ?::VARCHAR AS "cluster", ?::TIMESTAMPTZ AS "generated_time", ?::BIGINT + ordinality AS "_seq"'
-               f', {_day_expr(lt, exprs)} AS "_day", {err} AS "_err", ordinality AS "_row"')
+               f', {_day_expr(lt, exprs)} AS "_day", {err} AS "_err"')
     return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, select)
 
 
@@ -153,39 +153,52 @@ class Converter:
 
     def _copy(self, lt: LogType, body: bytes, scratch: Path, cluster: str, now: datetime, seq_base: int,
               result: Converted, numbers: list[int] | None) -> None:
+        """One pass: parse, convert, check and write Parquet; split by day and validity only when needed."""
         plan = self.plan(lt)
         src = scratch / "in.ndjson"
         src.write_bytes(body)
-        out = scratch / "out"
+        whole = scratch / "batch.parquet"
         cur = self._cursor()
         try:
-            cur.execute(
-                f"COPY (SELECT * REPLACE (CASE WHEN _ok THEN NULL ELSE _row END AS _row) FROM (SELECT *, "  # noqa: S608
-                f"_err IS NULL AS _ok FROM (SELECT {plan.select} FROM {_READ}))) "
-                f"TO '{out}' (FORMAT parquet, COMPRESSION {self.compression}, PARTITION_BY (_ok, _day), "
-                "WRITE_PARTITION_COLUMNS false)",
-                [cluster, now, seq_base, str(src), plan.columns])
-            good = sorted((out / "_ok=true").glob("_day=*/*.parquet")) if (out / "_ok=true").exists() else []
-            total = 0
-            for path in good:
-                day = path.parent.name.split("=", 1)[1]
-                rows = cur.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchall()[0][0]
-                result.files.append((day, path, int(rows)))
-                total += int(rows)
-            bad = sorted((out / "_ok=false").glob("**/*.parquet")) if (out / "_ok=false").exists() else []
-            if bad:
-                rows = cur.execute("SELECT _row, _err FROM read_parquet(?) ORDER BY _row",
-                                   [[str(p) for p in bad]]).fetchall()
-                lines = numbers or _nonblank_line_numbers(body)
-                for row, msg in rows:
-                    total += 1
-                    for part in msg.split(ERR_SEP):
-                        fname, _, text = part.partition(FIELD_SEP)
-                        result.errors.append(LineError(lines[row - 1], fname, text))
-            result.total += total
+            stats = _stats(cur.execute(
+                f"COPY (SELECT {plan.select} FROM {_READ}) TO '{whole}' "  # noqa: S608
+                f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, RETURN_STATS true)",
+                [cluster, now, seq_base, str(src), plan.columns]))
+            src.unlink()
+            count = stats["count"]
+            result.total += count
+            day = stats["cols"].get("_day", {})
+            errors_null = stats["cols"].get("_err", {}).get("null_count", count)
+            if count and errors_null == count and day.get("min") is not None and day["min"] == day.get("max"):
+                result.files.append((day["min"], whole, count))
+                return
+            if count:
+                self._split(cur, whole, scratch, seq_base, result, numbers or _nonblank_line_numbers(body))
         finally:
             cur.close()
             src.unlink(missing_ok=True)
+
+    def _split(self, cur: duckdb.DuckDBPyConnection, whole: Path, scratch: Path, seq_base: int,
+               result: Converted, lines: list[int]) -> None:
+        """A batch spanning several days or holding rejected rows: one file per day, errors reported."""
+        out = scratch / "split"
+        rows = cur.execute(
+            f"COPY (SELECT *, _err IS NULL AS _ok FROM read_parquet(?)) TO '{out}' "  # noqa: S608
+            f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, PARTITION_BY (_ok, _day), "
+            "WRITE_PARTITION_COLUMNS false, RETURN_STATS true)", [str(whole)]).fetchall()
+        for filename, count, *_ in rows:
+            path = Path(filename)
+            parts = dict(p.split("=", 1) for p in path.relative_to(out).parent.parts)
+            if parts.get("_ok") == "true":
+                result.files.append((parts["_day"], path, int(count)))
+        bad = sorted((out / "_ok=false").glob("**/*.parquet"))
+        if bad:
+            for seq, msg in cur.execute("SELECT _seq, _err FROM read_parquet(?) ORDER BY _seq",
+                                        [[str(p) for p in bad]]).fetchall():
+                for part in msg.split(ERR_SEP):
+                    fname, _, text = part.partition(FIELD_SEP)
+                    result.errors.append(LineError(lines[seq - seq_base - 1], fname, text))
+        whole.unlink()
 
     def _slow(self, lt: LogType, body: bytes, scratch: Path, cluster: str, now: datetime, seq_base: int,
               result: Converted) -> None:
@@ -218,6 +231,15 @@ class Converter:
                 except duckdb.Error as exc:
                     result.total += 1
                     result.errors.append(LineError(number, None, _reader_message(exc)))
+
+
+def _stats(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """COPY ... RETURN_STATS of one file: its row count and each column's statistics."""
+    names = [d[0] for d in cursor.description or []]
+    row = dict(zip(names, cursor.fetchall()[0], strict=True))
+    cols = {col.strip('"'): {k: (int(v) if k in ("null_count", "num_values") else v) for k, v in st.items()}
+            for col, st in (row["column_statistics"] or {}).items()}
+    return {"count": int(row["count"]), "cols": cols}
 
 
 def _nonblank_line_numbers(body: bytes) -> list[int]:

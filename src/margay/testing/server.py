@@ -67,10 +67,14 @@ class ServerProcess:
     _LISTENING = re.compile(r"listening on (http://\S+)")
 
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, auth: bool = False) -> None:
+        # auth=False runs with --no-auth (allowed: it binds 127.0.0.1); auth=True keeps `margay serve`'s
+        # default (a generated admin token, in .token after start) unless args give --tokens/--kubeconfig.
         self.data_dir = Path(data_dir)
+        self.auth = auth
+        self.token: str | None = None
         self.args = [sys.executable, "-m", "margay", "serve", "--data-dir", str(data_dir), "--host",
-                     "127.0.0.1", "--port", "0", *args]
+                     "127.0.0.1", "--port", "0", *args, *([] if auth else ["--no-auth"])]
         self.env = {**os.environ, **(env or {})}
         self.log = log or self.data_dir.parent / f"{self.data_dir.name}-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -90,6 +94,9 @@ class ServerProcess:
             found = self._LISTENING.findall(text)
             if found and self._healthy(found[-1]):
                 self.url = found[-1]
+                token_file = self.data_dir / "admin-token"
+                if self.auth and token_file.exists():
+                    self.token = token_file.read_text().strip()
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"margay serve exited with {self.proc.returncode}; see {self.log}:\n{text[-2000:]}")

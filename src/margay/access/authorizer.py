@@ -1,0 +1,91 @@
+"""May this caller read this log type of this cluster? One interface, a local and a Kubernetes answer.
+
+The check is Calico Enterprise's (spec §9.1): API group `lma.tigera.io`, resource = cluster name,
+resourceName = the log type's RBAC name, verb `get`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .cache import TTLCache
+from .identity import MASTERS, Identity
+from .kube import KubeClient
+from .rbac import PolicySource
+
+GROUP = "lma.tigera.io"
+
+
+class Authorizer(Protocol):
+    def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
+                namespace: str = "") -> bool:
+        """The SubjectAccessReview answer for (verb, lma.tigera.io, cluster, rbac_name[, namespace])."""
+        ...
+
+    def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
+        """Namespaces in which a RoleBinding grants the request (for namespace-scoped reads)."""
+        ...
+
+
+class AllowAll:
+    """Authentication off: every caller may read everything."""
+
+    def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
+                namespace: str = "") -> bool:
+        return True
+
+    def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
+        return frozenset()
+
+
+class LocalAuthorizer:
+    """Kubernetes RBAC evaluated from YAML files; decisions cached briefly (cleared on reload)."""
+
+    def __init__(self, source: PolicySource | None, *, ttl: float = 5.0, maxsize: int = 10_000) -> None:
+        self.source = source
+        self.cache: TTLCache[object] = TTLCache(maxsize, ttl)
+        if source is not None:
+            source.on_reload = self.cache.clear
+
+    def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
+                namespace: str = "") -> bool:
+        if self.source is None:
+            return MASTERS in user.groups and not user.is_writer
+        policy = self.source.current()
+        key = ("allowed", user, verb, cluster, rbac_name, namespace)
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = policy.allowed(user, verb, GROUP, cluster, rbac_name, namespace)
+            self.cache.put(key, hit)
+        return bool(hit)
+
+    def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
+        if self.source is None:
+            return frozenset()
+        policy = self.source.current()
+        key = ("namespaces", user, verb, cluster, rbac_name)
+        hit = self.cache.get(key)
+        if not isinstance(hit, frozenset):
+            hit = policy.namespaces(user, verb, GROUP, cluster, rbac_name)
+            self.cache.put(key, hit)
+        return hit
+
+
+class KubeAuthorizer:
+    """SubjectAccessReview against the API server (KubeClient caches the answers).
+
+    Namespace-scoped reads are not offered here: finding the namespaces would take one review per
+    namespace of the cluster. Only cluster-wide grants (ClusterRoleBindings) count.
+    """
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
+                namespace: str = "") -> bool:
+        if user.is_writer:
+            return False
+        return self.kube.access(user, verb, GROUP, cluster, rbac_name, namespace)
+
+    def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
+        return frozenset()

@@ -1,0 +1,182 @@
+"""TokenReview and SubjectAccessReview against a Kubernetes API server (kubeconfig or in-cluster)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from ..errors import BackendError, ConfigError
+from .cache import TTLCache
+from .identity import Identity, person
+from .tokens import digest
+
+SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+@dataclass
+class Connection:
+    """Where the API server is and how margay proves who it is."""
+
+    server: str
+    verify: ssl.SSLContext | bool = True
+    token: str | None = None
+    token_file: Path | None = None  # re-read on every call: projected tokens rotate
+    cert: tuple[str, str] | None = None
+    basic: tuple[str, str] | None = None
+
+    def bearer(self) -> str | None:
+        if self.token_file is not None:
+            return self.token_file.read_text().strip()
+        return self.token
+
+
+def _data_file(data: str, suffix: str) -> str:
+    fd, name = tempfile.mkstemp(prefix="margay-kube-", suffix=suffix)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(base64.b64decode(data))
+    return name
+
+
+def from_kubeconfig(path: Path, context: str | None = None) -> Connection:
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"kubeconfig {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"kubeconfig {path}: not valid YAML: {exc}") from None
+
+    def named(section: str, name: str | None) -> dict[str, Any]:
+        for item in cfg.get(section) or []:
+            if item.get("name") == name:
+                return dict(item.get(section[:-1]) or {})
+        raise ConfigError(f"kubeconfig {path}: no {section[:-1]} named {name!r}")
+
+    ctx = named("contexts", context or cfg.get("current-context"))
+    cluster = named("clusters", ctx.get("cluster"))
+    user = named("users", ctx.get("user"))
+    base = path.parent
+
+    def rel(p: str) -> str:
+        return str(base / p) if not os.path.isabs(p) else p
+
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server:
+        raise ConfigError(f"kubeconfig {path}: the cluster has no server URL")
+    verify: ssl.SSLContext | bool = True
+    if cluster.get("insecure-skip-tls-verify"):
+        verify = False
+    elif cluster.get("certificate-authority-data"):
+        verify = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    elif cluster.get("certificate-authority"):
+        verify = ssl.create_default_context(cafile=rel(cluster["certificate-authority"]))
+    conn = Connection(server=server.rstrip("/"), verify=verify)
+    if user.get("token"):
+        conn.token = user["token"]
+    elif user.get("tokenFile"):
+        conn.token_file = Path(rel(user["tokenFile"]))
+    if user.get("client-certificate-data") and user.get("client-key-data"):
+        conn.cert = (_data_file(user["client-certificate-data"], ".crt"), _data_file(user["client-key-data"], ".key"))
+    elif user.get("client-certificate") and user.get("client-key"):
+        conn.cert = (rel(user["client-certificate"]), rel(user["client-key"]))
+    if user.get("username") and user.get("password"):
+        conn.basic = (user["username"], user["password"])
+    return conn
+
+
+def in_cluster(sa_dir: Path = SA_DIR, environ: dict[str, str] | None = None) -> Connection:
+    env = os.environ if environ is None else environ
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host or not (sa_dir / "token").exists():
+        raise ConfigError("not running in a Kubernetes pod (no KUBERNETES_SERVICE_HOST or service account "
+                          "token): give --kubeconfig FILE")
+    if ":" in host:
+        host = f"[{host}]"
+    ca = sa_dir / "ca.crt"
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
+    return Connection(server=f"https://{host}:{port}", verify=verify, token_file=sa_dir / "token")
+
+
+class KubeClient:
+    """The two review calls margay makes, each answer cached briefly in a bounded cache."""
+
+    def __init__(self, conn: Connection, *, timeout: float = 5.0, ttl: float = 10.0, maxsize: int = 10_000,
+                 audiences: list[str] | None = None, clock: Callable[[], float] | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.conn = conn
+        self.audiences = audiences
+        kw: dict[str, Any] = {"clock": clock} if clock else {}
+        self.tokens: TTLCache[Identity | bool] = TTLCache(maxsize, ttl, **kw)
+        self.decisions: TTLCache[bool] = TTLCache(maxsize, ttl, **kw)
+        self.http = httpx.Client(base_url=conn.server, verify=conn.verify, cert=conn.cert, timeout=timeout,
+                                 auth=conn.basic, transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"accept": "application/json"}
+        bearer = self.conn.bearer()
+        if bearer:
+            headers["authorization"] = f"Bearer {bearer}"
+        try:
+            r = self.http.post(path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Kubernetes API server {self.conn.server} unreachable: {exc}") from None
+        if r.status_code != 201 and r.status_code != 200:
+            raise BackendError(f"Kubernetes API server answered {r.status_code} to {path}: {r.text[:300]}")
+        try:
+            doc = r.json()
+        except ValueError:
+            raise BackendError(f"Kubernetes API server sent a non-JSON answer to {path}") from None
+        return doc if isinstance(doc, dict) else {}
+
+    def review_token(self, token: str) -> Identity | None:
+        """TokenReview (authentication.k8s.io/v1): who the token belongs to, or None."""
+        key = digest(token)
+        hit = self.tokens.get(key)
+        if hit is not None:
+            return hit if isinstance(hit, Identity) else None
+        spec: dict[str, Any] = {"token": token}
+        if self.audiences:
+            spec["audiences"] = self.audiences
+        doc = self._post("/apis/authentication.k8s.io/v1/tokenreviews",
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec})
+        status = doc.get("status") or {}
+        user = status.get("user") or {}
+        who: Identity | None = None
+        if status.get("authenticated") is True and isinstance(user.get("username"), str):
+            # The API server already added the system groups; keep its answer as it is.
+            who = person(user["username"], [str(g) for g in user.get("groups") or []], uid=str(user.get("uid") or ""),
+                         extra={str(k): [str(x) for x in v] for k, v in (user.get("extra") or {}).items()},
+                         add_system_groups=False)
+        self.tokens.put(key, who if who is not None else False)
+        return who
+
+    def access(self, who: Identity, verb: str, group: str, resource: str, name: str, namespace: str = "") -> bool:
+        """SubjectAccessReview (authorization.k8s.io/v1) for one resource request."""
+        key = (who, verb, group, resource, name, namespace)
+        hit = self.decisions.get(key)
+        if hit is not None:
+            return hit
+        attrs = {"group": group, "resource": resource, "name": name, "verb": verb}
+        if namespace:
+            attrs["namespace"] = namespace
+        spec: dict[str, Any] = {"resourceAttributes": attrs, "user": who.name, "groups": list(who.groups)}
+        if who.uid:
+            spec["uid"] = who.uid
+        if who.extra:
+            spec["extra"] = {k: list(v) for k, v in who.extra}
+        doc = self._post("/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                         {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec})
+        allowed = (doc.get("status") or {}).get("allowed") is True
+        self.decisions.put(key, allowed)
+        return allowed

@@ -1,0 +1,53 @@
+"""ASGI middleware: every request but /-/health must carry a valid bearer token; the caller goes on request.state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from ..errors import MargayError
+from .guard import Access
+
+OPEN_PATHS = frozenset({"/-/health"})
+
+
+class AuthMiddleware:
+    def __init__(self, app: Any, access: Access) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = None
+        for k, v in scope.get("headers") or []:
+            if k == b"authorization":
+                header = v.decode("latin-1")
+                break
+        try:
+            if scope.get("path") in OPEN_PATHS and header is None:
+                who = None
+            elif self.access.kube is not None:
+                who = await asyncio.to_thread(self.access.authenticate, header)
+            else:
+                who = self.access.authenticate(header)
+        except MargayError as exc:
+            if scope.get("path") in OPEN_PATHS:
+                who = None
+            else:
+                await _reject(send, exc)
+                return
+        scope.setdefault("state", {})["identity"] = who
+        await self.app(scope, receive, send)
+
+
+async def _reject(send: Any, exc: MargayError) -> None:
+    body = orjson.dumps(exc.envelope())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if exc.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="margay"'))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

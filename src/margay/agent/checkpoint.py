@@ -1,0 +1,76 @@
+"""Per-source checkpoints in the state directory, written atomically and only after the server's ack.
+
+A checkpoint is the position just after the last batch the server acknowledged (for a file: generation,
+device, inode, offset and a fingerprint of its first bytes). Batches read but not yet acknowledged sit in
+the spool, whose entries carry their own positions; the agent resumes from the newer of the two.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write, fsync, rename, fsync the directory: the file is either the old or the new one after a crash."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Checkpoints:
+    """The state file `checkpoints.json`: this agent's instance id and each source's acknowledged position."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "checkpoints.json"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        doc: dict[str, Any] = {}
+        if self.path.exists():
+            doc = orjson.loads(self.path.read_bytes())
+        # The instance id goes into every idempotency key, so a wiped state dir never reuses old keys.
+        self.instance: str = doc.get("instance") or uuid.uuid4().hex
+        self.sources: dict[str, dict[str, Any]] = doc.get("sources", {})
+        if not self.path.exists():
+            self._save()
+
+    def get(self, source: str) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self.sources.get(source)
+            return dict(entry) if entry else None
+
+    def acknowledge(self, source: str, seq: int, position: dict[str, Any], acked_at: float) -> None:
+        """Record an acknowledged batch (older acks than the current one are ignored) and save."""
+        with self._lock:
+            current = self.sources.get(source)
+            if current is not None and current.get("seq", -1) >= seq:
+                return
+            self.sources[source] = {"seq": seq, "position": position, "acked_at": acked_at}
+            self._save()
+
+    def max_seq(self) -> int:
+        with self._lock:
+            return max((s.get("seq", 0) for s in self.sources.values()), default=0)
+
+    def _save(self) -> None:
+        atomic_write(self.path, orjson.dumps({"instance": self.instance, "sources": self.sources},
+                                             option=orjson.OPT_INDENT_2))

@@ -1,0 +1,105 @@
+"""The agent's own HTTP endpoint: status, Prometheus metrics, and the kube-apiserver audit webhook.
+
+The webhook answers 200 only once the EventList is durable in the spool (or already shipped); when the
+spool is full it answers 503 so the kube-apiserver retries, and counts the drop. The key of a webhook
+batch is a hash of its body, so an EventList the apiserver sends twice is stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..testing.server import bind, url_of
+
+if TYPE_CHECKING:
+    from .runner import Agent
+
+log = logging.getLogger("margay.agent")
+MAX_WEBHOOK_BYTES = 64 * 1024 * 1024
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": "webhook_error", "message": message}}, status_code=status)
+
+
+def create_app(agent: Agent) -> Starlette:
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(await asyncio.to_thread(agent.status))
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(agent.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def webhook(request: Request) -> Response:
+        kind = request.path_params.get("kind", "kube")
+        if kind not in ("kube", "ee"):
+            return _error(404, "use /audit/webhook (kube-apiserver) or /audit/webhook/ee")
+        if not agent.settings.webhook:
+            return _error(404, "the audit webhook is turned off (webhook: false)")
+        body = await request.body()
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)
+        if len(body) > MAX_WEBHOOK_BYTES:
+            return _error(413, f"body over {MAX_WEBHOOK_BYTES} bytes")
+        try:
+            doc: Any = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"body is not JSON: {exc}")
+        if not isinstance(doc, dict) or doc.get("kind") != "EventList" or not isinstance(doc.get("items"), list):
+            return _error(400, "expected an audit.k8s.io/v1 EventList")
+        items = len(doc["items"])
+        if not items:
+            return JSONResponse({"accepted": 0})
+        source = f"webhook_{kind}"
+        key = hashlib.sha256(b"\x1f".join([agent.instance.encode(), source.encode(), body])).hexdigest()[:48]
+        ok = await asyncio.to_thread(agent.enqueue, source, f"audit_{kind}", body, items, key,
+                                     {"key": key, "at": time.time()}, "application/json")
+        if not ok:
+            return _error(503, "the agent's spool is full; retry later")
+        return JSONResponse({"accepted": items})
+
+    return Starlette(routes=[
+        Route("/-/health", health), Route("/-/status", status), Route("/-/metrics", metrics),
+        Route("/audit/webhook", webhook, methods=["POST"]),
+        Route("/audit/webhook/{kind}", webhook, methods=["POST"]),
+    ])
+
+
+class AgentHTTP:
+    """uvicorn serving the agent's app in a background thread."""
+
+    def __init__(self, agent: Agent) -> None:
+        host, _, port = agent.settings.listen.rpartition(":")
+        self.sock = bind(host.strip("[]") or "127.0.0.1", int(port or 0))
+        self.url = url_of(self.sock)
+        config = uvicorn.Config(create_app(agent), log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name="margay-agent-http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(f"agent listening on {self.url}", flush=True)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()

@@ -1,0 +1,324 @@
+"""The agent: file tailers and the other sources feed the spool; sender threads drain it to the server.
+
+Every batch is durable in the spool before anything is sent; its idempotency key is
+sha256(instance id, source, generation, device, inode, start offset, end offset), so whatever is resent
+after a crash is stored once. A source's checkpoint moves only when the server acknowledged its batch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..metrics import Registry
+from .aggregation import Aggregation
+from .checkpoint import Checkpoints
+from .settings import AgentSettings
+from .shipper import Shipper
+from .spool import Batch, Spool
+from .tail import FileTailer, Position
+
+log = logging.getLogger("margay.agent")
+
+HOST_TYPES = ("flows", "dns", "l7")  # NDJSON records the collector stamps with `host` when Felix did not
+
+
+@dataclass
+class SourceState:
+    name: str
+    log_type: str
+    path: str
+    lines_read: int = 0
+    shipped: int = 0
+    replayed: int = 0
+    refused: int = 0
+    acked_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def batch_key(instance: str, source: str, *parts: object) -> str:
+    text = "\x1f".join([instance, source, *map(str, parts)])
+    return hashlib.sha256(text.encode()).hexdigest()[:48]
+
+
+def ensure_host(body: bytes, node: str) -> bytes:
+    """Add `"host": node` to the records that lack it, without parsing JSON (a byte edit per such line)."""
+    lines = body.count(b"\n")
+    if body.count(b'"host":') >= lines:
+        return body
+    tail = b'"host":"' + node.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"}'
+    out = []
+    for line in body.splitlines():
+        s = line.rstrip()
+        if b'"host":' not in s and s.endswith(b"}"):
+            s = s[:-1].rstrip()
+            s = s + (b"" if s.endswith(b"{") else b",") + tail
+        out.append(s)
+    return b"\n".join(out) + b"\n"
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.metrics = registry or Registry()
+        _describe(self.metrics)
+        state_dir = Path(settings.state_dir)
+        self.checkpoints = Checkpoints(state_dir)
+        self.spool = Spool(state_dir / "spool", settings.spool_max_bytes, first_seq=self.checkpoints.max_seq() + 1)
+        self.instance = self.checkpoints.instance
+        self.sources: dict[str, SourceState] = {}
+        self.tailers: dict[str, FileTailer] = {}
+        self.aggregation = Aggregation(settings.aggregate)
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.shipper = Shipper(settings.server, settings.cluster, settings.bearer, timeout=settings.request_timeout,
+                               backoff_base=settings.backoff_base, backoff_max=settings.backoff_max,
+                               stop=self.stop_event,
+                               on_retry=lambda reason: self.metrics.inc("margay_agent_retries_total", reason=reason))
+        for name, (log_type, path) in settings.file_sources().items():
+            self.sources[name] = SourceState(name, log_type, str(path))
+            resume = Position.from_dict(self._resume_position(name))
+            self.tailers[name] = FileTailer(
+                path, resume, batch_bytes=settings.batch_bytes, batch_age=settings.batch_age,
+                rotate_wait=settings.rotate_wait, on_drop=self._dropper(name))
+        self.http: Any = None
+        self.cloudwatch: Any = None
+        if settings.cloudwatch_group:
+            from .cloudwatch import CloudWatchSource
+
+            self.cloudwatch = CloudWatchSource(self, settings)
+            self.sources["cloudwatch"] = SourceState("cloudwatch", "audit_kube", settings.cloudwatch_group)
+        if settings.webhook and settings.listen:
+            for t in ("kube", "ee"):
+                self.sources[f"webhook_{t}"] = SourceState(f"webhook_{t}", f"audit_{t}", "POST /audit/webhook")
+        m = self.metrics
+        m.gauge("margay_agent_spool_bytes", lambda: [({}, float(self.spool.bytes))])
+        m.gauge("margay_agent_spool_batches", lambda: [({}, float(len(self.spool)))])
+        m.gauge("margay_agent_lag_seconds", lambda: [({"source": k}, v) for k, v in self.lag_seconds().items()])
+        m.gauge("margay_agent_unread_bytes",
+                lambda: [({"source": k}, float(t.lag_bytes())) for k, t in self.tailers.items()])
+
+    # -- positions ---------------------------------------------------------------------------------------
+
+    def _resume_position(self, source: str) -> dict[str, Any] | None:
+        """Where to go on: the newest spooled batch of the source, else its acknowledged checkpoint."""
+        newest = self.spool.newest(source)
+        if newest is not None:
+            return newest.position
+        cp = self.checkpoints.get(source)
+        return cp["position"] if cp else None
+
+    def resume_position(self, source: str) -> dict[str, Any] | None:
+        return self._resume_position(source)
+
+    # -- the read side -----------------------------------------------------------------------------------
+
+    def _dropper(self, source: str) -> Callable[[str, int], None]:
+        return lambda reason, count: self.drop(source, reason, count)
+
+    def drop(self, source: str, reason: str, count: int) -> None:
+        self.metrics.inc("margay_dropped_records_total", count, reason=reason, source=source)
+
+    def enqueue(self, source: str, log_type: str, raw: bytes, lines: int, key: str, position: dict[str, Any],
+                content_type: str = "application/x-ndjson", params: dict[str, str] | None = None,
+                drop_when_full: bool = True) -> bool:
+        """Spool one batch durably. When the spool is full: False, and the lines are counted as dropped
+        unless the caller can read them again later (`drop_when_full=False`)."""
+        st = self.sources[source]
+        if content_type == "application/x-ndjson":
+            if log_type in HOST_TYPES:
+                raw = ensure_host(raw, self.settings.node)
+            raw = self.aggregation.apply(log_type, raw)
+        batch = Batch(source, log_type, key, gzip.compress(raw, compresslevel=1), lines, position, content_type,
+                      params or {}, created=time.time())
+        ok = self.spool.put(batch)
+        if ok or drop_when_full:
+            st.lines_read += lines
+            self.metrics.inc("margay_agent_lines_read_total", lines, source=source)
+        if not ok and drop_when_full:
+            log.warning("%s: spool full (%d bytes); %d line(s) dropped", source, self.spool.bytes, lines)
+            self.drop(source, "spool_full", lines)
+        return ok
+
+    def poll_files(self) -> int:
+        """One look at every file; returns the number of batches spooled."""
+        n = 0
+        for name, tailer in self.tailers.items():
+            st = self.sources[name]
+            try:
+                chunks = tailer.poll()
+            except OSError as exc:
+                log.warning("%s: %s", tailer.path, exc)
+                continue
+            for c in chunks:
+                params: dict[str, str] = {}
+                ctype = "application/x-ndjson"
+                if st.log_type == "bgp":
+                    ctype = "text/plain"
+                    params = {"host": self.settings.node, "ip_version": "IPv6" if name == "bird6" else "IPv4"}
+                key = batch_key(self.instance, name, c.gen, c.dev, c.ino, c.start, c.end)
+                self.enqueue(name, st.log_type, c.data, c.data.count(b"\n"), key, c.position, ctype, params)
+                n += 1
+        return n
+
+    # -- the send side -----------------------------------------------------------------------------------
+
+    def _sender(self) -> None:
+        while not self.stop_event.is_set():
+            with self._busy_lock:
+                busy = set(self._busy)
+            batch = self.spool.take(busy, timeout=0.5)
+            if batch is None:
+                continue
+            with self._busy_lock:
+                if batch.source in self._busy:
+                    continue
+                self._busy.add(batch.source)
+            try:
+                self._ship(batch)
+            finally:
+                with self._busy_lock:
+                    self._busy.discard(batch.source)
+                self.spool.wake()
+
+    def _ship(self, batch: Batch) -> None:
+        try:
+            body = self.spool.body(batch)
+        except FileNotFoundError:
+            return
+        result = self.shipper.ship(batch, body)
+        if result is None:
+            return  # stopping: the batch stays in the spool
+        outcome = "replayed" if result.replayed else ("partial" if result.failed or result.rejected else "ok")
+        self.metrics.inc("margay_agent_batches_total", outcome=outcome, source=batch.source)
+        # A replayed answer repeats counts of records stored earlier (a resent or duplicate batch).
+        self.metrics.inc("margay_agent_records_replayed_total" if result.replayed else
+                         "margay_agent_records_shipped_total", result.succeeded, source=batch.source,
+                         type=batch.log_type)
+        if result.failed or result.rejected:
+            self.metrics.inc("margay_agent_records_refused_total", result.failed + result.rejected,
+                             source=batch.source, type=batch.log_type)
+        st = self.sources.get(batch.source)
+        now = time.time()
+        if st is not None and result.replayed:
+            st.replayed += result.succeeded
+        elif st is not None:
+            st.shipped += result.succeeded
+            st.refused += result.failed + result.rejected
+            st.acked_at = now
+        # Checkpoint first, then forget the spooled copy: a crash in between resends a batch the server
+        # replays from its key, never loses one.
+        self.checkpoints.acknowledge(batch.source, batch.seq, batch.position, now)
+        self.spool.remove(batch)
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for i in range(self.settings.senders):
+            self._spawn(self._sender, f"margay-agent-sender-{i}")
+        if self.cloudwatch is not None:
+            self._spawn(self.cloudwatch.run, "margay-agent-cloudwatch")
+        if self.settings.listen:
+            from .http import AgentHTTP
+
+            self.http = AgentHTTP(self)
+            self.http.start()
+
+    def _spawn(self, fn: Any, name: str) -> None:
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def run(self) -> None:
+        """Read until stopped (SIGTERM/SIGINT when run from the command line)."""
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                self.poll_files()
+                self.stop_event.wait(max(0.0, self.settings.poll_interval - (time.monotonic() - started)))
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.spool.wake()
+
+    def close(self) -> None:
+        self.stop()
+        for t in self._threads:
+            t.join(timeout=10)
+        if self.http is not None:
+            self.http.stop()
+        for tailer in self.tailers.values():
+            tailer.close()
+        self.shipper.close()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    # -- status ------------------------------------------------------------------------------------------
+
+    def lag_seconds(self) -> dict[str, float]:
+        """Per source: age of the oldest line read but not yet acknowledged (0 when all is shipped)."""
+        now = time.time()
+        pending = self.spool.pending()
+        return {name: round(max(0.0, now - pending[name][1]), 3) if name in pending else 0.0
+                for name in self.sources}
+
+    def status(self) -> dict[str, Any]:
+        lag = self.lag_seconds()
+        pending = self.spool.pending()
+        sources = {}
+        for name, st in self.sources.items():
+            cp = self.checkpoints.get(name)
+            tailer = self.tailers.get(name)
+            sources[name] = {
+                "type": st.log_type, "path": st.path, "lines_read": st.lines_read, "records_shipped": st.shipped,
+                "records_replayed": st.replayed, "records_refused": st.refused, "lag_seconds": lag[name],
+                "pending_batches": pending.get(name, (0, 0.0))[0],
+                "unread_bytes": tailer.lag_bytes() if tailer else 0,
+                "checkpoint": cp["position"] if cp else None,
+                "acked_at": cp["acked_at"] if cp else None,
+            }
+        return {"node": self.settings.node, "cluster": self.settings.cluster, "server": self.settings.server,
+                "server_reachable": self.shipper.reachable, "last_error": self.shipper.last_error,
+                "instance": self.instance, "aggregate": self.aggregation.describe(),
+                "spool": {"bytes": self.spool.bytes, "batches": len(self.spool),
+                          "max_bytes": self.spool.max_bytes},
+                "dropped": self._drops(), "sources": sources}
+
+    def _drops(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for reason in ("spool_full", "rotated_away", "unterminated_line", "line_too_long"):
+            total = sum(self.metrics.get("margay_dropped_records_total", reason=reason, source=s)
+                        for s in self.sources)
+            if total:
+                out[reason] = total
+        return out
+
+
+def _describe(m: Registry) -> None:
+    m.describe("margay_agent_lines_read_total", "counter", "Lines (records) read, by source.")
+    m.describe("margay_agent_records_shipped_total", "counter", "Records the server stored, by source and type.")
+    m.describe("margay_agent_records_replayed_total", "counter",
+               "Records of resent batches the server had already stored (answered from its idempotency key).")
+    m.describe("margay_agent_records_refused_total", "counter", "Records the server refused (never resent).")
+    m.describe("margay_agent_batches_total", "counter", "Batches acknowledged, by outcome.")
+    m.describe("margay_agent_retries_total", "counter", "Failed send attempts that will be retried, by reason.")
+    m.describe("margay_dropped_records_total", "counter", "Records dropped by the agent, by reason and source.")
+    m.describe("margay_agent_spool_bytes", "gauge", "Bytes in the on-disk spool.")
+    m.describe("margay_agent_spool_batches", "gauge", "Batches in the on-disk spool.")
+    m.describe("margay_agent_lag_seconds", "gauge", "Age of the oldest unacknowledged line, by source.")
+    m.describe("margay_agent_unread_bytes", "gauge", "Bytes of a file not read yet, by source.")

@@ -1,0 +1,107 @@
+"""Runs scenarios and records what they measured, with the machine and data size, under bench/results/."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+Scenario = Callable[["Bench"], dict[str, Any]]
+
+
+def machine() -> dict[str, Any]:
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / ticks
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    data = sorted(values)
+    if not data:
+        return 0.0
+    k = (len(data) - 1) * p
+    lo = int(k)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+@dataclass
+class Bench:
+    mode: str  # quick | full
+    work_dir: Path
+    out_dir: Path
+    log: Callable[[str], None]
+
+    @property
+    def quick(self) -> bool:
+        return self.mode == "quick"
+
+
+def run(scenarios: dict[str, Scenario], names: list[str], *, mode: str, work_dir: Path, out_dir: Path,
+        log: Callable[[str], None]) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(mode, work_dir, out_dir, log)
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    latest: dict[str, Any] = {}
+    summary: list[tuple[str, dict[str, Any]]] = []
+    for name in names:
+        log(f"scenario {name} ({mode})")
+        started = time.perf_counter()
+        metrics = scenarios[name](bench)
+        result = {"scenario": name, "mode": mode, "date": datetime.now(UTC).isoformat(), "machine": machine(),
+                  "seconds": round(time.perf_counter() - started, 1), "metrics": metrics}
+        (out_dir / f"{date}-{name}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        latest.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        summary.append((name, result))
+    latest_path = out_dir / "latest.json"
+    previous = orjson.loads(latest_path.read_bytes()) if latest_path.exists() else {}
+    previous.update(latest)
+    latest_path.write_bytes(orjson.dumps(previous, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    (out_dir / "SUMMARY.md").write_text(markdown(summary, previous))
+    return previous
+
+
+def markdown(summary: list[tuple[str, dict[str, Any]]], latest: dict[str, Any]) -> str:
+    lines = ["# Benchmark results", ""]
+    if summary:
+        m = summary[0][1]["machine"]
+        lines += [f"Latest run: {summary[0][1]['date'][:19]}Z, mode `{summary[0][1]['mode']}`, "
+                  f"{m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}.", ""]
+    lines += ["| metric | value |", "|---|---|"]
+    for key in sorted(latest):
+        value = latest[key]
+        lines.append(f"| `{key}` | {value:,.2f} |" if isinstance(value, float) else f"| `{key}` | {value:,} |")
+    lines.append("")
+    for name, result in summary:
+        notes = result["metrics"].get("notes")
+        if notes:
+            lines += [f"## {name}", "", str(notes), ""]
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""The disk guard: below a floor of free space on the data volume, ingest answers 507 instead of writing.
+
+Checked before a request's body is read, so a refused batch has written nothing; batches already
+acknowledged are untouched. Queries, retention and drops keep working, so space can be freed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import InsufficientStorage
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the volume holding `path` (its nearest existing parent)."""
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+class DiskGuard:
+    def __init__(self, path: Path, min_free_bytes: int, *, free: Callable[[Path], int] = free_bytes,
+                 metrics: Any = None) -> None:
+        self.path = Path(path)
+        self.min_free_bytes = int(min_free_bytes)
+        self.free = free
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.describe("margay_disk_free_bytes", "gauge", "Free bytes on the data volume.")
+            metrics.describe("margay_disk_refused_batches_total", "counter",
+                             "Ingest batches refused with 507 because the data volume is nearly full.")
+            metrics.gauge("margay_disk_free_bytes", lambda: [({}, float(self.free(self.path)))])
+
+    def check(self) -> None:
+        """Raise InsufficientStorage (507) when free space is below the floor."""
+        if self.min_free_bytes <= 0:
+            return
+        free = self.free(self.path)
+        if free >= self.min_free_bytes:
+            return
+        if self.metrics is not None:
+            self.metrics.inc("margay_disk_refused_batches_total")
+        raise InsufficientStorage(
+            f"the data volume has {_size(free)} free, below the floor of {_size(self.min_free_bytes)} "
+            "(setting min_free_bytes): new records are refused until space is freed (shorten retention, "
+            "run `margay retention apply`, or grow the volume); stored records are safe",
+            details={"free_bytes": free, "min_free_bytes": self.min_free_bytes, "path": str(self.path)})
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

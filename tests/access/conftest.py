@@ -1,0 +1,146 @@
+"""An authenticated margay (tokens file + local RBAC) loaded with every log type of three clusters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from margay.app import create_app
+from margay.config import Settings
+from margay.logtypes import REGISTRY, SAMPLES
+from margay.testing.server import ServerThread
+
+CLUSTERS = ("east", "west", "lab")
+RBAC_API = "rbac.authorization.k8s.io/v1"
+
+# People and writers of the tokens file (tokens are long enough not to warn).
+TOKENS: dict[str, dict[str, Any]] = {
+    "alice": {"user": "alice", "groups": ["devs"]},
+    "bob": {"user": "bob", "groups": ["auditors"]},
+    "carol": {"user": "carol"},
+    "dave": {"user": "dave", "groups": ["ops"]},
+    "grafana": {"user": "system:serviceaccount:monitoring:grafana"},
+    "eve": {"user": "eve", "groups": ["devs-readonly"]},
+    "mallory": {"user": "mallory"},
+    "frank": {"user": "frank", "groups": ["shop-team"]},
+    "writer-east": {"cluster": "east"},
+}
+
+
+def token_of(name: str) -> str:
+    return f"tok-{name}-0123456789abcdef"
+
+
+def cluster_role(name: str, rules: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": RBAC_API, "kind": "ClusterRole",
+            "metadata": {"name": name, **({"labels": labels} if labels else {})}, "rules": rules}
+
+
+def lma(resources: list[str], names: list[str] | None = None, verbs: list[str] | None = None,
+        groups: list[str] | None = None) -> dict[str, Any]:
+    r: dict[str, Any] = {"apiGroups": groups or ["lma.tigera.io"], "resources": resources, "verbs": verbs or ["get"]}
+    if names is not None:
+        r["resourceNames"] = names
+    return r
+
+
+def binding(name: str, role: str, subject: dict[str, str], namespace: str | None = None) -> dict[str, Any]:
+    return {"apiVersion": RBAC_API, "kind": "RoleBinding" if namespace else "ClusterRoleBinding",
+            "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+            "subjects": [subject], "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                               "name": role}}
+
+
+RBAC: list[dict[str, Any]] = [
+    cluster_role("flows-east", [lma(["east"], ["flows"])]),
+    binding("alice-flows-east", "flows-east", {"kind": "User", "name": "alice"}),
+    cluster_role("audit-only", [lma(["*"], ["audit*"])]),
+    binding("auditors", "audit-only", {"kind": "Group", "name": "auditors"}),
+    cluster_role("all-of-west", [lma(["west"], [])]),
+    binding("carol-west", "all-of-west", {"kind": "User", "name": "carol"}),
+    {"apiVersion": RBAC_API, "kind": "ClusterRole", "metadata": {"name": "ops"},
+     "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"margay.io/aggregate-to-ops": "true"}}]}},
+    cluster_role("ops-dns", [lma(["lab"], ["ee_dns"])], labels={"margay.io/aggregate-to-ops": "true"}),
+    cluster_role("ops-bgp", [lma(["lab"], ["bgp"], verbs=["*"], groups=["*"])],
+                 labels={"margay.io/aggregate-to-ops": "true"}),
+    binding("ops", "ops", {"kind": "Group", "name": "ops"}),
+    cluster_role("events-everywhere", [lma(["*"], ["ee_events"])]),
+    binding("grafana", "events-everywhere", {"kind": "ServiceAccount", "name": "grafana", "namespace": "monitoring"}),
+    cluster_role("wrong-verb", [lma(["*"], [], verbs=["list", "watch"])]),
+    cluster_role("wrong-group", [lma(["*"], [], groups=["projectcalico.org"])]),
+    binding("eve-1", "wrong-verb", {"kind": "Group", "name": "devs-readonly"}),
+    binding("eve-2", "wrong-group", {"kind": "User", "name": "eve"}),
+    # frank: namespace-scoped (RoleBinding in shop) -- not a cluster-wide grant.
+    cluster_role("logs-east", [lma(["east"], [])]),
+    binding("shop-team-logs", "logs-east", {"kind": "Group", "name": "shop-team"}, namespace="shop"),
+]
+
+# What Kubernetes RBAC grants (cluster-wide), written out by hand from RBAC above: (log type, cluster).
+ALL_TYPES = tuple(REGISTRY)
+EXPECTED: dict[str, set[tuple[str, str]]] = {
+    "alice": {("flows", "east")},
+    "bob": {(t, c) for t in ("audit_ee", "audit_kube") for c in CLUSTERS},
+    "carol": {(t, "west") for t in ALL_TYPES},
+    "dave": {("dns", "lab"), ("bgp", "lab")},
+    "grafana": {("events", c) for c in CLUSTERS},
+    "eve": set(),
+    "mallory": set(),
+    "writer-east": set(),
+    "admin": {(t, c) for t in ALL_TYPES for c in CLUSTERS},
+}
+
+
+class Rig:
+    def __init__(self, url: str, admin: str, tokens_file: Path) -> None:
+        self.url = url
+        self.admin = admin
+        self.tokens_file = tokens_file
+        self.http = httpx.Client(base_url=url, timeout=30)
+        self.counts: dict[str, int] = {}  # records stored per log type in each cluster
+
+    def token(self, who: str) -> str:
+        return self.admin if who == "admin" else token_of(who)
+
+    def post(self, who: str | None, path: str, body: Any = None, cluster: str | None = None,
+             **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if who is not None:
+            headers["authorization"] = f"Bearer {self.token(who)}"
+        if cluster is not None:
+            headers["x-cluster-id"] = cluster
+        return self.http.post(path, json=body, headers=headers, **kw)
+
+    def get(self, who: str | None, path: str) -> httpx.Response:
+        headers = {"authorization": f"Bearer {self.token(who)}"} if who else {}
+        return self.http.get(path, headers=headers)
+
+
+def write_tokens(path: Path, tokens: dict[str, dict[str, Any]]) -> None:
+    path.write_text(yaml.safe_dump([{"token": token_of(n), **e} for n, e in tokens.items()]))
+
+
+@pytest.fixture(scope="package")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    base = tmp_path_factory.mktemp("access")
+    tokens_file = base / "tokens.yaml"
+    write_tokens(tokens_file, TOKENS)
+    (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
+    settings = Settings(data_dir=base / "data", tokens=tokens_file, rbac=base / "rbac.yaml", admin_token=True)
+    app = create_app(settings)
+    admin = app.state.margay.access.admin_token
+    with ServerThread(app) as server:
+        r = Rig(server.url, admin, tokens_file)
+        for name, lt in REGISTRY.items():
+            for cluster in CLUSTERS:
+                res = r.http.post("/api/v1" + lt.bulk_path, content="\n".join(SAMPLES[name]).encode(),
+                                  headers={"authorization": f"Bearer {admin}", "x-cluster-id": cluster,
+                                           "content-type": "text/plain" if name == "bgp" else "application/x-ndjson"})
+                assert res.status_code == 200, res.text
+                r.counts[name] = res.json()["succeeded"]
+        yield r
+        r.http.close()

@@ -1,0 +1,139 @@
+"""Users x groups x clusters x log types x every read endpoint: allowed exactly as Kubernetes RBAC decides.
+
+The expected grants (conftest.EXPECTED) are written by hand from the RBAC objects; the server's answer
+must match them on every endpoint, and a refused read must carry no log data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from margay.logtypes import REGISTRY
+
+from .conftest import CLUSTERS, EXPECTED, Rig
+
+WIDE = {"time_range": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}}
+# Strings that occur in the sample records and never in an error message.
+DATA_MARKERS = ("payments", "coredns", "10.244.", "example.com", "kube-dns", "web-5d8c9")
+
+# (label, query path, hints name, body extras, log types read)
+READS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
+    ("flows", "/api/v1/flows/logs", "flows", {}, ("flows",)),
+    ("dns", "/api/v1/dns/logs", "dns", {}, ("dns",)),
+    ("audit-ee", "/api/v1/audit/logs", "audit_ee", {"type": "ee"}, ("audit_ee",)),
+    ("audit-kube", "/api/v1/audit/logs", "audit_kube", {"type": "kube"}, ("audit_kube",)),
+    ("audit-any", "/api/v1/audit/logs", "audit", {"type": "any"}, ("audit_ee", "audit_kube")),
+    ("bgp", "/api/v1/bgp/logs", "bgp", {}, ("bgp",)),
+    ("events", "/api/v1/events", "events", {}, ("events",)),
+    ("l7", "/api/v1/l7/logs", "l7", {}, ("l7",)),
+]
+
+
+def expected(rig: Rig, who: str, types: tuple[str, ...], clusters: list[str]) -> dict[str, int] | None:
+    """Per readable cluster, the number of records the read returns; None when it must be refused (403)."""
+    grants = EXPECTED[who]
+    kept = [t for t in types if any((t, c) in grants for c in clusters)]
+    visible = [c for c in clusters if kept and all((t, c) in grants for t in kept)]
+    if not visible:
+        return None
+    return {c: sum(rig.counts[t] for t in kept) for c in visible}
+
+
+def refused_without_data(r: Any, what: str, problems: list[str]) -> None:
+    if r.status_code != 403:
+        problems.append(f"{what}: expected 403, got {r.status_code} {r.text[:200]}")
+        return
+    body = r.json()
+    if set(body) != {"error"} or any(m in r.text for m in DATA_MARKERS):
+        problems.append(f"{what}: a refusal carries data: {r.text[:300]}")
+
+
+def targets(who: str) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """(x-cluster-id, extra body, clusters asked) for every single cluster and the two multi-cluster forms."""
+    out = [(c, {}, [c]) for c in CLUSTERS]
+    out.append(("_MULTI_", {"clusters": list(CLUSTERS)}, list(CLUSTERS)))
+    out.append(("_MULTI_", {"all_clusters": True}, list(CLUSTERS)))
+    return out
+
+
+@pytest.mark.parametrize("who", sorted(EXPECTED))
+def test_every_read_endpoint(rig: Rig, who: str) -> None:
+    problems: list[str] = []
+    for label, path, hints_name, extra, types in READS:
+        for header, cbody, asked in targets(who):
+            want = expected(rig, who, types, asked)
+            body = {**WIDE, **extra, **cbody}
+            what = f"{who} {label} {header}{'+all' if 'all_clusters' in cbody else ''}"
+            if who == "writer-east":
+                want = None
+            # search
+            r = rig.post(who, path, {**body, "max_page_size": 1000}, cluster=header)
+            if want is None:
+                refused_without_data(r, what + " search", problems)
+            elif r.status_code != 200:
+                problems.append(f"{what} search: expected 200, got {r.status_code} {r.text[:200]}")
+            else:
+                got = r.json()
+                per: dict[str, int] = {}
+                for item in got["items"]:
+                    per[item["cluster"]] = per.get(item["cluster"], 0) + 1
+                if per != want or got["total_hits"] != sum(want.values()):
+                    problems.append(f"{what} search: got {per} / {got['total_hits']}, want {want}")
+            # aggregation
+            r = rig.post(who, path + "/aggregation", {**body, "aggregations": {"c": {"terms": {"field": "cluster"}}}},
+                         cluster=header)
+            if want is None:
+                refused_without_data(r, what + " aggregation", problems)
+            elif r.status_code != 200:
+                problems.append(f"{what} aggregation: expected 200, got {r.status_code} {r.text[:200]}")
+            else:
+                buckets = {b["key"]: b["doc_count"] for b in r.json()["aggregations"]["c"]["buckets"]}
+                if buckets != want:
+                    problems.append(f"{what} aggregation: got {buckets}, want {want}")
+            # filter hints
+            r = rig.post(who, f"/api/v1/{hints_name}/fields/cluster/values", body, cluster=header)
+            if want is None:
+                refused_without_data(r, what + " hints", problems)
+            elif r.status_code != 200:
+                problems.append(f"{what} hints: expected 200, got {r.status_code} {r.text[:200]}")
+            else:
+                values = {v["value"]: v["count"] for v in r.json()["values"]}
+                if values != want:
+                    problems.append(f"{what} hints: got {values}, want {want}")
+            # aggregated L3 flows
+            if label == "flows":
+                r = rig.post(who, "/api/v1/flows", body, cluster=header)
+                if want is None:
+                    refused_without_data(r, what + " L3", problems)
+                elif r.status_code != 200:
+                    problems.append(f"{what} L3: expected 200, got {r.status_code} {r.text[:200]}")
+                else:
+                    counts: dict[str, int] = {}
+                    for item in r.json()["items"]:
+                        c = item["key"]["cluster"]
+                        counts[c] = counts.get(c, 0) + item["log_stats"]["flowLogCount"]
+                    if counts != want:
+                        problems.append(f"{what} L3: got {counts}, want {want}")
+    # index listing: exactly the readable (type, cluster) pairs
+    r = rig.get(who, "/api/v1/indices")
+    assert r.status_code == 200, r.text
+    pairs = {(i["log_type"], i["cluster"]) for i in r.json()["items"]}
+    want_pairs = set() if who == "writer-east" else EXPECTED[who]
+    if pairs != want_pairs:
+        problems.append(f"{who} indices: got {sorted(pairs)}, want {sorted(want_pairs)}")
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_matrix_covers_every_query_route(rig: Rig) -> None:
+    """A new read endpoint must be added to READS (and so to the matrix)."""
+    from margay.app import create_app
+
+    paths = {r.path for r in create_app().routes if "POST" in (getattr(r, "methods", None) or ())}
+    reads = {p for p in paths if not p.endswith("/bulk") and p.startswith("/api/v1")}
+    covered = {p for _, p, _, _, _ in READS} | {p + "/aggregation" for _, p, _, _, _ in READS} | {"/api/v1/flows"}
+    covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
+                for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7")}
+    assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"
+    assert set(REGISTRY) == {t for *_, ts in READS for t in ts}

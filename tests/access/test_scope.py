@@ -1,0 +1,119 @@
+"""Namespace-scoped reads: a RoleBinding in namespace shop shows only records touching shop, others withheld."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from margay.access.scope import WITHHELD
+from margay.app import create_app
+from margay.config import Settings
+from margay.logtypes import SAMPLES
+from margay.testing.server import ServerThread
+
+from .conftest import RBAC, TOKENS, Rig, write_tokens
+
+PAIRS = [("shop", "shop"), ("shop", "db"), ("db", "shop"), ("db", "db")]
+WIDE = {"time_range": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}}
+
+
+def flows() -> bytes:
+    base = orjson.loads(SAMPLES["flows"][0])
+    return b"\n".join(orjson.dumps(dict(base, source_namespace=s, dest_namespace=d, source_name_aggr=f"{s}-src-*",
+                                        dest_name_aggr=f"{d}-dst-*", dest_ip="10.9.9.9", source_ip="10.8.8.8",
+                                        dest_labels={"labels": [f"app={d}"]}))
+                      for s, d in PAIRS)
+
+
+@pytest.fixture(scope="module")
+def scoped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    base = tmp_path_factory.mktemp("scope")
+    write_tokens(base / "tokens.yaml", TOKENS)
+    (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
+    app = create_app(Settings(data_dir=base / "data", tokens=base / "tokens.yaml", rbac=base / "rbac.yaml",
+                              admin_token=True))
+    with ServerThread(app) as server:
+        rig = Rig(server.url, app.state.margay.access.admin_token, base / "tokens.yaml")
+        for path, body, ctype in [("/api/v1/flows/logs/bulk", flows(), "application/x-ndjson"),
+                                  ("/api/v1/dns/logs/bulk", "\n".join(SAMPLES["dns"]).encode(), "application/x-ndjson"),
+                                  ("/api/v1/audit/logs/kube/bulk", "\n".join(SAMPLES["audit_kube"]).encode(),
+                                   "application/x-ndjson"),
+                                  ("/api/v1/bgp/logs/bulk", "\n".join(SAMPLES["bgp"]).encode(), "text/plain")]:
+            r = rig.post("admin", path, None, cluster="east", content=body, headers={"content-type": ctype})
+            assert r.status_code == 200, r.text
+        yield rig
+        rig.http.close()
+
+
+def test_flows_touching_the_namespace_with_the_other_side_withheld(scoped: Rig) -> None:
+    r = scoped.post("frank", "/api/v1/flows/logs", WIDE, cluster="east")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    seen = sorted((i["source_namespace"], i["dest_namespace"]) for i in items)
+    assert seen == sorted(p for p in PAIRS if "shop" in p)
+    for i in items:
+        if i["dest_namespace"] != "shop":
+            assert i["dest_name_aggr"] == WITHHELD and i["dest_ip"] == WITHHELD and i["dest_labels"] is None
+            assert i["withheld"] == ["dest"]
+        if i["source_namespace"] != "shop":
+            assert i["source_name_aggr"] == WITHHELD and i["source_ip"] == WITHHELD and i["withheld"] == ["source"]
+    assert "db-src-" not in r.text and "db-dst-" not in r.text and "app=db" not in r.text
+    # The administrator sees all four, nothing withheld.
+    assert len(scoped.post("admin", "/api/v1/flows/logs", WIDE, cluster="east").json()["items"]) == 4
+
+
+def test_fields_of_a_side_only_read_records_where_that_side_is_in_scope(scoped: Rig) -> None:
+    r = scoped.post("frank", "/api/v1/flows/fields/dest_name_aggr/values", WIDE, cluster="east")
+    assert {v["value"] for v in r.json()["values"]} == {"shop-dst-*"}
+    r = scoped.post("frank", "/api/v1/flows/logs", {**WIDE, "selector": 'dest_name_aggr = "db-dst-*"'}, cluster="east")
+    assert r.json()["total_hits"] == 0  # no oracle on withheld names
+    aggs = {"d": {"terms": {"field": "dest_name_aggr"}}, "n": {"terms": {"field": "action"}}}
+    r = scoped.post("frank", "/api/v1/flows/logs/aggregation", {**WIDE, "aggregations": aggs}, cluster="east")
+    assert {b["key"] for b in r.json()["aggregations"]["d"]["buckets"]} == {"shop-dst-*"}
+
+
+def test_l3_flows_withhold_out_of_scope_endpoints(scoped: Rig) -> None:
+    r = scoped.post("frank", "/api/v1/flows", WIDE, cluster="east")
+    items = r.json()["items"]
+    names = {(i["key"]["source"]["aggregated_name"], i["key"]["destination"]["aggregated_name"]) for i in items}
+    assert names == {("shop-src-*", "shop-dst-*"), ("shop-src-*", WITHHELD), (WITHHELD, "shop-dst-*")}
+    assert "db-" not in r.text
+
+
+def test_dns_by_client_and_audit_by_object_namespace(scoped: Rig) -> None:
+    items = scoped.post("frank", "/api/v1/dns/logs", WIDE, cluster="east").json()["items"]
+    assert items and all(i["client_namespace"] == "shop" for i in items)
+    for server in items[0].get("servers") or []:
+        if server.get("namespace") != "shop":
+            assert server["name"] == WITHHELD
+    audit = scoped.post("frank", "/api/v1/audit/logs", {**WIDE, "type": "kube"}, cluster="east").json()["items"]
+    assert audit and all(i["objectRef"]["namespace"] == "shop" for i in audit)
+
+
+def test_no_namespace_no_access_and_other_clusters_refused(scoped: Rig) -> None:
+    assert scoped.post("frank", "/api/v1/bgp/logs", WIDE, cluster="east").status_code == 403
+    assert scoped.post("frank", "/api/v1/flows/logs", WIDE, cluster="west").status_code == 403
+    indices = scoped.get("frank", "/api/v1/indices").json()["items"]
+    assert {(i["log_type"], i["docs"]) for i in indices} == {("flows", None), ("dns", None), ("audit_kube", None)}
+
+
+def test_scope_filter_is_parameterised() -> None:
+    from margay.access.scope import scope_filter
+    from margay.logtypes import REGISTRY
+
+    sql, params = scope_filter(REGISTRY["flows"], ["west"], {"east": frozenset({"x'); DROP TABLE t; --"})}) or ("", [])
+    assert "DROP" not in sql and "x'); DROP TABLE t; --" in params
+
+
+def test_access_log_names_the_caller(scoped: Rig, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    with caplog.at_level("INFO", logger="margay.access"):
+        scoped.post("frank", "/api/v1/flows/logs", WIDE, cluster="east")
+    lines = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "margay.access"
+             and r.getMessage().startswith("{")]
+    line = lines[-1]
+    assert line["user"] == "frank" and line["returned"] == 3 and line["namespaces"] == {"east": ["shop"]}
+    assert line["types"] == ["flows"] and line["clusters"] == ["east"]
