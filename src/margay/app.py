@@ -18,7 +18,7 @@ from .access.identity import NO_AUTH, Identity
 from .access.middleware import AuthMiddleware
 from .access.scope import agg_fields, named_sides, redact_l3, redact_records, scope_filter, selector_keys
 from .aggregate.ingest import IngestAggregation
-from .api import flows, ingest, logs, operator
+from .api import catalog, events, flows, graph, ingest, logs, operator
 from .api.common import error_response
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -28,6 +28,7 @@ from .metrics import Registry, standard
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
 from .store.backend import Partition
 from .store.duckdb import DuckDBBackend
+from .web import pages
 
 access = logging.getLogger("margay.access")
 
@@ -153,9 +154,11 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         yield
         m.close()
 
-    routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes()]
+    routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes(), *graph.routes(),
+              *events.routes(), *catalog.routes(), *pages.routes()]
     middleware = [Middleware(AuthMiddleware, access=m.access)] if m.access.enabled else []
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m
+    app.state.dismissals = events.Dismissals(m.settings.data_dir)  # the events dismissal overlay (api/events.py)
     return app

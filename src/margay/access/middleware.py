@@ -11,6 +11,9 @@ from ..errors import MargayError
 from .guard import Access
 
 OPEN_PATHS = frozenset({"/-/health"})
+# The web UI's shell and static files carry no data (its pages call the API with the viewer's token).
+UI_PATHS = frozenset({"/", "/ui", "/ui/"})
+UI_PREFIX = "/ui/"
 
 
 class AuthMiddleware:
@@ -27,6 +30,11 @@ class AuthMiddleware:
             if k == b"authorization":
                 header = v.decode("latin-1")
                 break
+        path = scope.get("path") or ""
+        if path in UI_PATHS or path.startswith(UI_PREFIX):
+            scope.setdefault("state", {})["identity"] = None
+            await self.app(scope, receive, send)
+            return
         try:
             if scope.get("path") in OPEN_PATHS and header is None:
                 who = None

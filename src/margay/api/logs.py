@@ -55,6 +55,10 @@ def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: li
                   after_key=body.get("after_key") if isinstance(body.get("after_key"), dict) else None,
                   total_hits=body.get("total_hits", True) is not False)
     m.restrict_query(request, query, body)  # access: readable types only, namespace-scoped filters
+    if lt.name == "events":
+        from .events import apply_dismissals
+
+        apply_dismissals(request, query)  # the durable dismissal overlay (api/events.py)
     return query
 
 
@@ -92,7 +96,12 @@ async def search_logs(request: Request, name: str) -> JSONResponse:
     query = build_query(request, body, lt, also=also, default_last=default_last)
     result = await _timed(request, "logs", m.backend.search, query)
     m.access_log(request, lt, query, len(result.items))
-    out: dict[str, Any] = {"items": m.redact(request, query.logtype, result.items), "total_hits": result.total}
+    items = result.items
+    if lt.name == "events":
+        from .events import mark_dismissed
+
+        items = mark_dismissed(request, items)
+    out: dict[str, Any] = {"items": m.redact(request, query.logtype, items), "total_hits": result.total}
     if result.after_key is not None:
         out["after_key"] = result.after_key
     return JSONResponse(out)

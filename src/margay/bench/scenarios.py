@@ -136,4 +136,14 @@ def query(bench: Bench) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = {"ingest": ingest, "query": query}
+def agent(bench: Bench) -> dict[str, Any]:
+    """`margay agent` (a real process) shipping a flows.log to a real server: lines/s, CPU s per 10k flows."""
+    from ..agent import bench as agent_bench
+
+    out = agent_bench(lines=100_000 if bench.quick else 1_000_000, work_dir=bench.work_dir)
+    out["notes"] = (f"margay agent tailing a {out['agent_lines']:,}-line flows.log into a margay server on the same "
+                    "machine; CPU is the agent process's own (wait4), wall time from its start to the last ack.")
+    return out
+
+
+SCENARIOS = {"ingest": ingest, "query": query, "agent": agent}

@@ -25,7 +25,7 @@ import orjson
 from ..clock import Clock, SystemClock
 from ..errors import QueryError
 from ..ingest.parse import Converted, Converter, fsync_path
-from ..logtypes import LogType
+from ..logtypes import Kind, LogType, quote_ident
 from .backend import Partition, SearchResult
 from .catalog import Catalog, DataFile, PartKey
 from .journal import Journal, apply_deletes, apply_moves, fsync_dir
@@ -71,6 +71,7 @@ class DuckDBBackend:
         self._keys: dict[str, tuple[dict[str, Any], float]] = {}
         self._commit_lock = threading.Lock()
         self._seq_lock = threading.Lock()
+        self._inflight: dict[int, int] = {}  # reserved-but-uncommitted ranges: base -> count (see safe_seq)
         self._recover()
         self._seq = self.catalog.load()
         self.converter = Converter(self.ingest_con.cursor, self.scratch, compression)
@@ -103,7 +104,21 @@ class DuckDBBackend:
         with self._seq_lock:
             base = self._seq
             self._seq += n
+            self._inflight[base] = n
             return base
+
+    def _release(self, base: int) -> None:
+        with self._seq_lock:
+            self._inflight.pop(base, None)
+
+    def safe_seq(self) -> int:
+        """The safe watermark: every record with `_seq` <= this is committed (or will never exist).
+
+        Batches reserve `_seq` ranges before conversion and may commit out of order; a reader following
+        `_seq` (the forwarders) reads only up to the lowest reservation still in flight, so it never skips one.
+        """
+        with self._seq_lock:
+            return min(self._inflight) if self._inflight else self._seq
 
     def seen(self, lt: LogType, cluster: str, key: str) -> dict[str, Any] | None:
         hit = self._keys.get(_batch_key(lt, cluster, key))
@@ -119,16 +134,19 @@ class DuckDBBackend:
         if bkey is not None and bkey in self._keys:
             return self._keys[bkey][0], True
         base = self._reserve(body.count(b"\n") + 1)
-        conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base)
         try:
-            response = respond(conv)
-            if not conv.files and bkey is None:
-                return response, False
-            for _, path, _ in conv.files:
-                fsync_path(path)
-            return self._commit(lt, cluster, conv, base, bkey, response)
+            conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base)
+            try:
+                response = respond(conv)
+                if not conv.files and bkey is None:
+                    return response, False
+                for _, path, _ in conv.files:
+                    fsync_path(path)
+                return self._commit(lt, cluster, conv, base, bkey, response)
+            finally:
+                conv.discard()
         finally:
-            conv.discard()
+            self._release(base)  # after the catalog has the files: safe_seq never passes an unseen record
 
     def _commit(self, lt: LogType, cluster: str, conv: Converted, base: int, bkey: str | None,
                 response: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -224,6 +242,68 @@ class DuckDBBackend:
             return build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
 
         return self.read(query, run)
+
+    def _files_after(self, view: dict[PartKey, list[DataFile]], lt: LogType, after_seq: int, upto: int) -> list[str]:
+        return [str(f.path) for (t, _, _), files in sorted(view.items()) if t == lt.name for f in files
+                if f.seq_hi > after_seq and f.seq_lo <= upto]
+
+    def records_after(self, lt: LogType, after_seq: int, limit: int, *, upto: int | None = None,
+                      where: tuple[str, list[Any]] | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` documents with after_seq < `_seq` <= upto (default: the safe watermark), in `_seq` order.
+
+        Each is the document as the API renders it plus `_seq` and `_time` (its time field in epoch
+        seconds); `where` is an extra (sql, params) condition, e.g. a compiled selector.
+        """
+        upto = self.safe_seq() if upto is None else upto
+        if upto <= after_seq or limit <= 0:
+            return []
+        tcol = quote_ident(lt.time_field)
+        texpr = f"CAST({tcol} AS DOUBLE)" if lt.time.kind is Kind.EPOCH_S else f"epoch({tcol})"
+        cond, cparams = where if where is not None else ("TRUE", [])
+        with self.catalog.snapshot() as view:
+            files = self._files_after(view, lt, after_seq, upto)
+            if not files:
+                return []
+            cur = self.cursor()
+            try:
+                rows = cur.execute(
+                    f"SELECT _seq, {texpr}, {self.compiler.doc(lt)} FROM read_parquet(?, union_by_name = true) AS t "  # noqa: S608
+                    f"WHERE _seq > ? AND _seq <= ? AND ({cond}) ORDER BY _seq LIMIT ?",
+                    [files, after_seq, upto, *cparams, limit]).fetchall()
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
+        out = []
+        for seq, t, doc in rows:
+            d = orjson.loads(doc)
+            d["_seq"], d["_time"] = seq, t
+            out.append(d)
+        return out
+
+    def backlog(self, lt: LogType, after_seq: int, *, where: tuple[str, list[Any]] | None = None
+                ) -> tuple[int, float | None]:
+        """(records with `_seq` > after_seq, epoch seconds the oldest of them was stored) - a forwarder's lag."""
+        cond, cparams = where if where is not None else ("TRUE", [])
+        with self.catalog.snapshot() as view:
+            files = self._files_after(view, lt, after_seq, 1 << 62)
+            if not files:
+                return 0, None
+            cur = self.cursor()
+            try:
+                n, oldest = cur.execute(
+                    "SELECT count(*), epoch(min(generated_time)) FROM read_parquet(?, union_by_name = true) AS t "  # noqa: S608
+                    f"WHERE _seq > ? AND ({cond})", [files, after_seq, *cparams]).fetchall()[0]
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
+        return int(n), (float(oldest) if oldest is not None else None)
+
+    def head_seq(self) -> int:
+        """The highest `_seq` reserved so far (a forwarder that starts at `latest` begins here)."""
+        with self._seq_lock:
+            return self._seq
 
     def stats(self) -> dict[str, Any]:
         with self.catalog.lock:
