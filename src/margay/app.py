@@ -23,6 +23,7 @@ from .api.common import error_response
 from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import MargayError
+from .forward import Forwarding
 from .logtypes import LogType
 from .metrics import Registry, standard
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
@@ -40,7 +41,7 @@ class Margay:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = standard(Registry())
-        self.backend = backend or DuckDBBackend(settings.data_dir, clock=self.clock)
+        self.backend = backend or _backend(settings, self.clock)
         self.metrics.gauge("margay_store_bytes", lambda: [({}, float(self.backend.stats().get("bytes", 0)))])
         self.access = Access.from_settings(settings)
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).
@@ -48,6 +49,8 @@ class Margay:
                                             interval=settings.retention_interval, metrics=self.metrics)
         self.disk = DiskGuard(settings.data_dir, settings.min_free_bytes, metrics=self.metrics)
         self.aggregation = IngestAggregation.from_file(settings.config)
+        # Forwarders (forward/): LogCollector additionalStores, each following the store in its own thread.
+        self.forwarding = Forwarding.from_file(settings.config, self.backend, settings.data_dir, self.metrics)
 
     # Seams that access control (RBAC, access/) and the disk guard plug into.
     @staticmethod
@@ -126,11 +129,31 @@ class Margay:
     def start(self) -> None:
         """Start background work (the retention scheduler); called when the server starts."""
         self.retention.start()
+        self.forwarding.start()
 
     def close(self) -> None:
         self.retention.stop()
+        self.forwarding.stop()
         self.access.close()
         self.backend.close()
+
+
+def _backend(settings: Settings, clock: Clock) -> Any:
+    """The store chosen by settings.backend."""
+    if settings.backend == "duckdb":
+        return DuckDBBackend(settings.data_dir, clock=clock)
+    if settings.backend == "opensearch":
+        from .errors import ConfigError
+        from .store.opensearch import OpenSearchBackend
+
+        if not settings.opensearch_url:
+            raise ConfigError("backend opensearch needs --opensearch-url")
+        return OpenSearchBackend(settings.opensearch_url, username=settings.opensearch_user,
+                                 password=settings.opensearch_password, token=settings.opensearch_token,
+                                 ca_file=settings.opensearch_ca_file, prefix=settings.opensearch_prefix)
+    from .errors import ConfigError
+
+    raise ConfigError(f"unknown backend {settings.backend!r}: use duckdb or opensearch")
 
 
 async def _margay_error(request: Request, exc: Exception) -> Response:

@@ -53,6 +53,18 @@ def serve(
                                              "against the API server of the pod margay runs in.")] = False,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="No authentication: anyone may read and write "
                                           "everything. Development only; refused unless --host is loopback.")] = False,
+    backend: Annotated[str | None, typer.Option(help="Storage engine: duckdb (embedded, default) or opensearch.",
+                                                envvar="MARGAY_BACKEND")] = None,
+    opensearch_url: Annotated[str | None, typer.Option(help="OpenSearch/Elasticsearch URL (backend opensearch).",
+                                                       envvar="MARGAY_OPENSEARCH_URL")] = None,
+    opensearch_user: Annotated[str | None, typer.Option(help="Basic-auth user for OpenSearch.",
+                                                        envvar="MARGAY_OPENSEARCH_USER")] = None,
+    opensearch_password: Annotated[str | None, typer.Option(help="Basic-auth password for OpenSearch.",
+                                                            envvar="MARGAY_OPENSEARCH_PASSWORD")] = None,
+    opensearch_token: Annotated[str | None, typer.Option(help="Bearer token for OpenSearch.",
+                                                         envvar="MARGAY_OPENSEARCH_TOKEN")] = None,
+    opensearch_ca_file: Annotated[Path | None, typer.Option(help="CA bundle (PEM) for OpenSearch's TLS.",
+                                                            envvar="MARGAY_OPENSEARCH_CA_FILE")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
@@ -69,7 +81,10 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         flags: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port, "config": config,
-                                 "log_level": log_level, "tokens": tokens, "rbac": rbac, "kubeconfig": kubeconfig}
+                                 "log_level": log_level, "tokens": tokens, "rbac": rbac, "kubeconfig": kubeconfig,
+                                 "backend": backend, "opensearch_url": opensearch_url,
+                                 "opensearch_user": opensearch_user, "opensearch_password": opensearch_password,
+                                 "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file}
         if no_auth and (tokens or rbac or kubeconfig or in_cluster):
             fail("--no-auth cannot be combined with --tokens, --rbac, --kubeconfig or --in-cluster")
         if no_auth:
@@ -365,7 +380,22 @@ def retention_apply(data_dir: DataDir = Path("./data"), config: ConfigFile = Non
 
 
 def main() -> None:
-    app()
+    import httpx
+
+    from .client import ClientError
+    from .errors import MargayError
+
+    try:
+        app()
+    except ClientError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except httpx.ConnectError as exc:
+        console.print(f"[red]error:[/red] cannot reach the server ({exc}); is `margay serve` running there?")
+        sys.exit(2)
+    except MargayError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(2)
 
 
 __all__ = ["app", "main", "datetime", "timedelta", "UTC"]

@@ -27,7 +27,12 @@ class Settings:
     config: Path | None = setting(None, "YAML file with LogStorage, LogCollector and margay settings.")
     backend: str = setting("duckdb", "Storage engine: duckdb (embedded) or opensearch.")
     opensearch_url: str | None = setting(None, "OpenSearch/Elasticsearch URL when backend=opensearch.")
+    opensearch_user: str | None = setting(None, "Basic-auth user for OpenSearch.")
     opensearch_password: str | None = setting(None, "Basic-auth password for OpenSearch.", secret=True)
+    opensearch_token: str | None = setting(None, "Bearer token for OpenSearch (instead of basic auth).", secret=True)
+    opensearch_ca_file: Path | None = setting(None, "CA bundle (PEM) that signs OpenSearch's TLS certificate.")
+    opensearch_prefix: str = setting("", "Prefix before every index margay creates in OpenSearch (to share a "
+                                     "cluster); empty keeps Calico's names.")
     max_body_bytes: int = setting(100 * 1024 * 1024, "Largest accepted ingest body (after decompression).")
     log_level: str = setting("info", "Log level: debug, info, warning, error.")
     min_free_bytes: int = setting(256 * 1024 * 1024, "Disk guard: below this many free bytes on the data volume "

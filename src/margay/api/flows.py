@@ -11,6 +11,7 @@ from starlette.routing import Route
 from ..errors import QueryError
 from ..logtypes import REGISTRY
 from ..logtypes.policy import parse_policy
+from ..query.selector import And, InSet
 from .common import JSONResponse, json_body
 from .logs import _timed, build_query
 
@@ -80,14 +81,12 @@ async def l3_flows(request: Request) -> JSONResponse:
     for key in ("actions", "source_types", "destination_types"):
         if key in body and not (isinstance(body[key], list) and all(isinstance(v, str) for v in body[key])):
             raise QueryError(f"{key}: expected a list of strings")
-    if body.get("actions"):
-        query.filters.append(('"action" IN (' + ", ".join("?" for _ in body["actions"]) + ")", list(body["actions"])))
-    if body.get("source_types"):
-        query.filters.append(('"source_type" IN (' + ", ".join("?" for _ in body["source_types"]) + ")",
-                              list(body["source_types"])))
-    if body.get("destination_types"):
-        query.filters.append(('"dest_type" IN (' + ", ".join("?" for _ in body["destination_types"]) + ")",
-                              list(body["destination_types"])))
+    # As selector terms, so that every engine compiles them (SQL or query DSL).
+    terms = [InSet(key, tuple(body[name])) for name, key in
+             (("actions", "action"), ("source_types", "source_type"), ("destination_types", "dest_type"))
+             if body.get(name)]
+    if terms:
+        query.selector = And((*([query.selector] if query.selector is not None else []), *terms))
     offset = 0
     if isinstance(query.after_key, dict) and isinstance(query.after_key.get("startFrom"), int):
         offset = query.after_key["startFrom"]
@@ -99,6 +98,9 @@ async def l3_flows(request: Request) -> JSONResponse:
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def run() -> list[dict[str, Any]]:
+        native = getattr(m.backend, "l3_flows", None)  # engines without SQL (OpenSearch) group natively
+        if native is not None:
+            return list(native(query, offset, KEY, SUMS))
         return list(m.backend.run_over(query, grouped))
 
     rows = await _timed(request, "flows", run)

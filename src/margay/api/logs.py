@@ -126,6 +126,9 @@ async def aggregate_logs(request: Request, name: str) -> JSONResponse:
 
 
 def run_aggregations(backend: Any, query: Query, aggs: dict[str, Any]) -> dict[str, Any]:
+    native = getattr(backend, "aggregate", None)  # engines without SQL (OpenSearch) aggregate natively
+    if native is not None:
+        return dict(native(query, aggs))
     return backend.run_over(query, lambda run, src, params: Aggregator(query.logtype, run).aggregate(
         aggs, Scope(src, params)))
 
@@ -164,6 +167,9 @@ async def field_values(request: Request, name: str, field: str) -> JSONResponse:
         return [{"value": v, "count": c} for v, c in run(sql, params + [prefix, size])]
 
     def run() -> list[dict[str, Any]]:
+        native = getattr(m.backend, "field_values", None)  # engines without SQL (OpenSearch)
+        if native is not None:
+            return list(native(query, field, prefix, size))
         return list(m.backend.run_over(query, hints))
 
     values = await _timed(request, "hints", run)

@@ -83,6 +83,9 @@ class Forwarder:
         self._thread = threading.Thread(target=self._run, name=f"margay-forward-{self.config.name}", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        self._stop.set()
+
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -57,7 +57,7 @@ class Forwarding:
 
     def stop(self) -> None:
         for f in self.forwarders:
-            f._stop.set()  # all at once, then wait for each
+            f.request_stop()  # all at once, then wait for each
         for f in self.forwarders:
             f.stop()
 

@@ -48,7 +48,7 @@ class DuckDBBackend:
     name = "duckdb"
 
     def __init__(self, data_dir: Path, *, clock: Clock | None = None, key_ttl: timedelta = timedelta(days=1),
-                 compact_min_files: int = 16, compact_target_rows: int = 4_000_000,
+                 compact_min_files: int = 16, compact_target_rows: int = 1_000_000,
                  compact_interval: float = 5.0, compression: str = "zstd") -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / "store"

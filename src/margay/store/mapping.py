@@ -12,6 +12,8 @@ Choices where Calico's template and margay's registry differ:
 - Maps (labels, annotations) are `flat_object` (OpenSearch 2.7+; Elasticsearch calls it `flattened`):
   term, terms, wildcard, prefix and exists on `<map>.<key>` work; aggregations on them do not (OpenSearch
   2.19 returns wrong buckets), and margay's aggregations do not offer map keys.
+- JSON fields (request/response objects, event records) are kept in `_source` but not indexed, except the
+  paths the registry makes queryable (`json_keys`), mapped as keyword.
 - Text fields get a `keyword` sub-field so that `=`, IN and wildcards compare whole values, as they do on
   the embedded store (see `exact_field`).
 - Flows' `@timestamp` is a real date (end_time in ms, written on ingest); elsewhere it is an alias.
@@ -78,6 +80,12 @@ def _put_path(props: dict[str, Any], dotted: str, value: dict[str, Any]) -> bool
 def mapping_for(lt: LogType) -> dict[str, Any]:
     """The `mappings` body of a log type's indices."""
     props: dict[str, Any] = {f.name: field_mapping(f) for f in lt.fields}
+    # Free-form JSON stays unindexed, except the keys the selector language offers (audit responseObject.kind).
+    for key, (column, path) in lt.json_keys.items():
+        if props.get(column, {}).get("enabled") is False:
+            props[column] = {"type": "object", "dynamic": False, "properties": {}}
+        if props.get(column, {}).get("type") == "object":
+            _put_path(props[column]["properties"], path.removeprefix("$."), {"type": "keyword", "ignore_above": 1024})
     props["cluster"] = {"type": "keyword"}
     props["generated_time"] = {"type": "date", "format": DATE_FORMAT}
     props[SEQ_FIELD] = {"type": "long"}

@@ -1,0 +1,1 @@
+"""Reference docs generated from the code: settings (config.py) and the CLI (cli.py)."""

@@ -1,0 +1,121 @@
+// The router and the header: sign-in, cluster selector, time range; each page lives in its own module.
+import { api, closeDrawer, h, state } from "./core.js";
+import { overview } from "./overview.js";
+import { explorer } from "./explorer.js";
+import { graph } from "./graph.js";
+import { events } from "./events.js";
+
+const main = document.getElementById("main");
+let charts = [];
+export function track(chart) { charts.push(chart); return chart; }
+window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
+
+function route() {
+  const [path, qs] = location.hash.replace(/^#/, "").split("?");
+  const parts = path.split("/").filter(Boolean);
+  return { page: parts[0] || "overview", arg: parts[1], params: new URLSearchParams(qs || "") };
+}
+
+async function signin(message) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("controls").hidden = true;
+  const input = h("input", { type: "password", id: "token", placeholder: "mgy_…", autocomplete: "off" });
+  const err = h("div");
+  const form = h("form", { class: "card signin", onsubmit: async (e) => {
+    e.preventDefault();
+    state.token = input.value.trim();
+    try { await load(); localStorage.setItem("margay.token", state.token); location.hash = "#/overview"; render(); }
+    catch (ex) { err.replaceChildren(h("div", { class: "error" }, ex.status === 401 ? "This token is not valid." : ex.message)); }
+  } },
+  h("h2", {}, "Sign in to margay"),
+  h("p", { class: "muted" }, "Paste a bearer token: the admin token `margay serve` printed (also in <data>/admin-token), " +
+    "a token from the tokens file, or a Kubernetes service-account token."),
+  input, h("button", { class: "btn primary", type: "submit" }, "Sign in"), err,
+  message ? h("p", { class: "muted" }, message) : null);
+  main.replaceChildren(form);
+  input.focus();
+}
+
+async function load() {
+  state.me = await api("GET", "/api/v1/whoami");
+  const t = await api("GET", "/api/v1/logtypes");
+  state.types = Object.fromEntries(t.items.map((x) => [x.name, x]));
+  const mine = state.me.clusters;
+  state.clusters = (state.clusters || []).filter((c) => mine.includes(c));
+  if (!state.clusters.length) state.clusters = mine.slice();
+  clusterMenu();
+  const who = document.getElementById("who");
+  who.textContent = state.me.auth === "none" ? "" : state.me.user;
+  document.getElementById("signout").hidden = state.me.auth === "none";
+  document.getElementById("nav").hidden = false;
+  document.getElementById("controls").hidden = false;
+}
+
+function clusterMenu() {
+  const menu = document.getElementById("cluster-menu");
+  const mine = state.me.clusters;
+  const boxes = mine.map((c) => h("label", {}, h("input", { type: "checkbox", value: c, checked: state.clusters.includes(c),
+    onchange: () => {
+      const on = [...menu.querySelectorAll("input:checked")].map((i) => i.value);
+      if (!on.length) return;
+      state.clusters = on; localStorage.setItem("margay.clusters", JSON.stringify(on)); label(); render();
+    } }), " ", c));
+  const hiddenCount = state.me.all_clusters - mine.length;
+  menu.replaceChildren(...boxes, mine.length ? null : h("div", { class: "note" }, "No cluster you may read has logs yet."),
+    hiddenCount > 0 ? h("div", { class: "note" }, `${hiddenCount} other cluster(s) are not readable with your token.`) : null);
+  label();
+}
+function label() {
+  const b = document.getElementById("cluster-button");
+  const n = state.clusters.length;
+  b.textContent = n === 1 ? `Cluster: ${state.clusters[0]}` : `${n} clusters`;
+}
+
+function rangeControls() {
+  const sel = document.getElementById("range"), abs = document.getElementById("absolute");
+  const saved = JSON.parse(localStorage.getItem("margay.range") || "null");
+  if (saved) state.range = saved;
+  const isRel = [...sel.options].some((o) => o.value === state.range.from) && state.range.to === "now";
+  sel.value = isRel ? state.range.from : "custom";
+  abs.hidden = isRel;
+  const local = (d) => new Date(d - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  sel.onchange = () => {
+    if (sel.value === "custom") {
+      abs.hidden = false;
+      document.getElementById("abs-to").value = local(Date.now());
+      document.getElementById("abs-from").value = local(Date.now() - 3 * 3600e3);
+      return;
+    }
+    abs.hidden = true; setRange({ from: sel.value, to: "now" });
+  };
+  document.getElementById("abs-apply").onclick = () => {
+    const f = document.getElementById("abs-from").value, t = document.getElementById("abs-to").value;
+    if (f && t) setRange({ from: new Date(f).toISOString(), to: new Date(t).toISOString() });
+  };
+}
+function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSON.stringify(r)); render(); }
+
+const PAGES = { overview, explore: explorer, graph, events };
+
+export function render() {
+  closeDrawer();
+  charts.forEach((c) => c.dispose()); charts = [];
+  const r = route();
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === r.page));
+  const page = PAGES[r.page] || overview;
+  main.replaceChildren();
+  page(main, r);
+}
+
+async function start() {
+  document.getElementById("cluster-button").onclick = (e) => { e.stopPropagation(); document.getElementById("cluster-picker").classList.toggle("open"); };
+  document.addEventListener("click", (e) => { if (!e.target.closest("#cluster-picker")) document.getElementById("cluster-picker").classList.remove("open"); });
+  document.getElementById("drawer-close").onclick = closeDrawer;
+  document.getElementById("signout").onclick = () => { localStorage.removeItem("margay.token"); state.token = ""; signin(); };
+  window.addEventListener("margay:unauthorized", () => { localStorage.removeItem("margay.token"); state.token = ""; signin("Your session's token was refused; sign in again."); });
+  rangeControls();
+  try { await load(); } catch (err) { if (err.status === 401) return signin(); main.replaceChildren(h("div", { class: "error" }, err.message)); return; }
+  window.addEventListener("hashchange", render);
+  render();
+}
+start();
