@@ -7,7 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench rig clean venv
 
-venv: $(STAMP)
+WEB := src/margay/web
+WEB_STAMP := $(WEB)/node_modules/.installed
+
+venv: $(STAMP) $(WEB_STAMP)
+
+# The UI's front-end libraries (echarts, cytoscape) from npm, pinned by package-lock.json; never committed.
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

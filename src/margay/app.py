@@ -18,7 +18,7 @@ from .access.identity import NO_AUTH, Identity
 from .access.middleware import AuthMiddleware
 from .access.scope import agg_fields, named_sides, redact_l3, redact_records, scope_filter, selector_keys
 from .aggregate.ingest import IngestAggregation
-from .api import catalog, events, flows, graph, ingest, logs, operator
+from .api import catalog, es, events, flows, graph, ingest, logs, operator
 from .api.common import error_response
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -178,7 +178,7 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes(), *graph.routes(),
-              *events.routes(), *catalog.routes(), *pages.routes()]
+              *events.routes(), *catalog.routes(), *es.routes(), *pages.routes()]
     middleware = [Middleware(AuthMiddleware, access=m.access)] if m.access.enabled else []
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})

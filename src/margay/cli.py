@@ -379,6 +379,89 @@ def retention_apply(data_dir: DataDir = Path("./data"), config: ConfigFile = Non
     out.print(f"{verb} {len(gone)} partitions, {sum(p.bytes for p in gone):,} bytes")
 
 
+forward_app = typer.Typer(help="Forwarding to S3, syslog and Splunk (LogCollector additionalStores).",
+                          no_args_is_help=True)
+app.add_typer(forward_app, name="forward")
+archive_app = typer.Typer(help="S3 archives: bring archived logs back for a time range.", no_args_is_help=True)
+app.add_typer(archive_app, name="archive")
+
+
+@forward_app.command("status")
+def forward_status(data_dir: DataDir = Path("./data"),
+                   config: Annotated[Path, typer.Option("--config", help="YAML file holding the LogCollector.",
+                                                        envvar="MARGAY_CONFIG")] = Path("margay.yaml"),
+                   server: Annotated[str | None, typer.Option(help="Also read delivered/retried/failed counts "
+                                                              "from this running server's /-/metrics.")] = None,
+                   json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+                   ) -> None:
+    """Per store: its log types, cursor, lag (records and seconds behind) and, with --server, its counts."""
+    from .errors import MargayError
+    from .forward.config import from_file
+    from .forward.status import offline_status, scrape
+
+    try:
+        rows = offline_status(data_dir, from_file(config))
+    except MargayError as exc:
+        fail(exc.message)
+    if server:
+        import httpx
+
+        text = httpx.get(server.rstrip("/") + "/-/metrics", timeout=10).text
+        for r in rows:
+            r.update({k: int(v) for k, v in scrape(text, r["store"]).items()})
+    if json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"forwarding from {data_dir}")
+    cols = ["store", "types", "lag records", "lag seconds"] + (["delivered", "retried", "failed", "truncated"] if server else [])
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        cells = [r["store"], ", ".join(r["types"]), f"{r['lag_records']:,}", f"{r['lag_seconds']:.1f}"]
+        cells += [f"{r[k]:,}" for k in ("delivered", "retried", "failed", "truncated")] if server else []
+        table.add_row(*cells)
+    out.print(table)
+
+
+@archive_app.command("import")
+def archive_import(
+    bucket: Annotated[str, typer.Option(help="Bucket of the S3 store.")],
+    start: Annotated[datetime, typer.Option("--from", help="Start of the time range (UTC unless an offset is given).")],
+    end: Annotated[datetime, typer.Option("--to", help="End of the time range.")],
+    prefix: Annotated[str, typer.Option(help="The store's bucketPath.")] = "",
+    s3_endpoint: Annotated[str | None, typer.Option(help="S3-compatible endpoint URL (default: AWS).")] = None,
+    region: Annotated[str, typer.Option(help="S3 region.", envvar="AWS_REGION")] = "us-east-1",
+    path_style: Annotated[bool, typer.Option("--path-style", help="Path-style bucket addressing.")] = False,
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only these log types (repeatable).")] = None,
+    clusters: Annotated[list[str] | None, typer.Option("--cluster", help="Only these clusters (repeatable).")] = None,
+    server: Annotated[str | None, typer.Option(help="Re-ingest into this running server.")] = None,
+    token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
+    data_dir: DataDir = Path("./data"),
+) -> None:
+    """Re-ingest archived records with time in [--from, --to] (credentials: AWS_ACCESS_KEY_ID/SECRET)."""
+    from rich.progress import Progress
+
+    from .client import Client, local_client
+    from .forward.archive import import_archive, list_archive
+    from .forward.s3 import s3_client
+
+    start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
+    if end < start:
+        fail("--to is before --from")
+    client = s3_client({"region": region, "endpoint": s3_endpoint, "path_style": path_style}, 30.0)
+    objects = list_archive(client, bucket, prefix, start, end, types=types, clusters=clusters)
+    ctx = Client(server, token) if server else local_client(data_dir)
+    with ctx as api, Progress(console=console) as progress:
+        task = progress.add_task("importing", total=len(objects))
+        result = import_archive(
+            client, bucket, prefix, start, end,
+            lambda lt, cluster, body, key: api.bulk(lt, body, cluster=cluster, key=key),
+            types=types, clusters=clusters, progress=lambda obj, n: progress.advance(task))
+    out.print(orjson.dumps(result).decode())
+    if result["failed"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     import httpx
 

@@ -131,3 +131,15 @@ def test_operator_endpoints(loaded: Client, server: ServerThread) -> None:
     text = httpx.get(server.url + "/-/metrics").text
     assert 'margay_records_accepted_total{cluster="east",type="flows"} 12345' in text
     assert "margay_ingest_seconds_count" in text and "margay_store_bytes" in text
+
+
+def test_terms_ordered_by_a_metric(loaded: Client) -> None:
+    aggs = {"ns": {"terms": {"field": "source_namespace", "size": 2, "order": {"bytes": "desc"}},
+                   "aggs": {"bytes": {"sum": {"field": "bytes_in"}}}}}
+    res = loaded.post("/api/v1/flows/logs/aggregation", {"aggregations": aggs}, cluster="east")["aggregations"]
+    sums = {ns: sum(i for i in range(12_345) if ("shop", "payments", "data")[i % 3] == ns)
+            for ns in ("shop", "payments", "data")}
+    top = sorted(sums, key=lambda ns: -sums[ns])[:2]
+    assert [b["key"] for b in res["ns"]["buckets"]] == top
+    assert [b["bytes"]["value"] for b in res["ns"]["buckets"]] == [float(sums[n]) for n in top]
+    assert res["ns"]["sum_other_doc_count"] == 12_345 - sum(b["doc_count"] for b in res["ns"]["buckets"])

@@ -153,9 +153,10 @@ async def flow_graph(request: Request) -> JSONResponse:
         raise QueryError(f"max_nodes: expected an integer from 2 to {MAX_NODES}")
     query = build_query(request, body, REGISTRY["flows"], default_last=timedelta(hours=1))
     plan = getattr(request.state, "read_plan", None)
-    scoped = bool(plan is not None and plan.scoped)
-    full = [c for c in query.clusters if not scoped or c not in plan.scoped]
-    allowed = [f"{c}/{ns}" for c, nss in (plan.scoped.items() if scoped else []) for ns in nss]
+    limits: dict[str, frozenset[str]] = dict(plan.scoped) if plan is not None else {}
+    scoped = bool(limits)
+    full = [c for c in query.clusters if c not in limits]
+    allowed = [f"{c}/{ns}" for c, nss in limits.items() for ns in nss]
     node_params: list[Any] = ([full, allowed, expand] if scoped else [expand])
 
     def build(run: Any, src: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -169,7 +170,8 @@ async def flow_graph(request: Request) -> JSONResponse:
     nodes: dict[str, dict[str, Any]] = {}
     edges = []
     hidden = 0
-    for s, d, f, df, b, logs, merged, hidden in rows:
+    for s, d, f, df, b, logs, merged, folded in rows:
+        hidden = folded
         if s == MORE and d == MORE:
             continue
         for node in (s, d):

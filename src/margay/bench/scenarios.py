@@ -1,138 +1,241 @@
-"""The scenarios: end-to-end ingest through the bulk API, and the flow graph query over millions of flows."""
+"""The scenarios, each run on margay (embedded) and on a real OpenSearch node with the same data.
+
+- ingest: simulated Felix flows through each system's bulk API, 1/4/16 clients, durable acknowledgement.
+- storage: bytes on disk per flow, DNS and audit record.
+- query: p50/p95 of five questions at growing data sizes.
+- memory: peak RSS of the servers.
+- mixed: sustained ingest at half the measured maximum with 10 query clients; errors, p95, RSS over time.
+- aggregate, agent, forward, ui: the side paths' own measurements.
+"""
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
 import httpx
 
-from ..simulate import Topology, flows, ndjson_batches
-from ..testing.server import ServerProcess
-from .harness import Bench, cpu_seconds, percentile, rss_mib
+from .data import Batch, flow_batches, other_batches, topology
+from .harness import Bench, percentile, peak_rss_mib
+from .profile import profiled
+from .targets import MargayTarget, OpenSearchTarget
 
-END = datetime(2026, 11, 26, tzinfo=UTC)
-BATCH = 10_000
-
-
-def _topology() -> Topology:
-    return Topology.build(7, clusters=["cluster", "app-cluster-1"], namespaces_per_cluster=40,
-                          deployments_per_namespace=10)
+SIZES = {"quick": [200_000, 600_000], "full": [2_000_000, 10_000_000]}
 
 
-def flow_batches(topo: Topology, hours: float, *, level: int = 0) -> Any:
-    """NDJSON batches of simulated level-0 Felix flows over the `hours` before END, cluster by cluster."""
-    start = END - timedelta(hours=hours)
-    for cluster in topo.clusters:
-        for body in ndjson_batches(flows(topo, cluster, start, END, level=level, denied_level=level), BATCH):
-            yield cluster, body
-
-
-def _post_all(url: str, batches: list[tuple[str, bytes]], clients: int) -> tuple[int, float]:
-    """Post batches from `clients` threads (gzip, durable acknowledgement); (records, seconds)."""
-    lock = threading.Lock()
-    queue = list(enumerate(batches))
-    sent = [0]
-
-    def worker() -> None:
-        with httpx.Client(base_url=url, timeout=300) as http:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    i, (cluster, body) = queue.pop()
-                r = http.post("/api/v1/flows/logs/bulk", content=body,
-                              headers={"content-type": "application/x-ndjson", "content-encoding": "gzip",
-                                       "x-cluster-id": cluster, "idempotency-key": f"bench-{i}"})
-                r.raise_for_status()
-                with lock:
-                    sent[0] += r.json()["succeeded"]
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sent[0], time.perf_counter() - started
+def _targets(bench: Bench, tag: str) -> list[Any]:
+    return [MargayTarget(bench.work_dir / f"{tag}-margay"), OpenSearchTarget(bench.work_dir / f"{tag}-opensearch")]
 
 
 def ingest(bench: Bench) -> dict[str, Any]:
-    topo = _topology()
-    hours = 0.75 if bench.quick else 3
-    raw = list(flow_batches(topo, hours))
-    records = sum(b.count(b"\n") for _, b in raw)
-    batches = [(c, gzip.compress(b, 1)) for c, b in raw]
-    bytes_per_record = sum(len(b) for _, b in raw) / records
-    del raw
-    out: dict[str, Any] = {"ingest_records": records, "ingest_ndjson_bytes_per_record": round(bytes_per_record, 1)}
-    best = 0.0
-    for clients in (1, 4, 16):
-        data = bench.work_dir / f"ingest-{clients}"
-        shutil.rmtree(data, ignore_errors=True)
-        with ServerProcess(data, log=bench.work_dir / f"ingest-{clients}.log") as server:
-            assert server.proc is not None
-            cpu0 = cpu_seconds(server.proc.pid)
-            n, seconds = _post_all(server.url, batches, clients)
-            cpu = cpu_seconds(server.proc.pid) - cpu0
-            rss = rss_mib(server.proc.pid)
-            stored = httpx.get(server.url + "/api/v1/indices", timeout=60).json()["items"]
-            disk = sum(i["bytes"] for i in stored)
-        assert n == records, f"stored {n} of {records}"
-        rps = n / seconds
-        best = max(best, rps)
-        out[f"ingest_rps_margay_{clients}c"] = round(rps)
-        out[f"ingest_server_cpu_s_per_million_{clients}c"] = round(cpu / n * 1e6, 2)
-        out[f"ingest_rss_mib_{clients}c"] = round(rss, 1)
-        out["bytes_per_flow_margay"] = round(disk / n, 2)
-        bench.log(f"  {clients:>2} clients: {rps:,.0f} records/s, {cpu / n * 1e6:.1f} CPU s per million")
-    out["ingest_rps_margay"] = round(best)
-    out["notes"] = (f"{records:,} simulated level-0 Felix flow records ({bytes_per_record:.0f} bytes of NDJSON each) "
-                    f"in gzip batches of {BATCH:,} posted to `margay serve` (a separate process) with durable "
-                    "acknowledgement; the load generator runs on the same cores.")
+    topo = topology()
+    records = 200_000 if bench.quick else 1_000_000
+    batches = list(flow_batches(topo, records))
+    n_records = sum(b.records for b in batches)
+    out: dict[str, Any] = {"ingest_records": n_records,
+                           "ingest_ndjson_bytes_per_record": round(sum(len(b.body) for b in batches) / n_records, 1)}
+    for kind in (MargayTarget, OpenSearchTarget):
+        best = 0.0
+        for clients in (1, 4, 16):
+            target = kind(bench.work_dir / f"ingest-{kind.name}")  # a fresh, empty store per client count
+            target.start()
+            try:
+                cpu0 = target.cpu()
+                with profiled(bench, f"ingest-{target.name}-{clients}c", target.pid, enabled=clients == 4):
+                    n, seconds = target.ingest(batches, clients)
+                cpu = target.cpu() - cpu0
+                out[f"ingest_rss_mib_{target.name}_{clients}c"] = round(target.rss(), 1)
+            finally:
+                target.stop()
+            assert n == n_records, f"{target.name} stored {n} of {n_records}"
+            rps = n / seconds
+            best = max(best, rps)
+            out[f"ingest_rps_{target.name}_{clients}c"] = round(rps)
+            out[f"ingest_cpu_s_per_million_{target.name}_{clients}c"] = round(cpu / n * 1e6, 2)
+            bench.log(f"  {target.name:<10} {clients:>2} clients: {rps:,.0f} records/s, "
+                      f"{cpu / n * 1e6:.1f} server CPU s per million")
+        out[f"ingest_rps_{kind.name}"] = round(best)
+    out["ingest_ratio_margay_vs_opensearch"] = round(out["ingest_rps_margay"] / out["ingest_rps_opensearch"], 2)
+    out["notes"] = (f"{n_records:,} simulated level-0 Felix flow records ({out['ingest_ndjson_bytes_per_record']:.0f} "
+                    "bytes of NDJSON each) in gzip batches of 10,000, posted over loopback to margay's bulk API and "
+                    "to OpenSearch's _bulk (with Calico's daily indices and margay's generated template, then a "
+                    "refresh); each system on a fresh store per client count; the load generator shares the cores.")
     return out
 
 
+def storage(bench: Bench) -> dict[str, Any]:
+    topo = topology()
+    flows = list(flow_batches(topo, 300_000 if bench.quick else 10_000_000))
+    others = list(other_batches(topo, 6 if bench.quick else 48))
+    out: dict[str, Any] = {"storage_flow_records": sum(b.records for b in flows)}
+    for target in _targets(bench, "storage"):
+        target.start()
+        try:
+            _load(target, flows)
+            _load(target, others)
+            target.settle()
+            for kind in ("flows", "dns", "audit_kube"):
+                key = "flow" if kind == "flows" else kind.split("_")[0]
+                out[f"bytes_per_{key}_{target.name}"] = round(target.bytes_per_record(kind), 2)
+        finally:
+            target.stop()
+    out["bytes_per_flow_ratio_opensearch_vs_margay"] = round(
+        out["bytes_per_flow_opensearch"] / max(out["bytes_per_flow_margay"], 1e-9), 1)
+    out["notes"] = ("Bytes on disk per record after ingest and compaction (margay: Parquet partitions; "
+                    "OpenSearch: store.size after flush and force-merge to one segment), same simulated data.")
+    return out
+
+
+def _load(target: Any, batches: list[Batch] | Any, chunk: int = 64) -> int:
+    total = 0
+    it = iter(batches)
+    while True:
+        part = list(islice(it, chunk))
+        if not part:
+            return total
+        n, _ = target.ingest(part, 2)
+        total += n
+
+
 def query(bench: Bench) -> dict[str, Any]:
-    topo = _topology()
-    hours = 3 if bench.quick else 24
-    data = bench.work_dir / "query"
-    shutil.rmtree(data, ignore_errors=True)
+    topo = topology()
     out: dict[str, Any] = {}
-    with ServerProcess(data, log=bench.work_dir / "query.log") as server:
-        assert server.proc is not None
+    runs = 8 if bench.quick else 20
+    sizes = SIZES[bench.mode]
+    for target in _targets(bench, "query"):
+        target.start()
         loaded = 0
-        gen = flow_batches(topo, hours)
-        while True:
-            chunk = [(c, gzip.compress(b, 1)) for c, b in islice(gen, 8)]
-            if not chunk:
-                break
-            n, _ = _post_all(server.url, chunk, 2)
-            loaded += n
-        bench.log(f"  loaded {loaded:,} flow records over {hours} h")
-        time.sleep(6)  # let the compactor merge the small files, as it would in steady state
-        body = {"time_range": {"from": (END - timedelta(hours=24)).isoformat(), "to": END.isoformat()},
-                "max_page_size": 1000}
-        timings = []
-        runs = 10 if bench.quick else 30
-        with httpx.Client(base_url=server.url, timeout=300) as http:
-            for i in range(runs + 2):
-                started = time.perf_counter()
-                r = http.post("/api/v1/flows", json=body)
-                r.raise_for_status()
-                if i >= 2:  # the first two runs warm the caches
-                    timings.append((time.perf_counter() - started) * 1000)
-        out.update({"records": loaded, "query_p50_ms_l3flows_24h_margay": round(percentile(timings, 0.5), 1),
-                    "query_p95_ms_l3flows_24h_margay": round(percentile(timings, 0.95), 1),
-                    "rss_peak_mib_margay": round(rss_mib(server.proc.pid), 1),
-                    "l3flows_items": len(r.json()["items"])})
-        out["notes"] = (f"POST /api/v1/flows (aggregated L3 flows, page of 1000) over the last 24 h of "
-                        f"{loaded:,} stored flow records in cluster `cluster`; {runs} timed runs after 2 warm-ups.")
+        try:
+            _load(target, list(other_batches(topo, 24 * 7 if not bench.quick else 24)))
+            gen = flow_batches(topo, sizes[-1])
+            for size in sizes:
+                while loaded < size:
+                    part = list(islice(gen, 64))
+                    if not part:
+                        break
+                    loaded += _load(target, part)
+                target.settle()
+                label = _size_label(size)
+                for name, q in target.queries().items():
+                    timings = _time(q, target.url, runs)
+                    out[f"query_p50_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.5), 1)
+                    out[f"query_p95_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.95), 1)
+                bench.log(f"  {target.name}: queries at {loaded:,} flow records done")
+                out[f"records_{label}"] = loaded
+            out[f"rss_after_queries_mib_{target.name}"] = round(target.rss(), 1)
+            out[f"rss_peak_mib_{target.name}"] = round(peak_rss_mib(target.pid), 1)
+        finally:
+            target.stop()
+    label = _size_label(sizes[-1])
+    for name in ("flowgraph", "search", "topdest", "audit", "dnstop"):
+        m = out.get(f"query_p95_ms_{name}_{label}_margay")
+        o = out.get(f"query_p95_ms_{name}_{label}_opensearch")
+        if m and o:
+            out[f"query_p95_ratio_{name}_{label}_opensearch_vs_margay"] = round(o / m, 2)
+        # Unsuffixed names (the latest.json contract): the largest size.
+        out[f"query_p95_ms_{name}_margay"] = out.get(f"query_p95_ms_{name}_{label}_margay")
+        out[f"query_p95_ms_{name}_opensearch"] = out.get(f"query_p95_ms_{name}_{label}_opensearch")
+    out["records"] = out.get(f"records_{label}", 0)
+    out["rss_peak_mib_margay"] = out.get("rss_peak_mib_margay")
+    out["notes"] = (f"p50/p95 over {runs} runs after 2 warm-ups, at {', '.join(f'{s:,}' for s in sizes)} flow records. "
+                    "flowgraph: flows over 24 h grouped by endpoint pair and action (margay: POST /api/v1/flows; "
+                    "OpenSearch: nested terms aggregations); search: 3 pages of 100 flows, namespace + action + "
+                    "24 h, newest first; topdest: top 10 destinations by bytes over 7 days; audit: audit search by "
+                    "user and verb; dnstop: top 10 DNS domains. OpenSearch runs with request_cache=false.")
+    return out
+
+
+def _size_label(n: int) -> str:
+    return f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1000}k"
+
+
+def _time(q: Any, url: str, runs: int) -> list[float]:
+    timings = []
+    with httpx.Client(base_url=url, timeout=600) as http:
+        for i in range(runs + 2):
+            started = time.perf_counter()
+            q(http)
+            if i >= 2:
+                timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def mixed(bench: Bench) -> dict[str, Any]:
+    """Sustained ingest at half the maximum with 10 query clients; RSS sampled over time."""
+    topo = topology()
+    duration = 60 if bench.quick else 600
+    target = MargayTarget(bench.work_dir / "mixed-margay").start()
+    out: dict[str, Any] = {}
+    try:
+        warm = list(flow_batches(topo, 100_000))
+        n, seconds = target.ingest(warm, 4)
+        rate = n / seconds / 2  # half the measured maximum
+        stop = threading.Event()
+        errors: list[str] = []
+        latencies: list[float] = []
+        rss: list[tuple[float, float]] = []
+        gen = flow_batches(topo, 10**9)
+        started = time.monotonic()
+
+        def writer() -> None:
+            sent = 0
+            while not stop.is_set():
+                part = list(islice(gen, 2))
+                try:
+                    sent += target.ingest(part, 1)[0]
+                except Exception as exc:  # noqa: BLE001 - counted
+                    errors.append(f"ingest: {exc}")
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    stop.wait(ahead)
+
+        def reader() -> None:
+            qs = list(target.queries().values())
+            with httpx.Client(base_url=target.url, timeout=600) as http:
+                i = 0
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    try:
+                        qs[i % len(qs)](http)
+                        latencies.append((time.perf_counter() - t0) * 1000)
+                    except Exception as exc:  # noqa: BLE001 - counted
+                        errors.append(f"query: {exc}")
+                    i += 1
+
+        threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(10)]
+        for t in threads:
+            t.start()
+        while time.monotonic() - started < duration:
+            rss.append((round(time.monotonic() - started, 1), round(target.rss(), 1)))
+            time.sleep(max(1.0, duration / 60))
+        stop.set()
+        for t in threads:
+            t.join()
+        third = max(1, len(rss) // 3)
+        out.update({"mixed_seconds": duration, "mixed_ingest_rate_target": round(rate),
+                    "mixed_errors": len(errors), "mixed_queries": len(latencies),
+                    "mixed_query_p95_ms": round(percentile(latencies, 0.95), 1),
+                    "mixed_rss_first_third_mib": round(max(r for _, r in rss[:third]), 1),
+                    "mixed_rss_last_third_mib": round(max(r for _, r in rss[-third:]), 1),
+                    "mixed_rss_peak_mib": round(peak_rss_mib(target.pid), 1)})
+        out["mixed_rss_timeline"] = rss
+        out["notes"] = (f"{duration} s of ingest at half the measured maximum ({rate:,.0f} records/s target) with 10 "
+                        "query clients cycling through the five questions; RSS sampled over time "
+                        "(mixed_rss_timeline) — flat means the first and last thirds peak alike.")
+    finally:
+        target.stop()
+    return out
+
+
+def aggregate(bench: Bench) -> dict[str, Any]:
+    from ..aggregate import bench as aggregate_bench
+
+    topo = topology()
+    body = b"\n".join(b.body for b in flow_batches(topo, 60_000 if bench.quick else 400_000))
+    out = aggregate_bench(body)
+    out["notes"] = "Felix aggregation levels over simulated level-0 flows: record reduction and records/s in."
     return out
 
 
@@ -146,4 +249,5 @@ def agent(bench: Bench) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = {"ingest": ingest, "query": query, "agent": agent}
+SCENARIOS = {"ingest": ingest, "storage": storage, "query": query, "mixed": mixed, "aggregate": aggregate,
+             "agent": agent}

@@ -148,22 +148,24 @@ class Aggregator:
         if not isinstance(size, int) or size < 0 or size > MAX_BUCKETS:
             raise QueryError(f"aggregation {name!r}: size must be an integer from 0 to {MAX_BUCKETS}")
         min_count = int(params.get("min_doc_count", 1))
-        order_sql = self._terms_order(name, params.get("order"))
+        metric_subs = {n: self._metric_sql(n, sp) for n, sp in subs.items() if _split(sp, n)[0] in METRICS}
+        order_sql, by_metric = self._terms_order(name, params.get("order"), list(metric_subs))
         if qk.kind.is_list:
-            inner = f"SELECT unnest(list_distinct({qk.sql})) AS k {scope.sql}"
+            inner = f"SELECT unnest(list_distinct({qk.sql})) AS k, * {scope.sql}"
             cond = f"list_contains({qk.sql}, ?)"
         elif qk.kind in (Kind.MAP, Kind.JSON, Kind.STRUCT, Kind.STRUCT_LIST):
             raise QueryError(f"aggregation {name!r}: cannot group by {qk.name!r}: it is an object")
         else:
-            inner = f"SELECT {qk.sql} AS k {scope.sql}"
+            inner = f"SELECT {qk.sql} AS k, * {scope.sql}"
             cond = f"{qk.sql} = ?"
-        grouped = f"SELECT k, count(*) AS c FROM ({inner}) WHERE k IS NOT NULL GROUP BY k"
+        ordered = "".join(f", {metric_subs[m]} AS {_alias(m)}" for m in by_metric)
+        grouped = f"SELECT k, count(*) AS c{ordered} FROM ({inner}) WHERE k IS NOT NULL GROUP BY k"
         total_sql = f"SELECT count(*) FROM ({inner}) WHERE k IS NOT NULL"
         rows = self.run(f"{grouped} HAVING count(*) >= ? ORDER BY {order_sql} LIMIT ?",
                         scope.params + [min_count, size])
         total = self.run(total_sql, scope.params)[0][0]
         buckets = []
-        for key, count in rows:
+        for key, count, *_ in rows:
             bucket: dict[str, Any] = {"key": _key_value(key, qk), "doc_count": count}
             if qk.kind in (Kind.TIMESTAMP,):
                 bucket["key_as_string"] = _ms_string(bucket["key"])
@@ -173,21 +175,28 @@ class Aggregator:
         return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": int(total) - shown, "buckets": buckets}
 
     @staticmethod
-    def _terms_order(name: str, order: Any) -> str:
+    def _terms_order(name: str, order: Any, metrics: list[str]) -> tuple[str, list[str]]:
+        """ORDER BY for a terms aggregation: _count, _key, or a metric sub-aggregation by name."""
         if order is None:
-            return "c DESC, k ASC"
+            return "c DESC, k ASC", []
         items = order if isinstance(order, list) else [order]
         parts = []
+        used: list[str] = []
         for item in items:
             if not isinstance(item, dict) or len(item) != 1:
-                raise QueryError(f"aggregation {name!r}: order must be {{\"_count\"|\"_key\": \"asc\"|\"desc\"}}")
+                raise QueryError(f"aggregation {name!r}: order must be {{\"_count\"|\"_key\"|<metric>: \"asc\"|\"desc\"}}")
             (key, direction), = item.items()
-            if direction not in ("asc", "desc") or key not in ("_count", "_key", "_term"):
-                raise QueryError(f"aggregation {name!r}: unsupported order {item}; use _count or _key, asc or desc")
-            parts.append(f"{'c' if key == '_count' else 'k'} {direction.upper()}")
+            if direction not in ("asc", "desc") or key not in ("_count", "_key", "_term", *metrics):
+                raise QueryError(f"aggregation {name!r}: unsupported order {item}; use _count, _key or a metric "
+                                 "sub-aggregation, asc or desc")
+            if key in metrics:
+                used.append(key)
+                parts.append(f"{_alias(key)} {direction.upper()} NULLS LAST")
+            else:
+                parts.append(f"{'c' if key == '_count' else 'k'} {direction.upper()}")
         if not any(p.startswith("k ") for p in parts):
             parts.append("k ASC")
-        return ", ".join(parts)
+        return ", ".join(parts), used
 
     def _date_histogram(self, name: str, params: dict[str, Any], subs: dict[str, Any],
                         scope: Scope) -> dict[str, Any]:
@@ -225,6 +234,13 @@ class Aggregator:
                 bucket.update(self._children(subs, scope.narrowed(cond, [key])))
             buckets.append(bucket)
         return {"buckets": buckets}
+
+
+def _alias(metric: str) -> str:
+    """A SQL alias for a metric sub-aggregation used in ORDER BY (names are user text: never pasted)."""
+    import hashlib
+
+    return "o_" + hashlib.sha1(metric.encode()).hexdigest()[:12]
 
 
 def _bucket_expr(name: str, params: dict[str, Any], ts: str) -> tuple[str, int | None]:

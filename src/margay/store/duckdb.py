@@ -267,8 +267,10 @@ class DuckDBBackend:
             cur = self.cursor()
             try:
                 rows = cur.execute(
-                    f"SELECT _seq, {texpr}, {self.compiler.doc(lt)} FROM read_parquet(?, union_by_name = true) AS t "  # noqa: S608
-                    f"WHERE _seq > ? AND _seq <= ? AND ({cond}) ORDER BY _seq LIMIT ?",
+                    # Rendered after the LIMIT: to_json only for the rows returned, not for every row sorted.
+                    f"SELECT _seq, {texpr}, {self.compiler.doc(lt)} FROM (SELECT * FROM read_parquet(?, "  # noqa: S608
+                    f"union_by_name = true) AS t WHERE _seq > ? AND _seq <= ? AND ({cond}) ORDER BY _seq LIMIT ?) AS t "
+                    "ORDER BY _seq",
                     [files, after_seq, upto, *cparams, limit]).fetchall()
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc

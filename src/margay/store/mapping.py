@@ -81,7 +81,7 @@ def mapping_for(lt: LogType) -> dict[str, Any]:
     """The `mappings` body of a log type's indices."""
     props: dict[str, Any] = {f.name: field_mapping(f) for f in lt.fields}
     # Free-form JSON stays unindexed, except the keys the selector language offers (audit responseObject.kind).
-    for key, (column, path) in lt.json_keys.items():
+    for column, path in lt.json_keys.values():
         if props.get(column, {}).get("enabled") is False:
             props[column] = {"type": "object", "dynamic": False, "properties": {}}
         if props.get(column, {}).get("type") == "object":

@@ -112,7 +112,9 @@ async function start() {
   document.addEventListener("click", (e) => { if (!e.target.closest("#cluster-picker")) document.getElementById("cluster-picker").classList.remove("open"); });
   document.getElementById("drawer-close").onclick = closeDrawer;
   document.getElementById("signout").onclick = () => { localStorage.removeItem("margay.token"); state.token = ""; signin(); };
-  window.addEventListener("margay:unauthorized", () => { localStorage.removeItem("margay.token"); state.token = ""; signin("Your session's token was refused; sign in again."); });
+  window.addEventListener("margay:unauthorized", () => {
+    if (document.querySelector("form.signin")) return;  // the sign-in form reports a refused token itself
+    localStorage.removeItem("margay.token"); state.token = ""; signin("Your session's token was refused; sign in again."); });
   rangeControls();
   try { await load(); } catch (err) { if (err.status === 401) return signin(); main.replaceChildren(h("div", { class: "error" }, err.message)); return; }
   window.addEventListener("hashchange", render);

@@ -113,10 +113,14 @@ export function parsePolicy(raw) {
 }
 export function readablePolicy(raw) {
   const p = parsePolicy(raw);
-  if (!p) return String(raw);
+  return p ? readableHit(p) : String(raw);
+}
+// The same for a policy already parsed by the server (L3 flows' {tier, namespace, name, action, rule_id, is_staged}).
+export function readableHit(p) {
   const where = p.namespace ? p.namespace + "/" : "";
-  const rule = p.rule === -1 ? "no rule matched (tier default)" : p.rule === -2 ? "unknown rule" : `rule ${p.rule}`;
-  return `${p.tier} › ${where}${p.name}${p.staged ? " (staged)" : ""} › ${p.action} › ${rule}`;
+  const r = p.rule ?? p.rule_id;
+  const rule = r === -1 ? "no rule matched (tier default)" : r === -2 ? "unknown rule" : `rule ${r}`;
+  return `${p.tier} › ${where}${p.name}${p.staged || p.is_staged ? " (staged)" : ""} › ${p.action} › ${rule}`;
 }
 
 export function traceList(raws) {

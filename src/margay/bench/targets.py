@@ -1,0 +1,295 @@
+"""The two systems a benchmark compares on the same data: margay (embedded) and a real OpenSearch node.
+
+Each target ingests the same NDJSON batches over HTTP and answers the same questions over HTTP: margay
+through its own API, OpenSearch through the query DSL a Calico deployment would send it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from ..logtypes import REGISTRY
+from ..store.mapping import template_for
+from ..testing.peers.opensearch import OpenSearchNode
+from ..testing.server import ServerProcess
+from .data import END, Batch
+from .harness import cpu_seconds, rss_mib
+
+Query = Callable[[httpx.Client], Any]
+
+
+def post_parallel(send: Callable[[httpx.Client, int, Batch], int], batches: list[Batch], clients: int,
+                  base_url: str) -> tuple[int, float]:
+    """Send batches from `clients` threads; returns (records stored, seconds)."""
+    lock = threading.Lock()
+    todo = list(enumerate(batches))
+    done = [0]
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        with httpx.Client(base_url=base_url, timeout=600) as http:
+            while True:
+                with lock:
+                    if not todo or errors:
+                        return
+                    i, b = todo.pop(0)
+                try:
+                    n = send(http, i, b)
+                except BaseException as exc:  # noqa: BLE001 - reported after the run
+                    errors.append(exc)
+                    return
+                with lock:
+                    done[0] += n
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return done[0], time.perf_counter() - started
+
+
+class MargayTarget:
+    name = "margay"
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        shutil.rmtree(work, ignore_errors=True)
+        self.server = ServerProcess(work / "data", log=work / "server.log")
+
+    def start(self) -> MargayTarget:
+        self.server.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def pid(self) -> int:
+        assert self.server.proc is not None
+        return self.server.proc.pid
+
+    def ingest(self, batches: list[Batch], clients: int) -> tuple[int, float]:
+        gz = [Batch(b.log_type, b.cluster, b.day, gzip.compress(b.body, 1)) for b in batches]
+
+        def send(http: httpx.Client, i: int, b: Batch) -> int:
+            r = http.post("/api/v1" + REGISTRY[b.log_type].bulk_path, content=b.body,
+                          headers={"content-type": "application/x-ndjson", "content-encoding": "gzip",
+                                   "x-cluster-id": b.cluster, "idempotency-key": f"bench-{b.log_type}-{i}"})
+            r.raise_for_status()
+            return int(r.json()["succeeded"])
+
+        return post_parallel(send, gz, clients, self.url)
+
+    def settle(self, timeout: float = 120) -> None:
+        """Wait until background compaction has stopped changing the file count."""
+        last = -1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            files = len(httpx.get(self.url + "/api/v1/indices", timeout=60).json()["items"])
+            stats = sum(1 for _ in (self.work / "data" / "store").rglob("*.parquet"))
+            if stats == last:
+                return
+            last = stats
+            del files
+            time.sleep(8)
+
+    def bytes_per_record(self, log_type: str) -> float:
+        items = [i for i in httpx.get(self.url + "/api/v1/indices", timeout=60).json()["items"]
+                 if i["log_type"] == log_type]
+        docs = sum(i["docs"] for i in items)
+        return sum(i["bytes"] for i in items) / docs if docs else 0.0
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss(self) -> float:
+        return rss_mib(self.pid)
+
+    def queries(self) -> dict[str, Query]:
+        day = {"from": (END - timedelta(hours=24)).isoformat(), "to": END.isoformat()}
+        week = {"from": (END - timedelta(days=7)).isoformat(), "to": END.isoformat()}
+
+        def post(path: str, body: dict[str, Any]) -> Query:
+            def run(http: httpx.Client) -> Any:
+                r = http.post(path, json=body, headers={"x-cluster-id": "cluster"})
+                r.raise_for_status()
+                return r.json()
+            return run
+
+        def paged(http: httpx.Client) -> Any:
+            body: dict[str, Any] = {"time_range": day, "max_page_size": 100,
+                                    "selector": 'source_namespace = "shop" AND action = "allow"',
+                                    "sort": [{"field": "end_time", "descending": True}]}
+            pages = []
+            for _ in range(3):
+                r = http.post("/api/v1/flows/logs", json=body, headers={"x-cluster-id": "cluster"})
+                r.raise_for_status()
+                page = r.json()
+                pages.append(len(page["items"]))
+                if "after_key" not in page:
+                    break
+                body["after_key"] = page["after_key"]
+            return pages
+
+        return {
+            # The flow visualizer's question: flows grouped by endpoint pair and action, in the engine.
+            "flowgraph": post("/api/v1/flows", {"time_range": day, "max_page_size": 1000}),
+            "search": paged,
+            "topdest": post("/api/v1/flows/logs/aggregation", {"time_range": week, "aggregations": {
+                "dest": {"terms": {"field": "dest_name_aggr", "size": 10, "order": {"bytes": "desc"}},
+                         "aggs": {"bytes": {"sum": {"field": "bytes_in"}}}}}}),
+            "audit": post("/api/v1/audit/logs", {"time_range": week, "type": "kube", "max_page_size": 100,
+                                                 "selector": 'user.username = "system:serviceaccount:kube-system:'
+                                                             'replicaset-controller" AND verb = "create"'}),
+            "dnstop": post("/api/v1/dns/logs/aggregation", {"time_range": week, "aggregations": {
+                "domains": {"terms": {"field": "qname", "size": 10}}}}),
+        }
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _graph_aggs() -> dict[str, Any]:
+    """The flow visualizer's question as aggregations: namespace pairs x action, bytes and flows."""
+    return {"src": {"terms": {"field": "source_namespace", "size": 100}, "aggs": {
+        "dst": {"terms": {"field": "dest_namespace", "size": 100}, "aggs": {
+            "action": {"terms": {"field": "action", "size": 2}, "aggs": {
+                "bytes": {"sum": {"field": "bytes_in"}}, "flows": {"sum": {"field": "num_flows"}}}}}}}}}
+
+
+class OpenSearchTarget:
+    name = "opensearch"
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        shutil.rmtree(work, ignore_errors=True)
+        self.node = OpenSearchNode(work / "node")
+
+    def start(self) -> OpenSearchTarget:
+        self.node.start()
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            for lt in REGISTRY.values():
+                http.put(f"/_index_template/{lt.index_prefix}", json=template_for(lt)).raise_for_status()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.node.url
+
+    @property
+    def pid(self) -> int:
+        pid = self.node.pid
+        assert pid is not None
+        return pid
+
+    def ingest(self, batches: list[Batch], clients: int) -> tuple[int, float]:
+        """`_bulk` as Linseed writes: one action line per document, `cluster` added, daily indices."""
+        bodies = []
+        for b in batches:
+            action = orjson.dumps({"index": {"_index": f"{REGISTRY[b.log_type].index_prefix}.{b.cluster}.{b.day}"}})
+            stamp = b'{"cluster":' + orjson.dumps(b.cluster) + b","
+            docs = [stamp + line[1:] for line in b.body.split(b"\n") if line.strip()]
+            bulk = b"".join(action + b"\n" + d + b"\n" for d in docs)
+            bodies.append(Batch(b.log_type, b.cluster, b.day, gzip.compress(bulk, 1)))
+
+        def send(http: httpx.Client, i: int, b: Batch) -> int:
+            delay = 0.1
+            while True:  # a full write queue answers 429: back off and retry, as Calico's collector does
+                r = http.post("/_bulk", content=b.body, headers={"content-type": "application/x-ndjson",
+                                                                  "content-encoding": "gzip"})
+                if r.status_code != 429:
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            r.raise_for_status()
+            doc = r.json()
+            if doc.get("errors"):
+                bad = [it for it in doc["items"] if next(iter(it.values())).get("error")]
+                raise RuntimeError(f"OpenSearch refused {len(bad)} documents: {bad[0]}")
+            return len(doc["items"])
+
+        n, seconds = post_parallel(send, bodies, clients, self.url)
+        started = time.perf_counter()
+        httpx.post(self.url + "/_refresh", timeout=600).raise_for_status()
+        return n, seconds + (time.perf_counter() - started)
+
+    def settle(self, timeout: float = 600) -> None:
+        with httpx.Client(base_url=self.url, timeout=timeout) as http:
+            http.post("/_flush").raise_for_status()
+            http.post("/_forcemerge?max_num_segments=1").raise_for_status()
+
+    def bytes_per_record(self, log_type: str) -> float:
+        prefix = REGISTRY[log_type].index_prefix
+        rows = httpx.get(self.url + f"/_cat/indices/{prefix}.*?format=json&bytes=b", timeout=60).json()
+        docs = sum(int(r["docs.count"]) for r in rows)
+        return sum(int(r["store.size"]) for r in rows) / docs if docs else 0.0
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss(self) -> float:
+        return rss_mib(self.pid)
+
+    def queries(self) -> dict[str, Query]:
+        day = {"range": {"end_time": {"gte": int((END - timedelta(hours=24)).timestamp()),
+                                      "lte": int(END.timestamp())}}}
+        week = {"range": {"end_time": {"gte": int((END - timedelta(days=7)).timestamp()),
+                                       "lte": int(END.timestamp())}}}
+        dns_week = {"range": {"end_time": {"gte": (END - timedelta(days=7)).isoformat(), "lte": END.isoformat()}}}
+        audit_week = {"range": {"requestReceivedTimestamp": {"gte": (END - timedelta(days=7)).isoformat(),
+                                                             "lte": END.isoformat()}}}
+        flows = "tigera_secure_ee_flows.cluster.*"
+
+        def search(index: str, body: dict[str, Any]) -> Query:
+            def run(http: httpx.Client) -> Any:
+                r = http.post(f"/{index}/_search?request_cache=false", json=body)
+                r.raise_for_status()
+                return r.json()
+            return run
+
+        def paged(http: httpx.Client) -> Any:
+            body: dict[str, Any] = {"size": 100, "track_total_hits": True, "query": {"bool": {"filter": [
+                day, {"term": {"source_namespace": "shop"}}, {"term": {"action": "allow"}}]}},
+                "sort": [{"end_time": "desc"}, {"_id": "asc"}]}
+            pages = []
+            for _ in range(3):
+                r = http.post(f"/{flows}/_search?request_cache=false", json=body)
+                r.raise_for_status()
+                hits = r.json()["hits"]["hits"]
+                pages.append(len(hits))
+                if len(hits) < 100:
+                    break
+                body["search_after"] = hits[-1]["sort"]
+            return pages
+
+        return {
+            "flowgraph": search(flows, {"size": 0, "query": {"bool": {"filter": [day]}}, "aggs": _graph_aggs()}),
+            "search": paged,
+            "topdest": search(flows, {"size": 0, "query": {"bool": {"filter": [week]}}, "aggs": {
+                "dest": {"terms": {"field": "dest_name_aggr", "size": 10, "order": {"bytes": "desc"}},
+                         "aggs": {"bytes": {"sum": {"field": "bytes_in"}}}}}}),
+            "audit": search("tigera_secure_ee_audit_kube.cluster.*", {"size": 100, "track_total_hits": True,
+                            "query": {"bool": {"filter": [audit_week, {"term": {
+                                "user.username": "system:serviceaccount:kube-system:replicaset-controller"}},
+                                {"term": {"verb": "create"}}]}}}),
+            "dnstop": search("tigera_secure_ee_dns.cluster.*", {"size": 0, "query": {"bool": {"filter": [dns_week]}},
+                             "aggs": {"domains": {"terms": {"field": "qname", "size": 10}}}}),
+        }
+
+    def stop(self) -> None:
+        self.node.stop()

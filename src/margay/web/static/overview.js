@@ -1,0 +1,146 @@
+// The overview dashboard: one aggregation request per panel, each panel linking to the explorer.
+import { api, explorerLink, fmtBytes, fmtNum, h, interval, notReadable, quote, readable, rendered, showError, state, timeRange } from "./core.js";
+import { track } from "./app.js";
+
+const COLORS = { flows: "#2f6fdf", dns: "#8e44ad", audit: "#16a085", bgp: "#7f8c8d", events: "#d64545", l7: "#e67e22" };
+const TIME = { flows: "end_time", dns: "end_time", audit: "requestReceivedTimestamp", bgp: "logtime", events: "time", l7: "end_time" };
+
+function agg(type, aggregations, selector, extra = {}) {
+  return api("POST", `/api/v1/${type === "flows" ? "flows/logs" : type === "dns" ? "dns/logs" : type === "audit" ? "audit/logs" : type === "bgp" ? "bgp/logs" : type === "l7" ? "l7/logs" : "events"}/aggregation`,
+    { time_range: timeRange(), selector: selector || undefined, aggregations, ...extra }, { clusters: readable(type) });
+}
+
+function chart(el, option) {
+  const c = track(echarts.init(el, null, { renderer: "canvas" }));
+  c.setOption({ animation: false, textStyle: { fontFamily: "inherit" }, grid: { left: 50, right: 14, top: 24, bottom: 26, containLabel: false }, ...option });
+  return c;
+}
+
+function bars(el, rows, { type, key, fmt = fmtNum, color = "#2f6fdf", extra = "" }) {
+  if (!rows.length) { el.replaceChildren(h("div", { class: "empty" }, "No data in this range")); return; }
+  const c = chart(el, {
+    grid: { left: 150, right: 50, top: 6, bottom: 6 },
+    xAxis: { type: "value", show: false },
+    yAxis: { type: "category", inverse: true, data: rows.map((r) => r[0]), axisLabel: { width: 140, overflow: "truncate" }, axisTick: { show: false } },
+    tooltip: { trigger: "item", formatter: (p) => `${p.name}: ${fmt(p.value)}` },
+    series: [{ type: "bar", data: rows.map((r) => r[1]), itemStyle: { color, borderRadius: [0, 3, 3, 0] }, barMaxWidth: 16,
+      label: { show: true, position: "right", formatter: (p) => fmt(p.value), fontSize: 11 } }],
+  });
+  c.on("click", (p) => { location.hash = explorerLink(type, [extra, `${key} = ${quote(p.name)}`].filter(Boolean).join(" AND ")); });
+}
+
+function card(grid, span, title, type, link, fill, what) {
+  const body = h("div", { class: "chart" });
+  const el = h("section", { class: `card ${span}`, "data-panel": title }, h("h3", {}, title, link ? h("a", { href: link }, "explore →") : null), body);
+  grid.append(el);
+  if (!readable(type).length) { body.replaceWith(notReadable(type, what)); return Promise.resolve(); }
+  return fill(body).catch((err) => showError(body, err));
+}
+
+const buckets = (res, name) => ((res.aggregations || {})[name] || {}).buckets || [];
+
+export function overview(main) {
+  main.append(h("h2", {}, "Overview"));
+  const grid = h("div", { class: "grid" });
+  main.append(grid);
+  const step = interval(60), fi = step + "s";
+  const jobs = [];
+
+  jobs.push(card(grid, "span8", "Log volume over time", "flows", null, async (el) => {
+    const types = ["flows", "dns", "audit", "bgp", "events"].filter((t) => readable(t).length);
+    const res = await Promise.all(types.map((t) => agg(t, { t: { date_histogram: { field: TIME[t], fixed_interval: fi } } })));
+    chart(el, {
+      legend: { top: 0, right: 0 }, tooltip: { trigger: "axis" },
+      xAxis: { type: "time" }, yAxis: { type: "log", min: 1, axisLabel: { formatter: fmtNum } },
+      series: types.map((t, i) => ({ name: t, type: "line", showSymbol: false, step: "middle", color: COLORS[t], lineStyle: { width: 1.6 },
+        data: buckets(res[i], "t").map((b) => [b.key, Math.max(b.doc_count, 0.9)]) })),
+    });
+  }));
+
+  jobs.push(card(grid, "span4", "Flows: allowed vs denied", "flows", explorerLink("flows", 'action = "deny"'), async (el) => {
+    const res = await agg("flows", { a: { terms: { field: "action" }, aggs: { f: { sum: { field: "num_flows" } } } } });
+    const v = Object.fromEntries(buckets(res, "a").map((b) => [b.key, b.f.value]));
+    const c = chart(el, { tooltip: { trigger: "item", formatter: (p) => `${p.name}: ${fmtNum(p.value)} flows (${p.percent}%)` },
+      legend: { bottom: 0 },
+      title: { text: fmtNum((v.deny || 0)) + " denied", subtext: `${(100 * (v.deny || 0) / Math.max(1, (v.allow || 0) + (v.deny || 0))).toFixed(2)}% of ${fmtNum((v.allow || 0) + (v.deny || 0))} flows`,
+        left: "center", top: "36%", textStyle: { fontSize: 16, color: "#d64545" }, subtextStyle: { fontSize: 11 } },
+      series: [{ type: "pie", radius: ["55%", "78%"], center: ["50%", "45%"], minAngle: 6, label: { show: false },
+        data: [{ name: "allow", value: v.allow || 0, itemStyle: { color: "#2e9d5b" } }, { name: "deny", value: v.deny || 0, itemStyle: { color: "#d64545" } }] }] });
+    c.on("click", (p) => { location.hash = explorerLink("flows", `action = ${quote(p.name)}`); });
+  }));
+
+  jobs.push(card(grid, "span4", "Denied flows over time", "flows", explorerLink("flows", 'action = "deny"'), async (el) => {
+    const res = await agg("flows", { t: { date_histogram: { field: "end_time", fixed_interval: fi }, aggs: { f: { sum: { field: "num_flows" } } } } }, 'action = "deny"');
+    chart(el, { tooltip: { trigger: "axis" }, xAxis: { type: "time" }, yAxis: { type: "value", axisLabel: { formatter: fmtNum } },
+      series: [{ type: "bar", color: "#d64545", data: buckets(res, "t").map((b) => [b.key, b.f.value]) }] });
+  }));
+
+  // Top by bytes: terms ordered by count with a bytes sum each, re-ranked by bytes here (terms order by
+  // a sub-aggregation is not part of the API), over a wide enough bucket list.
+  const topBytes = (key) => async (el) => {
+    const res = await agg("flows", { k: { terms: { field: key, size: 200 }, aggs: { i: { sum: { field: "bytes_in" } }, o: { sum: { field: "bytes_out" } } } } }, 'reporter = "src"');
+    const rows = buckets(res, "k").map((b) => [b.key, b.i.value + b.o.value]).filter((r) => r[0] !== "-").sort((a, b) => b[1] - a[1]).slice(0, 8);
+    bars(el, rows, { type: "flows", key, fmt: fmtBytes, extra: 'reporter = "src"' });
+  };
+  jobs.push(card(grid, "span4", "Top source namespaces by bytes", "flows", explorerLink("flows", ""), topBytes("source_namespace")));
+  jobs.push(card(grid, "span4", "Top destination workloads by bytes", "flows", explorerLink("flows", ""), topBytes("dest_name_aggr")));
+
+  const topDenied = (key) => async (el) => {
+    const res = await agg("flows", { k: { terms: { field: key, size: 8 } } }, 'action = "deny"');
+    bars(el, buckets(res, "k").map((b) => [b.key, b.doc_count]), { type: "flows", key, color: "#d64545", extra: 'action = "deny"' });
+  };
+  jobs.push(card(grid, "span4", "Denied flows by source workload", "flows", explorerLink("flows", 'action = "deny"'), topDenied("source_name_aggr")));
+  jobs.push(card(grid, "span4", "Denied flows by destination namespace", "flows", explorerLink("flows", 'action = "deny"'), topDenied("dest_namespace")));
+
+  const external = 'qname NOTIN {"*.cluster.local", "*.svc", "*.local"}';
+  jobs.push(card(grid, "span4", "Top external domains (DNS)", "dns", explorerLink("dns", external), async (el) => {
+    const res = await agg("dns", { k: { terms: { field: "qname", size: 8 }, aggs: { c: { sum: { field: "count" } } } } }, external);
+    bars(el, buckets(res, "k").map((b) => [b.key, b.c.value]), { type: "dns", key: "qname", color: "#8e44ad" });
+  }, "DNS"));
+
+  jobs.push(card(grid, "span4", "DNS response codes", "dns", explorerLink("dns", ""), async (el) => {
+    const res = await agg("dns", { k: { terms: { field: "rcode", size: 10 }, aggs: { c: { sum: { field: "count" } } } } });
+    const c = chart(el, { tooltip: { trigger: "item" }, legend: { bottom: 0, type: "scroll" },
+      series: [{ type: "pie", radius: ["40%", "70%"], center: ["50%", "44%"], data: buckets(res, "k").map((b) => ({ name: b.key, value: b.c.value })) }] });
+    c.on("click", (p) => { location.hash = explorerLink("dns", `rcode = ${quote(p.name)}`); });
+  }, "DNS"));
+
+  jobs.push(card(grid, "span4", "DNS latency (mean / max, ms)", "dns", explorerLink("dns", ""), async (el) => {
+    const res = await agg("dns", { t: { date_histogram: { field: "end_time", fixed_interval: fi }, aggs: { m: { avg: { field: "latency_mean" } }, x: { max: { field: "latency_max" } } } } });
+    const b = buckets(res, "t");
+    chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0 }, xAxis: { type: "time" }, yAxis: { type: "value" },
+      series: [{ name: "mean", type: "line", showSymbol: false, color: "#8e44ad", data: b.map((x) => [x.key, x.m.value == null ? null : x.m.value / 1e6]) },
+        { name: "max", type: "line", showSymbol: false, color: "#c39bd3", data: b.map((x) => [x.key, x.x.value == null ? null : x.x.value / 1e6]) }] });
+  }, "DNS"));
+
+  for (const [title, key] of [["Audit by verb", "verb"], ["Audit by user", "user.username"], ["Audit by resource", "objectRef.resource"]]) {
+    jobs.push(card(grid, "span4", title, "audit", explorerLink("audit", ""), async (el) => {
+      const res = await agg("audit", { k: { terms: { field: key, size: 8 } } }, "", { type: "any" });
+      bars(el, buckets(res, "k").map((b) => [b.key, b.doc_count]), { type: "audit", key, color: "#16a085" });
+    }, "audit"));
+  }
+
+  const bgpSel = 'message IN {"*State changed*", "*state changed*"}';
+  jobs.push(card(grid, "span6", "BGP peer state changes", "bgp", explorerLink("bgp", bgpSel), async (el) => {
+    const res = await agg("bgp", { k: { terms: { field: "host", size: 10 }, aggs: { t: { date_histogram: { field: "logtime", fixed_interval: fi } } } } }, bgpSel);
+    const hosts = buckets(res, "k");
+    if (!hosts.length) { el.replaceChildren(h("div", { class: "empty" }, "No BGP state changes in this range")); return; }
+    const c = chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0, type: "scroll" }, xAxis: { type: "time" }, yAxis: { type: "value", minInterval: 1 },
+      series: hosts.map((hb) => ({ name: hb.key, type: "bar", stack: "s", data: hb.t.buckets.filter((b) => b.doc_count).map((b) => [b.key, b.doc_count]) })) });
+    c.on("click", (p) => { location.hash = explorerLink("bgp", `${bgpSel} AND host = ${quote(p.seriesName)}`); });
+  }, "BGP"));
+
+  jobs.push(card(grid, "span6", "Intrusion-detection events by severity", "events", "#/events", async (el) => {
+    const res = await agg("events", { s: { terms: { field: "severity", size: 20, order: { _key: "desc" } }, aggs: { t: { terms: { field: "type", size: 5 } } } } }, "dismissed = false");
+    const rows = buckets(res, "s");
+    if (!rows.length) { el.replaceChildren(h("div", { class: "empty" }, "No active events in this range")); return; }
+    const types = [...new Set(rows.flatMap((b) => b.t.buckets.map((x) => x.key)))];
+    const c = chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0 }, grid: { left: 40, right: 14, top: 30, bottom: 26 },
+      xAxis: { type: "category", data: rows.map((b) => "severity " + b.key) }, yAxis: { type: "value", minInterval: 1 },
+      series: types.map((t, i) => ({ name: t, type: "bar", stack: "s", color: ["#b3261e", "#e0642b", "#e3a21a", "#4f8fd6"][i % 4],
+        data: rows.map((b) => (b.t.buckets.find((x) => x.key === t) || { doc_count: 0 }).doc_count) })) });
+    c.on("click", (p) => { location.hash = `#/events?severity=${p.name.replace("severity ", "")}`; });
+  }, "events"));
+
+  Promise.all(jobs).then(() => rendered("overview"));
+}

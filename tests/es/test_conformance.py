@@ -1,0 +1,138 @@
+"""Differential conformance: the same documents in margay's embedded store and in a real OpenSearch 2.19 node,
+the same corpus of requests (tests/es/corpus.py) to both, every answer compared.
+
+Compared: totals, hits and their order (every hit-returning request sorts deterministically), `_index`,
+`_id`, `_score`, `_source`, sort values, and every aggregation bucket and value (floats within 1e-9
+relative). The report goes to bench/results/es-conformance.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from margay.app import Margay, create_app
+from margay.testing.server import ServerThread
+
+from .conftest import MIDNIGHT, export_docs, load_opensearch
+from .corpus import UNSUPPORTED, Case, cases
+
+pytestmark = pytest.mark.rig
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+MIN_MATCH_RATE = 1.0
+DROP = {"took", "timed_out", "_shards", "status", "_type"}
+
+
+@pytest.fixture(scope="module")
+def servers(opensearch: str, margay_loaded: Margay) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    load_opensearch(opensearch, export_docs(margay_loaded))
+    app = create_app(margay_loaded.settings, margay=margay_loaded)
+    with ServerThread(app) as srv, httpx.Client(base_url=srv.url + "/es", timeout=120) as mine, \
+            httpx.Client(base_url=opensearch, timeout=120) as theirs:
+        yield mine, theirs
+
+
+def normalize(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: normalize(x) for k, x in v.items() if k not in DROP}
+    if isinstance(v, list):
+        return [normalize(x) for x in v]
+    return v
+
+
+def diff(a: Any, b: Any, path: str = "") -> list[str]:
+    """Differences between margay's answer (a) and OpenSearch's (b)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        if a == b or math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0):
+            return []
+        return [f"{path}: {a!r} != {b!r}"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k not in a:
+                out.append(f"{path}.{k}: missing in margay (opensearch: {json.dumps(b[k])[:200]})")
+            elif k not in b:
+                out.append(f"{path}.{k}: extra in margay ({json.dumps(a[k])[:200]})")
+            else:
+                out += diff(a[k], b[k], f"{path}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} items != {len(b)} items"] + diff(a[:len(b)], b[:len(a)], path)
+        out = []
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            out += diff(x, y, f"{path}[{i}]")
+        return out
+    return [] if a == b else [f"{path}: {json.dumps(a)[:200]} != {json.dumps(b)[:200]}"]
+
+
+def send(client: httpx.Client, case: Case) -> tuple[int, Any]:
+    r = client.post(f"/{case.index}/{case.endpoint}", json=case.body, params=case.params)
+    try:
+        return r.status_code, r.json()
+    except ValueError:
+        return r.status_code, r.text
+
+
+def run_case(mine: httpx.Client, theirs: httpx.Client, case: Case) -> dict[str, Any]:
+    s1, a = send(mine, case)
+    s2, b = send(theirs, case)
+    problems = [] if s1 == s2 else [f"status {s1} != {s2}"]
+    if s1 == s2 == 200:
+        problems += diff(normalize(a), normalize(b))
+    elif s1 != s2:
+        problems.append(f"margay: {json.dumps(a)[:300]} | opensearch: {json.dumps(b)[:300]}")
+    return {"name": case.name, "index": case.index, "endpoint": case.endpoint, "status": s2,
+            "matched": not problems, "problems": problems[:12], "request": case.body}
+
+
+def write_report(results: list[dict[str, Any]], unsupported: list[dict[str, Any]]) -> dict[str, Any]:
+    matched = sum(r["matched"] for r in results)
+    report = {"matched": matched, "total": len(results), "rate": matched / len(results),
+              "opensearch": "2.19", "unsupported_checked": len(unsupported),
+              "unsupported_answered_400": sum(u["ok"] for u in unsupported),
+              "mismatches": [r for r in results if not r["matched"]], "cases": [
+                  {"name": r["name"], "matched": r["matched"]} for r in results]}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "es-conformance.json").write_text(json.dumps(report, indent=1) + "\n")
+    lines = ["# ES API conformance: margay /es/ vs OpenSearch 2.19", "",
+             f"**{matched} / {len(results)} requests match** ({100 * matched / len(results):.1f} %): hits, order, "
+             "totals, every aggregation bucket and value (floats within 1e-9 relative).", "",
+             f"Unsupported features answered 400 by margay: {report['unsupported_answered_400']} / "
+             f"{len(unsupported)}.", "", "Generated by `tests/es/test_conformance.py` (corpus: `tests/es/corpus.py`).", ""]
+    if report["mismatches"]:
+        lines += ["## Mismatches", ""]
+        for r in report["mismatches"]:
+            lines.append(f"- `{r['name']}` (`{r['index']}/{r['endpoint']}`): " + "; ".join(
+                p.replace("|", "\\|") for p in r["problems"][:3]))
+    else:
+        lines += ["No mismatches."]
+    (RESULTS / "es-conformance.md").write_text("\n".join(lines) + "\n")
+    return report
+
+
+def test_conformance(servers: tuple[httpx.Client, httpx.Client]) -> None:
+    mine, theirs = servers
+    corpus = cases(MIDNIGHT)
+    assert len(corpus) >= 150, len(corpus)
+    results = [run_case(mine, theirs, c) for c in corpus]
+    unsupported = []
+    for name, index, body, word in UNSUPPORTED:
+        r = mine.post(f"/{index}/_search", json=body)
+        reason = r.json().get("error", {}).get("reason", "") if r.status_code == 400 else ""
+        unsupported.append({"name": name, "status": r.status_code, "ok": r.status_code == 400 and word in reason,
+                            "reason": reason})
+    report = write_report(results, unsupported)
+    bad_400 = [u for u in unsupported if not u["ok"]]
+    assert not bad_400, bad_400
+    failing = [(r["name"], r["problems"][:3]) for r in report["mismatches"]]
+    assert report["rate"] >= MIN_MATCH_RATE, f"{report['matched']}/{report['total']} match; mismatches: {failing}"

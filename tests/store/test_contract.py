@@ -1,0 +1,445 @@
+"""The backend contract: the same tests on the embedded store (DuckDB) and on the rig's real OpenSearch node."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from margay.app import create_app
+from margay.config import Settings
+from margay.ingest.parse import Converted
+from margay.logtypes import REGISTRY, SAMPLES, LogType
+from margay.query.model import Query, SortKey
+from margay.query.selector import parse_selector
+from margay.store.backend import Partition
+from margay.store.duckdb import DuckDBBackend
+from margay.store.opensearch import OpenSearchBackend
+from margay.testing.server import ServerThread
+
+NOW = datetime(2023, 11, 16, tzinfo=UTC)
+FLOWS, DNS, EVENTS, BGP, AUDIT = (REGISTRY[n] for n in ("flows", "dns", "events", "bgp", "audit_ee"))
+T0 = int(datetime(2023, 11, 14, 23, 30, tzinfo=UTC).timestamp())  # 60 one-minute flows across midnight
+
+
+def flow(i: int) -> dict[str, Any]:
+    return {
+        "start_time": T0 + i * 60, "end_time": T0 + i * 60 + 60, "action": "deny" if i % 3 == 0 else "allow",
+        "reporter": "src" if i % 2 else "dst", "proto": "udp" if i % 4 == 0 else "tcp",
+        "source_namespace": f"ns{i % 3}", "source_name_aggr": f"web-{i % 5}-*", "source_type": "wep",
+        "source_ip": f"10.0.{i % 2}.{i}", "dest_namespace": ("shop", "data", "kube-system")[i % 3],
+        "dest_name_aggr": f"db-{i % 2}-*", "dest_type": "wep" if i % 7 else "net",
+        "dest_port": None if i % 10 == 9 else (80, 443, 5432, 53)[i % 4],
+        "dest_domains": ["a.com", "b.com"] if i % 5 == 0 else None, "bytes_in": i * 10, "bytes_out": i,
+        "packets_in": 1, "packets_out": 2, "num_flows": 1, "source_labels": {"labels": [f"app=a{i % 2}"]},
+        "policies": {"enforced_policies": [f"0|default|ns/default.p{i % 2}|allow|0"]},
+        "host": f"node-{i % 4}", "process_name": "-",
+    }
+
+
+DATA = [flow(i) for i in range(60)]
+BGP_RECORDS = [
+    {"logtime": "2023-11-14T22:13:20Z", "message": "Mesh_1: State changed to up", "host": "n1", "ip_version": "IPv4"},
+    {"logtime": "2023-11-14T22:13:25Z", "message": "Mesh_2: Received: Hold timer expired", "host": "n1",
+     "ip_version": "IPv6"}]
+
+
+def ndjson(records: list[dict[str, Any]]) -> bytes:
+    return b"\n".join(orjson.dumps(r) for r in records)
+
+
+def respond(conv: Converted) -> dict[str, Any]:
+    return {"total": conv.total, "succeeded": conv.succeeded, "failed": conv.failed_lines,
+            "errors": [e.as_dict() for e in conv.errors]}
+
+
+def ingest(store: Any, lt: LogType, body: bytes, *, cluster: str = "c1", key: str | None = None
+           ) -> tuple[dict[str, Any], bool]:
+    return store.ingest(lt, cluster, body, key=key, now=NOW, respond=respond)
+
+
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "duckdb":
+        backend: Any = DuckDBBackend(tmp_path, compact_interval=3600)
+        yield backend
+        backend.close()
+        return
+    url = request.getfixturevalue("opensearch")
+    prefix = f"ct{uuid.uuid4().hex[:8]}-"
+    backend = OpenSearchBackend(url, prefix=prefix, refresh="true")
+    try:
+        yield backend
+    finally:
+        backend.close()
+        cleanup(url, prefix)
+
+
+@pytest.fixture(params=["duckdb", "opensearch"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """An empty store, for tests that write."""
+    yield from open_store(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["duckdb", "opensearch"])
+def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A store holding DATA (cluster c1) and the samples of the other types, shared by read-only tests."""
+    for backend in open_store(request, tmp_path_factory.mktemp("loaded")):
+        response, replayed = ingest(backend, FLOWS, ndjson(DATA))
+        assert response == {"total": 60, "succeeded": 60, "failed": 0, "errors": []} and not replayed
+        for lt in (DNS, EVENTS, AUDIT):
+            ingest(backend, lt, "\n".join(SAMPLES[lt.name]).encode())
+        ingest(backend, BGP, ndjson(BGP_RECORDS))
+        yield backend
+
+
+def cleanup(url: str, prefix: str) -> None:
+    httpx.delete(f"{url}/{prefix}*", params={"expand_wildcards": "all"})
+    for lt in REGISTRY.values():
+        httpx.delete(f"{url}/_index_template/{prefix}{lt.index_prefix}")
+
+
+@pytest.fixture
+def flows(store: Any) -> Any:
+    response, replayed = ingest(store, FLOWS, ndjson(DATA))
+    assert response == {"total": 60, "succeeded": 60, "failed": 0, "errors": []} and not replayed
+    return store
+
+
+def ids(store: Any, lt: LogType, selector: str | None = None, **kw: Any) -> list[int]:
+    """Which DATA records a query returns, by their bytes_out (= their index i)."""
+    q = Query(lt, kw.pop("clusters", ["c1"]), selector=parse_selector(selector) if selector else None,
+              selector_text=selector, size=kw.pop("size", 1000), now=NOW, **kw)
+    return sorted(item["bytes_out"] for item in store.search(q).items)
+
+
+# -- writes ----------------------------------------------------------------------------------------------
+
+
+def test_records_come_back_as_written(loaded: Any) -> None:
+    res = loaded.search(Query(FLOWS, ["c1"], size=1, sort=[SortKey("end_time")]))
+    assert res.total == 60
+    doc = res.items[0]
+    for k, v in DATA[0].items():
+        if isinstance(v, dict):  # struct fields come back with every member, unset ones null
+            assert {m: x for m, x in doc[k].items() if x is not None} == v, k
+        else:
+            assert doc[k] == v, k
+    assert doc["cluster"] == "c1" and doc["@timestamp"] == DATA[0]["end_time"] * 1000
+    assert isinstance(doc["id"], str) and doc["generated_time"].startswith("2023-11-16T00:00:00")
+    assert "margay_seq" not in doc and "_seq" not in doc
+
+
+def test_bad_lines_are_named_and_good_lines_kept(store: Any) -> None:
+    body = b"\n".join([orjson.dumps(DATA[1]), b'{"start_time":1,"end_time":2,"action":"permit","reporter":"src"}',
+                       b"not json", orjson.dumps(DATA[2])])
+    response, _ = ingest(store, FLOWS, body)
+    assert response["succeeded"] == 2 and response["failed"] == 2
+    assert [(e["line"], e["field"]) for e in response["errors"]] == [(2, "action"), (3, None)]
+    assert ids(store, FLOWS) == [1, 2]
+
+
+def test_every_type_is_stored_and_read(store: Any) -> None:
+    for name in ("dns", "audit_ee", "audit_kube", "events", "l7"):
+        lt = REGISTRY[name]
+        response, _ = ingest(store, lt, "\n".join(SAMPLES[name]).encode())
+        assert response["succeeded"] == len(SAMPLES[name]), (name, response)
+        assert store.search(Query(lt, ["c1"])).total == len(SAMPLES[name])
+
+
+# -- selectors -------------------------------------------------------------------------------------------
+
+FLOW_SELECTORS: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+    ('action = "deny"', lambda r: r["action"] == "deny"),
+    ('action != "deny"', lambda r: r["action"] != "deny"),
+    ("dest_port > 100", lambda r: r["dest_port"] is not None and r["dest_port"] > 100),
+    ("dest_port >= 443", lambda r: r["dest_port"] is not None and r["dest_port"] >= 443),
+    ("dest_port < 443", lambda r: r["dest_port"] is not None and r["dest_port"] < 443),
+    ("dest_port <= 80", lambda r: r["dest_port"] is not None and r["dest_port"] <= 80),
+    ("dest_port != 53", lambda r: r["dest_port"] != 53),
+    ('dest_namespace IN {"shop", "data"}', lambda r: r["dest_namespace"] in ("shop", "data")),
+    ('dest_namespace NOTIN {"shop"}', lambda r: r["dest_namespace"] != "shop"),
+    ('source_name_aggr IN {"web-1*", "web-3-*"}', lambda r: r["source_name_aggr"] in ("web-1-*", "web-3-*")),
+    ('source_ip IN {"10.0.1.0/24"}', lambda r: r["source_ip"].startswith("10.0.1.")),
+    ('source_ip = "10.0.0.4"', lambda r: r["source_ip"] == "10.0.0.4"),
+    ('source_ip > "10.0.0.50"', lambda r: ip_address(r["source_ip"]) > ip_address("10.0.0.50")),
+    ('dest_domains = "a.com"', lambda r: r["dest_domains"] is not None),
+    ('dest_domains != "a.com"', lambda r: r["dest_domains"] is None),
+    ('NOT (action = "deny" OR proto = "udp")', lambda r: r["action"] != "deny" and r["proto"] != "udp"),
+    ('action = "allow" AND dest_port = 443', lambda r: r["action"] == "allow" and r["dest_port"] == 443),
+    ('end_time >= "2023-11-15T00:00:00Z"', lambda r: r["end_time"] >= T0 + 1800),
+    ('start_time < "now-1d"', lambda r: r["start_time"] < NOW.timestamp() - 86400),
+    ('source_labels.labels = "app=a1"', lambda r: r["bytes_out"] % 2 == 1),
+    ('policies.enforced_policies IN {"*p1|*"}', lambda r: r["bytes_out"] % 2 == 1),
+    ("bytes_in > 300 AND bytes_in < 400", lambda r: 300 < r["bytes_in"] < 400),
+    ('source_port_num = 1 OR dest_port_num = 5432', lambda r: r["dest_port"] == 5432),
+    ('host IN {"node-1", "node-2"} AND NOT dest_type = "net"', lambda r: r["host"] in ("node-1", "node-2")
+     and r["dest_type"] != "net"),
+]
+
+
+@pytest.mark.parametrize("selector", [s for s, _ in FLOW_SELECTORS])
+def test_flow_selectors(loaded: Any, selector: str) -> None:
+    expected = sorted(r["bytes_out"] for r in DATA if dict(FLOW_SELECTORS)[selector](r))
+    assert ids(loaded, FLOWS, selector) == expected
+
+
+def test_selectors_on_nested_maps_text_bools_and_json(loaded: Any) -> None:
+    def count(lt: LogType, selector: str) -> int:
+        return loaded.search(Query(lt, ["c1"], selector=parse_selector(selector), now=NOW)).total
+
+    assert count(DNS, 'rrsets.name = "api.example.com"') == 1
+    assert count(DNS, 'servers.ip IN {"10.96.0.0/16"}') == 1
+    assert count(DNS, 'NOT rrsets.name = "api.example.com"') == 2
+    assert count(DNS, 'client_labels.app = "web"') == 1
+    assert count(DNS, 'client_labels.app != "web"') == 2
+    assert count(DNS, 'qname = "NOSUCH.example.org"') == 1  # stored lowercase; the selector is lowercased too
+    assert count(DNS, 'qname IN {"*.example.*"}') == 2
+    assert count(EVENTS, "dismissed = false") == 2
+    assert count(EVENTS, "severity >= 60 AND severity < 100") == 1
+    assert count(EVENTS, 'time > "2023-11-14T22:19:00Z"') == 1
+    assert count(BGP, 'message = "Mesh_1: State changed to up"') == 1
+    assert count(BGP, 'message IN {"*Hold timer*"}') == 1
+    assert count(AUDIT, 'user.username = "alice@example.com"') == 1
+    assert count(AUDIT, 'responseObject.kind = "Status"') == 1
+    assert count(AUDIT, 'objectRef.resource IN {"networkpolicies", "globalnetworkpolicies"}') == 2
+
+
+# -- time ranges, paging, sort ---------------------------------------------------------------------------
+
+
+def test_time_ranges(loaded: Any) -> None:
+    start = datetime.fromtimestamp(T0 + 600, UTC)
+    end = datetime.fromtimestamp(T0 + 1200, UTC)
+    expected = [r["bytes_out"] for r in DATA if T0 + 600 <= r["end_time"] <= T0 + 1200]
+    assert ids(loaded, FLOWS, start=start, end=end) == expected
+    by_start = [r["bytes_out"] for r in DATA if T0 + 600 <= r["start_time"] <= T0 + 1200]
+    assert ids(loaded, FLOWS, start=start, end=end, time_field="start_time") == by_start
+    assert ids(loaded, FLOWS, start=NOW - timedelta(seconds=1), time_field="generated_time") == list(range(60))
+    assert ids(loaded, FLOWS, start=NOW, time_field="generated_time") == []
+
+
+@pytest.mark.parametrize("sort", [[], [SortKey("bytes_in", True)], [SortKey("dest_port"), SortKey("host", True)],
+                                  [SortKey("action"), SortKey("end_time", True)]])
+def test_keyset_paging_walks_every_record_in_order(loaded: Any, sort: list[SortKey]) -> None:
+    seen: list[dict[str, Any]] = []
+    after = None
+    for _ in range(20):
+        res = loaded.search(Query(FLOWS, ["c1"], sort=sort, size=7, after_key=after))
+        assert res.total == 60
+        seen += res.items
+        after = res.after_key
+        if after is None:
+            break
+        assert list(after) == ["searchFrom"]
+    assert len(seen) == 60 and len({r["id"] for r in seen}) == 60
+    keys = sort or [SortKey("end_time")]
+
+    def rank(r: dict[str, Any]) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for k in keys:
+            v = r[k.key]
+            missing = v is None
+            if isinstance(v, str) and k.descending:
+                v = tuple(-ord(c) for c in v)
+            elif v is not None and k.descending:
+                v = -v
+            out += [missing, v if v is not None else 0]
+        return tuple(out)
+
+    assert [rank(r) for r in seen] == sorted(rank(r) for r in seen)
+
+
+def test_offset_paging(loaded: Any) -> None:
+    everything = loaded.search(Query(FLOWS, ["c1"], size=60)).items
+    res = loaded.search(Query(FLOWS, ["c1"], size=10, after_key={"startFrom": 25}))
+    assert [r["id"] for r in res.items] == [r["id"] for r in everything[25:35]]
+    assert res.after_key is not None and "searchFrom" in res.after_key
+    last = loaded.search(Query(FLOWS, ["c1"], size=10, after_key={"startFrom": 55}))
+    assert len(last.items) == 5 and last.after_key is None
+
+
+def test_sort_errors_are_named(loaded: Any) -> None:
+    from margay.errors import QueryError
+
+    with pytest.raises(QueryError, match="dest_domains"):
+        loaded.search(Query(FLOWS, ["c1"], sort=[SortKey("dest_domains")]))
+    with pytest.raises(QueryError, match="searchFrom"):
+        loaded.search(Query(FLOWS, ["c1"], after_key={"searchFrom": [1]}))
+
+
+# -- aggregations ----------------------------------------------------------------------------------------
+
+
+def test_terms_with_sub_metrics(loaded: Any) -> None:
+    aggs = {"by_action": {"terms": {"field": "action"}, "aggs": {
+        "bytes": {"sum": {"field": "bytes_in"}}, "avg_out": {"avg": {"field": "bytes_out"}},
+        "top": {"max": {"field": "bytes_in"}}, "ns": {"cardinality": {"field": "dest_namespace"}}}},
+        "ports": {"terms": {"field": "dest_port", "size": 2}},
+        "domains": {"terms": {"field": "dest_domains"}}}
+    got = run_sql_aggs(loaded, aggs)
+    buckets = {b["key"]: b for b in got["by_action"]["buckets"]}
+    for action in ("allow", "deny"):
+        rows = [r for r in DATA if r["action"] == action]
+        b = buckets[action]
+        assert b["doc_count"] == len(rows)
+        assert b["bytes"]["value"] == sum(r["bytes_in"] for r in rows)
+        assert b["avg_out"]["value"] == pytest.approx(sum(r["bytes_out"] for r in rows) / len(rows), rel=1e-9)
+        assert b["top"]["value"] == max(r["bytes_in"] for r in rows)
+        assert b["ns"]["value"] == len({r["dest_namespace"] for r in rows})
+    ports = Counter(r["dest_port"] for r in DATA if r["dest_port"] is not None)
+    assert [(b["key"], b["doc_count"]) for b in got["ports"]["buckets"]] == sorted(
+        ports.items(), key=lambda kv: (-kv[1], kv[0]))[:2]
+    assert got["ports"]["sum_other_doc_count"] == sum(ports.values()) - sum(
+        b["doc_count"] for b in got["ports"]["buckets"])
+    assert [(b["key"], b["doc_count"]) for b in got["domains"]["buckets"]] == [("a.com", 12), ("b.com", 12)]
+
+
+def run_sql_aggs(store: Any, aggs: dict[str, Any], query: Query | None = None) -> dict[str, Any]:
+    from margay.api.logs import run_aggregations
+
+    return run_aggregations(store, query or Query(FLOWS, ["c1"]), aggs)
+
+
+def test_date_histogram_and_cardinality(loaded: Any) -> None:
+    aggs = {"h": {"date_histogram": {"field": "end_time", "fixed_interval": "10m"},
+                  "aggs": {"b": {"sum": {"field": "bytes_out"}}}},
+            "hour": {"date_histogram": {"field": "end_time", "calendar_interval": "hour"}},
+            "hosts": {"cardinality": {"field": "host"}}, "first": {"min": {"field": "end_time"}}}
+    got = run_sql_aggs(loaded, aggs)
+    step = 600
+    expected = Counter((r["end_time"] // step) * step * 1000 for r in DATA)
+    assert [(b["key"], b["doc_count"]) for b in got["h"]["buckets"]] == sorted(expected.items())
+    assert got["h"]["buckets"][0]["key_as_string"] == "2023-11-14T23:30:00.000Z"
+    assert got["h"]["buckets"][0]["b"]["value"] == sum(r["bytes_out"] for r in DATA
+                                                       if r["end_time"] < T0 + 600)
+    hours = Counter((r["end_time"] // 3600) * 3600 * 1000 for r in DATA)
+    assert [(b["key"], b["doc_count"]) for b in got["hour"]["buckets"]] == sorted(hours.items())
+    assert got["hosts"]["value"] == 4
+    assert got["first"]["value"] == (T0 + 60) * 1000
+
+
+def test_aggregations_filtered_by_selector_and_time(loaded: Any) -> None:
+    q = Query(FLOWS, ["c1"], selector=parse_selector('proto = "udp"'),
+              start=datetime.fromtimestamp(T0 + 1800, UTC), now=NOW)
+    got = run_sql_aggs(loaded, {"n": {"value_count": {"field": "bytes_in"}}}, q)
+    assert got["n"]["value"] == sum(1 for r in DATA if r["proto"] == "udp" and r["end_time"] >= T0 + 1800)
+
+
+def test_aggregation_errors_are_named(loaded: Any) -> None:
+    from margay.errors import QueryError
+
+    with pytest.raises(QueryError, match="nope"):
+        run_sql_aggs(loaded, {"x": {"terms": {"field": "nope"}}})
+    with pytest.raises(QueryError, match="unsupported aggregation type"):
+        run_sql_aggs(loaded, {"x": {"percentiles": {"field": "bytes_in"}}})
+
+
+# -- multi-cluster, indices, idempotency -----------------------------------------------------------------
+
+
+def test_multi_cluster(flows: Any) -> None:
+    ingest(flows, FLOWS, ndjson(DATA[:5]), cluster="c2")
+    ingest(flows, FLOWS, ndjson(DATA[:3]), cluster="Other.Cluster")
+    assert ids(flows, FLOWS, clusters=["c2"]) == [0, 1, 2, 3, 4]
+    assert len(ids(flows, FLOWS, clusters=["c1", "c2"])) == 65
+    assert ids(flows, FLOWS, clusters=["Other.Cluster"]) == [0, 1, 2]
+    assert ids(flows, FLOWS, clusters=["other.cluster"]) == []
+    assert flows.clusters(FLOWS) == ["Other.Cluster", "c1", "c2"]
+    assert flows.clusters(DNS) == []
+    res = flows.search(Query(FLOWS, ["c1", "c2"], selector=parse_selector('cluster = "c2"'), now=NOW))
+    assert res.total == 5 and {r["cluster"] for r in res.items} == {"c2"}
+
+
+def test_index_listing_and_dropping(flows: Any) -> None:
+    ingest(flows, FLOWS, ndjson(DATA[:2]), cluster="c2")
+    parts = [(p.log_type, p.cluster, p.day, p.docs) for p in flows.partitions()]
+    assert parts == [("flows", "c1", "20231114", 29), ("flows", "c1", "20231115", 31), ("flows", "c2", "20231114", 2)]
+    assert flows.partitions(FLOWS, ["c2"])[0].index == "tigera_secure_ee_flows.c2.20231114"
+    assert all(p.bytes > 0 for p in flows.partitions())
+    assert flows.drop(Partition("flows", "c1", "20231114")) == 29
+    assert ids(flows, FLOWS) == list(range(29, 60))
+    assert [(p.cluster, p.day) for p in flows.partitions()] == [("c1", "20231115"), ("c2", "20231114")]
+    assert flows.drop(Partition("flows", "c1", "20231114")) == 0
+    assert flows.stats()["records"] == 33
+
+
+def test_retried_batch_is_stored_once(store: Any) -> None:
+    body = ndjson(DATA[:10])
+    first, replayed = ingest(store, FLOWS, body, key="batch-1")
+    assert not replayed and first["succeeded"] == 10
+    again, replayed = ingest(store, FLOWS, body, key="batch-1")
+    assert replayed and again == first
+    assert store.seen(FLOWS, "c1", "batch-1") == first
+    assert store.seen(FLOWS, "c1", "batch-2") is None
+    assert store.seen(FLOWS, "c2", "batch-1") is None  # keys are per cluster and type
+    _, replayed = ingest(store, FLOWS, body, key="batch-1", cluster="c2")
+    assert not replayed
+    assert len(ids(store, FLOWS)) == 10 and len(ids(store, FLOWS, clusters=["c2"])) == 10
+
+
+# -- OpenSearch only: a lost acknowledgement, and two stateless replicas -----------------------------------
+
+
+def test_opensearch_rewrite_of_a_half_written_batch_is_a_no_op(opensearch: str) -> None:
+    """A replica died after writing the documents but before recording the key: the retry adds nothing."""
+    prefix = f"ct{uuid.uuid4().hex[:8]}-"
+    store = OpenSearchBackend(opensearch, prefix=prefix, refresh="true")
+    try:
+        body = ndjson(DATA[:10])
+        ingest(store, FLOWS, body, key="k")
+        store.request("DELETE", f"/{store.batches_index}/_doc/{__import__('hashlib').sha256(b'c1/flows/k').hexdigest()}")
+        response, replayed = ingest(store, FLOWS, body, key="k")
+        assert not replayed and response["succeeded"] == 10
+        assert len(ids(store, FLOWS)) == 10
+    finally:
+        store.close()
+        cleanup(opensearch, prefix)
+
+
+def test_two_replicas_share_one_opensearch(opensearch: str, tmp_path: Path) -> None:
+    prefix = f"ct{uuid.uuid4().hex[:8]}-"
+
+    def settings(name: str) -> Settings:
+        return Settings(data_dir=tmp_path / name, backend="opensearch", opensearch_url=opensearch,
+                        opensearch_prefix=prefix, auth="none", retention_interval=3600)
+
+    headers = {"content-type": "application/x-ndjson", "x-cluster-id": "edge"}
+    bulk, read = "/api/v1/flows/logs/bulk", "/api/v1/flows/logs"
+    try:
+        with ServerThread(create_app(settings("a"))) as a, ServerThread(create_app(settings("b"))) as b:
+            r = httpx.post(a.url + bulk, content=ndjson(DATA[:20]), headers={**headers, "idempotency-key": "k1"},
+                           timeout=30)
+            assert r.status_code == 200 and r.json()["succeeded"] == 20, r.text
+            got = httpx.post(b.url + read, json={"max_page_size": 100}, headers={"x-cluster-id": "edge"}, timeout=30)
+            assert got.status_code == 200, got.text
+            assert got.json()["total_hits"] == 20
+            # the client's retry lands on the other replica
+            again = httpx.post(b.url + bulk, content=ndjson(DATA[:20]),
+                               headers={**headers, "idempotency-key": "k1"}, timeout=30)
+            assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
+            assert again.json() == r.json()
+            got = httpx.post(a.url + read, json={"max_page_size": 100}, headers={"x-cluster-id": "edge"}, timeout=30)
+            assert got.json()["total_hits"] == 20
+            agg = httpx.post(b.url + read + "/aggregation", headers={"x-cluster-id": "edge"}, timeout=30,
+                             json={"aggregations": {"a": {"terms": {"field": "action"}}}})
+            assert agg.status_code == 200, agg.text
+            assert sum(x["doc_count"] for x in agg.json()["aggregations"]["a"]["buckets"]) == 20
+            flows = httpx.post(a.url + "/api/v1/flows", headers={"x-cluster-id": "edge"}, timeout=30,
+                               json={"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-16T00:00:00Z"},
+                                     "actions": ["deny"]})
+            assert flows.status_code == 200, flows.text
+            assert sum(i["log_stats"]["flowLogCount"] for i in flows.json()["items"]) == 7
+            hints = httpx.post(b.url + "/api/v1/flows/fields/dest_namespace/values", timeout=30,
+                               headers={"x-cluster-id": "edge"}, json={"prefix": "S"})
+            assert hints.status_code == 200, hints.text
+            assert hints.json()["values"] == [{"value": "shop", "count": 7}]
+    finally:
+        cleanup(opensearch, prefix)

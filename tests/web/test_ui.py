@@ -1,0 +1,236 @@
+"""The UI in the rig's Chromium against a real server loaded with a simulated workload of known topology."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from margay.logtypes.policy import readable
+
+from .conftest import RESTRICTED, SCREENSHOTS, Site
+
+pytestmark = pytest.mark.rig
+
+
+def open_ui(page: Any, site: Site, frag: str, *, token: str | None = None, wait: str | None = None) -> list[str]:
+    """Go to a page signed in; returns the list that collects console errors and page errors."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(f"localStorage.setItem('margay.token', {json.dumps(token or site.token)});"
+                         "localStorage.setItem('margay.range', JSON.stringify({from: 'now-3h', to: 'now'}));")
+    page.goto(site.url + "/ui/" + frag)
+    if wait:
+        page.wait_for_function(f"window.__margayRendered && window.__margayRendered[{json.dumps(wait)}]", timeout=30_000)
+    return errors
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(150)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=name == "overview")
+
+
+@pytest.fixture
+def wide(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def api(site: Site, path: str, body: dict[str, Any] | None = None, token: str | None = None,
+        cluster: str = "cluster", method: str = "POST") -> Any:
+    r = httpx.request(method, site.url + path, json=body, timeout=30,
+                      headers={"authorization": f"Bearer {token or site.token}", "x-cluster-id": cluster})
+    r.raise_for_status()
+    return r.json()
+
+
+def test_sign_in_page(wide: Any, site: Site) -> None:
+    errors: list[str] = []
+    wide.on("pageerror", lambda e: errors.append(str(e)))
+    wide.goto(site.url + "/")
+    wide.wait_for_selector("form.signin")
+    wide.fill("#token", "not-a-token-at-all-000000")
+    wide.click("form.signin button")
+    wide.wait_for_selector("text=This token is not valid.")
+    shot(wide, "signin")
+    wide.fill("#token", site.token)
+    wide.click("form.signin button")
+    wide.wait_for_function("window.__margayRendered && window.__margayRendered.overview", timeout=30_000)
+    assert wide.evaluate("localStorage.getItem('margay.token')") == site.token
+    assert not errors
+
+
+@pytest.mark.parametrize("frag,name", [("#/overview", "overview"), ("#/explore/flows", "explore"),
+                                       ("#/explore/dns", "explore"), ("#/explore/audit", "explore"),
+                                       ("#/explore/bgp", "explore"), ("#/events", "events"), ("#/graph", "graph")])
+def test_page_loads_without_console_errors(wide: Any, site: Site, frag: str, name: str) -> None:
+    errors = open_ui(wide, site, frag, wait=name)
+    assert wide.locator(".error").count() == 0, wide.locator(".error").all_inner_texts()
+    assert not errors, errors
+    if frag in ("#/overview", "#/explore/dns", "#/events"):
+        shot(wide, name if frag != "#/explore/dns" else "explore-dns")
+
+
+def test_overview_panels_have_data_and_link_to_the_explorer(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/overview", wait="overview")
+    panels = wide.locator("section.card[data-panel]")
+    assert panels.count() >= 12
+    assert wide.locator("section.card .empty").count() == 0  # the simulated workload fills every panel
+    link = wide.locator("section[data-panel='Flows: allowed vs denied'] h3 a")
+    assert "explore/flows" in link.get_attribute("href")
+
+
+def test_query_narrows_the_table_and_the_histogram(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/explore/flows", wait="explore")
+    wide.wait_for_selector("#results")
+    total_all = int(wide.get_attribute("#hits", "data-total"))
+    histo_all = int(wide.get_attribute("#histogram", "data-total"))
+    wide.evaluate("window.__margayRendered = {}")
+    wide.fill("#query", 'action = "deny" AND source_namespace = "shop"')
+    wide.click("#search")
+    wide.wait_for_function("window.__margayRendered.explore", timeout=30_000)
+    wide.wait_for_selector("#results")
+    total = int(wide.get_attribute("#hits", "data-total"))
+    histo = int(wide.get_attribute("#histogram", "data-total"))
+    assert 0 < total < total_all and 0 < histo < histo_all
+    assert total == histo
+    expect = api(site, "/api/v1/flows/logs", {"selector": 'action = "deny" AND source_namespace = "shop"',
+                                              "time_range": {"from": "now-3h", "to": "now"}, "max_page_size": 0},
+                 cluster="_MULTI_" if False else "cluster")
+    assert total >= expect["total_hits"]  # both clusters are selected in the UI
+    actions = wide.locator("#results tbody td:nth-child(3)").all_inner_texts()
+    assert actions and set(actions) == {"deny"}
+    wide.click("#results tbody tr >> nth=0")
+    wide.wait_for_selector("#drawer:not([hidden]) .trace li")
+    assert "›" in wide.locator("#drawer .trace li").first.inner_text()
+    shot(wide, "explore-drawer")
+
+
+def test_syntax_error_is_shown_inline(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/explore/flows", wait="explore")
+    wide.fill("#query", 'action = "deny" AND')
+    wide.click("#search")
+    err = wide.wait_for_selector("#query-error .error")
+    assert err.get_attribute("data-position") == "19"
+    assert "expected a key" in err.inner_text()
+    assert "bad" in (wide.get_attribute("#query", "class") or "")
+    wide.fill("#query", "dest_nmespace = data")
+    wide.click("#search")
+    wide.wait_for_selector("#query-error .error >> text=did you mean dest_namespace")
+    shot(wide, "explore-error")
+
+
+def test_autocomplete_of_keys_and_values(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/explore/flows", wait="explore")
+    wide.click("#query")
+    wide.keyboard.type("dest_names")
+    wide.wait_for_selector(".suggest div >> text=dest_namespace")
+    wide.keyboard.press("Tab")
+    assert wide.input_value("#query") == "dest_namespace "
+    wide.keyboard.type("= da")
+    wide.wait_for_selector('.suggest div >> text="data"')
+    wide.keyboard.press("Tab")
+    assert wide.input_value("#query") == 'dest_namespace = "data" '
+
+
+def test_export_csv(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/explore/bgp", wait="explore")
+    with wide.expect_download() as dl:
+        wide.click("#export-csv")
+    text = open(dl.value.path()).read()
+    lines = text.strip().splitlines()
+    assert lines[0] == "logtime,cluster,host,ip_version,message" and len(lines) > 1
+
+
+def test_flow_visualizer_draws_the_topology(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/graph", wait="graph")
+    data = wide.evaluate("window.__margayGraph.data")
+    ids = {n["id"] for n in data["nodes"]}
+    for ns in ("shop", "payments", "data", "kube-system", "monitoring", "ingress"):
+        assert f"ns|{ns}" in ids
+    assert {"dom|api.stripe.com", "net|pvt"} <= ids
+    edges = {(e["source"], e["target"]): e for e in data["edges"]}
+    assert edges[("ns|shop", "ns|payments")]["action"] == "mixed"  # checkout -> api allowed, cart -> ledger denied
+    assert edges[("ns|ingress", "ns|shop")]["action"] == "allow"
+    assert wide.evaluate("window.__margayGraph.cy.nodes().length") == len(data["nodes"])
+    assert wide.evaluate("window.__margayGraph.cy.edges().length") == len(data["edges"])
+    shot(wide, "graph")
+
+
+def test_flow_visualizer_edge_click_lists_its_flows(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/graph?expand=shop,data&cap=60", wait="graph")
+    data = wide.evaluate("window.__margayGraph.data")
+    web = next(n["id"] for n in data["nodes"] if n["id"].startswith("wl|shop|web-"))
+    edge = next(e for e in data["edges"] if e["source"] == web and e["target"] == "svc|data|db")
+    assert edge["action"] == "deny" and edge["denied_flows"] == edge["flows"] > 0
+    # Click the edge where cytoscape drew it.
+    box = wide.locator("#cy").bounding_box()
+    mid = wide.evaluate(f"(() => {{ const e = window.__margayGraph.cy.$id({json.dumps(edge['id'])}); "
+                        "e.cy().fit(e.connectedNodes(), 200); return e.renderedMidpoint(); })()")
+    wide.mouse.click(box["x"] + mid["x"], box["y"] + mid["y"])
+    wide.wait_for_selector("#edge-flows .flowitem")
+    items = wide.locator("#edge-flows .flowitem")
+    texts = items.all_inner_texts()
+    assert all("shop/web-" in t and "data/db-" in t for t in texts)
+    assert {items.nth(i).get_attribute("data-action") for i in range(items.count())} >= {"deny"}
+    assert any("no rule matched" in t or "› deny ›" in t for t in texts)
+    wide.evaluate("window.__margayGraph.cy.fit(undefined, 30)")
+    shot(wide, "graph-expanded")
+
+
+def test_dismissed_event_disappears(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/events", wait="events")
+    rows = wide.locator("#events tbody tr")
+    before = rows.count()
+    assert before > 0
+    first = rows.first.get_attribute("data-id")
+    wide.evaluate("window.__margayRendered = {}")
+    rows.first.locator("button.dismiss").click()
+    wide.wait_for_function(f"!document.querySelector('#events tr[data-id=\"{first}\"]')", timeout=15_000)
+    assert wide.locator("#events tbody tr").count() == before - 1
+    wide.reload()
+    wide.wait_for_function("window.__margayRendered && window.__margayRendered.events")
+    assert wide.locator(f"#events tr[data-id=\"{first}\"]").count() == 0
+
+
+def test_restricted_user_sees_only_their_cluster(wide: Any, site: Site) -> None:
+    errors = open_ui(wide, site, "#/explore/flows", token=RESTRICTED, wait="explore")
+    assert wide.inner_text("#cluster-button") == "Cluster: app-cluster-1"
+    wide.click("#cluster-button")
+    assert wide.locator("#cluster-menu input").evaluate_all("els => els.map(e => e.value)") == ["app-cluster-1"]
+    assert "1 other cluster(s) are not readable" in wide.inner_text("#cluster-menu")
+    wide.wait_for_selector("#results")
+    clusters = set(wide.locator("#results tbody td:nth-child(2)").all_inner_texts())
+    assert clusters == {"app-cluster-1"}
+    assert wide.inner_text("#who") == "olga"
+    assert not errors
+    # And straight from the API: the other cluster is forbidden.
+    r = httpx.post(site.url + "/api/v1/flows/logs", json={}, headers={"authorization": f"Bearer {RESTRICTED}",
+                                                                       "x-cluster-id": "cluster"})
+    assert r.status_code == 403
+
+
+def test_policy_traces_read_like_the_python_rule(wide: Any, site: Site) -> None:
+    open_ui(wide, site, "#/overview")
+    wide.wait_for_function("document.body.dataset.rendered !== undefined || true")
+    samples = ["0|security|security.block-egress|deny|2", "1|default|shop/default.allow-web|allow|0",
+               "0|security|payments/staged:security.restrict-egress|deny|-1", "0|security|data/security.staged:db-lockdown|pass|0",
+               "2|default|data/staged:knp.default.db-open|allow|0", "3|__PROFILE__|__PROFILE__.kns.shop|allow|0",
+               "0|default|data/knp.default.db-ingress|deny|-1", "bogus"]
+    got = wide.evaluate("async (s) => { const m = await import('/ui/static/core.js'); return s.map(m.readablePolicy); }", samples)
+    assert got == [readable(s) for s in samples]
+
+
+def test_bench_measures_first_render(browser: Any, site: Site) -> None:
+    from margay.web import bench
+
+    out = bench(site.url, site.token, time_range="now-3h", runs=1, browser=browser)
+    assert 0 < out["overview_first_render_s"] < 30 and 0 < out["graph_first_render_s"] < 30
