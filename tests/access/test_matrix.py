@@ -133,6 +133,7 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     paths = {r.path for r in create_app().routes if "POST" in (getattr(r, "methods", None) or ())}
     reads = {p for p in paths if not p.endswith("/bulk") and p.startswith("/api/v1")}
     covered = {p for _, p, _, _, _ in READS} | {p + "/aggregation" for _, p, _, _, _ in READS} | {"/api/v1/flows"}
+    covered |= {"/api/v1/flows/graph"}  # built on build_query like /flows; its RBAC tests: tests/web/test_api.py
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
                 for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7")}
     assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"

@@ -137,7 +137,7 @@ export function overview(main) {
     const types = [...new Set(rows.flatMap((b) => b.t.buckets.map((x) => x.key)))];
     const c = chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0 }, grid: { left: 40, right: 14, top: 30, bottom: 26 },
       xAxis: { type: "category", data: rows.map((b) => "severity " + b.key) }, yAxis: { type: "value", minInterval: 1 },
-      series: types.map((t, i) => ({ name: t, type: "bar", stack: "s", color: ["#b3261e", "#e0642b", "#e3a21a", "#4f8fd6"][i % 4],
+      series: types.map((t, i) => ({ name: t, type: "bar", stack: "s", barMaxWidth: 70, color: ["#b3261e", "#e0642b", "#e3a21a", "#4f8fd6"][i % 4],
         data: rows.map((b) => (b.t.buckets.find((x) => x.key === t) || { doc_count: 0 }).doc_count) })) });
     c.on("click", (p) => { location.hash = `#/events?severity=${p.name.replace("severity ", "")}`; });
   }, "events"));
