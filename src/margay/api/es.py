@@ -551,7 +551,7 @@ async def _passthrough(request: Request, pattern: str | None, path_tail: str, bo
             plan = getattr(request.state, "read_plan", None)
             if plan is not None and plan.scoped:
                 raise Forbidden("namespace-scoped readers cannot use the ES API on the OpenSearch backend")
-        names = [f"{t.lt.index_prefix}.{c}.{d}" if days else f"{t.lt.index_prefix}.{c}.*"
+        names = [m.backend.index(t.lt, c, d or "*")
                  for t in targets for c, days in t.days.items() for d in (sorted(days) if days else [None])]
         if not names:
             names = ["-*"]  # nothing readable and nothing named: an empty answer, as ES gives for patterns

@@ -48,6 +48,26 @@ _SEQ_SHIFT = 20  # margay_seq = wall-clock ms << 20 + line: increasing over time
 _HIDDEN = (SEQ_FIELD, ID_FIELD)
 
 
+def index_cluster(cluster: str) -> str:
+    """A cluster name as it appears in an index name: lower case only, so `A` becomes `+a`.
+
+    Index names must be lower case; `+` never occurs in a cluster name, so the mapping is one to one and
+    two clusters never share an index (a pass-through query cannot see another cluster's records).
+    """
+    return "".join("+" + ch.lower() if ch.isupper() else ch for ch in cluster)
+
+
+def cluster_of_index(part: str) -> str:
+    out, upper = [], False
+    for ch in part:
+        if ch == "+":
+            upper = True
+            continue
+        out.append(ch.upper() if upper else ch)
+        upper = False
+    return "".join(out)
+
+
 class OpenSearchBackend:
     """The Backend protocol on an OpenSearch/Elasticsearch cluster; holds no state of its own."""
 
@@ -72,6 +92,11 @@ class OpenSearchBackend:
             kwargs["ca_certs"] = str(ca_file)
             kwargs["verify_certs"] = True
         self.client = OpenSearch([url], **kwargs)
+        self.timeout = timeout
+        self._auth = (username, password or "") if username is not None else None
+        self._headers = headers or {}
+        self._verify: Any = str(ca_file) if ca_file is not None else True
+        self._http: Any = None
         self.batches_index = f"{prefix}margay_batches"
         self._own_scratch = scratch_dir is None
         self.scratch = Path(scratch_dir or tempfile.mkdtemp(prefix="margay-opensearch-"))
@@ -82,6 +107,18 @@ class OpenSearchBackend:
         self.committed_batches = 0
 
     # -- plumbing ----------------------------------------------------------------------------------------
+
+    def es_request(self, method: str, path: str, params: dict[str, Any], body: bytes | None
+                   ) -> tuple[int, dict[str, str], bytes]:
+        """Pass an Elasticsearch API call through (after margay's RBAC narrowed the index list)."""
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, timeout=self.timeout, auth=self._auth,
+                                      headers=self._headers, verify=self._verify)
+        r = self._http.request(method, path, params=params, content=body or None,
+                               headers={"content-type": "application/json"} if body else None)
+        return r.status_code, dict(r.headers), r.content
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
                 headers: dict[str, str] | None = None) -> Any:
@@ -118,8 +155,8 @@ class OpenSearchBackend:
         self._ready = True
 
     def index(self, lt: LogType, cluster: str, day: str) -> str:
-        # Index names must be lower case; the `cluster` field keeps the exact name and every read filters on it.
-        return f"{self.prefix}{lt.index_prefix}.{cluster.lower()}.{day}"
+        """The daily index of a cluster's records; `day` may be `*` for all of them."""
+        return f"{self.prefix}{lt.index_prefix}.{index_cluster(cluster)}.{day}"
 
     # -- writes ------------------------------------------------------------------------------------------
 
@@ -218,7 +255,7 @@ class OpenSearchBackend:
     # -- reads -------------------------------------------------------------------------------------------
 
     def _indices(self, query: Any) -> str | None:
-        names = sorted({f"{self.prefix}{t.index_prefix}.{c.lower()}.*" for t in query.logtypes for c in query.clusters})
+        names = sorted({self.index(t, c, "*") for t in query.logtypes for c in query.clusters})
         return ",".join(names) or None
 
     def _where(self, query: Any) -> dict[str, Any]:
@@ -402,7 +439,7 @@ class OpenSearchBackend:
             if rest.startswith(head):
                 cluster, _, day = rest[len(head):].rpartition(".")
                 if cluster and re.fullmatch(r"\d{8}", day):
-                    return lt, cluster, day
+                    return lt, cluster_of_index(cluster), day
         return None
 
     def partitions(self, lt: LogType | None = None, clusters: list[str] | None = None,
@@ -470,6 +507,8 @@ class OpenSearchBackend:
 
     def close(self) -> None:
         self.client.close()
+        if self._http is not None:
+            self._http.close()
         self.con.close()
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)

@@ -1,0 +1,60 @@
+"""/es/ on the OpenSearch backend: requests pass through to the real node, narrowed by RBAC first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from access.conftest import CLUSTERS, RBAC, TOKENS, token_of, write_tokens
+from margay.app import create_app
+from margay.config import Settings
+from margay.logtypes import SAMPLES
+from margay.testing.server import ServerThread
+
+pytestmark = pytest.mark.rig
+
+
+@pytest.fixture(scope="module")
+def es_os(opensearch: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    base: Path = tmp_path_factory.mktemp("es-pass")
+    write_tokens(base / "tokens.yaml", TOKENS)
+    (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
+    prefix = f"p{uuid.uuid4().hex[:8]}-"
+    app = create_app(Settings(data_dir=base / "data", tokens=base / "tokens.yaml", rbac=base / "rbac.yaml",
+                              admin_token=True, backend="opensearch", opensearch_url=opensearch,
+                              opensearch_prefix=prefix))
+    admin = app.state.margay.access.admin_token
+    with ServerThread(app) as server:
+        for kind in ("flows", "dns"):
+            for cluster in [*CLUSTERS, "Upper-Case"]:
+                r = httpx.post(f"{server.url}/api/v1/{kind}/logs/bulk", content="\n".join(SAMPLES[kind]).encode(),
+                               headers={"authorization": f"Bearer {admin}", "x-cluster-id": cluster,
+                                        "content-type": "application/x-ndjson"}, timeout=60)
+                assert r.status_code == 200, r.text
+        yield server.url, admin
+
+
+def test_admin_reads_every_cluster_through_the_node(es_os: tuple[str, str]) -> None:
+    url, admin = es_os
+    r = httpx.post(url + "/es/tigera_secure_ee_flows.*/_search", timeout=60,
+                   json={"size": 0, "aggs": {"c": {"terms": {"field": "cluster"}}}},
+                   headers={"authorization": f"Bearer {admin}"})
+    assert r.status_code == 200, r.text
+    counts = {b["key"]: b["doc_count"] for b in r.json()["aggregations"]["c"]["buckets"]}
+    assert counts == {c: len(SAMPLES["flows"]) for c in [*CLUSTERS, "Upper-Case"]}
+
+
+def test_pass_through_is_narrowed_by_rbac(es_os: tuple[str, str]) -> None:
+    url, _ = es_os
+    r = httpx.post(url + "/es/tigera_secure_ee_flows.*/_search", timeout=60,
+                   json={"size": 100, "query": {"match_all": {}}},
+                   headers={"authorization": f"Bearer {token_of('alice')}"})  # alice: flows of east only
+    assert r.status_code == 200, r.text
+    assert {h["_source"]["cluster"] for h in r.json()["hits"]["hits"]} == {"east"}
+    assert httpx.post(url + "/es/tigera_secure_ee_dns.*/_search", json={}, timeout=60,
+                      headers={"authorization": f"Bearer {token_of('alice')}"}).status_code == 403
