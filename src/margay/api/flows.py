@@ -25,15 +25,23 @@ SUMS = ["bytes_in", "bytes_out", "packets_in", "packets_out", "transit_bytes_in"
 
 
 def l3_sql(src: str) -> str:
+    """Two phases: sum counters per group and keep the page of groups with the most bytes, then build the
+    (costlier) distinct-value lists only for those groups."""
     keys = ", ".join(f'"{k}"' for k in KEY)
     sums = ", ".join(f'coalesce(sum("{c}"), 0) AS "{c}"' for c in SUMS)
-    return (f"SELECT * FROM (SELECT {keys}, {sums}, count(*) AS log_count, "  # noqa: S608 - registry names
-            "list_distinct(flatten(list(coalesce(\"policies\".\"enforced_policies\", [])))) AS enforced, "
-            "list_distinct(flatten(list(coalesce(\"policies\".\"pending_policies\", [])))) AS pending, "
-            "list_distinct(flatten(list(coalesce(\"dest_domains\", [])))) AS domains, "
-            "list_distinct(list(\"source_ip\") FILTER (WHERE \"source_ip\" IS NOT NULL))[1:10] AS source_ips, "
-            "list_distinct(list(\"dest_ip\") FILTER (WHERE \"dest_ip\" IS NOT NULL))[1:10] AS dest_ips "
-            f"{src} GROUP BY ALL) ORDER BY \"bytes_in\" + \"bytes_out\" DESC, {keys} LIMIT ? OFFSET ?")
+    group = "hash(" + keys + ")"
+    order = '"bytes_in" + "bytes_out" DESC, _g'
+    return (f"WITH rows AS (SELECT *, {group} AS _g {src}), "  # noqa: S608 - registry names only
+            f"g AS (SELECT * FROM (SELECT _g, {keys}, {sums}, count(*) AS log_count FROM rows GROUP BY ALL) "
+            f"ORDER BY {order} LIMIT ? OFFSET ?), "
+            "l AS (SELECT _g, "
+            "list_distinct(flatten(list(DISTINCT coalesce(\"policies\".\"enforced_policies\", [])))) AS enforced, "
+            "list_distinct(flatten(list(DISTINCT coalesce(\"policies\".\"pending_policies\", [])))) AS pending, "
+            "list_distinct(flatten(list(DISTINCT coalesce(\"dest_domains\", [])))) AS domains, "
+            "(list(DISTINCT \"source_ip\") FILTER (WHERE \"source_ip\" IS NOT NULL))[1:10] AS source_ips, "
+            "(list(DISTINCT \"dest_ip\") FILTER (WHERE \"dest_ip\" IS NOT NULL))[1:10] AS dest_ips "
+            "FROM rows WHERE _g IN (SELECT _g FROM g) GROUP BY _g) "
+            f"SELECT g.* EXCLUDE (_g), l.* EXCLUDE (_g) FROM g LEFT JOIN l USING (_g) ORDER BY {order}")
 
 
 def _policies(raws: list[str]) -> list[dict[str, Any]]:

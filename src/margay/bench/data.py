@@ -37,13 +37,13 @@ def _days(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]
         day = nxt
 
 
-def flow_batches(topo: Topology, records: int, *, batch: int = BATCH) -> Iterator[Batch]:
-    """About `records` level-0 Felix flow records ending at END, spread over as many days as they need."""
+def flow_batches(topo: Topology, records: int, *, batch: int = BATCH, end: datetime = END) -> Iterator[Batch]:
+    """About `records` level-0 Felix flow records ending at `end`, spread over as many days as they need."""
     per_interval = sum(_per_interval(topo, c) for c in topo.clusters)
-    intervals = max(1, records // max(per_interval, 1))
-    start = END - timedelta(seconds=300 * intervals)
+    intervals = max(1, -(-records // max(per_interval, 1)))
+    start = end - timedelta(seconds=300 * intervals)
     sent = 0
-    for lo, hi in _days(start, END):
+    for lo, hi in _days(start, end):
         for cluster in topo.clusters:
             for body in ndjson_batches(flows(topo, cluster, lo, hi, level=0, denied_level=0), batch):
                 yield Batch("flows", cluster, lo.strftime("%Y%m%d"), body)

@@ -22,7 +22,8 @@ from .harness import Bench, percentile, peak_rss_mib
 from .profile import profiled
 from .targets import MargayTarget, OpenSearchTarget
 
-SIZES = {"quick": [200_000, 600_000], "full": [2_000_000, 10_000_000]}
+SIZES = {"quick": [100_000, 300_000], "full": [1_000_000, 3_000_000]}  # both systems (OpenSearch: ~4k records/s here)
+SCALE = {"quick": [500_000], "full": [5_000_000, 10_000_000]}  # margay alone
 
 
 def _targets(bench: Bench, tag: str) -> list[Any]:
@@ -31,7 +32,7 @@ def _targets(bench: Bench, tag: str) -> list[Any]:
 
 def ingest(bench: Bench) -> dict[str, Any]:
     topo = topology()
-    records = 200_000 if bench.quick else 1_000_000
+    records = 100_000 if bench.quick else 500_000
     batches = list(flow_batches(topo, records))
     n_records = sum(b.records for b in batches)
     out: dict[str, Any] = {"ingest_records": n_records,
@@ -62,29 +63,6 @@ def ingest(bench: Bench) -> dict[str, Any]:
                     "bytes of NDJSON each) in gzip batches of 10,000, posted over loopback to margay's bulk API and "
                     "to OpenSearch's _bulk (with Calico's daily indices and margay's generated template, then a "
                     "refresh); each system on a fresh store per client count; the load generator shares the cores.")
-    return out
-
-
-def storage(bench: Bench) -> dict[str, Any]:
-    topo = topology()
-    flows = list(flow_batches(topo, 300_000 if bench.quick else 10_000_000))
-    others = list(other_batches(topo, 6 if bench.quick else 48))
-    out: dict[str, Any] = {"storage_flow_records": sum(b.records for b in flows)}
-    for target in _targets(bench, "storage"):
-        target.start()
-        try:
-            _load(target, flows)
-            _load(target, others)
-            target.settle()
-            for kind in ("flows", "dns", "audit_kube"):
-                key = "flow" if kind == "flows" else kind.split("_")[0]
-                out[f"bytes_per_{key}_{target.name}"] = round(target.bytes_per_record(kind), 2)
-        finally:
-            target.stop()
-    out["bytes_per_flow_ratio_opensearch_vs_margay"] = round(
-        out["bytes_per_flow_opensearch"] / max(out["bytes_per_flow_margay"], 1e-9), 1)
-    out["notes"] = ("Bytes on disk per record after ingest and compaction (margay: Parquet partitions; "
-                    "OpenSearch: store.size after flush and force-merge to one segment), same simulated data.")
     return out
 
 
@@ -124,6 +102,9 @@ def query(bench: Bench) -> dict[str, Any]:
                     out[f"query_p95_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.95), 1)
                 bench.log(f"  {target.name}: queries at {loaded:,} flow records done")
                 out[f"records_{label}"] = loaded
+            for kind in ("flows", "dns", "audit_kube"):  # storage, on the same data
+                key = "flow" if kind == "flows" else kind.split("_")[0]
+                out[f"bytes_per_{key}_{target.name}"] = round(target.bytes_per_record(kind), 2)
             out[f"rss_after_queries_mib_{target.name}"] = round(target.rss(), 1)
             out[f"rss_peak_mib_{target.name}"] = round(peak_rss_mib(target.pid), 1)
         finally:
@@ -138,12 +119,16 @@ def query(bench: Bench) -> dict[str, Any]:
         out[f"query_p95_ms_{name}_margay"] = out.get(f"query_p95_ms_{name}_{label}_margay")
         out[f"query_p95_ms_{name}_opensearch"] = out.get(f"query_p95_ms_{name}_{label}_opensearch")
     out["records"] = out.get(f"records_{label}", 0)
+    out["bytes_per_flow_ratio_opensearch_vs_margay"] = round(
+        out["bytes_per_flow_opensearch"] / max(out["bytes_per_flow_margay"], 1e-9), 1)
     out["rss_peak_mib_margay"] = out.get("rss_peak_mib_margay")
     out["notes"] = (f"p50/p95 over {runs} runs after 2 warm-ups, at {', '.join(f'{s:,}' for s in sizes)} flow records. "
                     "flowgraph: flows over 24 h grouped by endpoint pair and action (margay: POST /api/v1/flows; "
                     "OpenSearch: nested terms aggregations); search: 3 pages of 100 flows, namespace + action + "
                     "24 h, newest first; topdest: top 10 destinations by bytes over 7 days; audit: audit search by "
-                    "user and verb; dnstop: top 10 DNS domains. OpenSearch runs with request_cache=false.")
+                    "user and verb; dnstop: top 10 DNS domains. OpenSearch runs with request_cache=false. "
+                    "Storage (bytes_per_*): on the same data after compaction (margay: Parquet partitions) and after "
+                    "flush + force-merge to one segment (OpenSearch: store.size).")
     return out
 
 
@@ -249,5 +234,59 @@ def agent(bench: Bench) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = {"ingest": ingest, "storage": storage, "query": query, "mixed": mixed, "aggregate": aggregate,
-             "agent": agent}
+def scale(bench: Bench) -> dict[str, Any]:
+    """margay alone at larger sizes: the 24-hour flow queries, and the UI's first render in Chromium."""
+    from datetime import UTC, datetime
+
+    from ..web import bench as ui_bench
+
+    topo = topology()
+    now = datetime.now(UTC)
+    end = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    target = MargayTarget(bench.work_dir / "scale-margay").start()
+    out: dict[str, Any] = {}
+    runs = 8 if bench.quick else 20
+    try:
+        gen = flow_batches(topo, SCALE[bench.mode][-1], end=end)
+        loaded = 0
+        for size in SCALE[bench.mode]:
+            while loaded < size:
+                part = list(islice(gen, 64))
+                if not part:
+                    break
+                loaded += _load(target, part)
+            target.settle()
+            label = _size_label(size)
+            body = {"time_range": {"from": "now-24h", "to": "now"}, "max_page_size": 1000}
+            timings = _time(lambda http, b=body: http.post("/api/v1/flows", json=b).raise_for_status(),
+                            target.url, runs)
+            out[f"l3flows_24h_p50_ms_{label}"] = round(percentile(timings, 0.5), 1)
+            out[f"l3flows_24h_p95_ms_{label}"] = round(percentile(timings, 0.95), 1)
+            graph = {"time_range": {"from": "now-24h", "to": "now"}}
+            timings = _time(lambda http, b=graph: http.post("/api/v1/flows/graph", json=b).raise_for_status(),
+                            target.url, runs)
+            out[f"flowgraph_24h_p95_ms_{label}"] = round(percentile(timings, 0.95), 1)
+            out[f"scale_records_{label}"] = loaded
+            bench.log(f"  margay: {loaded:,} flow records, L3 flows p95 {out[f'l3flows_24h_p95_ms_{label}']} ms")
+        ui = ui_bench(target.url, None, time_range="now-24h", runs=3)
+        out.update({f"ui_{k}": v for k, v in ui.items() if isinstance(v, int | float)})
+        out["scale_rss_peak_mib"] = round(peak_rss_mib(target.pid), 1)
+    finally:
+        target.stop()
+    out["notes"] = (f"margay alone, {', '.join(f'{s:,}' for s in SCALE[bench.mode])} level-0 flow records ending "
+                    "now: POST /api/v1/flows (page of 1000) and POST /api/v1/flows/graph over the last 24 h, and "
+                    "the web UI's time to first render (overview, flow visualizer) in Chromium (ui_*, seconds).")
+    return out
+
+
+def forward(bench: Bench) -> dict[str, Any]:
+    from ..forward import bench as forward_bench
+
+    out = forward_bench(records=20_000 if bench.quick else 100_000, work_dir=bench.work_dir)
+    out["notes"] = ("Delivery throughput per store (records/s) from an empty cursor to the real peers: SeaweedFS "
+                    "(S3), rsyslog (TCP), an OpenTelemetry Collector splunk_hec receiver.")
+    return out
+
+
+SCENARIOS = {"ingest": ingest, "query": query, "scale": scale, "mixed": mixed, "aggregate": aggregate,
+             "agent": agent, "forward": forward}

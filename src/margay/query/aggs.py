@@ -158,18 +158,25 @@ class Aggregator:
         else:
             inner = f"SELECT {qk.sql} AS k, * {scope.sql}"
             cond = f"{qk.sql} = ?"
-        ordered = "".join(f", {metric_subs[m]} AS {_alias(m)}" for m in by_metric)
-        grouped = f"SELECT k, count(*) AS c{ordered} FROM ({inner}) WHERE k IS NOT NULL GROUP BY k"
+        # Metric sub-aggregations are computed in the same GROUP BY; only bucket sub-aggregations recurse.
+        metrics = "".join(f", {sql} AS {_alias(m)}" for m, sql in metric_subs.items())
+        grouped = f"SELECT k, count(*) AS c{metrics} FROM ({inner}) WHERE k IS NOT NULL GROUP BY k"
         total_sql = f"SELECT count(*) FROM ({inner}) WHERE k IS NOT NULL"
         rows = self.run(f"{grouped} HAVING count(*) >= ? ORDER BY {order_sql} LIMIT ?",
                         scope.params + [min_count, size])
         total = self.run(total_sql, scope.params)[0][0]
+        bucket_subs = {n: sp for n, sp in subs.items() if n not in metric_subs}
+        metric_specs = {n: subs[n] for n in metric_subs}
         buckets = []
-        for key, count, *_ in rows:
+        for key, count, *values in rows:
             bucket: dict[str, Any] = {"key": _key_value(key, qk), "doc_count": count}
             if qk.kind in (Kind.TIMESTAMP,):
                 bucket["key_as_string"] = _ms_string(bucket["key"])
-            bucket.update(self._children(subs, scope.narrowed(cond, [key])))
+            bucket.update(self._metric_values(metric_specs, values) if metric_specs else {})
+            bucket.update(self._children(bucket_subs, scope.narrowed(cond, [key])))
+            bucket = {"key": bucket.pop("key"), **({"key_as_string": bucket.pop("key_as_string")}
+                                                 if "key_as_string" in bucket else {}),
+                      "doc_count": bucket.pop("doc_count"), **{n: bucket[n] for n in subs if n in bucket}}
             buckets.append(bucket)
         shown = sum(b["doc_count"] for b in buckets)
         return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": int(total) - shown, "buckets": buckets}
@@ -206,9 +213,14 @@ class Aggregator:
         ts = _ts(qk)
         bucket_sql, step_ms = _bucket_expr(name, params, ts)
         min_count = int(params.get("min_doc_count", 0))
-        rows = self.run(f"SELECT epoch_ms({bucket_sql}) AS k, count(*) AS c {scope.sql} GROUP BY k ORDER BY k",
+        metric_subs = {n: self._metric_sql(n, sp) for n, sp in subs.items() if _split(sp, n)[0] in METRICS}
+        metrics = "".join(f", {sql} AS {_alias(m)}" for m, sql in metric_subs.items())
+        rows = self.run(f"SELECT epoch_ms({bucket_sql}) AS k, count(*) AS c{metrics} {scope.sql} GROUP BY k ORDER BY k",
                         scope.params)
-        counts = {int(k): c for k, c in rows if k is not None}
+        counts = {int(k): c for k, c, *_ in rows if k is not None}
+        metric_specs = {n: subs[n] for n in metric_subs}
+        metric_rows = {int(k): vals for k, _, *vals in rows if k is not None}
+        bucket_subs = {n: sp for n, sp in subs.items() if n not in metric_subs}
         keys = sorted(counts)
         bounds = params.get("extended_bounds")
         if min_count == 0 and step_ms and (keys or bounds):
@@ -229,9 +241,16 @@ class Aggregator:
             if count < min_count:
                 continue
             bucket: dict[str, Any] = {"key_as_string": _ms_string(key), "key": key, "doc_count": count}
-            if subs:
+            if metric_specs:
+                values = metric_rows.get(key)
+                bucket.update(self._metric_values(metric_specs, values if values is not None
+                                                  else [None] * len(metric_specs)))
+            if bucket_subs:
                 cond = f"epoch_ms({bucket_sql}) = ?"
-                bucket.update(self._children(subs, scope.narrowed(cond, [key])))
+                bucket.update(self._children(bucket_subs, scope.narrowed(cond, [key])))
+            if subs:
+                bucket = {**{k: bucket[k] for k in ("key_as_string", "key", "doc_count")},
+                          **{n: bucket[n] for n in subs if n in bucket}}
             buckets.append(bucket)
         return {"buckets": buckets}
 
