@@ -90,7 +90,7 @@ def query(bench: Bench) -> dict[str, Any]:
             gen = flow_batches(topo, sizes[-1])
             for size in sizes:
                 while loaded < size:
-                    part = list(islice(gen, 64))
+                    part = list(islice(gen, 4))
                     if not part:
                         break
                     loaded += _load(target, part)
@@ -123,8 +123,8 @@ def query(bench: Bench) -> dict[str, Any]:
         out["bytes_per_flow_opensearch"] / max(out["bytes_per_flow_margay"], 1e-9), 1)
     out["rss_peak_mib_margay"] = out.get("rss_peak_mib_margay")
     out["notes"] = (f"p50/p95 over {runs} runs after 2 warm-ups, at {', '.join(f'{s:,}' for s in sizes)} flow records. "
-                    "flowgraph: flows over 24 h grouped by endpoint pair and action (margay: POST /api/v1/flows; "
-                    "OpenSearch: nested terms aggregations); search: 3 pages of 100 flows, namespace + action + "
+                    "flowgraph: the flow visualizer's 24 h namespace graph, edges by action with bytes and flows (margay: "
+                    "POST /api/v1/flows/graph; OpenSearch: nested terms aggregations); search: 3 pages of 100 flows, namespace + action + "
                     "24 h, newest first; topdest: top 10 destinations by bytes over 7 days; audit: audit search by "
                     "user and verb; dnstop: top 10 DNS domains. OpenSearch runs with request_cache=false. "
                     "Storage (bytes_per_*): on the same data after compaction (margay: Parquet partitions) and after "
@@ -219,7 +219,12 @@ def aggregate(bench: Bench) -> dict[str, Any]:
 
     topo = topology()
     body = b"\n".join(b.body for b in flow_batches(topo, 60_000 if bench.quick else 400_000))
-    out = aggregate_bench(body)
+    raw = aggregate_bench(body)
+    out: dict[str, Any] = {"aggregate_records_in": raw["records_in"]}
+    for level, r in raw["levels"].items():
+        out[f"aggregate_level{level}_records_out"] = r["records_out"]
+        out[f"aggregate_level{level}_reduction"] = r["reduction"]
+        out[f"aggregate_level{level}_rps"] = r["records_per_s"]
     out["notes"] = "Felix aggregation levels over simulated level-0 flows: record reduction and records/s in."
     return out
 
@@ -251,7 +256,7 @@ def scale(bench: Bench) -> dict[str, Any]:
         loaded = 0
         for size in SCALE[bench.mode]:
             while loaded < size:
-                part = list(islice(gen, 64))
+                part = list(islice(gen, 16))
                 if not part:
                     break
                 loaded += _load(target, part)

@@ -147,8 +147,8 @@ class MargayTarget:
             return pages
 
         return {
-            # The flow visualizer's question: flows grouped by endpoint pair and action, in the engine.
-            "flowgraph": post("/api/v1/flows", {"time_range": day, "max_page_size": 1000}),
+            # The flow visualizer's own query: the namespace graph with allowed/denied edges, bytes and flows.
+            "flowgraph": post("/api/v1/flows/graph", {"time_range": day}),
             "search": paged,
             "topdest": post("/api/v1/flows/logs/aggregation", {"time_range": week, "aggregations": {
                 "dest": {"terms": {"field": "dest_name_aggr", "size": 10, "order": {"bytes": "desc"}},

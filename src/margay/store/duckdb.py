@@ -198,13 +198,16 @@ class DuckDBBackend:
                 for k, files in sorted(items)]
 
     def _files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[str]:
+        return [str(f.path) for f in self._data_files(query, view)]
+
+    def _data_files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[DataFile]:
         """Files a query can touch: its types and clusters, pruned by day on the time field."""
         lt: LogType = query.logtype
         by_day = query.time_key == lt.time_field
         lo = query.start.astimezone(UTC).strftime("%Y%m%d") if query.start is not None and by_day else None
         hi = query.end.astimezone(UTC).strftime("%Y%m%d") if query.end is not None and by_day else None
         names = {t.name for t in query.logtypes}
-        return [str(f.path) for (t, c, d), files in sorted(view.items()) for f in files
+        return [f for (t, c, d), files in sorted(view.items()) for f in files
                 if t in names and c in query.clusters and (lo is None or d >= lo) and (hi is None or d <= hi)]
 
     def read(self, query: Any, fn: Any) -> Any:
@@ -222,18 +225,33 @@ class DuckDBBackend:
                 cur.close()
 
     def search(self, query: Any) -> SearchResult:
-        def run(cur: duckdb.DuckDBPyConnection, rel: str | None, rel_params: list[Any]) -> SearchResult:
-            if rel is None:
+        with self.catalog.snapshot() as view:
+            files = self._data_files(query, view)
+            if not files:
                 return SearchResult([], 0 if query.total_hits else None)
-            plan = self.compiler.search(query, rel, rel_params)
-            rows = cur.execute(plan.sql, plan.params).fetchall()
-            total = cur.execute(plan.count_sql, plan.count_params).fetchall()[0][0] if query.total_hits else None
-            more = len(rows) > query.size
-            rows = rows[: query.size]
-            after = {"searchFrom": list(rows[-1][1:])} if more and rows else None
-            return SearchResult([orjson.loads(r[0]) for r in rows], total, after)
-
-        return self.read(query, run)
+            rel = "read_parquet(?, union_by_name = true)"
+            plan = self.compiler.search(query, rel, [[str(f.path) for f in files]])
+            cur = self.cursor()
+            try:
+                rows = cur.execute(plan.sql, plan.params).fetchall()
+                total = cur.execute(plan.count_sql, plan.count_params).fetchall()[0][0] if query.total_hits else None
+                more = len(rows) > query.size
+                rows = rows[: query.size]
+                docs: dict[int, bytes] = {}
+                seqs = [r[-1] for r in rows]
+                if seqs:
+                    lo, hi = min(seqs), max(seqs)
+                    # Only the files whose sequence range can hold the page's records are opened again.
+                    wanted = [str(f.path) for f in files if f.seq_hi >= lo and f.seq_lo <= hi]
+                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, rel),
+                                                [wanted, lo, hi, seqs]).fetchall():
+                        docs[seq] = doc
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
+        after = {"searchFrom": list(rows[-1])} if more and rows else None
+        return SearchResult([orjson.loads(docs[s]) for s in seqs if s in docs], total, after)
 
     def run_over(self, query: Any, build: Any) -> Any:
         """`build(source_sql, params)` -> list of (sql, params) is run in order; returns the last rows."""

@@ -126,10 +126,16 @@ class SearchCompiler:
             offset = after["startFrom"]
             if not isinstance(offset, int) or offset < 0:
                 raise QueryError("after_key.startFrom: expected a non-negative integer")
-        sel = ", ".join([self.doc(lt)] + exprs)
+        # Phase one sorts only the sort keys (narrow rows); `fetch` renders the page's documents afterwards.
+        sel = ", ".join(exprs)
         sql = (f"SELECT {sel} {src}{page_sql} ORDER BY {order} LIMIT ? OFFSET ?")  # noqa: S608
         return SearchPlan(sql, params + page_params + [query.size + 1, offset],
                           f"SELECT count(*) {src}", list(params))  # noqa: S608
+
+    def fetch(self, lt: LogType, rel: str) -> str:
+        """Documents of the given `_seq`s (params: relation's, lowest, highest, list of seqs)."""
+        return (f'SELECT "_seq", {self.doc(lt)} FROM {rel} AS t '  # noqa: S608 - registry names only
+                'WHERE "_seq" BETWEEN ? AND ? AND list_contains(?, "_seq")')
 
 
 def _keyset(exprs: list[str], desc: list[bool], values: list[Any]) -> tuple[str, list[Any]]:
