@@ -22,7 +22,7 @@ from .harness import Bench, percentile, peak_rss_mib
 from .profile import profiled
 from .targets import MargayTarget, OpenSearchTarget
 
-SIZES = {"quick": [100_000, 300_000], "full": [1_000_000, 3_000_000]}  # both systems (OpenSearch: ~4k records/s here)
+SIZES = {"quick": [100_000, 300_000], "full": [1_000_000, 2_000_000]}  # both systems (OpenSearch: ~4k records/s here)
 SCALE = {"quick": [500_000], "full": [5_000_000, 10_000_000]}  # margay alone
 
 
@@ -233,7 +233,7 @@ def agent(bench: Bench) -> dict[str, Any]:
     """`margay agent` (a real process) shipping a flows.log to a real server: lines/s, CPU s per 10k flows."""
     from ..agent import bench as agent_bench
 
-    out = agent_bench(lines=100_000 if bench.quick else 1_000_000, work_dir=bench.work_dir)
+    out = agent_bench(lines=100_000 if bench.quick else 500_000, work_dir=bench.work_dir)
     out["notes"] = (f"margay agent tailing a {out['agent_lines']:,}-line flows.log into a margay server on the same "
                     "machine; CPU is the agent process's own (wait4), wall time from its start to the last ack.")
     return out
@@ -287,7 +287,7 @@ def scale(bench: Bench) -> dict[str, Any]:
 def forward(bench: Bench) -> dict[str, Any]:
     from ..forward import bench as forward_bench
 
-    out = forward_bench(records=20_000 if bench.quick else 100_000, work_dir=bench.work_dir)
+    out = forward_bench(records=20_000 if bench.quick else 50_000, work_dir=bench.work_dir)
     out["notes"] = ("Delivery throughput per store (records/s) from an empty cursor to the real peers: SeaweedFS "
                     "(S3), rsyslog (TCP), an OpenTelemetry Collector splunk_hec receiver.")
     return out
