@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import ParseError
-from ..ingest.parse import time_expr
+from ..ingest.parse import sql_path, time_expr
 from ..logtypes import Kind, LogType, quote_ident
 
 _READ = "read_json(?, columns=?, format='newline_delimited', maximum_object_size=104857600) WITH ORDINALITY"
@@ -91,7 +91,7 @@ def run(lt: LogType, body: bytes, extra: dict[str, str], build: object) -> Resul
         if not n_out:
             return Result(b"", n_in, 0, invalid)
         out = scratch / "out.ndjson"
-        con.execute(f"COPY result TO '{out}' (FORMAT json)")
+        con.execute(f"COPY result TO {sql_path(out)} (FORMAT json)")  # noqa: S608 - our scratch path
         data = out.read_bytes()
         return Result(data if data.endswith(b"\n") else data + b"\n", n_in, n_out, invalid)
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from .data import Batch, flow_batches, other_batches, topology
-from .harness import Bench, percentile, peak_rss_mib
+from .harness import Bench, peak_rss_mib, percentile
 from .profile import profiled
 from .targets import MargayTarget, OpenSearchTarget
 

@@ -62,6 +62,11 @@ class Converted:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+def sql_path(path: Path) -> str:
+    """A file path of margay's own (scratch and store folders) as a SQL string literal; COPY takes no parameter."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def time_expr(col: str) -> str:
     """Raw text or number -> TIMESTAMPTZ: RFC 3339 with or without zone (UTC assumed), or epoch seconds."""
     return (f"CASE WHEN {col} IS NULL THEN NULL "
@@ -161,7 +166,7 @@ class Converter:
         cur = self._cursor()
         try:
             stats = _stats(cur.execute(
-                f"COPY (SELECT {plan.select} FROM {_READ}) TO '{whole}' "  # noqa: S608
+                f"COPY (SELECT {plan.select} FROM {_READ}) TO {sql_path(whole)} "  # noqa: S608
                 f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, RETURN_STATS true)",
                 [cluster, now, seq_base, str(src), plan.columns]))
             src.unlink()
@@ -183,7 +188,7 @@ class Converter:
         """A batch spanning several days or holding rejected rows: one file per day, errors reported."""
         out = scratch / "split"
         rows = cur.execute(
-            f"COPY (SELECT *, _err IS NULL AS _ok FROM read_parquet(?)) TO '{out}' "  # noqa: S608
+            f"COPY (SELECT *, _err IS NULL AS _ok FROM read_parquet(?)) TO {sql_path(out)} "  # noqa: S608
             f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, PARTITION_BY (_ok, _day), "
             "WRITE_PARTITION_COLUMNS false, RETURN_STATS true)", [str(whole)]).fetchall()
         for filename, count, *_ in rows:

@@ -160,8 +160,8 @@ class Aggregator:
             cond = f"{qk.sql} = ?"
         # Metric sub-aggregations are computed in the same GROUP BY; only bucket sub-aggregations recurse.
         metrics = "".join(f", {sql} AS {_alias(m)}" for m, sql in metric_subs.items())
-        grouped = f"SELECT k, count(*) AS c{metrics} FROM ({inner}) WHERE k IS NOT NULL GROUP BY k"
-        total_sql = f"SELECT count(*) FROM ({inner}) WHERE k IS NOT NULL"
+        grouped = f"SELECT k, count(*) AS c{metrics} FROM ({inner}) WHERE k IS NOT NULL GROUP BY k"  # noqa: S608
+        total_sql = f"SELECT count(*) FROM ({inner}) WHERE k IS NOT NULL"  # noqa: S608 - registry SQL only
         rows = self.run(f"{grouped} HAVING count(*) >= ? ORDER BY {order_sql} LIMIT ?",
                         scope.params + [min_count, size])
         total = self.run(total_sql, scope.params)[0][0]

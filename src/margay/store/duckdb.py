@@ -24,7 +24,7 @@ import orjson
 
 from ..clock import Clock, SystemClock
 from ..errors import QueryError
-from ..ingest.parse import Converted, Converter, fsync_path
+from ..ingest.parse import Converted, Converter, fsync_path, sql_path
 from ..logtypes import Kind, LogType, quote_ident
 from .backend import Partition, SearchResult
 from .catalog import Catalog, DataFile, PartKey
@@ -372,7 +372,7 @@ class DuckDBBackend:
         tmp = self.scratch / f"compact-{lo}-{hi}.parquet"
         cur = self.compact_con.cursor()
         try:
-            cur.execute(f"COPY (SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY _seq) TO '{tmp}' "
+            cur.execute(f"COPY (SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY _seq) TO {sql_path(tmp)} "  # noqa: S608
                         "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 122880)", [[str(f.path) for f in group]])
         finally:
             cur.close()
