@@ -26,8 +26,9 @@ def profiled(bench: Any, name: str, pid: int, *, enabled: bool = True) -> Iterat
     out = bench.out_dir / "profiles"
     out.mkdir(parents=True, exist_ok=True)
     svg = out / f"{name}.svg"
-    proc = subprocess.Popen([tool, "record", "--pid", str(pid), "--rate", "40", "--native", "--nonblocking",
-                             "--output", str(svg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # --native shows DuckDB's C++ frames under the Python ones (it cannot be combined with --nonblocking).
+    proc = subprocess.Popen([tool, "record", "--pid", str(pid), "--rate", "40", "--native", "--output", str(svg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
     finally:

@@ -22,8 +22,8 @@ from .harness import Bench, peak_rss_mib, percentile
 from .profile import profiled
 from .targets import MargayTarget, OpenSearchTarget
 
-SIZES = {"quick": [100_000, 300_000], "full": [1_000_000, 2_000_000]}  # both systems (OpenSearch: ~4k records/s here)
-SCALE = {"quick": [500_000], "full": [5_000_000, 10_000_000]}  # margay alone
+SIZES = {"quick": [40_000, 120_000], "full": [1_000_000, 2_000_000]}  # both systems (OpenSearch: ~4k records/s here)
+SCALE = {"quick": [300_000], "full": [5_000_000, 10_000_000]}  # margay alone
 
 
 def _targets(bench: Bench, tag: str) -> list[Any]:
@@ -32,7 +32,7 @@ def _targets(bench: Bench, tag: str) -> list[Any]:
 
 def ingest(bench: Bench) -> dict[str, Any]:
     topo = topology()
-    records = 100_000 if bench.quick else 500_000
+    records = 40_000 if bench.quick else 500_000
     batches = list(flow_batches(topo, records))
     n_records = sum(b.records for b in batches)
     out: dict[str, Any] = {"ingest_records": n_records,
@@ -86,7 +86,7 @@ def query(bench: Bench) -> dict[str, Any]:
         target.start()
         loaded = 0
         try:
-            _load(target, list(other_batches(topo, 24 * 7 if not bench.quick else 24)))
+            _load(target, list(other_batches(topo, 24 * 7 if not bench.quick else 6)))
             gen = flow_batches(topo, sizes[-1])
             for size in sizes:
                 while loaded < size:
@@ -97,7 +97,9 @@ def query(bench: Bench) -> dict[str, Any]:
                 target.settle()
                 label = _size_label(size)
                 for name, q in target.queries().items():
-                    timings = _time(q, target.url, runs)
+                    with profiled(bench, f"query-{name}-{label}-margay", target.pid,
+                                  enabled=target.name == "margay" and size == sizes[-1]):
+                        timings = _time(q, target.url, runs)
                     out[f"query_p50_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.5), 1)
                     out[f"query_p95_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.95), 1)
                 bench.log(f"  {target.name}: queries at {loaded:,} flow records done")
@@ -150,7 +152,7 @@ def _time(q: Any, url: str, runs: int) -> list[float]:
 def mixed(bench: Bench) -> dict[str, Any]:
     """Sustained ingest at half the maximum with 10 query clients; RSS sampled over time."""
     topo = topology()
-    duration = 60 if bench.quick else 600
+    duration = 30 if bench.quick else 600
     target = MargayTarget(bench.work_dir / "mixed-margay").start()
     out: dict[str, Any] = {}
     try:
@@ -192,9 +194,10 @@ def mixed(bench: Bench) -> dict[str, Any]:
         threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(10)]
         for t in threads:
             t.start()
-        while time.monotonic() - started < duration:
-            rss.append((round(time.monotonic() - started, 1), round(target.rss(), 1)))
-            time.sleep(max(1.0, duration / 60))
+        with profiled(bench, "mixed-margay", target.pid):
+            while time.monotonic() - started < duration:
+                rss.append((round(time.monotonic() - started, 1), round(target.rss(), 1)))
+                time.sleep(max(1.0, duration / 60))
         stop.set()
         for t in threads:
             t.join()
@@ -218,7 +221,7 @@ def aggregate(bench: Bench) -> dict[str, Any]:
     from ..aggregate import bench as aggregate_bench
 
     topo = topology()
-    body = b"\n".join(b.body for b in flow_batches(topo, 60_000 if bench.quick else 400_000))
+    body = b"\n".join(b.body for b in flow_batches(topo, 30_000 if bench.quick else 400_000))
     raw = aggregate_bench(body)
     out: dict[str, Any] = {"aggregate_records_in": raw["records_in"]}
     for level, r in raw["levels"].items():
@@ -233,7 +236,7 @@ def agent(bench: Bench) -> dict[str, Any]:
     """`margay agent` (a real process) shipping a flows.log to a real server: lines/s, CPU s per 10k flows."""
     from ..agent import bench as agent_bench
 
-    out = agent_bench(lines=100_000 if bench.quick else 500_000, work_dir=bench.work_dir)
+    out = agent_bench(lines=30_000 if bench.quick else 500_000, work_dir=bench.work_dir)
     out["notes"] = (f"margay agent tailing a {out['agent_lines']:,}-line flows.log into a margay server on the same "
                     "machine; CPU is the agent process's own (wait4), wall time from its start to the last ack.")
     return out
@@ -263,8 +266,9 @@ def scale(bench: Bench) -> dict[str, Any]:
             target.settle()
             label = _size_label(size)
             body = {"time_range": {"from": "now-24h", "to": "now"}, "max_page_size": 1000}
-            timings = _time(lambda http, b=body: http.post("/api/v1/flows", json=b).raise_for_status(),
-                            target.url, runs)
+            with profiled(bench, f"scale-l3flows-{label}-margay", target.pid, enabled=size == SCALE[bench.mode][-1]):
+                timings = _time(lambda http, b=body: http.post("/api/v1/flows", json=b).raise_for_status(),
+                                target.url, runs)
             out[f"l3flows_24h_p50_ms_{label}"] = round(percentile(timings, 0.5), 1)
             out[f"l3flows_24h_p95_ms_{label}"] = round(percentile(timings, 0.95), 1)
             graph = {"time_range": {"from": "now-24h", "to": "now"}}
@@ -287,7 +291,7 @@ def scale(bench: Bench) -> dict[str, Any]:
 def forward(bench: Bench) -> dict[str, Any]:
     from ..forward import bench as forward_bench
 
-    out = forward_bench(records=20_000 if bench.quick else 50_000, work_dir=bench.work_dir)
+    out = forward_bench(records=5_000 if bench.quick else 50_000, work_dir=bench.work_dir)
     out["notes"] = ("Delivery throughput per store (records/s) from an empty cursor to the real peers: SeaweedFS "
                     "(S3), rsyslog (TCP), an OpenTelemetry Collector splunk_hec receiver.")
     return out
