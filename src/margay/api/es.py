@@ -197,6 +197,7 @@ def _sort_specs(raw: Any) -> list[SortSpec]:
     items = raw if isinstance(raw, list) else [raw]
     out = []
     for item in items:
+        spec: Any
         if isinstance(item, str):
             name, spec = item, {}
         elif isinstance(item, dict) and len(item) == 1:
@@ -382,7 +383,7 @@ def _hits(m: Any, request: Request, plans: list[Plan], body: dict[str, Any], *, 
         assert f_time is not None
         day = f"strftime({f_time.ts_sql()}, '%Y%m%d')"
         doc = m.backend.compiler.doc(lt)
-        page_sql, page_params = "", []
+        page_sql, page_params = "", []  # type: str, list[Any]
         if after is not None:
             vals = [_after_value(v, s, r) for v, s, (_, r) in zip(after, specs, sort_parts, strict=True)]
             cond, page_params = _keyset(exprs[:-1], desc[:-1], vals)

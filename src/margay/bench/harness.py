@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,7 +72,7 @@ class Bench:
         return self.mode == "quick"
 
 
-def run(scenarios: dict[str, Scenario], names: list[str], *, mode: str, work_dir: Path, out_dir: Path,
+def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_dir: Path, out_dir: Path,
         log: Callable[[str], None]) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -89,11 +89,12 @@ def bucket_sql(ts: str, tz: Any, unit: str, step: int) -> tuple[str, list[Any]]:
 
     if tz is UTC or isinstance(tz, ZoneInfo):
         name = zone_name(tz)
-        local, lp = f"timezone(?, {ts})", [name]
+        lp: list[Any] = [name]
+        bp: list[Any] = [name]
+        local = f"timezone(?, {ts})"
 
         def back(e: str) -> str:
             return f"timezone(?, {e})"
-        bp = [name]
     else:
         off = tz.utcoffset(None)
         minutes = int(off.total_seconds() // 60) if off else 0
@@ -194,12 +195,13 @@ class EsAggregator:
     def metric_value(self, kind: str, params: dict[str, Any], ref: FieldRef | None, value: Any) -> dict[str, Any]:
         if kind in ("cardinality", "value_count"):
             return {"value": int(value or 0)}
+        entry: dict[str, Any]
         if kind == "sum":
             entry = {"value": float(value or 0.0)}
             if ref is not None and ref.is_date:
                 entry["value_as_string"] = format_ms(int(value or 0), params.get("format") or ref.date_format or "")
             return entry
-        entry: dict[str, Any] = {"value": double(value)}
+        entry = {"value": double(value)}
         if value is not None and ref is not None and ref.is_date:
             entry["value_as_string"] = format_ms(int(value), params.get("format") or ref.date_format or "")
         return entry
@@ -411,6 +413,7 @@ class EsAggregator:
     @staticmethod
     def _next(ms: int, unit: str, tz: Any) -> int:
         at = datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
+        nxt: datetime | None
         if unit == "q":
             nxt = add_unit(at, 3, "M")
         else:

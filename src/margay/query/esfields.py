@@ -93,9 +93,9 @@ class Fields:
         if name == "@timestamp" and lt.name == "flows" and lt.time.kind is Kind.EPOCH_S:
             qk = self.keys[lt.time_field]
             return FieldRef(name, Kind.EPOCH_S, qk.sql, (), "epoch_millis")
-        qk = self.keys.get(name)
-        if qk is not None and qk.kind not in (Kind.MAP, Kind.JSON):
-            return FieldRef(name, qk.kind, qk.sql, (), _fmt(qk.kind))
+        found = self.keys.get(name)
+        if found is not None and found.kind not in (Kind.MAP, Kind.JSON):
+            return FieldRef(name, found.kind, found.sql, (), _fmt(found.kind))
         mk = lt.map_key(name)
         if mk is not None and mk.map_column is not None:
             column = self.keys[mk.map_column].sql

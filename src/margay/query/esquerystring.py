@@ -62,8 +62,9 @@ class _Parser:
 
     def parse(self) -> dict[str, Any]:
         q = self.group(None)
-        if self.peek() is not None:
-            raise QueryError(f"[query_string] unexpected {self.peek()[1]!r} at character {self.peek()[2]}")
+        extra = self.peek()
+        if extra is not None:
+            raise QueryError(f"[query_string] unexpected {extra[1]!r} at character {extra[2]}")
         return q
 
     def group(self, field: str | None) -> dict[str, Any]:
@@ -120,7 +121,8 @@ class _Parser:
         if kind == "lp":
             self.take()
             q = self.group(field)
-            if self.peek() is None or self.peek()[0] != "rp":
+            close = self.peek()
+            if close is None or close[0] != "rp":
                 raise QueryError(f"[query_string] unclosed '(' at character {pos}")
             self.take()
             return q
@@ -140,7 +142,8 @@ class _Parser:
             if nxt[0] == "lp":
                 self.take()
                 q = self.group(name)
-                if self.peek() is None or self.peek()[0] != "rp":
+                close = self.peek()
+                if close is None or close[0] != "rp":
                     raise QueryError(f"[query_string] unclosed '(' at character {nxt[2]}")
                 self.take()
                 return q

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import pyarrow as pa
 
 from ..logtypes import LogType
 
@@ -32,15 +29,6 @@ class Partition:
 
 
 @dataclass
-class WriteResult:
-    """What a batch write did; `duplicate` means the idempotency key was seen before."""
-
-    stored: int
-    duplicate: bool = False
-    response: dict[str, Any] | None = None
-
-
-@dataclass
 class SearchResult:
     items: list[dict[str, Any]]
     total: int | None
@@ -49,21 +37,33 @@ class SearchResult:
 
 
 class Backend(Protocol):
-    """A store of partitioned log records. Writes are whole batches; reads compile a Query."""
+    """A store of partitioned log records. Writes are whole NDJSON batches; reads compile a Query.
 
-    def write(self, lt: LogType, cluster: str, table: pa.Table, *, key: str | None,
-              response: dict[str, Any]) -> Future[WriteResult]: ...
+    Implementations: `store.duckdb.DuckDBBackend` (embedded, Parquet partitions) and
+    `store.opensearch.OpenSearchBackend`; `tests/store/test_contract.py` runs the same tests on both.
+    """
+
+    name: str
+
+    def ingest(self, lt: LogType, cluster: str, body: bytes, *, key: str | None, now: Any,
+               respond: Any) -> tuple[dict[str, Any], bool]:
+        """Convert, validate and store a batch durably; (response, replayed). `respond(converted)` builds
+        the response stored with the idempotency key."""
+        ...
 
     def seen(self, lt: LogType, cluster: str, key: str) -> dict[str, Any] | None: ...
 
     def search(self, query: Any) -> SearchResult: ...
 
-    def aggregate(self, query: Any, aggs: dict[str, Any]) -> dict[str, Any]: ...
-
     def partitions(self, lt: LogType | None = None, clusters: list[str] | None = None) -> list[Partition]: ...
+
+    def clusters(self, lt: LogType | None = None) -> list[str]: ...
 
     def drop(self, partition: Partition) -> int: ...
 
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+    # Aggregations, L3 flows and filter hints: the embedded engine offers `run_over(query, build)` (the
+    # API compiles them to SQL); OpenSearch offers `aggregate`, `l3_flows` and `field_values` natively.

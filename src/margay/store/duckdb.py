@@ -33,7 +33,7 @@ from .sql import SearchCompiler
 
 log = logging.getLogger(__name__)
 
-DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 def connect(path: Path | str = ":memory:") -> duckdb.DuckDBPyConnection:

@@ -62,7 +62,7 @@ class Journal:
             os.fsync(self._fh.fileno())
 
     def entries(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         if not self.path.exists():
             return out
         with open(self.path, "rb") as fh:
