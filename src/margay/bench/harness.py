@@ -93,7 +93,18 @@ def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_
     previous = orjson.loads(latest_path.read_bytes()) if latest_path.exists() else {}
     previous.update(latest)
     latest_path.write_bytes(orjson.dumps(previous, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    (out_dir / "SUMMARY.md").write_text(markdown(summary, previous))
+    # Notes of every scenario with results on disk, not only of this run's.
+    everything = {}
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            doc = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and "scenario" in doc and "metrics" in doc:
+            everything[doc["scenario"]] = doc
+    for name, result in summary:
+        everything[name] = result
+    (out_dir / "SUMMARY.md").write_text(markdown(sorted(everything.items()), previous))
     return previous
 
 
