@@ -7,7 +7,6 @@ the spool, whose entries carry their own positions; the agent resumes from the n
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from pathlib import Path
@@ -15,26 +14,7 @@ from typing import Any
 
 import orjson
 
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write, fsync, rename, fsync the directory: the file is either the old or the new one after a crash."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from ..durable import atomic_write, fsync_dir  # noqa: F401 - fsync_dir is re-exported
 
 
 class Checkpoints:

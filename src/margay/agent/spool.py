@@ -7,7 +7,6 @@ shipped oldest first, at most one per source at a time, so the order of each fil
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .checkpoint import fsync_dir
+from ..durable import atomic_write
 
 
 @dataclass
@@ -78,15 +77,7 @@ class Spool:
         batch.created = batch.created or time.time()
         data = orjson.dumps(batch.header()) + b"\n" + batch.body
         final = self._path(batch.seq)
-        tmp = final.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        fsync_dir(self.dir)
+        atomic_write(final, data, tmp=final.with_suffix(".tmp"))
         batch.size = len(data)
         body, batch.body = batch.body, b""  # the body is read back from disk when shipped
         del body

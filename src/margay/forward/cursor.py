@@ -6,10 +6,11 @@ the folder), so after a crash it holds either the old or the new positions, neve
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
+
+from ..durable import atomic_write
 
 
 class Cursor:
@@ -40,14 +41,4 @@ class Cursor:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps({"positions": self.positions}))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomic_write(self.path, orjson.dumps({"positions": self.positions}), tmp=self.path.with_suffix(".tmp"))

@@ -9,7 +9,6 @@ the bad line and field; the good lines then take the fast path again, so one bad
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -274,9 +273,3 @@ def _reader_message(exc: Exception) -> str:
     return str(exc).split("\n", 1)[0].replace("Invalid Input Error: ", "")
 
 
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

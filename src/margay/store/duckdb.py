@@ -23,12 +23,13 @@ import duckdb
 import orjson
 
 from ..clock import Clock, SystemClock
+from ..durable import fsync_dir, fsync_path
 from ..errors import QueryError
-from ..ingest.parse import Converted, Converter, fsync_path, sql_path
+from ..ingest.parse import Converted, Converter, sql_path
 from ..logtypes import Kind, LogType, quote_ident
 from .backend import Partition, SearchResult
 from .catalog import Catalog, DataFile, PartKey
-from .journal import Journal, apply_deletes, apply_moves, fsync_dir
+from .journal import Journal, apply_deletes, apply_moves
 from .sql import SearchCompiler
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,7 @@ from typing import Any
 
 import orjson
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from ..durable import fsync_dir
 
 
 def apply_moves(moves: list[list[str]]) -> None:
