@@ -49,13 +49,7 @@ class Settings:
                                 "accept it; `margay serve` does this when no auth is configured.")
 
     def __repr__(self) -> str:
-        parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.metadata.get("secret") and value:
-                value = "***"
-            parts.append(f"{f.name}={value!r}")
-        return "Settings(" + ", ".join(parts) + ")"
+        return redacted_repr(self)
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -68,34 +62,57 @@ class Settings:
         environ = dict(os.environ if environ is None else environ)
         config_path = flags.get("config") or environ.get(cls.env_name("config"))
         from_file = _file_settings(Path(config_path)) if config_path else {}
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in flags:
-                raw = flags[f.name]
-            elif cls.env_name(f.name) in environ:
-                raw = environ[cls.env_name(f.name)]
-            elif f.name in from_file:
-                raw = from_file[f.name]
-            else:
-                continue
-            values[f.name] = _coerce(f.name, f.type, raw)
-        return cls(**values)
+        return cls(**resolve(cls, flags, environ, from_file))
 
 
-def _coerce(name: str, typ: Any, raw: Any) -> Any:
+def redacted_repr(obj: Any) -> str:
+    """A settings dataclass's repr with secret values replaced by ***."""
+    parts = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("secret") and value:
+            value = "***"
+        parts.append(f"{f.name}={value!r}")
+    return f"{type(obj).__name__}(" + ", ".join(parts) + ")"
+
+
+def resolve(cls: Any, flags: dict[str, Any], environ: dict[str, str], from_file: dict[str, Any]) -> dict[str, Any]:
+    """Each setting's value by precedence: flag > environment (cls.env_name) > config file; defaults stay."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in flags:
+            raw = flags[f.name]
+        elif cls.env_name(f.name) in environ:
+            raw = environ[cls.env_name(f.name)]
+        elif f.name in from_file:
+            raw = from_file[f.name]
+        else:
+            continue
+        values[f.name] = coerce(f.name, f.type, raw)
+    return values
+
+
+def coerce(name: str, typ: Any, raw: Any) -> Any:
+    """A raw value (flag, environment text, YAML) as the setting's declared type."""
     t = str(typ)
     try:
+        if raw is None:
+            return None
         if "Path" in t:
             return Path(raw)
-        if t.startswith("int"):
-            return int(raw)
-        if t.startswith("bool") and isinstance(raw, str):
-            if raw.strip().lower() in ("1", "true", "yes", "on"):
+        if t.startswith("bool"):
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).strip().lower() in ("1", "true", "yes", "on"):
                 return True
-            if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            if str(raw).strip().lower() in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(raw)
-        return raw
+        if t.startswith("int"):
+            return int(raw)
+        if t.startswith("float"):
+            return float(raw)
+        return "" if raw is False else str(raw) if not isinstance(raw, list | dict) else raw
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name}: cannot use {raw!r} ({t} expected)") from None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import load_documents
+from ..config import load_documents, redacted_repr, resolve
 from ..errors import ConfigError
 
 MiB = 1024 * 1024
@@ -70,13 +70,7 @@ class AgentSettings:
     log_level: str = setting("info", "debug, info, warning or error.")
 
     def __repr__(self) -> str:
-        parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.metadata.get("secret") and value:
-                value = "***"
-            parts.append(f"{f.name}={value!r}")
-        return "AgentSettings(" + ", ".join(parts) + ")"
+        return redacted_repr(self)
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -93,18 +87,7 @@ class AgentSettings:
         unknown = sorted(set(from_file) - known)
         if unknown:
             raise ConfigError(f"config file {config_path}: unknown agent setting(s): {', '.join(unknown)}")
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in flags:
-                raw = flags[f.name]
-            elif cls.env_name(f.name) in environ:
-                raw = environ[cls.env_name(f.name)]
-            elif f.name in from_file:
-                raw = from_file[f.name]
-            else:
-                continue
-            values[f.name] = _coerce(f.name, str(f.type), raw)
-        settings = cls(**values)
+        settings = cls(**resolve(cls, flags, environ, from_file))
         if not settings.node:
             settings.node = environ.get("NODE_NAME") or socket.gethostname()
         if settings.senders < 1 or settings.batch_bytes < 1024 or settings.spool_max_bytes < 1:
@@ -128,29 +111,6 @@ class AgentSettings:
             if path and str(path).lower() not in ("none", "off", "false"):
                 out[name] = (log_type, Path(path))
         return out
-
-
-def _coerce(name: str, typ: str, raw: Any) -> Any:
-    try:
-        if raw is None:
-            return None
-        if "Path" in typ:
-            return Path(raw)
-        if typ.startswith("bool"):
-            if isinstance(raw, bool):
-                return raw
-            if str(raw).lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(raw).lower() in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
-        if typ.startswith("int"):
-            return int(raw)
-        if typ.startswith("float"):
-            return float(raw)
-        return "" if raw is False else str(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"agent setting {name}: cannot use {raw!r} ({typ} expected)") from None
 
 
 def _snake(key: str) -> str:
