@@ -100,3 +100,19 @@ def test_uncommitted_scratch_is_forgotten(tmp_path: Path) -> None:
     assert not junk.exists()
     assert all_bytes(store) == [0, 1, 2]
     store.close()
+
+
+def test_cold_partitions_are_merged_into_one_file(tmp_path: Path) -> None:
+    store = DuckDBBackend(tmp_path, compact_min_files=16, compact_interval=3600, compact_cold_after=0)
+    for i in range(5):  # fewer than a tier's 16: only the cold rule merges them
+        ingest(store, batch(i * 10, 10))
+    assert store.stats()["files"] == 5
+    assert store.compact() == 1
+    assert store.stats()["files"] == 1
+    assert all_bytes(store) == list(range(50))
+    store.close()
+    hot = DuckDBBackend(tmp_path / "hot", compact_min_files=16, compact_interval=3600, compact_cold_after=3600)
+    for i in range(5):
+        ingest(hot, batch(i * 10, 10))
+    assert hot.compact() == 0 and hot.stats()["files"] == 5  # written just now: left for the tiers
+    hot.close()

@@ -95,6 +95,8 @@ def query(bench: Bench) -> dict[str, Any]:
                         break
                     loaded += _load(target, part)
                 target.settle()
+                stored = target.count("flows")
+                assert stored == loaded, f"{target.name} holds {stored:,} flow records, {loaded:,} were sent"
                 label = _size_label(size)
                 for name, q in target.queries().items():
                     with profiled(bench, f"query-{name}-{label}-margay", target.pid,
@@ -264,6 +266,8 @@ def scale(bench: Bench) -> dict[str, Any]:
                     break
                 loaded += _load(target, part)
             target.settle()
+            stored = target.count("flows")
+            assert stored == loaded, f"margay holds {stored:,} flow records, {loaded:,} were sent"
             label = _size_label(size)
             body = {"time_range": {"from": "now-24h", "to": "now"}, "max_page_size": 1000}
             with profiled(bench, f"scale-l3flows-{label}-margay", target.pid, enabled=size == SCALE[bench.mode][-1]):

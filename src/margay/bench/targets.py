@@ -7,6 +7,7 @@ through its own API, OpenSearch through the query DSL a Calico deployment would 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import threading
 import time
@@ -87,9 +88,11 @@ class MargayTarget:
         gz = [Batch(b.log_type, b.cluster, b.day, gzip.compress(b.body, 1)) for b in batches]
 
         def send(http: httpx.Client, i: int, b: Batch) -> int:
+            # The key names the batch's content: a retry is stored once, two different batches never collide.
+            key = hashlib.blake2b(b.body, digest_size=16).hexdigest()
             r = http.post("/api/v1" + REGISTRY[b.log_type].bulk_path, content=b.body,
                           headers={"content-type": "application/x-ndjson", "content-encoding": "gzip",
-                                   "x-cluster-id": b.cluster, "idempotency-key": f"bench-{b.log_type}-{i}"})
+                                   "x-cluster-id": b.cluster, "idempotency-key": f"bench-{key}"})
             r.raise_for_status()
             return int(r.json()["succeeded"])
 
@@ -107,6 +110,11 @@ class MargayTarget:
             last = stats
             del files
             time.sleep(8)
+
+    def count(self, log_type: str) -> int:
+        """Records stored (a check that what was sent is what is queried)."""
+        return sum(i["docs"] for i in httpx.get(self.url + "/api/v1/indices", timeout=60).json()["items"]
+                   if i["log_type"] == log_type)
 
     def bytes_per_record(self, log_type: str) -> float:
         items = [i for i in httpx.get(self.url + "/api/v1/indices", timeout=60).json()["items"]
@@ -232,6 +240,10 @@ class OpenSearchTarget:
         with httpx.Client(base_url=self.url, timeout=timeout) as http:
             http.post("/_flush").raise_for_status()
             http.post("/_forcemerge?max_num_segments=1").raise_for_status()
+
+    def count(self, log_type: str) -> int:
+        prefix = REGISTRY[log_type].index_prefix
+        return int(httpx.get(self.url + f"/{prefix}.*/_count", timeout=60).json()["count"])
 
     def bytes_per_record(self, log_type: str) -> float:
         prefix = REGISTRY[log_type].index_prefix

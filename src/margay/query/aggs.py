@@ -160,11 +160,18 @@ class Aggregator:
             cond = f"{qk.sql} = ?"
         # Metric sub-aggregations are computed in the same GROUP BY; only bucket sub-aggregations recurse.
         metrics = "".join(f", {sql} AS {_alias(m)}" for m, sql in metric_subs.items())
-        grouped = f"SELECT k, count(*) AS c{metrics} FROM ({inner}) WHERE k IS NOT NULL GROUP BY k"  # noqa: S608
-        total_sql = f"SELECT count(*) FROM ({inner}) WHERE k IS NOT NULL"  # noqa: S608 - registry SQL only
-        rows = self.run(f"{grouped} HAVING count(*) >= ? ORDER BY {order_sql} LIMIT ?",
-                        scope.params + [min_count, size])
-        total = self.run(total_sql, scope.params)[0][0]
+        # The total of all groups rides along as a window over the groups (one scan, not two).
+        grouped = (f"SELECT k, count(*) AS c{metrics}, sum(count(*)) OVER () AS total "  # noqa: S608
+                   f"FROM ({inner}) WHERE k IS NOT NULL GROUP BY k")
+        if min_count > 1:
+            rows = self.run(f"{grouped} HAVING count(*) >= ? ORDER BY {order_sql} LIMIT ?",
+                            scope.params + [min_count, size])
+            total = self.run(f"SELECT count(*) FROM ({inner}) WHERE k IS NOT NULL",  # noqa: S608
+                             scope.params)[0][0]
+        else:
+            rows = self.run(f"{grouped} ORDER BY {order_sql} LIMIT ?", scope.params + [size])
+            total = rows[0][-1] if rows else 0
+        rows = [r[:-1] for r in rows]
         bucket_subs = {n: sp for n, sp in subs.items() if n not in metric_subs}
         metric_specs = {n: subs[n] for n in metric_subs}
         buckets = []

@@ -50,7 +50,7 @@ class DuckDBBackend:
 
     def __init__(self, data_dir: Path, *, clock: Clock | None = None, key_ttl: timedelta = timedelta(days=1),
                  compact_min_files: int = 16, compact_target_rows: int = 1_000_000,
-                 compact_interval: float = 5.0, compression: str = "zstd") -> None:
+                 compact_interval: float = 5.0, compact_cold_after: float = 60.0, compression: str = "zstd") -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / "store"
         self.scratch = self.data_dir / "scratch"
@@ -59,6 +59,7 @@ class DuckDBBackend:
         self.key_ttl = key_ttl
         self.compact_min_files = compact_min_files
         self.compact_target_rows = compact_target_rows
+        self.compact_cold_after = compact_cold_after
         self.con = connect()  # reads: every core
         self.con.execute("SET parquet_metadata_cache = true")
         # Ingest converts on its own single-threaded engine: concurrent batches run side by side, each on
@@ -356,7 +357,20 @@ class DuckDBBackend:
         with self.catalog.lock:
             candidates = [(k, list(v)) for k, v in self.catalog.parts.items()]
         fanout = self.compact_min_files
+        now = time.time()
         for key, files in candidates:
+            small = [f for f in files if f.rows < self.compact_target_rows]
+            if len(small) >= 2 and now - max(_mtime(f.path) for f in files) > self.compact_cold_after:
+                # A cold partition (no write for a while, e.g. yesterday's): merge its small files once, so
+                # reads of past days open one or a few files instead of one per batch.
+                group = []
+                for f in small:
+                    if sum(g.rows for g in group) + f.rows > self.compact_target_rows and len(group) >= 2:
+                        break
+                    group.append(f)
+                if len(group) >= 2 and self._merge(key, group):
+                    merges += 1
+                continue
             tiers: dict[int, list[DataFile]] = {}
             for f in files:
                 if f.rows < self.compact_target_rows // fanout:
@@ -420,6 +434,13 @@ class DuckDBBackend:
         self.ingest_con.close()
         self.compact_con.close()
         self.con.close()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _tier(rows: int, fanout: int) -> int:
