@@ -235,10 +235,16 @@ def bench(
     scenario: Annotated[list[str] | None, typer.Option(help="Scenario(s) to run; default: all.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where results go.")] = Path("bench/results"),
     work_dir: Annotated[Path, typer.Option(help="Scratch space for servers and data.")] = Path(".bench"),
+    summarize: Annotated[bool, typer.Option(help="Only rebuild latest.json and SUMMARY.md from the results.")] = False,
 ) -> None:
     """Run the benchmark scenarios and write bench/results/ (JSON per scenario, latest.json, SUMMARY.md)."""
-    from .bench.harness import run
+    from .bench.harness import rebuild, run
     from .bench.scenarios import SCENARIOS
+
+    if summarize:
+        rebuild(out_dir)
+        out.print(f"rebuilt {out_dir / 'latest.json'} and {out_dir / 'SUMMARY.md'}")
+        return
 
     names = scenario or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]

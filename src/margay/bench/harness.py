@@ -78,8 +78,6 @@ def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_
     work_dir.mkdir(parents=True, exist_ok=True)
     bench = Bench(mode, work_dir, out_dir, log)
     date = datetime.now(UTC).strftime("%Y-%m-%d")
-    latest: dict[str, Any] = {}
-    summary: list[tuple[str, dict[str, Any]]] = []
     for name in names:
         log(f"scenario {name} ({mode})")
         started = time.perf_counter()
@@ -87,25 +85,26 @@ def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_
         result = {"scenario": name, "mode": mode, "date": datetime.now(UTC).isoformat(), "machine": machine(),
                   "seconds": round(time.perf_counter() - started, 1), "metrics": metrics}
         (out_dir / f"{date}-{name}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-        latest.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-        summary.append((name, result))
-    latest_path = out_dir / "latest.json"
-    previous = orjson.loads(latest_path.read_bytes()) if latest_path.exists() else {}
-    previous.update(latest)
-    latest_path.write_bytes(orjson.dumps(previous, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    # Notes of every scenario with results on disk, not only of this run's.
-    everything = {}
+    return rebuild(out_dir)
+
+
+def rebuild(out_dir: Path) -> dict[str, Any]:
+    """latest.json and SUMMARY.md from the newest result file of every scenario in `out_dir`."""
+    newest: dict[str, dict[str, Any]] = {}
     for path in sorted(out_dir.glob("*.json")):
         try:
             doc = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError:
             continue
         if isinstance(doc, dict) and "scenario" in doc and "metrics" in doc:
-            everything[doc["scenario"]] = doc
-    for name, result in summary:
-        everything[name] = result
-    (out_dir / "SUMMARY.md").write_text(markdown(sorted(everything.items()), previous))
-    return previous
+            if doc["scenario"] not in newest or doc["date"] > newest[doc["scenario"]]["date"]:
+                newest[doc["scenario"]] = doc
+    latest: dict[str, Any] = {}
+    for doc in newest.values():
+        latest.update({k: v for k, v in doc["metrics"].items() if isinstance(v, int | float)})
+    (out_dir / "latest.json").write_bytes(orjson.dumps(latest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    (out_dir / "SUMMARY.md").write_text(markdown(sorted(newest.items()), latest))
+    return latest
 
 
 def markdown(summary: list[tuple[str, dict[str, Any]]], latest: dict[str, Any]) -> str:
