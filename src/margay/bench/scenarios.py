@@ -295,7 +295,12 @@ def scale(bench: Bench) -> dict[str, Any]:
 def forward(bench: Bench) -> dict[str, Any]:
     from ..forward import bench as forward_bench
 
-    out = forward_bench(records=5_000 if bench.quick else 50_000, work_dir=bench.work_dir)
+    raw = forward_bench(records=5_000 if bench.quick else 50_000, work_dir=bench.work_dir)
+    out: dict[str, Any] = {"forward_records": raw["stored"]}
+    for store in ("s3", "syslog", "splunk"):
+        if isinstance(raw.get(store), dict):
+            out[f"forward_rps_{store}"] = raw[store]["records_per_s"]
+            out[f"forward_retries_{store}"] = raw[store]["retries"]
     out["notes"] = ("Delivery throughput per store (records/s) from an empty cursor to the real peers: SeaweedFS "
                     "(S3), rsyslog (TCP), an OpenTelemetry Collector splunk_hec receiver.")
     return out
