@@ -363,7 +363,7 @@ class DuckDBBackend:
             if len(small) >= 2 and now - max(_mtime(f.path) for f in files) > self.compact_cold_after:
                 # A cold partition (no write for a while, e.g. yesterday's): merge its small files once, so
                 # reads of past days open one or a few files instead of one per batch.
-                group = []
+                group: list[DataFile] = []
                 for f in small:
                     if sum(g.rows for g in group) + f.rows > self.compact_target_rows and len(group) >= 2:
                         break

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,12 +13,15 @@ from typing import Any
 import httpx
 
 from ..client import Client
+from .server import ChildProcess
 
 OFF = ("flows", "dns", "l7", "bird", "bird6", "audit_ee", "audit_kube")
 
 
-class AgentProcess:
+class AgentProcess(ChildProcess):
     """`python -m margay agent` in its own process group; kill() is kill -9. Unnamed sources are off."""
+
+    stop_timeout = 30.0
 
     _LISTENING = re.compile(r"agent listening on (http://\S+)")
 
@@ -63,24 +65,6 @@ class AgentProcess:
     def metrics(self) -> str:
         return httpx.get(self.url + "/-/metrics", timeout=10).text
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def __enter__(self) -> AgentProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def read_all(client: Client, log_type: str, start: float, end: float, cluster: str = "cluster",

@@ -61,7 +61,38 @@ class ServerThread:
         self.sock.close()
 
 
-class ServerProcess:
+class ChildProcess:
+    """A child process in its own process group: stop() is SIGTERM then SIGKILL, kill() is kill -9."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    stop_timeout: float = 60.0
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class ServerProcess(ChildProcess):
     """`margay serve` as its own process (for crash tests and benchmarks); kill() is kill -9."""
 
     _LISTENING = re.compile(r"listening on (http://\S+)")
@@ -112,23 +143,3 @@ class ServerProcess:
         except httpx.HTTPError:
             return False
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
