@@ -75,6 +75,7 @@ class Bench:
 def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_dir: Path, out_dir: Path,
         log: Callable[[str], None]) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = work_dir.resolve()  # peers run with their own working directories
     work_dir.mkdir(parents=True, exist_ok=True)
     bench = Bench(mode, work_dir, out_dir, log)
     date = datetime.now(UTC).strftime("%Y-%m-%d")

@@ -205,7 +205,7 @@ class HecReceiver:
             self._ensure_built()
         if not self.binary.is_file():
             raise PeerError(f"HEC receiver binary {self.binary} is missing: run scripts/rig/hec.sh (or make rig)")
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()  # the collector runs with this as its cwd: no relative paths
         self.workdir.mkdir(parents=True, exist_ok=True)
         last: PeerError | None = None
         for _attempt in range(3):  # a free port can be taken between free_port() and the bind
