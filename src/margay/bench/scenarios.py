@@ -89,14 +89,7 @@ def query(bench: Bench) -> dict[str, Any]:
             _load(target, list(other_batches(topo, 24 * 7 if not bench.quick else 6)))
             gen = flow_batches(topo, sizes[-1])
             for size in sizes:
-                while loaded < size:
-                    part = list(islice(gen, 4))
-                    if not part:
-                        break
-                    loaded += _load(target, part)
-                target.settle()
-                stored = target.count("flows")
-                assert stored == loaded, f"{target.name} holds {stored:,} flow records, {loaded:,} were sent"
+                loaded = _grow(target, gen, loaded, size, chunk=4)
                 label = _size_label(size)
                 for name, q in target.queries().items():
                     with profiled(bench, f"query-{name}-{label}-margay", target.pid,
@@ -134,6 +127,19 @@ def query(bench: Bench) -> dict[str, Any]:
                     "Storage (bytes_per_*): on the same data after compaction (margay: Parquet partitions) and after "
                     "flush + force-merge to one segment (OpenSearch: store.size).")
     return out
+
+
+def _grow(target: Any, gen: Any, loaded: int, size: int, *, chunk: int) -> int:
+    """Load flow batches until `size` records are stored, let compaction settle, check the stored count."""
+    while loaded < size:
+        part = list(islice(gen, chunk))
+        if not part:
+            break
+        loaded += _load(target, part)
+    target.settle()
+    stored = target.count("flows")
+    assert stored == loaded, f"{target.name} holds {stored:,} flow records, {loaded:,} were sent"
+    return loaded
 
 
 def _size_label(n: int) -> str:
@@ -260,14 +266,7 @@ def scale(bench: Bench) -> dict[str, Any]:
         gen = flow_batches(topo, SCALE[bench.mode][-1], end=end)
         loaded = 0
         for size in SCALE[bench.mode]:
-            while loaded < size:
-                part = list(islice(gen, 16))
-                if not part:
-                    break
-                loaded += _load(target, part)
-            target.settle()
-            stored = target.count("flows")
-            assert stored == loaded, f"margay holds {stored:,} flow records, {loaded:,} were sent"
+            loaded = _grow(target, gen, loaded, size, chunk=16)
             label = _size_label(size)
             body = {"time_range": {"from": "now-24h", "to": "now"}, "max_page_size": 1000}
             with profiled(bench, f"scale-l3flows-{label}-margay", target.pid, enabled=size == SCALE[bench.mode][-1]):
