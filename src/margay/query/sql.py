@@ -16,7 +16,7 @@ from .selector import And, Compare, InSet, Node, Not, Or, Value, selector_error
 
 # Semantics follow Calico's Elasticsearch translation: a missing (NULL) field never matches a term or a
 # range, while `!=`, NOTIN and NOT are `must_not`, so a row whose field is NULL does match `key != v`.
-# Every leaf compiles to a two-valued expression (`(…) IS TRUE` / `(…) IS NOT TRUE`) so NOT agrees.
+# Under NOT every leaf compiles to a two-valued expression (`(…) IS TRUE` / `(…) IS NOT TRUE`) so NOT agrees.
 # A list key matches when any element matches; `!=` and NOTIN on a list mean that no element matches.
 
 _STRINGY = (Kind.KEYWORD, Kind.TEXT, Kind.KEYWORD_LIST)
@@ -153,17 +153,22 @@ class _Compiler:
 
     # -- SQL ------------------------------------------------------------------------------------------
 
-    def sql(self, node: Node) -> tuple[str, list[Any]]:
+    def sql(self, node: Node, *, filtering: bool = True) -> tuple[str, list[Any]]:
+        """`filtering`: the expression is only ever used to keep rows (a NULL keeps none, like FALSE), so a
+        plain match needs no `IS TRUE`, and the engine can push it down into the Parquet scan. Under NOT
+        every leaf is two-valued, so NOT agrees with the selector's meaning."""
         if isinstance(node, And | Or):
-            parts = [self.sql(item) for item in node.items]
+            parts = [self.sql(item, filtering=filtering) for item in node.items]
             joiner = " AND " if isinstance(node, And) else " OR "
             return "(" + joiner.join(p for p, _ in parts) + ")", [x for _, ps in parts for x in ps]
         if isinstance(node, Not):
-            inner, params = self.sql(node.item)
+            inner, params = self.sql(node.item, filtering=False)
             return f"(NOT {inner})", params
         if isinstance(node, Compare | InSet):
             leaf = self.leaf(node)
             expr, params = self.sql_match(leaf) if leaf.values else ("FALSE", [])
+            if filtering and not leaf.negated:
+                return f"({expr})", params
             return f"(({expr}) IS {'NOT ' if leaf.negated else ''}TRUE)", params
         raise TypeError(f"not a selector node: {node!r}")
 
@@ -320,7 +325,10 @@ def _like(pattern: str) -> str:
 
 def compile_selector(node: Node | None, logtype: LogType, *, now: datetime | None = None,
                      text: str | None = None) -> tuple[str, list[Any]]:
-    """A DuckDB boolean expression and its parameters; only registry SQL is pasted, values are bound.
+    """A DuckDB filter condition and its parameters; only registry SQL is pasted, values are bound.
+
+    The condition is exact as a filter (WHERE, FILTER, CASE WHEN): a row it does not keep may evaluate
+    to NULL rather than FALSE; wrap it in `coalesce(…, FALSE)` before negating it.
 
     `now` (default: the current UTC time) anchors relative times such as `now-15m`; `text`, the
     selector as typed, adds a caret line to errors.
