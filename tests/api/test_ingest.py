@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 
 import httpx
 import orjson
@@ -80,6 +81,9 @@ def test_gzip_bodies(server: ServerThread, client: Client) -> None:
     assert r.status_code == 200 and r.json()["succeeded"] == 4
     r = httpx.post(server.url + PATHS["flows"], content=b"not gzip", headers={**NDJSON, "content-encoding": "gzip"})
     assert r.status_code == 400 and "gzip" in r.json()["error"]["message"]
+    r = httpx.post(server.url + PATHS["flows"], content=zlib.compress(body("flows")),
+                   headers={**NDJSON, "content-encoding": "deflate"})
+    assert r.status_code == 200 and r.json()["succeeded"] == 4
 
 
 def test_idempotency_key_stores_a_retried_batch_once(server: ServerThread, client: Client) -> None:
