@@ -62,7 +62,7 @@ def percentile(values: list[float], p: float) -> float:
 
 @dataclass
 class Bench:
-    mode: str  # quick | full
+    mode: str  # quick | full | large
     work_dir: Path
     out_dir: Path
     log: Callable[[str], None]
