@@ -141,7 +141,7 @@ class Margay:
 def _backend(settings: Settings, clock: Clock) -> Any:
     """The store chosen by settings.backend."""
     if settings.backend == "duckdb":
-        return DuckDBBackend(settings.data_dir, clock=clock)
+        return DuckDBBackend(settings.data_dir, clock=clock, memory_bytes=settings.store_memory_bytes)
     if settings.backend == "opensearch":
         from .errors import ConfigError
         from .store.opensearch import OpenSearchBackend

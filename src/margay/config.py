@@ -37,6 +37,9 @@ class Settings:
     log_level: str = setting("info", "Log level: debug, info, warning, error.")
     min_free_bytes: int = setting(256 * 1024 * 1024, "Disk guard: below this many free bytes on the data volume "
                                   "ingest answers 507 (0 turns the guard off).")
+    store_memory_bytes: int = setting(1024 * 1024 * 1024, "Memory the embedded store's query engine may hold "
+                                      "(background compaction: half of it); larger sorts and aggregations spill "
+                                      "to <data_dir>/scratch. 0 = DuckDB's default, 80% of RAM per engine.")
     retention_interval: int = setting(900, "Seconds between retention runs that drop expired partitions.")
     auth: str = setting("auto", "Authentication: auto (kube with --kubeconfig, tokens with --tokens/--rbac or an "
                         "admin token, else none), none (development, loopback only), tokens or kube.")

@@ -91,6 +91,8 @@ def standard(registry: Registry) -> Registry:
     registry.describe("margay_ingest_batches_total", "counter", "Ingest requests, by log type and outcome.")
     registry.describe("margay_ingest_seconds", "histogram", "Ingest request latency until durable.")
     registry.describe("margay_query_seconds", "histogram", "Query latency, by endpoint.")
+    registry.describe("margay_aggregations_total", "counter",
+                      "Aggregation requests, by the rows they read: rollup (pre-summed hours), raw or native.")
     registry.describe("margay_dropped_records_total", "counter", "Records dropped, by reason.")
     registry.describe("margay_store_bytes", "gauge", "Bytes of the store on disk.")
     return registry

@@ -26,21 +26,21 @@ SUMS = ["bytes_in", "bytes_out", "packets_in", "packets_out", "transit_bytes_in"
 
 def l3_sql(src: str) -> str:
     """Two phases: sum counters per group and keep the page of groups with the most bytes, then build the
-    (costlier) distinct-value lists only for those groups."""
+    (costlier) distinct-value lists only for those groups. Each phase scans the source for just the columns
+    it needs (the source's parameters come twice); no phase materializes whole rows."""
     keys = ", ".join(f'"{k}"' for k in KEY)
     sums = ", ".join(f'coalesce(sum("{c}"), 0) AS "{c}"' for c in SUMS)
     group = "hash(" + keys + ")"
     order = '"bytes_in" + "bytes_out" DESC, _g'
-    return (f"WITH rows AS (SELECT *, {group} AS _g {src}), "  # noqa: S608 - registry names only
-            f"g AS (SELECT * FROM (SELECT _g, {keys}, {sums}, count(*) AS log_count FROM rows GROUP BY ALL) "
-            f"ORDER BY {order} LIMIT ? OFFSET ?), "
-            "l AS (SELECT _g, "
+    return (f"WITH g AS NOT MATERIALIZED (SELECT * FROM (SELECT {group} AS _g, {keys}, {sums}, count(*) AS log_count "  # noqa: S608
+            f"{src} GROUP BY ALL) ORDER BY {order} LIMIT ? OFFSET ?), "
+            f"l AS (SELECT {group} AS _g, "
             "list_distinct(flatten(list(DISTINCT coalesce(\"policies\".\"enforced_policies\", [])))) AS enforced, "
             "list_distinct(flatten(list(DISTINCT coalesce(\"policies\".\"pending_policies\", [])))) AS pending, "
             "list_distinct(flatten(list(DISTINCT coalesce(\"dest_domains\", [])))) AS domains, "
             "(list(DISTINCT \"source_ip\") FILTER (WHERE \"source_ip\" IS NOT NULL))[1:10] AS source_ips, "
             "(list(DISTINCT \"dest_ip\") FILTER (WHERE \"dest_ip\" IS NOT NULL))[1:10] AS dest_ips "
-            "FROM rows WHERE _g IN (SELECT _g FROM g) GROUP BY _g) "
+            f"{src} AND {group} IN (SELECT _g FROM g) GROUP BY ALL) "
             f"SELECT g.* EXCLUDE (_g), l.* EXCLUDE (_g) FROM g LEFT JOIN l USING (_g) ORDER BY {order}")
 
 
@@ -102,7 +102,7 @@ async def l3_flows(request: Request) -> JSONResponse:
     cols = KEY + SUMS + ["log_count", "enforced", "pending", "domains", "source_ips", "dest_ips"]
 
     def grouped(run: Any, src: str, params: list[Any]) -> list[dict[str, Any]]:
-        rows = run(l3_sql(src), params + [query.size + 1, offset])
+        rows = run(l3_sql(src), params + [query.size + 1, offset] + params)
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def run() -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ..errors import QueryError
 from ..logtypes import REGISTRY
+from ..store import rollup
 from .common import JSONResponse, json_body
 from .logs import _timed, build_query
 
@@ -32,8 +33,7 @@ WITHHELD = "withheld|"
 def _node_sql(side: str, scoped: bool) -> str:
     """The node id of one side of a flow log, `kind|a|b`; parameters: expanded namespaces (+ scope lists)."""
     t, ns, aggr = f'"{side}_type"', f'"{side}_namespace"', f'"{side}_name_aggr"'
-    dom = ("WHEN \"dest_type\" = 'net' AND len(coalesce(\"dest_domains\", [])) > 0 "
-           "THEN 'dom|' || \"dest_domains\"[1] ") if side == "dest" else ""
+    dom = "WHEN \"dest_domain\" IS NOT NULL THEN 'dom|' || \"dest_domain\" " if side == "dest" else ""
     body = (f"CASE WHEN {t} = 'wep' AND list_contains(?::VARCHAR[], {ns}) THEN 'wl|' || {ns} || '|' || {aggr} "
             f"WHEN {t} = 'wep' THEN 'ns|' || {ns} "
             f"WHEN {t} = 'hep' THEN 'host|' || coalesce({aggr}, '-') "
@@ -45,26 +45,45 @@ def _node_sql(side: str, scoped: bool) -> str:
             f"\"cluster\" || '/' || coalesce({ns}, '-')) THEN {body} ELSE '{WITHHELD}' END")
 
 
-def graph_sql(src: str, scoped: bool) -> str:
+# The columns a graph node is made of: flow logs are first summed per distinct combination of these (a
+# few thousand groups over millions of logs), and the node strings are built on the groups, not per log.
+# They are all dimensions of the flows roll-up, so the sums can come from roll-ups (store/rollup.py).
+GRAPH_KEYS = ["cluster", "source_type", "source_namespace", "source_name_aggr", "dest_type", "dest_namespace",
+              "dest_name_aggr", "dest_service_namespace", "dest_service_name", "reporter", "action"]
+_GROUP_COLUMNS = ('"cluster", "source_type", "source_namespace", "source_name_aggr", "dest_type", "dest_namespace", '
+                  '"dest_name_aggr", "dest_service_namespace", "dest_service_name", "reporter" = \'src\' AS by_src, '
+                  '"action" = \'deny\' AS denied')
+_RAW_SUMS = ("CASE WHEN \"dest_type\" = 'net' AND len(coalesce(\"dest_domains\", [])) > 0 THEN \"dest_domains\"[1] END "
+             "AS \"dest_domain\", sum(coalesce(\"num_flows\", 0)) AS nf, "
+             "sum(coalesce(\"bytes_in\", 0) + coalesce(\"bytes_out\", 0)) AS b, count(*) AS n")
+# Over roll-up rows: the same sums of pre-summed columns, `_count` logs per row (`dest_domain` is derived).
+_ROLLED_SUMS = ("CASE WHEN \"dest_type\" = 'net' THEN \"dest_domain\" END AS \"dest_domain\", "
+                "sum(coalesce(\"num_flows\", 0)) AS nf, "
+                "sum(coalesce(\"bytes_in\", 0) + coalesce(\"bytes_out\", 0)) AS b, sum(\"_count\") AS n")
+
+
+def graph_sql(src: str, scoped: bool, rolled: bool = False) -> str:
     svc = ("CASE WHEN \"dest_type\" = 'wep' AND list_contains(?::VARCHAR[], \"dest_namespace\") "
            "AND coalesce(\"dest_service_name\", '-') NOT IN ('-', '') "
            "THEN 'svc|' || \"dest_service_namespace\" || '|' || \"dest_service_name\" END")
     if scoped:
         svc = f"CASE WHEN ({_node_sql('dest', True)}) = '{WITHHELD}' THEN NULL ELSE {svc} END"
     return f"""
-WITH r AS (
-  SELECT {_node_sql('source', scoped)} AS s, {_node_sql('dest', scoped)} AS d, {svc} AS v,
-         "reporter" = 'src' AS by_src, "action" = 'deny' AS denied, coalesce("num_flows", 0) AS nf,
-         coalesce("bytes_in", 0) + coalesce("bytes_out", 0) AS b
+WITH g AS (
+  SELECT {_GROUP_COLUMNS}, {_ROLLED_SUMS if rolled else _RAW_SUMS}
   {src}
+  GROUP BY ALL
+), r AS (
+  SELECT {_node_sql('source', scoped)} AS s, {_node_sql('dest', scoped)} AS d, {svc} AS v, by_src, denied, nf, b, n
+  FROM g
 ), r2 AS (
-  SELECT s, coalesce(v, d) AS d, by_src, denied, nf, b FROM r
-  UNION ALL SELECT v, d, by_src, denied, nf, b FROM r WHERE v IS NOT NULL
+  SELECT s, coalesce(v, d) AS d, by_src, denied, nf, b, n FROM r
+  UNION ALL SELECT v, d, by_src, denied, nf, b, n FROM r WHERE v IS NOT NULL
 ), e AS (
   SELECT s, d, greatest(coalesce(sum(nf) FILTER (WHERE by_src), 0), coalesce(sum(nf) FILTER (WHERE NOT by_src), 0)) AS f,
          coalesce(sum(nf) FILTER (WHERE denied), 0) AS df,
          greatest(coalesce(sum(b) FILTER (WHERE by_src), 0), coalesce(sum(b) FILTER (WHERE NOT by_src), 0)) AS b,
-         count(*) AS logs
+         sum(n) AS logs
   FROM r2 GROUP BY s, d
 ), n AS (
   SELECT node, sum(b) AS w, sum(f) AS wf FROM (SELECT s AS node, b, f FROM e UNION ALL
@@ -159,12 +178,23 @@ async def flow_graph(request: Request) -> JSONResponse:
     allowed = [f"{c}/{ns}" for c, nss in limits.items() for ns in nss]
     node_params: list[Any] = ([full, allowed, expand] if scoped else [expand])
 
-    def build(run: Any, src: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    def build(run: Any, src: str, params: list[Any], rolled: bool = False) -> list[tuple[Any, ...]]:
         svc_params = ([*node_params, expand] if scoped else [expand])
         head = node_params + node_params + svc_params
-        return run(graph_sql(src, scoped), head + params + [cap, cap, cap])
+        return run(graph_sql(src, scoped, rolled), params + head + [cap, cap, cap])
 
-    rows = await _timed(request, "graph", lambda: list(m.backend.run_over(query, build)))
+    def graph() -> list[tuple[Any, ...]]:
+        if hasattr(m.backend, "run_rolled") and rollup.usable(query, GRAPH_KEYS):
+            used, rows = m.backend.run_rolled(query, lambda run, src, ps: build(run, src, ps, rolled=True))
+            if used:
+                paths.append("rollup")
+                return list(rows)
+        paths.append("raw")
+        return list(m.backend.run_over(query, build))
+
+    paths: list[str] = []
+    rows = await _timed(request, "graph", graph)
+    m.metrics.inc("margay_aggregations_total", path=paths[-1])
     m.access_log(request, query.logtype, query, len(rows))
     base = body.get("selector") or None
     nodes: dict[str, dict[str, Any]] = {}
@@ -199,7 +229,8 @@ async def flow_graph(request: Request) -> JSONResponse:
     return JSONResponse({"nodes": list(nodes.values()), "edges": edges, "truncated": hidden > 0,
                          "hidden_nodes": int(hidden), "clusters": query.clusters,
                          "time_range": {"from": query.start.isoformat() if query.start else None,
-                                        "to": query.end.isoformat() if query.end else None}})
+                                        "to": query.end.isoformat() if query.end else None}},
+                        headers={"x-margay-aggregation-path": paths[-1]})
 
 
 def routes() -> list[Route]:

@@ -13,6 +13,7 @@ from ..errors import QueryError
 from ..logtypes import REGISTRY, LogType, get
 from ..query.aggs import Aggregator, Scope
 from ..query.model import Query, page_size, sort_keys, time_range
+from ..store.rollup import aggs_qualify
 from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body, valid_cluster
 
 MAX_HINTS = 1000
@@ -120,17 +121,30 @@ async def aggregate_logs(request: Request, name: str) -> JSONResponse:
         aggs = {"tb": {"date_histogram": {"field": query.time_key,
                                           "fixed_interval": _auto_interval(query, num_buckets)},
                        "aggs": aggs}}
-    result = await _timed(request, "aggregation", run_aggregations, m.backend, query, aggs)
+    result, path = await _timed(request, "aggregation", aggregate_with_path, m.backend, query, aggs)
+    m.metrics.inc("margay_aggregations_total", path=path)
     m.access_log(request, lt, query, None)
-    return JSONResponse({"aggregations": result})
+    return JSONResponse({"aggregations": result}, headers={"x-margay-aggregation-path": path})
 
 
 def run_aggregations(backend: Any, query: Query, aggs: dict[str, Any]) -> dict[str, Any]:
+    return aggregate_with_path(backend, query, aggs)[0]
+
+
+def aggregate_with_path(backend: Any, query: Query, aggs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The aggregations and which rows answered them: "rollup" (pre-summed hours), "raw" or "native"."""
     native = getattr(backend, "aggregate", None)  # engines without SQL (OpenSearch) aggregate natively
     if native is not None:
-        return dict(native(query, aggs))
-    return backend.run_over(query, lambda run, src, params: Aggregator(query.logtype, run).aggregate(
-        aggs, Scope(src, params)))
+        return dict(native(query, aggs)), "native"
+
+    def build(rolled: bool) -> Any:
+        return lambda run, src, params: Aggregator(query.logtype, run, rolled=rolled).aggregate(aggs, Scope(src, params))
+
+    if hasattr(backend, "run_rolled") and aggs_qualify(query, aggs):  # exact over roll-ups (store/rollup.py)
+        done, result = backend.run_rolled(query, build(True))
+        if done:
+            return result, "rollup"
+    return backend.run_over(query, build(False)), "raw"
 
 
 def _auto_interval(query: Query, buckets: int) -> str:

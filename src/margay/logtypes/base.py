@@ -145,6 +145,20 @@ class QueryKey:
 
 
 @dataclass(frozen=True)
+class Rollup:
+    """A log type's roll-up: the rows of a data file summed per hour of the time field and `dims`.
+
+    Compaction writes one next to each data file it produces (store/rollup.py); aggregations that only
+    group and filter by `dims` and sum, count, min or max `measures` read it instead of the raw rows.
+    """
+
+    dims: tuple[str, ...]  # scalar fields grouped by value (low cardinality)
+    measures: tuple[str, ...]  # integer fields: their sum, min, max and non-null count are kept
+    derived: tuple[tuple[str, str], ...] = ()  # extra group columns (name, SQL over a row), not query keys
+    bucket_s: int = 3600
+
+
+@dataclass(frozen=True)
 class LogType:
     name: str  # margay's name, e.g. "flows"
     rbac: tuple[str, ...]  # RBAC resource names that grant it; first is canonical
@@ -162,6 +176,7 @@ class LogType:
     default_sort: tuple[str, ...] = ()
     bulk_path: str = ""
     query_path: str = ""
+    rollup: Rollup | None = None  # pre-aggregated sidecars written by compaction; None: none
 
     @property
     def field_map(self) -> dict[str, Field]:
@@ -178,7 +193,14 @@ class LogType:
         return cols
 
     def query_keys(self) -> dict[str, QueryKey]:
-        """Every key the selector language accepts for this type, derived from the fields."""
+        """Every key the selector language accepts for this type, derived from the fields (built once;
+        callers must not change the dict)."""
+        cached: dict[str, QueryKey] | None = self.__dict__.get("_query_keys")
+        if cached is None:
+            cached = self.__dict__["_query_keys"] = self._build_query_keys()
+        return cached
+
+    def _build_query_keys(self) -> dict[str, QueryKey]:
         keys: dict[str, QueryKey] = {}
         for f in self.fields:
             col = quote_ident(f.name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Kind, LogType, f
+from .base import Field, Kind, LogType, Rollup, f
 
 K = Kind.KEYWORD
 
@@ -46,6 +46,10 @@ LOGTYPE = LogType(
              "latency_max": "coalesce(\"latency_max\", \"latency\".\"max\")"},
     bulk_path="/dns/logs/bulk",
     query_path="/dns/logs",
+    rollup=Rollup(  # about 22x fewer rows than the data file on the bench topology
+        dims=("cluster", "type", "qname", "qtype", "qclass", "rcode", "client_namespace", "client_name_aggr"),
+        measures=("count", "latency_count", "latency_mean", "latency_max"),
+    ),
 )
 
 SAMPLES: list[str] = [

@@ -76,9 +76,12 @@ def _split(spec: dict[str, Any], name: str) -> tuple[str, dict[str, Any], dict[s
 class Aggregator:
     """Runs a tree of aggregations for one log type through a SQL runner."""
 
-    def __init__(self, lt: LogType, run: Runner) -> None:
+    def __init__(self, lt: LogType, run: Runner, *, rolled: bool = False) -> None:
         self.lt = lt
         self.run = run
+        # Over a roll-up source (store/rollup.py) each row stands for `_count` rows: counts become sums.
+        self.rolled = rolled
+        self.count = 'sum("_count")' if rolled else "count(*)"
 
     def aggregate(self, aggs: dict[str, Any], scope: Scope) -> dict[str, Any]:
         if not isinstance(aggs, dict):
@@ -100,6 +103,15 @@ class Aggregator:
     # -- metrics -----------------------------------------------------------------------------------------
 
     def _metric_sql(self, name: str, spec: dict[str, Any]) -> str:
+        sql = self._raw_metric_sql(name, spec)  # checks the request either way
+        if self.rolled:
+            from ..store.rollup import metric_sql
+
+            kind, params, _ = _split(spec, name)
+            return metric_sql(self.lt, kind, params["field"])
+        return sql
+
+    def _raw_metric_sql(self, name: str, spec: dict[str, Any]) -> str:
         kind, params, _ = _split(spec, name)
         if not isinstance(params, dict) or "field" not in params:
             raise QueryError(f"aggregation {name!r}: {kind} needs a 'field'")
@@ -161,12 +173,13 @@ class Aggregator:
         # Metric sub-aggregations are computed in the same GROUP BY; only bucket sub-aggregations recurse.
         metrics = "".join(f", {sql} AS {_alias(m)}" for m, sql in metric_subs.items())
         # The total of all groups rides along as a window over the groups (one scan, not two).
-        grouped = (f"SELECT k, count(*) AS c{metrics}, sum(count(*)) OVER () AS total "  # noqa: S608
+        n = self.count
+        grouped = (f"SELECT k, {n} AS c{metrics}, sum({n}) OVER () AS total "  # noqa: S608
                    f"FROM ({inner}) WHERE k IS NOT NULL GROUP BY k")
         if min_count > 1:
-            rows = self.run(f"{grouped} HAVING count(*) >= ? ORDER BY {order_sql} LIMIT ?",
+            rows = self.run(f"{grouped} HAVING {n} >= ? ORDER BY {order_sql} LIMIT ?",
                             scope.params + [min_count, size])
-            total = self.run(f"SELECT count(*) FROM ({inner}) WHERE k IS NOT NULL",  # noqa: S608
+            total = self.run(f"SELECT coalesce({n}, 0) FROM ({inner}) WHERE k IS NOT NULL",  # noqa: S608
                              scope.params)[0][0]
         else:
             rows = self.run(f"{grouped} ORDER BY {order_sql} LIMIT ?", scope.params + [size])
@@ -222,7 +235,7 @@ class Aggregator:
         min_count = int(params.get("min_doc_count", 0))
         metric_subs = {n: self._metric_sql(n, sp) for n, sp in subs.items() if _split(sp, n)[0] in METRICS}
         metrics = "".join(f", {sql} AS {_alias(m)}" for m, sql in metric_subs.items())
-        rows = self.run(f"SELECT epoch_ms({bucket_sql}) AS k, count(*) AS c{metrics} {scope.sql} GROUP BY k ORDER BY k",
+        rows = self.run(f"SELECT epoch_ms({bucket_sql}) AS k, {self.count} AS c{metrics} {scope.sql} GROUP BY k ORDER BY k",
                         scope.params)
         counts = {int(k): c for k, c, *_ in rows if k is not None}
         metric_specs = {n: subs[n] for n in metric_subs}
@@ -269,16 +282,20 @@ def _alias(metric: str) -> str:
     return "o_" + hashlib.sha1(metric.encode()).hexdigest()[:12]
 
 
-def _bucket_expr(name: str, params: dict[str, Any], ts: str) -> tuple[str, int | None]:
-    """SQL that floors a timestamp to its bucket start, and the bucket width in ms when fixed."""
-    fixed = params.get("fixed_interval")
-    calendar = params.get("calendar_interval")
-    legacy = params.get("interval")
+def histogram_interval(params: dict[str, Any]) -> tuple[Any, Any]:
+    """A date histogram's (fixed_interval, calendar_interval), the legacy `interval` sorted into one."""
+    fixed, calendar, legacy = params.get("fixed_interval"), params.get("calendar_interval"), params.get("interval")
     if legacy is not None:
         if legacy in _CALENDAR:
             calendar = legacy
         else:
             fixed = legacy
+    return fixed, calendar
+
+
+def _bucket_expr(name: str, params: dict[str, Any], ts: str) -> tuple[str, int | None]:
+    """SQL that floors a timestamp to its bucket start, and the bucket width in ms when fixed."""
+    fixed, calendar = histogram_interval(params)
     if fixed is not None:
         m = _FIXED.match(str(fixed))
         if not m:

@@ -10,12 +10,12 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .journal import apply_deletes
 
-_NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.\d+)?\.parquet$")
+_NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.\d+)?\.parquet$")  # never a `.rollup-<tag>.parquet` sidecar
 
 PartKey = tuple[str, str, str]  # (log type, cluster, yyyymmdd)
 
@@ -27,6 +27,7 @@ class DataFile:
     seq_hi: int
     rows: int
     bytes: int
+    rollup: Path | None = field(default=None, compare=False)  # its roll-up sidecar (store/rollup.py), if any
 
     @staticmethod
     def name(seq_lo: int, seq_hi: int, rows: int) -> str:
@@ -54,11 +55,20 @@ class Catalog:
 
     def load(self) -> int:
         """Scan the store folder; returns the highest sequence number found."""
+        from ..logtypes import REGISTRY
+        from .rollup import current, is_sidecar, sidecar
+
         top = 0
-        for path in self.root.glob("*/*/*/*.parquet"):
+        paths = set(self.root.glob("*/*/*/*.parquet"))
+        for path in paths:
             f = DataFile.parse(path)
+            lt = REGISTRY.get(path.parent.parent.parent.name)
             if f is None:
+                if is_sidecar(path) and current(path, lt) not in paths:
+                    path.unlink(missing_ok=True)  # a roll-up whose data file is gone, or of an older definition
                 continue
+            if lt is not None and lt.rollup is not None and sidecar(path, lt) in paths:
+                f = replace(f, rollup=sidecar(path, lt))
             key = (path.parent.parent.parent.name, path.parent.parent.name, path.parent.name)
             self.parts.setdefault(key, []).append(f)
             top = max(top, f.seq_hi)
@@ -78,8 +88,19 @@ class Catalog:
             files = self.parts.get(key)
             if files is None or any(o not in files for o in old):
                 return False
+            gone = [f for f in files if f in old]  # the catalog's entries know their roll-ups
             self.parts[key] = sorted([f for f in files if f not in old] + [new], key=lambda f: f.seq_lo)
-            self._retire([str(o.path) for o in old])
+            self._retire([str(p) for o in gone for p in (o.path, o.rollup) if p is not None])
+            return True
+
+    def attach(self, key: PartKey, file: DataFile, rollup: Path) -> bool:
+        """Record a roll-up built for a file already in the catalog; False if the file is gone."""
+        with self.lock:
+            files = self.parts.get(key)
+            if files is None or file not in files:
+                return False
+            files[files.index(file)] = replace(file, rollup=rollup)
+            self.generation += 1
             return True
 
     def remove(self, key: PartKey) -> list[DataFile]:

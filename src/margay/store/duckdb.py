@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from ..clock import Clock, SystemClock
 from ..durable import fsync_dir, fsync_path
 from ..errors import QueryError
 from ..ingest.parse import Converted, Converter, sql_path
-from ..logtypes import Kind, LogType, quote_ident
+from ..logtypes import REGISTRY, Kind, LogType, quote_ident
+from . import rollup
 from .backend import Partition, SearchResult
 from .catalog import Catalog, DataFile, PartKey
 from .journal import Journal, apply_deletes, apply_moves
@@ -37,9 +39,17 @@ log = logging.getLogger(__name__)
 DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
-def connect(path: Path | str = ":memory:") -> duckdb.DuckDBPyConnection:
+def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,
+            spill_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB engine. `memory_bytes` caps the memory it holds (0: DuckDB's default, 80% of RAM); sorts and
+    aggregations past it spill to `spill_dir` (made on first spill, removed on close; without one DuckDB
+    would use `.tmp` in the working directory)."""
     con = duckdb.connect(str(path), config=DUCKDB_CONFIG)
     con.execute("SET TimeZone='UTC'")
+    if memory_bytes > 0:
+        con.execute(f"SET memory_limit = '{int(memory_bytes)}B'")
+    if spill_dir is not None:
+        con.execute(f"SET temp_directory = {sql_path(spill_dir)}")
     return con
 
 
@@ -50,7 +60,8 @@ class DuckDBBackend:
 
     def __init__(self, data_dir: Path, *, clock: Clock | None = None, key_ttl: timedelta = timedelta(days=1),
                  compact_min_files: int = 16, compact_target_rows: int = 1_000_000,
-                 compact_interval: float = 5.0, compact_cold_after: float = 60.0, compression: str = "zstd") -> None:
+                 compact_interval: float = 5.0, compact_cold_after: float = 60.0, compression: str = "zstd",
+                 memory_bytes: int = 1 << 30) -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / "store"
         self.scratch = self.data_dir / "scratch"
@@ -60,13 +71,19 @@ class DuckDBBackend:
         self.compact_min_files = compact_min_files
         self.compact_target_rows = compact_target_rows
         self.compact_cold_after = compact_cold_after
-        self.con = connect()  # reads: every core
+        # Memory: reads may hold `memory_bytes`, the compactor half of it; past that they spill to scratch (wiped
+        # on start-up). Uncapped, each engine may take 80% of RAM: one cold-partition merge (a million rows,
+        # sorted at ~1 KiB a row) held 1.3 GB and kept the server's RSS at 1.6 GB for its duration.
+        self.con = connect(memory_bytes=memory_bytes, spill_dir=self.scratch / "spill-read")  # reads: every core
         self.con.execute("SET parquet_metadata_cache = true")
         # Ingest converts on its own single-threaded engine: concurrent batches run side by side, each on
         # one core, which costs less CPU per record than sharing threads with the readers.
-        self.ingest_con = connect()
+        # No memory cap here: each conversion reserves ~200 MiB of JSON reader buffers that it barely touches,
+        # and a cap makes concurrent batches queue for it (4 at once were 6x slower under 512 MiB).
+        self.ingest_con = connect(spill_dir=self.scratch / "spill-ingest")
         self.ingest_con.execute("SET threads = 1")
-        self.compact_con = connect()  # runs in the compactor thread only, at low CPU priority
+        # Runs in the compactor thread only, at low CPU priority.
+        self.compact_con = connect(memory_bytes=memory_bytes // 2, spill_dir=self.scratch / "spill-compact")
         self.compact_con.execute("SET threads = 1")
         self.catalog = Catalog(self.root)
         self.journal = Journal(self.data_dir / "journal.ndjson")
@@ -78,6 +95,8 @@ class DuckDBBackend:
         self._seq = self.catalog.load()
         self.converter = Converter(self.ingest_con.cursor, self.scratch, compression)
         self.compiler = SearchCompiler()
+        self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
+        self._counts_lock = threading.Lock()
         self.committed_batches = 0
         self._stop = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
@@ -196,7 +215,7 @@ class DuckDBBackend:
         with self.catalog.lock:
             items = [(k, list(v)) for k, v in self.catalog.parts.items()
                      if (lt is None or k[0] == lt.name) and (clusters is None or k[1] in clusters)]
-        return [Partition(k[0], k[1], k[2], sum(f.rows for f in files), sum(f.bytes for f in files))
+        return [Partition(k[0], k[1], k[2], sum(f.rows for f in files), sum(_disk_bytes(f) for f in files))
                 for k, files in sorted(items)]
 
     def _files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[str]:
@@ -204,12 +223,16 @@ class DuckDBBackend:
 
     def _data_files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[DataFile]:
         """Files a query can touch: its types and clusters, pruned by day on the time field."""
+        return [f for _, f in self._day_files(query, view)]
+
+    def _day_files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[tuple[str, DataFile]]:
+        """(partition day, file) of the files a query can touch."""
         lt: LogType = query.logtype
         by_day = query.time_key == lt.time_field
         lo = query.start.astimezone(UTC).strftime("%Y%m%d") if query.start is not None and by_day else None
         hi = query.end.astimezone(UTC).strftime("%Y%m%d") if query.end is not None and by_day else None
         names = {t.name for t in query.logtypes}
-        return [f for (t, c, d), files in sorted(view.items()) for f in files
+        return [(d, f) for (t, c, d), files in sorted(view.items()) for f in files
                 if t in names and c in query.clusters and (lo is None or d >= lo) and (hi is None or d <= hi)]
 
     def read(self, query: Any, fn: Any) -> Any:
@@ -232,11 +255,15 @@ class DuckDBBackend:
             if not files:
                 return SearchResult([], 0 if query.total_hits else None)
             rel = "read_parquet(?, union_by_name = true)"
-            plan = self.compiler.search(query, rel, [[str(f.path) for f in files]])
+            rel_params = [[str(f.path) for f in files]]
             cur = self.cursor()
             try:
-                rows = cur.execute(plan.sql, plan.params).fetchall()
-                total = cur.execute(plan.count_sql, plan.count_params).fetchall()[0][0] if query.total_hits else None
+                for window in self.compiler.windows(query):  # narrow first: a full page there is the answer
+                    plan = self.compiler.search(query, rel, rel_params, window)
+                    rows = cur.execute(plan.sql, plan.params).fetchall()
+                    if len(rows) > query.size:
+                        break
+                total = self._count(cur, *self._count_sql(query, view, plan)) if query.total_hits else None
                 more = len(rows) > query.size
                 rows = rows[: query.size]
                 docs: dict[int, bytes] = {}
@@ -255,6 +282,31 @@ class DuckDBBackend:
         after = {"searchFrom": list(rows[-1])} if more and rows else None
         return SearchResult([orjson.loads(docs[s]) for s in seqs if s in docs], total, after)
 
+    def _count_sql(self, query: Any, view: dict[PartKey, list[DataFile]], plan: Any) -> tuple[str, list[Any]]:
+        """How to count a search's hits: over roll-ups when its selector and filters name only their
+        dimensions (pre-summed hours, raw rows at the edges), else over the raw rows."""
+        if rollup.usable(query):
+            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            if rel is not None:
+                src, params = self.compiler.source(query, rel[0], rel[1])
+                return f'SELECT coalesce(sum("_count"), 0) {src}', params
+        return plan.count_sql, plan.count_params
+
+    def _count(self, cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> int:
+        """A search's total hits, remembered by its SQL and parameters. The parameters name the files
+        (immutable: new data or a compaction makes new names), so paging through a result does not count
+        it again while its files stay the same."""
+        key = (sql, orjson.dumps(params, default=str))
+        with self._counts_lock:
+            hit = self._counts.get(key)
+        if hit is None:
+            hit = int(cur.execute(sql, params).fetchall()[0][0])
+            with self._counts_lock:
+                if len(self._counts) >= 256:
+                    self._counts.pop(next(iter(self._counts)))
+                self._counts[key] = hit
+        return hit
+
     def run_over(self, query: Any, build: Any) -> Any:
         """`build(source_sql, params)` -> list of (sql, params) is run in order; returns the last rows."""
         def run(cur: duckdb.DuckDBPyConnection, rel: str | None, rel_params: list[Any]) -> Any:
@@ -262,6 +314,23 @@ class DuckDBBackend:
             return build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
 
         return self.read(query, run)
+
+    def run_rolled(self, query: Any, build: Any) -> tuple[bool, Any]:
+        """Like `run_over`, over the query's roll-up source (store/rollup.py: roll-up rows of whole hours,
+        raw rows elsewhere, `_count` rows each); (False, None) when no file in range has a roll-up. The
+        caller decides that the question qualifies (`rollup.aggs_qualify` / `rollup.usable`)."""
+        with self.catalog.snapshot() as view:
+            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            if rel is None:
+                return False, None
+            cur = self.cursor()
+            try:
+                src, params = self.compiler.source(query, rel[0], rel[1])
+                return True, build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
 
     def _files_after(self, view: dict[PartKey, list[DataFile]], lt: LogType, after_seq: int, upto: int) -> list[str]:
         return [str(f.path) for (t, _, _), files in sorted(view.items()) if t == lt.name for f in files
@@ -330,7 +399,7 @@ class DuckDBBackend:
     def stats(self) -> dict[str, Any]:
         with self.catalog.lock:
             files = [f for fs in self.catalog.parts.values() for f in fs]
-        return {"backend": self.name, "path": str(self.root), "bytes": sum(f.bytes for f in files),
+        return {"backend": self.name, "path": str(self.root), "bytes": sum(_disk_bytes(f) for f in files),
                 "files": len(files), "partitions": len(self.catalog.parts), "records": sum(f.rows for f in files),
                 "committed_batches": self.committed_batches, "journal_bytes": self.journal.size()}
 
@@ -360,6 +429,8 @@ class DuckDBBackend:
         now = time.time()
         for key, files in candidates:
             small = [f for f in files if f.rows < self.compact_target_rows]
+            if self._stop.is_set():
+                break
             if len(small) >= 2 and now - max(_mtime(f.path) for f in files) > self.compact_cold_after:
                 # A cold partition (no write for a while, e.g. yesterday's): merge its small files once, so
                 # reads of past days open one or a few files instead of one per batch.
@@ -380,27 +451,83 @@ class DuckDBBackend:
                     chunk, group = group[:fanout], group[fanout:]
                     if self._merge(key, chunk):
                         merges += 1
+        merges += self.build_rollups(1000 * fanout)  # past tier 0: files that stay a while
         return merges
+
+    def build_rollups(self, min_rows: int) -> int:
+        """Write the missing roll-ups of files of `min_rows` rows or more (written before roll-ups existed,
+        or when building one failed); returns how many. Smaller files get theirs when they are merged."""
+        with self.catalog.lock:
+            todo = [(k, f) for k, fs in self.catalog.parts.items() if REGISTRY.get(k[0]) is not None
+                    and REGISTRY[k[0]].rollup is not None for f in fs if f.rollup is None and f.rows >= min_rows]
+        built = 0
+        for key, f in todo:
+            if self._stop.is_set():
+                break
+            tmp = self.scratch / f"rollup-{f.seq_lo}-{f.seq_hi}-{f.rows}.parquet"
+            if not self._write_rollup(REGISTRY[key[0]], f.path, tmp):
+                continue
+            final = rollup.sidecar(f.path, REGISTRY[key[0]])
+            with self._commit_lock:
+                if f not in self.catalog.parts.get(key, []):
+                    tmp.unlink(missing_ok=True)
+                    continue
+                self.journal.append({"op": "rollup", "moves": [[str(tmp), str(final)]],
+                                     "ts": self.clock.now().timestamp()})
+                apply_moves([[str(tmp), str(final)]])
+                self.catalog.attach(key, f, final)
+            built += 1
+        return built
+
+    def _write_rollup(self, lt: LogType, data: Path, out: Path) -> bool:
+        """Roll one data file up into `out` (fsync'd); False (logged) if that fails: reads stay raw."""
+        cur = self.compact_con.cursor()
+        try:
+            cur.execute("SET TimeZone='UTC'")
+            cur.execute(f"COPY ({rollup.build_sql(lt, 'read_parquet(?)')}) TO {sql_path(out)} "
+                        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)", [str(data)])
+        except duckdb.Error:
+            log.exception("roll-up of %s failed; its aggregations read the raw rows", data)
+            out.unlink(missing_ok=True)
+            return False
+        finally:
+            cur.close()
+        fsync_path(out)
+        return True
 
     def _merge(self, key: PartKey, group: list[DataFile]) -> bool:
         lo, hi, rows = min(f.seq_lo for f in group), max(f.seq_hi for f in group), sum(f.rows for f in group)
         tmp = self.scratch / f"compact-{lo}-{hi}.parquet"
+        # Every file is in `_seq` order, so files whose ranges do not overlap, read in order, already are: the
+        # COPY streams (a million rows: ~0.35 GB at peak, against ~1.3 GB to sort them). Overlaps need the sort.
+        ordered = sorted(group, key=lambda f: f.seq_lo)
+        # `seq_hi` is one past a file's last `_seq`: back-to-back batches have a.seq_hi == b.seq_lo.
+        sort = "" if all(a.seq_hi <= b.seq_lo for a, b in pairwise(ordered)) else " ORDER BY _seq"
         cur = self.compact_con.cursor()
         try:
-            cur.execute(f"COPY (SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY _seq) TO {sql_path(tmp)} "  # noqa: S608
-                        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 122880)", [[str(f.path) for f in group]])
+            cur.execute(f"COPY (SELECT * FROM read_parquet(?, union_by_name = true){sort}) TO {sql_path(tmp)} "  # noqa: S608
+                        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 122880)", [[str(f.path) for f in ordered]])
         finally:
             cur.close()
         fsync_path(tmp)
         final = self.catalog.part_dir(key) / DataFile.name(lo, hi, rows)
+        # The merged file's roll-up is moved into place by the same journal entry (recovery keeps the pair).
+        lt = REGISTRY.get(key[0])
+        tmp_r = self.scratch / f"compact-{lo}-{hi}.rollup.parquet"
+        has_r = lt is not None and lt.rollup is not None and self._write_rollup(lt, tmp, tmp_r)
+        final_r = rollup.sidecar(final, lt) if has_r and lt is not None else None
+        moves = [[str(tmp), str(final)]] + ([[str(tmp_r), str(final_r)]] if final_r is not None else [])
         with self._commit_lock:
             if final.exists() or not all(f in self.catalog.parts.get(key, []) for f in group):
                 tmp.unlink(missing_ok=True)
+                tmp_r.unlink(missing_ok=True)
                 return False
-            self.journal.append({"op": "compact", "moves": [[str(tmp), str(final)]],
-                                 "delete": [str(f.path) for f in group], "ts": self.clock.now().timestamp()})
-            apply_moves([[str(tmp), str(final)]])
-            self.catalog.replace(key, group, DataFile(final, lo, hi, rows, final.stat().st_size))
+            self.journal.append({"op": "compact", "moves": moves,
+                                 "delete": [str(f.path) for f in group]
+                                 + ([str(rollup.sidecar(f.path, lt)) for f in group] if lt and lt.rollup else []),
+                                 "ts": self.clock.now().timestamp()})
+            apply_moves(moves)
+            self.catalog.replace(key, group, DataFile(final, lo, hi, rows, final.stat().st_size, final_r))
         return True
 
     def _compact_loop(self, interval: float) -> None:
@@ -441,6 +568,16 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _disk_bytes(f: DataFile) -> int:
+    """A data file's bytes on disk with its roll-up's (storage per record counts both)."""
+    if f.rollup is None:
+        return f.bytes
+    try:
+        return f.bytes + f.rollup.stat().st_size
+    except OSError:  # retired by a compaction since the snapshot
+        return f.bytes
 
 
 def _tier(rows: int, fanout: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import QueryError
@@ -101,14 +102,52 @@ class SearchCompiler:
             return f"FROM {empty_relation(query.logtype)} AS t WHERE FALSE AND {where}", params  # noqa: S608
         return f"FROM {rel} AS t WHERE {where}", rel_params + params  # noqa: S608
 
-    def search(self, query: Any, rel: str, rel_params: list[Any]) -> SearchPlan:
+    @staticmethod
+    def sort_of(query: Any) -> list[Any]:
+        from ..query.model import SortKey
+
+        return query.sort or [SortKey(query.logtype.time_field, False)]
+
+    def windows(self, query: Any) -> list[tuple[str, list[Any]] | None]:
+        """Narrower time windows to try first when a search is sorted by its ranged time field.
+
+        Data arrives in time order, so each stored row group covers a short span of time and its min/max
+        statistics let the engine skip the rest: the newest (or oldest) 1/32 of the range often holds a
+        whole page. A window is a condition on the time field next to the page's end; when it yields a full
+        page (LIMIT rows) those rows are the answer, because every row outside it sorts after them. The
+        last entry, None, is the whole range.
+        """
+        sort = self.sort_of(query)
+        if sort[0].key != query.time_key or query.start is None or query.end is None:
+            return [None]
+        keys = query.logtype.query_keys()
+        tk = keys[query.time_key]
+        if tk.kind not in (Kind.EPOCH_S, Kind.TIMESTAMP):
+            return [None]
+        lo, hi = query.start.timestamp(), query.end.timestamp()
+        after = (query.after_key or {}).get("searchFrom")
+        if isinstance(after, list) and after and isinstance(after[0], int | float) and not isinstance(after[0], bool):
+            edge = after[0] / 1e6 if tk.kind is Kind.TIMESTAMP else after[0]  # sort values: epoch_us / seconds
+            lo, hi = (lo, min(hi, edge)) if sort[0].descending else (max(lo, edge), hi)
+        span = hi - lo
+        if span <= 0:
+            return [None]
+        out: list[tuple[str, list[Any]] | None] = []
+        for frac in (1 / 32,):  # one try: a miss costs 1/32 of a whole-range search more
+            bound = hi - span * frac if sort[0].descending else lo + span * frac
+            value: Any = int(bound) if tk.kind is Kind.EPOCH_S else datetime.fromtimestamp(bound, UTC)
+            out.append((f"{tk.sql} {'>=' if sort[0].descending else '<='} ?", [value]))
+        out.append(None)
+        return out
+
+    def search(self, query: Any, rel: str, rel_params: list[Any],
+               window: tuple[str, list[Any]] | None = None) -> SearchPlan:
         lt: LogType = query.logtype
         src, params = self.source(query, rel, rel_params)
-        sort = query.sort or []
-        if not sort:
-            from ..query.model import SortKey
-
-            sort = [SortKey(lt.time_field, False)]
+        count_src, count_params = src, list(params)
+        if window is not None:
+            src, params = f"{src} AND {window[0]}", params + window[1]
+        sort = self.sort_of(query)
         exprs = [sort_expr(lt, s.key) for s in sort] + ['"_seq"']
         desc = [s.descending for s in sort] + [bool(sort[0].descending)]
         order = ", ".join(f"{e} {'DESC' if d else 'ASC'} NULLS LAST" for e, d in zip(exprs, desc, strict=True))
@@ -130,7 +169,7 @@ class SearchCompiler:
         sel = ", ".join(exprs)
         sql = (f"SELECT {sel} {src}{page_sql} ORDER BY {order} LIMIT ? OFFSET ?")  # noqa: S608
         return SearchPlan(sql, params + page_params + [query.size + 1, offset],
-                          f"SELECT count(*) {src}", list(params))  # noqa: S608
+                          f"SELECT count(*) {count_src}", count_params)  # noqa: S608
 
     def fetch(self, lt: LogType, rel: str) -> str:
         """Documents of the given `_seq`s (params: relation's, lowest, highest, list of seqs)."""

@@ -1,0 +1,327 @@
+"""Roll-ups: per data file, its rows summed per hour and a few low-cardinality fields (a Parquet sidecar).
+
+Compaction writes `<data file>.rollup-<tag>.parquet` next to every data file it produces (and builds one for
+large files that lack it), in the same journal entry, so recovery, drops and deferred deletes treat the
+pair as one. The log type declares what is kept (`LogType.rollup`): the hour of the time field, the
+`dims` and, per integer `measure`, its sum (under the field's own name), min (`<m>__min`), max
+(`<m>__max`) and non-null count (`<m>__n`), plus `_count`, the number of rows.
+
+An aggregation qualifies (`aggs_qualify`) when its terms, selector and filters name only dims, its
+metrics roll up exactly and its date histograms have whole-hour buckets. It then reads `union_source`:
+the roll-up rows of the hours wholly inside the time range, plus the raw rows (projected to the same
+columns, `_count` 1) of files without a roll-up and of the partial hours at the range's edges. Counting
+becomes `sum(_count)`; the answer is identical to the raw one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import QueryError
+from ..logtypes import Kind, LogType, Rollup, quote_ident
+
+GLOB = "*.rollup-*.parquet"
+COUNT = '"_count"'
+FORMAT = 1  # bump when the columns a roll-up holds change meaning
+
+# Metric kinds that roll up exactly: on a measure (from its sum/min/max/count columns) and on a dim
+# (a group key: its values, and their distinct set, are those of the raw rows).
+MEASURE_METRICS = frozenset({"sum", "min", "max", "value_count", "avg"})
+DIM_METRICS = frozenset({"min", "max", "value_count", "cardinality"})
+_HOUR_UNITS = frozenset({"hour", "1h", "day", "1d", "week", "1w", "month", "1M", "quarter", "1q", "year", "1y"})
+_FIXED = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_FIXED_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_SIDECAR = re.compile(r"^(.+)\.rollup-([0-9a-f]{8})\.parquet$")
+
+# Words a trusted filter (query.filters, e.g. the namespace scope) may contain besides quoted column
+# names and functions: anything else might be a column, and the query then reads the raw rows.
+_SQL_WORDS = frozenset({"AND", "OR", "NOT", "IN", "IS", "NULL", "TRUE", "FALSE", "LIKE", "ESCAPE", "BETWEEN",
+                        "VARCHAR", "BIGINT"})
+_QUOTED = re.compile(r'"([A-Za-z_@][A-Za-z0-9_@]*)"')
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_WORD = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(\s*\()?")
+
+
+def tag(lt: LogType) -> str:
+    """A fingerprint of the type's roll-up definition: a sidecar built for another definition is stale."""
+    r = lt.rollup
+    assert r is not None
+    text = repr((FORMAT, lt.time_field, r.dims, r.measures, r.derived, r.bucket_s))
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def sidecar(data: Path, lt: LogType) -> Path:
+    """The roll-up file of a data file: `<seq_lo>-<seq_hi>-<rows>.rollup-<tag>.parquet` beside it."""
+    return data.with_name(f"{data.name[: -len('.parquet')]}.rollup-{tag(lt)}.parquet")
+
+
+def is_sidecar(path: Path) -> bool:
+    return _SIDECAR.match(path.name) is not None
+
+
+def current(path: Path, lt: LogType | None) -> Path | None:
+    """The data file of a sidecar built for the type's current definition; None if stale or not one."""
+    m = _SIDECAR.match(path.name)
+    if m is None or lt is None or lt.rollup is None or m.group(2) != tag(lt):
+        return None
+    return path.with_name(m.group(1) + ".parquet")
+
+
+# -- the columns ---------------------------------------------------------------------------------------
+
+def _bucket(lt: LogType, r: Rollup) -> str:
+    t = quote_ident(lt.time_field)
+    if lt.time.kind is Kind.EPOCH_S:
+        return f"({t} - (({t} % {r.bucket_s}) + {r.bucket_s}) % {r.bucket_s})"
+    return f"time_bucket(INTERVAL '{r.bucket_s} seconds', {t}, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
+
+
+def _names(lt: LogType, r: Rollup) -> list[str]:
+    """Every column of a roll-up, in order (raw projections use the same order)."""
+    out = [lt.time_field, *r.dims, *(n for n, _ in r.derived), "_count"]
+    for m in r.measures:
+        out += [m, f"{m}__min", f"{m}__max", f"{m}__n"]
+    return out
+
+
+def build_sql(lt: LogType, rel: str) -> str:
+    """SELECT that rolls `rel` (one data file) up: one row per hour and combination of dims."""
+    r = lt.rollup
+    assert r is not None
+    groups = [f"{_bucket(lt, r)} AS {quote_ident(lt.time_field)}", *(quote_ident(d) for d in r.dims),
+              *(f"{sql} AS {quote_ident(n)}" for n, sql in r.derived)]
+    aggs = [f"count(*) AS {COUNT}"]
+    for m in r.measures:
+        c = quote_ident(m)
+        aggs += [f"CAST(sum({c}) AS BIGINT) AS {c}", f"min({c}) AS {quote_ident(m + '__min')}",
+                 f"max({c}) AS {quote_ident(m + '__max')}", f"count({c}) AS {quote_ident(m + '__n')}"]
+    return (f"SELECT {', '.join(groups + aggs)} FROM {rel} AS t "  # noqa: S608 - registry names only
+            f"GROUP BY ALL ORDER BY {quote_ident(lt.time_field)}")
+
+
+def _raw_sql(lt: LogType) -> str:
+    """The raw rows projected to a roll-up's columns (each row a group of one)."""
+    r = lt.rollup
+    assert r is not None
+    cols = [quote_ident(lt.time_field), *(quote_ident(d) for d in r.dims),
+            *(f"{sql} AS {quote_ident(n)}" for n, sql in r.derived), f"CAST(1 AS BIGINT) AS {COUNT}"]
+    for m in r.measures:
+        c = quote_ident(m)
+        cols += [c, f"{c} AS {quote_ident(m + '__min')}", f"{c} AS {quote_ident(m + '__max')}",
+                 f"CAST({c} IS NOT NULL AS BIGINT) AS {quote_ident(m + '__n')}"]
+    return ", ".join(cols)
+
+
+# -- which questions qualify -----------------------------------------------------------------------------
+
+def _dim_sql(lt: LogType) -> set[str]:
+    r = lt.rollup
+    return {quote_ident(d) for d in r.dims} if r is not None else set()
+
+
+def key_is_dim(lt: LogType, key: str) -> bool:
+    qk = lt.query_keys().get(key)
+    return qk is not None and qk.map_column is None and not qk.kind.is_list and qk.sql in _dim_sql(lt)
+
+
+def _measure(lt: LogType, key: str) -> str | None:
+    qk = lt.query_keys().get(key)
+    r = lt.rollup
+    if qk is None or r is None:
+        return None
+    for m in r.measures:
+        if qk.sql == quote_ident(m):
+            return m
+    return None
+
+
+def _selector_keys(node: Any) -> set[str] | None:
+    from ..query.selector import And, Compare, InSet, Not, Or
+
+    if node is None:
+        return set()
+    if isinstance(node, Compare | InSet):
+        return {node.key}
+    if isinstance(node, And | Or):
+        out: set[str] = set()
+        for item in node.items:
+            keys = _selector_keys(item)
+            if keys is None:
+                return None
+            out |= keys
+        return out
+    if isinstance(node, Not):
+        return _selector_keys(node.item)
+    return None
+
+
+def filter_on_dims(lt: LogType, sql: str) -> bool:
+    """Whether a trusted SQL condition reads no column but the roll-up's dims (conservatively)."""
+    dims = _dim_sql(lt)
+    if any(f'"{name}"' not in dims for name in _QUOTED.findall(sql)):
+        return False
+    bare = _STRING.sub("''", _QUOTED.sub("", sql))
+    return all(call or word.upper() in _SQL_WORDS for word, call in _WORD.findall(bare))
+
+
+def usable(query: Any, keys: Iterable[str] = ()) -> bool:
+    """Whether a query's rows can come from roll-ups when it reads only the dims `keys` besides its
+    selector and filters (its time range must be on the type's time field)."""
+    lt: LogType = query.logtype
+    if lt.rollup is None or query.also or query.time_key != lt.time_field:
+        return False
+    sel = _selector_keys(query.selector)
+    if sel is None or not all(key_is_dim(lt, k) for k in sel | set(keys)):
+        return False
+    return all(filter_on_dims(lt, sql) for sql, _ in query.filters)
+
+
+def _hour_histogram(params: Any) -> bool:
+    from ..query.aggs import histogram_interval
+
+    if not isinstance(params, dict):
+        return False
+    fixed, calendar = histogram_interval(params)
+    if fixed is not None:
+        m = _FIXED.match(str(fixed))
+        return m is not None and int(m.group(1)) > 0 and (int(m.group(1)) * _FIXED_MS[m.group(2)]) % 3_600_000 == 0
+    return calendar in _HOUR_UNITS
+
+
+def _agg_keys(lt: LogType, aggs: Any, keys: set[str]) -> bool:
+    """Walk an aggregation tree: False if a part does not roll up; collects the dims it groups by."""
+    from ..query.aggs import BUCKETS, METRICS, _split
+
+    if not isinstance(aggs, dict):
+        return False
+    for name, spec in aggs.items():
+        try:
+            kind, params, subs = _split(spec, name)
+        except QueryError:
+            return False
+        field = params.get("field") if isinstance(params, dict) else None
+        if not isinstance(field, str):
+            return False
+        if kind in METRICS:
+            if not ((kind in MEASURE_METRICS and _measure(lt, field) is not None)
+                    or (kind in DIM_METRICS and key_is_dim(lt, field))):
+                return False
+        elif kind == "terms":
+            if not key_is_dim(lt, field):
+                return False
+            keys.add(field)
+        elif kind == "date_histogram":
+            qk = lt.query_keys().get(field)
+            if qk is None or qk.sql != quote_ident(lt.time_field) or not _hour_histogram(params):
+                return False
+        elif kind not in BUCKETS:
+            return False
+        if subs and not _agg_keys(lt, subs, keys):
+            return False
+    return True
+
+
+def aggs_qualify(query: Any, aggs: Any) -> bool:
+    """The one decision: can this aggregation request read roll-ups and give the raw answer exactly?"""
+    keys: set[str] = set()
+    return query.logtype.rollup is not None and _agg_keys(query.logtype, aggs, keys) and usable(query, keys)
+
+
+def metric_sql(lt: LogType, kind: str, key: str) -> str:
+    """A metric over roll-up rows, equal to the raw `kind(field)` (qualified by `aggs_qualify`)."""
+    m = _measure(lt, key)
+    if m is None:  # a dim: its values are the raw values; value_count weighs each group by its rows
+        col = lt.query_keys()[key].sql
+        if kind == "value_count":
+            return f"sum(CASE WHEN {col} IS NOT NULL THEN {COUNT} END)"
+        if kind == "cardinality":
+            return f"count(DISTINCT {col})"
+        return f"{kind}({col})::DOUBLE"
+    c = quote_ident(m)
+    if kind == "sum":
+        return f"sum({c})::DOUBLE"
+    if kind in ("min", "max"):
+        return f"{kind}({quote_ident(f'{m}__{kind}')})::DOUBLE"
+    if kind == "value_count":
+        return f"sum({quote_ident(m + '__n')})"
+    if kind == "avg":
+        return f"(sum({c})::DOUBLE / sum({quote_ident(m + '__n')}))"
+    raise QueryError(f"{kind} does not roll up")
+
+
+# -- the source ------------------------------------------------------------------------------------------
+
+def _full_hours(lt: LogType, query: Any) -> tuple[Any, Any] | None:
+    """[lo, hi) of the hour buckets wholly inside the query's range (None = unbounded); None if none."""
+    r = lt.rollup
+    assert r is not None
+    step = r.bucket_s
+    epoch = lt.time.kind is Kind.EPOCH_S
+    lo: Any = None
+    hi: Any = None
+    if query.start is not None:
+        if epoch:  # rows have whole seconds >= int(start) (sql.py binds the bound so)
+            lo = -(-int(query.start.timestamp()) // step) * step
+        else:
+            start = query.start.astimezone(UTC)
+            floor = _floor(start, step)
+            lo = floor if floor == start else floor + timedelta(seconds=step)
+    if query.end is not None:
+        if epoch:
+            hi = (int(query.end.timestamp()) + 1) // step * step  # rows have whole seconds <= end
+        else:
+            hi = _floor(query.end.astimezone(UTC) + timedelta(microseconds=1), step)
+    if lo is not None and hi is not None and lo >= hi:
+        return None
+    return lo, hi
+
+
+def _floor(t: datetime, step: int) -> datetime:
+    us = int((t - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us - us % (step * 1_000_000))
+
+
+def _day_bounds(lt: LogType, day: str) -> tuple[Any, Any]:
+    d0 = datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC)
+    d1 = d0 + timedelta(days=1)
+    if lt.time.kind is Kind.EPOCH_S:
+        return int(d0.timestamp()), int(d1.timestamp())
+    return d0, d1
+
+
+def union_source(lt: LogType, query: Any, files: list[tuple[str, Any]]) -> tuple[str, list[Any]] | None:
+    """The relation (SQL, params) an aggregation reads instead of the raw files, or None when no file of
+    `files` ((partition day, DataFile)) has a roll-up or no whole hour is in range (read raw then)."""
+    hours = _full_hours(lt, query)
+    rolled = [(d, f) for d, f in files if f.rollup is not None]
+    if hours is None or not rolled:
+        return None
+    lo, hi = hours
+    t = quote_ident(lt.time_field)
+    names = ", ".join(quote_ident(n) for n in _names(lt, lt.rollup))  # type: ignore[arg-type]
+    raw = _raw_sql(lt)
+    inside = [f"{t} >= ?" for _ in [lo] if lo is not None] + [f"{t} < ?" for _ in [hi] if hi is not None]
+    bounds = [b for b in (lo, hi) if b is not None]
+    parts = [f"SELECT {names} FROM read_parquet(?, union_by_name = true)"  # noqa: S608
+             + (f" WHERE {' AND '.join(inside)}" if inside else "")]
+    params: list[Any] = [[str(f.rollup) for _, f in rolled], *bounds]
+    plain = [str(f.path) for _, f in files if f.rollup is None]
+    if plain:
+        parts.append(f"SELECT {raw} FROM read_parquet(?, union_by_name = true)")  # noqa: S608
+        params.append(plain)
+    # Rolled-up files whose day reaches past the whole hours: their rows in the partial hours, raw.
+    edges = []
+    for day, f in rolled:
+        d0, d1 = _day_bounds(lt, day)
+        if (lo is not None and d0 < lo) or (hi is not None and d1 > hi):
+            edges.append(str(f.path))
+    if edges:
+        outside = " OR ".join([f"{t} < ?" for _ in [lo] if lo is not None] + [f"{t} >= ?" for _ in [hi] if hi is not None])
+        parts.append(f"SELECT {raw} FROM read_parquet(?, union_by_name = true) WHERE {outside}")  # noqa: S608
+        params += [edges, *bounds]
+    return "(" + " UNION ALL ".join(parts) + ")", params
