@@ -5,9 +5,12 @@ network sets, external domains and the `pub`/`pvt` nets. One SQL statement maps 
 two nodes, sums each edge per reporter, ranks the nodes by traffic and folds all but the first
 `max_nodes - 1` into one "N more" node, so the answer stays small whatever the size of the estate.
 
-Counting: a flow between two endpoints is logged by both reporters, so an edge's flow count is the larger
-of the two reporters' totals, its denied count the sum of both reporters' denied flows (a flow denied at
-the source never reaches the destination), and its bytes the larger of the two reporters' byte totals.
+Counting: a flow is either denied at its source (only the source logs it) or reaches its destination,
+which logs it when it reports (workloads and hosts do, nets do not). So an edge's flow count is the
+destination's total plus the flows denied at the source (the source's total when no destination reports),
+its denied count the sum of both reporters' denied flows, and its bytes the larger of the two reporters'
+byte totals. Counting from the destination keeps a flow allowed out of its source but denied at its
+destination a denied flow, even when a time window cuts the two reporters' logs at different flows.
 """
 
 from __future__ import annotations
@@ -80,7 +83,9 @@ WITH g AS (
   SELECT s, coalesce(v, d) AS d, by_src, denied, nf, b, n FROM r
   UNION ALL SELECT v, d, by_src, denied, nf, b, n FROM r WHERE v IS NOT NULL
 ), e AS (
-  SELECT s, d, greatest(coalesce(sum(nf) FILTER (WHERE by_src), 0), coalesce(sum(nf) FILTER (WHERE NOT by_src), 0)) AS f,
+  SELECT s, d, CASE WHEN bool_or(NOT by_src)
+                    THEN coalesce(sum(nf) FILTER (WHERE NOT by_src), 0) + coalesce(sum(nf) FILTER (WHERE by_src AND denied), 0)
+                    ELSE coalesce(sum(nf), 0) END AS f,
          coalesce(sum(nf) FILTER (WHERE denied), 0) AS df,
          greatest(coalesce(sum(b) FILTER (WHERE by_src), 0), coalesce(sum(b) FILTER (WHERE NOT by_src), 0)) AS b,
          sum(n) AS logs
