@@ -211,7 +211,7 @@ def events(topo: Topology, cluster: str, start: datetime, end: datetime) -> Iter
     for rng, hour in _hours(topo, cluster, "events", start, end):
         out: list[tuple[float, Record]] = []
         for edge in hits:
-            for _ in range(rng.randint(0, 3)):
+            for _ in range(rng.randint(1, 3)):  # the suspicious peer is reached every hour
                 t = hour + rng.random() * _HOUR
                 pod, port = rng.choice(edge.src.members), 32768 + rng.randrange(28000)
                 dst_ip, flow_start = edge.dst.members[0].ip, int(t) // 300 * 300 - 300
