@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.query.model import Query, SortKey
 from margay.query.selector import parse_selector
+from margay.store import duckdb as duckdb_mod
 from margay.store.backend import Partition
 from margay.store.duckdb import DuckDBBackend
+from margay.store.sql import SearchCompiler
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 FLOWS = REGISTRY["flows"]
@@ -208,11 +211,32 @@ def test_narrowed_search_pages_are_the_whole_range_pages(tmp_path: Path, times: 
         q = Query(lt, ["c"], start=datetime.fromtimestamp(t0, UTC), end=datetime.fromtimestamp(t0 + 86_400, UTC),
                   selector=parse_selector(sel) if deny_old else None, selector_text=sel if deny_old else None,
                   sort=[SortKey(lt.time_field, descending)], size=size, now=NOW)
+        narrow = store.compiler.windows
+        # Narrowed even where the range holds too few rows for it to pay (windows() would skip it then).
+        store.compiler.windows = lambda query, rows=None: narrow(query)  # type: ignore[method-assign]
         narrowed = _walk(store, q)
-        store.compiler.windows = lambda query: [None]  # type: ignore[method-assign]
-        assert narrowed == _walk(store, q)
+        store.compiler.windows = lambda query, rows=None: [None]  # type: ignore[method-assign]
+        store._counts.clear()  # each walk counts afresh
+        whole = _walk(store, q)
+        assert narrowed == whole
+        store._counts.clear()
+        inline, duckdb_mod._INLINE_TOTAL_ROWS = duckdb_mod._INLINE_TOTAL_ROWS, 0  # totals by their own statement
+        try:
+            assert _walk(store, q) == whole
+        finally:
+            duckdb_mod._INLINE_TOTAL_ROWS = inline
     finally:
         store.close()
+
+
+def test_narrow_window_is_tried_only_where_it_can_hold_a_page() -> None:
+    q = Query(FLOWS, ["c"], start=datetime(2026, 11, 20, tzinfo=UTC), end=datetime(2026, 11, 21, tzinfo=UTC),
+              sort=[SortKey("end_time", True)], size=100)
+    compiler = SearchCompiler()
+    assert compiler.windows(q, 32 * 101 - 1) == [None]
+    narrowed = compiler.windows(q, 32 * 101)
+    assert len(narrowed) == 2 and narrowed[0] is not None and narrowed[-1] is None
+    assert compiler.windows(q) == narrowed  # rows unknown: tried
 
 
 def test_search_totals_from_rollups_equal_raw_totals(tmp_path: Path) -> None:
@@ -242,5 +266,27 @@ def test_search_totals_from_rollups_equal_raw_totals(tmp_path: Path) -> None:
         assert ['"_count"' in s for s in rolled_sql] == [True, True, False, False] * 3
         assert [store.search(q).total for q in questions] == raw
         assert min(raw[:2] + raw[4:6] + raw[8:10]) > 0
+    finally:
+        store.close()
+
+
+def test_files_of_an_older_schema_are_read_by_column_name(tmp_path: Path) -> None:
+    """A partition holding a file written before a registry change (fewer columns) still reads whole:
+    the relation matches columns by name when, and only when, the files' schemas differ."""
+    store = DuckDBBackend(tmp_path, compact_interval=3600)
+    try:
+        for i in range(2):
+            doc = dict(orjson.loads(SAMPLES["flows"][0]), bytes_in=i)
+            store.ingest(FLOWS, "c", orjson.dumps(doc), key=None, now=NOW, respond=lambda c: {})
+        with store.catalog.snapshot() as view:
+            files = [f for fs in view.values() for f in fs]
+        assert len(files) == 2 and store._relation(files) == "read_parquet(?)"
+        old = files[0].path  # rewrite one file as an older margay would have: without `bytes_out`
+        pq.write_table(pq.read_table(old).drop_columns(["bytes_out"]), old)
+        store._schemas.clear()
+        assert store._relation(files) == "read_parquet(?, union_by_name = true)"
+        res = store.search(Query(FLOWS, ["c"], size=10, sort=[SortKey("bytes_in", False)]))
+        assert [(d["bytes_in"], d["bytes_out"] is None) for d in res.items] == [(0, True), (1, False)]
+        assert res.total == 2
     finally:
         store.close()

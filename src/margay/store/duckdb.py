@@ -22,6 +22,8 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..clock import Clock, SystemClock
 from ..durable import fsync_dir, fsync_path
@@ -35,6 +37,10 @@ from .journal import Journal, apply_deletes, apply_moves
 from .sql import SearchCompiler
 
 log = logging.getLogger(__name__)
+
+# A search over at most this many stored rows counts its hits while it finds its first page: the count needs
+# every match's sort values in memory (16 bytes or so each), a separate count statement costs 5-10 ms.
+_INLINE_TOTAL_ROWS = 262_144
 
 DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
@@ -97,6 +103,7 @@ class DuckDBBackend:
         self.compiler = SearchCompiler()
         self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
         self._counts_lock = threading.Lock()
+        self._schemas: dict[Path, int] = {}  # a data file's column names and types, hashed (_relation)
         self.committed_batches = 0
         self._stop = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
@@ -238,12 +245,12 @@ class DuckDBBackend:
     def read(self, query: Any, fn: Any) -> Any:
         """Run `fn(cursor, relation_sql, relation_params)` over a snapshot of the query's files."""
         with self.catalog.snapshot() as view:
-            files = self._files(query, view)
+            files = self._data_files(query, view)
             cur = self.cursor()
             try:
                 if not files:
                     return fn(cur, None, [])
-                return fn(cur, "read_parquet(?, union_by_name = true)", [files])
+                return fn(cur, self._relation(files), [[str(f.path) for f in files]])
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
             finally:
@@ -254,16 +261,30 @@ class DuckDBBackend:
             files = self._data_files(query, view)
             if not files:
                 return SearchResult([], 0 if query.total_hits else None)
-            rel = "read_parquet(?, union_by_name = true)"
+            rel = self._relation(files)
             rel_params = [[str(f.path) for f in files]]
+            rows_in = sum(f.rows for f in files)
+            windows = self.compiler.windows(query, rows_in)
+            whole = self.compiler.search(query, rel, rel_params)
+            count_sql, count_params = self._count_sql(query, view, whole)
+            total = self._remembered(count_sql, count_params) if query.total_hits else None
+            # A small input's first page counts its hits in the same pass (see SearchCompiler.search).
+            inline = query.total_hits and total is None and not query.after_key and rows_in <= _INLINE_TOTAL_ROWS
             cur = self.cursor()
             try:
-                for window in self.compiler.windows(query):  # narrow first: a full page there is the answer
-                    plan = self.compiler.search(query, rel, rel_params, window)
+                for window in windows:  # narrow first: a full page there is the answer
+                    counted = inline and window is None
+                    plan = (self.compiler.search(query, rel, rel_params, window, total=True) if counted
+                            else whole if window is None else self.compiler.search(query, rel, rel_params, window))
                     rows = cur.execute(plan.sql, plan.params).fetchall()
+                    if counted:
+                        total = self._remember(count_sql, count_params, int(rows[0][-1]) if rows else 0)
+                        rows = [r[:-1] for r in rows]
                     if len(rows) > query.size:
                         break
-                total = self._count(cur, *self._count_sql(query, view, plan)) if query.total_hits else None
+                if query.total_hits and total is None:
+                    total = self._remember(count_sql, count_params,
+                                           int(cur.execute(count_sql, count_params).fetchall()[0][0]))
                 more = len(rows) > query.size
                 rows = rows[: query.size]
                 docs: dict[int, bytes] = {}
@@ -271,9 +292,9 @@ class DuckDBBackend:
                 if seqs:
                     lo, hi = min(seqs), max(seqs)
                     # Only the files whose sequence range can hold the page's records are opened again.
-                    wanted = [str(f.path) for f in files if f.seq_hi >= lo and f.seq_lo <= hi]
-                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, rel),
-                                                [wanted, lo, hi, seqs]).fetchall():
+                    wanted = [f for f in files if f.seq_hi >= lo and f.seq_lo <= hi]
+                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, self._relation(wanted)),
+                                                [[str(f.path) for f in wanted], lo, hi, seqs]).fetchall():
                         docs[seq] = doc
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
@@ -281,6 +302,26 @@ class DuckDBBackend:
                 cur.close()
         after = {"searchFrom": list(rows[-1])} if more and rows else None
         return SearchResult([orjson.loads(docs[s]) for s in seqs if s in docs], total, after)
+
+    def _relation(self, files: list[DataFile]) -> str:
+        """`read_parquet` over `files` (one parameter): matching columns by name only when the files'
+        schemas differ (files written before a registry change), which costs every statement ~1 ms."""
+        first = None
+        for f in files:
+            schema = self._schemas.get(f.path)
+            if schema is None:
+                try:
+                    arrow = pq.read_schema(f.path)
+                except (OSError, pa.ArrowException):
+                    return "read_parquet(?, union_by_name = true)"  # DuckDB reports what is wrong with it
+                schema = self._schemas[f.path] = hash(tuple(zip(arrow.names, map(str, arrow.types), strict=True)))
+                if len(self._schemas) > 65_536:  # files come and go with compaction: forget the oldest
+                    self._schemas.pop(next(iter(self._schemas)), None)
+            if first is None:
+                first = schema
+            elif schema != first:
+                return "read_parquet(?, union_by_name = true)"
+        return "read_parquet(?)"
 
     def _count_sql(self, query: Any, view: dict[PartKey, list[DataFile]], plan: Any) -> tuple[str, list[Any]]:
         """How to count a search's hits: over roll-ups when its selector and filters name only their
@@ -292,20 +333,20 @@ class DuckDBBackend:
                 return f'SELECT coalesce(sum("_count"), 0) {src}', params
         return plan.count_sql, plan.count_params
 
-    def _count(self, cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> int:
-        """A search's total hits, remembered by its SQL and parameters. The parameters name the files
-        (immutable: new data or a compaction makes new names), so paging through a result does not count
-        it again while its files stay the same."""
-        key = (sql, orjson.dumps(params, default=str))
+    # A search's total hits, remembered by its SQL and parameters. The parameters name the files (immutable:
+    # new data or a compaction makes new names), so paging through a result does not count it again while
+    # its files stay the same.
+
+    def _remembered(self, sql: str, params: list[Any]) -> int | None:
         with self._counts_lock:
-            hit = self._counts.get(key)
-        if hit is None:
-            hit = int(cur.execute(sql, params).fetchall()[0][0])
-            with self._counts_lock:
-                if len(self._counts) >= 256:
-                    self._counts.pop(next(iter(self._counts)))
-                self._counts[key] = hit
-        return hit
+            return self._counts.get((sql, orjson.dumps(params, default=str)))
+
+    def _remember(self, sql: str, params: list[Any], total: int) -> int:
+        with self._counts_lock:
+            if len(self._counts) >= 256:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[(sql, orjson.dumps(params, default=str))] = total
+        return total
 
     def run_over(self, query: Any, build: Any) -> Any:
         """`build(source_sql, params)` -> list of (sql, params) is run in order; returns the last rows."""

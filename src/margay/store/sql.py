@@ -108,17 +108,20 @@ class SearchCompiler:
 
         return query.sort or [SortKey(query.logtype.time_field, False)]
 
-    def windows(self, query: Any) -> list[tuple[str, list[Any]] | None]:
+    def windows(self, query: Any, rows: int | None = None) -> list[tuple[str, list[Any]] | None]:
         """Narrower time windows to try first when a search is sorted by its ranged time field.
 
         Data arrives in time order, so each stored row group covers a short span of time and its min/max
         statistics let the engine skip the rest: the newest (or oldest) 1/32 of the range often holds a
         whole page. A window is a condition on the time field next to the page's end; when it yields a full
         page (LIMIT rows) those rows are the answer, because every row outside it sorts after them. The
-        last entry, None, is the whole range.
+        last entry, None, is the whole range. `rows`, the rows stored in the range's files: when they fill
+        fewer than 32 pages, a window of 1/32 cannot be expected to hold one, and is not tried.
         """
         sort = self.sort_of(query)
         if sort[0].key != query.time_key or query.start is None or query.end is None:
+            return [None]
+        if rows is not None and rows < 32 * (query.size + 1):
             return [None]
         keys = query.logtype.query_keys()
         tk = keys[query.time_key]
@@ -141,8 +144,13 @@ class SearchCompiler:
         return out
 
     def search(self, query: Any, rel: str, rel_params: list[Any],
-               window: tuple[str, list[Any]] | None = None) -> SearchPlan:
+               window: tuple[str, list[Any]] | None = None, *, total: bool = False) -> SearchPlan:
+        """Phase one of a search: the page's sort values, then `_seq` (a tiebreak). With `total`, a
+        first page over the whole range also counts every hit (a last column, `count(*) OVER ()`): one pass
+        instead of two, for inputs small enough to hold their matches' sort values."""
         lt: LogType = query.logtype
+        if total and (window is not None or query.after_key):
+            raise ValueError("a total is counted with the first page of the whole range only")
         src, params = self.source(query, rel, rel_params)
         count_src, count_params = src, list(params)
         if window is not None:
@@ -166,7 +174,7 @@ class SearchCompiler:
             if not isinstance(offset, int) or offset < 0:
                 raise QueryError("after_key.startFrom: expected a non-negative integer")
         # Phase one sorts only the sort keys (narrow rows); `fetch` renders the page's documents afterwards.
-        sel = ", ".join(exprs)
+        sel = ", ".join(exprs) + (", count(*) OVER ()" if total else "")
         sql = (f"SELECT {sel} {src}{page_sql} ORDER BY {order} LIMIT ? OFFSET ?")  # noqa: S608
         return SearchPlan(sql, params + page_params + [query.size + 1, offset],
                           f"SELECT count(*) {count_src}", count_params)  # noqa: S608
