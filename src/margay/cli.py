@@ -238,9 +238,16 @@ def bench(
     out_dir: Annotated[Path, typer.Option("--out", help="Where results go.")] = Path("bench/results"),
     work_dir: Annotated[Path, typer.Option(help="Scratch space for servers and data.")] = Path(".bench"),
     summarize: Annotated[bool, typer.Option(help="Only rebuild latest.json and SUMMARY.md from the results.")] = False,
+    sizes: Annotated[str | None, typer.Option(
+        help="The query scenario's flow-record counts instead of the mode's, e.g. 10m or 2m,10m "
+             "(k and m suffixes).")] = None,
 ) -> None:
-    """Run the benchmark scenarios and write bench/results/ (JSON per scenario, latest.json, SUMMARY.md)."""
-    from .bench.harness import rebuild, run
+    """Run the benchmark scenarios and write bench/results/ (JSON per scenario, latest.json, SUMMARY.md).
+
+    A large run's results go to <date>-<scenario>-large.json beside the full run's; latest.json takes the
+    unsuffixed query numbers (p95s, records, bytes per record) from the largest data measured.
+    """
+    from .bench.harness import parse_sizes, rebuild, run
     from .bench.scenarios import SCENARIOS
 
     if summarize:
@@ -254,7 +261,11 @@ def bench(
         fail(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     if mode not in ("quick", "full", "large"):
         fail("--mode must be quick, full or large")
-    latest = run(SCENARIOS, names, mode=mode, work_dir=work_dir, out_dir=out_dir, log=console.print)
+    try:
+        counts = parse_sizes(sizes) if sizes else None
+    except ValueError as exc:
+        fail(f"--sizes: {exc}")
+    latest = run(SCENARIOS, names, mode=mode, work_dir=work_dir, out_dir=out_dir, log=console.print, sizes=counts)
     table = Table(title=f"margay bench ({mode})")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -60,12 +60,26 @@ def percentile(values: list[float], p: float) -> float:
     return data[lo] + (data[hi] - data[lo]) * (k - lo)
 
 
+def parse_sizes(text: str) -> list[int]:
+    """'2m,10m' -> [2000000, 10000000]: record counts, ascending, with k/m suffixes."""
+    out = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1:], 1)
+        digits = part[:-1] if scale > 1 else part
+        if not digits.isdigit() or int(digits) == 0:
+            raise ValueError(f"{part!r} is not a record count such as 500k, 10m or 2000000")
+        out.append(int(digits) * scale)
+    return sorted(out)
+
+
 @dataclass
 class Bench:
     mode: str  # quick | full | large
     work_dir: Path
     out_dir: Path
     log: Callable[[str], None]
+    sizes: list[int] | None = None  # the query scenario's record counts, if not the mode's
 
     @property
     def quick(self) -> bool:
@@ -73,11 +87,11 @@ class Bench:
 
 
 def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_dir: Path, out_dir: Path,
-        log: Callable[[str], None]) -> dict[str, Any]:
+        log: Callable[[str], None], sizes: list[int] | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir = work_dir.resolve()  # peers run with their own working directories
     work_dir.mkdir(parents=True, exist_ok=True)
-    bench = Bench(mode, work_dir, out_dir, log)
+    bench = Bench(mode, work_dir, out_dir, log, sizes)
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     for name in names:
         log(f"scenario {name} ({mode})")
@@ -85,12 +99,15 @@ def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_
         metrics = scenarios[name](bench)
         result = {"scenario": name, "mode": mode, "date": datetime.now(UTC).isoformat(), "machine": machine(),
                   "seconds": round(time.perf_counter() - started, 1), "metrics": metrics}
-        (out_dir / f"{date}-{name}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        stem = f"{date}-{name}" + ("-large" if mode == "large" else "")  # beside, not over, the full run's
+        (out_dir / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return rebuild(out_dir)
 
 
 def rebuild(out_dir: Path) -> dict[str, Any]:
-    """latest.json and SUMMARY.md from the newest result file of every scenario in `out_dir`."""
+    """latest.json and SUMMARY.md from the newest result file of every scenario (and of every scenario's
+    large run) in `out_dir`. Large runs are applied last: the unsuffixed metrics a scenario names at its
+    largest size (query p95s, records) come from the largest data measured."""
     newest: dict[str, dict[str, Any]] = {}
     for path in sorted(out_dir.glob("*.json")):
         try:
@@ -98,10 +115,11 @@ def rebuild(out_dir: Path) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             continue
         if isinstance(doc, dict) and "scenario" in doc and "metrics" in doc:
-            if doc["scenario"] not in newest or doc["date"] > newest[doc["scenario"]]["date"]:
-                newest[doc["scenario"]] = doc
+            key = doc["scenario"] + (" (large)" if doc.get("mode") == "large" else "")
+            if key not in newest or doc["date"] > newest[key]["date"]:
+                newest[key] = doc
     latest: dict[str, Any] = {}
-    for doc in newest.values():
+    for _, doc in sorted(newest.items(), key=lambda kv: (kv[1].get("mode") == "large", kv[0])):
         latest.update({k: v for k, v in doc["metrics"].items() if isinstance(v, int | float)})
     (out_dir / "latest.json").write_bytes(orjson.dumps(latest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     (out_dir / "SUMMARY.md").write_text(markdown(sorted(newest.items()), latest))
@@ -112,15 +130,19 @@ def markdown(summary: list[tuple[str, dict[str, Any]]], latest: dict[str, Any]) 
     lines = ["# Benchmark results", ""]
     if summary:
         m = summary[0][1]["machine"]
-        lines += [f"Latest run: {summary[0][1]['date'][:19]}Z, mode `{summary[0][1]['mode']}`, "
-                  f"{m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}.", ""]
+        first = min(summary, key=lambda kv: kv[1]["date"])[1]
+        last = max(summary, key=lambda kv: kv[1]["date"])[1]
+        lines += [f"Runs from {first['date'][:19]}Z to {last['date'][:19]}Z on {m['cores']} cores, "
+                  f"{m['memory_gib']} GiB, Python {m['python']}; each scenario's run is under its heading.", ""]
     lines += ["| metric | value |", "|---|---|"]
     for key in sorted(latest):
         value = latest[key]
         lines.append(f"| `{key}` | {value:,.2f} |" if isinstance(value, float) else f"| `{key}` | {value:,} |")
     lines.append("")
     for name, result in summary:
+        lines += [f"## {name}", "", f"Run {result['date'][:19]}Z, mode `{result['mode']}`, "
+                  f"{result.get('seconds', 0):,.0f} s.", ""]
         notes = result["metrics"].get("notes")
         if notes:
-            lines += [f"## {name}", "", str(notes), ""]
+            lines += [str(notes), ""]
     return "\n".join(lines)

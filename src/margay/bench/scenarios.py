@@ -82,7 +82,7 @@ def query(bench: Bench) -> dict[str, Any]:
     topo = topology()
     out: dict[str, Any] = {}
     runs = 8 if bench.quick else 20
-    sizes = SIZES[bench.mode]
+    sizes = bench.sizes or SIZES[bench.mode]
     for target in _targets(bench, "query"):
         target.start()
         loaded = 0

@@ -1,0 +1,41 @@
+"""The benchmark harness's bookkeeping: sizes, and a large run's results beside the full run's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from margay.bench.harness import parse_sizes, run
+
+
+def test_sizes_read_like_people_write_them() -> None:
+    assert parse_sizes("10m, 2m") == [2_000_000, 10_000_000]
+    assert parse_sizes("500k,1200") == [1_200, 500_000]
+    for bad in ("", "ten", "5g", "0m", "m"):
+        with pytest.raises(ValueError, match="record count"):
+            parse_sizes(bad)
+
+
+def test_a_large_run_lands_beside_the_full_run_and_its_sizes_win(tmp_path: Path) -> None:
+    def query(bench: Any) -> dict[str, Any]:
+        size = (bench.sizes or [2_000_000])[-1]
+        return {"records": size, "query_p95_ms_search_margay": size / 1e5,
+                f"query_p95_ms_search_{size // 1_000_000}m_margay": size / 1e5, "notes": f"at {size:,}"}
+
+    out, work = tmp_path / "results", tmp_path / "work"
+    run({"query": query}, ["query"], mode="full", work_dir=work, out_dir=out, log=lambda _: None)
+    latest = run({"query": query}, ["query"], mode="large", work_dir=work, out_dir=out, log=lambda _: None,
+                 sizes=[10_000_000])
+    assert len(list(out.glob("*-query.json"))) == 1 and len(list(out.glob("*-query-large.json"))) == 1
+    # Both sizes stay; the unsuffixed names take the largest data measured.
+    assert latest["query_p95_ms_search_2m_margay"] == 20 and latest["query_p95_ms_search_10m_margay"] == 100
+    assert latest["records"] == 10_000_000 and latest["query_p95_ms_search_margay"] == 100
+    assert orjson.loads((out / "latest.json").read_bytes()) == latest
+    summary = (out / "SUMMARY.md").read_text()
+    assert "## query (large)" in summary and "at 10,000,000" in summary and "at 2,000,000" in summary
+    # A later full run does not take the unsuffixed names back from the large one.
+    latest = run({"query": query}, ["query"], mode="full", work_dir=work, out_dir=out, log=lambda _: None)
+    assert latest["records"] == 10_000_000
