@@ -45,8 +45,7 @@ def ingest(bench: Bench) -> dict[str, Any]:
             target.start()
             try:
                 cpu0 = target.cpu()
-                with profiled(bench, f"ingest-{target.name}-{clients}c", target.pid, enabled=clients == 4):
-                    n, seconds = target.ingest(batches, clients)
+                n, seconds = target.ingest(batches, clients)
                 cpu = target.cpu() - cpu0
                 out[f"ingest_rss_mib_{target.name}_{clients}c"] = round(target.rss(), 1)
             finally:
@@ -59,11 +58,19 @@ def ingest(bench: Bench) -> dict[str, Any]:
             bench.log(f"  {target.name:<10} {clients:>2} clients: {rps:,.0f} records/s, "
                       f"{cpu / n * 1e6:.1f} server CPU s per million")
         out[f"ingest_rps_{kind.name}"] = round(best)
+    # The profile comes from one more margay run, untimed: py-spy pauses the process at every sample.
+    target = MargayTarget(bench.work_dir / "ingest-margay").start()
+    try:
+        with profiled(bench, "ingest-margay-4c", target.pid):
+            target.ingest(batches, 4)
+    finally:
+        target.stop()
     out["ingest_ratio_margay_vs_opensearch"] = round(out["ingest_rps_margay"] / out["ingest_rps_opensearch"], 2)
     out["notes"] = (f"{n_records:,} simulated level-0 Felix flow records ({out['ingest_ndjson_bytes_per_record']:.0f} "
                     "bytes of NDJSON each) in gzip batches of 10,000, posted over loopback to margay's bulk API and "
                     "to OpenSearch's _bulk (with Calico's daily indices and margay's generated template, then a "
-                    "refresh); each system on a fresh store per client count; the load generator shares the cores.")
+                    "refresh); each system on a fresh store per client count; the load generator shares the cores. margay's "
+                    "profile is of a fourth, untimed run at 4 clients.")
     return out
 
 
@@ -93,9 +100,8 @@ def query(bench: Bench) -> dict[str, Any]:
                 loaded = _grow(target, gen, loaded, size, chunk=4)
                 label = _size_label(size)
                 for name, q in target.queries().items():
-                    with profiled(bench, f"query-{name}-{label}-margay", target.pid,
-                                  enabled=target.name == "margay" and size == sizes[-1]):
-                        timings = _time(q, target.url, runs)
+                    timings = _time_then_profile(bench, f"query-{name}-{label}-margay", target, q, runs,
+                                                 enabled=target.name == "margay" and size == sizes[-1])
                     out[f"query_p50_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.5), 1)
                     out[f"query_p95_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.95), 1)
                 bench.log(f"  {target.name}: queries at {loaded:,} flow records done")
@@ -125,6 +131,7 @@ def query(bench: Bench) -> dict[str, Any]:
                     "POST /api/v1/flows/graph; OpenSearch: nested terms aggregations); search: 3 pages of 100 flows, namespace + action + "
                     "24 h, newest first; topdest: top 10 destinations by bytes over 7 days; audit: audit search by "
                     "user and verb; dnstop: top 10 DNS domains. OpenSearch runs with request_cache=false. "
+                    "margay's profiles (py-spy, largest size) come from further runs after the timed ones. "
                     "Storage (bytes_per_*): on the same data after compaction (margay: Parquet partitions) and after "
                     "flush + force-merge to one segment (OpenSearch: store.size).")
     return out
@@ -145,6 +152,16 @@ def _grow(target: Any, gen: Any, loaded: int, size: int, *, chunk: int) -> int:
 
 def _size_label(n: int) -> str:
     return f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1000}k"
+
+
+def _time_then_profile(bench: Bench, name: str, target: Any, q: Any, runs: int, *, enabled: bool) -> list[float]:
+    """Timings with no profiler attached (py-spy --native stops the process at every sample: attached, it
+    doubled some p95s), then a few more runs under py-spy for the flame graph."""
+    timings = _time(q, target.url, runs)
+    if enabled:
+        with profiled(bench, name, target.pid):
+            _time(q, target.url, max(3, runs // 4))
+    return timings
 
 
 def _time(q: Any, url: str, runs: int) -> list[float]:
@@ -203,24 +220,29 @@ def mixed(bench: Bench) -> dict[str, Any]:
         threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(10)]
         for t in threads:
             t.start()
+        while time.monotonic() - started < duration:
+            rss.append((round(time.monotonic() - started, 1), round(target.rss(), 1)))
+            time.sleep(max(1.0, duration / 60))
+        measured = list(latencies)
+        peak = peak_rss_mib(target.pid)
+        # Then a short tail under py-spy for the profile, outside the figures (it stops the process to sample).
         with profiled(bench, "mixed-margay", target.pid):
-            while time.monotonic() - started < duration:
-                rss.append((round(time.monotonic() - started, 1), round(target.rss(), 1)))
-                time.sleep(max(1.0, duration / 60))
+            stop.wait(10 if bench.quick else 30)
         stop.set()
         for t in threads:
             t.join()
         third = max(1, len(rss) // 3)
         out.update({"mixed_seconds": duration, "mixed_ingest_rate_target": round(rate),
-                    "mixed_errors": len(errors), "mixed_queries": len(latencies),
-                    "mixed_query_p95_ms": round(percentile(latencies, 0.95), 1),
+                    "mixed_errors": len(errors), "mixed_queries": len(measured),
+                    "mixed_query_p95_ms": round(percentile(measured, 0.95), 1),
                     "mixed_rss_first_third_mib": round(max(r for _, r in rss[:third]), 1),
                     "mixed_rss_last_third_mib": round(max(r for _, r in rss[-third:]), 1),
-                    "mixed_rss_peak_mib": round(peak_rss_mib(target.pid), 1)})
+                    "mixed_rss_peak_mib": round(peak, 1)})
         out["mixed_rss_timeline"] = rss
         out["notes"] = (f"{duration} s of ingest at half the measured maximum ({rate:,.0f} records/s target) with 10 "
                         "query clients cycling through the five questions; RSS sampled over time "
-                        "(mixed_rss_timeline) — flat means the first and last thirds peak alike.")
+                        "(mixed_rss_timeline) — flat means the first and last thirds peak alike. The profile is "
+                        "of a further 30 s, outside these figures (errors count the whole run).")
     finally:
         target.stop()
     return out
@@ -270,9 +292,10 @@ def scale(bench: Bench) -> dict[str, Any]:
             loaded = _grow(target, gen, loaded, size, chunk=16)
             label = _size_label(size)
             body = {"time_range": {"from": "now-24h", "to": "now"}, "max_page_size": 1000}
-            with profiled(bench, f"scale-l3flows-{label}-margay", target.pid, enabled=size == SCALE[bench.mode][-1]):
-                timings = _time(lambda http, b=body: http.post("/api/v1/flows", json=b).raise_for_status(),
-                                target.url, runs)
+            timings = _time_then_profile(
+                bench, f"scale-l3flows-{label}-margay", target,
+                lambda http, b=body: http.post("/api/v1/flows", json=b).raise_for_status(), runs,
+                enabled=size == SCALE[bench.mode][-1])
             out[f"l3flows_24h_p50_ms_{label}"] = round(percentile(timings, 0.5), 1)
             out[f"l3flows_24h_p95_ms_{label}"] = round(percentile(timings, 0.95), 1)
             graph = {"time_range": {"from": "now-24h", "to": "now"}}

@@ -104,6 +104,7 @@ class DuckDBBackend:
         self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
         self._counts_lock = threading.Lock()
         self._schemas: dict[Path, int] = {}  # a data file's column names and types, hashed (_relation)
+        self._spans: dict[tuple[Path, str], tuple[float, float]] = {}  # a file's time span by field (_overlaps)
         self.committed_batches = 0
         self._stop = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
@@ -233,14 +234,40 @@ class DuckDBBackend:
         return [f for _, f in self._day_files(query, view)]
 
     def _day_files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[tuple[str, DataFile]]:
-        """(partition day, file) of the files a query can touch."""
+        """(partition day, file) of the files a query can touch: by day, then by each file's time span."""
         lt: LogType = query.logtype
         by_day = query.time_key == lt.time_field
         lo = query.start.astimezone(UTC).strftime("%Y%m%d") if query.start is not None and by_day else None
         hi = query.end.astimezone(UTC).strftime("%Y%m%d") if query.end is not None and by_day else None
         names = {t.name for t in query.logtypes}
-        return [(d, f) for (t, c, d), files in sorted(view.items()) for f in files
-                if t in names and c in query.clusters and (lo is None or d >= lo) and (hi is None or d <= hi)]
+        out = [(d, f) for (t, c, d), files in sorted(view.items()) for f in files
+               if t in names and c in query.clusters and (lo is None or d >= lo) and (hi is None or d <= hi)]
+        if not by_day or (query.start is None and query.end is None):
+            return out
+        start = query.start.timestamp() if query.start is not None else float("-inf")
+        end = query.end.timestamp() if query.end is not None else float("inf")
+        return [(d, f) for d, f in out if self._overlaps(f, lt.time_field, start, end)]
+
+    def _overlaps(self, f: DataFile, field: str, start: float, end: float) -> bool:
+        """Whether `f` may hold a row whose `field` lies in [start, end] (epoch seconds), by the file's
+        Parquet statistics (read once per file: files never change). Unknown spans overlap everything."""
+        span = self._spans.get((f.path, field))
+        if span is None:
+            span = self._spans[(f.path, field)] = _time_span(f.path, field)
+            if len(self._spans) > 65_536:  # files come and go with compaction: forget the oldest
+                self._spans.pop(next(iter(self._spans)), None)
+        return span[1] >= start and span[0] <= end
+
+    def _window_files(self, files: list[DataFile], query: Any, window: Any) -> list[DataFile]:
+        """The files a narrow window (SearchCompiler.windows: `time >= bound` newest first, else
+        `time <= bound`) can touch."""
+        if window is None:
+            return files
+        bound = window[1][0]
+        edge = bound.timestamp() if isinstance(bound, datetime) else float(bound)
+        desc = self.compiler.sort_of(query)[0].descending
+        lo, hi = (edge, float("inf")) if desc else (float("-inf"), edge)
+        return [f for f in files if self._overlaps(f, query.time_key, lo, hi)] or files[:1]
 
     def read(self, query: Any, fn: Any) -> Any:
         """Run `fn(cursor, relation_sql, relation_params)` over a snapshot of the query's files."""
@@ -274,8 +301,13 @@ class DuckDBBackend:
             try:
                 for window in windows:  # narrow first: a full page there is the answer
                     counted = inline and window is None
-                    plan = (self.compiler.search(query, rel, rel_params, window, total=True) if counted
-                            else whole if window is None else self.compiler.search(query, rel, rel_params, window))
+                    if counted:
+                        plan = self.compiler.search(query, rel, rel_params, window, total=True)
+                    elif window is None:
+                        plan = whole
+                    else:  # only the files whose time span reaches into the window
+                        near = self._window_files(files, query, window)
+                        plan = self.compiler.search(query, self._relation(near), [[str(f.path) for f in near]], window)
                     rows = cur.execute(plan.sql, plan.params).fetchall()
                     if counted:
                         total = self._remember(count_sql, count_params, int(rows[0][-1]) if rows else 0)
@@ -632,6 +664,38 @@ def _tier(rows: int, fanout: int) -> int:
 
 def _batch_key(lt: LogType, cluster: str, key: str) -> str:
     return f"{cluster}/{lt.name}/{key}"
+
+
+def _time_span(path: Path, field: str) -> tuple[float, float]:
+    """(lowest, highest) of a time column in a Parquet file, epoch seconds, from its row-group statistics;
+    (-inf, inf) when the file has no such statistics (or no such column)."""
+    unknown = (float("-inf"), float("inf"))
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException):
+        return unknown
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    if field not in names:
+        return unknown
+    col = names.index(field)
+    lo, hi = float("inf"), float("-inf")
+    for rg in range(meta.num_row_groups):
+        stats = meta.row_group(rg).column(col).statistics
+        if meta.row_group(rg).num_rows == 0:
+            continue
+        if stats is None or not stats.has_min_max:
+            return unknown
+        try:
+            lo, hi = min(lo, _epoch(stats.min)), max(hi, _epoch(stats.max))
+        except (TypeError, ValueError, OverflowError):  # not a time the statistics can tell
+            return unknown
+    return (lo, hi) if lo <= hi else unknown
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return float(value)
 
 
 def _query_error(exc: Exception) -> QueryError:
