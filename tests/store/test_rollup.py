@@ -251,8 +251,9 @@ def test_scope_filters_on_dims_qualify_and_others_do_not() -> None:
 
 # -- files: compaction, recovery, drops ---------------------------------------------------------------------
 
-def _rollups(root: Path) -> list[Path]:
-    return sorted(root.rglob(rollup.GLOB))
+def _rollups(data: Path) -> list[Path]:
+    """The sidecars placed in a data dir's store (scratch folders come and go under a running server)."""
+    return sorted((data / "store").rglob(rollup.GLOB))
 
 
 def test_compaction_writes_sidecars_that_sum_to_the_data(tmp_path: Path) -> None:
