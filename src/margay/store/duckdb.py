@@ -15,7 +15,9 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,7 @@ class DuckDBBackend:
         self.compiler = SearchCompiler()
         self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
         self._counts_lock = threading.Lock()
-        self._schemas: dict[Path, int] = {}  # a data file's column names and types, hashed (_relation)
+        self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
         self._spans: dict[tuple[Path, str], tuple[float, float]] = {}  # a file's time span by field (_overlaps)
         self.committed_batches = 0
         self._stop = threading.Event()
@@ -226,9 +228,6 @@ class DuckDBBackend:
         return [Partition(k[0], k[1], k[2], sum(f.rows for f in files), sum(_disk_bytes(f) for f in files))
                 for k, files in sorted(items)]
 
-    def _files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[str]:
-        return [str(f.path) for f in self._data_files(query, view)]
-
     def _data_files(self, query: Any, view: dict[PartKey, list[DataFile]]) -> list[DataFile]:
         """Files a query can touch: its types and clusters, pruned by day on the time field."""
         return [f for _, f in self._day_files(query, view)]
@@ -251,11 +250,7 @@ class DuckDBBackend:
     def _overlaps(self, f: DataFile, field: str, start: float, end: float) -> bool:
         """Whether `f` may hold a row whose `field` lies in [start, end] (epoch seconds), by the file's
         Parquet statistics (read once per file: files never change). Unknown spans overlap everything."""
-        span = self._spans.get((f.path, field))
-        if span is None:
-            span = self._spans[(f.path, field)] = _time_span(f.path, field)
-            if len(self._spans) > 65_536:  # files come and go with compaction: forget the oldest
-                self._spans.pop(next(iter(self._spans)), None)
+        span = _file_fact(self._spans, (f.path, field), partial(_time_span, f.path, field))
         return span[1] >= start and span[0] <= end
 
     def _window_files(self, files: list[DataFile], query: Any, window: Any) -> list[DataFile]:
@@ -293,7 +288,7 @@ class DuckDBBackend:
             rows_in = sum(f.rows for f in files)
             windows = self.compiler.windows(query, rows_in)
             whole = self.compiler.search(query, rel, rel_params)
-            count_sql, count_params = self._count_sql(query, view, whole)
+            count_sql, count_params = self._count_sql(query, view, whole) if query.total_hits else ("", [])
             total = self._remembered(count_sql, count_params) if query.total_hits else None
             # A small input's first page counts its hits in the same pass (see SearchCompiler.search).
             inline = query.total_hits and total is None and not query.after_key and rows_in <= _INLINE_TOTAL_ROWS
@@ -338,21 +333,9 @@ class DuckDBBackend:
     def _relation(self, files: list[DataFile]) -> str:
         """`read_parquet` over `files` (one parameter): matching columns by name only when the files'
         schemas differ (files written before a registry change), which costs every statement ~1 ms."""
-        first = None
-        for f in files:
-            schema = self._schemas.get(f.path)
-            if schema is None:
-                try:
-                    arrow = pq.read_schema(f.path)
-                except (OSError, pa.ArrowException):
-                    return "read_parquet(?, union_by_name = true)"  # DuckDB reports what is wrong with it
-                schema = self._schemas[f.path] = hash(tuple(zip(arrow.names, map(str, arrow.types), strict=True)))
-                if len(self._schemas) > 65_536:  # files come and go with compaction: forget the oldest
-                    self._schemas.pop(next(iter(self._schemas)), None)
-            if first is None:
-                first = schema
-            elif schema != first:
-                return "read_parquet(?, union_by_name = true)"
+        schemas = {_file_fact(self._schemas, f.path, partial(_schema_id, f.path)) for f in files}
+        if len(schemas) != 1 or None in schemas:  # a file pyarrow cannot read: DuckDB will say what is wrong
+            return "read_parquet(?, union_by_name = true)"
         return "read_parquet(?)"
 
     def _count_sql(self, query: Any, view: dict[PartKey, list[DataFile]], plan: Any) -> tuple[str, list[Any]]:
@@ -664,6 +647,25 @@ def _tier(rows: int, fanout: int) -> int:
 
 def _batch_key(lt: LogType, cluster: str, key: str) -> str:
     return f"{cluster}/{lt.name}/{key}"
+
+
+def _file_fact(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """`cache[key]`, made once: a fact about an immutable data file. Bounded, oldest out first: files come and
+    go with compaction."""
+    if key not in cache:
+        cache[key] = make()
+        if len(cache) > 65_536:
+            cache.pop(next(iter(cache)), None)
+    return cache[key]
+
+
+def _schema_id(path: Path) -> int | None:
+    """A Parquet file's column names and types, hashed; None if pyarrow cannot read its footer."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return None
+    return hash(tuple(zip(schema.names, map(str, schema.types), strict=True)))
 
 
 def _time_span(path: Path, field: str) -> tuple[float, float]:
