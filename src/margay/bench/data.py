@@ -37,13 +37,17 @@ def _days(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]
         day = nxt
 
 
+def flow_start(topo: Topology, records: int, end: datetime = END) -> datetime:
+    """Where `records` level-0 flow records ending at `end` begin: the topology makes a fixed number of
+    records per 5-minute interval."""
+    per_interval = sum(_per_interval(topo, c) for c in topo.clusters)
+    return end - timedelta(seconds=300 * max(1, -(-records // max(per_interval, 1))))
+
+
 def flow_batches(topo: Topology, records: int, *, batch: int = BATCH, end: datetime = END) -> Iterator[Batch]:
     """About `records` level-0 Felix flow records ending at `end`, spread over as many days as they need."""
-    per_interval = sum(_per_interval(topo, c) for c in topo.clusters)
-    intervals = max(1, -(-records // max(per_interval, 1)))
-    start = end - timedelta(seconds=300 * intervals)
     sent = 0
-    for lo, hi in _days(start, end):
+    for lo, hi in _days(flow_start(topo, records, end), end):
         for cluster in topo.clusters:
             for body in ndjson_batches(flows(topo, cluster, lo, hi, level=0, denied_level=0), batch):
                 yield Batch("flows", cluster, lo.strftime("%Y%m%d"), body)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 import httpx
 
-from .data import Batch, flow_batches, other_batches, topology
+from .data import END, Batch, flow_batches, flow_start, other_batches, topology
 from .harness import Bench, peak_rss_mib, percentile
 from .profile import profiled
 from .targets import MargayTarget, OpenSearchTarget
@@ -27,8 +29,9 @@ SIZES = {"quick": [40_000, 120_000], "full": [1_000_000, 2_000_000], "large": [1
 SCALE = {"quick": [300_000], "full": [5_000_000, 10_000_000], "large": [10_000_000, 50_000_000]}  # margay alone
 
 
-def _targets(bench: Bench, tag: str) -> list[Any]:
-    return [MargayTarget(bench.work_dir / f"{tag}-margay"), OpenSearchTarget(bench.work_dir / f"{tag}-opensearch")]
+def _targets(bench: Bench, tag: str, *, bulk_load: bool = False) -> list[Any]:
+    return [MargayTarget(bench.work_dir / f"{tag}-margay"),
+            OpenSearchTarget(bench.work_dir / f"{tag}-opensearch", bulk_load=bulk_load)]
 
 
 def ingest(bench: Bench) -> dict[str, Any]:
@@ -90,14 +93,11 @@ def query(bench: Bench) -> dict[str, Any]:
     out: dict[str, Any] = {}
     runs = 8 if bench.quick else 20
     sizes = bench.sizes or SIZES[bench.mode]
-    for target in _targets(bench, "query"):
+    for target in _targets(bench, "query", bulk_load=True):
         target.start()
-        loaded = 0
         try:
             _load(target, list(other_batches(topo, 24 * 7 if not bench.quick else 6)))
-            gen = flow_batches(topo, sizes[-1])
-            for size in sizes:
-                loaded = _grow(target, gen, loaded, size, chunk=4)
+            for size, loaded in _grow(target, topo, sizes, end=END, chunk=32):
                 label = _size_label(size)
                 for name, q in target.queries().items():
                     timings = _time_then_profile(bench, f"query-{name}-{label}-margay", target, q, runs,
@@ -137,17 +137,22 @@ def query(bench: Bench) -> dict[str, Any]:
     return out
 
 
-def _grow(target: Any, gen: Any, loaded: int, size: int, *, chunk: int) -> int:
-    """Load flow batches until `size` records are stored, let compaction settle, check the stored count."""
-    while loaded < size:
-        part = list(islice(gen, chunk))
-        if not part:
-            break
-        loaded += _load(target, part)
-    target.settle()
-    stored = target.count("flows")
-    assert stored == loaded, f"{target.name} holds {stored:,} flow records, {loaded:,} were sent"
-    return loaded
+def _grow(target: Any, topo: Any, sizes: list[int], *, end: datetime, chunk: int) -> Iterator[tuple[int, int]]:
+    """Grow the stored flows to each size in turn, newest first: each step adds the flows of the time just
+    before what is stored, so the last day holds the same records at every size and only older days grow
+    (as a store does under retention). After each step compaction settles and the stored count is checked;
+    yields (size, records stored)."""
+    loaded = 0
+    for size in sizes:
+        if size > loaded:
+            gen = flow_batches(topo, size - loaded, end=end)
+            end = flow_start(topo, size - loaded, end)
+            while part := list(islice(gen, chunk)):
+                loaded += _load(target, part)
+        target.settle()
+        stored = target.count("flows")
+        assert stored == loaded, f"{target.name} holds {stored:,} flow records, {loaded:,} were sent"
+        yield size, loaded
 
 
 def _size_label(n: int) -> str:
@@ -275,8 +280,6 @@ def agent(bench: Bench) -> dict[str, Any]:
 
 def scale(bench: Bench) -> dict[str, Any]:
     """margay alone at larger sizes: the 24-hour flow queries, and the UI's first render in Chromium."""
-    from datetime import UTC, datetime
-
     from ..web import bench as ui_bench
 
     topo = topology()
@@ -286,10 +289,7 @@ def scale(bench: Bench) -> dict[str, Any]:
     out: dict[str, Any] = {}
     runs = 8 if bench.quick else 20
     try:
-        gen = flow_batches(topo, SCALE[bench.mode][-1], end=end)
-        loaded = 0
-        for size in SCALE[bench.mode]:
-            loaded = _grow(target, gen, loaded, size, chunk=16)
+        for size, loaded in _grow(target, topo, SCALE[bench.mode], end=end, chunk=16):
             label = _size_label(size)
             body = {"time_range": {"from": "now-24h", "to": "now"}, "max_page_size": 1000}
             timings = _time_then_profile(

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from ..logtypes import REGISTRY
+from ..retention.policy import SETTINGS
 from ..store.mapping import template_for
 from ..testing.peers.opensearch import OpenSearchNode
 from ..testing.server import ServerProcess
@@ -69,7 +70,13 @@ class MargayTarget:
     def __init__(self, work: Path) -> None:
         self.work = work
         shutil.rmtree(work, ignore_errors=True)
-        self.server = ServerProcess(work / "data", log=work / "server.log")
+        # The data is dated around a fixed END: keep every day of it (OpenSearch keeps it too), so retention
+        # does not drop the oldest days of a large run while it loads.
+        work.mkdir(parents=True)
+        config = work / "margay.yaml"
+        config.write_bytes(orjson.dumps({"apiVersion": "operator.tigera.io/v1", "kind": "LogStorage",
+                                         "spec": {"retention": dict.fromkeys(sorted(SETTINGS), 3650)}}))
+        self.server = ServerProcess(work / "data", "--config", str(config), log=work / "server.log")
 
     def start(self) -> MargayTarget:
         self.server.start()
@@ -98,7 +105,7 @@ class MargayTarget:
 
         return post_parallel(send, gz, clients, self.url)
 
-    def settle(self, timeout: float = 120) -> None:
+    def settle(self, timeout: float = 900) -> None:
         """Wait until background compaction has stopped changing the file count."""
         last = -1
         deadline = time.monotonic() + timeout
@@ -183,8 +190,14 @@ def _graph_aggs() -> dict[str, Any]:
 class OpenSearchTarget:
     name = "opensearch"
 
-    def __init__(self, work: Path) -> None:
+    # OpenSearch's documented bulk-load settings: no refresh and an fsync-free translog while loading;
+    # settle() restores the template's and refreshes before anything is timed.
+    LOADING = {"refresh_interval": "-1", "translog.durability": "async"}
+    SERVING = {"refresh_interval": "1s", "translog.durability": "request"}
+
+    def __init__(self, work: Path, *, bulk_load: bool = False) -> None:
         self.work = work
+        self.bulk_load = bulk_load
         shutil.rmtree(work, ignore_errors=True)
         self.node = OpenSearchNode(work / "node")
 
@@ -192,7 +205,10 @@ class OpenSearchTarget:
         self.node.start()
         with httpx.Client(base_url=self.url, timeout=60) as http:
             for lt in REGISTRY.values():
-                http.put(f"/_index_template/{lt.index_prefix}", json=template_for(lt)).raise_for_status()
+                template = template_for(lt)
+                if self.bulk_load:
+                    template["template"]["settings"]["index"].update(self.LOADING)
+                http.put(f"/_index_template/{lt.index_prefix}", json=template).raise_for_status()
         return self
 
     @property
@@ -232,14 +248,21 @@ class OpenSearchTarget:
             return len(doc["items"])
 
         n, seconds = post_parallel(send, bodies, clients, self.url)
+        if self.bulk_load:
+            return n, seconds  # loading: settle() refreshes once at the end
         started = time.perf_counter()
         httpx.post(self.url + "/_refresh", timeout=600).raise_for_status()
         return n, seconds + (time.perf_counter() - started)
 
-    def settle(self, timeout: float = 600) -> None:
+    def settle(self, timeout: float = 7200) -> None:
         with httpx.Client(base_url=self.url, timeout=timeout) as http:
+            if self.bulk_load:
+                http.put("/tigera_secure_ee_*/_settings", json={"index": self.SERVING}).raise_for_status()
+                http.post("/_refresh").raise_for_status()
             http.post("/_flush").raise_for_status()
             http.post("/_forcemerge?max_num_segments=1").raise_for_status()
+            if self.bulk_load:  # the next step loads again
+                http.put("/tigera_secure_ee_*/_settings", json={"index": self.LOADING}).raise_for_status()
 
     def count(self, log_type: str) -> int:
         prefix = REGISTRY[log_type].index_prefix
