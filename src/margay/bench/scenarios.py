@@ -24,7 +24,7 @@ from .harness import Bench, peak_rss_mib, percentile
 from .profile import profiled
 from .targets import MargayTarget, OpenSearchTarget
 
-# Both systems. OpenSearch loads ~8k flow records/s here, so the 10 M and 50 M take hours: `large`.
+# Both systems. OpenSearch loads 12-23k flow records/s here (bulk-load settings), so 10 M and 50 M take ~1 h 45 min: `large`.
 SIZES = {"quick": [40_000, 120_000], "full": [1_000_000, 2_000_000], "large": [10_000_000, 50_000_000]}
 SCALE = {"quick": [300_000], "full": [5_000_000, 10_000_000], "large": [10_000_000, 50_000_000]}  # margay alone
 
