@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -43,6 +44,11 @@ class Margay:
         self.metrics = standard(Registry())
         self.backend = backend or _backend(settings, self.clock)
         self.metrics.gauge("margay_store_bytes", lambda: [({}, float(self.backend.stats().get("bytes", 0)))])
+        if hasattr(self.backend, "merges"):  # the embedded store's compactor
+            for name, attr in (("margay_compaction_merges_total", "merges"),
+                               ("margay_compaction_rollups_total", "rollups_built"),
+                               ("margay_compaction_active", "compacting")):
+                self.metrics.gauge(name, partial(self._compaction_gauge, attr))
         self.access = Access.from_settings(settings)
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).
         self.retention = RetentionScheduler(self.backend, RetentionPolicy.from_file(settings.config), clock=self.clock,
@@ -125,6 +131,9 @@ class Margay:
         if plan is not None and plan.scoped:
             line["namespaces"] = {c: sorted(ns) for c, ns in plan.scoped.items()}
         access.info(orjson.dumps(line).decode())
+
+    def _compaction_gauge(self, attr: str) -> list[tuple[dict[str, str], float]]:
+        return [({}, float(getattr(self.backend, attr)))]
 
     def start(self) -> None:
         """Start background work (the retention scheduler); called when the server starts."""

@@ -95,4 +95,7 @@ def standard(registry: Registry) -> Registry:
                       "Aggregation requests, by the rows they read: rollup (pre-summed hours), raw or native.")
     registry.describe("margay_dropped_records_total", "counter", "Records dropped, by reason.")
     registry.describe("margay_store_bytes", "gauge", "Bytes of the store on disk.")
+    registry.describe("margay_compaction_merges_total", "counter", "Merges of small files the compactor has made.")
+    registry.describe("margay_compaction_rollups_total", "counter", "Roll-ups built for files that had none.")
+    registry.describe("margay_compaction_active", "gauge", "1 while the compactor writes a merge or a roll-up.")
     return registry

@@ -131,6 +131,7 @@ def test_operator_endpoints(loaded: Client, server: ServerThread) -> None:
     text = httpx.get(server.url + "/-/metrics").text
     assert 'margay_records_accepted_total{cluster="east",type="flows"} 12345' in text
     assert "margay_ingest_seconds_count" in text and "margay_store_bytes" in text
+    assert "margay_compaction_merges_total " in text and "margay_compaction_active 0" in text
 
 
 def test_terms_ordered_by_a_metric(loaded: Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,23 @@ def test_a_large_run_lands_beside_the_full_run_and_its_sizes_win(tmp_path: Path)
     # A later full run does not take the unsuffixed names back from the large one.
     latest = run({"query": query}, ["query"], mode="full", work_dir=work, out_dir=out, log=lambda _: None)
     assert latest["records"] == 10_000_000
+
+
+def test_settle_waits_for_the_compactor_to_finish(tmp_path: Path) -> None:
+    """The query timings must not share the cores with a merge: settle() returns only once the server's
+    compactor has merged what it will merge and then stayed idle."""
+    from margay.bench.data import flow_batches, topology
+    from margay.bench.targets import MargayTarget
+
+    target = MargayTarget(tmp_path / "m").start()
+    try:
+        batches = list(flow_batches(topology(2), 40_000, batch=1_000))  # 40 small files in one partition
+        stored, _ = target.ingest(batches, 2)
+        target.settle(timeout=120, quiet=3)
+        merges, rollups, active = target.compaction()
+        assert merges >= 2 and active == 0  # 16 like-sized files make a merge: at least two were done
+        assert target.count("flows") == stored
+        time.sleep(3)
+        assert target.compaction()[:2] == (merges, rollups)  # and it stayed idle
+    finally:
+        target.stop()

@@ -50,6 +50,7 @@ def test_compaction_merges_files_and_keeps_every_record(tmp_path: Path) -> None:
     assert store.stats()["files"] == 10
     assert store.compact() == 2  # two merges of 4 like-sized files; 2 files wait for more company
     assert store.stats()["files"] == 4
+    assert (store.stats()["merges"], store.stats()["compacting"]) == (2, False)
     while store.compact():
         pass
     assert store.stats()["files"] == 1  # 400 + 400 + 100 + 100 are one tier: merged once more

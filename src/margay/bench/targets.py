@@ -105,18 +105,28 @@ class MargayTarget:
 
         return post_parallel(send, gz, clients, self.url)
 
-    def settle(self, timeout: float = 900) -> None:
-        """Wait until background compaction has stopped changing the file count."""
-        last = -1
+    def settle(self, timeout: float = 3600, quiet: float = 10.0) -> None:
+        """Wait until the compactor is idle: no merge or roll-up being written and none finished for `quiet`
+        seconds (its metrics), so that timings do not share the cores with a merge. Today's partition may
+        still be hot: the compactor merges a partition once it has had no write for a minute."""
         deadline = time.monotonic() + timeout
+        last: tuple[float, ...] = ()
+        changed = time.monotonic()
         while time.monotonic() < deadline:
-            files = len(httpx.get(self.url + "/api/v1/indices", timeout=60).json()["items"])
-            stats = sum(1 for _ in (self.work / "data" / "store").rglob("*.parquet"))
-            if stats == last:
+            state = self.compaction()
+            if state != last or state[-1]:
+                last, changed = state, time.monotonic()
+            elif time.monotonic() - changed >= quiet:
                 return
-            last = stats
-            del files
-            time.sleep(8)
+            time.sleep(2)
+        raise RuntimeError(f"margay's compactor was still busy after {timeout:.0f} s ({self.work / 'server.log'})")
+
+    def compaction(self) -> tuple[float, ...]:
+        """(merges made, roll-ups built, 1 while writing one) from the server's metrics."""
+        text = httpx.get(self.url + "/-/metrics", timeout=60).text
+        values = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("margay_compaction_"))
+        return tuple(float(values[k]) for k in ("margay_compaction_merges_total", "margay_compaction_rollups_total",
+                                                 "margay_compaction_active"))
 
     def count(self, log_type: str) -> int:
         """Records stored (a check that what was sent is what is queried)."""

@@ -15,7 +15,8 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import pairwise
@@ -108,6 +109,10 @@ class DuckDBBackend:
         self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
         self._spans: dict[tuple[Path, str], tuple[float, float]] = {}  # a file's time span by field (_overlaps)
         self.committed_batches = 0
+        # Compaction activity, for stats() and the metrics: merges and roll-ups made, and one being written.
+        self.merges = 0
+        self.rollups_built = 0
+        self._busy = 0
         self._stop = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
                                            name="margay-compactor", daemon=True)
@@ -457,7 +462,8 @@ class DuckDBBackend:
             files = [f for fs in self.catalog.parts.values() for f in fs]
         return {"backend": self.name, "path": str(self.root), "bytes": sum(_disk_bytes(f) for f in files),
                 "files": len(files), "partitions": len(self.catalog.parts), "records": sum(f.rows for f in files),
-                "committed_batches": self.committed_batches, "journal_bytes": self.journal.size()}
+                "committed_batches": self.committed_batches, "journal_bytes": self.journal.size(),
+                "merges": self.merges, "rollups_built": self.rollups_built, "compacting": self.compacting}
 
     # -- maintenance -------------------------------------------------------------------------------------
 
@@ -521,7 +527,9 @@ class DuckDBBackend:
             if self._stop.is_set():
                 break
             tmp = self.scratch / f"rollup-{f.seq_lo}-{f.seq_hi}-{f.rows}.parquet"
-            if not self._write_rollup(REGISTRY[key[0]], f.path, tmp):
+            with self._working():
+                written = self._write_rollup(REGISTRY[key[0]], f.path, tmp)
+            if not written:
                 continue
             final = rollup.sidecar(f.path, REGISTRY[key[0]])
             with self._commit_lock:
@@ -533,6 +541,7 @@ class DuckDBBackend:
                 apply_moves([[str(tmp), str(final)]])
                 self.catalog.attach(key, f, final)
             built += 1
+            self.rollups_built += 1
         return built
 
     def _write_rollup(self, lt: LogType, data: Path, out: Path) -> bool:
@@ -551,7 +560,26 @@ class DuckDBBackend:
         fsync_path(out)
         return True
 
+    @property
+    def compacting(self) -> bool:
+        return self._busy > 0
+
+    @contextmanager
+    def _working(self) -> Iterator[None]:
+        """Marks a merge or roll-up being written (stats()["compacting"]); the compactor thread only."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
     def _merge(self, key: PartKey, group: list[DataFile]) -> bool:
+        with self._working():
+            merged = self._merge_files(key, group)
+        self.merges += int(merged)
+        return merged
+
+    def _merge_files(self, key: PartKey, group: list[DataFile]) -> bool:
         lo, hi, rows = min(f.seq_lo for f in group), max(f.seq_hi for f in group), sum(f.rows for f in group)
         tmp = self.scratch / f"compact-{lo}-{hi}.parquet"
         # Every file is in `_seq` order, so files whose ranges do not overlap, read in order, already are: the
