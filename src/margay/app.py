@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -17,7 +16,6 @@ from starlette.responses import Response
 from .access.guard import Access, ReadPlan, type_of_path
 from .access.identity import NO_AUTH, Identity
 from .access.middleware import AuthMiddleware
-from .access.scope import agg_fields, named_sides, redact_l3, redact_records, scope_filter, selector_keys
 from .aggregate.ingest import IngestAggregation
 from .api import catalog, es, events, flows, graph, ingest, logs, operator
 from .api.common import error_response
@@ -27,6 +25,7 @@ from .errors import MargayError
 from .forward import Forwarding
 from .logtypes import LogType
 from .metrics import Registry, standard
+from .query.restriction import Restriction, agg_fields, selector_keys
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
 from .store.backend import Partition
 from .store.duckdb import DuckDBBackend
@@ -44,11 +43,10 @@ class Margay:
         self.metrics = standard(Registry())
         self.backend = backend or _backend(settings, self.clock)
         self.metrics.gauge("margay_store_bytes", lambda: [({}, float(self.backend.stats().get("bytes", 0)))])
-        if hasattr(self.backend, "merges"):  # the embedded store's compactor
-            for name, attr in (("margay_compaction_merges_total", "merges"),
-                               ("margay_compaction_rollups_total", "rollups_built"),
-                               ("margay_compaction_active", "compacting")):
-                self.metrics.gauge(name, partial(self._compaction_gauge, attr))
+        for name, attr in (("margay_compaction_merges_total", "merges"),  # engines that compact say so in stats
+                           ("margay_compaction_rollups_total", "rollups_built"),
+                           ("margay_compaction_active", "compacting")):
+            self.metrics.gauge(name, partial(self._compaction_gauge, attr))
         self.access = Access.from_settings(settings)
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).
         self.retention = RetentionScheduler(self.backend, RetentionPolicy.from_file(settings.config), clock=self.clock,
@@ -86,18 +84,8 @@ class Margay:
                 body.get("aggregations") or body.get("aggs"))
             if "field" in request.path_params:
                 keys.add(request.path_params["field"])
-            full = [c for c in query.clusters if c not in plan.scoped]
-            flt = scope_filter(query.logtype, full, plan.scoped, named_sides(query.logtype, keys))
-            if flt is not None:
-                query.filters.append(flt)
-
-    def redact(self, request: Request, lt: LogType, items: list[dict[str, Any]], *, l3: bool = False
-               ) -> list[dict[str, Any]]:
-        """Withhold out-of-scope endpoints in the results of a namespace-scoped read."""
-        plan: ReadPlan | None = getattr(request.state, "read_plan", None)
-        if plan is None or not plan.scoped:
-            return items
-        return redact_l3(items, plan.scoped) if l3 else redact_records(lt, items, plan.scoped)
+            scoped = {c: ns for c, ns in plan.scoped.items() if c in query.clusters}
+            query.restriction = Restriction(scoped).naming(query.logtype, keys)
 
     def visible_partitions(self, request: Request, parts: list[Partition]) -> list[Partition]:
         who = self.caller(request)
@@ -119,9 +107,6 @@ class Margay:
     def guard_disk(self) -> None:
         self.disk.check()
 
-    def default_window(self, lt: LogType) -> timedelta | None:
-        return timedelta(minutes=5) if lt.name == "bgp" else None
-
     def access_log(self, request: Request, lt: LogType, query: Any, returned: int | None) -> None:
         who = self.caller(request)
         plan: ReadPlan | None = getattr(request.state, "read_plan", None)
@@ -133,7 +118,8 @@ class Margay:
         access.info(orjson.dumps(line).decode())
 
     def _compaction_gauge(self, attr: str) -> list[tuple[dict[str, str], float]]:
-        return [({}, float(getattr(self.backend, attr)))]
+        value = self.backend.stats().get(attr)
+        return [] if value is None else [({}, float(value))]
 
     def start(self) -> None:
         """Start background work (the retention scheduler); called when the server starts."""
@@ -192,5 +178,4 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m
-    app.state.dismissals = events.Dismissals(m.settings.data_dir)  # the events dismissal overlay (api/events.py)
     return app

@@ -76,8 +76,11 @@ def stored_ids(backend: Any) -> dict[tuple[str, str], set[str]]:
 
     out: dict[tuple[str, str], set[str]] = {}
     for name, lt in REGISTRY.items():
-        for r in backend.records_after(lt, 0, 10**9):
-            out.setdefault((name, r["cluster"]), set()).add(r["id"])
+        pos, upto = 0, backend.head_seq()
+        while page := backend.records_after(lt, pos, 10_000, upto=upto):
+            for r in page:
+                out.setdefault((name, r["cluster"]), set()).add(r["id"])
+            pos = page[-1]["_seq"]
     return out
 
 

@@ -407,7 +407,7 @@ def _hits(m: Any, request: Request, plans: list[Plan], body: dict[str, Any], *, 
         n, rows = m.backend.run_over(plan.query, build)
         total += n
         docs = [orjson.loads(r[0]) for r in rows]
-        docs = m.redact(request, lt, docs)
+        docs = plan.query.restriction.withhold(lt, docs)
         for r, d in zip(rows, docs, strict=True):
             svals = [_sort_value(v, s, ref, score) for v, s, (_, ref) in zip(r[4:-1], specs, sort_parts, strict=False)]
             hit: dict[str, Any] = {"_index": f"{lt.index_prefix}.{r[2]}.{r[3]}", "_type": "_doc", "_id": r[1],

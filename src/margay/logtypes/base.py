@@ -159,6 +159,22 @@ class Rollup:
 
 
 @dataclass(frozen=True)
+class Side:
+    """One endpoint of a record as a namespace-scoped read sees it (access/, query/restriction.py).
+
+    A reader granted only namespaces N of a cluster sees a record when one of its sides' `namespace` is in N;
+    the fields in `identity` of a side outside N are withheld. `nested` names a list of objects whose items
+    are endpoints of their own (DNS servers): `namespace` and `identity` are then keys inside each item.
+    """
+
+    name: str  # as listed under "withheld": source, dest, client, object, server
+    namespace: str  # the query key (or item key, when nested) holding the endpoint's namespace
+    identity: tuple[str, ...] = ()  # fields that name the endpoint
+    nested: str | None = None
+    selects: bool = True  # whether this side being in scope makes a record visible
+
+
+@dataclass(frozen=True)
 class LogType:
     name: str  # margay's name, e.g. "flows"
     rbac: tuple[str, ...]  # RBAC resource names that grant it; first is canonical
@@ -177,6 +193,16 @@ class LogType:
     bulk_path: str = ""
     query_path: str = ""
     rollup: Rollup | None = None  # pre-aggregated sidecars written by compaction; None: none
+    # Namespace scoping (beyond Calico): the record's endpoints, and the fields withheld whenever any
+    # endpoint of a visible record is (text that may name it: process names, event descriptions).
+    sides: tuple[Side, ...] = ()
+    shared: tuple[str, ...] = ()
+    default_window_s: int | None = None  # searches without a time range read the last N seconds
+    dismissable: bool = False  # records carry `id` and `dismissed`, and Backend.dismiss sets the latter
+
+    @property
+    def scopable(self) -> bool:
+        return any(s.selects for s in self.sides)
 
     @property
     def field_map(self) -> dict[str, Field]:

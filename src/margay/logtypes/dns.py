@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Kind, LogType, Rollup, f
+from .base import Field, Kind, LogType, Rollup, Side, f
 
 K = Kind.KEYWORD
 
@@ -46,6 +46,8 @@ LOGTYPE = LogType(
              "latency_max": "coalesce(\"latency_max\", \"latency\".\"max\")"},
     bulk_path="/dns/logs/bulk",
     query_path="/dns/logs",
+    sides=(Side("client", "client_namespace", ("client_name", "client_name_aggr", "client_ip", "client_labels")),
+           Side("server", "namespace", ("name", "name_aggr", "ip", "labels"), nested="servers", selects=False)),
     rollup=Rollup(  # about 22x fewer rows than the data file on the bench topology
         dims=("cluster", "type", "qname", "qtype", "qclass", "rcode", "client_namespace", "client_name_aggr"),
         measures=("count", "latency_count", "latency_mean", "latency_max"),

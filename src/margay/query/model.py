@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import QueryError
 from ..logtypes import LogType
+from .restriction import NONE, Restriction
 
 MAX_PAGE_SIZE = 10_000
 DEFAULT_PAGE_SIZE = 1000
@@ -62,6 +63,7 @@ class Query:
     selector_text: str | None = None  # as typed, for error carets
     now: datetime | None = None  # the request's clock reading, for relative times in selectors
     filters: list[tuple[str, list[Any]]] = field(default_factory=list)  # extra SQL + params (trusted)
+    restriction: Restriction = NONE  # the reader's grant: namespace-scoped clusters and required sides
     sort: list[SortKey] = field(default_factory=list)
     size: int = DEFAULT_PAGE_SIZE
     after_key: dict[str, Any] | None = None

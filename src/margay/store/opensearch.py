@@ -17,6 +17,7 @@ import logging
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -32,8 +33,12 @@ from ..errors import BackendError, QueryError
 from ..ingest.parse import Converted, Converter, LineError, _check_line, _nonblank_line_numbers
 from ..logtypes import REGISTRY, Kind, LogType, quote_ident
 from ..query.aggs import METRICS, _split
-from ..query.model import SortKey, parse_time
-from .backend import Partition, SearchResult
+from ..query.graph import GRAPH_KEYS, GraphRows, GraphSpec, fold
+from ..query.l3 import KEY, SUMS
+from ..query.l3 import item as l3_item
+from ..query.model import Query, SortKey, parse_time
+from ..query.selector import Node
+from .backend import Aggregated, FieldValue, Partition, SearchResult
 from .duckdb import connect
 from .mapping import DATE_FORMAT, ID_FIELD, SEQ_FIELD, exact_field, nested_path, template_for, template_name
 from .sql import time_sql
@@ -46,6 +51,9 @@ RETRY_STATUS = (429, 502, 503, 504)
 MAX_GROUPS = 65_535
 _SEQ_SHIFT = 20  # margay_seq = wall-clock ms << 20 + line: increasing over time, room for 1M lines per ms
 _HIDDEN = (SEQ_FIELD, ID_FIELD)
+# How far behind the clock a forwarder reads: a write of another replica reserves its position this long
+# at most before its documents are visible (this replica's own writes in flight are known exactly).
+FEED_GRACE_MS = 5_000
 
 
 def index_cluster(cluster: str) -> str:
@@ -105,6 +113,9 @@ class OpenSearchBackend:
         self.converter = Converter(self.con.cursor, self.scratch)
         self._ready = False
         self.committed_batches = 0
+        self._inflight: dict[int, int] = {}  # seq base -> writes in flight with it (the feed's watermark)
+        self._inflight_lock = threading.Lock()
+        self._last_base = 0
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
@@ -175,8 +186,12 @@ class OpenSearchBackend:
             prior = self.seen(lt, cluster, key)
             if prior is not None:
                 return prior, True
-        base = (time.time_ns() // 1_000_000) << _SEQ_SHIFT
-        conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base)
+        base = self._reserve()
+        try:
+            conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base)
+        except BaseException:
+            self._release(base)
+            raise
         try:
             response = respond(conv)
             id_prefix = _batch_id(lt, cluster, key)[:24] if key is not None else uuid.uuid4().hex[:24]
@@ -188,7 +203,21 @@ class OpenSearchBackend:
                 return response, False
             return self._record(lt, cluster, key, response)
         finally:
+            self._release(base)
             conv.discard()
+
+    def _reserve(self) -> int:
+        with self._inflight_lock:  # one millisecond slot per batch: positions never collide in a replica
+            base = max((time.time_ns() // 1_000_000) << _SEQ_SHIFT, self._last_base + (1 << _SEQ_SHIFT))
+            self._last_base = base
+            self._inflight[base] = self._inflight.get(base, 0) + 1
+            return base
+
+    def _release(self, base: int) -> None:
+        with self._inflight_lock:
+            self._inflight[base] -= 1
+            if not self._inflight[base]:
+                del self._inflight[base]
 
     def _actions(self, lt: LogType, cluster: str, conv: Converted, base: int, id_prefix: str
                  ) -> list[tuple[int, bytes]]:
@@ -261,9 +290,6 @@ class OpenSearchBackend:
     def _where(self, query: Any) -> dict[str, Any]:
         """The query's clusters, time range and selector as one bool filter."""
         lt: LogType = query.logtype
-        if query.filters:
-            raise BackendError("namespace-scoped reads (SQL filters) are not supported on the OpenSearch backend "
-                               "yet", status=501)
         keys = lt.query_keys()
         filters: list[dict[str, Any]] = [{"terms": {"cluster": list(query.clusters)}}]
         tkey = query.time_key
@@ -283,6 +309,11 @@ class OpenSearchBackend:
 
             es = compile_to_es(query.selector, lt, text=query.selector_text)
             filters.append(_rewrite(es, lt, query.now or datetime.now(UTC)))
+        restricted = query.restriction.selector(lt, query.clusters)
+        if restricted is not None:
+            from ..query.sql import compile_to_es
+
+            filters.append(compile_to_es(restricted, lt))
         return {"bool": {"filter": filters}}
 
     def _search(self, query: Any, body: dict[str, Any], **params: Any) -> dict[str, Any] | None:
@@ -335,14 +366,18 @@ class OpenSearchBackend:
         more = len(hits) > query.size
         hits = hits[: query.size]
         after_key = {"searchFrom": hits[-1]["sort"]} if more and hits else None
-        return SearchResult([h["_source"] for h in hits], total, after_key)
+        items = query.restriction.withhold(lt, [h["_source"] for h in hits])
+        return SearchResult(items, total, after_key)
 
     def run_over(self, query: Any, build: Any) -> Any:
         raise BackendError("SQL reads are not available on the OpenSearch backend; use its native methods",
                            status=501)
 
-    def aggregate(self, query: Any, aggs: dict[str, Any]) -> dict[str, Any]:
+    def aggregate(self, query: Query, aggs: dict[str, Any]) -> Aggregated:
         """Elasticsearch aggregations over the query's records, run in OpenSearch."""
+        return Aggregated(self._aggregate(query, aggs), "native")
+
+    def _aggregate(self, query: Query, aggs: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(aggs, dict):
             raise QueryError("aggregations: expected an object of name -> aggregation")
         lt: LogType = query.logtype
@@ -384,8 +419,9 @@ class OpenSearchBackend:
             if len(out) > MAX_GROUPS:
                 raise QueryError(f"more than {MAX_GROUPS} groups; narrow the time range or the selector")
 
-    def l3_flows(self, query: Any, offset: int, keys: list[str], sums: list[str]) -> list[dict[str, Any]]:
+    def l3_flows(self, query: Query, offset: int) -> list[dict[str, Any]]:
         """Flow logs grouped by endpoint pair (Linseed's /flows), largest traffic first, one page + 1."""
+        keys, sums = KEY, SUMS
         sources = [{k: {"terms": {"field": k, "missing_bucket": True}}} for k in keys]
         subs: dict[str, Any] = {c: {"sum": {"field": c}} for c in sums}
         subs |= {"enforced": {"terms": {"field": "policies.enforced_policies", "size": 1000}},
@@ -402,9 +438,106 @@ class OpenSearchBackend:
                 row[name] = [x["key"] for x in b[name]["buckets"]]
             rows.append(row)
         rows.sort(key=lambda r: (-(r["bytes_in"] + r["bytes_out"]), *[(r[k] is None, r[k]) for k in keys]))
-        return rows[offset: offset + query.size + 1]
+        return query.restriction.withhold_l3([l3_item(r) for r in rows[offset: offset + query.size + 1]])
 
-    def field_values(self, query: Any, key: str, prefix: str, size: int) -> list[dict[str, Any]]:
+    def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows:
+        """Composite groups of GRAPH_KEYS (and the least domain of a net destination), folded in Python."""
+        sources: list[dict[str, Any]] = [{k: {"terms": {"field": k, "missing_bucket": True}}} for k in GRAPH_KEYS]
+        sources.append({"dest_domain": {"terms": {"missing_bucket": True, "script": {"lang": "painless", "source": (
+            "doc['dest_type'].size() > 0 && doc['dest_type'].value == 'net' && doc['dest_domains'].size() > 0 "
+            "? doc['dest_domains'][0] : null")}}}})
+        subs = {"nf": {"sum": {"field": "num_flows"}}, "bi": {"sum": {"field": "bytes_in"}},
+                "bo": {"sum": {"field": "bytes_out"}}}
+        groups = []
+        for b in self._groups(query, sources, subs):
+            g = dict(b["key"])
+            g |= {"nf": int(b["nf"]["value"] or 0), "b": int((b["bi"]["value"] or 0) + (b["bo"]["value"] or 0)),
+                  "n": b["doc_count"]}
+            groups.append(g)
+        edges, hidden = fold(groups, spec, query.restriction.scoped)
+        return GraphRows(edges, hidden, "native")
+
+    def count(self, query: Query) -> int:
+        indices = self._indices(query)
+        if indices is None:
+            return 0
+        result = self.request("POST", f"/{indices}/_count", params={"ignore_unavailable": "true",
+                                                                     "allow_no_indices": "true"},
+                              body={"query": self._where(query)})
+        return int(result["count"])
+
+    def dismiss(self, query: Query, ids: list[str]) -> list[str]:
+        """Set `dismissed: true` on the query's records with these ids (refreshed before returning)."""
+        if not query.logtype.dismissable or len(query.clusters) != 1:
+            raise QueryError(f"{query.logtype.name} records cannot be dismissed (one cluster of events at a time)")
+        indices = self._indices(query)
+        if indices is None or not ids:
+            return []
+        where = self._where(query)
+        where["bool"]["filter"].append({"terms": {"id": list(ids)}})
+        found = self.request("POST", f"/{indices}/_search", params={"ignore_unavailable": "true",
+                                                                     "allow_no_indices": "true"},
+                             body={"query": where, "size": 0, "aggs": {"ids": {"terms": {"field": "id",
+                                                                                         "size": len(ids)}}}})
+        present = {b["key"] for b in found["aggregations"]["ids"]["buckets"]}
+        if present:
+            self.request("POST", f"/{indices}/_update_by_query",
+                         params={"refresh": "true", "conflicts": "proceed", "ignore_unavailable": "true",
+                                 "allow_no_indices": "true"},
+                         body={"query": where, "script": {"lang": "painless",
+                                                          "source": "ctx._source.dismissed = true"}})
+        return [i for i in ids if i in present]
+
+    # -- the forwarders' feed ------------------------------------------------------------------------------
+
+    def head_seq(self) -> int:
+        return (time.time_ns() // 1_000_000) << _SEQ_SHIFT
+
+    def safe_seq(self) -> int:
+        """Below every write in flight in this process, and FEED_GRACE_MS behind the clock for the writes
+        of other replicas (a write reserves its position before converting and bulk-writing)."""
+        with self._inflight_lock:
+            low = min(self._inflight, default=None)
+        now = ((time.time_ns() // 1_000_000) - FEED_GRACE_MS) << _SEQ_SHIFT
+        return min(now, low - 1) if low is not None else now
+
+    def _feed_query(self, lt: LogType, after_seq: int, upto: int, where: Node | None) -> dict[str, Any]:
+        filters: list[dict[str, Any]] = [{"range": {SEQ_FIELD: {"gt": after_seq, "lte": upto}}}]
+        if where is not None:
+            from ..query.sql import compile_to_es
+
+            filters.append(compile_to_es(where, lt))
+        return {"bool": {"filter": filters}}
+
+    def records_after(self, lt: LogType, after_seq: int, limit: int, *, upto: int | None = None,
+                      where: Node | None = None) -> list[dict[str, Any]]:
+        upto = self.safe_seq() if upto is None else upto
+        if upto <= after_seq or limit <= 0:
+            return []
+        self.ensure_ready()
+        result = self.request("POST", f"/{self.prefix}{lt.index_prefix}.*/_search",
+                              params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+                              body={"query": self._feed_query(lt, after_seq, upto, where), "size": limit,
+                                    "sort": [{SEQ_FIELD: "asc"}], "track_total_hits": False})
+        out = []
+        for h in result["hits"]["hits"]:
+            doc = h["_source"]
+            seq = doc.pop(SEQ_FIELD)
+            doc.pop(ID_FIELD, None)
+            doc["_seq"], doc["_time"] = seq, _epoch_of(doc.get(lt.time_field))
+            out.append(doc)
+        return out
+
+    def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
+        self.ensure_ready()
+        result = self.request("POST", f"/{self.prefix}{lt.index_prefix}.*/_search",
+                              params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+                              body={"query": self._feed_query(lt, after_seq, 1 << 62, where), "size": 0,
+                                    "track_total_hits": True, "aggs": {"t": {"min": {"field": "generated_time"}}}})
+        oldest = result["aggregations"]["t"]["value"]
+        return int(result["hits"]["total"]["value"]), (oldest / 1000 if oldest is not None else None)
+
+    def field_values(self, query: Query, key: str, prefix: str, size: int) -> list[FieldValue]:
         """Filter hints: the commonest values of a key (starting with `prefix`, any case), count then value."""
         lt: LogType = query.logtype
         qk = lt.query_keys()[key]
@@ -424,8 +557,8 @@ class OpenSearchBackend:
         for b in unwrap(result["aggregations"]["v"])["buckets"]:
             value = _hint_value(b, qk.kind)
             if value.lower().startswith(prefix.lower()):
-                out.append({"value": value, "count": b["doc_count"]})
-        out.sort(key=lambda x: (-x["count"], x["value"]))
+                out.append(FieldValue(value, b["doc_count"]))
+        out.sort(key=lambda x: (-x.count, x.value))
         return out[:size]
 
     # -- indices -----------------------------------------------------------------------------------------
@@ -532,6 +665,18 @@ def _doc_sql(lt: LogType) -> str:
         parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
     parts.append(f'"{SEQ_FIELD}" := "_seq", "{ID_FIELD}" := "_docid"')
     return "to_json(struct_pack(" + ", ".join(parts) + "))"
+
+
+def _epoch_of(value: Any) -> float | None:
+    """A stored time value (epoch seconds or RFC 3339 text) as epoch seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def _chunks(actions: list[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:

@@ -176,6 +176,9 @@ def usable(query: Any, keys: Iterable[str] = ()) -> bool:
     if lt.rollup is None or query.also or query.time_key != lt.time_field:
         return False
     sel = _selector_keys(query.selector)
+    scope = _selector_keys(query.restriction.selector(lt, query.clusters))
+    if sel is None or scope is None or not all(key_is_dim(lt, k) for k in scope):
+        return False
     if sel is None or not all(key_is_dim(lt, k) for k in sel | set(keys)):
         return False
     return all(filter_on_dims(lt, sql) for sql, _ in query.filters)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,8 +60,10 @@ def sort_expr(lt: LogType, key: str) -> str:
 class SearchCompiler:
     """Builds parameterised SQL for the Query model; user values only ever travel as parameters."""
 
-    def __init__(self) -> None:
+    def __init__(self, selector_of: Callable[[Any], Any] | None = None) -> None:
         self._docs: dict[str, str] = {}
+        # The engine's view of a query's selector (the embedded engine's dismissal overlay), if any.
+        self.selector_of = selector_of or (lambda query: query.selector)
 
     def doc(self, lt: LogType) -> str:
         if lt.name not in self._docs:
@@ -84,10 +87,18 @@ class SearchCompiler:
                 continue
             conds.append(f"{tk.sql} {op} ?")
             params.append(int(bound.timestamp()) if tk.kind is Kind.EPOCH_S else bound)
-        if query.selector is not None:
+        selector = self.selector_of(query)
+        if selector is not None:
             from ..query.sql import compile_selector
 
-            sel_sql, sel_params = compile_selector(query.selector, lt, now=query.now, text=query.selector_text)
+            sel_sql, sel_params = compile_selector(selector, lt, now=query.now, text=query.selector_text)
+            conds.append(f"({sel_sql})")
+            params.extend(sel_params)
+        restricted = query.restriction.selector(lt, query.clusters)
+        if restricted is not None:
+            from ..query.sql import compile_selector
+
+            sel_sql, sel_params = compile_selector(restricted, lt, now=query.now)
             conds.append(f"({sel_sql})")
             params.extend(sel_params)
         for sql, ps in query.filters:

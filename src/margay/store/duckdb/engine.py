@@ -28,16 +28,21 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..clock import Clock, SystemClock
-from ..durable import fsync_dir, fsync_path
-from ..errors import QueryError
-from ..ingest.parse import Converted, Converter, sql_path
-from ..logtypes import REGISTRY, Kind, LogType, quote_ident
-from . import rollup
-from .backend import Partition, SearchResult
-from .catalog import Catalog, DataFile, PartKey
-from .journal import Journal, apply_deletes, apply_moves
-from .sql import SearchCompiler
+from ...clock import Clock, SystemClock
+from ...durable import fsync_dir, fsync_path
+from ...errors import QueryError
+from ...ingest.parse import Converted, Converter, sql_path
+from ...logtypes import REGISTRY, Kind, LogType, quote_ident
+from ...query.graph import GraphRows, GraphSpec
+from ...query.model import Query
+from ...query.selector import Node
+from .. import rollup
+from ..backend import Aggregated, FieldValue, Partition, SearchResult
+from ..catalog import Catalog, DataFile, PartKey
+from ..journal import Journal, apply_deletes, apply_moves
+from ..sql import SearchCompiler
+from . import dismissals, graph, reads
+from .dismissals import Dismissals
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,8 @@ class DuckDBBackend:
         self._recover()
         self._seq = self.catalog.load()
         self.converter = Converter(self.ingest_con.cursor, self.scratch, compression)
-        self.compiler = SearchCompiler()
+        self.dismissals = Dismissals(self.data_dir)
+        self.compiler = SearchCompiler(partial(dismissals.overlay, self.dismissals))
         self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
         self._counts_lock = threading.Lock()
         self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
@@ -333,7 +339,39 @@ class DuckDBBackend:
             finally:
                 cur.close()
         after = {"searchFrom": list(rows[-1])} if more and rows else None
-        return SearchResult([orjson.loads(docs[s]) for s in seqs if s in docs], total, after)
+        items = [orjson.loads(docs[s]) for s in seqs if s in docs]
+        if query.logtype.dismissable:
+            items = dismissals.mark(self.dismissals, items)
+        return SearchResult(query.restriction.withhold(query.logtype, items), total, after)
+
+    def count(self, query: Query) -> int:
+        return reads.count(self.run_over, query)
+
+    def aggregate(self, query: Query, aggs: dict[str, Any]) -> Aggregated:
+        return reads.aggregate(self.run_over, self.run_rolled, query, aggs)
+
+    def l3_flows(self, query: Query, offset: int) -> list[dict[str, Any]]:
+        return reads.l3_flows(self.run_over, query, offset)
+
+    def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows:
+        return graph.flow_graph(self.run_over, self.run_rolled, query, spec)
+
+    def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]:
+        return reads.field_values(self.run_over, query, field, prefix, size)
+
+    def dismiss(self, query: Query, ids: list[str]) -> list[str]:
+        from dataclasses import replace
+
+        from ...query.selector import And, InSet
+
+        if not query.logtype.dismissable or len(query.clusters) != 1:
+            raise QueryError(f"{query.logtype.name} records cannot be dismissed (one cluster of events at a time)")
+        sel = InSet("id", tuple(ids))
+        found = reads.present_ids(self.run_over, replace(
+            query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)))
+        ok = [i for i in ids if i in found]
+        self.dismissals.add(query.clusters[0], ok)
+        return ok
 
     def _relation(self, files: list[DataFile]) -> str:
         """`read_parquet` over `files` (one parameter): matching columns by name only when the files'
@@ -398,7 +436,7 @@ class DuckDBBackend:
                 if f.seq_hi > after_seq and f.seq_lo <= upto]
 
     def records_after(self, lt: LogType, after_seq: int, limit: int, *, upto: int | None = None,
-                      where: tuple[str, list[Any]] | None = None) -> list[dict[str, Any]]:
+                      where: Node | None = None) -> list[dict[str, Any]]:
         """Up to `limit` documents with after_seq < `_seq` <= upto (default: the safe watermark), in `_seq` order.
 
         Each is the document as the API renders it plus `_seq` and `_time` (its time field in epoch
@@ -409,7 +447,7 @@ class DuckDBBackend:
             return []
         tcol = quote_ident(lt.time_field)
         texpr = f"CAST({tcol} AS DOUBLE)" if lt.time.kind is Kind.EPOCH_S else f"epoch({tcol})"
-        cond, cparams = where if where is not None else ("TRUE", [])
+        cond, cparams = _where_sql(lt, where)
         with self.catalog.snapshot() as view:
             files = self._files_after(view, lt, after_seq, upto)
             if not files:
@@ -433,10 +471,9 @@ class DuckDBBackend:
             out.append(d)
         return out
 
-    def backlog(self, lt: LogType, after_seq: int, *, where: tuple[str, list[Any]] | None = None
-                ) -> tuple[int, float | None]:
+    def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
         """(records with `_seq` > after_seq, epoch seconds the oldest of them was stored) - a forwarder's lag."""
-        cond, cparams = where if where is not None else ("TRUE", [])
+        cond, cparams = _where_sql(lt, where)
         with self.catalog.snapshot() as view:
             files = self._files_after(view, lt, after_seq, 1 << 62)
             if not files:
@@ -645,6 +682,14 @@ class DuckDBBackend:
         self.ingest_con.close()
         self.compact_con.close()
         self.con.close()
+
+
+def _where_sql(lt: LogType, where: Node | None) -> tuple[str, list[Any]]:
+    if where is None:
+        return "TRUE", []
+    from ...query.sql import compile_selector
+
+    return compile_selector(where, lt)
 
 
 def _mtime(path: Path) -> float:
