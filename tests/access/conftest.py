@@ -28,6 +28,7 @@ TOKENS: dict[str, dict[str, Any]] = {
     "eve": {"user": "eve", "groups": ["devs-readonly"]},
     "mallory": {"user": "mallory"},
     "frank": {"user": "frank", "groups": ["shop-team"]},
+    "gina": {"user": "gina"},
     "writer-east": {"cluster": "east"},
 }
 
@@ -78,6 +79,11 @@ RBAC: list[dict[str, Any]] = [
     # frank: namespace-scoped (RoleBinding in shop) -- not a cluster-wide grant.
     cluster_role("logs-east", [lma(["east"], [])]),
     binding("shop-team-logs", "logs-east", {"kind": "Group", "name": "shop-team"}, namespace="shop"),
+    # gina: flows of east in namespace shop only, and all of east's L7 logs (a scoped and a full grant).
+    cluster_role("flows-east-only", [lma(["east"], ["flows"])]),
+    binding("gina-shop-flows", "flows-east-only", {"kind": "User", "name": "gina"}, namespace="shop"),
+    cluster_role("l7-east", [lma(["east"], ["l7"])]),
+    binding("gina-l7", "l7-east", {"kind": "User", "name": "gina"}),
 ]
 
 # What Kubernetes RBAC grants (cluster-wide), written out by hand from RBAC above: (log type, cluster).

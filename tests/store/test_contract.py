@@ -473,7 +473,8 @@ def test_flow_graph_folds_like_the_reference(loaded: Any, expand: tuple[str, ...
     want, hidden = fold(_reference_groups(DATA), spec, {})
     assert rows.edges == want and rows.hidden == hidden
     assert rows.path in ("raw", "rollup", "native")
-    assert any(e.source.startswith("wl|shop|") for e in rows.edges) == ("shop" in expand)
+    if cap > 4:  # with four nodes the workloads may fold into "more"
+        assert any(n.startswith("wl|shop|") for e in rows.edges for n in (e.source, e.target)) == ("shop" in expand)
     assert (hidden > 0) == (cap == 4)
 
 

@@ -11,6 +11,7 @@ from ..logtypes import LogType
 
 if TYPE_CHECKING:
     from ..ingest.parse import Converted
+    from ..query.es.request import EsPlan
     from ..query.graph import GraphRows, GraphSpec
     from ..query.model import Query
     from ..query.selector import Node
@@ -51,6 +52,14 @@ class Aggregated:
 
     result: dict[str, Any]
     path: str
+
+
+@dataclass(frozen=True)
+class EsAnswer:
+    """An Elasticsearch API answer: its HTTP status and JSON body (errors in Elasticsearch's envelope)."""
+
+    status: int
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,13 @@ class Backend(Protocol):
     def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows: ...
 
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]: ...
+
+    # -- the Elasticsearch-compatible API (/es/): plans carry each index's readable clusters, days and
+    # restriction; the embedded engine translates the DSL, OpenSearch answers a narrowed pass-through.
+    def es_search(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime,
+                  total_as_int: bool = False) -> EsAnswer: ...
+
+    def es_count(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime) -> EsAnswer: ...
 
     # -- events ------------------------------------------------------------------------------------------
     def dismiss(self, query: Query, ids: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import QueryError
 from ..logtypes import Kind, LogType, quote_ident
+from ..query.model import Query
 
 _TS_FORMAT = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 
@@ -70,7 +71,7 @@ class SearchCompiler:
             self._docs[lt.name] = doc_expr(lt)
         return self._docs[lt.name]
 
-    def where(self, query: Any) -> tuple[str, list[Any]]:
+    def where(self, query: Query) -> tuple[str, list[Any]]:
         lt: LogType = query.logtype
         conds: list[str] = []
         params: list[Any] = []
@@ -101,12 +102,9 @@ class SearchCompiler:
             sel_sql, sel_params = compile_selector(restricted, lt, now=query.now)
             conds.append(f"({sel_sql})")
             params.extend(sel_params)
-        for sql, ps in query.filters:
-            conds.append(f"({sql})")
-            params.extend(ps)
         return " AND ".join(conds), params
 
-    def source(self, query: Any, rel: str | None, rel_params: list[Any]) -> tuple[str, list[Any]]:
+    def source(self, query: Query, rel: str | None, rel_params: list[Any]) -> tuple[str, list[Any]]:
         """FROM + WHERE over a relation (None: an empty relation with the type's columns)."""
         where, params = self.where(query)
         if rel is None:
@@ -114,12 +112,12 @@ class SearchCompiler:
         return f"FROM {rel} AS t WHERE {where}", rel_params + params  # noqa: S608
 
     @staticmethod
-    def sort_of(query: Any) -> list[Any]:
+    def sort_of(query: Query) -> list[Any]:
         from ..query.model import SortKey
 
         return query.sort or [SortKey(query.logtype.time_field, False)]
 
-    def windows(self, query: Any, rows: int | None = None) -> list[tuple[str, list[Any]] | None]:
+    def windows(self, query: Query, rows: int | None = None) -> list[tuple[str, list[Any]] | None]:
         """Narrower time windows to try first when a search is sorted by its ranged time field.
 
         Data arrives in time order, so each stored row group covers a short span of time and its min/max
@@ -154,7 +152,7 @@ class SearchCompiler:
         out.append(None)
         return out
 
-    def search(self, query: Any, rel: str, rel_params: list[Any],
+    def search(self, query: Query, rel: str, rel_params: list[Any],
                window: tuple[str, list[Any]] | None = None, *, total: bool = False) -> SearchPlan:
         """Phase one of a search: the page's sort values, then `_seq` (a tiebreak). With `total`, a
         first page over the whole range also counts every hit (a last column, `count(*) OVER ()`): one pass

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from ...query.model import Query
 from ...query.selector import And, Compare, InSet, Node, Not, Or
 
 
@@ -99,7 +100,7 @@ def _rewrite(node: Node, now: Node) -> Node:
 
 
 
-def overlay(d: Dismissals, query: Any) -> Node | None:
+def overlay(d: Dismissals, query: Query) -> Node | None:
     """The query's selector as the overlay sees it (unchanged when nothing was dismissed)."""
     if not query.logtype.dismissable or query.selector is None or not any(d.ids(c) for c in query.clusters):
         return query.selector

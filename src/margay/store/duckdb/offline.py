@@ -8,7 +8,8 @@ from pathlib import Path
 from ...logtypes import LogType
 from ...query.selector import Node
 from ..catalog import Catalog
-from .engine import _where_sql, connect
+from .engine import connect
+from .feed import _where_sql
 
 
 class OfflineStore:

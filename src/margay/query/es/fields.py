@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..logtypes import Kind, LogType, quote_ident
-from ..store.mapping import DATE_FORMAT, ID_FIELD, SEQ_FIELD
+from ...logtypes import Kind, LogType, quote_ident
+from ...store.mapping import DATE_FORMAT, ID_FIELD, SEQ_FIELD
 
 _LIST_OF = {Kind.KEYWORD: Kind.KEYWORD_LIST, Kind.IP: Kind.IP_LIST, Kind.TEXT: Kind.KEYWORD_LIST,
             Kind.LONG: Kind.LONG_LIST, Kind.INTEGER: Kind.LONG_LIST}
