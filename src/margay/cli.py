@@ -65,6 +65,9 @@ def serve(
                                                          envvar="MARGAY_OPENSEARCH_TOKEN")] = None,
     opensearch_ca_file: Annotated[Path | None, typer.Option(help="CA bundle (PEM) for OpenSearch's TLS.",
                                                             envvar="MARGAY_OPENSEARCH_CA_FILE")] = None,
+    opensearch_prefix: Annotated[str | None, typer.Option(
+        help="Prefix before every index margay makes in OpenSearch (several margays on one cluster).",
+        envvar="MARGAY_OPENSEARCH_PREFIX")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
@@ -84,7 +87,8 @@ def serve(
                                  "log_level": log_level, "tokens": tokens, "rbac": rbac, "kubeconfig": kubeconfig,
                                  "backend": backend, "opensearch_url": opensearch_url,
                                  "opensearch_user": opensearch_user, "opensearch_password": opensearch_password,
-                                 "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file}
+                                 "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file,
+                                 "opensearch_prefix": opensearch_prefix}
         if no_auth and (tokens or rbac or kubeconfig or in_cluster):
             fail("--no-auth cannot be combined with --tokens, --rbac, --kubeconfig or --in-cluster")
         if no_auth:

@@ -61,13 +61,14 @@ def test_an_unreadable_index_looks_like_a_missing_one(es: tuple[httpx.Client, st
     for who, pattern in (("alice", "tigera_secure_ee_dns.*"), ("mallory", "*")):
         r = _search(http, who, pattern)
         assert r.status_code == 200, r.text
-        assert r.json()["hits"]["hits"] == [] and r.json()["aggregations"]["c"]["buckets"] == []
+        assert r.json()["hits"]["hits"] == [] and "aggregations" not in r.json()  # as OpenSearch answers
     assert http.post("/tigera_secure_ee_flows.*/_search", json={}).status_code == 401
     count = http.post("/tigera_secure_ee_flows.west.*/_count", json={},
                       headers={"authorization": f"Bearer {token_of('alice')}"})
     assert count.status_code == 200 and count.json()["count"] == 0
-    day = next(h["_index"] for h in _search(http, "admin", "tigera_secure_ee_flows.west.*").json()["hits"]["hits"]
-               if admin)  # an index that exists, readable by the admin only
+    hits = http.post("/tigera_secure_ee_flows.west.*/_search", json={"size": 1},
+                     headers={"authorization": f"Bearer {admin}"}).json()["hits"]["hits"]
+    day = hits[0]["_index"]  # an index that exists, readable by the admin only
     unreadable = _search(http, "alice", day)
     missing = _search(http, "alice", day.replace(".west.", ".nowhere."))
     assert unreadable.status_code == missing.status_code == 404

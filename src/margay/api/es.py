@@ -65,10 +65,13 @@ def _handler(fn: Any) -> Any:
 def _targets(m: Any, request: Request, pattern: str) -> list[Target]:
     """The caller's readable partitions named by an index pattern; a concrete name that is missing or
     unreadable is 404 alike (so no one learns which clusters and days exist)."""
+    who = m.caller(request)
+    if who.is_writer:
+        raise Forbidden("cluster (writer) tokens may write logs but not read them")
     parts = m.backend.partitions()
     existing = [(p.log_type, p.cluster, p.day) for p in parts]
     try:
-        pairs = m.access.expand(m.caller(request), pattern, existing)
+        pairs = m.access.expand(who, pattern, existing)
     except Forbidden:
         pairs = []
     return resolve(parts, {(lt.name, c) for lt, c, _ in pairs}, pattern)

@@ -70,6 +70,8 @@ def search(eng: Engine, plans: list[EsPlan], body: dict[str, Any], *, now: datet
     hits_obj["hits"] = hits
     out["hits"] = hits_obj
     aggs = body.get("aggs", body.get("aggregations"))
+    if not plans:  # as OpenSearch answers a pattern that matched no index: no aggregations at all
+        return out
     if aggs:
         out["aggregations"] = _aggregate(eng, compiled, aggs, now)
     elif aggs == {} and ("aggs" in body or "aggregations" in body):

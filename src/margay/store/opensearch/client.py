@@ -113,6 +113,9 @@ class Client:
         except QueryError as exc:
             if "resource_already_exists" not in str(exc):
                 raise
+        # A new index answers 503 until its shard has started: wait for it (another replica may have made it).
+        self.request("GET", f"/_cluster/health/{self.batches_index}",
+                     params={"wait_for_status": "yellow"})  # (a `timeout` param would be the client's own)
         self._ready = True
 
     def index(self, lt: LogType, cluster: str, day: str) -> str:
@@ -140,6 +143,9 @@ def _reason(info: Any) -> str:
             text = f"{err.get('type', '')}: {err.get('reason', '')}".strip(": ")
             if isinstance(cause, dict) and cause.get("reason"):
                 text += f" ({cause.get('reason')})"
+            failed = err.get("failed_shards") or []
+            if not cause and failed and isinstance(failed[0], dict):  # "all shards failed": say why
+                text += f" ({_reason({'error': failed[0].get('reason')})})"
             return text
         return str(err)
     return str(info) if info else ""

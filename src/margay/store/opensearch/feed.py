@@ -62,7 +62,7 @@ class Feed(Client):
                               params={"ignore_unavailable": "true", "allow_no_indices": "true"},
                               body={"query": self._feed_query(lt, after_seq, 1 << 62, where), "size": 0,
                                     "track_total_hits": True, "aggs": {"t": {"min": {"field": "generated_time"}}}})
-        oldest = result["aggregations"]["t"]["value"]
+        oldest = result.get("aggregations", {}).get("t", {}).get("value")  # absent when no index exists yet
         return int(result["hits"]["total"]["value"]), (oldest / 1000 if oldest is not None else None)
 
 
