@@ -72,8 +72,8 @@ def wait_shipped(agent: AgentProcess, timeout: float = 90) -> dict:  # type: ign
     while time.monotonic() < deadline:
         st = agent.status()
         src = st["sources"]["flows"]
-        if st["spool"]["batches"] == 0 and src["unread_bytes"] == 0 and src["held_batches"] == 0 \
-                and src["rotated_files_queued"] == 0 and not st["paused"]:
+        if st["spool"]["batches"] == 0 and src["unread_bytes"] == 0 and not src.get("held_batches") \
+                and not src.get("rotated_files_queued") and not st.get("paused"):
             time.sleep(0.3)
             st = agent.status()
             if st["spool"]["batches"] == 0 and st["sources"]["flows"]["unread_bytes"] == 0:
