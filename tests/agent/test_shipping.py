@@ -132,3 +132,12 @@ def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "agent.md").read_text()
     missing = [name for name, env, _, _ in documented() if f"`{name}`" not in doc or env not in doc]
     assert not missing, f"settings missing from docs/agent.md: {missing}"
+
+
+def test_rotated_names_are_checked_at_the_edge() -> None:
+    ok = AgentSettings.load({"rotated_names": "{name}.*, {stem}-*{ext}"}, environ={})
+    assert ok.rotated_names == "{name}.*, {stem}-*{ext}"
+    for bad, says in (("{nam}.*", "may only use"), ("../{name}.*", "own folder"), ("{name}", "other than the log"),
+                      ("{0}.*", "may only use")):
+        with pytest.raises(ConfigError, match=says):
+            AgentSettings.load({"rotated_names": bad}, environ={})
