@@ -73,3 +73,22 @@ def test_an_unreadable_entry_is_moved_aside_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "spool" / "0000000000000009.batch").write_bytes(b'{"source": "flo')
     again = Spool(tmp_path / "spool", 1 << 30)
     assert len(again) == 1 and (tmp_path / "spool" / "0000000000000009.bad").exists()
+
+
+def test_coalescing_ahead_while_a_batch_is_in_flight(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 30)
+    counted: list[tuple[str, int]] = []
+    spool.on_coalesce = lambda source, n: counted.append((source, n))
+    for i in range(5):
+        put(spool, "flows", i)
+    head = spool.take([], 0)
+    assert head is not None
+    in_flight = spool.prepare(head, 1)  # a limit below two batches: sealed alone
+    assert in_flight.sealed and not in_flight.members
+    stale = spool._entries[2]  # what a sender would take next, before the coalescing ahead replaces it
+    ahead = spool.prefetch("flows", in_flight.seq, 1 << 20)  # the rest, coalesced while it is sent
+    assert ahead is not None and ahead.members == [2, 3, 4, 5] and counted == [("flows", 4)]
+    spool.remove(in_flight)
+    assert spool.prepare(stale, 1 << 20) is ahead  # resolved by seq to the coalesced entry
+    assert spool.take([], 0) is ahead
+    assert spool.prefetch("flows", ahead.seq, 1 << 20) is None  # nothing after it

@@ -28,7 +28,7 @@ from .aggregation import Aggregation
 from .checkpoint import Checkpoints
 from .settings import AgentSettings
 from .shipper import Shipper
-from .spool import Batch, Spool
+from .spool import MERGEABLE, Batch, Spool
 from .tail import FileTailer, Position
 
 log = logging.getLogger("margay.agent")
@@ -81,6 +81,8 @@ class Agent:
         state_dir = Path(settings.state_dir)
         self.checkpoints = Checkpoints(state_dir)
         self.spool = Spool(state_dir / "spool", settings.spool_max_bytes, first_seq=self.checkpoints.max_seq() + 1)
+        self.spool.on_coalesce = lambda source, n: self.metrics.inc("margay_agent_batches_coalesced_total", n,
+                                                                     source=source)
         self.instance = self.checkpoints.instance
         self.sources: dict[str, SourceState] = {}
         self.tailers: dict[str, FileTailer] = {}
@@ -89,6 +91,8 @@ class Agent:
         self._busy_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.write_errors: dict[str, str] = {}  # "spool" / "checkpoint" -> the last error, while it lasts
+        self._coalesce_cond = threading.Condition()
+        self._coalesce_wanted: dict[str, int] = {}  # source -> seq in flight: coalesce what follows it
         self.shipper = Shipper(settings.server, settings.cluster, settings.bearer, timeout=settings.request_timeout,
                                backoff_base=settings.backoff_base, backoff_max=settings.backoff_max,
                                stop=self.stop_event,
@@ -252,6 +256,7 @@ class Agent:
             self._write_failed("spool", exc)
             self.stop_event.wait(0.5)
             return
+        self._coalesce_next(batch)
         result = self.shipper.ship(batch, body)
         if result is None:
             return  # stopping: the batch stays in the spool
@@ -287,6 +292,26 @@ class Agent:
             break
         self.spool.remove(batch)
 
+    def _coalesce_next(self, batch: Batch) -> None:
+        """While `batch` is in flight, coalesce the source's next unsent batches (a backlog draining)."""
+        if batch.content_type not in MERGEABLE:
+            return
+        with self._coalesce_cond:
+            self._coalesce_wanted[batch.source] = batch.seq
+            self._coalesce_cond.notify()
+
+    def _coalescer(self) -> None:
+        while not self.stop_event.is_set():
+            with self._coalesce_cond:
+                if not self._coalesce_wanted:
+                    self._coalesce_cond.wait(0.5)
+                    continue
+                source, after = self._coalesce_wanted.popitem()
+            try:
+                self.spool.prefetch(source, after, self.settings.batch_bytes)
+            except OSError as exc:  # a full disk: the batches are sealed one by one when sent
+                log.debug("%s: coalescing ahead failed: %s", source, exc)
+
     def _prepare(self, batch: Batch) -> Batch:
         """Coalesce a never-sent batch with the source's next ones (a backlog drains in full-size requests),
         or seal it alone; on a full disk, sealing alone needs no room."""
@@ -296,8 +321,6 @@ class Agent:
             raise
         except OSError:
             out = self.spool.prepare(batch, 0)
-        if out.members:
-            self.metrics.inc("margay_agent_batches_coalesced_total", len(out.members), source=batch.source)
         return out
 
     # -- running -----------------------------------------------------------------------------------------
@@ -305,6 +328,7 @@ class Agent:
     def start(self) -> None:
         for i in range(self.settings.senders):
             self._spawn(self._sender, f"margay-agent-sender-{i}")
+        self._spawn(self._coalescer, "margay-agent-coalescer")
         if self.cloudwatch is not None:
             self._spawn(self.cloudwatch.run, "margay-agent-cloudwatch")
         if self.settings.listen:
@@ -332,6 +356,8 @@ class Agent:
     def stop(self) -> None:
         self.stop_event.set()
         self.spool.wake()
+        with self._coalesce_cond:
+            self._coalesce_cond.notify_all()
 
     def close(self) -> None:
         self.stop()

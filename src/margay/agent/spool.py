@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,8 @@ class Spool:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._cond = threading.Condition()
+        self._prep: dict[str, threading.Lock] = {}  # per source: one coalescing at a time
+        self.on_coalesce: Callable[[str, int], None] = lambda source, n: None
         self._entries: dict[int, Batch] = {}  # kept in seq order
         self.bytes = 0
         for tmp in self.dir.glob("*.tmp"):
@@ -164,9 +166,34 @@ class Spool:
                     return None
                 self._cond.wait(left)
 
+    def _prep_lock(self, source: str) -> threading.Lock:
+        with self._cond:
+            return self._prep.setdefault(source, threading.Lock())
+
     def prepare(self, batch: Batch, max_raw_bytes: int) -> Batch:
         """Make `batch` ready to send (its source must be busy, i.e. owned by the caller): coalesce it with
-        the source's next unsent entries up to `max_raw_bytes`, or seal it alone. OSError on a full disk."""
+        the source's next unsent entries up to `max_raw_bytes`, or seal it alone. OSError on a full disk;
+        FileNotFoundError if it is gone. If it was coalesced meanwhile (`prefetch`), the coalesced entry."""
+        with self._prep_lock(batch.source):
+            with self._cond:
+                current = self._entries.get(batch.seq)
+            if current is None:
+                raise FileNotFoundError(f"spool entry {batch.seq} is gone")
+            return self._prepare(current, max_raw_bytes, alone=True)
+
+    def prefetch(self, source: str, after: int, max_raw_bytes: int) -> Batch | None:
+        """Coalesce the source's next unsent entries after seq `after` ahead of time (while the entry before
+        them is in flight), when there are two or more; the coalesced entry, or None."""
+        with self._prep_lock(source):
+            with self._cond:
+                nxt = next((b for b in self._entries.values()
+                            if b.source == source and b.seq > after and not b.sealed), None)
+            if nxt is None:
+                return None
+            out = self._prepare(nxt, max_raw_bytes, alone=False)
+            return out if out.members else None
+
+    def _prepare(self, batch: Batch, max_raw_bytes: int, alone: bool) -> Batch:
         if batch.sealed:
             return batch
         group = [batch]
@@ -189,6 +216,8 @@ class Spool:
                     group.append(b)
                     total += size
         if len(group) == 1:
+            if not alone:
+                return batch
             os.rename(self._path(batch.seq, False), self._path(batch.seq, True))
             fsync_dir(self.dir)
             batch.sealed = True
@@ -214,6 +243,7 @@ class Spool:
             self.bytes += merged.size - sum(b.size for b in group)
         for b in group:
             self._path(b.seq, False).unlink(missing_ok=True)
+        self.on_coalesce(merged.source, len(group))
         return merged
 
     def wake(self) -> None:

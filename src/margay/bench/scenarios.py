@@ -278,8 +278,9 @@ def agent(bench: Bench) -> dict[str, Any]:
     out["notes"] = (f"margay agent tailing a {out['agent_lines']:,}-line flows.log into a margay server on the same "
                     "machine; CPU and peak RSS are the agent process's own (wait4), wall time from its start to the "
                     f"last ack. Drain: the server down for {outage:.0f} s while Felix writes 1,000 lines/s (spooled "
-                    "in 0.2 s batches), then lines acked per second from the server's start to the last ack "
-                    "(agent_drain_vs_live: drain rate / live rate).")
+                    "in 0.2 s batches), then the server starts: agent_drain_reconnect_s until the first ack (retry backoff), "
+                    "agent_drain_lines_per_s from the first ack to the last (agent_drain_vs_live: that / the live "
+                    "rate), agent_drain_lines_per_s_incl_reconnect from the server's start.")
     return out
 
 
