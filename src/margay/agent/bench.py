@@ -1,7 +1,7 @@
 """The agent benchmark: a real server and a real `margay agent` process shipping a flows.log.
 
 Live: lines shipped (acknowledged by the server) per second of wall time from the agent's start over a
-pre-written file; CPU is the agent process's own user+system seconds and its peak RSS (from wait4).
+pre-written file; CPU is the agent process's own user+system seconds (wait4), and its peak RSS (VmHWM).
 
 Drain: the server is down for `outage` seconds while Felix writes at `rate` lines/s (the agent spools them
 in the small batches `batch_age` makes); then the server starts. Measured: the reconnect time (server up
@@ -44,12 +44,16 @@ def write_flows(path: Path, lines: int, now: int) -> int:
 
 
 def _stop(agent: Any) -> tuple[float, float]:
-    """SIGTERM the agent; (its CPU seconds, its peak RSS in MiB) from wait4."""
+    """SIGTERM the agent; (its CPU seconds from wait4, its peak RSS in MiB). The peak is the process's VmHWM
+    read just before: wait4's ru_maxrss would keep the forking parent's size across exec."""
+    from ..bench.harness import peak_rss_mib
+
     assert agent.proc is not None
+    rss = peak_rss_mib(agent.proc.pid)
     os.killpg(agent.proc.pid, signal.SIGTERM)
     _, _, usage = os.wait4(agent.proc.pid, 0)
     agent.proc.returncode = 0
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return usage.ru_utime + usage.ru_stime, rss
 
 
 def _wait_shipped(agent: Any, lines: int, timeout: float) -> float:
