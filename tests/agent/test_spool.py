@@ -92,3 +92,16 @@ def test_coalescing_ahead_while_a_batch_is_in_flight(tmp_path: Path) -> None:
     assert spool.prepare(stale, 1 << 20) is ahead  # resolved by seq to the coalesced entry
     assert spool.take([], 0) is ahead
     assert spool.prefetch("flows", ahead.seq, 1 << 20) is None  # nothing after it
+
+
+def test_the_seqs_of_coalesced_members_are_never_reused(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 30)
+    for i in range(3):
+        put(spool, "flows", i)
+    merged = spool.prepare(spool.take([], 0), 1 << 20)  # type: ignore[arg-type]
+    assert merged.members == [1, 2, 3] and merged.last_seq == 3
+    again = Spool(tmp_path / "spool", 1 << 30)  # the agent died with the coalesced entry in flight
+    fresh = put(again, "flows", 9)
+    assert fresh.seq == 4  # not 2: the next restart must not take it for a leftover member of seq 1
+    third = Spool(tmp_path / "spool", 1 << 30)
+    assert [b.key for b in third._entries.values()] == [merged.key, "key-flows-9"]

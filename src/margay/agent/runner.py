@@ -282,7 +282,7 @@ class Agent:
         # the batch spooled: it is tried again until it can be, or the agent stops (then resent, replayed).
         while True:
             try:
-                self.checkpoints.acknowledge(batch.source, batch.seq, batch.position, now)
+                self.checkpoints.acknowledge(batch.source, batch.last_seq, batch.position, now)
             except OSError as exc:
                 self._write_failed("checkpoint", exc)
                 if self.stop_event.wait(0.5):

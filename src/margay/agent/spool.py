@@ -73,6 +73,11 @@ class Batch:
     sealed: bool = False  # sent at least once (or may have been): never coalesced, always resent as is
     members: list[int] = field(default_factory=list)  # a coalesced entry: the seqs it replaced
 
+    @property
+    def last_seq(self) -> int:
+        """The highest seq this entry stands for (a coalesced entry: its last member's)."""
+        return max([self.seq, *self.members])
+
     def header(self) -> dict[str, Any]:
         return {"source": self.source, "log_type": self.log_type, "key": self.key, "lines": self.lines,
                 "position": self.position, "content_type": self.content_type, "params": self.params,
@@ -120,7 +125,9 @@ class Spool:
         for seq in sorted(found):
             self._entries[seq] = found[seq]
             self.bytes += found[seq].size
-        self.next_seq = max([first_seq, *(s + 1 for s in self._entries)])
+        # Never reuse a seq, not even one a coalesced entry names as a member (its file is gone): a new
+        # entry with that seq would be taken for a leftover member after a crash, and deleted.
+        self.next_seq = max([first_seq, *(b.last_seq + 1 for b in self._entries.values())])
 
     def _path(self, seq: int, sealed: bool) -> Path:
         return self.dir / f"{seq:016d}.{'sent' if sealed else 'batch'}"
