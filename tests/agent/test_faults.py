@@ -190,14 +190,15 @@ def test_three_rename_rotations_within_rotate_wait_and_copytruncate_of_same_seco
         f = flows.open("ab")
         write(f, 300)
         time.sleep(1.0)
-        for _ in range(3):  # three rotations 0.1 s apart: all within one rotate_wait (1 s)
-            write(f, 200)
+        for k in range(3):  # three rotations within one rotate_wait (1 s); the last two back to back,
+            write(f, 200)  # faster than the agent looks (poll_interval 0.05 s)
             rotate_numbered(flows)
             write(f, 50)  # the writer still appends to the renamed file for a moment
             f.close()
             f = flows.open("ab")
             write(f, 100)
-            time.sleep(0.1)
+            if k == 0:
+                time.sleep(0.1)
         write(f, 200)
         wait_shipped(agent)
         # copytruncate of lines of the same second: the file is copied, truncated and rewritten past the
