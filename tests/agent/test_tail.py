@@ -250,3 +250,17 @@ def test_restart_with_the_file_deleted_reads_the_newer_files_and_counts_the_loss
     t2, clock2, drops = make(p, resume)
     assert text(drain(t2, clock2, rounds=8)) == lines("b", 2) + lines("c", 2)
     assert drops == [("rotated_away", 1)]
+
+
+def test_a_position_saved_by_an_older_agent_still_resumes(tmp_path: Path) -> None:
+    """Older agents saved the first 64 bytes themselves (hex) as the fingerprint, and no fpn or mtime."""
+    p = tmp_path / "flows.log"
+    p.write_bytes(b"a-1\na-2\n")
+    st = p.stat()
+    old = {"gen": 3, "dev": st.st_dev, "ino": st.st_ino, "offset": 4, "fp": b"a-1\n".hex()}
+    resume = Position.from_dict(old)
+    assert resume is not None and resume.fpn == 4 and resume.fp == "raw:" + b"a-1\n".hex()
+    t, clock, drops = make(p, resume)
+    got = drain(t, clock)
+    assert text(got) == b"a-2\n" and got[0].gen == 3 and got[0].start == 4 and not drops
+    assert got[-1].position["fpn"] == 8 and not got[-1].position["fp"].startswith("raw:")
