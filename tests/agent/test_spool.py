@@ -105,3 +105,16 @@ def test_the_seqs_of_coalesced_members_are_never_reused(tmp_path: Path) -> None:
     assert fresh.seq == 4  # not 2: the next restart must not take it for a leftover member of seq 1
     third = Spool(tmp_path / "spool", 1 << 30)
     assert [b.key for b in third._entries.values()] == [merged.key, "key-flows-9"]
+
+
+def test_a_damaged_entry_is_not_coalesced(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 30)
+    for i in range(4):
+        put(spool, "flows", i)
+    damaged = tmp_path / "spool" / "0000000000000003.batch"
+    damaged.write_bytes(damaged.read_bytes()[:-20])  # its gzip body cut short
+    merged = spool.prepare(spool.take([], 0), 1 << 20)  # type: ignore[arg-type]
+    assert merged.members == [1, 2]
+    spool.remove(merged)
+    alone = spool.prepare(spool.take([], 0), 1 << 20)  # type: ignore[arg-type]
+    assert alone.seq == 3 and alone.sealed and not alone.members  # sent as it is: the server refuses it, counted

@@ -241,6 +241,9 @@ class Agent:
                 self._busy.add(batch.source)
             try:
                 self._ship(batch)
+            except Exception:  # noqa: BLE001 - a sender never dies; the batch stays spooled
+                log.exception("%s: shipping batch %s failed; trying again", batch.source, batch.key[:12])
+                self.stop_event.wait(1.0)
             finally:
                 with self._busy_lock:
                     self._busy.discard(batch.source)

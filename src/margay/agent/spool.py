@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,7 +230,17 @@ class Spool:
             fsync_dir(self.dir)
             batch.sealed = True
             return batch
-        raw = b"".join(gzip.decompress(self.body(b)) for b in group)
+        parts: list[bytes] = []
+        for i, b in enumerate(group):
+            try:
+                parts.append(gzip.decompress(self.body(b)))
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a damaged entry goes alone (refused)
+                log.error("spool entry %d (%s) is damaged (%s); it is not coalesced", b.seq, b.source, exc)
+                group = group[:i]
+                break
+        if len(group) <= 1:
+            return self._prepare(batch, 0, alone) if alone else batch
+        raw = b"".join(parts)
         merged = Batch(batch.source, batch.log_type, _merged_key(group), gzip.compress(raw, compresslevel=1),
                        sum(b.lines for b in group), group[-1].position, batch.content_type, batch.params,
                        created=batch.created, seq=batch.seq, raw_bytes=len(raw), sealed=True,
