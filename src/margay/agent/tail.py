@@ -221,7 +221,9 @@ class FileTailer:
                 continue
             try:
                 fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
+            except OSError as exc:  # renamed under us (or not readable): scan again next time
+                if not isinstance(exc, FileNotFoundError):
+                    log.warning("%s: %s", name, exc)
                 ok = False
                 continue
             now = os.fstat(fd)
@@ -241,10 +243,7 @@ class FileTailer:
         for i, (name, st) in enumerate(entries):
             if (st.st_dev, st.st_ino) != resume.ident:
                 continue
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
-                break
+            fd = os.open(name, os.O_RDONLY)  # gone meanwhile, or not readable: tried again next time
             if os.fstat(fd).st_size >= resume.offset and matches(fd, resume):
                 self.fd, self.pos = fd, resume
                 self._open_entries(entries[i + 1:], now - self.rotate_wait)
@@ -282,23 +281,28 @@ class FileTailer:
         """Whole lines ready to ship: full batches at once, a partial batch once it is `batch_age` old."""
         out: list[Chunk] = []
         if self._resume is not None:
-            resume, self._resume = self._resume, None
-            out.extend(self._open_resume(resume))
+            out.extend(self._open_resume(self._resume))  # an OSError here: tried again next time
+            self._resume = None
         if self.fd is None:
             if self.queue:
                 self._next_file()
             elif not self._open_path():
                 return out
         assert self.fd is not None and self.pos is not None
-        self._check_truncated(out)
-        self._discover()
-        while len(out) < MAX_BATCHES_PER_POLL:
-            chunk = self._read(final=bool(self.queue))
-            if chunk is not None:
-                out.append(chunk)
-                continue
-            if not self._finish_rotated():
-                break
+        try:
+            self._check_truncated(out)
+            self._discover()
+            while len(out) < MAX_BATCHES_PER_POLL:
+                chunk = self._read(final=bool(self.queue))
+                if chunk is not None:
+                    out.append(chunk)
+                    continue
+                if not self._finish_rotated():
+                    break
+        except OSError as exc:
+            if not out:
+                raise
+            log.warning("%s: %s (after reading %d batch(es); going on next time)", self.path, exc, len(out))
         self._queued_bytes = sum(os.fstat(q.fd).st_size for q in self.queue)
         return out
 
