@@ -68,7 +68,7 @@ def create_app(agent: Agent) -> Starlette:
         source = f"webhook_{kind}"
         key = hashlib.sha256(b"\x1f".join([agent.instance.encode(), source.encode(), body])).hexdigest()[:48]
         ok = await asyncio.to_thread(agent.enqueue, source, f"audit_{kind}", body, items, key,
-                                     {"key": key, "at": time.time()}, "application/json")
+                                     {"key": key, "at": time.time()}, "application/json", None, True)
         if not ok:
             return _error(503, "the agent's spool is full; retry later")
         return JSONResponse({"accepted": items})
