@@ -162,27 +162,76 @@ def test_simulate_writes_native_layout(tmp_path: Path) -> None:
     assert (out_dir / "c1" / "worker-1" / "bird" / "current").exists()
 
 
-def test_demo_serves_simulated_data(tmp_path: Path) -> None:
-    log = tmp_path / "demo.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([*MARGAY, "demo", "--data-dir", str(tmp_path / "demo"), "--port", "0",
-                                 "--days", "0.02"], stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+class Demo:
+    """`margay demo` as a user runs it, in its own process group; stop() is Ctrl-C."""
+
+    def __init__(self, data: Path, log: Path, cwd: Path) -> None:
+        self.log = log
+        with open(log, "w") as fh:
+            self.proc = subprocess.Popen([*MARGAY, "demo", "--data-dir", str(data), "--port", "0", "--days", "0.05"],
+                                         stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd,
+                                         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
         deadline = time.monotonic() + 120
-        url = None
-        while time.monotonic() < deadline and url is None:
+        self.url = ""
+        while time.monotonic() < deadline and not self.url:
             m = re.search(r"margay is running at (http://\S+)", log.read_text())
-            url = m.group(1) if m else None
-            assert proc.poll() is None, log.read_text()
+            self.url = m.group(1) if m else ""
+            assert self.proc.poll() is None, log.read_text()
             time.sleep(0.2)
-        assert url, log.read_text()
-        r = httpx.post(url + "/api/v1/flows/logs", json={"max_page_size": 1, "clusters": ["cluster", "app-cluster-1"]},
-                       headers={"x-cluster-id": "_MULTI_"}, timeout=30)
-        assert r.status_code == 200 and r.json()["total_hits"] > 0
+        assert self.url, log.read_text()
+        time.sleep(0.5)  # the commands are printed right after the URL
+        text = log.read_text()
+        self.commands = [ln[2:] for ln in text.split("try:\n", 1)[1].splitlines() if ln.startswith("  ")]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def _count(url: str, kind: str, start: int, end: int) -> int:
+    body = {"all_clusters": True, "max_page_size": 0, "time_range": {"from": start, "to": end}}
+    r = httpx.post(url + f"/api/v1/{kind}", json=body, headers={"x-cluster-id": "_MULTI_"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return int(r.json()["total_hits"])
+
+
+def test_demo_prints_commands_that_work_and_a_rerun_continues_the_data(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    demo = Demo(data, tmp_path / "demo1.log", tmp_path)
+    try:
+        assert len(demo.commands) == 3, demo.log.read_text()
+        for command in demo.commands:  # pasted into a shell, as printed
+            out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                                 env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+            assert out.returncode == 0 and "Traceback" not in out.stderr, (command, out.stdout, out.stderr)
+            if command.startswith("curl"):
+                answer = orjson.loads(out.stdout)
+                assert answer["total_hits"] > 0 and {i["action"] for i in answer["items"]} == {"deny"}
+            else:
+                assert "records in 2 clusters (app-cluster-1, cluster), newest first" in out.stdout, out.stdout
+                assert re.search(r"│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", out.stdout), out.stdout
+        newest = httpx.post(demo.url + "/api/v1/flows/logs", json={"all_clusters": True, "max_page_size": 1, "sort": [
+            {"field": "end_time", "descending": True}]}, headers={"x-cluster-id": "_MULTI_"}, timeout=30).json()
+        until = newest["items"][0]["end_time"]
+        since = until - 3600
+        before = {k: _count(demo.url, k, since, until + 1) for k in ("flows/logs", "dns/logs", "l7/logs")}
+        assert all(before.values()), before  # the demo has flows, DNS and L7 logs
+        busy = run("demo", "--data-dir", str(data), "--port", "0", check=False, cwd=tmp_path)
+        lines = busy.stderr.strip().splitlines()
+        assert busy.returncode != 0 and len(lines) == 1, busy
+        assert "in use by another margay demo: stop it" in lines[0]
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        demo.stop()
+
+    rerun = Demo(data, tmp_path / "demo2.log", tmp_path)
+    try:
+        assert "continuing the stored demo data" in rerun.log.read_text()
+        after = {k: _count(rerun.url, k, since, until + 1) for k in before}
+        assert after == before  # not doubled
+    finally:
+        rerun.stop()

@@ -200,7 +200,8 @@ def simulate(
     clusters: Annotated[list[str] | None, typer.Option("--cluster", help="Cluster names (repeat).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same logs.")] = 1,
     live: Annotated[bool, typer.Option(help="After the backfill, keep sending current logs.")] = False,
-    rate: Annotated[float, typer.Option(help="Flow records per second when --live.")] = 50.0,
+    rate: Annotated[float | None, typer.Option(help="With --live: a time-lapse of about this many flow records "
+                                               "per second (default: the backfill's own rate, every 5 minutes).")] = None,
     token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
 ) -> None:
     """Generate a deterministic multi-cluster workload: native files, or posts to a server."""
