@@ -66,6 +66,8 @@ MISUSE = [
     ("server not running", ["query", "flows", "--server", "{closed}"], "is `margay serve` running there?"),
     ("ingest without scheme", ["ingest", "--type", "flows", "--server", "localhost:8080", "{file}"],
      "has no scheme: use --server http://localhost:8080"),
+    ("agent without scheme", ["agent", "--server", "10.0.0.1:8080", "--cluster", "c", "--state-dir", "st"],
+     "has no scheme: use --server http://10.0.0.1:8080"),
     ("simulate without scheme", ["simulate", "--server", "localhost:8080", "--days", "0.01"],
      "has no scheme: use --server http://localhost:8080"),
 ]

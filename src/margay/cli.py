@@ -294,9 +294,12 @@ def agent(
 ) -> None:
     """Run the node agent: tail Calico's logs, checkpoint, spool and ship them to a server (docs/agent.md)."""
     from .agent import run_agent
+    from .client import server_url
     from .errors import MargayError
 
-    flags = {k: v for k, v in locals().items() if k not in ("config", "run_agent", "MargayError")}
+    if server:
+        server = server_url(server)  # `--server 127.0.0.1:8080` fails here, not later in the shipper
+    flags = {k: v for k, v in locals().items() if k not in ("config", "run_agent", "MargayError", "server_url")}
     try:
         run_agent(flags, config=config)
     except MargayError as exc:
