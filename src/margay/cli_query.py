@@ -61,18 +61,8 @@ def open_target(server: str | None, token: str | None, data_dir: Path) -> Iterat
         shown = str(data_dir) if data_dir.is_absolute() or str(data_dir).startswith(".") else f"./{data_dir}"
         raise QueryUsageError(f"no --server given and {shown} holds no margay store: pass --server "
                               "http://HOST:PORT (or set MARGAY_SERVER), or --data-dir DIR of a stopped server")
-    try:
-        ctx = local_client(data_dir)
-        client = ctx.__enter__()
-    except Exception as exc:  # DuckDB refuses a database another process holds open
-        if "lock" in str(exc).lower():
-            raise QueryUsageError(f"{data_dir} is in use by a running `margay serve`: query it with "
-                                  "--server http://HOST:PORT instead") from None
-        raise
-    try:
+    with local_client(data_dir) as client:  # a stopped server's: two processes on one store are not safe
         yield client
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 def request_body(log_type: str, selector: str, since: str, until: str, limit: int) -> dict[str, Any]:
