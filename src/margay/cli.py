@@ -515,7 +515,18 @@ def main() -> None:
     import os
 
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come back as exceptions: one line each, below
+    except typer.TyperException as exc:  # click's UsageError, BadParameter, NoSuchOption, ... (typer's click)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `margay` or a command group alone: help was printed
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        console.print(f"[red]error:[/red] {escape(exc.format_message())}{escape(hint)}", highlight=False,
+                      soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
     except Exception as exc:
         if os.environ.get("MARGAY_DEBUG"):
             raise
@@ -525,6 +536,7 @@ def main() -> None:
                        "for the traceback and report it)")
         console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main", "datetime", "timedelta", "UTC"]
