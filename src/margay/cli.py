@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -25,7 +26,7 @@ DataDir = Annotated[Path, typer.Option("--data-dir", help="Data directory of the
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -124,7 +125,8 @@ def ingest(
     files: Annotated[list[Path], typer.Argument(help="Native log files (NDJSON, BIRD logs, audit logs).")],
     type: Annotated[str, typer.Option("--type", "-t", help="flows, dns, audit_ee, audit_kube, bgp, events, l7")],
     cluster: Annotated[str, typer.Option(help="Cluster the records belong to.")] = "cluster",
-    server: Annotated[str | None, typer.Option(help="Send to a running server at this URL.")] = None,
+    server: Annotated[str | None, typer.Option(help="Send to a running server at this URL.",
+                                                envvar="MARGAY_SERVER")] = None,
     data_dir: DataDir = Path("./data"),
     token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
     host: Annotated[str | None, typer.Option(help="Node name for BIRD logs (default: from the path).")] = None,
@@ -149,56 +151,49 @@ def ingest(
         raise typer.Exit(1)
 
 
+Server = Annotated[str | None, typer.Option(help="URL of a running server, e.g. http://127.0.0.1:8080.",
+                                            envvar="MARGAY_SERVER")]
+
+
 @app.command()
 def query(
     type: Annotated[str, typer.Argument(help="flows, dns, audit, audit_ee, audit_kube, bgp, events, l7")],
     selector: Annotated[str, typer.Argument(help='Selector, e.g. \'action = "deny" AND dest_namespace IN {"db"}\'')] = "",
     since: Annotated[str, typer.Option(help="How far back: 15m, 1h, 7d, or an RFC 3339 time.")] = "1h",
     until: Annotated[str, typer.Option(help="End of the range: now, or an RFC 3339 time.")] = "now",
-    cluster: Annotated[list[str] | None, typer.Option(help="Cluster(s) to read; repeat for several.")] = None,
-    limit: Annotated[int, typer.Option(help="Records to print.")] = 20,
+    cluster: Annotated[list[str] | None, typer.Option(help="Cluster(s) to read; repeat for several. "
+                                                      "Default: every cluster you may read.")] = None,
+    limit: Annotated[int, typer.Option(help="Records to print (the newest).")] = 20,
     json: Annotated[bool, typer.Option("--json", help="Print NDJSON records instead of a table.")] = False,
-    server: Annotated[str | None, typer.Option(help="Query a running server at this URL.")] = None,
-    data_dir: DataDir = Path("./data"),
+    server: Server = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Without --server: the data directory of a "
+                                           "stopped server to read.", envvar="MARGAY_DATA_DIR")] = Path("./data"),
     token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
 ) -> None:
-    """Search stored logs with margay's selector syntax."""
-    from .client import Client, local_client
+    """Search stored logs with margay's selector syntax: newest first, times in UTC.
 
-    start = since if not since[:1].isdigit() or "T" in since else f"now-{since}"
-    body: dict[str, Any] = {"time_range": {"from": start, "to": until}, "selector": selector,
-                            "max_page_size": limit}
-    clusters = cluster or ["cluster"]
-    with (Client(server, token) if server else local_client(data_dir)) as client:
-        result = client.search(type, body, clusters)
+    Reads every cluster you may read unless --cluster names some; a named cluster that holds no logs
+    you may read is an error.
+    """
+    from .cli_query import QueryUsageError, check_type, open_target, readable_clusters, request_body, table
+
+    try:
+        type = check_type(type)
+        with open_target(server, token, data_dir) as client:
+            readable = readable_clusters(client, type)
+            unknown = [c for c in cluster or [] if c not in readable]
+            if unknown:
+                known = ", ".join(readable) or "none yet"
+                fail(f"no {type} logs of cluster {', '.join(unknown)} on this server (or none you may read); "
+                     f"clusters with {type} logs you may read: {known}")
+            result = client.search(type, request_body(type, selector, since, until, limit), cluster or None)
+    except QueryUsageError as exc:
+        fail(str(exc))
     if json:
         for item in result["items"]:
             out.print_json(orjson.dumps(item).decode()) if sys.stdout.isatty() else print(orjson.dumps(item).decode())
         return
-    _print_table(type, result)
-
-
-def _print_table(type: str, result: dict[str, Any]) -> None:
-    from .web.columns import default_columns
-
-    cols = default_columns(type)
-    table = Table(title=f"{type}: {len(result['items'])} of {result.get('total_hits')} records")
-    for c in cols:
-        table.add_column(c, overflow="fold")
-    for item in result["items"]:
-        table.add_row(*[_cell(item, c) for c in cols])
-    out.print(table)
-
-
-def _cell(item: dict[str, Any], path: str) -> str:
-    value: Any = item
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
-        return ""
-    if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
-    return str(value)
+    out.print(table(type, result, cluster or readable))
 
 
 @app.command()
@@ -209,15 +204,17 @@ def simulate(
     clusters: Annotated[list[str] | None, typer.Option("--cluster", help="Cluster names (repeat).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same logs.")] = 1,
     live: Annotated[bool, typer.Option(help="After the backfill, keep sending current logs.")] = False,
-    rate: Annotated[float, typer.Option(help="Flow records per second when --live.")] = 50.0,
+    rate: Annotated[float | None, typer.Option(help="With --live: a time-lapse of about this many flow records "
+                                               "per second (default: the backfill's own rate, every 5 minutes).")] = None,
     token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
 ) -> None:
     """Generate a deterministic multi-cluster workload: native files, or posts to a server."""
+    from .client import server_url
     from .simulate.runner import simulate_cmd
 
     if (server is None) == (out_dir is None):
         fail("give exactly one of --server URL or --out DIR")
-    simulate_cmd(server=server, out_dir=out_dir, days=days, clusters=clusters or ["cluster", "app-cluster-1"],
+    simulate_cmd(server=server_url(server) if server else None, out_dir=out_dir, days=days, clusters=clusters or ["cluster", "app-cluster-1"],
                  seed=seed, live=live, rate=rate, token=token, console=console)
 
 
@@ -301,9 +298,12 @@ def agent(
 ) -> None:
     """Run the node agent: tail Calico's logs, checkpoint, spool and ship them to a server (docs/agent.md)."""
     from .agent import run_agent
+    from .client import server_url
     from .errors import MargayError
 
-    flags = {k: v for k, v in locals().items() if k not in ("config", "run_agent", "MargayError")}
+    if server:
+        server = server_url(server)  # `--server 127.0.0.1:8080` fails here, not later in the shipper
+    flags = {k: v for k, v in locals().items() if k not in ("config", "run_agent", "MargayError", "server_url")}
     try:
         run_agent(flags, config=config)
     except MargayError as exc:
@@ -486,23 +486,61 @@ def archive_import(
         raise typer.Exit(1)
 
 
-def main() -> None:
+def _explain(exc: BaseException) -> str | None:
+    """One line that says what went wrong and what to do, for the errors a user can cause; None for bugs."""
     import httpx
 
-    from .client import ClientError
+    from .client import BadServerURL, ClientError
     from .errors import MargayError
 
+    if isinstance(exc, ClientError):
+        if exc.status == 401:
+            return (f"{exc}: pass --token TOKEN or set MARGAY_TOKEN (`margay serve` prints its admin token; "
+                    "it is also in <data-dir>/admin-token)")
+        if exc.status == 403:
+            return f"{exc} (ask an administrator for an RBAC grant, or pick another --cluster)"
+        return str(exc)
+    if isinstance(exc, BadServerURL):
+        return str(exc)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return f"cannot reach the server ({exc}); is `margay serve` running there? (check --server)"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return f"--server is not a usable URL ({exc}); use e.g. http://127.0.0.1:8080"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"the server did not answer in time ({exc}); try again, or narrow --since"
+    if isinstance(exc, httpx.TransportError):
+        return f"talking to the server failed ({type(exc).__name__}: {exc}); check --server"
+    if isinstance(exc, MargayError):
+        return exc.message
+    return None
+
+
+def main() -> None:
+    import os
+
     try:
-        app()
-    except ClientError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        code = app(standalone_mode=False)  # usage errors come back as exceptions: one line each, below
+    except typer.TyperException as exc:  # click's UsageError, BadParameter, NoSuchOption, ... (typer's click)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `margay` or a command group alone: help was printed
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        console.print(f"[red]error:[/red] {escape(exc.format_message())}{escape(hint)}", highlight=False,
+                      soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("MARGAY_DEBUG"):
+            raise
+        message = _explain(exc)
+        if message is None:  # a bug: still one line, and how to see the rest
+            message = (f"unexpected {type(exc).__name__}: {exc} (a bug in margay: rerun with MARGAY_DEBUG=1 "
+                       "for the traceback and report it)")
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except httpx.ConnectError as exc:
-        console.print(f"[red]error:[/red] cannot reach the server ({exc}); is `margay serve` running there?")
-        sys.exit(2)
-    except MargayError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main", "datetime", "timedelta", "UTC"]
