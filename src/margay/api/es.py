@@ -19,9 +19,9 @@ from starlette.routing import Route
 
 from ..errors import Forbidden, MargayError, ParseError, QueryError
 from ..logtypes import REGISTRY
-from ..query.es.request import EsPlan, Target, named, query_params_into, resolve
+from ..query.es.request import Target, named, query_params_into, resolve
 from ..query.restriction import Restriction
-from ..store.backend import EsAnswer
+from ..store.backend import EsAnswer, EsPlan
 from ..store.mapping import mapping_for
 from .common import read_body
 

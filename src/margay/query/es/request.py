@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from ...errors import NotFound, QueryError
 from ...logtypes import REGISTRY, LogType
 from ...store.backend import Partition
-from ..model import Query
-from ..restriction import NONE, Restriction, agg_fields
+from ..restriction import agg_fields
 from .dsl import named_fields
 
 MAX_WINDOW = 10_000
@@ -75,23 +73,6 @@ def resolve(parts: list[Partition], allowed: set[tuple[str, str]], pattern: str)
             continue
         targets.setdefault(t, Target(REGISTRY[t])).days[c] = days
     return list(targets.values())
-
-
-@dataclass(frozen=True)
-class EsPlan:
-    """One log type's part of an /es/ request as the caller may read it: clusters, per cluster the days
-    (None: every day), and the reader's restriction (namespace scope). Engines answer for a list of them."""
-
-    lt: LogType
-    days: Mapping[str, frozenset[str] | None]
-    restriction: Restriction = NONE
-
-    @property
-    def clusters(self) -> list[str]:
-        return sorted(self.days)
-
-    def query(self, now: datetime) -> Query:
-        return Query(self.lt, self.clusters, size=0, now=now, restriction=self.restriction)
 
 
 def check_search(body: dict[str, Any]) -> tuple[int, int]:
