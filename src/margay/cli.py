@@ -65,11 +65,17 @@ def serve(
                                                          envvar="MARGAY_OPENSEARCH_TOKEN")] = None,
     opensearch_ca_file: Annotated[Path | None, typer.Option(help="CA bundle (PEM) for OpenSearch's TLS.",
                                                             envvar="MARGAY_OPENSEARCH_CA_FILE")] = None,
+    tls_cert_file: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM, chain "
+                                                       "allowed); needs --tls-key-file.",
+                                                       envvar="MARGAY_TLS_CERT_FILE")] = None,
+    tls_key_file: Annotated[Path | None, typer.Option(help="Private key (PEM) of --tls-cert-file.",
+                                                      envvar="MARGAY_TLS_KEY_FILE")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
     With no --tokens, --kubeconfig or --no-auth, an admin token is generated into the data directory
-    (admin-token, mode 0600) and printed.
+    (admin-token, mode 0600) and printed. With --tls-cert-file and --tls-key-file it serves HTTPS only
+    (needed for a kube-apiserver audit webhook that sends a token).
     """
     import uvicorn
 
@@ -79,6 +85,7 @@ def serve(
     from .testing.server import bind, url_of
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    tls = _tls_files(tls_cert_file, tls_key_file)
     try:
         flags: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port, "config": config,
                                  "log_level": log_level, "tokens": tokens, "rbac": rbac, "kubeconfig": kubeconfig,
@@ -109,10 +116,32 @@ def serve(
         sock = bind(host, port)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port (0 = any free port)")
-    print(f"listening on {url_of(sock)}", flush=True)
+    print(f"listening on {url_of(sock, tls=tls is not None)}", flush=True)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=30))
+                                           timeout_graceful_shutdown=30,
+                                           ssl_certfile=str(tls[0]) if tls else None,
+                                           ssl_keyfile=str(tls[1]) if tls else None))
     server.run(sockets=[sock])
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """Check --tls-cert-file/--tls-key-file by loading them, so a bad pair is one line, not a traceback."""
+    import ssl
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        fail("--tls-cert-file and --tls-key-file go together: give both (or neither for plain HTTP)")
+    assert cert is not None and key is not None
+    for flag, path in (("--tls-cert-file", cert), ("--tls-key-file", key)):
+        if not path.is_file():
+            fail(f"{flag} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        fail(f"cannot use --tls-cert-file {cert} with --tls-key-file {key}: {exc.strerror or exc}; "
+             "give a PEM certificate and its matching PEM private key")
+    return cert, key
 
 
 @app.command()
