@@ -24,7 +24,13 @@ fi
 exec 9>"$out/.lock"
 flock 9
 
-hash=$( (cd "$module" && sha256sum go.mod go.sum tools.go; "$go" version) | sha256sum | cut -d' ' -f1)
+hash=$( (cd "$module" && sha256sum go.mod go.sum tools.go; sha256sum "$repo/scripts/rig/kube.sh"; "$go" version) \
+        | sha256sum | cut -d' ' -f1)
+# /version answers what the wrapper requires (a module build is not stamped like a release build).
+version=$(awk '$1 == "k8s.io/kubernetes" {print $2}' "$module/go.mod")
+minor=$(echo "$version" | cut -d. -f2)
+stamp="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1"
+stamp="$stamp -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 if [ -f "$out/build.sha256" ] && [ "$(cat "$out/build.sha256")" = "$hash" ] \
    && [ -x "$out/bin/kube-apiserver" ] && [ -x "$out/bin/etcd" ]; then
   echo "rig: kube: kube-apiserver and etcd up to date ($out/bin)"
@@ -34,7 +40,7 @@ fi
 echo "rig: kube: building kube-apiserver and etcd with $("$go" version | cut -d' ' -f3) (first time: ~7 min)"
 rm -f "$out/build.sha256"
 if ! (cd "$module" && GOFLAGS=-mod=readonly CGO_ENABLED=0 \
-        "$go" build -trimpath -ldflags='-s -w' -o "$out/bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver \
+        "$go" build -trimpath -ldflags="-s -w $stamp" -o "$out/bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver \
      && GOFLAGS=-mod=readonly CGO_ENABLED=0 \
         "$go" build -trimpath -ldflags='-s -w' -o "$out/bin/etcd.tmp" go.etcd.io/etcd/server/v3) \
      > "$out/build.log" 2>&1; then

@@ -367,6 +367,76 @@ def aggregate(
     console.print(f"{result.records_in} records in, {result.records_out} out")
 
 
+access_app = typer.Typer(help="Access: ask what margay's RBAC check answers for a user.", no_args_is_help=True)
+app.add_typer(access_app, name="access")
+
+
+@access_app.command("check")
+def access_check(
+    user: Annotated[str, typer.Argument(help="User name as RBAC subjects name it (alice, "
+                                        "system:serviceaccount:NS:NAME).")],
+    type: Annotated[str, typer.Argument(help="Log type: flows, dns, audit_ee, audit_kube, bgp, events, l7, "
+                                        "or 'all' for a table.")],
+    cluster: Annotated[str, typer.Argument(help="Cluster name (the RBAC resource).")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Ask within this namespace (RoleBindings "
+                                           "there count too).")] = "",
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="A group of the user (repeat); "
+                                                    "system:authenticated is added.")] = None,
+    verb: Annotated[str, typer.Option(help="get (read) or create (write as a person).")] = "get",
+    kubeconfig: Annotated[Path | None, typer.Option(help="Ask this API server (SubjectAccessReview).",
+                                                    envvar="MARGAY_KUBECONFIG")] = None,
+    in_cluster: Annotated[bool, typer.Option("--in-cluster", help="Ask the API server of this pod.")] = False,
+    rbac: Annotated[Path | None, typer.Option(help="Evaluate this RBAC YAML (file or folder) locally instead.",
+                                              envvar="MARGAY_RBAC")] = None,
+) -> None:
+    """May USER read log TYPE of CLUSTER? What `kubectl auth can-i` cannot answer for lma.tigera.io.
+
+    Prints yes or no with the request asked (exit 0 for yes, 1 for no), like `kubectl auth can-i`.
+    """
+    from .access.check import check
+    from .access.identity import person
+    from .access.kube import KubeClient, from_kubeconfig, in_cluster as pod_connection
+    from .access.rbac import Policy, load_documents
+    from .api.common import valid_cluster
+    from .errors import MargayError
+    from .logtypes import REGISTRY
+
+    if sum(bool(x) for x in (kubeconfig, in_cluster, rbac)) != 1:
+        fail("give exactly one of --kubeconfig FILE, --in-cluster or --rbac PATH")
+    if type != "all" and type not in REGISTRY:
+        fail(f"unknown log type {type!r}; use one of: {', '.join(REGISTRY)}, or all")
+    if verb not in ("get", "create"):
+        fail(f"unknown --verb {verb!r}: margay asks get (read) or create (write)")
+    kube = policy = None
+    try:
+        valid_cluster(cluster)
+        if not user.strip():
+            fail("USER is empty: give a user name")
+        who = person(user, group or [])
+        if rbac is not None:
+            if not rbac.exists():
+                fail(f"--rbac {rbac}: no such file or folder")
+            policy = Policy(load_documents(rbac), str(rbac))
+        else:
+            kube = KubeClient(from_kubeconfig(kubeconfig) if kubeconfig else pod_connection())
+        types = list(REGISTRY.values()) if type == "all" else [REGISTRY[type]]
+        answers = [(lt, check(who, lt, cluster, namespace=namespace, verb=verb, kube=kube, policy=policy))
+                   for lt in types]
+    except MargayError as exc:
+        fail(exc.message)
+    finally:
+        if kube is not None:
+            kube.close()
+    for lt, d in answers:
+        line = f"{'yes' if d.allowed else 'no'}"
+        if type == "all":
+            line = f"{lt.name:<11} {line}"
+        out.print(f"{line}  ({d.attributes(verb, cluster, namespace)}; {d.reason})", highlight=False,
+                  soft_wrap=True)
+    raise typer.Exit(0 if all(d.allowed for _, d in answers) or (type == "all" and any(
+        d.allowed for _, d in answers)) else 1)
+
+
 retention_app = typer.Typer(help="Retention: what is kept, what expires next, and dropping what has expired.",
                             no_args_is_help=True)
 app.add_typer(retention_app, name="retention")

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -143,8 +144,8 @@ class ServerProcess(ChildProcess):
         import httpx
 
         try:
-            return httpx.get(url + "/-/health", timeout=2,
-                             verify=str(ca_file) if ca_file else True).status_code == 200
+            verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+            return httpx.get(url + "/-/health", timeout=2, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 

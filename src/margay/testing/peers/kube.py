@@ -12,9 +12,11 @@ so Calico objects are real. `client(token)` is an httpx client that trusts the s
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -171,10 +173,12 @@ class KubeAPIServer:
 
     def _start_apiserver(self) -> None:
         d = self._dir
-        make_certificates(d / "tls")
+        if not (self.ca_file.exists() and self.cert_file.exists() and self.key_file.exists()):
+            make_certificates(d / "tls")  # else: made beforehand (e.g. shared with the webhook's receiver)
         openssl("genrsa", "-out", "sa.key", "2048", cwd=d / "tls")
         openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d / "tls")
-        lines = [f'{token},{name},uid-{name},"{",".join(groups)}"' for token, (name, groups) in self.users.items()]
+        lines = [f'{token},{name},uid-{name}' + (f',"{",".join(groups)}"' if groups else "")
+                 for token, (name, groups) in self.users.items()]
         (d / "tokens.csv").write_text("\n".join(lines) + "\n")
         (d / "tokens.csv").chmod(0o600)
         (d / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
@@ -229,8 +233,12 @@ class KubeAPIServer:
     def client(self, token: str | None = None, *, timeout: float = 30.0) -> httpx.Client:
         """An httpx client for the API server with `token` (default: the admin's) that trusts its CA."""
         token = self.admin_token if token is None else token
-        return httpx.Client(base_url=self.url, verify=str(self.ca_file), timeout=timeout,
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(), timeout=timeout,
                             headers={"authorization": f"Bearer {token}", "accept": "application/json"})
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context trusting the rig's CA (which also signed `cert_file`)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def kubeconfig(self, path: Path, token: str | None = None) -> Path:
         """Write a kubeconfig for this server and `token` (default: the admin's) to `path`."""
@@ -244,11 +252,14 @@ class KubeAPIServer:
 
     def apply(self, objects: Iterable[dict[str, Any]], *, dry_run: bool = False,
               token: str | None = None) -> list[httpx.Response]:
-        """Server-side apply of each object (as `kubectl apply --server-side [--dry-run=server]` does)."""
+        """Server-side apply of each object (as `kubectl apply --server-side [--dry-run=server]` does).
+
+        The patch is sent as JSON (valid apply YAML): kube-apiserver cannot JSON-encode a YAML request body
+        into an audit event, and then loses the event from the log and its whole batch from the webhook."""
         out = []
         with self.client(token) as http:
             for obj in objects:
-                r = http.patch(self.object_path(obj), content=yaml.safe_dump(obj).encode(),
+                r = http.patch(self.object_path(obj), content=json.dumps(obj).encode(),
                                params={"fieldManager": "margay-rig", "force": "true",
                                        **({"dryRun": "All"} if dry_run else {})},
                                headers={"content-type": "application/apply-patch+yaml"})
@@ -284,7 +295,7 @@ class KubeAPIServer:
         with self.client() as http:
             for doc in docs:
                 r = http.patch(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{doc['metadata']['name']}",
-                               content=yaml.safe_dump(doc).encode(),
+                               content=json.dumps(doc).encode(),
                                params={"fieldManager": "margay-rig", "force": "true"},
                                headers={"content-type": "application/apply-patch+yaml"})
                 if r.status_code not in (200, 201):
