@@ -395,7 +395,8 @@ def access_check(
     """
     from .access.check import check
     from .access.identity import person
-    from .access.kube import KubeClient, from_kubeconfig, in_cluster as pod_connection
+    from .access.kube import KubeClient, from_kubeconfig
+    from .access.kube import in_cluster as pod_connection
     from .access.rbac import Policy, load_documents
     from .api.common import valid_cluster
     from .errors import MargayError

@@ -313,6 +313,29 @@ class KubeAPIServer:
 
             wait_until(established, timeout=timeout, proc=self.proc, what="CRDs", log=self.log_file, interval=0.2)
 
+    def aggregate_cluster_roles(self) -> int:
+        """Fill the rules of every ClusterRole with an aggregationRule, as kube-controller-manager's
+        clusterrole-aggregation controller does (the rig runs no controller manager). Returns how many."""
+        with self.client() as http:
+            roles = http.get("/apis/rbac.authorization.k8s.io/v1/clusterroles").json()["items"]
+            done = 0
+            for role in roles:
+                selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+                if not selectors:
+                    continue
+                rules: list[dict[str, Any]] = []
+                for other in roles:
+                    if other is role or not any(_selects(sel, (other["metadata"].get("labels") or {}))
+                                                for sel in selectors):
+                        continue
+                    rules += [r for r in other.get("rules") or [] if r not in rules]
+                r = http.patch(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{role['metadata']['name']}",
+                               json={"rules": rules}, headers={"content-type": "application/merge-patch+json"})
+                if r.status_code != 200:
+                    raise PeerError(f"aggregating ClusterRole {role['metadata']['name']}: {r.status_code} {r.text}")
+                done += 1
+        return done
+
     def service_account_token(self, namespace: str, name: str, *, audience: str | None = None,
                               seconds: int = 3600) -> str:
         """Create the namespace and service account if needed and return a TokenRequest token for it."""
@@ -336,3 +359,20 @@ class KubeAPIServer:
 
         data = self.audit_log.read_bytes() if self.audit_log.exists() else b""
         return [orjson.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A metav1.LabelSelector (matchLabels and matchExpressions) against an object's labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
