@@ -231,3 +231,35 @@ def test_people_of_the_cast_are_static_users(kube: KubeRig) -> None:
         status = review(kube, kube.tokens[name])
         assert status["user"]["username"] == name
         assert set(status["user"]["groups"]) == {*groups, "system:authenticated"}
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def test_deploy_manifests_apply_to_the_api_server(kube: KubeRig) -> None:
+    """deploy/*.yaml pass the real API server's validation and admission (server-side apply, dry run), and the
+    server's RBAC lets margay do its TokenReviews and SubjectAccessReviews."""
+    import yaml
+
+    docs = [d for p in sorted(DEPLOY.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    assert namespaces, "deploy/ has no Namespace"
+    assert all(r.status_code in (200, 201) for r in kube.api.apply(namespaces))  # for real: the rest lives in it
+    answers = kube.api.apply(docs, dry_run=True)
+    failed = [f"{d['kind']}/{d['metadata']['name']}: {r.status_code} {r.text[:300]}"
+              for d, r in zip(docs, answers, strict=True) if r.status_code not in (200, 201)]
+    assert not failed, "\n".join(failed)
+    with kube.api.client() as http:  # a dry run stores nothing
+        assert http.get("/apis/apps/v1/namespaces/margay/deployments/margay-server").status_code == 404
+    rbac = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    assert all(r.status_code in (200, 201) for r in kube.api.apply(rbac))
+    server_sa = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    with kube.api.client() as http:
+        for group, resource in (("authentication.k8s.io", "tokenreviews"),
+                                ("authorization.k8s.io", "subjectaccessreviews")):
+            r = http.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json={
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"user": f"system:serviceaccount:margay:{server_sa}",
+                         "groups": ["system:serviceaccounts", "system:serviceaccounts:margay"],
+                         "resourceAttributes": {"group": group, "resource": resource, "verb": "create"}}})
+            assert r.json()["status"].get("allowed") is True, f"{server_sa} may not create {resource}"
