@@ -391,7 +391,8 @@ def access_check(
 ) -> None:
     """May USER read log TYPE of CLUSTER? What `kubectl auth can-i` cannot answer for lma.tigera.io.
 
-    Prints yes or no with the request asked (exit 0 for yes, 1 for no), like `kubectl auth can-i`.
+    Prints yes or no with the request asked (exit 0 for yes, 1 for no), like `kubectl auth can-i`;
+    with TYPE all, one row per log type (exit 0 when any is readable).
     """
     from .access.check import check
     from .access.identity import person
