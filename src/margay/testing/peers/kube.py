@@ -215,8 +215,8 @@ class KubeAPIServer:
         self.ready_seconds = time.monotonic() - t0
 
     def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout=20)
+        if self.proc is not None:  # a graceful stop waits for open watches; the data is disposable
+            stop_process(self.proc, timeout=5)
             self.proc = None
         if self.etcd is not None:
             stop_process(self.etcd, timeout=20)
