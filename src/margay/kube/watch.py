@@ -273,6 +273,8 @@ class ResourceWatcher:
             with self._lock:
                 self._open.add(r)
             try:
+                if self._stop.is_set():  # stop() ran before this stream was registered
+                    return
                 for line in r.iter_lines():
                     if self._stop.is_set():
                         return
