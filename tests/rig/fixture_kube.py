@@ -65,13 +65,21 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeRig]:
                             webhook=Webhook(sink.url + "/api/v1/audit/logs/kube/bulk", webhook_token, ca))
         api.start(workdir)
         try:
-            # margay's own identity may ask TokenReviews and SubjectAccessReviews, as the docs require.
-            bad = [r for r in api.apply([{
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": "margay-auth-delegator"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": "system:auth-delegator"},
-                "subjects": [{"kind": "User", "name": "margay", "apiGroup": "rbac.authorization.k8s.io"}]}])
+            # margay's own identity gets what docs/access.md asks for: TokenReviews and SubjectAccessReviews
+            # (system:auth-delegator) and reading namespaces (for namespace-scoped grants).
+            user = [{"kind": "User", "name": "margay", "apiGroup": "rbac.authorization.k8s.io"}]
+            bad = [r for r in api.apply([
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": "margay-auth-delegator"}, "subjects": user,
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "system:auth-delegator"}},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                 "metadata": {"name": "margay-namespaces"},
+                 "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": "margay-namespaces"}, "subjects": user,
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "margay-namespaces"}}])
                 if r.status_code not in (200, 201)]
             assert not bad, bad[0].text
             yield KubeRig(api=api, sink=sink, sink_app=app, sink_admin=app.state.margay.access.admin_token,
