@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,9 +50,11 @@ def server_url(value: str) -> str:
 
 
 class Client:
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 120.0,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        # verify: True (system CAs), an SSLContext (e.g. trusting a private CA), or False
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=server_url(url), headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=server_url(url), headers=headers, timeout=timeout, verify=verify)
 
     def __enter__(self) -> Client:
         return self

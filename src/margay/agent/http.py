@@ -32,7 +32,9 @@ MAX_WEBHOOK_BYTES = 64 * 1024 * 1024
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": "webhook_error", "message": message}}, status_code=status)
+    # Retry-After on 503: without it kube-apiserver's webhook client (client-go) does not retry a 503.
+    return JSONResponse({"error": {"type": "webhook_error", "message": message}}, status_code=status,
+                        headers={"retry-after": "2"} if status == 503 else None)
 
 
 def create_app(agent: Agent) -> Starlette:

@@ -26,8 +26,14 @@ class JSONResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
+# Answers that mean "not now" (busy, store unavailable, disk below its floor) carry Retry-After: HTTP clients
+# that honour it retry, and so does kube-apiserver's audit webhook (client-go retries a 429/5xx that has it).
+RETRY_LATER = {429: "2", 503: "2", 507: "5"}
+
+
 def error_response(exc: MargayError) -> JSONResponse:
-    return JSONResponse(exc.envelope(), status_code=exc.status)
+    retry = RETRY_LATER.get(exc.status)
+    return JSONResponse(exc.envelope(), status_code=exc.status, headers={"retry-after": retry} if retry else None)
 
 
 def valid_cluster(name: str) -> str:

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -28,18 +29,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, *, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    return f"{'https' if tls else 'http'}://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
 class ServerThread:
     """Runs an ASGI app under uvicorn in a background thread on 127.0.0.1 and a free port."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        # tls=(certificate, key): serve HTTPS (url starts with https://), as `margay serve --tls-cert-file` does.
         self.sock = bind(host, port)
-        self.url = url_of(self.sock)
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        self.url = url_of(self.sock, tls=tls is not None)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+                                ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -95,14 +99,15 @@ class ChildProcess:
 class ServerProcess(ChildProcess):
     """`margay serve` as its own process (for crash tests and benchmarks); kill() is kill -9."""
 
-    _LISTENING = re.compile(r"listening on (http://\S+)")
+    _LISTENING = re.compile(r"listening on (https?://\S+)")
 
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
-                 log: Path | None = None, auth: bool = False) -> None:
+                 log: Path | None = None, auth: bool = False, ca_file: Path | None = None) -> None:
         # auth=False runs with --no-auth (allowed: it binds 127.0.0.1); auth=True keeps `margay serve`'s
         # default (a generated admin token, in .token after start) unless args give --tokens/--kubeconfig.
         self.data_dir = Path(data_dir)
         self.auth = auth
+        self.ca_file = ca_file  # the CA that signed --tls-cert-file, to health-check an https server
         self.token: str | None = None
         self.args = [sys.executable, "-m", "margay", "serve", "--data-dir", str(data_dir), "--host",
                      "127.0.0.1", "--port", "0", *args, *([] if auth else ["--no-auth"])]
@@ -123,7 +128,7 @@ class ServerProcess(ChildProcess):
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace") if self.log.exists() else ""
             found = self._LISTENING.findall(text)
-            if found and self._healthy(found[-1]):
+            if found and self._healthy(found[-1], self.ca_file):
                 self.url = found[-1]
                 token_file = self.data_dir / "admin-token"
                 if self.auth and token_file.exists():
@@ -135,11 +140,12 @@ class ServerProcess(ChildProcess):
         raise RuntimeError(f"margay serve did not come up in {timeout}s; see {self.log}")
 
     @staticmethod
-    def _healthy(url: str) -> bool:
+    def _healthy(url: str, ca_file: Path | None = None) -> bool:
         import httpx
 
         try:
-            return httpx.get(url + "/-/health", timeout=2).status_code == 200
+            verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+            return httpx.get(url + "/-/health", timeout=2, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 
