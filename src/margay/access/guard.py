@@ -16,7 +16,6 @@ from .identity import NO_AUTH, Identity
 from .indices import Pair, expand_pattern
 from .kube import KubeClient, from_kubeconfig, in_cluster
 from .rbac import PolicySource
-from .scope import scopable
 from .tokens import TokenFile, admin_entry, admin_token
 
 log = logging.getLogger("margay.access")
@@ -153,7 +152,7 @@ class Access:
             return FULL
         if any(self.authorizer.allowed(who, cluster, name) for name in lt.rbac):
             return FULL
-        if scopable(lt):
+        if lt.scopable:
             ns: frozenset[str] = frozenset()
             for name in lt.rbac:
                 ns |= self.authorizer.namespaces(who, cluster, name)

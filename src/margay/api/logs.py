@@ -159,8 +159,12 @@ async def list_indices(request: Request) -> JSONResponse:
 
 def routes() -> list[Route]:
     out: list[Route] = [Route("/api/v1/indices", list_indices, methods=["GET"])]
-    paths = {"flows": "/flows/logs", "dns": "/dns/logs", "audit": "/audit/logs", "bgp": "/bgp/logs",
-             "events": "/events", "l7": "/l7/logs"}
+    # One search and one aggregation route per query path of the registry; types that share a path (the two
+    # audit types) are read together under their common name, `type` in the body choosing.
+    paths: dict[str, str] = {}
+    for lt in REGISTRY.values():
+        sharing = [t for t in REGISTRY.values() if t.query_path == lt.query_path]
+        paths.setdefault(lt.name if len(sharing) == 1 else lt.name.split("_")[0], lt.query_path)
     for name, path in paths.items():
         async def search(request: Request, name: str = name) -> JSONResponse:
             return await search_logs(request, name)
