@@ -86,7 +86,7 @@ def serve(
     from .app import create_app
     from .config import Settings
     from .errors import MargayError
-    from .testing.server import bind, url_of
+    from .serving import bind, url_of
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     tls = _tls_files(tls_cert_file, tls_key_file)

@@ -129,7 +129,7 @@ def local_client(data_dir: Path) -> Iterator[Client]:
     """A client of a server started in this process on a data directory (for offline CLI use)."""
     from .app import create_app
     from .config import Settings
-    from .testing.server import ServerThread
+    from .serving import ServerThread
 
     with ServerThread(create_app(Settings(data_dir=data_dir))) as server, Client(server.url) as client:
         yield client

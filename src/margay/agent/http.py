@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..testing.server import bind, url_of
+from ..serving import bind, url_of
 from .host import AgentHost
 
 log = logging.getLogger("margay.agent")
