@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from margay.logtypes.audit import SAMPLE_EVENTLIST
-from margay.testing.peers.tls import make_certificates
+from margay.rig.tls import make_certificates
 from margay.testing.server import ServerProcess
 
 

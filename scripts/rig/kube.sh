@@ -2,7 +2,7 @@
 # Builds the rig's Kubernetes peer: kube-apiserver (k8s.io/kubernetes v1.36.3) and etcd (v3.6.8), from the Go
 # module proxy, using the wrapper module in tests/rig/kube (its go.mod says why it exists).
 #
-# Output, read by src/margay/testing/peers/kube.py:
+# Output, read by src/margay/rig/kube.py:
 #   $RIG_DIR/kube/bin/kube-apiserver, $RIG_DIR/kube/bin/etcd
 #   $RIG_DIR/kube/build.sha256   hash of the module files and the Go version; the build is skipped while it matches
 # RIG_DIR is $MARGAY_RIG_DIR or <repo>/.rig. Cold: ~7 min and ~2 GiB of Go build cache; cached: well under 1 s.

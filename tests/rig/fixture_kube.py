@@ -18,8 +18,8 @@ from starlette.applications import Starlette
 
 from margay.app import create_app
 from margay.config import Settings
-from margay.testing.peers.kube import KubeAPIServer, Webhook
-from margay.testing.peers.tls import make_certificates
+from margay.rig.kube import KubeAPIServer, Webhook
+from margay.rig.tls import make_certificates
 from margay.testing.server import ServerThread
 
 # The people of the access matrix and their groups (a static token each), plus margay's own identity.

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from margay.testing.peers.hec import HecReceiver
+from margay.rig.hec import HecReceiver
 
 pytestmark = pytest.mark.rig
 

@@ -72,8 +72,7 @@ def bench(lines: int = 200_000, work_dir: Path | None = None, batch_bytes: int =
           senders: int = 2, timeout: float = 600.0, outage: float = 0.0, rate: float = 1000.0) -> dict[str, Any]:
     """Ship `lines` flow records through a real agent to a real server; with `outage` > 0, also the drain
     of what `rate` lines/s for `outage` seconds left in the spool. Measured, never assumed."""
-    from ..testing.agent import AgentProcess
-    from ..testing.server import ServerProcess
+    from ..rig.children import AgentProcess, ServerProcess
 
     env = {"MARGAY_AGENT_BATCH_BYTES": str(batch_bytes), "MARGAY_AGENT_SENDERS": str(senders),
            "MARGAY_AGENT_BATCH_AGE": "0.2", "MARGAY_AGENT_POLL_INTERVAL": "0.05", "MARGAY_AGENT_LOG_LEVEL": "warning",
@@ -115,8 +114,7 @@ def bench(lines: int = 200_000, work_dir: Path | None = None, batch_bytes: int =
 
 def drain(root: Path, outage: float, rate: float, env: dict[str, str], timeout: float) -> dict[str, Any]:
     """The server down for `outage` s while lines are written at `rate`/s; then the drain is timed."""
-    from ..testing.agent import AgentProcess
-    from ..testing.server import ServerProcess
+    from ..rig.children import AgentProcess, ServerProcess
 
     (root / "logs").mkdir(parents=True)
     flows = root / "logs" / "flows.log"

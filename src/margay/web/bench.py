@@ -19,7 +19,7 @@ def bench(url: str, token: str | None, *, time_range: str = "now-24h", runs: int
     """Median seconds to first render of the overview and the flow visualizer (and each run's time)."""
     if browser is not None:
         return _measure(browser, url, token, time_range, runs, timeout_s)
-    from ..testing.peers.chromium import chromium_browser
+    from ..rig.chromium import chromium_browser
 
     with chromium_browser() as b:
         return _measure(b, url, token, time_range, runs, timeout_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from margay.testing.peers.process import PeerError
+from margay.rig.process import PeerError
 
 _SERVER_EXT = """\
 basicConstraints = critical, CA:FALSE

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
-from margay.testing.peers.process import (
+from margay.rig.process import (
     REPO_ROOT,
     RIG_DIR,
     PeerError,
@@ -38,7 +38,7 @@ from margay.testing.peers.process import (
     stop_process,
     wait_until,
 )
-from margay.testing.peers.tls import make_certificates, openssl
+from margay.rig.tls import make_certificates, openssl
 
 BIN_DIR = RIG_DIR / "kube" / "bin"
 CRD_DIR = REPO_ROOT / "tests" / "rig" / "kube" / "crds"
