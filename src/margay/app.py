@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -23,7 +24,7 @@ from .api import catalog, es, events, flows, graph, ingest, logs, operator
 from .api.common import error_response
 from .clock import Clock, SystemClock
 from .config import Settings
-from .errors import MargayError
+from .errors import InsufficientStorage, MargayError
 from .forward import Forwarding
 from .logtypes import LogType
 from .metrics import Registry, standard
@@ -171,8 +172,25 @@ async def _margay_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A full disk is 507 wherever it strikes; anything else is logged, and answered without its details
+    (messages of the store and the OS carry server paths)."""
+    if _disk_full(exc):
+        return error_response(InsufficientStorage("the server's disk is full: the request was not stored; "
+                                                  "retry later"))
     logging.getLogger("margay").exception("unhandled error on %s", request.url.path)
-    return error_response(MargayError(f"internal error: {type(exc).__name__}: {exc}"))
+    return error_response(MargayError(f"internal error ({type(exc).__name__}); the server log has the details"))
+
+
+def _disk_full(exc: BaseException) -> bool:
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def create_app(settings: Settings | None = None, *, margay: Margay | None = None,

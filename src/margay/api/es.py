@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from ..errors import Forbidden, MargayError, NotFound, ParseError, QueryError
 from ..logtypes import REGISTRY, Kind, LogType
+from ..names import CLUSTER_RULE, is_cluster_name
 from ..query.esaggs import EsAggregator, Scope
 from ..query.esfields import FieldRef, Fields, id_sql
 from ..query.esquery import QueryCompiler, named_fields
@@ -696,6 +697,10 @@ async def bulk(request: Request) -> Response:
         if not isinstance(action, dict) or len(action) != 1:
             raise ParseError(f"_bulk: line {i + 1}: expected one action (index or create)")
         (op, meta), = action.items()
+        if not isinstance(meta, dict):
+            raise ParseError(f"_bulk: line {i + 1}: the {str(op)[:40]!r} action takes an object of metadata "
+                             "({\"_index\": ...}), got " + type(meta).__name__,
+                             details={"line": i + 1, "field": str(op)[:40]})
         if op in ("delete", "update"):
             items.append({op: {"_index": meta.get("_index", default), "_id": meta.get("_id"), "status": 400,
                                "error": {"type": "illegal_argument_exception",
@@ -747,17 +752,26 @@ async def bulk(request: Request) -> Response:
 
 
 def _index_target(index: Any) -> tuple[str, str] | str:
+    """(log type, cluster) of a write index `<prefix>.<cluster>[.<yyyymmdd>]`, or why it is refused.
+
+    Calico's write alias `<prefix>.<cluster>.` (trailing dot) names the same cluster; its ILM backing indices
+    (`<prefix>.<cluster>.fluentd-<yyyymmdd>-000001`) keep parsing as before. Whatever is left must be a valid
+    cluster name (names.py): nothing else reaches the store.
+    """
     if not isinstance(index, str) or not index:
         return "_bulk: every action needs an _index (or an index in the URL)"
     for lt in REGISTRY.values():
         if index.startswith(lt.index_prefix + "."):
             rest = index[len(lt.index_prefix) + 1:]
+            if rest.endswith(".") and not rest.endswith(".."):
+                rest = rest[:-1]  # the write alias
             parts = rest.rsplit(".", 1)
             cluster = parts[0] if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) == 8 else rest
-            if not cluster or "*" in cluster or "," in cluster:
-                return f"invalid index name [{index}]"
+            if not is_cluster_name(cluster):
+                return f"invalid index name [{index[:300]}]: {CLUSTER_RULE}"
             return lt.name, cluster
-    return f"index [{index}] is not a margay log index: write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]"
+    return (f"index [{index[:300]}] is not a margay log index: "
+            "write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]")
 
 
 @_handler

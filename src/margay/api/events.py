@@ -22,10 +22,11 @@ from starlette.routing import Route
 from ..errors import QueryError
 from ..logtypes import REGISTRY
 from ..query.selector import And, Compare, InSet, Node, Not, Or
-from .common import JSONResponse
+from .common import JSONResponse, read_body
 from .logs import _timed, build_query
 
 MAX_IDS = 1000
+MAX_DISMISS_BODY = 1024 * 1024  # 1,000 ids of up to ~1 kB each, with room to spare
 
 
 class Dismissals:
@@ -128,7 +129,7 @@ def mark_dismissed(request: Request, items: list[dict[str, Any]]) -> list[dict[s
 async def bulk_dismiss(request: Request) -> JSONResponse:
     """PUT /api/v1/events/bulk: dismiss events by id; body `{"ids": [...]}` or NDJSON/array of `{id}`."""
     m = request.app.state.margay
-    raw = await request.body()
+    raw = await read_body(request, MAX_DISMISS_BODY)
     ids = _ids(raw)
     if not ids:
         raise QueryError("give the ids to dismiss: {\"ids\": [\"...\"]} or NDJSON lines of {\"id\": \"...\"}")
