@@ -31,7 +31,7 @@ from .metrics import Registry, standard
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
 from .store.backend import Partition
 from .store.duckdb import DuckDBBackend
-from .web import pages
+from .web import pages, session
 
 access = logging.getLogger("margay.access")
 
@@ -205,10 +205,14 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes(), *graph.routes(),
-              *events.routes(), *catalog.routes(), *es.routes(), *pages.routes()]
-    middleware = [Middleware(AuthMiddleware, access=m.access)] if m.access.enabled else []
+              *events.routes(), *catalog.routes(), *es.routes(), *session.routes(), *pages.routes()]
+    sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
+    middleware = [Middleware(session.SecurityHeaders)]
+    if m.access.enabled:
+        middleware.append(Middleware(AuthMiddleware, access=m.access, sessions=sessions))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m
+    app.state.sessions = sessions
     app.state.dismissals = events.Dismissals(m.settings.data_dir)  # the events dismissal overlay (api/events.py)
     return app
