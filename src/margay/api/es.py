@@ -35,6 +35,7 @@ VERSION = {"number": "7.10.2", "build_flavor": "default", "build_type": "margay"
            "build_date": "2024-01-01T00:00:00Z", "build_snapshot": False, "lucene_version": "8.7.0",
            "minimum_wire_compatibility_version": "6.8.0", "minimum_index_compatibility_version": "6.0.0-beta1"}
 MAX_WINDOW = 10_000
+QUERY_BODY_LIMIT = 10 * 1024 * 1024  # a search, count or msearch body (_bulk has max_body_bytes)
 LONG_MAX, LONG_MIN = 9223372036854775807, -9223372036854775808
 SEARCH_KEYS = {"query", "size", "from", "sort", "search_after", "_source", "track_total_hits", "aggs",
                "aggregations", "timeout", "stored_fields", "script_fields", "docvalue_fields", "version",
@@ -146,7 +147,7 @@ def _day_filter(lt: LogType, target: Target) -> tuple[str, list[Any]] | None:
 # -- requests -----------------------------------------------------------------------------------------
 async def _json(request: Request) -> dict[str, Any]:
     m = request.app.state.margay
-    raw = await read_body(request, m.settings.max_body_bytes)
+    raw = await read_body(request, QUERY_BODY_LIMIT)
     if not raw.strip():
         body: Any = {}
     else:
@@ -158,20 +159,33 @@ async def _json(request: Request) -> dict[str, Any]:
         raise ParseError("request body must be a JSON object")
     src = request.query_params.get("source")
     if src and not body:
-        body = orjson.loads(src)
+        try:
+            body = orjson.loads(src)
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"URL parameter [source] is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ParseError("URL parameter [source] must be a JSON object")
     return body
+
+
+def _int_param(qp: Any, name: str) -> int:
+    try:
+        return int(qp[name])
+    except ValueError:
+        raise QueryError(f"URL parameter [{name}]: expected an integer, got [{qp[name][:40]}]",
+                         details={"field": name}) from None
 
 
 def _query_params_into(body: dict[str, Any], request: Request) -> dict[str, Any]:
     qp = request.query_params
     for k in ("size", "from"):
         if k in qp:
-            body[k] = int(qp[k])
+            body[k] = _int_param(qp, k)
     if "q" in qp:
         body["query"] = {"query_string": {"query": qp["q"]}}
     if "track_total_hits" in qp:
         v = qp["track_total_hits"]
-        body["track_total_hits"] = v == "true" if v in ("true", "false") else int(v)
+        body["track_total_hits"] = v == "true" if v in ("true", "false") else _int_param(qp, "track_total_hits")
     if "sort" in qp:
         body["sort"] = [{s.split(":")[0]: s.split(":")[1] if ":" in s else "asc"} for s in qp["sort"].split(",")]
     unsupported = {"scroll", "search_type", "preference", "routing", "request_cache", "allow_partial_search_results"}
@@ -618,7 +632,7 @@ async def search(request: Request) -> Response:
     m = request.app.state.margay
     pattern = request.path_params.get("index", "_all")
     if _backend_is_opensearch(m):
-        raw = await read_body(request, m.settings.max_body_bytes) if request.method == "POST" else None
+        raw = await read_body(request, QUERY_BODY_LIMIT) if request.method == "POST" else None
         return await _passthrough(request, pattern, "_search", raw)
     body = _query_params_into(await _json(request), request)
     out = await asyncio.to_thread(run_search, m, request, pattern, body)
@@ -630,7 +644,7 @@ async def count(request: Request) -> Response:
     m = request.app.state.margay
     pattern = request.path_params.get("index", "_all")
     if _backend_is_opensearch(m):
-        raw = await read_body(request, m.settings.max_body_bytes) if request.method == "POST" else None
+        raw = await read_body(request, QUERY_BODY_LIMIT) if request.method == "POST" else None
         return await _passthrough(request, pattern, "_count", raw)
     body = _query_params_into(await _json(request), request)
     if set(body) - {"query"}:
@@ -651,7 +665,7 @@ async def count(request: Request) -> Response:
 @_handler
 async def msearch(request: Request) -> Response:
     m = request.app.state.margay
-    raw = await read_body(request, m.settings.max_body_bytes)
+    raw = await read_body(request, QUERY_BODY_LIMIT)
     if _backend_is_opensearch(m):
         raise QueryError("_msearch pass-through to the OpenSearch backend is not supported yet")
     lines = [ln for ln in raw.split(b"\n") if ln.strip()]
@@ -663,9 +677,13 @@ async def msearch(request: Request) -> Response:
         try:
             header = orjson.loads(lines[i])
             body = orjson.loads(lines[i + 1])
+            if not isinstance(header, dict) or not isinstance(body, dict):
+                raise ParseError(f"line {i + 1 if not isinstance(header, dict) else i + 2}: expected a JSON object")
             index = header.get("index", default) or "_all"
-            if isinstance(index, list):
+            if isinstance(index, list) and all(isinstance(x, str) for x in index):
                 index = ",".join(index)
+            if not isinstance(index, str):
+                raise ParseError(f"line {i + 1}: [index] must be a string or a list of strings")
             out = await asyncio.to_thread(run_search, m, request, index, body)
             out["status"] = 200
             responses.append(out)

@@ -170,15 +170,25 @@ def _ids(raw: bytes) -> list[str]:
         except orjson.JSONDecodeError as exc:
             raise QueryError(f"body is neither JSON nor NDJSON: {exc}") from None
     out: list[str] = []
-    for doc in docs:
-        if isinstance(doc, dict) and isinstance(doc.get("ids"), list):
-            out += [str(i) for i in doc["ids"]]
-        elif isinstance(doc, dict) and doc.get("id") is not None:
-            out.append(str(doc["id"]))
+
+    def one(x: Any, where: str) -> None:
+        if isinstance(x, dict):
+            x = x.get("id")
+        if not isinstance(x, str | int) or isinstance(x, bool) or not str(x):
+            raise QueryError(f"{where}: expected an event id (a string), or an object with one: {{\"id\": \"...\"}}")
+        out.append(str(x))
+
+    for n, doc in enumerate(docs, start=1):
+        if isinstance(doc, dict) and "ids" in doc:
+            if not isinstance(doc["ids"], list):
+                raise QueryError("ids: expected a list of event ids")
+            for i, x in enumerate(doc["ids"]):
+                one(x, f"ids[{i}]")
         elif isinstance(doc, list):
-            out += [str(x["id"]) if isinstance(x, dict) else str(x) for x in doc]
-        elif isinstance(doc, str):
-            out.append(doc)
+            for i, x in enumerate(doc):
+                one(x, f"[{i}]")
+        else:
+            one(doc, f"line {n}")
     return list(dict.fromkeys(out))
 
 
