@@ -146,7 +146,6 @@ def _day_filter(lt: LogType, target: Target) -> tuple[str, list[Any]] | None:
 
 # -- requests -----------------------------------------------------------------------------------------
 async def _json(request: Request) -> dict[str, Any]:
-    m = request.app.state.margay
     raw = await read_body(request, QUERY_BODY_LIMIT)
     if not raw.strip():
         body: Any = {}
