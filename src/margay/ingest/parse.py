@@ -10,11 +10,13 @@ the bad line and field; the good lines then take the fast path again, so one bad
 from __future__ import annotations
 
 import json
+import operator
 import re
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*+"')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}\n")
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
 _DECODER = json.JSONDecoder()
+_STEP = bytes.maketrans(b"[]", b"\x02\x00")
 _FILE_IN_MESSAGE = re.compile(r' in file "[^"]*"|(?:/[^\s"\':]+)+')
 
 
@@ -279,8 +282,7 @@ def _prescreen(lt: LogType, body: bytes, result: Converted) -> bytes:
 
     Both checks run over the whole body at C speed: line lengths only when the body is larger than one
     document may be, and nesting only for types with free-form JSON fields (the declared shapes of the other
-    fields bound their depth): strings removed, then innermost bracket pairs removed MAX_DEPTH times; a line
-    with a bracket left after that nests deeper than MAX_DEPTH.
+    fields bound their depth), measured only on lines with more than MAX_DEPTH opening brackets.
     """
     bad: dict[int, LineError] = {}
     lines: list[bytes] | None = None
@@ -291,16 +293,13 @@ def _prescreen(lt: LogType, body: bytes, result: Converted) -> bytes:
                 bad[number] = LineError(number, None, f"document of {len(line)} bytes is over the limit of "
                                         f"{MAX_DOCUMENT_BYTES} bytes per record")
     if _json_fields(lt):
-        # One bracket kind (valid JSON matches its kinds), so each replace pass peels exactly one level.
+        # Strings out, brackets of one kind (valid JSON matches its kinds): a line can nest deeper than
+        # MAX_DEPTH only with more than MAX_DEPTH opening brackets; only those lines are measured.
         shape = _JSON_STRING.sub(b"", body).translate(_ONE_KIND, _NOT_BRACKET)
-        for _ in range(MAX_DEPTH):
-            if b"[" not in shape and b"]" not in shape:
-                break
-            shape = shape.replace(b"[]", b"")
-        else:
+        if shape.count(b"[") > MAX_DEPTH:
             lines = lines if lines is not None else body.split(b"\n")
-            for number, rest in enumerate(shape.split(b"\n"), start=1):
-                if rest and number not in bad:
+            for number, line_shape in enumerate(shape.split(b"\n"), start=1):
+                if len(line_shape) > MAX_DEPTH * 2 and number not in bad and _shape_too_deep(line_shape):
                     bad[number] = LineError(number, _deep_field(lines[number - 1], lt),
                                             f"nests deeper than {MAX_DEPTH} levels of objects and arrays")
     if not bad:
@@ -332,12 +331,16 @@ def _deep_field(line: bytes, lt: LogType) -> str | None:
 
 
 def _too_deep(doc: bytes) -> bool:
-    shape = _JSON_STRING.sub(b"", doc).translate(_ONE_KIND, _NOT_BRACKET)
-    for _ in range(MAX_DEPTH):
-        if b"[" not in shape:
-            return False
-        shape = shape.replace(b"[]", b"")
-    return b"[" in shape
+    """Whether one JSON value nests deeper than MAX_DEPTH."""
+    return _shape_too_deep(_JSON_STRING.sub(b"", doc).translate(_ONE_KIND, _NOT_BRACKET).replace(b"\n", b""))
+
+
+def _shape_too_deep(shape: bytes) -> bool:
+    """Over a value's brackets (one kind, nothing else): the running count, summed in C."""
+    if shape.count(b"[") <= MAX_DEPTH:
+        return False
+    # '[' -> 2, ']' -> 0: after i+1 brackets the running sum minus i+1 is the depth.
+    return max(map(operator.sub, accumulate(shape.translate(_STEP)), range(1, len(shape) + 1))) > MAX_DEPTH
 
 
 def _json_fields(lt: LogType) -> tuple[str, ...]:
