@@ -16,8 +16,8 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate
 from datetime import datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
