@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 
+from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 
 ERR_SEP = "\x1e"  # between errors of one row
@@ -166,7 +167,8 @@ class Converter:
             return result
         try:
             self._copy(lt, body, scratch, cluster, now, seq_base, result, numbers=None)
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            _raise_if_disk_full(exc)
             shutil.rmtree(scratch / "out", ignore_errors=True)
             self._slow(lt, body, scratch, cluster, now, seq_base, result)
         result.errors.sort(key=lambda e: e.line)
@@ -253,6 +255,7 @@ class Converter:
                 self._copy(lt, b"\n".join(lines), part, cluster, now, base, result, numbers)
                 continue
             except duckdb.Error as exc:
+                _raise_if_disk_full(exc)
                 message = _reader_message(exc)
             if len(lines) == 1 or budget[0] <= 0:
                 result.total += len(lines)
@@ -396,6 +399,13 @@ def _check_line(line: bytes, fields: dict[str, Field]) -> tuple[str | None, str]
         if not f.py_ok(value):
             return name, f"expected {f.expect()}, got {json.dumps(value)[:80]}"
     return None
+
+
+def _raise_if_disk_full(exc: Exception) -> None:
+    """A full disk is no fault of the batch: 507, never a per-line error."""
+    text = str(exc)
+    if "No space left on device" in text or "Disk quota exceeded" in text:
+        raise InsufficientStorage("the server's disk is full: the batch was not stored; retry later") from None
 
 
 def _reader_message(exc: Exception) -> str:
