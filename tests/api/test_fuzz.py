@@ -201,11 +201,20 @@ def test_named_cases_are_4xx_in_the_envelope(target: Target) -> None:
         ("PUT", "/api/v1/events/bulk", {}, b'{"ids": 5}'),
         ("POST", "/api/v1/flows/logs", {}, b'{"max_page_size": "abc"}'),
         ("POST", "/api/v1/flows/logs/aggregation", {}, b'{"aggregations": {"x": {"terms": 5}}}'),
+        # nesting under the JSON parser's own limit that a recursive compiler would not survive
+        ("POST", f"/es/{index}/_search", {}, b'{"query":' + b'{"bool":{"must":[' * 200 + b'{"match_all":{}}'
+         + b"]}}" * 200 + b"}"),
+        ("POST", "/api/v1/flows/logs/aggregation", {}, b'{"aggregations":' + b'{"x":{"terms":{"field":"action"},"aggs":' * 150
+         + b"{}" + b"}}" * 150 + b"}"),
     ]
     for method, path, query, body in cases:
         r = send(target, method, path, query, {"content-type": "application/json"}, body)
         assert 400 <= r.status_code < 500, (method, path, query, body and body[:60], r.status_code, r.text[:300])
         assert "error" in r.json(), r.text
+    # _msearch answers per search, as Elasticsearch does
+    deep_aggs = b'{"aggs":' + b'{"x":{"terms":{"field":"action"},"aggs":' * 150 + b"{}" + b"}}" * 150 + b"}"
+    r = send(target, "POST", "/es/_msearch", {}, {"content-type": "application/x-ndjson"}, b"{}\n" + deep_aggs + b"\n")
+    assert r.status_code == 200 and r.json()["responses"][0]["status"] == 400, r.text[:300]
 
 
 def test_every_body_has_a_limit(target: Target) -> None:

@@ -15,6 +15,7 @@ from ..errors import MargayError, ParseError, PayloadTooLarge
 
 DEFAULT_CLUSTER = "cluster"
 MULTI_CLUSTER = "_MULTI_"
+MAX_BODY_DEPTH = 48  # JSON levels of a query body: ES queries and aggregations from real clients use ~15
 
 
 class JSONResponse(Response):
@@ -73,6 +74,7 @@ async def json_body(request: Request, limit: int = 10 * 1024 * 1024) -> dict[str
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype not in ("application/json", "text/plain", ""):
         raise ParseError(f"expected Content-Type application/json, got {ctype!r}", status=415)
+    check_depth(body)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -80,6 +82,14 @@ async def json_body(request: Request, limit: int = 10 * 1024 * 1024) -> dict[str
     if not isinstance(doc, dict):
         raise ParseError("request body must be a JSON object")
     return doc
+
+
+def check_depth(body: bytes, what: str = "request body") -> None:
+    """A 400 for JSON nesting deeper than any real query needs (its handling would recurse that deep)."""
+    from ..ingest.parse import nests_deeper
+
+    if nests_deeper(body, MAX_BODY_DEPTH):
+        raise ParseError(f"{what} nests deeper than {MAX_BODY_DEPTH} levels of objects and arrays")
 
 
 def gzip_bytes(data: bytes) -> bytes:

@@ -27,7 +27,7 @@ from ..query.esfields import FieldRef, Fields, id_sql
 from ..query.esquery import QueryCompiler, named_fields
 from ..query.model import Query
 from ..store.mapping import mapping_for
-from .common import read_body
+from .common import check_depth, read_body
 
 # Elasticsearch 7.10.2's identity (what OpenSearch reports in compatibility mode): the tagline and build
 # flavor are those elasticsearch-py 7.x checks before it talks to a server.
@@ -150,6 +150,7 @@ async def _json(request: Request) -> dict[str, Any]:
     if not raw.strip():
         body: Any = {}
     else:
+        check_depth(raw)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -158,6 +159,7 @@ async def _json(request: Request) -> dict[str, Any]:
         raise ParseError("request body must be a JSON object")
     src = request.query_params.get("source")
     if src and not body:
+        check_depth(src.encode(), "URL parameter [source]")
         try:
             body = orjson.loads(src)
         except orjson.JSONDecodeError as exc:
@@ -674,6 +676,7 @@ async def msearch(request: Request) -> Response:
     responses = []
     for i in range(0, len(lines), 2):
         try:
+            check_depth(lines[i + 1], f"line {i + 2}")
             header = orjson.loads(lines[i])
             body = orjson.loads(lines[i + 1])
             if not isinstance(header, dict) or not isinstance(body, dict):

@@ -335,15 +335,20 @@ def _deep_field(line: bytes, lt: LogType) -> str | None:
 
 def _too_deep(doc: bytes) -> bool:
     """Whether one JSON value nests deeper than MAX_DEPTH."""
-    return _shape_too_deep(_JSON_STRING.sub(b"", doc).translate(_ONE_KIND, _NOT_BRACKET).replace(b"\n", b""))
+    return nests_deeper(doc, MAX_DEPTH)
 
 
-def _shape_too_deep(shape: bytes) -> bool:
+def nests_deeper(doc: bytes, limit: int) -> bool:
+    """Whether a JSON text (a request body, a record) nests objects and arrays deeper than `limit`."""
+    return _shape_too_deep(_JSON_STRING.sub(b"", doc).translate(_ONE_KIND, _NOT_BRACKET).replace(b"\n", b""), limit)
+
+
+def _shape_too_deep(shape: bytes, limit: int = MAX_DEPTH) -> bool:
     """Over a value's brackets (one kind, nothing else): the running count, summed in C."""
-    if shape.count(b"[") <= MAX_DEPTH:
+    if shape.count(b"[") <= limit:
         return False
     # '[' -> 2, ']' -> 0: after i+1 brackets the running sum minus i+1 is the depth.
-    return max(map(operator.sub, accumulate(shape.translate(_STEP)), range(1, len(shape) + 1))) > MAX_DEPTH
+    return max(map(operator.sub, accumulate(shape.translate(_STEP)), range(1, len(shape) + 1))) > limit
 
 
 def _json_fields(lt: LogType) -> tuple[str, ...]:
