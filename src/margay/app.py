@@ -21,7 +21,7 @@ from .access.middleware import AuthMiddleware
 from .access.scope import agg_fields, named_sides, redact_l3, redact_records, scope_filter, selector_keys
 from .aggregate.ingest import IngestAggregation
 from .api import catalog, es, events, flows, graph, ingest, logs, operator
-from .api.common import error_response
+from .api.common import error_response, shape_error
 from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import InsufficientStorage, MargayError
@@ -177,6 +177,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     if _disk_full(exc):
         return error_response(InsufficientStorage("the server's disk is full: the request was not stored; "
                                                   "retry later"))
+    shaped = shape_error(exc)
+    if shaped is not None:
+        return error_response(shaped)
     logging.getLogger("margay").exception("unhandled error on %s", request.url.path)
     return error_response(MargayError(f"internal error ({type(exc).__name__}); the server log has the details"))
 

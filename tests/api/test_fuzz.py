@@ -247,3 +247,79 @@ def test_server_stays_up_with_bounded_memory(target: Target) -> None:
     assert httpx.get(target.url + "/-/health", timeout=10).status_code == 200
     grown = rss_bytes() - before
     assert grown < 256 * 1024 * 1024, f"memory grew by {grown / 1e6:.0f} MB over 100 hostile requests"
+
+
+# -- structured: requests shaped like real ones, with wrong parts ------------------------------------------------
+FIELDS = st.one_of(st.sampled_from(sorted({f.name for lt in REGISTRY.values() for f in lt.fields}
+                                          | {"user.username", "objectRef.resource", "source_labels.labels",
+                                             "policies.all_policies", "cluster", "_id", "_index", "@timestamp"})),
+                   TEXT)
+LEAF_QUERY = st.one_of(
+    st.builds(lambda f, v: {"term": {f: v}}, FIELDS, SCALAR),
+    st.builds(lambda f, v: {"terms": {f: v}}, FIELDS, st.one_of(st.lists(SCALAR, max_size=4), SCALAR)),
+    st.builds(lambda f, r: {"range": {f: r}}, FIELDS, st.dictionaries(
+        st.sampled_from(["gte", "gt", "lte", "lt", "format", "time_zone", "from", "to"]), SCALAR, max_size=3)),
+    st.builds(lambda f, v: {"match": {f: v}}, FIELDS, SCALAR),
+    st.builds(lambda v: {"query_string": {"query": v}}, TEXT),
+    st.builds(lambda f: {"exists": {"field": f}}, FIELDS),
+    st.builds(lambda f, v: {"wildcard": {f: v}}, FIELDS, SCALAR),
+    st.builds(lambda f, v: {"prefix": {f: v}}, FIELDS, SCALAR),
+    st.builds(lambda v: {"ids": {"values": v}}, st.one_of(st.lists(SCALAR, max_size=3), SCALAR)),
+    st.just({"match_all": {}}), JSONISH,
+)
+QUERIES = st.recursive(LEAF_QUERY, lambda kids: st.builds(
+    lambda parts: {"bool": parts},
+    st.dictionaries(st.sampled_from(["must", "filter", "should", "must_not", "minimum_should_match"]),
+                    st.one_of(st.lists(kids, max_size=3), kids, SCALAR), max_size=3)), max_leaves=8)
+AGG_TYPES = ["terms", "date_histogram", "histogram", "avg", "sum", "max", "min", "cardinality", "value_count", "stats",
+             "filter", "filters", "top_hits", "composite", "percentiles", "range", "date_range", "missing", "nested"]
+AGG_PARAMS = st.dictionaries(st.sampled_from(["field", "size", "interval", "fixed_interval", "calendar_interval",
+                                              "order", "min_doc_count", "missing", "sources", "filters", "ranges",
+                                              "sort", "_source", "extended_bounds", "format", "time_zone", "keys"]),
+                             st.one_of(FIELDS, SCALAR, JSONISH), max_size=4)
+AGGS = st.recursive(
+    st.dictionaries(TEXT.filter(bool), st.builds(lambda t, p: {t: p}, st.sampled_from(AGG_TYPES), AGG_PARAMS),
+                    min_size=1, max_size=2),
+    lambda kids: st.dictionaries(TEXT.filter(bool), st.builds(lambda t, p, sub: {t: p, "aggs": sub},
+                                                              st.sampled_from(AGG_TYPES), AGG_PARAMS, kids),
+                                 min_size=1, max_size=2), max_leaves=6)
+ES_BODY = st.fixed_dictionaries({}, optional={
+    "query": QUERIES, "aggs": AGGS, "size": SCALAR, "from": SCALAR, "sort": st.one_of(
+        st.lists(st.one_of(FIELDS, st.dictionaries(FIELDS, st.one_of(st.sampled_from(["asc", "desc"]), JSONISH),
+                                                    max_size=2)), max_size=3), SCALAR),
+    "_source": st.one_of(st.booleans(), st.lists(FIELDS, max_size=3), JSONISH), "track_total_hits": SCALAR,
+    "search_after": st.one_of(st.lists(SCALAR, max_size=3), SCALAR)})
+SELECTOR = st.one_of(TEXT, st.builds(lambda f, op, v, j: f"{f} {op} {v} {j}",
+                                     FIELDS, st.sampled_from(["=", "!=", "<", ">=", "IN", "NOTIN", "AND", ""]),
+                                     st.one_of(TEXT.map(json.dumps), st.just("{\"a\", \"b*\"}"), TEXT),
+                                     st.sampled_from(["", "AND", "OR NOT", ")", "("])))
+NATIVE_BODY = st.fixed_dictionaries({}, optional={
+    "time_range": st.one_of(st.fixed_dictionaries({}, optional={"from": TEXT, "to": TEXT, "field": FIELDS}), SCALAR),
+    "selector": st.one_of(SELECTOR, SCALAR), "max_page_size": SCALAR, "aggregations": st.one_of(AGGS, JSONISH),
+    "sort": st.one_of(st.lists(st.fixed_dictionaries({"field": FIELDS}, optional={"descending": SCALAR}), max_size=2),
+                      SCALAR),
+    "after_key": JSONISH, "clusters": st.one_of(st.lists(TEXT, max_size=3), SCALAR), "all_clusters": SCALAR,
+    "expand": st.one_of(st.lists(TEXT, max_size=3), SCALAR), "max_nodes": SCALAR, "prefix": SCALAR,
+    "size": SCALAR, "type": SCALAR, "total_hits": SCALAR})
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(index=st.sampled_from(["tigera_secure_ee_flows.*", "tigera_secure_ee_*", "tigera_secure_ee_dns.cluster.*",
+                              "tigera_secure_ee_audit_*", "tigera_secure_ee_events.*,tigera_secure_ee_l7.*", "_all"]),
+       kind=st.sampled_from(["_search", "_count"]), body=ES_BODY)
+def test_es_requests_shaped_like_real_ones(target: Target, index: str, kind: str, body: dict[str, Any]) -> None:
+    r = send(target, "POST", f"/es/{index}/{kind}", {}, {"content-type": "application/json"}, dumps(body))
+    check(target, r, f"POST /es/{index}/{kind}")
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(path=st.sampled_from([
+    "/api/v1/flows/logs", "/api/v1/flows/logs/aggregation", "/api/v1/dns/logs", "/api/v1/dns/logs/aggregation",
+    "/api/v1/audit/logs", "/api/v1/audit/logs/aggregation", "/api/v1/bgp/logs", "/api/v1/events",
+    "/api/v1/events/aggregation", "/api/v1/l7/logs", "/api/v1/flows", "/api/v1/flows/graph",
+    "/api/v1/flows/fields/source_namespace/values", "/api/v1/dns/fields/qname/values",
+    "/api/v1/audit/fields/verb/values", "/api/v1/events/fields/type/values"]),
+       cluster=st.sampled_from(["cluster", "_MULTI_"]), body=NATIVE_BODY)
+def test_native_requests_shaped_like_real_ones(target: Target, path: str, cluster: str, body: dict[str, Any]) -> None:
+    r = send(target, "POST", path, {}, {"content-type": "application/json", "x-cluster-id": cluster}, dumps(body))
+    check(target, r, f"POST {path}")

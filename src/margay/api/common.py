@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from zlib_ng import zlib_ng  # zlib's API on zlib-ng: bodies inflate about 3x faster than with zlib
 
-from ..errors import MargayError, ParseError, PayloadTooLarge
+from ..errors import MargayError, ParseError, PayloadTooLarge, QueryError
 
 DEFAULT_CLUSTER = "cluster"
 MULTI_CLUSTER = "_MULTI_"
@@ -94,3 +97,30 @@ def check_depth(body: bytes, what: str = "request body") -> None:
 
 def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=5)
+
+
+_QUERY_PACKAGE = str(Path(__file__).resolve().parent.parent / "query") + os.sep
+SHAPE_ERRORS = (TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def shape_error(exc: BaseException) -> QueryError | None:
+    """A QueryError (400) for an exception raised while query/ interpreted a request of the wrong shape.
+
+    The query compilers and aggregators read untrusted JSON; a value of the wrong type deep inside it
+    (`{"ids": {"values": true}}`) surfaces as a TypeError there. Only exceptions raised in query/ are
+    converted, and each is logged with its traceback so that the missing check gets written.
+    """
+    if not isinstance(exc, SHAPE_ERRORS):
+        return None
+    tb = exc.__traceback__
+    in_query = False
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_QUERY_PACKAGE):
+            in_query = True
+        tb = tb.tb_next
+    if not in_query:
+        return None
+    logging.getLogger("margay.query").warning("request of the wrong shape reached the query compiler",
+                                              exc_info=exc)
+    what = "nests too deep" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+    return QueryError(f"malformed query or aggregation: {what}")

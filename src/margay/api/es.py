@@ -27,7 +27,7 @@ from ..query.esfields import FieldRef, Fields, id_sql
 from ..query.esquery import QueryCompiler, named_fields
 from ..query.model import Query
 from ..store.mapping import mapping_for
-from .common import check_depth, read_body
+from .common import SHAPE_ERRORS, check_depth, read_body, shape_error
 
 # Elasticsearch 7.10.2's identity (what OpenSearch reports in compatibility mode): the tagline and build
 # flavor are those elasticsearch-py 7.x checks before it talks to a server.
@@ -63,6 +63,11 @@ def _handler(fn: Any) -> Any:
             return await fn(request)
         except MargayError as exc:
             return es_error(exc)
+        except SHAPE_ERRORS as exc:
+            shaped = shape_error(exc)
+            if shaped is None:
+                raise
+            return es_error(shaped)
     endpoint.__name__ = fn.__name__
     return endpoint
 
@@ -507,6 +512,9 @@ def run_search(m: Any, request: Request, pattern: str, body: dict[str, Any]) -> 
                          f"but was [{start + size}]. Page with search_after instead.")
     if body.get("search_after") is not None and start:
         raise QueryError("[from] parameter must be set to 0 when [search_after] is used")
+    track = body.get("track_total_hits")
+    if track is not None and not isinstance(track, bool | int):
+        raise QueryError("[track_total_hits] must be true, false or an integer")
     targets = resolve(m, request, pattern)
     plans = _plans(m, request, targets, body)
     hits, total, max_score = _hits(m, request, plans, body, start=start, size=size)
@@ -693,6 +701,11 @@ async def msearch(request: Request) -> Response:
             responses.append(orjson.loads(es_error(exc).body))
         except orjson.JSONDecodeError as exc:
             responses.append(orjson.loads(es_error(ParseError(f"line {i + 1}: {exc}")).body))
+        except SHAPE_ERRORS as exc:
+            shaped = shape_error(exc)
+            if shaped is None:
+                raise
+            responses.append(orjson.loads(es_error(shaped).body))
     return ESResponse({"took": 1, "responses": responses})
 
 
