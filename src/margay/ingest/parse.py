@@ -30,7 +30,7 @@ ERR_SEP = "\x1e"  # between errors of one row
 FIELD_SEP = "\x1f"  # between a field name and its message
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
 # Bounds on one stored document (a line of a batch): its size, and how deep its objects and arrays nest.
-MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # room for RequestResponse audit events of 1 MiB objects
 MAX_DEPTH = 64
 INT64 = (-(2**63), 2**63 - 1)
 _READ = ("read_json(?, columns=?, format='newline_delimited', "
