@@ -5,20 +5,16 @@ from __future__ import annotations
 import errno
 import logging
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from functools import partial
-from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .access.guard import Access, ReadPlan, type_of_path
-from .access.identity import NO_AUTH, Identity
+from .access.guard import Access
 from .access.middleware import AuthMiddleware
-from .access.scope import agg_fields, named_sides, redact_l3, redact_records, scope_filter, selector_keys
+from .access.requests import RequestAccess
 from .aggregate.ingest import IngestAggregation
 from .api import catalog, es, events, flows, graph, ingest, logs, operator
 from .api.common import error_response, shape_error
@@ -26,30 +22,26 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .errors import InsufficientStorage, MargayError
 from .forward import Forwarding
-from .logtypes import LogType
 from .metrics import Registry, standard
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
-from .store.backend import Partition
+from .store.backend import Backend
 from .store.duckdb import DuckDBBackend
 from .web import pages, session
 
-access = logging.getLogger("margay.access")
 
-
-class Margay:
+class Margay(RequestAccess):
     """The running server's parts, reachable from every request as request.app.state.margay."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, backend: Any = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, backend: Backend | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = standard(Registry())
-        self.backend = backend or _backend(settings, self.clock)
+        self.backend: Backend = backend or _backend(settings, self.clock)
         self.metrics.gauge("margay_store_bytes", lambda: [({}, float(self.backend.stats().get("bytes", 0)))])
-        if hasattr(self.backend, "merges"):  # the embedded store's compactor
-            for name, attr in (("margay_compaction_merges_total", "merges"),
-                               ("margay_compaction_rollups_total", "rollups_built"),
-                               ("margay_compaction_active", "compacting")):
-                self.metrics.gauge(name, partial(self._compaction_gauge, attr))
+        for name, attr in (("margay_compaction_merges_total", "merges"),  # engines that compact say so in stats
+                           ("margay_compaction_rollups_total", "rollups_built"),
+                           ("margay_compaction_active", "compacting")):
+            self.metrics.gauge(name, partial(self._compaction_gauge, attr))
         self.access = Access.from_settings(settings)
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).
         self.retention = RetentionScheduler(self.backend, RetentionPolicy.from_file(settings.config), clock=self.clock,
@@ -59,82 +51,12 @@ class Margay:
         # Forwarders (forward/): LogCollector additionalStores, each following the store in its own thread.
         self.forwarding = Forwarding.from_file(settings.config, self.backend, settings.data_dir, self.metrics)
 
-    # Seams that access control (RBAC, access/) and the disk guard plug into.
-    @staticmethod
-    def caller(request: Request) -> Identity:
-        """Who is asking (set by AuthMiddleware); the no-auth administrator when authentication is off."""
-        who = getattr(request.state, "identity", None)
-        return who if who is not None else NO_AUTH
-
-    def write_cluster(self, request: Request, cluster: str) -> str:
-        return self.access.may_write(self.caller(request), type_of_path(request.url.path),
-                                     request.headers.get("x-cluster-id"), cluster)
-
-    def authorize_read(self, request: Request, types: list[LogType], clusters: list[str]) -> list[str]:
-        plan = self.access.plan_read(self.caller(request), types, clusters)
-        request.state.read_plan = plan
-        return plan.clusters
-
-    def restrict_query(self, request: Request, query: Any, body: dict[str, Any]) -> None:
-        """After authorize_read: drop unreadable types, and filter namespace-scoped clusters in the query."""
-        plan: ReadPlan | None = getattr(request.state, "read_plan", None)
-        if plan is None:
-            return
-        if plan.types and [t.name for t in query.logtypes] != [t.name for t in plan.types]:
-            query.logtype, query.also = plan.types[0], plan.types[1:]
-        if plan.scoped:
-            keys = selector_keys(query.selector) | {k.key for k in query.sort} | agg_fields(
-                body.get("aggregations") or body.get("aggs"))
-            if "field" in request.path_params:
-                keys.add(request.path_params["field"])
-            full = [c for c in query.clusters if c not in plan.scoped]
-            flt = scope_filter(query.logtype, full, plan.scoped, named_sides(query.logtype, keys))
-            if flt is not None:
-                query.filters.append(flt)
-
-    def redact(self, request: Request, lt: LogType, items: list[dict[str, Any]], *, l3: bool = False
-               ) -> list[dict[str, Any]]:
-        """Withhold out-of-scope endpoints in the results of a namespace-scoped read."""
-        plan: ReadPlan | None = getattr(request.state, "read_plan", None)
-        if plan is None or not plan.scoped:
-            return items
-        return redact_l3(items, plan.scoped) if l3 else redact_records(lt, items, plan.scoped)
-
-    def visible_partitions(self, request: Request, parts: list[Partition]) -> list[Partition]:
-        who = self.caller(request)
-        if not self.access.enabled:
-            return parts
-        from dataclasses import replace
-
-        from .logtypes import get as get_type
-
-        out = []
-        for p in parts:
-            g = self.access.grant(who, get_type(p.log_type), p.cluster)
-            if g.full:
-                out.append(p)
-            elif g:
-                out.append(replace(p, docs=None, bytes=None))  # type: ignore[arg-type]  # counts include withheld rows
-        return out
-
     def guard_disk(self) -> None:
         self.disk.check()
 
-    def default_window(self, lt: LogType) -> timedelta | None:
-        return timedelta(minutes=5) if lt.name == "bgp" else None
-
-    def access_log(self, request: Request, lt: LogType, query: Any, returned: int | None) -> None:
-        who = self.caller(request)
-        plan: ReadPlan | None = getattr(request.state, "read_plan", None)
-        line: dict[str, Any] = {"event": "read", "user": who.describe(), "groups": list(who.groups),
-                                "path": request.url.path, "types": [t.name for t in query.logtypes],
-                                "clusters": query.clusters, "returned": returned}
-        if plan is not None and plan.scoped:
-            line["namespaces"] = {c: sorted(ns) for c, ns in plan.scoped.items()}
-        access.info(orjson.dumps(line).decode())
-
     def _compaction_gauge(self, attr: str) -> list[tuple[dict[str, str], float]]:
-        return [({}, float(getattr(self.backend, attr)))]
+        value = self.backend.stats().get(attr)
+        return [] if value is None else [({}, float(value))]
 
     def start(self) -> None:
         """Start background work (the retention scheduler); called when the server starts."""
@@ -148,7 +70,7 @@ class Margay:
         self.backend.close()
 
 
-def _backend(settings: Settings, clock: Clock) -> Any:
+def _backend(settings: Settings, clock: Clock) -> Backend:
     """The store chosen by settings.backend."""
     if settings.backend == "duckdb":
         return DuckDBBackend(settings.data_dir, clock=clock, memory_bytes=settings.store_memory_bytes)
@@ -217,5 +139,4 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m
     app.state.sessions = sessions
-    app.state.dismissals = events.Dismissals(m.settings.data_dir)  # the events dismissal overlay (api/events.py)
     return app

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -25,7 +26,7 @@ DataDir = Annotated[Path, typer.Option("--data-dir", help="Data directory of the
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -65,26 +66,37 @@ def serve(
                                                          envvar="MARGAY_OPENSEARCH_TOKEN")] = None,
     opensearch_ca_file: Annotated[Path | None, typer.Option(help="CA bundle (PEM) for OpenSearch's TLS.",
                                                             envvar="MARGAY_OPENSEARCH_CA_FILE")] = None,
+    opensearch_prefix: Annotated[str | None, typer.Option(
+        help="Prefix before every index margay makes in OpenSearch (several margays on one cluster).",
+        envvar="MARGAY_OPENSEARCH_PREFIX")] = None,
+    tls_cert_file: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM, chain "
+                                                       "allowed); needs --tls-key-file.",
+                                                       envvar="MARGAY_TLS_CERT_FILE")] = None,
+    tls_key_file: Annotated[Path | None, typer.Option(help="Private key (PEM) of --tls-cert-file.",
+                                                      envvar="MARGAY_TLS_KEY_FILE")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
     With no --tokens, --kubeconfig or --no-auth, an admin token is generated into the data directory
-    (admin-token, mode 0600) and printed.
+    (admin-token, mode 0600) and printed. With --tls-cert-file and --tls-key-file it serves HTTPS only
+    (needed for a kube-apiserver audit webhook that sends a token).
     """
     import uvicorn
 
     from .app import create_app
     from .config import Settings
     from .errors import MargayError
-    from .testing.server import bind, url_of
+    from .serving import bind, url_of
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    tls = _tls_files(tls_cert_file, tls_key_file)
     try:
         flags: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port, "config": config,
                                  "log_level": log_level, "tokens": tokens, "rbac": rbac, "kubeconfig": kubeconfig,
                                  "backend": backend, "opensearch_url": opensearch_url,
                                  "opensearch_user": opensearch_user, "opensearch_password": opensearch_password,
-                                 "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file}
+                                 "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file,
+                                 "opensearch_prefix": opensearch_prefix}
         if no_auth and (tokens or rbac or kubeconfig or in_cluster):
             fail("--no-auth cannot be combined with --tokens, --rbac, --kubeconfig or --in-cluster")
         if no_auth:
@@ -109,10 +121,32 @@ def serve(
         sock = bind(host, port)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port (0 = any free port)")
-    print(f"listening on {url_of(sock)}", flush=True)
+    print(f"listening on {url_of(sock, tls=tls is not None)}", flush=True)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=30))
+                                           timeout_graceful_shutdown=30,
+                                           ssl_certfile=str(tls[0]) if tls else None,
+                                           ssl_keyfile=str(tls[1]) if tls else None))
     server.run(sockets=[sock])
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """Check --tls-cert-file/--tls-key-file by loading them, so a bad pair is one line, not a traceback."""
+    import ssl
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        fail("--tls-cert-file and --tls-key-file go together: give both (or neither for plain HTTP)")
+    assert cert is not None and key is not None
+    for flag, path in (("--tls-cert-file", cert), ("--tls-key-file", key)):
+        if not path.is_file():
+            fail(f"{flag} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        fail(f"cannot use --tls-cert-file {cert} with --tls-key-file {key}: {exc.strerror or exc}; "
+             "give a PEM certificate and its matching PEM private key")
+    return cert, key
 
 
 @app.command()
@@ -120,7 +154,8 @@ def ingest(
     files: Annotated[list[Path], typer.Argument(help="Native log files (NDJSON, BIRD logs, audit logs).")],
     type: Annotated[str, typer.Option("--type", "-t", help="flows, dns, audit_ee, audit_kube, bgp, events, l7")],
     cluster: Annotated[str, typer.Option(help="Cluster the records belong to.")] = "cluster",
-    server: Annotated[str | None, typer.Option(help="Send to a running server at this URL.")] = None,
+    server: Annotated[str | None, typer.Option(help="Send to a running server at this URL.",
+                                                envvar="MARGAY_SERVER")] = None,
     data_dir: DataDir = Path("./data"),
     token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
     host: Annotated[str | None, typer.Option(help="Node name for BIRD logs (default: from the path).")] = None,
@@ -145,56 +180,49 @@ def ingest(
         raise typer.Exit(1)
 
 
+Server = Annotated[str | None, typer.Option(help="URL of a running server, e.g. http://127.0.0.1:8080.",
+                                            envvar="MARGAY_SERVER")]
+
+
 @app.command()
 def query(
     type: Annotated[str, typer.Argument(help="flows, dns, audit, audit_ee, audit_kube, bgp, events, l7")],
     selector: Annotated[str, typer.Argument(help='Selector, e.g. \'action = "deny" AND dest_namespace IN {"db"}\'')] = "",
     since: Annotated[str, typer.Option(help="How far back: 15m, 1h, 7d, or an RFC 3339 time.")] = "1h",
     until: Annotated[str, typer.Option(help="End of the range: now, or an RFC 3339 time.")] = "now",
-    cluster: Annotated[list[str] | None, typer.Option(help="Cluster(s) to read; repeat for several.")] = None,
-    limit: Annotated[int, typer.Option(help="Records to print.")] = 20,
+    cluster: Annotated[list[str] | None, typer.Option(help="Cluster(s) to read; repeat for several. "
+                                                      "Default: every cluster you may read.")] = None,
+    limit: Annotated[int, typer.Option(help="Records to print (the newest).")] = 20,
     json: Annotated[bool, typer.Option("--json", help="Print NDJSON records instead of a table.")] = False,
-    server: Annotated[str | None, typer.Option(help="Query a running server at this URL.")] = None,
-    data_dir: DataDir = Path("./data"),
+    server: Server = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Without --server: the data directory of a "
+                                           "stopped server to read.", envvar="MARGAY_DATA_DIR")] = Path("./data"),
     token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
 ) -> None:
-    """Search stored logs with margay's selector syntax."""
-    from .client import Client, local_client
+    """Search stored logs with margay's selector syntax: newest first, times in UTC.
 
-    start = since if not since[:1].isdigit() or "T" in since else f"now-{since}"
-    body: dict[str, Any] = {"time_range": {"from": start, "to": until}, "selector": selector,
-                            "max_page_size": limit}
-    clusters = cluster or ["cluster"]
-    with (Client(server, token) if server else local_client(data_dir)) as client:
-        result = client.search(type, body, clusters)
+    Reads every cluster you may read unless --cluster names some; a named cluster that holds no logs
+    you may read is an error.
+    """
+    from .cli_query import QueryUsageError, check_type, open_target, readable_clusters, request_body, table
+
+    try:
+        type = check_type(type)
+        with open_target(server, token, data_dir) as client:
+            readable = readable_clusters(client, type)
+            unknown = [c for c in cluster or [] if c not in readable]
+            if unknown:
+                known = ", ".join(readable) or "none yet"
+                fail(f"no {type} logs of cluster {', '.join(unknown)} on this server (or none you may read); "
+                     f"clusters with {type} logs you may read: {known}")
+            result = client.search(type, request_body(type, selector, since, until, limit), cluster or None)
+    except QueryUsageError as exc:
+        fail(str(exc))
     if json:
         for item in result["items"]:
             out.print_json(orjson.dumps(item).decode()) if sys.stdout.isatty() else print(orjson.dumps(item).decode())
         return
-    _print_table(type, result)
-
-
-def _print_table(type: str, result: dict[str, Any]) -> None:
-    from .web.columns import default_columns
-
-    cols = default_columns(type)
-    table = Table(title=f"{type}: {len(result['items'])} of {result.get('total_hits')} records")
-    for c in cols:
-        table.add_column(c, overflow="fold")
-    for item in result["items"]:
-        table.add_row(*[_cell(item, c) for c in cols])
-    out.print(table)
-
-
-def _cell(item: dict[str, Any], path: str) -> str:
-    value: Any = item
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
-        return ""
-    if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
-    return str(value)
+    out.print(table(type, result, cluster or readable))
 
 
 @app.command()
@@ -205,15 +233,17 @@ def simulate(
     clusters: Annotated[list[str] | None, typer.Option("--cluster", help="Cluster names (repeat).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same logs.")] = 1,
     live: Annotated[bool, typer.Option(help="After the backfill, keep sending current logs.")] = False,
-    rate: Annotated[float, typer.Option(help="Flow records per second when --live.")] = 50.0,
+    rate: Annotated[float | None, typer.Option(help="With --live: a time-lapse of about this many flow records "
+                                               "per second (default: the backfill's own rate, every 5 minutes).")] = None,
     token: Annotated[str | None, typer.Option(help="Bearer token for --server.", envvar="MARGAY_TOKEN")] = None,
 ) -> None:
     """Generate a deterministic multi-cluster workload: native files, or posts to a server."""
+    from .client import server_url
     from .simulate.runner import simulate_cmd
 
     if (server is None) == (out_dir is None):
         fail("give exactly one of --server URL or --out DIR")
-    simulate_cmd(server=server, out_dir=out_dir, days=days, clusters=clusters or ["cluster", "app-cluster-1"],
+    simulate_cmd(server=server_url(server) if server else None, out_dir=out_dir, days=days, clusters=clusters or ["cluster", "app-cluster-1"],
                  seed=seed, live=live, rate=rate, token=token, console=console)
 
 
@@ -297,9 +327,12 @@ def agent(
 ) -> None:
     """Run the node agent: tail Calico's logs, checkpoint, spool and ship them to a server (docs/agent.md)."""
     from .agent import run_agent
+    from .client import server_url
     from .errors import MargayError
 
-    flags = {k: v for k, v in locals().items() if k not in ("config", "run_agent", "MargayError")}
+    if server:
+        server = server_url(server)  # `--server 127.0.0.1:8080` fails here, not later in the shipper
+    flags = {k: v for k, v in locals().items() if k not in ("config", "run_agent", "MargayError", "server_url")}
     try:
         run_agent(flags, config=config)
     except MargayError as exc:
@@ -336,6 +369,78 @@ def aggregate(
     sys.stdout.buffer.write(result.body)
     sys.stdout.buffer.flush()
     console.print(f"{result.records_in} records in, {result.records_out} out")
+
+
+access_app = typer.Typer(help="Access: ask what margay's RBAC check answers for a user.", no_args_is_help=True)
+app.add_typer(access_app, name="access")
+
+
+@access_app.command("check")
+def access_check(
+    user: Annotated[str, typer.Argument(help="User name as RBAC subjects name it (alice, "
+                                        "system:serviceaccount:NS:NAME).")],
+    type: Annotated[str, typer.Argument(help="Log type: flows, dns, audit_ee, audit_kube, bgp, events, l7, "
+                                        "or 'all' for a table.")],
+    cluster: Annotated[str, typer.Argument(help="Cluster name (the RBAC resource).")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Ask within this namespace (RoleBindings "
+                                           "there count too).")] = "",
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="A group of the user (repeat); "
+                                                    "system:authenticated is added.")] = None,
+    verb: Annotated[str, typer.Option(help="get (read) or create (write as a person).")] = "get",
+    kubeconfig: Annotated[Path | None, typer.Option(help="Ask this API server (SubjectAccessReview).",
+                                                    envvar="MARGAY_KUBECONFIG")] = None,
+    in_cluster: Annotated[bool, typer.Option("--in-cluster", help="Ask the API server of this pod.")] = False,
+    rbac: Annotated[Path | None, typer.Option(help="Evaluate this RBAC YAML (file or folder) locally instead.",
+                                              envvar="MARGAY_RBAC")] = None,
+) -> None:
+    """May USER read log TYPE of CLUSTER? What `kubectl auth can-i` cannot answer for lma.tigera.io.
+
+    Prints yes or no with the request asked (exit 0 for yes, 1 for no), like `kubectl auth can-i`;
+    with TYPE all, one row per log type (exit 0 when any is readable).
+    """
+    from .access.check import check
+    from .access.identity import person
+    from .access.kube import KubeClient, from_kubeconfig
+    from .access.kube import in_cluster as pod_connection
+    from .access.rbac import Policy, load_documents
+    from .api.common import valid_cluster
+    from .errors import MargayError
+    from .logtypes import REGISTRY
+
+    if sum(bool(x) for x in (kubeconfig, in_cluster, rbac)) != 1:
+        fail("give exactly one of --kubeconfig FILE, --in-cluster or --rbac PATH")
+    if type != "all" and type not in REGISTRY:
+        fail(f"unknown log type {type!r}; use one of: {', '.join(REGISTRY)}, or all")
+    if verb not in ("get", "create"):
+        fail(f"unknown --verb {verb!r}: margay asks get (read) or create (write)")
+    kube = policy = None
+    try:
+        valid_cluster(cluster)
+        if not user.strip():
+            fail("USER is empty: give a user name")
+        who = person(user, group or [])
+        if rbac is not None:
+            if not rbac.exists():
+                fail(f"--rbac {rbac}: no such file or folder")
+            policy = Policy(load_documents(rbac), str(rbac))
+        else:
+            kube = KubeClient(from_kubeconfig(kubeconfig) if kubeconfig else pod_connection())
+        types = list(REGISTRY.values()) if type == "all" else [REGISTRY[type]]
+        answers = [(lt, check(who, lt, cluster, namespace=namespace, verb=verb, kube=kube, policy=policy))
+                   for lt in types]
+    except MargayError as exc:
+        fail(exc.message)
+    finally:
+        if kube is not None:
+            kube.close()
+    for lt, d in answers:
+        line = f"{'yes' if d.allowed else 'no'}"
+        if type == "all":
+            line = f"{lt.name:<11} {line}"
+        out.print(f"{line}  ({d.attributes(verb, cluster, namespace)}; {d.reason})", highlight=False,
+                  soft_wrap=True)
+    raise typer.Exit(0 if all(d.allowed for _, d in answers) or (type == "all" and any(
+        d.allowed for _, d in answers)) else 1)
 
 
 retention_app = typer.Typer(help="Retention: what is kept, what expires next, and dropping what has expired.",
@@ -482,23 +587,61 @@ def archive_import(
         raise typer.Exit(1)
 
 
-def main() -> None:
+def _explain(exc: BaseException) -> str | None:
+    """One line that says what went wrong and what to do, for the errors a user can cause; None for bugs."""
     import httpx
 
-    from .client import ClientError
+    from .client import BadServerURL, ClientError
     from .errors import MargayError
 
+    if isinstance(exc, ClientError):
+        if exc.status == 401:
+            return (f"{exc}: pass --token TOKEN or set MARGAY_TOKEN (`margay serve` prints its admin token; "
+                    "it is also in <data-dir>/admin-token)")
+        if exc.status == 403:
+            return f"{exc} (ask an administrator for an RBAC grant, or pick another --cluster)"
+        return str(exc)
+    if isinstance(exc, BadServerURL):
+        return str(exc)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return f"cannot reach the server ({exc}); is `margay serve` running there? (check --server)"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return f"--server is not a usable URL ({exc}); use e.g. http://127.0.0.1:8080"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"the server did not answer in time ({exc}); try again, or narrow --since"
+    if isinstance(exc, httpx.TransportError):
+        return f"talking to the server failed ({type(exc).__name__}: {exc}); check --server"
+    if isinstance(exc, MargayError):
+        return exc.message
+    return None
+
+
+def main() -> None:
+    import os
+
     try:
-        app()
-    except ClientError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        code = app(standalone_mode=False)  # usage errors come back as exceptions: one line each, below
+    except typer.TyperException as exc:  # click's UsageError, BadParameter, NoSuchOption, ... (typer's click)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `margay` or a command group alone: help was printed
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        console.print(f"[red]error:[/red] {escape(exc.format_message())}{escape(hint)}", highlight=False,
+                      soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("MARGAY_DEBUG"):
+            raise
+        message = _explain(exc)
+        if message is None:  # a bug: still one line, and how to see the rest
+            message = (f"unexpected {type(exc).__name__}: {exc} (a bug in margay: rerun with MARGAY_DEBUG=1 "
+                       "for the traceback and report it)")
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except httpx.ConnectError as exc:
-        console.print(f"[red]error:[/red] cannot reach the server ({exc}); is `margay serve` running there?")
-        sys.exit(2)
-    except MargayError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main", "datetime", "timedelta", "UTC"]

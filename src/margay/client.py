@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,10 +28,33 @@ class ClientError(RuntimeError):
         self.body = body
 
 
+class BadServerURL(ValueError):
+    """A --server value that is not an http(s) URL; the message says what to type instead."""
+
+
+def server_url(value: str) -> str:
+    """`value` as a base URL, or BadServerURL naming the fix (`127.0.0.1:8080` -> use http://127.0.0.1:8080)."""
+    text = value.strip()
+    if "://" not in text:
+        raise BadServerURL(f"--server {value!r} has no scheme: use --server http://{text.lstrip('/')}")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise BadServerURL(f"--server {value!r} is not a valid URL ({exc}): use e.g. http://127.0.0.1:8080") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadServerURL(f"--server {value!r}: the scheme must be http or https, e.g. http://127.0.0.1:8080")
+    if not parts.hostname or " " in text:
+        raise BadServerURL(f"--server {value!r} names no host: use e.g. http://127.0.0.1:8080")
+    return text.rstrip("/")
+
+
 class Client:
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 120.0,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        # verify: True (system CAs), an SSLContext (e.g. trusting a private CA), or False
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=server_url(url), headers=headers, timeout=timeout, verify=verify)
 
     def __enter__(self) -> Client:
         return self
@@ -75,16 +100,21 @@ class Client:
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
 
-    def search(self, log_type: str, body: dict[str, Any], clusters: list[str]) -> dict[str, Any]:
+    def search(self, log_type: str, body: dict[str, Any], clusters: list[str] | None) -> dict[str, Any]:
+        """One page of records; clusters None reads every cluster the caller may read (all_clusters)."""
+        if log_type not in QUERY_PATHS:
+            raise ValueError(f"unknown log type {log_type!r}; use one of: {', '.join(QUERY_PATHS)}")
         body = dict(body)
         if log_type in ("audit_ee", "audit_kube"):
             body["type"] = log_type.split("_", 1)[1]
-        headers = {"x-cluster-id": clusters[0]}
-        if len(clusters) > 1:
-            headers["x-cluster-id"] = "_MULTI_"
+        if clusters is None:
+            headers = {"x-cluster-id": "_MULTI_"}
+            body["all_clusters"] = True
+        elif len(clusters) > 1:
+            headers = {"x-cluster-id": "_MULTI_"}
             body["clusters"] = clusters
-        if log_type not in QUERY_PATHS:
-            raise ValueError(f"unknown log type {log_type!r}")
+        else:
+            headers = {"x-cluster-id": clusters[0]}
         return dict(self._json(self.http.post("/api/v1" + QUERY_PATHS[log_type], json=body, headers=headers)))
 
     def post(self, path: str, body: dict[str, Any], *, cluster: str = "cluster") -> Any:
@@ -99,7 +129,7 @@ def local_client(data_dir: Path) -> Iterator[Client]:
     """A client of a server started in this process on a data directory (for offline CLI use)."""
     from .app import create_app
     from .config import Settings
-    from .testing.server import ServerThread
+    from .serving import ServerThread
 
     with ServerThread(create_app(Settings(data_dir=data_dir))) as server, Client(server.url) as client:
         yield client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -71,17 +72,38 @@ def test_a_batch_too_large_for_the_server_is_split(tmp_path: Path) -> None:
         assert agent.sources["flows"].refused == 0
 
 
-def test_a_full_spool_drops_counted_and_the_rest_ships_later(tmp_path: Path) -> None:
+def test_a_full_spool_pauses_reading_and_everything_ships_once_there_is_room(tmp_path: Path) -> None:
     log = tmp_path / "flows.log"
     log.write_bytes(flows(30))
-    agent = Agent(settings(tmp_path, "http://127.0.0.1:9", flows=str(log), spool_max_bytes=1, batch_bytes=2048))
-    run_until(agent, lambda: agent.sources["flows"].lines_read == 30)
+    hold = socket.socket()  # a port bound, not listening: the server is down
+    hold.bind(("127.0.0.1", 0))
+    port = hold.getsockname()[1]
+    agent = Agent(settings(tmp_path, f"http://127.0.0.1:{port}", flows=str(log), spool_max_bytes=1,
+                           batch_bytes=2048))
+    t = threading.Thread(target=agent.run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (agent.sources["flows"].paused is None or agent.shipper.reachable is not False) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = agent.status()
+        kept = agent.spool.newest("flows")
+        assert status["spool"]["batches"] == 1 and kept is not None  # the first batch always fits
+        assert status["paused"] == {"flows": "spool_full"} and status["dropped"] == {}
+        assert status["sources"]["flows"]["lines_read"] == kept.lines < 30  # the file is the buffer
+        assert 'margay_agent_reading_paused{reason="spool_full",source="flows"} 1' in agent.metrics.render()
+        assert status["server_reachable"] is False and "unreachable" in status["last_error"]
+        hold.close()
+        with ServerThread(create_app(Settings(data_dir=tmp_path / "data")), port=port):
+            while agent.sources["flows"].shipped < 30 and time.monotonic() < deadline + 20:
+                time.sleep(0.05)
+    finally:
+        agent.stop()
+        t.join()
     status = agent.status()
-    kept = agent.spool.newest("flows")
-    assert status["spool"]["batches"] == 1 and kept is not None  # the first batch always fits
-    assert status["dropped"] == {"spool_full": 30 - kept.lines}
-    assert 'margay_dropped_records_total{reason="spool_full",source="flows"}' in agent.metrics.render()
-    assert status["server_reachable"] is False and "unreachable" in status["last_error"]
+    assert status["sources"]["flows"]["records_shipped"] == 30 and status["dropped"] == {}
+    assert status["paused"] == {} and status["spool"]["batches"] == 0
 
 
 def test_host_is_stamped_without_parsing_only_where_missing() -> None:
@@ -110,3 +132,12 @@ def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "agent.md").read_text()
     missing = [name for name, env, _, _ in documented() if f"`{name}`" not in doc or env not in doc]
     assert not missing, f"settings missing from docs/agent.md: {missing}"
+
+
+def test_rotated_names_are_checked_at_the_edge() -> None:
+    ok = AgentSettings.load({"rotated_names": "{name}.*, {stem}-*{ext}"}, environ={})
+    assert ok.rotated_names == "{name}.*, {stem}-*{ext}"
+    for bad, says in (("{nam}.*", "may only use"), ("../{name}.*", "own folder"), ("{name}", "other than the log"),
+                      ("{0}.*", "may only use")):
+        with pytest.raises(ConfigError, match=says):
+            AgentSettings.load({"rotated_names": bad}, environ={})

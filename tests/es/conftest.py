@@ -16,7 +16,7 @@ import pytest
 from margay.app import Margay, create_app
 from margay.config import Settings
 from margay.logtypes import REGISTRY
-from margay.query.esfields import id_sql
+from margay.query.es.fields import id_sql
 from margay.simulate import Topology, audit_ee, dns, events, flows
 from margay.store.mapping import mapping_for
 

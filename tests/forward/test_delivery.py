@@ -29,9 +29,10 @@ from .conftest import (
 pytestmark = pytest.mark.rig
 
 
-def _run(tmp: Path, stores: dict) -> tuple:
+def _run(tmp: Path, stores: dict, engine: dict | None = None) -> tuple:
     tag = "-" + uuid.uuid4().hex[:6]
-    app = create_app(Settings(data_dir=tmp / "data", config=write_config(tmp / "margay.yaml", stores)))
+    app = create_app(Settings(data_dir=tmp / "data", config=write_config(tmp / "margay.yaml", stores),
+                              **(engine or {})))
     server = ServerThread(app).__enter__()
     sent = feed(server.url, tag)
     wait_for(lambda: caught_up(app), timeout=60)
@@ -42,8 +43,8 @@ def _expected(app) -> Counter:
     return Counter({(t, c, i): 1 for (t, c), ids in stored_ids(app.state.margay.backend).items() for i in ids})
 
 
-def test_s3_archives_every_record(s3, s3_bucket, tmp_path):
-    app, server, _, sent = _run(tmp_path, {"s3": s3_store(s3, s3_bucket, tmp_path)})
+def test_s3_archives_every_record(s3, s3_bucket, tmp_path, engine):
+    app, server, _, sent = _run(tmp_path, {"s3": s3_store(s3, s3_bucket, tmp_path)}, engine)
     try:
         got = Counter((t, c, r["id"]) for t, c, r in s3_records(s3.client(), s3_bucket))
         assert got == _expected(app)
@@ -60,8 +61,8 @@ def test_s3_archives_every_record(s3, s3_bucket, tmp_path):
         server.stop()
 
 
-def test_syslog_tcp_delivers_rfc5424(rsyslog, tmp_path):
-    app, server, tag, _ = _run(tmp_path, {"syslog": syslog_store(rsyslog.tcp_port)})
+def test_syslog_tcp_delivers_rfc5424(rsyslog, tmp_path, engine):
+    app, server, tag, _ = _run(tmp_path, {"syslog": syslog_store(rsyslog.tcp_port)}, engine)
     try:
         want = _expected(app)
         def arrived() -> Counter:
@@ -92,8 +93,8 @@ def test_syslog_tls_and_truncation(rsyslog, tmp_path):
         server.stop()
 
 
-def test_splunk_hec_events(hec, tmp_path):
-    app, server, tag, _ = _run(tmp_path, {"splunk": hec_store(hec, tmp_path)})
+def test_splunk_hec_events(hec, tmp_path, engine):
+    app, server, tag, _ = _run(tmp_path, {"splunk": hec_store(hec, tmp_path)}, engine)
     try:
         want = _expected(app)
         def mine() -> list:

@@ -19,9 +19,11 @@ import pytest
 import margay.testing.peers.hec as hec_mod
 import margay.testing.peers.rsyslog as rsyslog_mod
 import margay.testing.peers.s3 as s3_mod
+from conftest import engine_args
 from margay.app import create_app
 from margay.config import Settings
 from margay.store.duckdb import DuckDBBackend
+from margay.store.opensearch import OpenSearchBackend
 from margay.testing.peers.hec import HecReceiver
 from margay.testing.peers.rsyslog import RsyslogServer
 from margay.testing.peers.s3 import S3Server
@@ -149,12 +151,13 @@ def timedelta_h(hours: float) -> Any:
     return timedelta(hours=hours)
 
 
-def test_kill_9_mid_delivery_resumes_from_cursor(hec, tmp_path):
+def test_kill_9_mid_delivery_resumes_from_cursor(hec, tmp_path, engine):
     tag = "-" + uuid.uuid4().hex[:6]
     store = hec_store(hec, tmp_path, batchSize=50)
     config = write_config(tmp_path / "m.yaml", {"splunk": store})
     data = tmp_path / "data"
-    server = ServerProcess(data, "--config", str(config)).start()
+    args = ["--config", str(config), *engine_args(engine)]
+    server = ServerProcess(data, *args).start()
     try:
         feed(server.url, tag, END - timedelta_h(6), END - timedelta_h(3))
 
@@ -166,7 +169,7 @@ def test_kill_9_mid_delivery_resumes_from_cursor(hec, tmp_path):
         server.kill()  # mid-delivery: thousands of records are stored, a few hundred sent
         cursor = (data / "forward" / "splunk.cursor.json").read_bytes()
         assert cursor
-        server = ServerProcess(data, "--config", str(config)).start()
+        server = ServerProcess(data, *args).start()
         feed(server.url, tag, END - timedelta_h(3), END)
 
         def lag() -> float:
@@ -177,7 +180,8 @@ def test_kill_9_mid_delivery_resumes_from_cursor(hec, tmp_path):
         wait_for(lambda: lag() == 0, timeout=60, interval=0.2)
     finally:
         server.stop()
-    backend = DuckDBBackend(data, compact_interval=3600)
+    backend: Any = (DuckDBBackend(data, compact_interval=3600) if engine["backend"] == "duckdb" else
+                    OpenSearchBackend(engine["opensearch_url"], prefix=engine["opensearch_prefix"]))
     try:
         expected = stored_ids(backend)
     finally:

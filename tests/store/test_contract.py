@@ -303,9 +303,8 @@ def test_terms_with_sub_metrics(loaded: Any) -> None:
 
 
 def run_sql_aggs(store: Any, aggs: dict[str, Any], query: Query | None = None) -> dict[str, Any]:
-    from margay.api.logs import run_aggregations
 
-    return run_aggregations(store, query or Query(FLOWS, ["c1"]), aggs)
+    return dict(store.aggregate(query or Query(FLOWS, ["c1"]), aggs).result)
 
 
 def test_date_histogram_and_cardinality(loaded: Any) -> None:
@@ -443,3 +442,119 @@ def test_two_replicas_share_one_opensearch(opensearch: str, tmp_path: Path) -> N
             assert hints.json()["values"] == [{"value": "shop", "count": 7}]
     finally:
         cleanup(opensearch, prefix)
+
+
+# -- the product's other reads: graph, L3 flows, hints, counts, dismissal, the forwarders' feed -------------
+
+
+def _reference_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GRAPH_KEYS groups of flow records computed here, independently of either engine."""
+    from margay.query.graph import GRAPH_KEYS
+
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in records:
+        full = {"cluster": "c1", "dest_service_namespace": None, "dest_service_name": None, **r}
+        domain = min(r["dest_domains"]) if r.get("dest_type") == "net" and r.get("dest_domains") else None
+        key = (*(full.get(k) for k in GRAPH_KEYS), domain)
+        g = groups.setdefault(key, {**{k: full.get(k) for k in GRAPH_KEYS}, "dest_domain": domain,
+                                    "nf": 0, "b": 0, "n": 0})
+        g["nf"] += r["num_flows"]
+        g["b"] += r["bytes_in"] + r["bytes_out"]
+        g["n"] += 1
+    return list(groups.values())
+
+
+@pytest.mark.parametrize("expand,cap", [((), 60), (("shop", "data"), 60), (("shop",), 4)])
+def test_flow_graph_folds_like_the_reference(loaded: Any, expand: tuple[str, ...], cap: int) -> None:
+    from margay.query.graph import GraphSpec, fold
+
+    spec = GraphSpec(expand, cap)
+    rows = loaded.flow_graph(Query(FLOWS, ["c1"], now=NOW), spec)
+    want, hidden = fold(_reference_groups(DATA), spec, {})
+    assert rows.edges == want and rows.hidden == hidden
+    assert rows.path in ("raw", "rollup", "native")
+    if cap > 4:  # with four nodes the workloads may fold into "more"
+        assert any(n.startswith("wl|shop|") for e in rows.edges for n in (e.source, e.target)) == ("shop" in expand)
+    assert (hidden > 0) == (cap == 4)
+
+
+def test_flow_graph_of_a_scoped_reader_withholds_other_namespaces(loaded: Any) -> None:
+    from margay.query.graph import WITHHELD, GraphSpec, fold
+    from margay.query.restriction import Restriction
+
+    restriction = Restriction({"c1": frozenset({"ns0"})})
+    rows = loaded.flow_graph(Query(FLOWS, ["c1"], now=NOW, restriction=restriction), GraphSpec())
+    visible = [r for r in DATA if "ns0" in (r["source_namespace"], r["dest_namespace"])]
+    want, _ = fold(_reference_groups(visible), GraphSpec(), {"c1": frozenset({"ns0"})})
+    assert rows.edges == want
+    nodes = {n for e in rows.edges for n in (e.source, e.target)}
+    assert WITHHELD in nodes and not any(n.startswith("ns|ns1") or n.startswith("ns|shop") for n in nodes)
+
+
+def test_l3_flows_group_by_endpoint_pair(loaded: Any) -> None:
+    items = loaded.l3_flows(Query(FLOWS, ["c1"], size=1000, now=NOW), 0)
+    assert sum(i["log_stats"]["flowLogCount"] for i in items) == 60
+    assert sum(i["connection_stats"]["bytes_in"] for i in items) == sum(r["bytes_in"] for r in DATA)
+    sizes = [i["connection_stats"]["bytes_in"] + i["connection_stats"]["bytes_out"] for i in items]
+    assert sizes == sorted(sizes, reverse=True)
+    page = loaded.l3_flows(Query(FLOWS, ["c1"], size=3, now=NOW), 2)
+    assert [p["key"] for p in page] == [i["key"] for i in items[2:6]]
+    denied = loaded.l3_flows(Query(FLOWS, ["c1"], size=1000, now=NOW, selector=parse_selector('action = "deny"')), 0)
+    assert {i["key"]["action"] for i in denied} == {"deny"}
+    assert sum(i["log_stats"]["flowLogCount"] for i in denied) == 20
+
+
+def test_l3_flows_of_a_scoped_reader(loaded: Any) -> None:
+    from margay.query.restriction import WITHHELD, Restriction
+
+    q = Query(FLOWS, ["c1"], size=1000, now=NOW, restriction=Restriction({"c1": frozenset({"shop"})}))
+    items = loaded.l3_flows(q, 0)
+    assert items and all(i["key"]["destination"]["namespace"] == "shop" or
+                         i["key"]["source"]["namespace"] == "shop" for i in items)
+    for i in items:
+        if i["key"]["source"]["namespace"] != "shop":
+            assert i["key"]["source"]["aggregated_name"] == WITHHELD and i["source_ips"] in ([WITHHELD], [])
+
+
+def test_field_values_and_counts(loaded: Any) -> None:
+    values = loaded.field_values(Query(FLOWS, ["c1"], now=NOW), "dest_namespace", "", 10)
+    assert [(v.value, v.count) for v in values] == [("data", 20), ("kube-system", 20), ("shop", 20)]
+    values = loaded.field_values(Query(FLOWS, ["c1"], now=NOW), "source_name_aggr", "WEB-1", 10)
+    assert [(v.value, v.count) for v in values] == [("web-1-*", 12)]
+    assert loaded.count(Query(FLOWS, ["c1"], now=NOW, selector=parse_selector('proto = "udp"'))) == 15
+    assert loaded.count(Query(FLOWS, ["nowhere"], now=NOW)) == 0
+
+
+def test_dismissed_events_read_back_dismissed_on_every_path(store: Any) -> None:
+    events = [{"id": f"e{i}", "time": 1700000000 + i, "type": "global_alert", "severity": 50,
+               "source_namespace": "shop", "description": f"event {i}"} for i in range(5)]
+    ingest(store, EVENTS, ndjson(events))
+    q = Query(EVENTS, ["c1"], now=NOW)
+    assert store.dismiss(q, ["e1", "e3", "missing"]) == ["e1", "e3"]
+    got = {i["id"]: i.get("dismissed") for i in store.search(Query(EVENTS, ["c1"], now=NOW)).items}
+    assert got["e1"] is True and got["e3"] is True and not got["e0"]
+    sel = Query(EVENTS, ["c1"], now=NOW, selector=parse_selector("dismissed = true"))
+    assert sorted(i["id"] for i in store.search(sel).items) == ["e1", "e3"]
+    assert store.count(Query(EVENTS, ["c1"], now=NOW, selector=parse_selector("dismissed = false"))) == 3
+    from margay.errors import QueryError
+
+    with pytest.raises(QueryError):
+        store.dismiss(Query(FLOWS, ["c1"], now=NOW), ["e1"])
+
+
+def test_the_feed_returns_every_record_once_in_order(store: Any) -> None:
+    ingest(store, FLOWS, ndjson(DATA[:30]))
+    ingest(store, FLOWS, ndjson(DATA[30:]))
+    assert store.safe_seq() <= store.head_seq()
+    upto = store.head_seq()  # every write has returned: nothing is in flight below the head
+    seen: list[int] = []
+    pos = 0
+    while page := store.records_after(FLOWS, pos, 7, upto=upto):
+        seen += [r["_seq"] for r in page]
+        assert all(isinstance(r["_time"], float) and r["cluster"] == "c1" for r in page)
+        pos = page[-1]["_seq"]
+    assert len(seen) == 60 and seen == sorted(seen) and len(set(seen)) == 60
+    assert store.backlog(FLOWS, 0)[0] == 60 and store.backlog(FLOWS, seen[9])[0] == 50
+    deny = parse_selector('action = "deny"')
+    assert len(store.records_after(FLOWS, 0, 1000, upto=upto, where=deny)) == 20
+    assert store.backlog(FLOWS, 0, where=deny)[0] == 20

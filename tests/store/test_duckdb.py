@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.query.model import Query, SortKey
 from margay.query.selector import parse_selector
-from margay.store import duckdb as duckdb_mod
 from margay.store.backend import Partition
 from margay.store.duckdb import DuckDBBackend
+from margay.store.duckdb import reader as duckdb_mod
 from margay.store.sql import SearchCompiler
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)

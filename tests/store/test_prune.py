@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.query.model import Query, SortKey
-from margay.store.duckdb import DuckDBBackend, _time_span
+from margay.store.duckdb import DuckDBBackend
+from margay.store.duckdb.files import _time_span
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 T0 = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())

@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from margay.api.logs import aggregate_with_path
 from margay.logtypes import REGISTRY, LogType
-from margay.query.aggs import Aggregator, Scope
 from margay.query.model import Query
 from margay.query.selector import parse_selector
 from margay.store import rollup
 from margay.store.backend import Partition
 from margay.store.duckdb import DuckDBBackend
+from margay.store.duckdb.aggs import Aggregator, Scope
 from margay.testing.server import ServerProcess
 
 FLOWS, DNS = REGISTRY["flows"], REGISTRY["dns"]
@@ -201,7 +201,7 @@ def requests(draw: Any) -> tuple[Query, dict[str, Any]]:
 def test_rollup_answers_equal_raw_answers(store: DuckDBBackend, req: tuple[Query, dict[str, Any]]) -> None:
     q, aggs = req
     assert rollup.aggs_qualify(q, aggs)
-    got, path = aggregate_with_path(store, q, aggs)
+    got, path = astuple(store.aggregate(q, aggs))
     assert got == raw(store, q, aggs)
     if q.start is None and q.end is None:
         assert path == "rollup"
@@ -212,12 +212,12 @@ def test_typical_questions_take_the_rollup_path(store: DuckDBBackend) -> None:
     top = {"dest": {"terms": {"field": "dest_name_aggr", "size": 10, "order": {"bytes": "desc"}},
                     "aggs": {"bytes": {"sum": {"field": "bytes_in"}}}}}
     q = Query(FLOWS, ["c1", "c2"], start=start, end=end)
-    got, path = aggregate_with_path(store, q, top)
+    got, path = astuple(store.aggregate(q, top))
     assert path == "rollup" and got == raw(store, q, top)
     assert sum(b["doc_count"] for b in got["dest"]["buckets"]) > 0
     dq = Query(DNS, ["c1"], start=start, end=end)
     top_dns = {"domains": {"terms": {"field": "qname", "size": 10}}}
-    got, path = aggregate_with_path(store, dq, top_dns)
+    got, path = astuple(store.aggregate(dq, top_dns))
     assert path == "rollup" and got == raw(store, dq, top_dns)
 
 
@@ -233,20 +233,20 @@ def test_typical_questions_take_the_rollup_path(store: DuckDBBackend) -> None:
 def test_other_questions_read_raw_rows(store: DuckDBBackend, aggs: dict[str, Any], selector: str | None) -> None:
     q = Query(FLOWS, ["c1", "c2"], selector=parse_selector(selector) if selector else None, now=NOW)
     assert not rollup.aggs_qualify(q, aggs)
-    got, path = aggregate_with_path(store, q, aggs)
+    got, path = astuple(store.aggregate(q, aggs))
     assert path == "raw" and got == raw(store, q, aggs)
 
 
 def test_scope_filters_on_dims_qualify_and_others_do_not() -> None:
-    from margay.access.scope import scope_filter
+    from margay.query.restriction import Restriction
 
-    q = Query(FLOWS, ["c1"])
-    q.filters.append(scope_filter(FLOWS, [], {"c1": frozenset({"a", "b"})}))  # type: ignore[arg-type]
+    q = Query(FLOWS, ["c1", "c2"], restriction=Restriction({"c1": frozenset({"a", "b"})}))
     assert rollup.aggs_qualify(q, {"t": {"terms": {"field": "action"}}})
-    for sql in ('"end_time" > ?', '"host" = ?', "_seq > ?", 'list_contains("dest_domains", ?)',
-                'len(list_filter("dest_namespace", lambda el: el = ?)) > 0'):
-        q2 = Query(FLOWS, ["c1"], filters=[(sql, [1])])
-        assert not rollup.aggs_qualify(q2, {"t": {"terms": {"field": "action"}}}), sql
+    narrowed = Restriction({"c1": frozenset({"a"})}, frozenset({"source"}))
+    assert rollup.aggs_qualify(Query(FLOWS, ["c1"], restriction=narrowed), {"t": {"terms": {"field": "action"}}})
+    for sel in ('host = "n1"', 'dest_domains = "a.com"', 'source_ip = "10.0.0.1"'):
+        q2 = Query(FLOWS, ["c1"], selector=parse_selector(sel), restriction=narrowed)
+        assert not rollup.aggs_qualify(q2, {"t": {"terms": {"field": "action"}}}), sel
 
 
 # -- files: compaction, recovery, drops ---------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_missing_rollups_are_built_for_large_files(tmp_path: Path) -> None:
     assert all(f.rollup is not None for fs in s.catalog.parts.values() for f in fs)
     q = Query(DNS, ["c1"])
     aggs = {"q": {"terms": {"field": "qname"}, "aggs": {"n": {"sum": {"field": "count"}}}}}
-    got, path = aggregate_with_path(s, q, aggs)
+    got, path = astuple(s.aggregate(q, aggs))
     assert path == "rollup" and got == raw(s, q, aggs)
     s.close()
 
@@ -314,7 +314,7 @@ def test_recovery_rolls_a_compaction_with_its_rollup_forward(tmp_path: Path, und
     assert len(files) == 1 and files[0].rollup is not None and files[0].rollup.exists()
     assert not any(Path(p).exists() for p in entry["delete"])
     q = Query(FLOWS, ["c1"])
-    got, path = aggregate_with_path(s2, q, {"a": {"terms": {"field": "action"}}})
+    got, path = astuple(s2.aggregate(q, {"a": {"terms": {"field": "action"}}}))
     assert path == "rollup" and got == before
     s2.close()
 
@@ -394,6 +394,6 @@ def test_kill_9_during_compaction_leaves_rollups_consistent(tmp_path: Path) -> N
             assert con.execute('SELECT sum("_count") FROM read_parquet(?)', [str(f.rollup)]).fetchall()[0][0] == f.rows
     q = Query(FLOWS, ["cluster"])
     aggs = {"d": {"terms": {"field": "dest_name_aggr"}, "aggs": {"b": {"sum": {"field": "bytes_in"}}}}}
-    got, path = aggregate_with_path(s, q, aggs)
+    got, path = astuple(s.aggregate(q, aggs))
     assert path == "rollup" and got == raw(s, q, aggs)
     s.close()

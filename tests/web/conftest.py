@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -41,10 +42,16 @@ class Site:
 
 @pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    yield from make_site(tmp_path_factory, {})
+
+
+def make_site(tmp_path_factory: pytest.TempPathFactory, engine: dict[str, Any]) -> Iterator[Site]:
+    """A server over the simulated topology's last HOURS, on the engine the settings name."""
     base = tmp_path_factory.mktemp("web")
     (base / "tokens.yaml").write_text(yaml.safe_dump([{"token": RESTRICTED, "user": "olga"}]))
     (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
-    settings = Settings(data_dir=base / "data", tokens=base / "tokens.yaml", rbac=base / "rbac.yaml", admin_token=True)
+    settings = Settings(data_dir=base / "data", tokens=base / "tokens.yaml", rbac=base / "rbac.yaml", admin_token=True,
+                        **engine)
     app = create_app(settings)
     token = app.state.margay.access.admin_token
     topo = Topology.build(SEED, clusters=CLUSTERS)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from margay.api.events import Dismissals
-from margay.api.graph import edge_selector
+from margay.query.graph import edge_selector
+from margay.store.duckdb.dismissals import Dismissals
 
-from .conftest import RESTRICTED, Site
+from .conftest import RESTRICTED, Site, make_site
 
 RANGE = {"from": "now-3h", "to": "now"}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, module_engine: dict[str, Any]) -> Iterator[Site]:
+    """The simulated site on each engine: the graph and dismissals are the same product on both."""
+    yield from make_site(tmp_path_factory, module_engine)
 
 
 def call(site: Site, path: str, body: Any = None, *, token: str | None = None, cluster: str = "cluster",

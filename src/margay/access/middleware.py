@@ -64,5 +64,7 @@ async def _reject(send: Any, exc: MargayError) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if exc.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="margay"'))
+    elif exc.status == 503:  # the API server behind TokenReview is unreachable: worth retrying
+        headers.append((b"retry-after", b"2"))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

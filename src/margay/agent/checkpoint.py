@@ -3,6 +3,8 @@
 A checkpoint is the position just after the last batch the server acknowledged (for a file: generation,
 device, inode, offset and a fingerprint of its first bytes). Batches read but not yet acknowledged sit in
 the spool, whose entries carry their own positions; the agent resumes from the newer of the two.
+A save that fails (a full disk) raises OSError and changes nothing, in memory or on disk: the caller
+keeps the batch spooled and tries again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from ..durable import atomic_write, fsync_dir  # noqa: F401 - fsync_dir is re-exported
+from ..durable import fsync_dir  # noqa: F401 - fsync_dir is re-exported
+from .spool import durable_write
 
 
 class Checkpoints:
@@ -30,8 +33,20 @@ class Checkpoints:
         # The instance id goes into every idempotency key, so a wiped state dir never reuses old keys.
         self.instance: str = doc.get("instance") or uuid.uuid4().hex
         self.sources: dict[str, dict[str, Any]] = doc.get("sources", {})
-        if not self.path.exists():
-            self._save()
+        self.saved = self.path.exists()
+        if not self.saved:
+            self.try_save()
+
+    def try_save(self) -> bool:
+        """Save if never saved yet (a full disk at the first start); True once saved."""
+        if not self.saved:
+            try:
+                with self._lock:
+                    self._save(self.sources)
+                self.saved = True
+            except OSError:
+                return False
+        return True
 
     def get(self, source: str) -> dict[str, Any] | None:
         with self._lock:
@@ -44,13 +59,15 @@ class Checkpoints:
             current = self.sources.get(source)
             if current is not None and current.get("seq", -1) >= seq:
                 return
-            self.sources[source] = {"seq": seq, "position": position, "acked_at": acked_at}
-            self._save()
+            sources = {**self.sources, source: {"seq": seq, "position": position, "acked_at": acked_at}}
+            self._save(sources)  # OSError: nothing changed
+            self.sources = sources
+            self.saved = True
 
     def max_seq(self) -> int:
         with self._lock:
             return max((s.get("seq", 0) for s in self.sources.values()), default=0)
 
-    def _save(self) -> None:
-        atomic_write(self.path, orjson.dumps({"instance": self.instance, "sources": self.sources},
-                                             option=orjson.OPT_INDENT_2))
+    def _save(self, sources: dict[str, dict[str, Any]]) -> None:
+        durable_write(self.path, orjson.dumps({"instance": self.instance, "sources": sources},
+                                              option=orjson.OPT_INDENT_2), self.path.with_name(self.path.name + ".tmp"))

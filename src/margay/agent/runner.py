@@ -3,12 +3,16 @@
 Every batch is durable in the spool before anything is sent; its idempotency key is
 sha256(instance id, source, generation, device, inode, start offset, end offset), so whatever is resent
 after a crash is stored once. A source's checkpoint moves only when the server acknowledged its batch.
+
+Backpressure: when a batch cannot be spooled (the spool is at its bound, or the disk is full) the source
+keeps it in memory and reads nothing more until it is spooled (the node's log files are the buffer); when
+a checkpoint cannot be written the sender keeps the batch spooled and tries again, and no file is read
+meanwhile. Both show in /-/status and the metrics, and end by themselves when there is room again.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import signal
 import threading
@@ -21,9 +25,10 @@ from typing import Any
 from ..metrics import Registry
 from .aggregation import Aggregation
 from .checkpoint import Checkpoints
+from .host import batch_key
 from .settings import AgentSettings
 from .shipper import Shipper
-from .spool import Batch, Spool
+from .spool import MERGEABLE, Batch, Spool
 from .tail import FileTailer, Position
 
 log = logging.getLogger("margay.agent")
@@ -41,12 +46,9 @@ class SourceState:
     replayed: int = 0
     refused: int = 0
     acked_at: float | None = None
+    held: list[Any] = field(default_factory=list)  # chunks read but not spooled yet (backpressure)
+    paused: str | None = None  # why reading is paused: spool_full or disk_full
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def batch_key(instance: str, source: str, *parts: object) -> str:
-    text = "\x1f".join([instance, source, *map(str, parts)])
-    return hashlib.sha256(text.encode()).hexdigest()[:48]
 
 
 def ensure_host(body: bytes, node: str) -> bytes:
@@ -74,6 +76,8 @@ class Agent:
         state_dir = Path(settings.state_dir)
         self.checkpoints = Checkpoints(state_dir)
         self.spool = Spool(state_dir / "spool", settings.spool_max_bytes, first_seq=self.checkpoints.max_seq() + 1)
+        self.spool.on_coalesce = lambda source, n: self.metrics.inc("margay_agent_batches_coalesced_total", n,
+                                                                     source=source)
         self.instance = self.checkpoints.instance
         self.sources: dict[str, SourceState] = {}
         self.tailers: dict[str, FileTailer] = {}
@@ -81,6 +85,9 @@ class Agent:
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.write_errors: dict[str, str] = {}  # "spool" / "checkpoint" -> the last error, while it lasts
+        self._coalesce_cond = threading.Condition()
+        self._coalesce_wanted: dict[str, int] = {}  # source -> seq in flight: coalesce what follows it
         self.shipper = Shipper(settings.server, settings.cluster, settings.bearer, timeout=settings.request_timeout,
                                backoff_base=settings.backoff_base, backoff_max=settings.backoff_max,
                                stop=self.stop_event,
@@ -90,7 +97,7 @@ class Agent:
             resume = Position.from_dict(self._resume_position(name))
             self.tailers[name] = FileTailer(
                 path, resume, batch_bytes=settings.batch_bytes, batch_age=settings.batch_age,
-                rotate_wait=settings.rotate_wait, on_drop=self._dropper(name))
+                rotate_wait=settings.rotate_wait, on_drop=self._dropper(name), rotated_names=settings.rotated_names)
         self.http: Any = None
         self.cloudwatch: Any = None
         if settings.cloudwatch_group:
@@ -107,6 +114,10 @@ class Agent:
         m.gauge("margay_agent_lag_seconds", lambda: [({"source": k}, v) for k, v in self.lag_seconds().items()])
         m.gauge("margay_agent_unread_bytes",
                 lambda: [({"source": k}, float(t.lag_bytes())) for k, t in self.tailers.items()])
+        m.gauge("margay_agent_reading_paused",
+                lambda: [({"source": k, "reason": st.paused}, 1.0) for k, st in self.sources.items() if st.paused])
+        m.gauge("margay_agent_disk_full", lambda: [({"what": w}, 1.0 if w in self.write_errors else 0.0)
+                                                   for w in ("spool", "checkpoint")])
 
     # -- positions ---------------------------------------------------------------------------------------
 
@@ -131,17 +142,24 @@ class Agent:
 
     def enqueue(self, source: str, log_type: str, raw: bytes, lines: int, key: str, position: dict[str, Any],
                 content_type: str = "application/x-ndjson", params: dict[str, str] | None = None,
-                drop_when_full: bool = True) -> bool:
-        """Spool one batch durably. When the spool is full: False, and the lines are counted as dropped
-        unless the caller can read them again later (`drop_when_full=False`)."""
+                drop_when_full: bool = False) -> bool:
+        """Spool one batch durably. False when there is no room (the spool is at its bound, or the disk is
+        full): the caller keeps the lines and tries again later, or, with `drop_when_full`, they are counted
+        as dropped."""
         st = self.sources[source]
         if content_type == "application/x-ndjson":
             if log_type in HOST_TYPES:
                 raw = ensure_host(raw, self.settings.node)
             raw = self.aggregation.apply(log_type, raw)
         batch = Batch(source, log_type, key, gzip.compress(raw, compresslevel=1), lines, position, content_type,
-                      params or {}, created=time.time())
-        ok = self.spool.put(batch)
+                      params or {}, created=time.time(), raw_bytes=len(raw))
+        try:
+            ok = self.spool.put(batch)
+        except OSError as exc:
+            self._write_failed("spool", exc)
+            ok = False
+        else:
+            self._write_ok("spool")
         if ok or drop_when_full:
             st.lines_read += lines
             self.metrics.inc("margay_agent_lines_read_total", lines, source=source)
@@ -150,26 +168,58 @@ class Agent:
             self.drop(source, "spool_full", lines)
         return ok
 
+    def _write_failed(self, what: str, exc: OSError) -> None:
+        if what not in self.write_errors:
+            log.warning("cannot write the %s (%s): reading paused until there is room", what, exc)
+        self.write_errors[what] = f"{exc.strerror or exc}"
+        self.metrics.inc("margay_agent_write_errors_total", what=what)
+
+    def _write_ok(self, what: str) -> None:
+        if self.write_errors.pop(what, None) is not None:
+            log.info("the %s can be written again: reading resumed", what)
+
     def poll_files(self) -> int:
         """One look at every file; returns the number of batches spooled."""
         n = 0
+        if not self.checkpoints.try_save():
+            return 0
         for name, tailer in self.tailers.items():
             st = self.sources[name]
+            if not self._spool_held(st):
+                continue  # still no room: read nothing more (the file is the buffer)
+            if "checkpoint" in self.write_errors:
+                st.paused = "disk_full"
+                continue
             try:
-                chunks = tailer.poll()
+                st.held = tailer.poll()
             except OSError as exc:
                 log.warning("%s: %s", tailer.path, exc)
                 continue
-            for c in chunks:
-                params: dict[str, str] = {}
-                ctype = "application/x-ndjson"
-                if st.log_type == "bgp":
-                    ctype = "text/plain"
-                    params = {"host": self.settings.node, "ip_version": "IPv6" if name == "bird6" else "IPv4"}
-                key = batch_key(self.instance, name, c.gen, c.dev, c.ino, c.start, c.end)
-                self.enqueue(name, st.log_type, c.data, c.data.count(b"\n"), key, c.position, ctype, params)
-                n += 1
+            n += len(st.held)
+            self._spool_held(st)
         return n
+
+    def _spool_held(self, st: SourceState) -> bool:
+        """Spool the chunks a source read, in order; False (reading paused) if one still does not fit."""
+        while st.held:
+            c = st.held[0]
+            params: dict[str, str] = {}
+            ctype = "application/x-ndjson"
+            if st.log_type == "bgp":
+                ctype = "text/plain"
+                params = {"host": self.settings.node, "ip_version": "IPv6" if st.name == "bird6" else "IPv4"}
+            key = batch_key(self.instance, st.name, c.gen, c.dev, c.ino, c.start, c.end)
+            if not self.enqueue(st.name, st.log_type, c.data, c.data.count(b"\n"), key, c.position, ctype, params):
+                if st.paused is None:
+                    log.warning("%s: no room in the spool (%s); reading paused", st.name,
+                                self.write_errors.get("spool") or f"{self.spool.bytes} bytes spooled")
+                st.paused = "disk_full" if "spool" in self.write_errors else "spool_full"
+                return False
+            st.held.pop(0)
+        if st.paused is not None:
+            log.info("%s: reading resumed", st.name)
+            st.paused = None
+        return True
 
     # -- the send side -----------------------------------------------------------------------------------
 
@@ -186,6 +236,9 @@ class Agent:
                 self._busy.add(batch.source)
             try:
                 self._ship(batch)
+            except Exception:  # noqa: BLE001 - a sender never dies; the batch stays spooled
+                log.exception("%s: shipping batch %s failed; trying again", batch.source, batch.key[:12])
+                self.stop_event.wait(1.0)
             finally:
                 with self._busy_lock:
                     self._busy.discard(batch.source)
@@ -193,9 +246,15 @@ class Agent:
 
     def _ship(self, batch: Batch) -> None:
         try:
+            batch = self._prepare(batch)
             body = self.spool.body(batch)
         except FileNotFoundError:
             return
+        except OSError as exc:  # a full disk: not even sealing worked; the batch waits in the spool
+            self._write_failed("spool", exc)
+            self.stop_event.wait(0.5)
+            return
+        self._coalesce_next(batch)
         result = self.shipper.ship(batch, body)
         if result is None:
             return  # stopping: the batch stays in the spool
@@ -217,15 +276,57 @@ class Agent:
             st.refused += result.failed + result.rejected
             st.acked_at = now
         # Checkpoint first, then forget the spooled copy: a crash in between resends a batch the server
-        # replays from its key, never loses one.
-        self.checkpoints.acknowledge(batch.source, batch.seq, batch.position, now)
+        # replays from its key, never loses one. A checkpoint that cannot be written (a full disk) keeps
+        # the batch spooled: it is tried again until it can be, or the agent stops (then resent, replayed).
+        while True:
+            try:
+                self.checkpoints.acknowledge(batch.source, batch.last_seq, batch.position, now)
+            except OSError as exc:
+                self._write_failed("checkpoint", exc)
+                if self.stop_event.wait(0.5):
+                    return
+                continue
+            self._write_ok("checkpoint")
+            break
         self.spool.remove(batch)
+
+    def _coalesce_next(self, batch: Batch) -> None:
+        """While `batch` is in flight, coalesce the source's next unsent batches (a backlog draining)."""
+        if batch.content_type not in MERGEABLE:
+            return
+        with self._coalesce_cond:
+            self._coalesce_wanted[batch.source] = batch.seq
+            self._coalesce_cond.notify()
+
+    def _coalescer(self) -> None:
+        while not self.stop_event.is_set():
+            with self._coalesce_cond:
+                if not self._coalesce_wanted:
+                    self._coalesce_cond.wait(0.5)
+                    continue
+                source, after = self._coalesce_wanted.popitem()
+            try:
+                self.spool.prefetch(source, after, self.settings.batch_bytes)
+            except OSError as exc:  # a full disk: the batches are sealed one by one when sent
+                log.debug("%s: coalescing ahead failed: %s", source, exc)
+
+    def _prepare(self, batch: Batch) -> Batch:
+        """Coalesce a never-sent batch with the source's next ones (a backlog drains in full-size requests),
+        or seal it alone; on a full disk, sealing alone needs no room."""
+        try:
+            out = self.spool.prepare(batch, self.settings.batch_bytes)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            out = self.spool.prepare(batch, 0)
+        return out
 
     # -- running -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
         for i in range(self.settings.senders):
             self._spawn(self._sender, f"margay-agent-sender-{i}")
+        self._spawn(self._coalescer, "margay-agent-coalescer")
         if self.cloudwatch is not None:
             self._spawn(self.cloudwatch.run, "margay-agent-cloudwatch")
         if self.settings.listen:
@@ -253,6 +354,8 @@ class Agent:
     def stop(self) -> None:
         self.stop_event.set()
         self.spool.wake()
+        with self._coalesce_cond:
+            self._coalesce_cond.notify_all()
 
     def close(self) -> None:
         self.stop()
@@ -290,6 +393,8 @@ class Agent:
                 "pending_batches": pending.get(name, (0, 0.0))[0],
                 "unread_bytes": tailer.lag_bytes() if tailer else 0,
                 "checkpoint": cp["position"] if cp else None,
+                "paused": st.paused, "held_batches": len(st.held),
+                "rotated_files_queued": len(tailer.queue) if tailer else 0,
                 "acked_at": cp["acked_at"] if cp else None,
             }
         return {"node": self.settings.node, "cluster": self.settings.cluster, "server": self.settings.server,
@@ -297,6 +402,8 @@ class Agent:
                 "instance": self.instance, "aggregate": self.aggregation.describe(),
                 "spool": {"bytes": self.spool.bytes, "batches": len(self.spool),
                           "max_bytes": self.spool.max_bytes},
+                "write_errors": dict(self.write_errors),
+                "paused": {name: st.paused for name, st in self.sources.items() if st.paused},
                 "dropped": self._drops(), "sources": sources}
 
     def _drops(self) -> dict[str, float]:
@@ -321,4 +428,11 @@ def _describe(m: Registry) -> None:
     m.describe("margay_agent_spool_bytes", "gauge", "Bytes in the on-disk spool.")
     m.describe("margay_agent_spool_batches", "gauge", "Batches in the on-disk spool.")
     m.describe("margay_agent_lag_seconds", "gauge", "Age of the oldest unacknowledged line, by source.")
-    m.describe("margay_agent_unread_bytes", "gauge", "Bytes of a file not read yet, by source.")
+    m.describe("margay_agent_unread_bytes", "gauge",
+               "Bytes not read yet, by source (the rest of the file being read and the newer rotated files).")
+    m.describe("margay_agent_reading_paused", "gauge",
+               "1 while a source reads nothing more because its batch cannot be spooled, by reason.")
+    m.describe("margay_agent_disk_full", "gauge", "1 while the spool or the checkpoint cannot be written.")
+    m.describe("margay_agent_write_errors_total", "counter", "Failed writes of the spool or checkpoint (full disk).")
+    m.describe("margay_agent_batches_coalesced_total", "counter",
+               "Spooled batches sent coalesced with others (a backlog draining), by source.")

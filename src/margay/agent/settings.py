@@ -52,11 +52,15 @@ class AgentSettings:
     audit_kube: str = setting(FILE_SOURCES["audit_kube"][1], "kube-apiserver audit log ('' turns it off).")
     listen: str = setting("127.0.0.1:9081", "host:port of the status, metrics and audit webhook endpoint; '' = none.")
     webhook: bool = setting(True, "Accept kube-apiserver audit webhook EventLists on POST /audit/webhook.")
-    batch_bytes: int = setting(2 * MiB, "Ship a batch once this many bytes of whole lines are ready.")
+    batch_bytes: int = setting(2 * MiB, "Ship a batch once this many bytes of whole lines are ready (spooled batches are coalesced up to it).")
     batch_age: float = setting(2.0, "... or once the oldest unshipped line is this many seconds old.")
     poll_interval: float = setting(0.25, "Seconds between looks at the files.")
     rotate_wait: float = setting(1.0, "Seconds a renamed file is still read before moving to the new one.")
-    spool_max_bytes: int = setting(512 * MiB, "Bound of the on-disk spool (gzip bytes); past it batches are dropped, counted.")
+    rotated_names: str = setting(
+        "{name}.*,{name}-*,{stem}-*{ext},@*.s,@*.u",
+        "Glob patterns (comma-separated, in the log's folder) of its rotated files: {name} flows.log, {stem} "
+        "flows, {ext} .log; covers flows.log.1, flows.log-20261205, flows-2026-12-05T10-00-00.000.log, @4000….s.")
+    spool_max_bytes: int = setting(512 * MiB, "Bound of the on-disk spool (gzip bytes); past it files are not read further until there is room.")
     senders: int = setting(2, "Batches in flight at once (at most one per source, so order per file holds).")
     backoff_base: float = setting(0.25, "First retry delay in seconds (doubles each time, with jitter).")
     backoff_max: float = setting(30.0, "Longest retry delay in seconds.")
@@ -92,6 +96,7 @@ class AgentSettings:
             settings.node = environ.get("NODE_NAME") or socket.gethostname()
         if settings.senders < 1 or settings.batch_bytes < 1024 or settings.spool_max_bytes < 1:
             raise ConfigError("senders must be >= 1, batch_bytes >= 1024 and spool_max_bytes >= 1")
+        check_rotated_names(settings.rotated_names)
         return settings
 
     def bearer(self) -> str | None:
@@ -111,6 +116,19 @@ class AgentSettings:
             if path and str(path).lower() not in ("none", "off", "false"):
                 out[name] = (log_type, Path(path))
         return out
+
+
+def check_rotated_names(patterns: str) -> None:
+    """rotated_names: comma-separated glob patterns of file names (no folders) using {name}, {stem}, {ext}."""
+    for p in patterns.split(","):
+        p = p.strip()
+        try:
+            name = p.format(name="flows.log", stem="flows", ext=".log")
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(f"rotated_names: pattern {p!r} may only use {{name}}, {{stem}} and {{ext}}") from None
+        if "/" in name or name in ("*", "flows.log"):
+            raise ConfigError(f"rotated_names: pattern {p!r} must name files in the log's own folder, "
+                              "other than the log itself (e.g. {name}.*)")
 
 
 def _snake(key: str) -> str:

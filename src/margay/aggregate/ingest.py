@@ -120,7 +120,7 @@ def aggregate_batch(policy: IngestAggregation, lt: LogType, cluster: str, body: 
     """(body to store, records in, records out). The body is unchanged when the cluster is not configured
     or when any record is invalid: then ingest stores as sent and names the bad lines as usual."""
     entry = policy.for_cluster(cluster)
-    levels = None if entry is None else entry.flows if lt.name == "flows" else entry.dns if lt.name == "dns" else None
+    levels = None if entry is None or lt.aggregation is None else getattr(entry, lt.aggregation)
     if levels is None:
         return body, 0, 0
     try:

@@ -23,10 +23,18 @@ UI_TYPES = {"flows": ["flows"], "dns": ["dns"], "audit": ["audit_ee", "audit_kub
 
 
 async def whoami(request: Request) -> JSONResponse:
+    """Who the caller is and what they may read; `logs` tells "no logs yet" apart from an RBAC denial.
+
+    logs[type] is "readable" (some cluster's stored logs of this type are readable), "none_yet" (no
+    cluster has sent logs of this type yet: not an access problem) or "denied" (logs exist, none readable);
+    `empty` is true while the server stores no logs at all.
+    """
     m = request.app.state.margay
     who = m.caller(request)
     clusters = await asyncio.to_thread(m.backend.clusters, None)
+    stored = await asyncio.to_thread(lambda: {t: set(m.backend.clusters(REGISTRY[t])) for t in REGISTRY})
     readable: dict[str, dict[str, str]] = {}
+    logs: dict[str, str] = {}
     for name, types in UI_TYPES.items():
         per: dict[str, str] = {}
         for c in clusters or []:
@@ -36,9 +44,14 @@ async def whoami(request: Request) -> JSONResponse:
             elif any(grants):
                 per[c] = "namespaces"
         readable[name] = per
+        has = [c for t in types for c in stored[t]]
+        logs[name] = ("none_yet" if not has else
+                      "readable" if any(m.access.grant(who, REGISTRY[t], c) for t in types for c in stored[t])
+                      else "denied")
     return JSONResponse({"user": who.describe(), "groups": list(who.groups), "auth": m.access.mode,
                          "clusters": sorted({c for per in readable.values() for c in per}),
-                         "all_clusters": len(clusters or []), "readable": readable})
+                         "all_clusters": len(clusters or []), "readable": readable,
+                         "empty": not clusters, "logs": logs})
 
 
 def _keys(name: str) -> list[dict[str, Any]]:

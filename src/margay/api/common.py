@@ -15,6 +15,7 @@ from starlette.responses import Response
 from zlib_ng import zlib_ng  # zlib's API on zlib-ng: bodies inflate about 3x faster than with zlib
 
 from ..errors import MargayError, ParseError, PayloadTooLarge, QueryError
+from ..names import valid_cluster as valid_cluster  # the rule lives in names.py; re-exported for callers here
 
 DEFAULT_CLUSTER = "cluster"
 MULTI_CLUSTER = "_MULTI_"
@@ -28,8 +29,14 @@ class JSONResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
+# Answers that mean "not now" (busy, store unavailable, disk below its floor) carry Retry-After: HTTP clients
+# that honour it retry, and so does kube-apiserver's audit webhook (client-go retries a 429/5xx that has it).
+RETRY_LATER = {429: "2", 503: "2", 507: "5"}
+
+
 def error_response(exc: MargayError) -> JSONResponse:
-    return JSONResponse(exc.envelope(), status_code=exc.status)
+    retry = RETRY_LATER.get(exc.status)
+    return JSONResponse(exc.envelope(), status_code=exc.status, headers={"retry-after": retry} if retry else None)
 
 
 def header_cluster(request: Request) -> str:

@@ -34,13 +34,13 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     if key is not None and len(key) > 200:
         raise ParseError("Idempotency-Key: at most 200 characters")
     ctype = _content_type(request)
-    native_bird = lt.name == "bgp" and ctype == "text/plain"
-    native_eventlist = lt.name in ("audit_kube", "audit_ee") and ctype == "application/json"
+    native_bird = "bird" in lt.native_formats and ctype == "text/plain"
+    native_eventlist = "eventlist" in lt.native_formats and ctype == "application/json"
     if ctype not in NDJSON_TYPES and not native_bird and not native_eventlist:
         allowed = "application/x-ndjson"
-        if lt.name == "bgp":
+        if "bird" in lt.native_formats:
             allowed += " (or text/plain BIRD log lines)"
-        if lt.name.startswith("audit"):
+        if "eventlist" in lt.native_formats:
             allowed += " (or application/json EventList)"
         raise ParseError(f"Content-Type {ctype or 'missing'!r} is not accepted here: send {allowed}", status=415)
     m.guard_disk()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -12,9 +13,7 @@ from starlette.routing import Route
 from ..errors import QueryError
 from ..logtypes import REGISTRY, LogType, get
 from ..names import valid_cluster
-from ..query.aggs import Aggregator, Scope
 from ..query.model import Query, page_size, sort_keys, time_range
-from ..store.rollup import aggs_qualify
 from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body
 
 MAX_HINTS = 1000
@@ -56,11 +55,7 @@ def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: li
                   sort=sort_keys(body), size=page_size(body),
                   after_key=body.get("after_key") if isinstance(body.get("after_key"), dict) else None,
                   total_hits=body.get("total_hits", True) is not False)
-    m.restrict_query(request, query, body)  # access: readable types only, namespace-scoped filters
-    if lt.name == "events":
-        from .events import apply_dismissals
-
-        apply_dismissals(request, query)  # the durable dismissal overlay (api/events.py)
+    m.restrict_query(request, query, body)  # access: readable types only, the namespace-scoped restriction
     return query
 
 
@@ -94,16 +89,11 @@ async def search_logs(request: Request, name: str) -> JSONResponse:
     m = request.app.state.margay
     body = await json_body(request)
     lt, also = _types_for(request, name, body)
-    default_last = m.default_window(lt)
+    default_last = timedelta(seconds=lt.default_window_s) if lt.default_window_s else None
     query = build_query(request, body, lt, also=also, default_last=default_last)
     result = await _timed(request, "logs", m.backend.search, query)
     m.access_log(request, lt, query, len(result.items))
-    items = result.items
-    if lt.name == "events":
-        from .events import mark_dismissed
-
-        items = mark_dismissed(request, items)
-    out: dict[str, Any] = {"items": m.redact(request, query.logtype, items), "total_hits": result.total}
+    out: dict[str, Any] = {"items": result.items, "total_hits": result.total}
     if result.after_key is not None:
         out["after_key"] = result.after_key
     return JSONResponse(out)
@@ -122,30 +112,12 @@ async def aggregate_logs(request: Request, name: str) -> JSONResponse:
         aggs = {"tb": {"date_histogram": {"field": query.time_key,
                                           "fixed_interval": _auto_interval(query, num_buckets)},
                        "aggs": aggs}}
-    result, path = await _timed(request, "aggregation", aggregate_with_path, m.backend, query, aggs)
-    m.metrics.inc("margay_aggregations_total", path=path)
+    if not isinstance(aggs, dict):
+        raise QueryError("aggregations: expected an object of name -> aggregation")
+    result = await _timed(request, "aggregation", m.backend.aggregate, query, aggs)
+    m.metrics.inc("margay_aggregations_total", path=result.path)
     m.access_log(request, lt, query, None)
-    return JSONResponse({"aggregations": result}, headers={"x-margay-aggregation-path": path})
-
-
-def run_aggregations(backend: Any, query: Query, aggs: dict[str, Any]) -> dict[str, Any]:
-    return aggregate_with_path(backend, query, aggs)[0]
-
-
-def aggregate_with_path(backend: Any, query: Query, aggs: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The aggregations and which rows answered them: "rollup" (pre-summed hours), "raw" or "native"."""
-    native = getattr(backend, "aggregate", None)  # engines without SQL (OpenSearch) aggregate natively
-    if native is not None:
-        return dict(native(query, aggs)), "native"
-
-    def build(rolled: bool) -> Any:
-        return lambda run, src, params: Aggregator(query.logtype, run, rolled=rolled).aggregate(aggs, Scope(src, params))
-
-    if hasattr(backend, "run_rolled") and aggs_qualify(query, aggs):  # exact over roll-ups (store/rollup.py)
-        done, result = backend.run_rolled(query, build(True))
-        if done:
-            return result, "rollup"
-    return backend.run_over(query, build(False)), "raw"
+    return JSONResponse({"aggregations": result.result}, headers={"x-margay-aggregation-path": result.path})
 
 
 def _auto_interval(query: Query, buckets: int) -> str:
@@ -173,23 +145,9 @@ async def field_values(request: Request, name: str, field: str) -> JSONResponse:
     if not isinstance(prefix, str):
         raise QueryError("prefix: expected a string")
     query = build_query(request, body, lt, also=also)
-    qk = keys[field]
-
-    def hints(run: Any, src: str, params: list[Any]) -> list[dict[str, Any]]:
-        value = f"unnest(list_distinct({qk.sql}))" if qk.kind.is_list else qk.sql
-        sql = (f"SELECT v, count(*) AS c FROM (SELECT CAST({value} AS VARCHAR) AS v {src}) "  # noqa: S608
-               "WHERE v IS NOT NULL AND starts_with(lower(v), lower(?)) GROUP BY v ORDER BY c DESC, v LIMIT ?")
-        return [{"value": v, "count": c} for v, c in run(sql, params + [prefix, size])]
-
-    def run() -> list[dict[str, Any]]:
-        native = getattr(m.backend, "field_values", None)  # engines without SQL (OpenSearch)
-        if native is not None:
-            return list(native(query, field, prefix, size))
-        return list(m.backend.run_over(query, hints))
-
-    values = await _timed(request, "hints", run)
+    values = await _timed(request, "hints", m.backend.field_values, query, field, prefix, size)
     m.access_log(request, lt, query, len(values))
-    return JSONResponse({"field": field, "values": values})
+    return JSONResponse({"field": field, "values": [v.as_dict() for v in values]})
 
 
 async def list_indices(request: Request) -> JSONResponse:
@@ -202,8 +160,12 @@ async def list_indices(request: Request) -> JSONResponse:
 
 def routes() -> list[Route]:
     out: list[Route] = [Route("/api/v1/indices", list_indices, methods=["GET"])]
-    paths = {"flows": "/flows/logs", "dns": "/dns/logs", "audit": "/audit/logs", "bgp": "/bgp/logs",
-             "events": "/events", "l7": "/l7/logs"}
+    # One search and one aggregation route per query path of the registry; types that share a path (the two
+    # audit types) are read together under their common name, `type` in the body choosing.
+    paths: dict[str, str] = {}
+    for lt in REGISTRY.values():
+        sharing = [t for t in REGISTRY.values() if t.query_path == lt.query_path]
+        paths.setdefault(lt.name if len(sharing) == 1 else lt.name.split("_")[0], lt.query_path)
     for name, path in paths.items():
         async def search(request: Request, name: str = name) -> JSONResponse:
             return await search_logs(request, name)

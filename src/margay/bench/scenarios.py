@@ -270,12 +270,19 @@ def aggregate(bench: Bench) -> dict[str, Any]:
 
 
 def agent(bench: Bench) -> dict[str, Any]:
-    """`margay agent` (a real process) shipping a flows.log to a real server: lines/s, CPU s per 10k flows."""
+    """`margay agent` (a real process) shipping a flows.log to a real server: lines/s, CPU s per 10k flows,
+    lines per CPU-second, peak RSS; and the drain rate of the backlog a server outage left in the spool."""
     from ..agent import bench as agent_bench
 
-    out = agent_bench(lines=30_000 if bench.quick else 500_000, work_dir=bench.work_dir)
+    outage = 10.0 if bench.quick else 60.0
+    rate = 1000.0 if bench.quick else 3000.0
+    out = agent_bench(lines=30_000 if bench.quick else 500_000, work_dir=bench.work_dir, outage=outage, rate=rate)
     out["notes"] = (f"margay agent tailing a {out['agent_lines']:,}-line flows.log into a margay server on the same "
-                    "machine; CPU is the agent process's own (wait4), wall time from its start to the last ack.")
+                    "machine; CPU (wait4) and peak RSS (VmHWM) are the agent process's own, wall time from its start to the "
+                    f"last ack. Drain: the server down for {outage:.0f} s while Felix writes {rate:,.0f} lines/s (spooled "
+                    "in 0.2 s batches), then the server starts: agent_drain_reconnect_s until the first ack (retry backoff), "
+                    "agent_drain_lines_per_s from the first ack to the last (agent_drain_vs_live: that / the live "
+                    "rate), agent_drain_lines_per_s_incl_reconnect from the server's start.")
     return out
 
 

@@ -18,6 +18,7 @@ import yaml
 from ..config import load_documents
 from ..errors import ConfigError, MargayError
 from ..logtypes import REGISTRY, LogType
+from ..query.selector import Node, parse_selector
 
 API_VERSION = "operator.tigera.io/v1"
 KIND = "LogCollector"
@@ -61,14 +62,16 @@ class StoreConfig:
     def name(self) -> str:
         return self.kind
 
-    def where(self, lt: LogType) -> tuple[str, list[Any]] | None:
-        """The selector compiled for one type, or None."""
+    def where(self, lt: LogType) -> Node | None:
+        """The selector the forwarded records of one type must match (checked against the type), or None."""
         if not self.selector:
             return None
-        from ..query.selector import parse_selector
         from ..query.sql import compile_selector
 
-        return compile_selector(parse_selector(self.selector), lt, text=self.selector)
+        node = parse_selector(self.selector)
+        if node is not None:
+            compile_selector(node, lt, text=self.selector)  # names every unknown key now, not at delivery
+        return node
 
 
 def _err(path: str, message: str) -> ConfigError:

@@ -9,37 +9,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..store.catalog import Catalog
-from ..store.duckdb import connect
 from .config import StoreConfig
 from .cursor import Cursor
 
 
 def offline_status(data_dir: Path, configs: list[StoreConfig]) -> list[dict[str, Any]]:
-    catalog = Catalog(Path(data_dir) / "store")
-    catalog.load()
-    con = connect()
+    from ..store.duckdb.offline import OfflineStore  # the embedded engine's files; a server is not needed
+
+    store = OfflineStore(Path(data_dir))
     out = []
     try:
         for cfg in configs:
             cursor = Cursor.for_store(data_dir, cfg.name)
             lag, oldest = 0, None
             for lt in cfg.types:
-                pos = cursor.get(lt.name) or 0
-                files = [str(f.path) for (t, _, _), fs in catalog.parts.items() if t == lt.name
-                         for f in fs if f.seq_hi > pos]
-                if not files:
-                    continue
-                cond, params = cfg.where(lt) or ("TRUE", [])
-                sql = f"SELECT count(*), epoch(min(generated_time)) FROM read_parquet(?, union_by_name = true) AS t WHERE _seq > ? AND ({cond})"  # noqa: S608,E501 - compiled selector only
-                n, t = con.execute(sql, [files, pos, *params]).fetchall()[0]
-                lag += int(n)
+                n, t = store.backlog(lt, cursor.get(lt.name) or 0, where=cfg.where(lt))
+                lag += n
                 if t is not None:
                     oldest = t if oldest is None else min(oldest, t)
             out.append({"store": cfg.name, "types": [lt.name for lt in cfg.types], "cursor": dict(cursor.positions),
                         "lag_records": lag, "lag_seconds": round(max(0.0, time.time() - oldest), 3) if oldest else 0.0})
     finally:
-        con.close()
+        store.close()
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import audit, bgp, dns, events, flows, l7
-from .base import Field, Kind, LogType, QueryKey, Rollup, quote_ident
+from .base import Field, Kind, LogType, QueryKey, Rollup, Side, quote_ident
 
 REGISTRY: dict[str, LogType] = {
     lt.name: lt
@@ -33,4 +33,4 @@ def by_rbac_name(resource_name: str) -> list[LogType]:
     return [lt for lt in REGISTRY.values() if resource_name in lt.rbac]
 
 
-__all__ = ["REGISTRY", "SAMPLES", "Field", "Kind", "LogType", "QueryKey", "Rollup", "get", "by_rbac_name", "quote_ident"]
+__all__ = ["REGISTRY", "SAMPLES", "Field", "Kind", "LogType", "QueryKey", "Rollup", "Side", "get", "by_rbac_name", "quote_ident"]

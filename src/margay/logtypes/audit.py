@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .base import Field, Kind, LogType, f
+from .base import Field, Kind, LogType, Side, f
 
 K = Kind.KEYWORD
 
@@ -49,6 +49,7 @@ AUDIT_EE = LogType(
     derived={"name": _NAME},
     bulk_path="/audit/logs/ee/bulk",
     query_path="/audit/logs",
+    sides=(Side("object", "objectRef.namespace"),),
 )
 AUDIT_KUBE = replace(AUDIT_EE, name="audit_kube", rbac=("audit_kube", "audit*", "audit"),
                      index_prefix="tigera_secure_ee_audit_kube", bulk_path="/audit/logs/kube/bulk")

@@ -159,6 +159,22 @@ class Rollup:
 
 
 @dataclass(frozen=True)
+class Side:
+    """One endpoint of a record as a namespace-scoped read sees it (access/, query/restriction.py).
+
+    A reader granted only namespaces N of a cluster sees a record when one of its sides' `namespace` is in N;
+    the fields in `identity` of a side outside N are withheld. `nested` names a list of objects whose items
+    are endpoints of their own (DNS servers): `namespace` and `identity` are then keys inside each item.
+    """
+
+    name: str  # as listed under "withheld": source, dest, client, object, server
+    namespace: str  # the query key (or item key, when nested) holding the endpoint's namespace
+    identity: tuple[str, ...] = ()  # fields that name the endpoint
+    nested: str | None = None
+    selects: bool = True  # whether this side being in scope makes a record visible
+
+
+@dataclass(frozen=True)
 class LogType:
     name: str  # margay's name, e.g. "flows"
     rbac: tuple[str, ...]  # RBAC resource names that grant it; first is canonical
@@ -167,16 +183,26 @@ class LogType:
     fields: tuple[Field, ...]
     retention_days: int
     retention_setting: str | None  # LogStorage spec.retention key, None when fixed
-    aggregates: bool = False
     native_formats: tuple[str, ...] = ("ndjson",)
     aliases: dict[str, str] = field(default_factory=dict)  # query-key alias -> key
     map_keys: tuple[str, ...] = ()  # MAP columns whose `<col>.<k>` keys are queryable
     json_keys: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (JSON column, $.path)
     derived: dict[str, str] = field(default_factory=dict)  # field filled at ingest when missing -> SQL
-    default_sort: tuple[str, ...] = ()
     bulk_path: str = ""
     query_path: str = ""
     rollup: Rollup | None = None  # pre-aggregated sidecars written by compaction; None: none
+    # Namespace scoping (beyond Calico): the record's endpoints, and the fields withheld whenever any
+    # endpoint of a visible record is (text that may name it: process names, event descriptions).
+    sides: tuple[Side, ...] = ()
+    shared: tuple[str, ...] = ()
+    default_window_s: int | None = None  # searches without a time range read the last N seconds
+    dismissable: bool = False  # records carry `id` and `dismissed`, and Backend.dismiss sets the latter
+    epoch_timestamp: bool = False  # documents carry `@timestamp` (the time field in epoch ms), as Calico's flows
+    aggregation: str | None = None  # the key of its LogCollector aggregation levels (aggregate/ingest.py)
+
+    @property
+    def scopable(self) -> bool:
+        return any(s.selects for s in self.sides)
 
     @property
     def field_map(self) -> dict[str, Field]:

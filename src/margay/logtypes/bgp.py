@@ -21,6 +21,7 @@ LOGTYPE = LogType(
     retention_setting="bgpLogs",
     native_formats=("ndjson", "bird"),
     bulk_path="/bgp/logs/bulk",
+    default_window_s=300,  # Linseed reads the last five minutes of BGP logs when no range is given
     query_path="/bgp/logs",
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Kind, LogType, f
+from .base import Field, Kind, LogType, Side, f
 
 K = Kind.KEYWORD
 
@@ -32,6 +32,10 @@ LOGTYPE = LogType(
     derived={"dismissed": "coalesce(\"dismissed\", false)"},
     bulk_path="/events/bulk",
     query_path="/events",
+    sides=(Side("source", "source_namespace", ("source_name", "source_name_aggr", "source_ip")),
+           Side("dest", "dest_namespace", ("dest_name", "dest_name_aggr", "dest_ip"))),
+    shared=("description", "record"),
+    dismissable=True,  # free text that may name either side
 )
 
 SAMPLES: list[str] = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Kind, LogType, f
+from .base import Field, Kind, LogType, Side, f
 
 K, L = Kind.KEYWORD, Kind.LONG
 
@@ -27,6 +27,8 @@ LOGTYPE = LogType(
     retention_setting=None,
     bulk_path="/l7/logs/bulk",
     query_path="/l7/logs",
+    sides=(Side("source", "src_namespace", ("src_name_aggr",)),
+           Side("dest", "dest_namespace", ("dest_name_aggr", "dest_service_name", "url"))),
 )
 
 SAMPLES: list[str] = [

@@ -71,3 +71,25 @@ def readable(raw: str) -> str:
     kind = " (staged)" if hit.is_staged else ""
     rule = {-1: "no rule matched (tier default)", -2: "unknown rule"}.get(hit.rule_id, f"rule {hit.rule_id}")
     return f"{hit.tier} › {where}{hit.name}{kind} › {hit.action} › {rule}"
+
+
+def verdict(enforced: list[str]) -> str:
+    """The enforced policy that decided a flow, in one cell: `deny k8s shop/db-ingress`, `allow
+    shop/default.web-egress rule 0`, `deny security.block-egress (end of tier)`, `allow profile kns.shop`;
+    '' when no enforced policy allowed or denied."""
+    hits = sorted((h for h in map(parse_policy, enforced) if h is not None), key=lambda h: h.order)
+    final = [h for h in hits if h.action in ("allow", "deny")]
+    if not final:
+        return ""
+    hit = final[-1]
+    where = f"{hit.namespace}/" if hit.namespace else ""
+    if hit.is_profile:
+        what = f"profile {hit.name}"
+    elif hit.is_kubernetes:
+        what = f"k8s {where}{hit.name}"
+    else:
+        what = f"{where}{hit.tier}.{hit.name}"
+    staged = " (staged)" if hit.is_staged else ""
+    rule = (" (end of tier)" if hit.rule_id == -1 else f" rule {hit.rule_id}" if hit.rule_id >= 0 and
+            not hit.is_profile else "")
+    return f"{hit.action} {what}{staged}{rule}"

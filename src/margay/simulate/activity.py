@@ -101,8 +101,9 @@ def audit_ee(topo: Topology, cluster: str, start: datetime, end: datetime) -> It
                 obj = {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": resource}}
             else:
                 uri, request = f"{base}/{name}", {"spec": {"order": order}} if tier else obj
+            ev = _event(rng, t, user, verb, uri, ref, code, request, obj)  # draws either way: split-invariant
             if _in(t, start, end):
-                yield _event(rng, t, user, verb, uri, ref, code, request, obj)
+                yield ev
 
 
 def audit_kube(topo: Topology, cluster: str, start: datetime, end: datetime) -> Iterator[Record]:

@@ -17,10 +17,10 @@ import orjson
 from ..clock import Clock, SystemClock
 from ..logtypes import REGISTRY
 from .activity import audit_ee, audit_kube, bgp_lines, events
-from .generate import GENERATORS, Record, dns, flows, natural_flow_records, ndjson_batches
+from .generate import GENERATORS, Record, dns, flows, l7, natural_flow_records, ndjson_batches
 from .topology import Topology
 
-KINDS: tuple[str, ...] = ("flows", "dns", "audit_ee", "audit_kube", "bgp", "events")
+KINDS: tuple[str, ...] = ("flows", "dns", "l7", "audit_ee", "audit_kube", "bgp", "events")
 BULK_PATHS: dict[str, str] = {k: "/api/v1" + REGISTRY[k].bulk_path for k in KINDS}
 Progress = Callable[[str, str, int], None]  # (cluster, kind, records just accepted)
 _sleep = time.sleep  # tests replace it to retry without waiting
@@ -33,6 +33,8 @@ def records(topo: Topology, cluster: str, kind: str, start: datetime, end: datet
         return flows(topo, cluster, start, end, interval=interval, **flow_options)
     if kind == "dns":
         return dns(topo, cluster, start, end, interval=interval)
+    if kind == "l7":
+        return l7(topo, cluster, start, end, interval=interval)
     return GENERATORS[kind](topo, cluster, start, end)
 
 
@@ -64,6 +66,15 @@ def write_native_files(topo: Topology, out_dir: str | Path, start: datetime, end
         finally:
             for f in files.values():
                 f.close()
+        files = {n: _open(root / n / "l7logs/l7.log", mode) for n in nodes}
+        try:
+            for rec in l7(topo, cluster, start, end, interval=interval):
+                out = files[rec.pop("host") or nodes[0]]
+                out.write(dumps(rec) + b"\n")
+                counts["l7"] += 1
+        finally:
+            for f in files.values():
+                f.close()
         for node in nodes:
             for version, rel in (("IPv4", "bird/current"), ("IPv6", "bird6/current")):
                 with _open(root / node / rel, mode) as f:
@@ -91,14 +102,20 @@ def _open(path: Path, mode: str) -> IO[bytes]:
 def post_to_server(base_url: str, topo: Topology, start: datetime, end: datetime, *, token: str | None = None,
                    batch_size: int = 5000, progress: Progress | None = None, gzip: bool = True, interval: int = 300,
                    kinds: tuple[str, ...] = KINDS, client: httpx.Client | None = None, retries: int = 5,
-                   **flow_options: Any) -> dict[str, int]:
-    """POST every cluster's records in [start, end) to margay's bulk endpoints; records sent per kind."""
+                   resume: dict[tuple[str, str], datetime] | None = None, **flow_options: Any) -> dict[str, int]:
+    """POST every cluster's records in [start, end) to margay's bulk endpoints; records sent per kind.
+
+    `resume` moves the start of a (cluster, kind) later (see resume_points): what is stored is not sent again.
+    """
     counts = dict.fromkeys(kinds, 0)
     http = client or httpx.Client(timeout=120.0)
     try:
         for cluster in topo.clusters:
             for kind in kinds:
-                recs = records(topo, cluster, kind, start, end, interval=interval, **flow_options)
+                begin = max(start, (resume or {}).get((cluster, kind), start))
+                if begin >= end:
+                    continue
+                recs = records(topo, cluster, kind, begin, end, interval=interval, **flow_options)
                 for body in ndjson_batches(recs, batch_size):
                     n = body.count(b"\n")
                     _send(http, base_url.rstrip("/") + BULK_PATHS[kind], body, _headers(cluster, kind, body, token, gzip),
@@ -150,18 +167,24 @@ def live_interval(topo: Topology, rate_per_s: float) -> int:
     return max(1, min(300, int(natural / max(rate_per_s, 1e-9))))
 
 
-def run_live(base_url: str, topo: Topology, *, rate_per_s: float, stop_event: threading.Event, clock: Clock,
+def run_live(base_url: str, topo: Topology, *, stop_event: threading.Event, clock: Clock,
+             rate_per_s: float | None = None, interval: int = 300, start: datetime | None = None,
              token: str | None = None, gzip: bool = True, progress: Progress | None = None,
-             client: httpx.Client | None = None, batch_size: int = 5000) -> dict[str, int]:
-    """Post "now" data until stop_event is set: about rate_per_s flow records per second over all clusters.
+             client: httpx.Client | None = None, batch_size: int = 5000, poll: float = 30.0) -> dict[str, int]:
+    """Post "now" data until stop_event is set (the clock is read again at least every `poll` seconds).
 
-    Each flush interval is a time-lapse of five minutes of traffic (interval from `live_interval`), so
-    even a small topology reaches the rate; every other kind follows the clock at its natural pace.
+    Without rate_per_s it is the backfill continued: the same generators at the same flush `interval`,
+    each window posted once it has closed, from `start` (default: the last closed window) on, so the
+    live rate is the backfill's and a gap is filled with what it would have held (no spike).
+    With rate_per_s each flush interval is a time-lapse of five minutes of traffic (interval from
+    `live_interval`), about rate_per_s flow records per second over all clusters.
     """
-    interval = live_interval(topo, rate_per_s)
-    options: dict[str, Any] = {"rate": rate_per_s / len(topo.clusters), "activity": 300.0 / interval}
+    options: dict[str, Any] = {}
+    if rate_per_s is not None:
+        interval = live_interval(topo, rate_per_s)
+        options = {"rate": rate_per_s / len(topo.clusters), "activity": 300.0 / interval}
     counts = dict.fromkeys(KINDS, 0)
-    last = _floor(clock.now(), interval)
+    last = start or _floor(clock.now(), interval)
     http = client or httpx.Client(timeout=120.0)
     try:
         while not stop_event.is_set():
@@ -172,17 +195,67 @@ def run_live(base_url: str, topo: Topology, *, rate_per_s: float, stop_event: th
                 for k, n in sent.items():
                     counts[k] += n
                 last = now
-            stop_event.wait(max(0.2, interval - now.timestamp() % interval + 0.05))
+            stop_event.wait(min(poll, max(0.2, interval - now.timestamp() % interval + 0.05)))
     finally:
         if client is None:
             http.close()
     return counts
 
 
+# The query path, extra body and time field of each kind, to find the newest record a server holds.
+_NEWEST: dict[str, tuple[str, dict[str, str]]] = {
+    "flows": ("/api/v1/flows/logs", {}), "dns": ("/api/v1/dns/logs", {}), "l7": ("/api/v1/l7/logs", {}),
+    "audit_ee": ("/api/v1/audit/logs", {"type": "ee"}), "audit_kube": ("/api/v1/audit/logs", {"type": "kube"}),
+    "bgp": ("/api/v1/bgp/logs", {}), "events": ("/api/v1/events", {}),
+}
+
+
+def resume_points(base_url: str, topo: Topology, since: datetime, *, kinds: tuple[str, ...] = KINDS,
+                  token: str | None = None, client: httpx.Client | None = None) -> dict[tuple[str, str], datetime]:
+    """Where each (cluster, kind) continues: a second after its newest record stored since `since`.
+
+    The generators are deterministic per flush window (flows, DNS, L7) and per hour (the rest), so posting
+    from there on adds exactly what is missing: a re-run continues the data instead of doubling it.
+    """
+    http = client or httpx.Client(timeout=60.0)
+    out: dict[tuple[str, str], datetime] = {}
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    try:
+        for cluster in topo.clusters:
+            for kind in kinds:
+                path, extra = _NEWEST[kind]
+                field = REGISTRY[kind].time_field
+                body = {"time_range": {"from": since.isoformat(), "to": "now"}, "max_page_size": 1,
+                        "sort": [{"field": field, "descending": True}], "total_hits": False, **extra}
+                r = http.post(base_url.rstrip("/") + path, content=orjson.dumps(body),
+                              headers={**headers, "x-cluster-id": cluster})
+                r.raise_for_status()
+                items = r.json()["items"]
+                newest = _as_time(items[0].get(field)) if items else None
+                if newest is not None:
+                    out[(cluster, kind)] = newest + timedelta(seconds=1)
+    finally:
+        if client is None:
+            http.close()
+    return out
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
 def backfill_days(base_url: str, topo: Topology, days: float, *, clock: Clock | None = None,
                   end: datetime | None = None, **post_options: Any) -> dict[str, int]:
     """Post the `days` before `end` (default: the clock's now), one day per call; records sent per kind."""
-    stop = _floor(end or (clock or SystemClock()).now(), 300)
+    stop = _floor(end or (clock or SystemClock()).now(), post_options.get("interval", 300))
     start = stop - timedelta(days=days)
     counts = dict.fromkeys(post_options.get("kinds", KINDS), 0)
     while start < stop:
@@ -191,6 +264,11 @@ def backfill_days(base_url: str, topo: Topology, days: float, *, clock: Clock | 
             counts[k] += n
         start = upto
     return counts
+
+
+def floor_time(when: datetime, seconds: int) -> datetime:
+    """`when` rounded down to a multiple of `seconds` since the epoch (UTC)."""
+    return _floor(when, seconds)
 
 
 def _floor(when: datetime, seconds: int) -> datetime:

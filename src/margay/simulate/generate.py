@@ -272,6 +272,52 @@ def dns(topo: Topology, cluster: str, start: datetime, end: datetime, *, interva
                    "host": nodes[int(rnd() * len(nodes))]}
 
 
+# Per HTTP service: (method, path, share of requests); codes drawn per record, mostly 200.
+_L7_ROUTES = [("GET", "/api/items", 0.45), ("GET", "/healthz", 0.2), ("POST", "/api/orders", 0.15),
+              ("GET", "/api/items/{id}", 0.15), ("DELETE", "/api/session", 0.05)]
+_L7_CODES = [("200", 0.9), ("404", 0.04), ("500", 0.03), ("503", 0.02), ("403", 0.01)]
+_L7_AGENTS = {"web": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0", "node": "axios/1.7.7",
+              "java": "Java-http-client/21.0.4", "python3": "python-requests/2.32.3"}
+
+
+def l7(topo: Topology, cluster: str, start: datetime, end: datetime, *, interval: int = 300) -> Iterator[Record]:
+    """Felix L7 records (HTTP request summaries per source, service, URL and code) ending in [start, end).
+
+    Only allowed HTTP edges to a service carry them, as Calico's L7 collector (Envoy) sees them; a few
+    requests per connection, at the flows' daily rhythm.
+    """
+    edges = [e for e in topo.flow_edges(cluster) if e.shape == "http" and e.service and not e.denied_by]
+    for e in _window(start, end, interval):
+        rnd = rng_for(topo.seed, "l7", cluster, e, interval).random
+        scale = _diurnal(e) * interval / 300.0
+        for edge in edges:
+            svc, src, dst = edge.service, edge.src, edge.dst
+            assert svc is not None
+            requests = edge.weight * scale * 3
+            for method, path, share in _L7_ROUTES:
+                m = requests * share
+                if m < 1.0 and rnd() >= m:
+                    continue
+                n = max(1, int(m * (0.5 + rnd())))
+                u, code = rnd(), "200"
+                for c, p in _L7_CODES:
+                    if u < p:
+                        code = c
+                        break
+                    u -= p
+                mean = int(2_000 + 30_000 * rnd() + (200_000 if code in ("500", "503") else 0))
+                url = f"{svc.name}.{svc.namespace}.svc{path.replace('{id}', str(1000 + int(rnd() * 9000)))}"
+                yield {"start_time": e - interval, "end_time": e, "host": dst.nodes[0] if dst.nodes else "",
+                       "bytes_in": n * (180 + int(rnd() * 400)), "bytes_out": n * (900 + int(rnd() * 9000)),
+                       "duration_mean": mean, "duration_max": int(mean * (1 + 3 * rnd())), "count": n,
+                       "src_name_aggr": src.name_aggr, "src_namespace": src.namespace, "src_type": src.type,
+                       "dest_name_aggr": dst.name_aggr, "dest_namespace": dst.namespace, "dest_type": dst.type,
+                       "dest_service_name": svc.name, "dest_service_namespace": svc.namespace,
+                       "dest_service_port": svc.port, "dest_service_port_name": svc.port_name,
+                       "url": url, "response_code": code, "method": method,
+                       "user_agent": _L7_AGENTS.get(src.process, "curl/8.5.0"), "type": "html/1.1"}
+
+
 def ndjson_batches(records: Iterable[Record], batch_size: int = 5000) -> Iterator[bytes]:
     """NDJSON bodies of at most batch_size records each, every line ending in a newline."""
     if isinstance(records, FlowStream):  # the fast path: pre-rendered lines, no dicts
@@ -287,7 +333,8 @@ def ndjson_batches(records: Iterable[Record], batch_size: int = 5000) -> Iterato
 Generator = Callable[..., Iterable[Record]]
 GENERATORS: dict[str, Generator] = {
     "flows": flows, "dns": dns, "audit_ee": audit_ee, "audit_kube": audit_kube, "bgp": bgp, "events": events,
+    "l7": l7,
 }
 
-__all__ = ["GENERATORS", "FlowStream", "Record", "audit_ee", "audit_kube", "bgp", "bgp_lines", "dns", "events", "flows",
+__all__ = ["GENERATORS", "FlowStream", "Record", "audit_ee", "audit_kube", "bgp", "bgp_lines", "dns", "events", "flows", "l7",
            "natural_flow_records", "ndjson_batches", "parse_bird_line"]

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shlex
+import shutil
+import sys
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..clock import SystemClock
-from .feed import KINDS, backfill_days, run_live, write_native_files
+from ..errors import ConfigError
+from .feed import KINDS, backfill_days, floor_time, resume_points, run_live, write_native_files
 from .topology import Topology
+
+INTERVAL = 300  # Felix's default flush interval for flow, DNS and L7 logs: backfill and live alike
 
 
 def _progress(console: Console) -> Progress:
@@ -20,7 +28,7 @@ def _progress(console: Console) -> Progress:
 
 
 def simulate_cmd(*, server: str | None, out_dir: Path | None, days: float, clusters: list[str], seed: int,
-                 live: bool, rate: float, token: str | None, console: Console) -> dict[str, int]:
+                 live: bool, rate: float | None, token: str | None, console: Console) -> dict[str, int]:
     topo = Topology.build(seed, clusters=clusters)
     clock = SystemClock()
     end = clock.now()
@@ -29,55 +37,101 @@ def simulate_cmd(*, server: str | None, out_dir: Path | None, days: float, clust
         console.print(f"wrote native logs for {len(clusters)} clusters under {out_dir}: {counts}")
         return counts
     assert server is not None
-    counts = backfill(server, topo, days, token=token, console=console)
+    counts = backfill(server, topo, days, token=token, console=console, end=end)
     if live:
-        console.print(f"sending live traffic (~{rate:g} flow records/s); Ctrl-C to stop")
+        pace = f"~{rate:g} flow records/s (time-lapse)" if rate else "at the backfill's rate, every 5 minutes"
+        console.print(f"sending live traffic {pace}; Ctrl-C to stop")
         stop = threading.Event()
         try:
-            run_live(server, topo, rate_per_s=rate, stop_event=stop, clock=clock, token=token)
+            run_live(server, topo, rate_per_s=rate, stop_event=stop, clock=clock, token=token,
+                     start=floor_time(end, INTERVAL))
         except KeyboardInterrupt:
             stop.set()
     return counts
 
 
-def backfill(server: str, topo: Topology, days: float, *, token: str | None, console: Console) -> dict[str, int]:
+def backfill(server: str, topo: Topology, days: float, *, token: str | None, console: Console,
+             end: datetime | None = None, resume: dict[tuple[str, str], datetime] | None = None) -> dict[str, int]:
     with _progress(console) as progress:
         tasks = {kind: progress.add_task(f"backfill {kind:<10}", total=None) for kind in KINDS}
 
         def advance(cluster: str, kind: str, n: int) -> None:
             progress.advance(tasks[kind], n)
 
-        counts = backfill_days(server, topo, days, token=token, progress=advance)
+        counts = backfill_days(server, topo, days, token=token, progress=advance, end=end, resume=resume,
+                               interval=INTERVAL)
     console.print("backfilled " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return counts
 
 
-def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: int = 1,
-             rate: float = 20.0) -> None:
-    """Serve the embedded store on `port`, backfill `days` of two clusters, then keep traffic flowing."""
+def margay_command() -> str:
+    """How to run margay from the current directory: `margay` when it is on PATH, else the venv's script."""
+    script = Path(sys.executable).with_name("margay")
+    found = shutil.which("margay")
+    if found and script.exists() and Path(found).resolve() == script.resolve():
+        return "margay"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m margay"
+    rel = os.path.relpath(script)
+    return shlex.quote(rel if not rel.startswith("..") else str(script))
+
+
+def try_commands(url: str) -> list[str]:
+    """Commands to paste after the demo starts; tests/test_cli.py runs each one."""
+    margay = margay_command()
+    body = '{"all_clusters": true, "selector": "action = deny", "max_page_size": 3}'
+    return [
+        f"{margay} query flows 'action = \"deny\"' --since 1h --server {url}",
+        f"{margay} query l7 'response_code IN {{\"500\", \"503\"}}' --since 1h --server {url}",
+        f"curl -s -XPOST {url}/api/v1/flows/logs -H 'Content-Type: application/json' "
+        f"-H 'x-cluster-id: _MULTI_' -d '{body}'",
+    ]
+
+
+def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: int = 1) -> None:
+    """Serve the embedded store on `port`, backfill `days` of two clusters, then keep traffic flowing.
+
+    A re-run on the same data directory continues the stored data: each cluster and log type resumes
+    after its newest stored record (resume_points), and live traffic is the backfill continued.
+    """
     from ..app import create_app
     from ..config import Settings
-    from ..testing.server import ServerThread
+    from ..serving import ServerThread
 
     clusters = ["cluster", "app-cluster-1"]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / ".demo.lock", "w")  # noqa: SIM115 - held for the demo's life
     try:
-        server = ServerThread(create_app(Settings(data_dir=data_dir)), host="127.0.0.1", port=port)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(f"{data_dir} is in use by another margay demo: stop it (Ctrl-C), or pass "
+                          "--data-dir DIR") from None
+    app = create_app(Settings(data_dir=data_dir))
+    try:
+        server = ServerThread(app, host="127.0.0.1", port=port)
     except OSError:
         console.print(f"port {port} is busy: using a free port instead")
-        server = ServerThread(create_app(Settings(data_dir=data_dir)), host="127.0.0.1", port=0)
+        server = ServerThread(app, host="127.0.0.1", port=0)
     with server:
-        token = getattr(server, "token", None)
         console.print(f"[bold]margay demo[/bold] — embedded store in {data_dir}, clusters: {', '.join(clusters)}")
         topo = Topology.build(seed, clusters=clusters)
-        backfill(server.url, topo, days, token=token, console=console)
-        print(f"margay is running at {server.url}", flush=True)
+        clock = SystemClock()
+        now = clock.now()
+        stop_at = floor_time(now, INTERVAL)
+        resume = resume_points(server.url, topo, stop_at - timedelta(days=days))
+        flows_from = [t for (_, kind), t in resume.items() if kind == "flows"]
+        if flows_from:
+            console.print(f"continuing the stored demo data (flows stored up to {min(flows_from):%Y-%m-%d %H:%M} "
+                          "UTC): only what is missing is sent")
+        backfill(server.url, topo, days, token=None, console=console, end=now, resume=resume)
+        print(f"margay is running at {server.url} (no sign-in on this loopback demo)", flush=True)
         print("try:", flush=True)
-        print(f"  margay query flows 'action = \"deny\"' --since 1h --server {server.url}", flush=True)
-        print(f"  curl -s -XPOST {server.url}/api/v1/flows/logs -H 'x-cluster-id: cluster' "
-              "-d '{\"selector\": \"action = deny\", \"max_page_size\": 3}'", flush=True)
+        for line in try_commands(server.url):
+            print(f"  {line}", flush=True)
         stop = threading.Event()
+        console.print("live traffic: the next 5-minute window of each cluster as it closes; Ctrl-C to stop")
         try:
-            run_live(server.url, topo, rate_per_s=rate, stop_event=stop, clock=SystemClock(), token=token)
+            run_live(server.url, topo, stop_event=stop, clock=clock, start=stop_at, interval=INTERVAL)
         except KeyboardInterrupt:
             stop.set()
             console.print("stopping")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..logtypes import LogType
+from ..query.model import Query
+from ..query.restriction import NONE, Restriction
+
+if TYPE_CHECKING:
+    from ..ingest.parse import Converted
+    from ..query.graph import GraphRows, GraphSpec
+    from ..query.selector import Node
 
 
 def index_name(lt: LogType, cluster: str, day: str) -> str:
@@ -36,25 +45,120 @@ class SearchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Backend(Protocol):
-    """A store of partitioned log records. Writes are whole NDJSON batches; reads compile a Query.
+@dataclass(frozen=True)
+class Aggregated:
+    """Elasticsearch-shaped aggregation results, and which rows answered: "rollup" (pre-summed hours),
+    "raw" (the records) or "native" (the engine's own aggregations)."""
 
-    Implementations: `store.duckdb.DuckDBBackend` (embedded, Parquet partitions) and
-    `store.opensearch.OpenSearchBackend`; `tests/store/test_contract.py` runs the same tests on both.
+    result: dict[str, Any]
+    path: str
+
+
+@dataclass(frozen=True)
+class EsPlan:
+    """One log type's part of an /es/ request as the caller may read it: clusters, per cluster the days
+    (None: every day), and the reader's restriction (namespace scope). Engines answer for a list of them."""
+
+    lt: LogType
+    days: Mapping[str, frozenset[str] | None]
+    restriction: Restriction = NONE
+
+    @property
+    def clusters(self) -> list[str]:
+        return sorted(self.days)
+
+    def query(self, now: datetime) -> Query:
+        return Query(self.lt, self.clusters, size=0, now=now, restriction=self.restriction)
+
+
+@dataclass(frozen=True)
+class EsAnswer:
+    """An Elasticsearch API answer: its HTTP status and JSON body (errors in Elasticsearch's envelope)."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """A filter hint: one value of a field and how many records hold it."""
+
+    value: str
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "count": self.count}
+
+
+Respond = Callable[["Converted"], dict[str, Any]]
+
+
+class Backend(Protocol):
+    """Everything margay asks of a store. Implementations: `store.duckdb.DuckDBBackend` (embedded, Parquet
+    partitions) and `store.opensearch.OpenSearchBackend`; `tests/store/test_contract.py` runs the same
+    tests on both. Every read takes a Query, whose `restriction` (the reader's grant) the engine applies:
+    it filters the rows and withholds fields in what it returns, on every operation alike.
     """
 
     name: str
 
-    def ingest(self, lt: LogType, cluster: str, body: bytes, *, key: str | None, now: Any,
-               respond: Any) -> tuple[dict[str, Any], bool]:
+    # -- writes ------------------------------------------------------------------------------------------
+    def ingest(self, lt: LogType, cluster: str, body: bytes, *, key: str | None, now: datetime,
+               respond: Respond) -> tuple[dict[str, Any], bool]:
         """Convert, validate and store a batch durably; (response, replayed). `respond(converted)` builds
-        the response stored with the idempotency key."""
+        the response stored with the idempotency key; a retried key returns it without storing again."""
         ...
 
     def seen(self, lt: LogType, cluster: str, key: str) -> dict[str, Any] | None: ...
 
-    def search(self, query: Any) -> SearchResult: ...
+    # -- reads -------------------------------------------------------------------------------------------
+    def search(self, query: Query) -> SearchResult: ...
 
+    def count(self, query: Query) -> int: ...
+
+    def aggregate(self, query: Query, aggs: dict[str, Any]) -> Aggregated:
+        """Elasticsearch-shaped aggregations; the engine picks roll-ups or raw rows itself."""
+        ...
+
+    def l3_flows(self, query: Query, offset: int) -> list[dict[str, Any]]:
+        """Linseed L3Flow items (query/l3.py), bytes descending, `query.size + 1` from `offset`."""
+        ...
+
+    def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows: ...
+
+    def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]: ...
+
+    # -- the Elasticsearch-compatible API (/es/): plans carry each index's readable clusters, days and
+    # restriction; the embedded engine translates the DSL, OpenSearch answers a narrowed pass-through.
+    def es_search(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime,
+                  total_as_int: bool = False) -> EsAnswer: ...
+
+    def es_count(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime) -> EsAnswer: ...
+
+    # -- events ------------------------------------------------------------------------------------------
+    def dismiss(self, query: Query, ids: list[str]) -> list[str]:
+        """Mark the records of a query (one dismissable type, one cluster, as the reader sees them) with
+        these ids dismissed, durably; returns the ids found."""
+        ...
+
+    # -- the forwarders' feed: records in store order after a position -----------------------------------
+    def head_seq(self) -> int: ...
+
+    def safe_seq(self) -> int:
+        """A position below which no write is still in flight: a feed read up to it never skips one."""
+        ...
+
+    def records_after(self, lt: LogType, after_seq: int, limit: int, *, upto: int | None = None,
+                      where: Node | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` documents with after_seq < position <= upto, in order; each with `_seq` (its
+        position) and `_time` (its time field, epoch seconds). `where`: a selector they must match."""
+        ...
+
+    def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
+        """(records after the position, epoch seconds the oldest of them was stored)."""
+        ...
+
+    # -- partitions --------------------------------------------------------------------------------------
     def partitions(self, lt: LogType | None = None, clusters: list[str] | None = None) -> list[Partition]: ...
 
     def clusters(self, lt: LogType | None = None) -> list[str]: ...
@@ -64,6 +168,3 @@ class Backend(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
-
-    # Aggregations, L3 flows and filter hints: the embedded engine offers `run_over(query, build)` (the
-    # API compiles them to SQL); OpenSearch offers `aggregate`, `l3_flows` and `field_values` natively.

@@ -6,7 +6,7 @@ pair as one. The log type declares what is kept (`LogType.rollup`): the hour of 
 `dims` and, per integer `measure`, its sum (under the field's own name), min (`<m>__min`), max
 (`<m>__max`) and non-null count (`<m>__n`), plus `_count`, the number of rows.
 
-An aggregation qualifies (`aggs_qualify`) when its terms, selector and filters name only dims, its
+An aggregation qualifies (`aggs_qualify`) when its terms, selector and restriction name only dims, its
 metrics roll up exactly and its date histograms have whole-hour buckets. It then reads `union_source`:
 the roll-up rows of the hours wholly inside the time range, plus the raw rows (projected to the same
 columns, `_count` 1) of files without a roll-up and of the partial hours at the range's edges. Counting
@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import QueryError
 from ..logtypes import Kind, LogType, Rollup, quote_ident
+from ..query.model import Query
 
 GLOB = "*.rollup-*.parquet"
 COUNT = '"_count"'
@@ -37,15 +38,6 @@ _HOUR_UNITS = frozenset({"hour", "1h", "day", "1d", "week", "1w", "month", "1M",
 _FIXED = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _FIXED_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _SIDECAR = re.compile(r"^(.+)\.rollup-([0-9a-f]{8})\.parquet$")
-
-# Words a trusted filter (query.filters, e.g. the namespace scope) may contain besides quoted column
-# names and functions: anything else might be a column, and the query then reads the raw rows.
-_SQL_WORDS = frozenset({"AND", "OR", "NOT", "IN", "IS", "NULL", "TRUE", "FALSE", "LIKE", "ESCAPE", "BETWEEN",
-                        "VARCHAR", "BIGINT"})
-_QUOTED = re.compile(r'"([A-Za-z_@][A-Za-z0-9_@]*)"')
-_STRING = re.compile(r"'(?:[^']|'')*'")
-_WORD = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(\s*\()?")
-
 
 def tag(lt: LogType) -> str:
     """A fingerprint of the type's roll-up definition: a sidecar built for another definition is stale."""
@@ -160,25 +152,19 @@ def _selector_keys(node: Any) -> set[str] | None:
     return None
 
 
-def filter_on_dims(lt: LogType, sql: str) -> bool:
-    """Whether a trusted SQL condition reads no column but the roll-up's dims (conservatively)."""
-    dims = _dim_sql(lt)
-    if any(f'"{name}"' not in dims for name in _QUOTED.findall(sql)):
-        return False
-    bare = _STRING.sub("''", _QUOTED.sub("", sql))
-    return all(call or word.upper() in _SQL_WORDS for word, call in _WORD.findall(bare))
-
-
-def usable(query: Any, keys: Iterable[str] = ()) -> bool:
+def usable(query: Query, keys: Iterable[str] = ()) -> bool:
     """Whether a query's rows can come from roll-ups when it reads only the dims `keys` besides its
-    selector and filters (its time range must be on the type's time field)."""
+    selector and the reader's restriction (its time range must be on the type's time field)."""
     lt: LogType = query.logtype
     if lt.rollup is None or query.also or query.time_key != lt.time_field:
         return False
     sel = _selector_keys(query.selector)
+    scope = _selector_keys(query.restriction.selector(lt, query.clusters))
+    if sel is None or scope is None or not all(key_is_dim(lt, k) for k in scope):
+        return False
     if sel is None or not all(key_is_dim(lt, k) for k in sel | set(keys)):
         return False
-    return all(filter_on_dims(lt, sql) for sql, _ in query.filters)
+    return True
 
 
 def _hour_histogram(params: Any) -> bool:
@@ -226,7 +212,7 @@ def _agg_keys(lt: LogType, aggs: Any, keys: set[str]) -> bool:
     return True
 
 
-def aggs_qualify(query: Any, aggs: Any) -> bool:
+def aggs_qualify(query: Query, aggs: Any) -> bool:
     """The one decision: can this aggregation request read roll-ups and give the raw answer exactly?"""
     keys: set[str] = set()
     return query.logtype.rollup is not None and _agg_keys(query.logtype, aggs, keys) and usable(query, keys)
@@ -256,7 +242,7 @@ def metric_sql(lt: LogType, kind: str, key: str) -> str:
 
 # -- the source ------------------------------------------------------------------------------------------
 
-def _full_hours(lt: LogType, query: Any) -> tuple[Any, Any] | None:
+def _full_hours(lt: LogType, query: Query) -> tuple[Any, Any] | None:
     """[lo, hi) of the hour buckets wholly inside the query's range (None = unbounded); None if none."""
     r = lt.rollup
     assert r is not None
@@ -294,7 +280,7 @@ def _day_bounds(lt: LogType, day: str) -> tuple[Any, Any]:
     return d0, d1
 
 
-def union_source(lt: LogType, query: Any, files: list[tuple[str, Any]]) -> tuple[str, list[Any]] | None:
+def union_source(lt: LogType, query: Query, files: list[tuple[str, Any]]) -> tuple[str, list[Any]] | None:
     """The relation (SQL, params) an aggregation reads instead of the raw files, or None when no file of
     `files` ((partition day, DataFile)) has a roll-up or no whole hour is in range (read raw then)."""
     hours = _full_hours(lt, query)

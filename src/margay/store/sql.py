@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import QueryError
 from ..logtypes import Kind, LogType, quote_ident
+from ..query.model import Query
 
 _TS_FORMAT = "'%Y-%m-%dT%H:%M:%S.%fZ'"
 
@@ -36,7 +38,7 @@ def doc_expr(lt: LogType) -> str:
     ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
     parts.append(f'"id" := {ident}')
     parts.append(f'"cluster" := "cluster", "generated_time" := {time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}')
-    if lt.time.kind is Kind.EPOCH_S and lt.name in ("flows",):
+    if lt.epoch_timestamp:
         parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
     return "to_json(struct_pack(" + ", ".join(parts) + "))"
 
@@ -59,15 +61,17 @@ def sort_expr(lt: LogType, key: str) -> str:
 class SearchCompiler:
     """Builds parameterised SQL for the Query model; user values only ever travel as parameters."""
 
-    def __init__(self) -> None:
+    def __init__(self, selector_of: Callable[[Any], Any] | None = None) -> None:
         self._docs: dict[str, str] = {}
+        # The engine's view of a query's selector (the embedded engine's dismissal overlay), if any.
+        self.selector_of = selector_of or (lambda query: query.selector)
 
     def doc(self, lt: LogType) -> str:
         if lt.name not in self._docs:
             self._docs[lt.name] = doc_expr(lt)
         return self._docs[lt.name]
 
-    def where(self, query: Any) -> tuple[str, list[Any]]:
+    def where(self, query: Query) -> tuple[str, list[Any]]:
         lt: LogType = query.logtype
         conds: list[str] = []
         params: list[Any] = []
@@ -84,18 +88,23 @@ class SearchCompiler:
                 continue
             conds.append(f"{tk.sql} {op} ?")
             params.append(int(bound.timestamp()) if tk.kind is Kind.EPOCH_S else bound)
-        if query.selector is not None:
+        selector = self.selector_of(query)
+        if selector is not None:
             from ..query.sql import compile_selector
 
-            sel_sql, sel_params = compile_selector(query.selector, lt, now=query.now, text=query.selector_text)
+            sel_sql, sel_params = compile_selector(selector, lt, now=query.now, text=query.selector_text)
             conds.append(f"({sel_sql})")
             params.extend(sel_params)
-        for sql, ps in query.filters:
-            conds.append(f"({sql})")
-            params.extend(ps)
+        restricted = query.restriction.selector(lt, query.clusters)
+        if restricted is not None:
+            from ..query.sql import compile_selector
+
+            sel_sql, sel_params = compile_selector(restricted, lt, now=query.now)
+            conds.append(f"({sel_sql})")
+            params.extend(sel_params)
         return " AND ".join(conds), params
 
-    def source(self, query: Any, rel: str | None, rel_params: list[Any]) -> tuple[str, list[Any]]:
+    def source(self, query: Query, rel: str | None, rel_params: list[Any]) -> tuple[str, list[Any]]:
         """FROM + WHERE over a relation (None: an empty relation with the type's columns)."""
         where, params = self.where(query)
         if rel is None:
@@ -103,12 +112,12 @@ class SearchCompiler:
         return f"FROM {rel} AS t WHERE {where}", rel_params + params  # noqa: S608
 
     @staticmethod
-    def sort_of(query: Any) -> list[Any]:
+    def sort_of(query: Query) -> list[Any]:
         from ..query.model import SortKey
 
         return query.sort or [SortKey(query.logtype.time_field, False)]
 
-    def windows(self, query: Any, rows: int | None = None) -> list[tuple[str, list[Any]] | None]:
+    def windows(self, query: Query, rows: int | None = None) -> list[tuple[str, list[Any]] | None]:
         """Narrower time windows to try first when a search is sorted by its ranged time field.
 
         Data arrives in time order, so each stored row group covers a short span of time and its min/max
@@ -143,7 +152,7 @@ class SearchCompiler:
         out.append(None)
         return out
 
-    def search(self, query: Any, rel: str, rel_params: list[Any],
+    def search(self, query: Query, rel: str, rel_params: list[Any],
                window: tuple[str, list[Any]] | None = None, *, total: bool = False) -> SearchPlan:
         """Phase one of a search: the page's sort values, then `_seq` (a tiebreak). With `total`, a
         first page over the whole range also counts every hit (a last column, `count(*) OVER ()`): one pass

@@ -5,60 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
+import ssl
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import uvicorn
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; port 0 picks a free port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-
-
-class ServerThread:
-    """Runs an ASGI app under uvicorn in a background thread on 127.0.0.1 and a free port."""
-
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sock = bind(host, port)
-        self.url = url_of(self.sock)
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("margay server thread did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
-        self.sock.close()
+from ..serving import ServerThread, bind, url_of
 
 
 class ChildProcess:
@@ -95,14 +50,15 @@ class ChildProcess:
 class ServerProcess(ChildProcess):
     """`margay serve` as its own process (for crash tests and benchmarks); kill() is kill -9."""
 
-    _LISTENING = re.compile(r"listening on (http://\S+)")
+    _LISTENING = re.compile(r"listening on (https?://\S+)")
 
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
-                 log: Path | None = None, auth: bool = False) -> None:
+                 log: Path | None = None, auth: bool = False, ca_file: Path | None = None) -> None:
         # auth=False runs with --no-auth (allowed: it binds 127.0.0.1); auth=True keeps `margay serve`'s
         # default (a generated admin token, in .token after start) unless args give --tokens/--kubeconfig.
         self.data_dir = Path(data_dir)
         self.auth = auth
+        self.ca_file = ca_file  # the CA that signed --tls-cert-file, to health-check an https server
         self.token: str | None = None
         self.args = [sys.executable, "-m", "margay", "serve", "--data-dir", str(data_dir), "--host",
                      "127.0.0.1", "--port", "0", *args, *([] if auth else ["--no-auth"])]
@@ -123,7 +79,7 @@ class ServerProcess(ChildProcess):
         while time.monotonic() < deadline:
             text = self.log.read_text(errors="replace") if self.log.exists() else ""
             found = self._LISTENING.findall(text)
-            if found and self._healthy(found[-1]):
+            if found and self._healthy(found[-1], self.ca_file):
                 self.url = found[-1]
                 token_file = self.data_dir / "admin-token"
                 if self.auth and token_file.exists():
@@ -135,11 +91,15 @@ class ServerProcess(ChildProcess):
         raise RuntimeError(f"margay serve did not come up in {timeout}s; see {self.log}")
 
     @staticmethod
-    def _healthy(url: str) -> bool:
+    def _healthy(url: str, ca_file: Path | None = None) -> bool:
         import httpx
 
         try:
-            return httpx.get(url + "/-/health", timeout=2).status_code == 200
+            verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+            return httpx.get(url + "/-/health", timeout=2, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 
+
+
+__all__ = ["ChildProcess", "ServerProcess", "ServerThread", "bind", "url_of"]

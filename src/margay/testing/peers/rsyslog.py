@@ -21,6 +21,9 @@ from pathlib import Path
 from types import TracebackType
 
 from margay.testing.peers.process import RIG_DIR, PeerError, free_port, spawn, stop_process, wait_until
+from margay.testing.peers.tls import make_certificates
+
+__all__ = ["RsyslogServer", "free_udp_port", "make_certificates"]
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
 GTLS_DRIVER = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so")
@@ -59,12 +62,6 @@ input(type="imtcp" address="127.0.0.1" port="{tls_port}" ruleset="margayCapture"
 *.* action(type="omfile" file="{internal_log}")
 """
 
-_SERVER_EXT = """\
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-"""
 
 
 def free_udp_port() -> int:
@@ -83,28 +80,6 @@ def _listening(port: int, proto: str) -> bool:
             if fields[1] == local and (proto == "udp" or fields[3] == "0A"):
                 return True
     return False
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    res = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise PeerError(f"openssl {' '.join(args)} failed: {res.stderr.strip()}")
-
-
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """Create a CA and a server certificate for 127.0.0.1/localhost; return (ca, cert, key) paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-sha256", "-days", "7",
-             "-subj", "/CN=margay test CA", "-keyout", "ca-key.pem", "-out", "ca.pem",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-sha256", "-subj", "/CN=localhost",
-             "-keyout", "server-key.pem", "-out", "server.csr", cwd=directory)
-    (directory / "server.ext").write_text(_SERVER_EXT)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-             "-CAcreateserial", "-days", "7", "-sha256", "-extfile", "server.ext",
-             "-out", "server.pem", cwd=directory)
-    return directory / "ca.pem", directory / "server.pem", directory / "server-key.pem"
 
 
 class RsyslogServer:

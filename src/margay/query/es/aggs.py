@@ -11,11 +11,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import QueryError
-from ..logtypes import Kind
-from .esdates import _add as add_unit
-from .esdates import date_math, floor_unit, format_ms, zone, zone_name
-from .esfields import FieldRef, Fields
+from ...errors import QueryError
+from ...logtypes import Kind
+from .dates import _add as add_unit
+from .dates import date_math, floor_unit, format_ms, zone, zone_name
+from .fields import FieldRef, Fields
 
 Runner = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 

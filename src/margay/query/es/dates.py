@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import QueryError
+from ...errors import QueryError
 
 _MATH = re.compile(r"([+-])(\d+)([yMwdhHms])|/([yMwdhHms])")
 _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..errors import QueryError
-from ..logtypes import Kind
-from .esdates import date_math
-from .esfields import FieldRef, Fields
-from .esquerystring import parse_query_string
-from .sql import _ipv4_number, _like
+from ...errors import QueryError
+from ...logtypes import Kind
+from ..sql import _ipv4_number, _like
+from .dates import date_math
+from .fields import FieldRef, Fields
+from .querystring import parse_query_string
 
 Sql = tuple[str, list[Any]]
 TRUE: Sql = ("TRUE", [])
@@ -63,7 +63,8 @@ class QueryCompiler:
             raise QueryError(f"unsupported query type [{kind}]: margay's ES API supports bool, term, terms, "
                              "range, exists, prefix, wildcard, match, match_phrase, query_string, match_all, "
                              "match_none, ids, nested, constant_score")
-        return handler(body)
+        compiled: tuple[str, list[Any]] = handler(body)
+        return compiled
 
     # -- compound ----------------------------------------------------------------------------------------
     def q_match_all(self, body: Any) -> Sql:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import QueryError
+from ...errors import QueryError
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -105,7 +105,8 @@ class _Parser:
         if not clauses:
             raise QueryError("[query_string] empty query")
         if len(clauses) == 1 and clauses[0][0] != MUST_NOT:
-            return clauses[0][1]
+            only: dict[str, Any] = clauses[0][1]
+            return only
         out: dict[str, list[Any]] = {}
         for occur, q in clauses:
             out.setdefault(occur, []).append(q)

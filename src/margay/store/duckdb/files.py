@@ -1,0 +1,77 @@
+"""Facts about immutable data files, read once and cached: schema, time span, size on disk."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..catalog import DataFile
+
+log = logging.getLogger(__name__)
+
+
+def _disk_bytes(f: DataFile) -> int:
+    """A data file's bytes on disk with its roll-up's (storage per record counts both)."""
+    if f.rollup is None:
+        return f.bytes
+    try:
+        return f.bytes + f.rollup.stat().st_size
+    except OSError:  # retired by a compaction since the snapshot
+        return f.bytes
+
+
+def _file_fact(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """`cache[key]`, made once: a fact about an immutable data file. Bounded, oldest out first: files come and
+    go with compaction."""
+    if key not in cache:
+        cache[key] = make()
+        if len(cache) > 65_536:
+            cache.pop(next(iter(cache)), None)
+    return cache[key]
+
+
+def _schema_id(path: Path) -> int | None:
+    """A Parquet file's column names and types, hashed; None if pyarrow cannot read its footer."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return None
+    return hash(tuple(zip(schema.names, map(str, schema.types), strict=True)))
+
+
+def _time_span(path: Path, field: str) -> tuple[float, float]:
+    """(lowest, highest) of a time column in a Parquet file, epoch seconds, from its row-group statistics;
+    (-inf, inf) when the file has no such statistics (or no such column)."""
+    unknown = (float("-inf"), float("inf"))
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException):
+        return unknown
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    if field not in names:
+        return unknown
+    col = names.index(field)
+    lo, hi = float("inf"), float("-inf")
+    for rg in range(meta.num_row_groups):
+        stats = meta.row_group(rg).column(col).statistics
+        if meta.row_group(rg).num_rows == 0:
+            continue
+        if stats is None or not stats.has_min_max:
+            return unknown
+        try:
+            lo, hi = min(lo, _epoch(stats.min)), max(hi, _epoch(stats.max))
+        except (TypeError, ValueError, OverflowError):  # not a time the statistics can tell
+            return unknown
+    return (lo, hi) if lo <= hi else unknown
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return float(value)

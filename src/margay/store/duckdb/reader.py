@@ -1,0 +1,217 @@
+"""Reads of the embedded engine: the files a query touches, searches, and SQL over them (run_over)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import duckdb
+import orjson
+
+from ...errors import QueryError
+from ...logtypes import LogType
+from ...query.model import Query
+from .. import rollup
+from ..backend import Partition, SearchResult
+from ..catalog import DataFile, PartKey
+from . import dismissals
+from .files import _disk_bytes, _file_fact, _schema_id, _time_span
+from .state import EngineState
+
+log = logging.getLogger(__name__)
+
+# A search over at most this many stored rows counts its hits while it finds its first page: the count needs
+# every match's sort values in memory (16 bytes or so each), a separate count statement costs 5-10 ms.
+_INLINE_TOTAL_ROWS = 262_144
+
+
+class Reader(EngineState):
+    """The Backend's read side: snapshots of the file lists, the two-phase search, `run_over`/`run_rolled`."""
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self.con.cursor()
+        cur.execute("SET TimeZone='UTC'")
+        return cur
+
+    def clusters(self, lt: LogType | None = None) -> list[str]:
+        with self.catalog.lock:
+            return sorted({k[1] for k in self.catalog.parts if lt is None or k[0] == lt.name})
+
+    def partitions(self, lt: LogType | None = None, clusters: list[str] | None = None,
+                   *, with_sizes: bool = True) -> list[Partition]:
+        with self.catalog.lock:
+            items = [(k, list(v)) for k, v in self.catalog.parts.items()
+                     if (lt is None or k[0] == lt.name) and (clusters is None or k[1] in clusters)]
+        return [Partition(k[0], k[1], k[2], sum(f.rows for f in files), sum(_disk_bytes(f) for f in files))
+                for k, files in sorted(items)]
+
+    def _data_files(self, query: Query, view: dict[PartKey, list[DataFile]]) -> list[DataFile]:
+        """Files a query can touch: its types and clusters, pruned by day on the time field."""
+        return [f for _, f in self._day_files(query, view)]
+
+    def _day_files(self, query: Query, view: dict[PartKey, list[DataFile]]) -> list[tuple[str, DataFile]]:
+        """(partition day, file) of the files a query can touch: by day, then by each file's time span."""
+        lt: LogType = query.logtype
+        by_day = query.time_key == lt.time_field
+        lo = query.start.astimezone(UTC).strftime("%Y%m%d") if query.start is not None and by_day else None
+        hi = query.end.astimezone(UTC).strftime("%Y%m%d") if query.end is not None and by_day else None
+        names = {t.name for t in query.logtypes}
+        out = [(d, f) for (t, c, d), files in sorted(view.items()) for f in files
+               if t in names and c in query.clusters and (lo is None or d >= lo) and (hi is None or d <= hi)]
+        if not by_day or (query.start is None and query.end is None):
+            return out
+        start = query.start.timestamp() if query.start is not None else float("-inf")
+        end = query.end.timestamp() if query.end is not None else float("inf")
+        return [(d, f) for d, f in out if self._overlaps(f, lt.time_field, start, end)]
+
+    def _overlaps(self, f: DataFile, field: str, start: float, end: float) -> bool:
+        """Whether `f` may hold a row whose `field` lies in [start, end] (epoch seconds), by the file's
+        Parquet statistics (read once per file: files never change). Unknown spans overlap everything."""
+        span = _file_fact(self._spans, (f.path, field), partial(_time_span, f.path, field))
+        return bool(span[1] >= start and span[0] <= end)
+
+    def _window_files(self, files: list[DataFile], query: Query, window: Any) -> list[DataFile]:
+        """The files a narrow window (SearchCompiler.windows: `time >= bound` newest first, else
+        `time <= bound`) can touch."""
+        if window is None:
+            return files
+        bound = window[1][0]
+        edge = bound.timestamp() if isinstance(bound, datetime) else float(bound)
+        desc = self.compiler.sort_of(query)[0].descending
+        lo, hi = (edge, float("inf")) if desc else (float("-inf"), edge)
+        return [f for f in files if self._overlaps(f, query.time_key, lo, hi)] or files[:1]
+
+    def read(self, query: Query, fn: Any) -> Any:
+        """Run `fn(cursor, relation_sql, relation_params)` over a snapshot of the query's files."""
+        with self.catalog.snapshot() as view:
+            files = self._data_files(query, view)
+            cur = self.cursor()
+            try:
+                if not files:
+                    return fn(cur, None, [])
+                return fn(cur, self._relation(files), [[str(f.path) for f in files]])
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
+
+    def search(self, query: Query) -> SearchResult:
+        with self.catalog.snapshot() as view:
+            files = self._data_files(query, view)
+            if not files:
+                return SearchResult([], 0 if query.total_hits else None)
+            rel = self._relation(files)
+            rel_params = [[str(f.path) for f in files]]
+            rows_in = sum(f.rows for f in files)
+            windows = self.compiler.windows(query, rows_in)
+            whole = self.compiler.search(query, rel, rel_params)
+            count_sql, count_params = self._count_sql(query, view, whole) if query.total_hits else ("", [])
+            total = self._remembered(count_sql, count_params) if query.total_hits else None
+            # A small input's first page counts its hits in the same pass (see SearchCompiler.search).
+            inline = query.total_hits and total is None and not query.after_key and rows_in <= _INLINE_TOTAL_ROWS
+            cur = self.cursor()
+            try:
+                for window in windows:  # narrow first: a full page there is the answer
+                    counted = inline and window is None
+                    if counted:
+                        plan = self.compiler.search(query, rel, rel_params, window, total=True)
+                    elif window is None:
+                        plan = whole
+                    else:  # only the files whose time span reaches into the window
+                        near = self._window_files(files, query, window)
+                        plan = self.compiler.search(query, self._relation(near), [[str(f.path) for f in near]], window)
+                    rows = cur.execute(plan.sql, plan.params).fetchall()
+                    if counted:
+                        total = self._remember(count_sql, count_params, int(rows[0][-1]) if rows else 0)
+                        rows = [r[:-1] for r in rows]
+                    if len(rows) > query.size:
+                        break
+                if query.total_hits and total is None:
+                    total = self._remember(count_sql, count_params,
+                                           int(cur.execute(count_sql, count_params).fetchall()[0][0]))
+                more = len(rows) > query.size
+                rows = rows[: query.size]
+                docs: dict[int, bytes] = {}
+                seqs = [r[-1] for r in rows]
+                if seqs:
+                    lo, hi = min(seqs), max(seqs)
+                    # Only the files whose sequence range can hold the page's records are opened again.
+                    wanted = [f for f in files if f.seq_hi >= lo and f.seq_lo <= hi]
+                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, self._relation(wanted)),
+                                                [[str(f.path) for f in wanted], lo, hi, seqs]).fetchall():
+                        docs[seq] = doc
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
+        after = {"searchFrom": list(rows[-1])} if more and rows else None
+        items = [orjson.loads(docs[s]) for s in seqs if s in docs]
+        if query.logtype.dismissable:
+            items = dismissals.mark(self.dismissals, items)
+        return SearchResult(query.restriction.withhold(query.logtype, items), total, after)
+
+    def _relation(self, files: list[DataFile]) -> str:
+        """`read_parquet` over `files` (one parameter): matching columns by name only when the files'
+        schemas differ (files written before a registry change), which costs every statement ~1 ms."""
+        schemas = {_file_fact(self._schemas, f.path, partial(_schema_id, f.path)) for f in files}
+        if len(schemas) != 1 or None in schemas:  # a file pyarrow cannot read: DuckDB will say what is wrong
+            return "read_parquet(?, union_by_name = true)"
+        return "read_parquet(?)"
+
+    def _count_sql(self, query: Query, view: dict[PartKey, list[DataFile]], plan: Any) -> tuple[str, list[Any]]:
+        """How to count a search's hits: over roll-ups when its selector and filters name only their
+        dimensions (pre-summed hours, raw rows at the edges), else over the raw rows."""
+        if rollup.usable(query):
+            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            if rel is not None:
+                src, params = self.compiler.source(query, rel[0], rel[1])
+                return f'SELECT coalesce(sum("_count"), 0) {src}', params
+        return plan.count_sql, plan.count_params
+
+    # A search's total hits, remembered by its SQL and parameters. The parameters name the files (immutable:
+    # new data or a compaction makes new names), so paging through a result does not count it again while
+    # its files stay the same.
+
+    def _remembered(self, sql: str, params: list[Any]) -> int | None:
+        with self._counts_lock:
+            return self._counts.get((sql, orjson.dumps(params, default=str)))
+
+    def _remember(self, sql: str, params: list[Any], total: int) -> int:
+        with self._counts_lock:
+            if len(self._counts) >= 256:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[(sql, orjson.dumps(params, default=str))] = total
+        return total
+
+    def run_over(self, query: Query, build: Any) -> Any:
+        """`build(source_sql, params)` -> list of (sql, params) is run in order; returns the last rows."""
+        def run(cur: duckdb.DuckDBPyConnection, rel: str | None, rel_params: list[Any]) -> Any:
+            src, params = self.compiler.source(query, rel, rel_params)
+            return build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
+
+        return self.read(query, run)
+
+    def run_rolled(self, query: Query, build: Any) -> tuple[bool, Any]:
+        """Like `run_over`, over the query's roll-up source (store/rollup.py: roll-up rows of whole hours,
+        raw rows elsewhere, `_count` rows each); (False, None) when no file in range has a roll-up. The
+        caller decides that the question qualifies (`rollup.aggs_qualify` / `rollup.usable`)."""
+        with self.catalog.snapshot() as view:
+            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            if rel is None:
+                return False, None
+            cur = self.cursor()
+            try:
+                src, params = self.compiler.source(query, rel[0], rel[1])
+                return True, build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+            finally:
+                cur.close()
+
+
+def _query_error(exc: Exception) -> QueryError:
+    return QueryError(f"query failed: {str(exc).split(chr(10), 1)[0]}")
+
+

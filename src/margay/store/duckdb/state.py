@@ -1,0 +1,51 @@
+"""What the parts of the embedded engine share: the attributes DuckDBBackend.__init__ sets, declared once
+so that each part (reader, feed, compactor) is checked against them."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ...clock import Clock
+from ..catalog import Catalog
+from ..journal import Journal
+from ..sql import SearchCompiler
+from .dismissals import Dismissals
+
+
+class EngineState:
+    data_dir: Path
+    root: Path
+    scratch: Path
+    clock: Clock
+    key_ttl: timedelta
+    compact_min_files: int
+    compact_target_rows: int
+    compact_cold_after: float
+    con: duckdb.DuckDBPyConnection  # reads, every core
+    ingest_con: duckdb.DuckDBPyConnection
+    compact_con: duckdb.DuckDBPyConnection
+    catalog: Catalog
+    journal: Journal
+    compiler: SearchCompiler
+    dismissals: Dismissals
+    _keys: dict[str, tuple[dict[str, Any], float]]  # idempotency keys -> (response, stored at)
+    _commit_lock: threading.Lock
+    _counts: dict[tuple[str, bytes], int]
+    _counts_lock: threading.Lock
+    _schemas: dict[Path, int | None]
+    _spans: dict[tuple[Path, str], tuple[float, float]]
+    merges: int
+    rollups_built: int
+    _busy: int
+    _stop: threading.Event
+
+    def safe_seq(self) -> int:
+        raise NotImplementedError
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        raise NotImplementedError
