@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from contextlib import asynccontextmanager
 from functools import partial
@@ -16,16 +17,16 @@ from .access.middleware import AuthMiddleware
 from .access.requests import RequestAccess
 from .aggregate.ingest import IngestAggregation
 from .api import catalog, es, events, flows, graph, ingest, logs, operator
-from .api.common import error_response
+from .api.common import error_response, shape_error
 from .clock import Clock, SystemClock
 from .config import Settings
-from .errors import MargayError
+from .errors import InsufficientStorage, MargayError
 from .forward import Forwarding
 from .metrics import Registry, standard
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
 from .store.backend import Backend
 from .store.duckdb import DuckDBBackend
-from .web import pages
+from .web import pages, session
 
 
 class Margay(RequestAccess):
@@ -93,8 +94,28 @@ async def _margay_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A full disk is 507 wherever it strikes; anything else is logged, and answered without its details
+    (messages of the store and the OS carry server paths)."""
+    if _disk_full(exc):
+        return error_response(InsufficientStorage("the server's disk is full: the request was not stored; "
+                                                  "retry later"))
+    shaped = shape_error(exc)
+    if shaped is not None:
+        return error_response(shaped)
     logging.getLogger("margay").exception("unhandled error on %s", request.url.path)
-    return error_response(MargayError(f"internal error: {type(exc).__name__}: {exc}"))
+    return error_response(MargayError(f"internal error ({type(exc).__name__}); the server log has the details"))
+
+
+def _disk_full(exc: BaseException) -> bool:
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def create_app(settings: Settings | None = None, *, margay: Margay | None = None,
@@ -109,9 +130,13 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes(), *graph.routes(),
-              *events.routes(), *catalog.routes(), *es.routes(), *pages.routes()]
-    middleware = [Middleware(AuthMiddleware, access=m.access)] if m.access.enabled else []
+              *events.routes(), *catalog.routes(), *es.routes(), *session.routes(), *pages.routes()]
+    sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
+    middleware = [Middleware(session.SecurityHeaders)]
+    if m.access.enabled:
+        middleware.append(Middleware(AuthMiddleware, access=m.access, sessions=sessions))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m
+    app.state.sessions = sessions
     return app

@@ -33,11 +33,16 @@ def es_os(opensearch: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     admin = app.state.margay.access.admin_token
     with ServerThread(app) as server:
         for kind in ("flows", "dns"):
-            for cluster in [*CLUSTERS, "Upper-Case"]:
+            for cluster in [*CLUSTERS, "dotted.name-1"]:
                 r = httpx.post(f"{server.url}/api/v1/{kind}/logs/bulk", content="\n".join(SAMPLES[kind]).encode(),
                                headers={"authorization": f"Bearer {admin}", "x-cluster-id": cluster,
                                         "content-type": "application/x-ndjson"}, timeout=60)
                 assert r.status_code == 200, r.text
+            # Not a DNS-1123 name (Calico's rule for cluster names): refused before it reaches the node.
+            r = httpx.post(f"{server.url}/api/v1/{kind}/logs/bulk", content="\n".join(SAMPLES[kind]).encode(),
+                           headers={"authorization": f"Bearer {admin}", "x-cluster-id": "Upper-Case",
+                                    "content-type": "application/x-ndjson"}, timeout=60)
+            assert r.status_code == 400 and "DNS-1123" in r.text, r.text
         yield server.url, admin, prefix
 
 
@@ -48,7 +53,7 @@ def test_admin_reads_every_cluster_through_the_node(es_os: tuple[str, str, str])
                    headers={"authorization": f"Bearer {admin}"})
     assert r.status_code == 200, r.text
     counts = {b["key"]: b["doc_count"] for b in r.json()["aggregations"]["c"]["buckets"]}
-    assert counts == {c: len(SAMPLES["flows"]) for c in [*CLUSTERS, "Upper-Case"]}
+    assert counts == {c: len(SAMPLES["flows"]) for c in [*CLUSTERS, "dotted.name-1"]}
 
 
 def test_pass_through_is_narrowed_by_rbac(es_os: tuple[str, str, str]) -> None:

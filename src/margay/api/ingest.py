@@ -14,7 +14,8 @@ from ..errors import ParseError
 from ..ingest.native import bird_to_ndjson, eventlist_to_ndjson
 from ..ingest.parse import Converted
 from ..logtypes import REGISTRY, LogType
-from .common import JSONResponse, header_cluster, read_body, valid_cluster
+from ..names import valid_cluster
+from .common import JSONResponse, header_cluster, read_body
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
 MAX_REPORTED_ERRORS = 1000
@@ -27,7 +28,8 @@ def _content_type(request: Request) -> str:
 async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     m = request.app.state.margay
     started = time.perf_counter()
-    cluster = valid_cluster(m.write_cluster(request, header_cluster(request)))
+    cluster = valid_cluster(m.write_cluster(request, valid_cluster(header_cluster(request), where="x-cluster-id")),
+                            where="the token's cluster")
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise ParseError("Idempotency-Key: at most 200 characters")
