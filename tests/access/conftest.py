@@ -84,6 +84,9 @@ RBAC: list[dict[str, Any]] = [
     binding("gina-shop-flows", "flows-east-only", {"kind": "User", "name": "gina"}, namespace="shop"),
     cluster_role("l7-east", [lma(["east"], ["l7"])]),
     binding("gina-l7", "l7-east", {"kind": "User", "name": "gina"}),
+    # dave also operates the server: the metrics name every cluster, so they need a grant of their own.
+    cluster_role("operators", [lma(["operator"], ["metrics"])]),
+    binding("dave-operates", "operators", {"kind": "Group", "name": "ops"}),
 ]
 
 # What Kubernetes RBAC grants (cluster-wide), written out by hand from RBAC above: (log type, cluster).

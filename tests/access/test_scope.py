@@ -36,6 +36,8 @@ def scoped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """Local RBAC from YAML, and `--kubeconfig` against the real API server (namespaced SubjectAccessReviews),
     each on both engines."""
     base = tmp_path_factory.mktemp("scope")
+    if module_engine["backend"] == "opensearch":  # each RBAC source its own indices on the shared engine
+        module_engine = {**module_engine, "opensearch_prefix": f"{module_engine['opensearch_prefix']}{request.param}-"}
     (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
     people: dict[str, str] = {}
     if request.param == "local":

@@ -104,11 +104,11 @@ def test_subject_access_review_on_lma_with_groups_and_namespaces(kube: KubeRig) 
         assert r.status_code == 201, r.text
         return bool(r.json()["status"].get("allowed"))
 
-    assert sar("alice", ["devs"], name) is True  # the RoleBinding's namespace, via the group
-    assert sar("alice", ["devs"], "") is False  # a RoleBinding never grants cluster-wide
-    assert sar("alice", ["devs"], "default") is False
-    assert sar("alice", [], name) is False  # not in the group
-    assert sar("alice", ["devs"], name, resource="west") is False
+    assert sar("sar-only", ["devs"], name) is True  # the RoleBinding's namespace, via the group
+    assert sar("sar-only", ["devs"], "") is False  # a RoleBinding never grants cluster-wide
+    assert sar("sar-only", ["devs"], "default") is False
+    assert sar("sar-only", [], name) is False  # not in the group
+    assert sar("sar-only", ["devs"], name, resource="west") is False
     assert sar("root", ["system:masters"], "") is True
 
 

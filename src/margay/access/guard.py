@@ -21,6 +21,7 @@ from .tokens import TokenFile, admin_entry, admin_token
 log = logging.getLogger("margay.access")
 
 MODES = ("auto", "none", "tokens", "kube")
+OPERATOR = "operator"  # the lma.tigera.io resource that guards operator endpoints
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,15 @@ class Access:
             if ns:
                 return Grant(False, ns)
         return NONE
+
+    def may_operate(self, who: Identity) -> bool:
+        """Operator endpoints (/-/metrics: every cluster's names and counts): the administrator, or `get` on
+        lma.tigera.io resource `operator`, resourceName `metrics` (a ClusterRole rule like any other)."""
+        if who.is_writer:
+            return False
+        if not self.enabled or (who.is_admin and self.mode != "kube"):
+            return True
+        return self.authorizer.allowed(who, OPERATOR, "metrics")
 
     def plan_read(self, who: Identity, types: list[LogType], clusters: list[str]) -> ReadPlan:
         """Narrow a read to what `who` may see; Forbidden (403) when that is nothing.

@@ -177,7 +177,10 @@ def drain(root: Path, outage: float, rate: float, env: dict[str, str], timeout: 
         "agent_drain_seconds": round(elapsed, 3),
         "agent_drain_reconnect_s": round(first_at - started, 3),
         "agent_drain_lines_per_s_incl_reconnect": round(shipped / elapsed, 1) if elapsed else 0.0,
-        "agent_drain_lines_per_s": round((shipped - first) / (ended - first_at), 1) if ended > first_at else 0.0,
+        # From the first ack on; when that one ack carried the whole backlog, over the whole drain instead.
+        "agent_drain_lines_per_s": (round((shipped - first) / (ended - first_at), 1)
+                                    if shipped > first and ended > first_at else
+                                    round(shipped / elapsed, 1) if elapsed else 0.0),
         "agent_drain_rss_peak_mib": round(rss, 1),
         "agent_drain_cpu_s": round(cpu, 3),
     }

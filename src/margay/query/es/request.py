@@ -96,9 +96,29 @@ def check_search(body: dict[str, Any]) -> tuple[int, int]:
 
 
 def named(body: dict[str, Any]) -> set[str]:
-    """Every field a search body names: in its query, its sort and its aggregations."""
+    """Every field a search body names: in its query, its sort and its aggregations (the queries of `filter`
+    and `filters` aggregations and the sorts of `top_hits` included: each would be an oracle otherwise)."""
     out = named_fields(body.get("query")) | {s.name for s in sort_specs(body.get("sort"))}
-    return out | agg_fields(body.get("aggs") or body.get("aggregations") or {})
+    aggs = body.get("aggs") or body.get("aggregations") or {}
+    return out | agg_fields(aggs) | _agg_queries(aggs)
+
+
+def _agg_queries(aggs: Any) -> set[str]:
+    out: set[str] = set()
+    if not isinstance(aggs, dict):
+        return out
+    for spec in aggs.values():
+        if not isinstance(spec, dict):
+            continue
+        if isinstance(spec.get("filter"), dict):
+            out |= named_fields(spec["filter"])
+        filters = spec.get("filters", {}).get("filters") if isinstance(spec.get("filters"), dict) else None
+        for q in (filters.values() if isinstance(filters, dict) else filters if isinstance(filters, list) else []):
+            out |= named_fields(q)
+        if isinstance(spec.get("top_hits"), dict):
+            out |= {s.name for s in sort_specs(spec["top_hits"].get("sort"))}
+        out |= _agg_queries(spec.get("aggs") or spec.get("aggregations") or {})
+    return out
 
 
 def query_params_into(body: dict[str, Any], qp: Mapping[str, str]) -> dict[str, Any]:
