@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..logtypes import REGISTRY
@@ -78,6 +79,19 @@ class DomainMatcher:
         return None
 
 
+def _epoch(doc: dict[str, Any]) -> int:
+    """start_time in epoch seconds, whichever way the engine returns it."""
+    value = doc.get("start_time")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            pass
+    return int(doc.get("_time") or 0)
+
+
 def _proto(flow: dict[str, Any]) -> str:
     return str(flow.get("proto") or "")
 
@@ -85,7 +99,7 @@ def _proto(flow: dict[str, Any]) -> str:
 def flow_event(feed: str, flow: dict[str, Any], hit: str, on_source: bool) -> dict[str, Any]:
     """The gtf_suspicious_flow event for one flow that touched a feed's IP (spec §13.1)."""
     src_ip, dst_ip = flow.get("source_ip"), flow.get("dest_ip")
-    start = int(flow.get("start_time") or flow.get("_time") or 0)
+    start = _epoch(flow)
     eid = "_".join(str(x if x is not None else "") for x in (
         feed, start, _proto(flow), src_ip, flow.get("source_port"), dst_ip, flow.get("dest_port")))
     c2 = flow.get("reporter") == "dst"
@@ -115,7 +129,7 @@ def flow_event(feed: str, flow: dict[str, Any], hit: str, on_source: bool) -> di
 
 def dns_event(feed: str, log: dict[str, Any], domains: list[str]) -> dict[str, Any]:
     """The gtf_suspicious_dns_query event for one DNS log naming a feed's domains (spec §13.1)."""
-    start = int(log.get("start_time") or log.get("_time") or 0)
+    start = _epoch(log)
     client = log.get("client_ip")
     eid = "_".join(str(x if x is not None else "") for x in (feed, start, client, "~".join(domains)))
     return {
