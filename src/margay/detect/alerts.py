@@ -17,7 +17,7 @@ from ..query.model import Query
 from .resources import Alert
 
 MAX_BUCKETS = 10_000
-MAX_DOCS = 10_000
+MAX_DOCS = 9_999  # the OpenSearch engine asks for size + 1, and its result window is 10 000
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "eq": operator.eq, "not_eq": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt,
     "gte": operator.ge}
