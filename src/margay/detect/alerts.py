@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from ..store.backend import Backend
 from ..query.model import Query
+from ..store.backend import Backend
 from .resources import Alert
 
 MAX_BUCKETS = 10_000
@@ -60,7 +60,8 @@ def _sides(alert: Alert, record: dict[str, Any]) -> dict[str, Any]:
         if v is not None and f"source_{f}" not in out:
             out[f"source_{f}"] = v
     if alert.data_set == "audit":
-        ref = record.get("objectRef") if isinstance(record.get("objectRef"), dict) else {}
+        raw = record.get("objectRef")
+        ref: dict[str, Any] = raw if isinstance(raw, dict) else {}
         for f in ("name", "namespace"):
             v = record.get(f"objectRef.{f}", ref.get(f))
             if v is not None:

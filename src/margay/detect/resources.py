@@ -209,7 +209,10 @@ def parse_threat_feed(doc: dict[str, Any]) -> ThreatFeed:
         if content != "IPSet":
             raise fail("spec.globalNetworkSet", "only an IPSet feed can sync into a GlobalNetworkSet")
         labels = dict(raw)
-    url, period, headers, fmt = None, timedelta(hours=24), (), FeedFormat("newlineDelimited")
+    url: str | None = None
+    period = timedelta(hours=24)
+    headers: tuple[Header, ...] = ()
+    fmt = FeedFormat("newlineDelimited")
     if "pull" in spec:
         pull = _only(spec["pull"] or {}, "spec.pull", ("period", "http"))
         if "period" in pull:
