@@ -17,10 +17,11 @@ from .access.guard import Access, ReadPlan, type_of_path
 from .access.identity import NO_AUTH, Identity
 from .access.middleware import AuthMiddleware
 from .aggregate.ingest import IngestAggregation
-from .api import catalog, es, events, flows, graph, ingest, logs, operator
+from .api import catalog, detect, es, events, flows, graph, ingest, logs, operator
 from .api.common import error_response
 from .clock import Clock, SystemClock
 from .config import Settings
+from .detect.service import DetectionService
 from .errors import MargayError
 from .forward import Forwarding
 from .logtypes import LogType
@@ -55,6 +56,8 @@ class Margay:
         self.aggregation = IngestAggregation.from_file(settings.config)
         # Forwarders (forward/): LogCollector additionalStores, each following the store in its own thread.
         self.forwarding = Forwarding.from_file(settings.config, self.backend, settings.data_dir, self.metrics)
+        # Intrusion detection (detect/): threat feeds and GlobalAlerts that raise events through the store.
+        self.detection = DetectionService.from_settings(settings, self.backend, self.clock)
 
     # Seams that access control (RBAC, access/) and the disk guard plug into.
     @staticmethod
@@ -125,9 +128,11 @@ class Margay:
         """Start background work (the retention scheduler); called when the server starts."""
         self.retention.start()
         self.forwarding.start()
+        self.detection.start()
 
     def close(self) -> None:
         self.retention.stop()
+        self.detection.stop()
         self.forwarding.stop()
         self.access.close()
         self.backend.close()
@@ -173,7 +178,7 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes(), *graph.routes(),
-              *events.routes(), *catalog.routes(), *es.routes(), *pages.routes()]
+              *events.routes(), *catalog.routes(), *es.routes(), *detect.routes(), *pages.routes()]
     middleware = [Middleware(AuthMiddleware, access=m.access)] if m.access.enabled else []
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
