@@ -408,6 +408,10 @@ forward_app = typer.Typer(help="Forwarding to S3, syslog and Splunk (LogCollecto
 app.add_typer(forward_app, name="forward")
 archive_app = typer.Typer(help="S3 archives: bring archived logs back for a time range.", no_args_is_help=True)
 app.add_typer(archive_app, name="archive")
+from .cli_detect import alerts_app, feeds_app  # noqa: E402  # the detector's commands live in their own module
+
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(feeds_app, name="feeds")
 
 
 @forward_app.command("status")
