@@ -82,3 +82,19 @@ SCENARIOS: dict[str, Callable[[int], Records]] = {
     "margay.pod-exec": pod_exec, "margay.secret-read": secret_read, "margay.policy-change": policy_change,
     "margay.denied-flow-spike": denied_flow_spike,
 }
+
+
+BAD_IPS = "203.0.113.0/24\n198.51.100.66\n"  # documentation ranges: never real traffic
+BAD_DOMAINS = "*.bad.example\nc2.evil.example\n"
+
+
+def threat_feed_hits(t: int) -> Records:
+    """Traffic touching BAD_IPS and BAD_DOMAINS, for the threat feeds."""
+    return {"flows": [_flow(t - 50, "shop", "-", dst_ip="203.0.113.9", dest_type="net", dest_name="pub"),
+                      _flow(t - 40, "dev", "-", dst_ip="198.51.100.66", dest_type="net", dest_name="pub",
+                            reporter="src", action="deny")],
+            "dns": [{"start_time": t - 30, "end_time": t, "count": 1, "client_ip": "10.0.4.4", "client_name": "-",
+                     "client_name_aggr": "shop-app-*", "client_namespace": "shop", "qname": "beacon.bad.example",
+                     "qtype": "A", "qclass": "IN", "rcode": "NoError",
+                     "rrsets": [{"name": "beacon.bad.example", "type": "A", "class": "IN", "rdata": ["203.0.113.10"]}],
+                     "servers": [], "host": "node-1"}]}
