@@ -69,6 +69,9 @@ def serve(
     opensearch_prefix: Annotated[str | None, typer.Option(
         help="Prefix before every index margay makes in OpenSearch (several margays on one cluster).",
         envvar="MARGAY_OPENSEARCH_PREFIX")] = None,
+    detect_resources: Annotated[Path | None, typer.Option(
+        help="GlobalThreatFeed/GlobalAlert YAML for the detector: a file or a folder (docs/detect.md).",
+        envvar="MARGAY_DETECT_RESOURCES")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
@@ -89,7 +92,7 @@ def serve(
                                  "backend": backend, "opensearch_url": opensearch_url,
                                  "opensearch_user": opensearch_user, "opensearch_password": opensearch_password,
                                  "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file,
-                                 "opensearch_prefix": opensearch_prefix}
+                                 "opensearch_prefix": opensearch_prefix, "detect_resources": detect_resources}
         if no_auth and (tokens or rbac or kubeconfig or in_cluster):
             fail("--no-auth cannot be combined with --tokens, --rbac, --kubeconfig or --in-cluster")
         if no_auth:

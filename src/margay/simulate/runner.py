@@ -130,9 +130,13 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
             console.print(f"continuing the stored demo data (flows stored up to {min(flows_from):%Y-%m-%d %H:%M} "
                           "UTC): only what is missing is sent")
         backfill(server.url, topo, days, token=None, console=console, end=now, resume=resume)
-        sent = detect_demo.send_scenarios(server.url, clusters[0], int(now.timestamp()))
-        console.print(f"detector: {len(detect_demo.DEMO_TEMPLATES)} alerts from templates and 2 threat feeds "
-                      f"switched on; {sent} records of attack scenarios sent — their events appear within a minute")
+        switched_on = f"detector: {len(detect_demo.DEMO_TEMPLATES)} alerts from templates and 2 threat feeds switched on"
+        if flows_from:  # a re-run continues the data: the attack scenarios were sent the first time
+            console.print(switched_on)
+        else:
+            sent = detect_demo.send_scenarios(server.url, clusters[0], int(now.timestamp()))
+            console.print(f"{switched_on}; {sent} records of attack scenarios sent — their events appear within "
+                          "a minute")
         print(f"margay is running at {server.url} (no sign-in on this loopback demo)", flush=True)
         print("try:", flush=True)
         for line in try_commands(server.url):
