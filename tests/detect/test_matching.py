@@ -137,3 +137,21 @@ def test_disabled_feed_and_push_feed_do_nothing(store, clock, feed_server):
     assert det.tick() == {}
     assert not feed_server.seen and events(store, clock) == []
     det.close()
+
+
+def test_ipv6_cidrs_are_matched_outside_the_engine_and_an_empty_set_keeps_the_cursor(store, clock, feed_server):
+    t0 = int(clock.now().timestamp()) - 600
+    put(store, FLOWS, [flow(0, "2001:db8::7", "10.0.0.2", t0), flow(1, "10.0.0.3", "192.0.2.1", t0),
+                       flow(2, "10.0.0.4", "10.0.0.5", t0)], clock.now())
+    feed_server.routes["/ips"] = (500, b"", 0)
+    det = Detector(store, clock, puller=FeedPuller(allowed=LOOPBACK))
+    det.put(parse_resource(feed_doc("v6", feed_server.url + "/ips")))
+    det.tick()  # the pull fails: nothing matched, and the records are not skipped
+    assert det.feed_status["v6"].cursor.get("flows", 0) == 0 and events(store, clock) == []
+    feed_server.routes["/ips"] = (200, b"2001:db8::/32\n192.0.2.1\n", 0)
+    clock.advance(timedelta(hours=1))
+    assert set(det.tick().values()) == {"ok"}
+    got = events(store, clock)
+    assert sorted((e["source_ip"], e["record"]["suspicious_prefix"] or "") for e in got) == [
+        ("10.0.0.3", ""), ("2001:db8::7", "2001:db8::/32")]
+    det.close()

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ..logtypes import REGISTRY
+from ..query.selector import InSet, Or
 from ..store.backend import Backend
 from .feeds import FeedStatus
 from .resources import ThreatFeed
@@ -160,7 +161,42 @@ def _dns_names(log: dict[str, Any]) -> list[str]:
 class Hits:
     events: dict[str, list[dict[str, Any]]]  # cluster -> events
     upto: int  # the store position searched up to
-    scanned: int
+    scanned: int  # records read (on the engine-filtered path: hits returned)
+
+
+SELECT_CHUNK = 5000  # set members per selector: the engine filters, only hits come back
+
+
+def _engine_filterable(entries: tuple[str, ...]) -> bool:
+    """Whether the selector language can hold the set (it takes IPv4 CIDRs, not IPv6 ones)."""
+    return all("/" not in e or ":" not in e for e in entries)
+
+
+def _ip_hits(backend: Backend, feed: ThreatFeed, entries: tuple[str, ...], after: int, upto: int,
+             limit: int) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """IP matching in the engine: `source_ip IN {…} OR dest_ip IN {…}` per chunk of the set, over the new
+    records only; the few hits are then attributed to their entry here."""
+    found: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(entries), SELECT_CHUNK):
+        chunk = entries[i:i + SELECT_CHUNK]
+        where = Or((InSet("source_ip", chunk), InSet("dest_ip", chunk)))
+        pos = after
+        while pos < upto:
+            page = backend.records_after(FLOWS, pos, limit, upto=upto, where=where)
+            if not page:
+                break
+            for doc in page:
+                found[int(doc["_seq"])] = doc
+            pos = int(page[-1]["_seq"])
+    ipm = IPMatcher(entries)
+    events: dict[str, list[dict[str, Any]]] = {}
+    for _, doc in sorted(found.items()):
+        hit_src, hit_dst = ipm.match(doc.get("source_ip")), ipm.match(doc.get("dest_ip"))
+        hit = hit_dst or hit_src
+        if hit is not None:
+            events.setdefault(str(doc.get("cluster") or "cluster"), []).append(
+                flow_event(feed.name, doc, hit, hit_dst is None))
+    return events, len(found)
 
 
 def search_feed(backend: Backend, feed: ThreatFeed, status: FeedStatus, *, limit: int = PAGE) -> Hits:
@@ -168,6 +204,13 @@ def search_feed(backend: Backend, feed: ThreatFeed, status: FeedStatus, *, limit
     lt = FLOWS if feed.content == "IPSet" else DNS
     after = status.cursor.get(lt.name, 0)
     upto = backend.safe_seq()
+    if not status.entries:  # no good set yet: keep the cursor, so the first set sees what came before it
+        return Hits({}, after, 0)
+    if feed.content == "IPSet" and _engine_filterable(status.entries):
+        if upto <= after:
+            return Hits({}, after, 0)
+        events_by_cluster, hits = _ip_hits(backend, feed, status.entries, after, upto, limit)
+        return Hits(events_by_cluster, upto, hits)
     events: dict[str, list[dict[str, Any]]] = {}
     scanned = 0
     ipm = IPMatcher(status.entries) if feed.content == "IPSet" else None
@@ -178,8 +221,6 @@ def search_feed(backend: Backend, feed: ThreatFeed, status: FeedStatus, *, limit
             break
         scanned += len(page)
         after = int(page[-1]["_seq"])
-        if not status.entries:
-            continue
         for doc in page:
             cluster = str(doc.get("cluster") or "cluster")
             if ipm is not None:
