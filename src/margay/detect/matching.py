@@ -167,9 +167,14 @@ class Hits:
 SELECT_CHUNK = 5000  # set members per selector: the engine filters, only hits come back
 
 
+MAX_ENGINE_CIDRS = 50  # each CIDR is a range test in the embedded engine: measured far slower than a scan beyond this
+
+
 def _engine_filterable(entries: tuple[str, ...]) -> bool:
-    """Whether the selector language can hold the set (it takes IPv4 CIDRs, not IPv6 ones)."""
-    return all("/" not in e or ":" not in e for e in entries)
+    """Whether the engine should filter: the selector language takes IPv4 CIDRs only, and many CIDRs cost
+    more there than reading the new records once."""
+    cidrs = [e for e in entries if "/" in e]
+    return len(cidrs) <= MAX_ENGINE_CIDRS and all(":" not in e for e in cidrs)
 
 
 def _ip_hits(backend: Backend, feed: ThreatFeed, entries: tuple[str, ...], after: int, upto: int,
