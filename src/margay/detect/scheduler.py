@@ -154,8 +154,8 @@ class Detector:
 
     # -- state -------------------------------------------------------------------------------------------
     def save_state(self) -> None:
-        if self.state_path is None:
-            return
+        if self.state_path is None or not (self.feed_status or self.alert_status or self.state_path.exists()):
+            return  # nothing to remember: a server without detection resources writes nothing
         doc = {"feeds": {n: {"entries": list(s.entries), "cursor": s.cursor, "skipped": s.skipped,
                              "sync": _iso(s.last_successful_sync), "search": _iso(s.last_successful_search),
                              "attempt": _iso(s.last_attempt), "errors": s.error_conditions}
