@@ -16,10 +16,11 @@ from .access.guard import Access
 from .access.middleware import AuthMiddleware
 from .access.requests import RequestAccess
 from .aggregate.ingest import IngestAggregation
-from .api import catalog, es, events, flows, graph, ingest, logs, operator
+from .api import catalog, detect, es, events, flows, graph, ingest, logs, operator
 from .api.common import error_response, shape_error
 from .clock import Clock, SystemClock
 from .config import Settings
+from .detect.service import DetectionService
 from .errors import InsufficientStorage, MargayError
 from .forward import Forwarding
 from .metrics import Registry, standard
@@ -50,6 +51,8 @@ class Margay(RequestAccess):
         self.aggregation = IngestAggregation.from_file(settings.config)
         # Forwarders (forward/): LogCollector additionalStores, each following the store in its own thread.
         self.forwarding = Forwarding.from_file(settings.config, self.backend, settings.data_dir, self.metrics)
+        # Intrusion detection (detect/): threat feeds and GlobalAlerts that raise events through the store.
+        self.detection = DetectionService.from_settings(settings, self.backend, self.clock)
 
     def guard_disk(self) -> None:
         self.disk.check()
@@ -62,9 +65,11 @@ class Margay(RequestAccess):
         """Start background work (the retention scheduler); called when the server starts."""
         self.retention.start()
         self.forwarding.start()
+        self.detection.start()
 
     def close(self) -> None:
         self.retention.stop()
+        self.detection.stop()
         self.forwarding.stop()
         self.access.close()
         self.backend.close()
@@ -130,7 +135,8 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *flows.routes(), *graph.routes(),
-              *events.routes(), *catalog.routes(), *es.routes(), *session.routes(), *pages.routes()]
+              *events.routes(), *catalog.routes(), *es.routes(), *detect.routes(), *session.routes(),
+              *pages.routes()]
     sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
     middleware = [Middleware(session.SecurityHeaders)]
     if m.access.enabled:

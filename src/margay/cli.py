@@ -74,6 +74,9 @@ def serve(
                                                        envvar="MARGAY_TLS_CERT_FILE")] = None,
     tls_key_file: Annotated[Path | None, typer.Option(help="Private key (PEM) of --tls-cert-file.",
                                                       envvar="MARGAY_TLS_KEY_FILE")] = None,
+    detect_resources: Annotated[Path | None, typer.Option(
+        help="GlobalThreatFeed/GlobalAlert YAML for the detector: a file or a folder (docs/detect.md).",
+        envvar="MARGAY_DETECT_RESOURCES")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
@@ -96,7 +99,7 @@ def serve(
                                  "backend": backend, "opensearch_url": opensearch_url,
                                  "opensearch_user": opensearch_user, "opensearch_password": opensearch_password,
                                  "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file,
-                                 "opensearch_prefix": opensearch_prefix}
+                                 "opensearch_prefix": opensearch_prefix, "detect_resources": detect_resources}
         if no_auth and (tokens or rbac or kubeconfig or in_cluster):
             fail("--no-auth cannot be combined with --tokens, --rbac, --kubeconfig or --in-cluster")
         if no_auth:
@@ -509,6 +512,10 @@ forward_app = typer.Typer(help="Forwarding to S3, syslog and Splunk (LogCollecto
 app.add_typer(forward_app, name="forward")
 archive_app = typer.Typer(help="S3 archives: bring archived logs back for a time range.", no_args_is_help=True)
 app.add_typer(archive_app, name="archive")
+from .cli_detect import alerts_app, feeds_app  # noqa: E402  # the detector's commands live in their own module
+
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(feeds_app, name="feeds")
 
 
 @forward_app.command("status")

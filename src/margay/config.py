@@ -51,6 +51,15 @@ class Settings:
     admin_token: bool = setting(False, "Generate an admin token into <data_dir>/admin-token (mode 0600) and "
                                 "accept it; `margay serve` does this when no auth is configured.")
 
+    detect_resources: Path | None = setting(None, "GlobalThreatFeed/GlobalAlert/GlobalAlertTemplate YAML for the "
+                                            "detector: a file or a folder (see docs/detect.md).")
+    detect_interval: int = setting(30, "Seconds between detector runs (each feed and alert still keeps its own "
+                                       "period).")
+    feeds_allow_networks: str = setting("", "Comma-separated CIDRs that threat-feed URLs may reach although the "
+                                            "SSRF guard refuses loopback, link-local and metadata addresses.")
+    feeds_secrets_dir: Path | None = setting(None, "Folder of <name>/<key> files that feed headers' secretKeyRef and "
+                                                   "configMapKeyRef read (else MARGAY_FEED_<NAME>_<KEY>).")
+
     def __repr__(self) -> str:
         return redacted_repr(self)
 

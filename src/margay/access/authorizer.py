@@ -19,8 +19,9 @@ GROUP = "lma.tigera.io"
 
 class Authorizer(Protocol):
     def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
-                namespace: str = "") -> bool:
-        """The SubjectAccessReview answer for (verb, lma.tigera.io, cluster, rbac_name[, namespace])."""
+                namespace: str = "", group: str = GROUP) -> bool:
+        """The SubjectAccessReview answer for (verb, lma.tigera.io, cluster, rbac_name[, namespace]); another
+        `group` asks about (verb, group, resource=cluster, name=rbac_name), e.g. projectcalico.org resources."""
         ...
 
     def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
@@ -32,7 +33,7 @@ class AllowAll:
     """Authentication off: every caller may read everything."""
 
     def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
-                namespace: str = "") -> bool:
+                namespace: str = "", group: str = GROUP) -> bool:
         return True
 
     def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
@@ -49,14 +50,14 @@ class LocalAuthorizer:
             source.on_reload = self.cache.clear
 
     def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
-                namespace: str = "") -> bool:
+                namespace: str = "", group: str = GROUP) -> bool:
         if self.source is None:
             return MASTERS in user.groups and not user.is_writer
         policy = self.source.current()
-        key = ("allowed", user, verb, cluster, rbac_name, namespace)
+        key = ("allowed", user, verb, group, cluster, rbac_name, namespace)
         hit = self.cache.get(key)
         if hit is None:
-            hit = policy.allowed(user, verb, GROUP, cluster, rbac_name, namespace)
+            hit = policy.allowed(user, verb, group, cluster, rbac_name, namespace)
             self.cache.put(key, hit)
         return bool(hit)
 
@@ -84,10 +85,10 @@ class KubeAuthorizer:
         self._namespaces = namespaces
 
     def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
-                namespace: str = "") -> bool:
+                namespace: str = "", group: str = GROUP) -> bool:
         if user.is_writer:
             return False
-        return self.kube.access(user, verb, GROUP, cluster, rbac_name, namespace)
+        return self.kube.access(user, verb, group, cluster, rbac_name, namespace)
 
     def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
         if user.is_writer or self._namespaces is None:

@@ -218,6 +218,15 @@ class Access:
         raise Forbidden(f"{who.describe()} may not write logs of cluster {cluster!r} "
                         "(needs verb create on lma.tigera.io, or a cluster token)")
 
+    def may_manage(self, who: Identity, verb: str, resource: str, name: str = "") -> None:
+        """Forbidden (403) unless `who` may `verb` the projectcalico.org `resource` (e.g. globalalerts)."""
+        if not self.enabled or (who.is_admin and self.mode != "kube"):
+            return
+        if not who.is_writer and self.authorizer.allowed(who, resource, name, verb=verb, group="projectcalico.org"):
+            return
+        raise Forbidden(f"{who.describe()} may not {verb} {resource}{'/' + name if name else ''}",
+                        details={"apiGroup": "projectcalico.org", "resource": resource, "verb": verb})
+
     def expand(self, who: Identity, pattern: str, existing: Iterable[tuple[str, str, str | None]]
                ) -> list[tuple[LogType, str, Grant]]:
         """For the ES-compatible API: the readable (type, cluster) pairs an index pattern names.

@@ -106,7 +106,13 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
     except BlockingIOError:
         raise ConfigError(f"{data_dir} is in use by another margay demo: stop it (Ctrl-C), or pass "
                           "--data-dir DIR") from None
-    app = create_app(Settings(data_dir=data_dir))
+    from ..detect import demo as detect_demo
+
+    feeds = detect_demo.feed_server()  # the demo's threat feeds, served on loopback (allowed past the SSRF guard)
+    feeds_url = feeds.__enter__()
+    resources = detect_demo.write_resources(data_dir / "detect-demo", feeds_url)
+    app = create_app(Settings(data_dir=data_dir, detect_resources=resources, feeds_allow_networks="127.0.0.0/8",
+                              detect_interval=15))
     try:
         server = ServerThread(app, host="127.0.0.1", port=port)
     except OSError:
@@ -124,6 +130,13 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
             console.print(f"continuing the stored demo data (flows stored up to {min(flows_from):%Y-%m-%d %H:%M} "
                           "UTC): only what is missing is sent")
         backfill(server.url, topo, days, token=None, console=console, end=now, resume=resume)
+        switched_on = f"detector: {len(detect_demo.DEMO_TEMPLATES)} alerts from templates and 2 threat feeds switched on"
+        if flows_from:  # a re-run continues the data: the attack scenarios were sent the first time
+            console.print(switched_on)
+        else:
+            sent = detect_demo.send_scenarios(server.url, clusters[0], int(now.timestamp()))
+            console.print(f"{switched_on}; {sent} records of attack scenarios sent — their events appear within "
+                          "a minute")
         print(f"margay is running at {server.url} (no sign-in on this loopback demo)", flush=True)
         print("try:", flush=True)
         for line in try_commands(server.url):
@@ -135,3 +148,5 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
         except KeyboardInterrupt:
             stop.set()
             console.print("stopping")
+        finally:
+            feeds.__exit__(None, None, None)

@@ -1,0 +1,1 @@
+"""Intrusion detection beside the store: threat feeds, incremental matching, GlobalAlerts and their scheduler."""

@@ -1,0 +1,155 @@
+"""Pulling GlobalThreatFeeds over HTTP(S): headers from files or the environment, an SSRF guard, and a status
+that keeps the last good set when a pull fails."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from .formats import Entries, FeedError, parse_body
+from .resources import Header, ThreatFeed
+
+MAX_BODY = 64 * 1024 * 1024
+MAX_ERRORS = 10
+MAX_REDIRECTS = 3
+# Refused by default: a feed URL must not reach the node itself, its link-local neighbours (cloud metadata
+# lives at 169.254.169.254 / fd00:ec2::254) or unspecified addresses.
+BLOCKED = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128", "fd00:ec2::254/128",
+    "100.100.100.200/32"))
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class FeedStatus:
+    """What `status` shows for a feed, and the set matching uses (the last good one)."""
+
+    entries: tuple[str, ...] = ()
+    last_successful_sync: datetime | None = None
+    last_successful_search: datetime | None = None
+    last_attempt: datetime | None = None
+    error_conditions: list[dict[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    cursor: dict[str, int] = field(default_factory=dict)  # log type -> store position searched up to
+
+    def error(self, kind: str, message: str) -> None:
+        self.error_conditions = [*self.error_conditions, {"type": kind, "message": message}][-MAX_ERRORS:]
+
+    def as_status(self) -> dict[str, Any]:
+        return {"lastSuccessfulSync": _iso(self.last_successful_sync),
+                "lastSuccessfulSearch": _iso(self.last_successful_search),
+                "errorConditions": list(self.error_conditions), "entries": len(self.entries),
+                "skippedEntries": self.skipped}
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when else None
+
+
+def guard_url(url: str, allowed: Iterable[Network] = ()) -> None:
+    """Refuse a URL whose host resolves to a blocked address (loopback, link-local, metadata) unless an
+    operator-allowed network holds it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FeedError(f"url {url!r}: expected http:// or https:// with a host")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise FeedError(f"url {url!r}: cannot resolve {parts.hostname}: {exc}") from None
+    allowed = list(allowed)
+    for info in infos:
+        addr = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        if any(addr in net for net in allowed):
+            continue
+        if any(addr.version == net.version and addr in net for net in BLOCKED):
+            raise FeedError(f"url {url!r}: {parts.hostname} is {addr}, a loopback, link-local or metadata "
+                            "address; refused (allow it with --feeds-allow-network if you mean it)")
+
+
+_ENV_SAFE = re.compile(r"[^A-Za-z0-9]")
+
+
+def header_value(feed: str, h: Header, secrets_dir: Path | None) -> str | None:
+    """A header's value: inline, or a secretKeyRef/configMapKeyRef read from `<secrets_dir>/<name>/<key>`
+    or the environment variable `MARGAY_FEED_<NAME>_<KEY>` (upper case, other characters as `_`)."""
+    if h.ref is None:
+        return h.value or ""
+    kind, name, key, optional = h.ref
+    if secrets_dir is not None and name and "/" not in name and "/" not in key and ".." not in (name, key):
+        path = secrets_dir / name / key
+        if path.is_file():
+            return path.read_text().strip()
+    env = "MARGAY_FEED_" + _ENV_SAFE.sub("_", f"{name}_{key}").upper()
+    if env in os.environ:
+        return os.environ[env]
+    if optional:
+        return None
+    raise FeedError(f"header {h.name}: {kind} {name}/{key} not found (put it in "
+                    f"{secrets_dir or '<secrets dir>'}/{name}/{key} or set {env})")
+
+
+class FeedPuller:
+    """One HTTP GET of a feed: guarded, bounded, redirects checked hop by hop."""
+
+    def __init__(self, *, timeout: float = 30.0, allowed: Iterable[Network] = (), secrets_dir: Path | None = None,
+                 verify: bool | str = True) -> None:
+        self.timeout = timeout
+        self.allowed = list(allowed)
+        self.secrets_dir = secrets_dir
+        self.verify = verify
+
+    def fetch(self, feed: ThreatFeed) -> Entries:
+        assert feed.url is not None
+        headers = {}
+        for h in feed.headers:
+            value = header_value(feed.name, h, self.secrets_dir)
+            if value is not None:
+                headers[h.name] = value
+        url = feed.url
+        with httpx.Client(timeout=self.timeout, follow_redirects=False, verify=self.verify) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                guard_url(url, self.allowed)
+                try:
+                    with client.stream("GET", url, headers=headers) as resp:
+                        if resp.is_redirect and "location" in resp.headers:
+                            url = urljoin(url, resp.headers["location"])
+                            continue
+                        if resp.status_code != 200:
+                            raise FeedError(f"GET {feed.url}: HTTP {resp.status_code}")
+                        body = bytearray()
+                        for chunk in resp.iter_bytes():
+                            body += chunk
+                            if len(body) > MAX_BODY:
+                                raise FeedError(f"GET {feed.url}: body larger than {MAX_BODY} bytes")
+                except httpx.TimeoutException:
+                    raise FeedError(f"GET {feed.url}: timed out after {self.timeout:g}s") from None
+                except httpx.HTTPError as exc:
+                    raise FeedError(f"GET {feed.url}: {type(exc).__name__}: {exc}") from None
+                return parse_body(bytes(body), feed.format, feed.content)
+        raise FeedError(f"GET {feed.url}: more than {MAX_REDIRECTS} redirects")
+
+    def sync(self, feed: ThreatFeed, status: FeedStatus, now: datetime) -> bool:
+        """Pull once; on success replace the set, on failure record an error condition and keep the old set."""
+        status.last_attempt = now
+        try:
+            entries = self.fetch(feed)
+        except FeedError as exc:
+            status.error("PullFailed", str(exc))
+            return False
+        status.entries, status.skipped = entries.values, entries.skipped
+        status.last_successful_sync = now
+        status.error_conditions = [e for e in status.error_conditions if e["type"] != "PullFailed"]
+        return True
