@@ -558,3 +558,9 @@ def test_the_feed_returns_every_record_once_in_order(store: Any) -> None:
     deny = parse_selector('action = "deny"')
     assert len(store.records_after(FLOWS, 0, 1000, upto=upto, where=deny)) == 20
     assert store.backlog(FLOWS, 0, where=deny)[0] == 20
+
+
+def test_a_page_of_the_largest_size(loaded: Any) -> None:
+    """max_page_size 10,000 (the result window of OpenSearch) pages like any other size."""
+    res = loaded.search(Query(FLOWS, ["c1"], size=10_000, now=NOW))
+    assert res.total == 60 and len(res.items) == 60 and res.after_key is None

@@ -85,7 +85,9 @@ class Reads(Client):
             es_sort.append({exact_field(lt, qk.es_field): spec})
         tie = "desc" if sort[0].descending else "asc"
         es_sort += [{SEQ_FIELD: {"order": tie}}, {ID_FIELD: {"order": tie}}]
-        body: dict[str, Any] = {"query": self._where(query), "sort": es_sort, "size": query.size + 1,
+        # One record past the page tells whether another follows, except at the result window's size itself.
+        probe = min(query.size + 1, MAX_RESULT_WINDOW)
+        body: dict[str, Any] = {"query": self._where(query), "sort": es_sort, "size": probe,
                                 "track_total_hits": bool(query.total_hits), "_source": {"excludes": list(_HIDDEN)}}
         after = query.after_key or {}
         if "searchFrom" in after:
@@ -97,7 +99,7 @@ class Reads(Client):
             offset = after["startFrom"]
             if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
                 raise QueryError("after_key.startFrom: expected a non-negative integer")
-            if offset + query.size + 1 > MAX_RESULT_WINDOW:
+            if offset + probe > MAX_RESULT_WINDOW:
                 raise QueryError(f"after_key.startFrom: offset paging stops at {MAX_RESULT_WINDOW} records; "
                                  "page on with the searchFrom after_key instead")
             body["from"] = offset
@@ -106,7 +108,7 @@ class Reads(Client):
             return SearchResult([], 0 if query.total_hits else None)
         hits = result["hits"]["hits"]
         total = result["hits"]["total"]["value"] if query.total_hits else None
-        more = len(hits) > query.size
+        more = len(hits) > query.size or (probe == query.size == len(hits) and (total is None or total > len(hits)))
         hits = hits[: query.size]
         after_key = {"searchFrom": hits[-1]["sort"]} if more and hits else None
         items = query.restriction.withhold(lt, [h["_source"] for h in hits])
