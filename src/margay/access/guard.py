@@ -224,6 +224,8 @@ def resolve_mode(settings: Any) -> str:
 
 
 def type_of_path(path: str) -> LogType | None:
+    if path.startswith("/ingestion/api/v1/"):  # Calico's fluent-bit output's prefix for the same bulk paths
+        path = path.removeprefix("/ingestion")
     for lt in REGISTRY.values():
         if path == "/api/v1" + lt.bulk_path:
             return lt
