@@ -251,3 +251,39 @@ def test_an_idempotent_replay_of_a_partial_batch_answers_200_again(fresh: str) -
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
     assert post(fresh, "/api/v1/flows/logs", {}).json()["total_hits"] == 1
+
+
+# -- Linseed's functional-test records (tests/data/calico-linseed) come back with every value sent -----------
+
+FIXTURES = Path(__file__).parent.parent / "data" / "calico-linseed"
+ROUND_TRIP = {  # file: (bulk path, read path, read body)
+    "flow_logs_legacy.txt": ("/api/v1/flows/logs/bulk", "/api/v1/flows/logs", {}),
+    "ee_audit_logs_legacy.txt": ("/api/v1/audit/logs/ee/bulk", "/api/v1/audit/logs", {"type": "ee"}),
+    "kube_audit_logs_legacy.txt": ("/api/v1/audit/logs/kube/bulk", "/api/v1/audit/logs", {"type": "kube"}),
+    "l7_logs_legacy.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
+    "l7_logs_gateway_collector.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
+}
+
+
+def _missing(sent: Any, got: Any, path: str = "") -> list[str]:
+    """Where `got` does not hold `sent`'s value (extra keys in `got` are allowed)."""
+    if isinstance(sent, dict):
+        if not isinstance(got, dict):
+            return [f"{path}: sent an object, got {got!r}"]
+        return [p for k, v in sent.items()
+                for p in ([f"{path}.{k}: dropped"] if k not in got else _missing(v, got[k], f"{path}.{k}"))]
+    return [] if sent == got else [f"{path}: sent {sent!r}, got {got!r}"]
+
+
+@pytest.mark.parametrize("name", list(ROUND_TRIP))
+def test_linseed_records_round_trip(tmp_path: Path, engine: dict[str, Any], name: str) -> None:
+    bulk, read, extra = ROUND_TRIP[name]
+    sent = [orjson.loads(line) for line in (FIXTURES / name).read_bytes().splitlines() if line.strip()]
+    with ServerThread(create_app(Settings(data_dir=tmp_path, **engine))) as s:
+        r = httpx.post(s.url + bulk, content=_ndjson(sent), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["failed"] == 0, r.text
+        got = items(s.url, read, {"max_page_size": 0, **extra})
+    assert len(got) == len(sent)
+    for doc in sent:
+        best = min((_missing(doc, g) for g in got), key=len)
+        assert best == [], f"{name}: no stored record holds {doc}: {best}"
