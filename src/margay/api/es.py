@@ -19,11 +19,12 @@ from starlette.routing import Route
 
 from ..errors import Forbidden, MargayError, ParseError, QueryError
 from ..logtypes import REGISTRY
+from ..query.es import names
 from ..query.es.request import EsPlan, Target, named, query_params_into, resolve
 from ..query.restriction import Restriction
 from ..store.backend import EsAnswer
 from ..store.mapping import mapping_for
-from .common import read_body
+from .common import read_body, valid_cluster
 
 # Elasticsearch 7.10.2's identity (what OpenSearch reports in compatibility mode): the tagline and build
 # flavor are those elasticsearch-py 7.x checks before it talks to a server.
@@ -68,6 +69,7 @@ def _targets(m: Any, request: Request, pattern: str) -> list[Target]:
     who = m.caller(request)
     if who.is_writer:
         raise Forbidden("cluster (writer) tokens may write logs but not read them")
+    pattern = names.translate(pattern)  # Calico's write aliases, ILM backing and calico_* single indices
     parts = m.backend.partitions()
     existing = [(p.log_type, p.cluster, p.day) for p in parts]
     try:
@@ -266,7 +268,7 @@ async def bulk(request: Request) -> Response:
         doc = lines[i + 1]
         i += 2
         items.append({op: {"_index": index, "_id": meta.get("_id"), "status": 0}})
-        target = _index_target(index)
+        target = _index_target(index, doc)
         if isinstance(target, str):
             items[n][op].update(status=400, error={"type": "illegal_argument_exception", "reason": target})
             continue
@@ -304,18 +306,31 @@ async def bulk(request: Request) -> Response:
     return ESResponse({"took": 1, "errors": errors, "items": items})
 
 
-def _index_target(index: Any) -> tuple[str, str] | str:
+def _index_target(index: Any, doc: bytes) -> tuple[str, str] | str:
+    """(log type, cluster) a _bulk document goes to: Calico's multi-index names (daily, the write alias
+    `<prefix>.<cluster>.`, ILM backing indices `<prefix>.<cluster>.fluentd-<day>-<n>`) name the cluster; a
+    single-index `calico_*` name takes it from the document's `cluster` field."""
     if not isinstance(index, str) or not index:
         return "_bulk: every action needs an _index (or an index in the URL)"
-    for lt in REGISTRY.values():
-        if index.startswith(lt.index_prefix + "."):
-            rest = index[len(lt.index_prefix) + 1:]
-            parts = rest.rsplit(".", 1)
-            cluster = parts[0] if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) == 8 else rest
-            if not cluster or "*" in cluster or "," in cluster:
-                return f"invalid index name [{index}]"
-            return lt.name, cluster
-    return f"index [{index}] is not a margay log index: write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]"
+    parsed = names.parse(index)
+    if parsed is None:
+        return (f"index [{index}] is not a margay log index: write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]"
+                " or a calico_<type> single index")
+    if len(parsed.types) != 1:
+        return f"index [{index}] holds several log types: write audit logs to tigera_secure_ee_audit_<ee|kube>.<cluster>"
+    cluster = parsed.cluster
+    if cluster is None:
+        try:
+            cluster = orjson.loads(doc).get("cluster")
+        except (orjson.JSONDecodeError, AttributeError):
+            cluster = None
+        if not isinstance(cluster, str) or not cluster:
+            return f"index [{index}] is a single index for every cluster: the document needs a \"cluster\" field"
+    try:
+        valid_cluster(cluster)
+    except MargayError as exc:
+        return f"invalid index name [{index}]: {exc.message}"
+    return parsed.types[0], cluster
 
 
 @_handler
