@@ -89,3 +89,31 @@ def test_calico_write_names_land_in_the_right_cluster(es: str) -> None:
     assert hits(es, "calico_flowlogs.*,-tigera_secure_ee_flows.c1") == 1
     r = httpx.post(es + "/es/tigera_secure_ee_flows.c9./_search", json={}, timeout=30)
     assert r.status_code == 404 and "no such index" in r.text
+
+
+# -- what clients ask before they search: cluster health, index existence, the product header --------------
+
+def test_cluster_health_index_exists_and_the_product_header(es: str, opensearch: str) -> None:
+    from elasticsearch import Elasticsearch
+    from opensearchpy import OpenSearch
+
+    bulk(es, [("tigera_secure_ee_flows.c1.", flow(1)), ("tigera_secure_ee_flows.c1.20231115", flow(90_000))])
+    health = httpx.get(es + "/es/_cluster/health", timeout=30)
+    assert health.status_code == 200 and health.headers["x-elastic-product"] == "Elasticsearch"
+    real = httpx.get(opensearch + "/_cluster/health", timeout=30).json()
+    assert set(health.json()) == set(real)  # OpenSearch's shape, key for key
+    assert health.json()["status"] == "green" and health.json()["active_primary_shards"] == 2
+    one = httpx.get(es + "/es/_cluster/health/tigera_secure_ee_flows.c1.20231115", timeout=30).json()
+    assert one["active_shards"] == 1
+    for client in (Elasticsearch(hosts=[es + "/es"], timeout=30), OpenSearch(hosts=[es + "/es"], timeout=30)):
+        try:
+            assert client.indices.exists(index="tigera_secure_ee_flows.c1.") is True
+            assert client.indices.exists(index="tigera_secure_ee_flows.c1.fluentd-20231114-000001") is True
+            assert client.indices.exists(index="tigera_secure_ee_flows.nope") is False
+            assert client.indices.exists(index="calico_flowlogs_standard") is True
+            assert client.indices.exists(index="calico_dnslogs_standard") is False
+            assert client.cluster.health()["status"] == "green"
+        finally:
+            client.close()
+    for path in ("/es/", "/es/_cat/indices", "/es/_search", "/es/nosuch/_search"):
+        assert httpx.get(es + path, timeout=30).headers.get("x-elastic-product") == "Elasticsearch", path

@@ -10,6 +10,7 @@ take Elasticsearch's envelope so clients raise properly.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..errors import Forbidden, MargayError, ParseError, QueryError
+from ..errors import Forbidden, MargayError, NotFound, ParseError, QueryError
 from ..logtypes import REGISTRY
 from ..query.es import names
 from ..query.es.request import EsPlan, Target, named, query_params_into, resolve
@@ -37,8 +38,17 @@ _RAW_VALUES = frozenset({"script", "scripts", "script_fields", "docvalue_fields"
                          "stored_fields", "runtime_mappings", "suggest", "collapse", "rescore", "inner_hits"})
 
 
+# elasticsearch-py 8 and 9 refuse a server whose answers lack this header (as OpenSearch's do, so clients
+# that test for OpenSearch are not misled: margay speaks the Elasticsearch 7.10 API).
+PRODUCT_HEADER = {"x-elastic-product": "Elasticsearch"}
+
+
 class ESResponse(Response):
     media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(content, status_code, {**PRODUCT_HEADER, **(headers or {})}, **kwargs)
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
@@ -166,7 +176,7 @@ async def cat_indices(request: Request) -> Response:
     table += [[str(r[c]) if r[c] is not None else "" for c in cols] for r in rows]
     widths = [max((len(row[i]) for row in table), default=0) for i in range(len(cols))]
     text = "".join(" ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in table)
-    return PlainTextResponse(text)
+    return PlainTextResponse(text, headers=PRODUCT_HEADER)
 
 
 @_handler
@@ -336,12 +346,46 @@ def _index_target(index: Any, doc: bytes) -> tuple[str, str] | str:
 @_handler
 async def unsupported(request: Request) -> Response:
     raise QueryError(f"{request.method} {request.url.path} is not supported by margay's ES API "
-                     "(supported: /, _cat/indices, _mapping, _search, _count, _msearch, _bulk)")
+                     "(supported: /, _cluster/health, _cat/indices, _mapping, _search, _count, _msearch, _bulk, HEAD /<index>)")
 
 
 @_handler
 async def head_root(request: Request) -> Response:
-    return Response(status_code=200)
+    return Response(status_code=200, headers=PRODUCT_HEADER)
+
+
+@_handler
+async def head_index(request: Request) -> Response:
+    """`HEAD /<index>` (indices.exists): 200 when the pattern names partitions the caller may read, else 404."""
+    m = request.app.state.margay
+    try:
+        targets = await asyncio.to_thread(_targets, m, request, request.path_params["index"])
+    except (NotFound, Forbidden):
+        targets = []
+    return Response(status_code=200 if targets else 404, headers=PRODUCT_HEADER)
+
+
+@_handler
+async def cluster_health(request: Request) -> Response:
+    """`GET /_cluster/health[/<index>]` in OpenSearch's shape: one always-green node; a shard per readable
+    daily partition (Grafana's "Save & test" and most clients' readiness probes ask this)."""
+    m = request.app.state.margay
+    index = request.path_params.get("index")
+    if index is not None:
+        try:
+            targets = await asyncio.to_thread(_targets, m, request, index)
+        except Forbidden:
+            targets = []
+        shards = sum(len(days) if days is not None else 1 for t in targets for days in t.days.values())
+    else:
+        shards = len(m.visible_partitions(request, await asyncio.to_thread(m.backend.partitions)))
+    return ESResponse({"cluster_name": "margay", "status": "green", "timed_out": False, "number_of_nodes": 1,
+                       "number_of_data_nodes": 1, "discovered_master": True,
+                       "discovered_cluster_manager": True, "active_primary_shards": shards,
+                       "active_shards": shards, "relocating_shards": 0, "initializing_shards": 0,
+                       "unassigned_shards": 0, "delayed_unassigned_shards": 0, "number_of_pending_tasks": 0,
+                       "number_of_in_flight_fetch": 0, "task_max_waiting_in_queue_millis": 0,
+                       "active_shards_percent_as_number": 100.0})
 
 
 def routes() -> list[Route]:
@@ -349,6 +393,8 @@ def routes() -> list[Route]:
         Route("/es", root, methods=["GET"]),
         Route("/es/", root, methods=["GET"]),
         Route("/es/", head_root, methods=["HEAD"]),
+        Route("/es/_cluster/health", cluster_health, methods=["GET"]),
+        Route("/es/_cluster/health/{index}", cluster_health, methods=["GET"]),
         Route("/es/_cat/indices", cat_indices, methods=["GET"]),
         Route("/es/_cat/indices/{index}", cat_indices, methods=["GET"]),
         Route("/es/_search", search, methods=["GET", "POST"]),
@@ -363,5 +409,6 @@ def routes() -> list[Route]:
         Route("/es/{index}/_msearch", msearch, methods=["GET", "POST"]),
         Route("/es/{index}/_bulk", bulk, methods=["POST", "PUT"]),
         Route("/es/{index}/_search/point_in_time", unsupported, methods=["POST"]),
+        Route("/es/{index}", head_index, methods=["HEAD"]),
         Route("/es/{path:path}", unsupported, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
     ]
