@@ -287,3 +287,30 @@ def test_linseed_records_round_trip(tmp_path: Path, engine: dict[str, Any], name
     for doc in sent:
         best = min((_missing(doc, g) for g in got), key=len)
         assert best == [], f"{name}: no stored record holds {doc}: {best}"
+
+
+# -- FlowLogCountParams: POST /flows/logs/count ------------------------------------------------------------
+
+def test_flow_log_counts(site: str) -> None:
+    extra = [_flow(10, "10.5.0.1", "10.5.0.2", []), _flow(11, "10.5.0.3", "10.5.0.4", [])]
+    extra[0].update(source_namespace="kube-system", dest_namespace="kube-system")
+    extra[1].update(source_namespace="-", dest_namespace="kube-system")
+    r = httpx.post(site + "/api/v1/flows/logs/bulk", content=_ndjson(extra), headers={**NDJSON, "x-cluster-id": "west"},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+
+    def count(body: dict[str, Any], cluster: str = "east") -> httpx.Response:
+        return httpx.post(site + "/api/v1/flows/logs/count", json={"time_range": ALL_TIME, **body},
+                          headers={"x-cluster-id": cluster}, timeout=60)
+
+    assert count({"count_type": "global"}).json() == {"global_count": len(FLOWS), "namespaced_counts": None}
+    assert count({"count_type": "namespaced"}).json() == {"namespaced_counts": {"data": 4, "shop": 4}}
+    assert count({"count_type": "global_and_namespaced", "ip_matches": [{"type": "src", "ips": ["10.0.0.1"]}]}
+                 ).json() == {"global_count": 1, "namespaced_counts": {"data": 1, "shop": 1}}
+    # A log whose two namespaces are the same counts once for it; "-" is a namespace value like any other.
+    assert count({"count_type": "namespaced"}, "west").json() == {
+        "namespaced_counts": {"-": 1, "kube-system": 2}}
+    r = count({})
+    assert r.status_code == 400 and "count_type" in r.json()["error"]["message"]
+    r = count({"count_type": "everything"})
+    assert r.status_code == 400 and "count_type" in r.json()["error"]["message"]
