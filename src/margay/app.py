@@ -17,7 +17,7 @@ from .access.guard import Access, ReadPlan, type_of_path
 from .access.identity import NO_AUTH, Identity
 from .access.middleware import AuthMiddleware
 from .aggregate.ingest import IngestAggregation
-from .api import catalog, counts, es, events, flows, graph, ingest, logs, operator
+from .api import catalog, counts, es, events, flows, graph, ingest, logs, operator, statistics
 from .api.common import error_response
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -172,7 +172,8 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         yield
         m.close()
 
-    routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *counts.routes(), *flows.routes(), *graph.routes(),
+    routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *counts.routes(), *statistics.routes(),
+              *flows.routes(), *graph.routes(),
               *events.routes(), *catalog.routes(), *es.routes(), *pages.routes()]
     middleware = [Middleware(AuthMiddleware, access=m.access)] if m.access.enabled else []
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,

@@ -314,3 +314,54 @@ def test_flow_log_counts(site: str) -> None:
     assert r.status_code == 400 and "count_type" in r.json()["error"]["message"]
     r = count({"count_type": "everything"})
     assert r.status_code == 400 and "count_type" in r.json()["error"]["message"]
+
+
+# -- EventStatisticsParams: POST /events/statistics ---------------------------------------------------------
+
+DAY = 86_400
+EVENTS = [
+    {"time": T0 + i * 3600 * 7, "type": t, "name": n, "severity": s, "origin": "margay-test",
+     "description": f"event {i}", "source_namespace": "shop", "dest_namespace": d,
+     "mitre_ids": ["T1046"] if i % 2 else ["T1046", "T1190"]}
+    for i, (t, n, s, d) in enumerate([("gtf_suspicious_flow", "feed-a", 90, "data"),
+                                       ("gtf_suspicious_flow", "feed-a", 70, "data"),
+                                       ("gtf_suspicious_dns_query", "feed-b", 90, "shop"),
+                                       ("waf", "waf-rule", 40, "data"),
+                                       ("gtf_suspicious_flow", "feed-c", 90, "kube-system")])
+]
+
+
+def test_event_statistics(site: str) -> None:
+    r = httpx.post(site + "/api/v1/events/bulk", content=_ndjson(EVENTS), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == len(EVENTS), r.text
+    body = {"field_values": {"type": {"count": True, "group_by_severity": True}, "severity": {"count": True},
+                             "mitre_ids": {"count": True}, "dest_namespace": {"count": True}},
+            "severity_histograms": [{"name": "high", "selector": "severity >= 70"},
+                                    {"name": "low", "selector": "severity < 70"}]}
+    r = post(site, "/api/v1/events/statistics", body)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["field_values"]["type"] == [
+        {"value": "gtf_suspicious_flow", "count": 3, "by_severity": [{"value": 90, "count": 2},
+                                                                      {"value": 70, "count": 1}]},
+        {"value": "gtf_suspicious_dns_query", "count": 1, "by_severity": [{"value": 90, "count": 1}]},
+        {"value": "waf", "count": 1, "by_severity": [{"value": 40, "count": 1}]}]
+    assert got["field_values"]["severity"] == [{"value": 90, "count": 3}, {"value": 40, "count": 1},
+                                               {"value": 70, "count": 1}]
+    assert got["field_values"]["mitre_ids"] == [{"value": "T1046", "count": 5}, {"value": "T1190", "count": 3}]
+    assert {v["value"]: v["count"] for v in got["field_values"]["dest_namespace"]} == {
+        "data": 3, "shop": 1, "kube-system": 1}
+    days = {(e["time"] // DAY) * DAY * 1000 for e in EVENTS}
+    high = {b["time"]: b["value"] for b in got["severity_histograms"]["high"]}
+    low = {b["time"]: b["value"] for b in got["severity_histograms"]["low"]}
+    assert set(high) | set(low) <= days and sum(high.values()) == 4 and sum(low.values()) == 1
+    # The request's own selector narrows both.
+    narrowed = post(site, "/api/v1/events/statistics", {**body, "selector": "type = waf"}).json()
+    assert [v["value"] for v in narrowed["field_values"]["type"]] == ["waf"]
+    assert narrowed["severity_histograms"]["high"] == [] and sum(b["value"] for b in narrowed["severity_histograms"]["low"]) == 1
+    for bad, needle in (({"field_values": {"description": {"count": True}}}, "field_values.description"),
+                        ({"severity_histograms": [{"selector": "severity > 1"}]}, "severity_histograms[0]"),
+                        ({"severity_histograms": [{"name": "x", "selector": "severity >"}]}, "selector"),
+                        ({"sort": [{"field": "time"}]}, "sort")):
+        r = post(site, "/api/v1/events/statistics", bad)
+        assert r.status_code == 400 and needle in r.json()["error"]["message"], (bad, r.text)
