@@ -346,7 +346,7 @@ def _index_target(index: Any, doc: bytes) -> tuple[str, str] | str:
 @_handler
 async def unsupported(request: Request) -> Response:
     raise QueryError(f"{request.method} {request.url.path} is not supported by margay's ES API "
-                     "(supported: /, _cluster/health, _cat/indices, _mapping, _search, _count, _msearch, _bulk, HEAD /<index>)")
+                     "(supported: /, _cluster/health, _resolve/index, _cat/indices, _mapping, _search, _count, _msearch, _bulk, HEAD /<index>)")
 
 
 @_handler
@@ -358,11 +358,30 @@ async def head_root(request: Request) -> Response:
 async def head_index(request: Request) -> Response:
     """`HEAD /<index>` (indices.exists): 200 when the pattern names partitions the caller may read, else 404."""
     m = request.app.state.margay
+    index = request.path_params["index"]
+    try:
+        targets = await asyncio.to_thread(_targets, m, request, index)
+    except (NotFound, Forbidden):
+        return Response(status_code=404, headers=PRODUCT_HEADER)
+    # As OpenSearch: wildcards that match nothing still "exist" (allow_no_indices); a concrete name must.
+    concrete = not any("*" in e or "?" in e or e == "_all" for e in index.split(","))
+    return Response(status_code=404 if concrete and not targets else 200, headers=PRODUCT_HEADER)
+
+
+@_handler
+async def resolve_index(request: Request) -> Response:
+    """`GET /_resolve/index/<expression>`: the daily indices it names that the caller may read (Kibana and
+    OpenSearch Dashboards ask this when an index pattern is typed)."""
+    m = request.app.state.margay
     try:
         targets = await asyncio.to_thread(_targets, m, request, request.path_params["index"])
     except (NotFound, Forbidden):
-        targets = []
-    return Response(status_code=200 if targets else 404, headers=PRODUCT_HEADER)
+        targets = []  # as OpenSearch: a missing (or, here, unreadable) name resolves to nothing, not 404
+    parts = m.backend.partitions()
+    found = sorted(p.index for t in targets for c, days in t.days.items() for p in parts
+                   if p.log_type == t.lt.name and p.cluster == c and (days is None or p.day in days))
+    return ESResponse({"indices": [{"name": n, "attributes": ["open"]} for n in found], "aliases": [],
+                       "data_streams": []})
 
 
 @_handler
@@ -394,6 +413,7 @@ def routes() -> list[Route]:
         Route("/es/", root, methods=["GET"]),
         Route("/es/", head_root, methods=["HEAD"]),
         Route("/es/_cluster/health", cluster_health, methods=["GET"]),
+        Route("/es/_resolve/index/{index}", resolve_index, methods=["GET"]),
         Route("/es/_cluster/health/{index}", cluster_health, methods=["GET"]),
         Route("/es/_cat/indices", cat_indices, methods=["GET"]),
         Route("/es/_cat/indices/{index}", cat_indices, methods=["GET"]),
