@@ -57,6 +57,5 @@ async def _reject(send: Any, exc: MargayError) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if exc.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="margay"'))
-        headers.append((b"www-authenticate", b'Basic realm="margay"'))  # collectors that only speak Basic
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
