@@ -199,7 +199,7 @@ class Demo:
 
 
 def _count(url: str, kind: str, start: int, end: int) -> int:
-    body = {"all_clusters": True, "max_page_size": 0, "time_range": {"from": start, "to": end}}
+    body = {"all_clusters": True, "max_page_size": 1, "time_range": {"from": start, "to": end}}
     r = httpx.post(url + f"/api/v1/{kind}", json=body, headers={"x-cluster-id": "_MULTI_"}, timeout=30)
     assert r.status_code == 200, r.text
     return int(r.json()["total_hits"])

@@ -89,9 +89,25 @@ def test_every_read_endpoint(rig: Rig, who: str) -> None:
             elif r.status_code != 200:
                 problems.append(f"{what} aggregation: expected 200, got {r.status_code} {r.text[:200]}")
             else:
-                buckets = {b["key"]: b["doc_count"] for b in r.json()["aggregations"]["c"]["buckets"]}
+                buckets = {b["key"]: b["doc_count"] for b in r.json()["c"]["buckets"]}
                 if buckets != want:
                     problems.append(f"{what} aggregation: got {buckets}, want {want}")
+            # Linseed's flow log count
+            if path == "/api/v1/flows/logs":
+                r = rig.post(who, path + "/count", {**body, "count_type": "global"}, cluster=header)
+                if want is None:
+                    refused_without_data(r, what + " count", problems)
+                elif r.status_code != 200 or r.json().get("global_count") != sum(want.values()):
+                    problems.append(f"{what} count: got {r.status_code} {r.text[:200]}, want {sum(want.values())}")
+            # Linseed's event statistics
+            if path == "/api/v1/events":
+                r = rig.post(who, path + "/statistics", {**body, "field_values": {"type": {"count": True}}},
+                             cluster=header)
+                if want is None:
+                    refused_without_data(r, what + " statistics", problems)
+                elif r.status_code != 200 or sum(v["count"] for v in r.json()["field_values"]["type"]) != sum(
+                        want.values()):
+                    problems.append(f"{what} statistics: got {r.status_code} {r.text[:200]}, want {sum(want.values())}")
             # filter hints
             r = rig.post(who, f"/api/v1/{hints_name}/fields/cluster/values", body, cluster=header)
             if want is None:
@@ -133,6 +149,7 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     paths = {r.path for r in create_app().routes if "POST" in (getattr(r, "methods", None) or ())}
     reads = {p for p in paths if not p.endswith("/bulk") and p.startswith("/api/v1")}
     covered = {p for _, p, _, _, _ in READS} | {p + "/aggregation" for _, p, _, _, _ in READS} | {"/api/v1/flows"}
+    covered |= {"/api/v1/flows/logs/count", "/api/v1/events/statistics"}  # checked with the reads above
     covered |= {"/api/v1/flows/graph"}  # built on build_query like /flows; its RBAC tests: tests/web/test_api.py
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
                 for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7")}

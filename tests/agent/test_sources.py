@@ -113,12 +113,17 @@ def test_cloudwatch_audit_streams_resume_from_their_saved_position(tmp_path: Pat
     for s in streams:
         logs.create_log_stream(logGroupName="/aws/eks/prod/cluster", logStreamName=s)
 
-    def put(stream: str, ids: range) -> None:
+    def put(stream: str, ids: range, **change: str) -> None:
         logs.put_log_events(logGroupName="/aws/eks/prod/cluster", logStreamName=stream, logEvents=[
-            {"timestamp": int(NOW * 1000) + i, "message": orjson.dumps(event(i)).decode()} for i in ids])
+            {"timestamp": int(NOW * 1000) + i, "message": orjson.dumps({**event(i), **change}).decode()}
+            for i in ids])
 
     put(streams[0], range(0, 40))
     put(streams[1], range(40, 70))
+    # Calico's EKS filter (the default) drops reads and what is not logged at RequestResponse level.
+    put(streams[1], range(500, 505), verb="get")
+    put(streams[1], range(505, 510), level="Metadata")
+    put(streams[1], range(510, 512), verb="watch", level="RequestResponse")
     put(streams[2], range(900, 910))
     config = tmp_path / "agent.yaml"
     config.write_text(f"""
@@ -171,3 +176,15 @@ spec:
         finally:
             agent.stop()
             thread.join()
+
+
+@pytest.mark.parametrize(("event_change", "kept"), [
+    ({}, True), ({"verb": "patch"}, True), ({"verb": "update"}, True), ({"verb": "delete"}, True),
+    ({"verb": "get"}, False), ({"verb": "list"}, False), ({"level": "Metadata"}, False),
+    ({"level": "Request", "verb": "delete"}, False),
+])
+def test_calicos_eks_audit_filter(event_change: dict, kept: bool) -> None:
+    from margay.agent.cloudwatch import calico_keeps
+
+    assert calico_keeps(orjson.dumps({**event(1), **event_change}).decode()) is kept
+    assert calico_keeps("not json") is True  # the server names it; it never vanishes silently

@@ -36,7 +36,7 @@ def test_partial_batch_keeps_good_lines_and_names_bad_ones(server: ServerThread,
     lines = [SAMPLES["flows"][0], '{"start_time":1,"end_time":2,"action":"permit","reporter":"src"}',
              SAMPLES["flows"][1]]
     r = httpx.post(server.url + PATHS["flows"], content="\n".join(lines).encode(), headers=NDJSON)
-    assert r.status_code == 400
+    assert r.status_code == 200  # Linseed: 200 with per-record errors once any record is stored
     assert r.json() == {"total": 3, "succeeded": 2, "failed": 1, "errors": [
         {"line": 2, "field": "action", "msg": "must be one of: allow, deny"}]}
     found = client.search("flows", {}, ["cluster"])

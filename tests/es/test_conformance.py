@@ -136,3 +136,21 @@ def test_conformance(servers: tuple[httpx.Client, httpx.Client]) -> None:
     assert not bad_400, bad_400
     failing = [(r["name"], r["problems"][:3]) for r in report["mismatches"]]
     assert report["rate"] >= MIN_MATCH_RATE, f"{report['matched']}/{report['total']} match; mismatches: {failing}"
+
+
+def test_index_discovery_matches_opensearch(servers: tuple[httpx.Client, httpx.Client]) -> None:
+    """What Kibana/OpenSearch Dashboards and clients ask before searching: `_resolve/index` and `HEAD /<index>`."""
+    mine, theirs = servers
+    day = MIDNIGHT.strftime("%Y%m%d")
+    exprs = ["tigera_secure_ee_flows.*", "tigera_secure_ee_*", f"tigera_secure_ee_dns.app-1.{day}",
+             "tigera_secure_ee_flows.*,-tigera_secure_ee_flows.app-1.*", "nomatch*",
+             "tigera_secure_ee_flows.nosuch.20200101"]
+    problems = []
+    for expr in exprs:
+        a, b = mine.get(f"/_resolve/index/{expr}"), theirs.get(f"/_resolve/index/{expr}")
+        if a.status_code != b.status_code or (a.status_code == 200 and a.json() != b.json()):
+            problems.append(f"_resolve/index/{expr}: {a.status_code} {a.text[:200]} | {b.status_code} {b.text[:200]}")
+        a, b = mine.head(f"/{expr}"), theirs.head(f"/{expr}")
+        if a.status_code != b.status_code:
+            problems.append(f"HEAD /{expr}: margay {a.status_code}, opensearch {b.status_code}")
+    assert not problems, problems

@@ -3,6 +3,10 @@
 Every `fetchInterval` seconds the streams of `groupName` whose names start with `streamPrefix` are read
 forward from their saved tokens. The tokens travel in each spooled batch's position and are checkpointed
 when the server acknowledges it, so a restart goes on where the last durable batch ended.
+
+By default only the events Calico's EKS pipeline keeps are shipped (`filter-eks-audit.conf`): level
+`RequestResponse` and verb create, patch, update or delete — the changes, not the reads and watches that
+make up most of an EKS audit stream. `cloudwatchAuditFilter: all` ships every event.
 """
 
 from __future__ import annotations
@@ -11,11 +15,28 @@ import hashlib
 import logging
 from typing import Any
 
+import orjson
+
+from ..errors import ConfigError
 from .host import AgentHost, batch_key
 from .settings import AgentSettings
 
 log = logging.getLogger("margay.agent")
 SOURCE = "cloudwatch"
+FILTERS = ("calico", "all")
+CALICO_VERBS = frozenset({"create", "patch", "update", "delete"})
+
+
+def calico_keeps(message: str) -> bool:
+    """Calico's EKS audit filter: a RequestResponse-level create, patch, update or delete. A line that is not
+    a JSON object is kept, so the server names it in its answer rather than it vanishing here."""
+    try:
+        event = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return True
+    if not isinstance(event, dict):
+        return True
+    return event.get("level") == "RequestResponse" and event.get("verb") in CALICO_VERBS
 
 
 class CloudWatchSource:
@@ -27,6 +48,9 @@ class CloudWatchSource:
         self.batch_bytes = settings.batch_bytes
         self.region = settings.cloudwatch_region
         self.endpoint = settings.cloudwatch_endpoint
+        if settings.cloudwatch_audit_filter not in FILTERS:
+            raise ConfigError(f"cloudwatchAuditFilter: expected calico or all, got {settings.cloudwatch_audit_filter!r}")
+        self.calico_filter = settings.cloudwatch_audit_filter == "calico"
         position = agent.resume_position(SOURCE) or {}
         self.tokens: dict[str, str] = dict(position.get("streams", {}))
         self._client: Any = None
@@ -81,7 +105,10 @@ class CloudWatchSource:
             if after and after != before:
                 self.tokens[stream] = after
             return 0
-        lines = [e["message"].rstrip("\n").encode() for e in events if e.get("message", "").strip()]
+        messages = [e["message"].rstrip("\n") for e in events if e.get("message", "").strip()]
+        if self.calico_filter:
+            messages = [m for m in messages if calico_keeps(m)]
+        lines = [m.encode() for m in messages]
         body = b"\n".join(lines) + b"\n" if lines else b""
         tokens = dict(self.tokens)
         if after:

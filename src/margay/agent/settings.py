@@ -71,6 +71,9 @@ class AgentSettings:
     cloudwatch_stream_prefix: str = setting("kube-apiserver-audit-", "EKS: prefix of the audit log streams.")
     cloudwatch_fetch_interval: float = setting(60.0, "EKS: seconds between fetches.")
     cloudwatch_endpoint: str | None = setting(None, "EKS: CloudWatch Logs endpoint URL (default: AWS's).")
+    cloudwatch_audit_filter: str = setting(
+        "calico", "EKS: which audit events to ship: calico (as Calico's EKS pipeline: level RequestResponse and "
+        "verb create, patch, update or delete) or all.")
     log_level: str = setting("info", "debug, info, warning or error.")
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ take Elasticsearch's envelope so clients raise properly.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -17,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..errors import Forbidden, MargayError, ParseError, QueryError
+from ..errors import Forbidden, MargayError, NotFound, ParseError, QueryError
 from ..logtypes import REGISTRY
-from ..names import CLUSTER_RULE, is_cluster_name
+from ..names import valid_cluster
+from ..query.es import names
 from ..query.es.request import Target, named, query_params_into, resolve
 from ..query.restriction import Restriction
 from ..store.backend import EsAnswer, EsPlan
@@ -39,8 +41,17 @@ _RAW_VALUES = frozenset({"script", "scripts", "script_fields", "docvalue_fields"
                          "stored_fields", "runtime_mappings", "suggest", "collapse", "rescore", "inner_hits"})
 
 
+# elasticsearch-py 8 and 9 refuse a server whose answers lack this header (as OpenSearch's do, so clients
+# that test for OpenSearch are not misled: margay speaks the Elasticsearch 7.10 API).
+PRODUCT_HEADER = {"x-elastic-product": "Elasticsearch"}
+
+
 class ESResponse(Response):
     media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(content, status_code, {**PRODUCT_HEADER, **(headers or {})}, **kwargs)
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
@@ -76,6 +87,7 @@ def _targets(m: Any, request: Request, pattern: str) -> list[Target]:
     who = m.caller(request)
     if who.is_writer:
         raise Forbidden("cluster (writer) tokens may write logs but not read them")
+    pattern = names.translate(pattern)  # Calico's write aliases, ILM backing and calico_* single indices
     parts = m.backend.partitions()
     existing = [(p.log_type, p.cluster, p.day) for p in parts]
     try:
@@ -173,7 +185,7 @@ async def cat_indices(request: Request) -> Response:
     table += [[str(r[c]) if r[c] is not None else "" for c in cols] for r in rows]
     widths = [max((len(row[i]) for row in table), default=0) for i in range(len(cols))]
     text = "".join(" ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in table)
-    return PlainTextResponse(text)
+    return PlainTextResponse(text, headers=PRODUCT_HEADER)
 
 
 @_handler
@@ -287,7 +299,7 @@ async def bulk(request: Request) -> Response:
         doc = lines[i + 1]
         i += 2
         items.append({op: {"_index": index, "_id": meta.get("_id"), "status": 0}})
-        target = _index_target(index)
+        target = _index_target(index, doc)
         if isinstance(target, str):
             items[n][op].update(status=400, error={"type": "illegal_argument_exception", "reason": target})
             continue
@@ -325,38 +337,95 @@ async def bulk(request: Request) -> Response:
     return ESResponse({"took": 1, "errors": errors, "items": items})
 
 
-def _index_target(index: Any) -> tuple[str, str] | str:
-    """(log type, cluster) of a write index `<prefix>.<cluster>[.<yyyymmdd>]`, or why it is refused.
-
-    Calico's write alias `<prefix>.<cluster>.` (trailing dot) names the same cluster; its ILM backing indices
-    (`<prefix>.<cluster>.fluentd-<yyyymmdd>-000001`) keep parsing as before. Whatever is left must be a valid
-    cluster name (names.py): nothing else reaches the store.
-    """
+def _index_target(index: Any, doc: bytes) -> tuple[str, str] | str:
+    """(log type, cluster) a _bulk document goes to: Calico's multi-index names (daily, the write alias
+    `<prefix>.<cluster>.`, ILM backing indices `<prefix>.<cluster>.fluentd-<day>-<n>`) name the cluster; a
+    single-index `calico_*` name takes it from the document's `cluster` field."""
     if not isinstance(index, str) or not index:
         return "_bulk: every action needs an _index (or an index in the URL)"
-    for lt in REGISTRY.values():
-        if index.startswith(lt.index_prefix + "."):
-            rest = index[len(lt.index_prefix) + 1:]
-            if rest.endswith(".") and not rest.endswith(".."):
-                rest = rest[:-1]  # the write alias
-            parts = rest.rsplit(".", 1)
-            cluster = parts[0] if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) == 8 else rest
-            if not is_cluster_name(cluster):
-                return f"invalid index name [{index[:300]}]: {CLUSTER_RULE}"
-            return lt.name, cluster
-    return (f"index [{index[:300]}] is not a margay log index: "
-            "write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]")
+    parsed = names.parse(index)
+    if parsed is None:
+        return (f"index [{index[:300]}] is not a margay log index: write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]"
+                " or a calico_<type> single index")
+    if len(parsed.types) != 1:
+        return f"index [{index[:300]}] holds several log types: write audit logs to tigera_secure_ee_audit_<ee|kube>.<cluster>"
+    cluster = parsed.cluster
+    if cluster is None:
+        try:
+            cluster = orjson.loads(doc).get("cluster")
+        except (orjson.JSONDecodeError, AttributeError):
+            cluster = None
+        if not isinstance(cluster, str) or not cluster:
+            return f"index [{index[:300]}] is a single index for every cluster: the document needs a \"cluster\" field"
+    try:
+        valid_cluster(cluster)
+    except MargayError as exc:
+        return f"invalid index name [{index[:300]}]: {exc.message}"
+    return parsed.types[0], cluster
 
 
 @_handler
 async def unsupported(request: Request) -> Response:
     raise QueryError(f"{request.method} {request.url.path} is not supported by margay's ES API "
-                     "(supported: /, _cat/indices, _mapping, _search, _count, _msearch, _bulk)")
+                     "(supported: /, _cluster/health, _resolve/index, _cat/indices, _mapping, _search, _count, _msearch, _bulk, HEAD /<index>)")
 
 
 @_handler
 async def head_root(request: Request) -> Response:
-    return Response(status_code=200)
+    return Response(status_code=200, headers=PRODUCT_HEADER)
+
+
+@_handler
+async def head_index(request: Request) -> Response:
+    """`HEAD /<index>` (indices.exists): 200 when the pattern names partitions the caller may read, else 404."""
+    m = request.app.state.margay
+    index = request.path_params["index"]
+    try:
+        targets = await asyncio.to_thread(_targets, m, request, index)
+    except (NotFound, Forbidden):
+        return Response(status_code=404, headers=PRODUCT_HEADER)
+    # As OpenSearch: wildcards that match nothing still "exist" (allow_no_indices); a concrete name must.
+    concrete = not any("*" in e or "?" in e or e == "_all" for e in index.split(","))
+    return Response(status_code=404 if concrete and not targets else 200, headers=PRODUCT_HEADER)
+
+
+@_handler
+async def resolve_index(request: Request) -> Response:
+    """`GET /_resolve/index/<expression>`: the daily indices it names that the caller may read (Kibana and
+    OpenSearch Dashboards ask this when an index pattern is typed)."""
+    m = request.app.state.margay
+    try:
+        targets = await asyncio.to_thread(_targets, m, request, request.path_params["index"])
+    except (NotFound, Forbidden):
+        targets = []  # as OpenSearch: a missing (or, here, unreadable) name resolves to nothing, not 404
+    parts = m.backend.partitions()
+    found = sorted(p.index for t in targets for c, days in t.days.items() for p in parts
+                   if p.log_type == t.lt.name and p.cluster == c and (days is None or p.day in days))
+    return ESResponse({"indices": [{"name": n, "attributes": ["open"]} for n in found], "aliases": [],
+                       "data_streams": []})
+
+
+@_handler
+async def cluster_health(request: Request) -> Response:
+    """`GET /_cluster/health[/<index>]` in OpenSearch's shape: one always-green node; a shard per readable
+    daily partition (Grafana's "Save & test" and most clients' readiness probes ask this)."""
+    m = request.app.state.margay
+    index = request.path_params.get("index")
+    if index is not None:
+        try:
+            targets = await asyncio.to_thread(_targets, m, request, index)
+        except Forbidden:
+            targets = []
+        shards = sum(len(days) if days is not None else 1 for t in targets for days in t.days.values())
+    else:
+        shards = len(m.visible_partitions(request, await asyncio.to_thread(m.backend.partitions)))
+    return ESResponse({"cluster_name": "margay", "status": "green", "timed_out": False, "number_of_nodes": 1,
+                       "number_of_data_nodes": 1, "discovered_master": True,
+                       "discovered_cluster_manager": True, "active_primary_shards": shards,
+                       "active_shards": shards, "relocating_shards": 0, "initializing_shards": 0,
+                       "unassigned_shards": 0, "delayed_unassigned_shards": 0, "number_of_pending_tasks": 0,
+                       "number_of_in_flight_fetch": 0, "task_max_waiting_in_queue_millis": 0,
+                       "active_shards_percent_as_number": 100.0})
 
 
 def routes() -> list[Route]:
@@ -364,6 +433,9 @@ def routes() -> list[Route]:
         Route("/es", root, methods=["GET"]),
         Route("/es/", root, methods=["GET"]),
         Route("/es/", head_root, methods=["HEAD"]),
+        Route("/es/_cluster/health", cluster_health, methods=["GET"]),
+        Route("/es/_resolve/index/{index}", resolve_index, methods=["GET"]),
+        Route("/es/_cluster/health/{index}", cluster_health, methods=["GET"]),
         Route("/es/_cat/indices", cat_indices, methods=["GET"]),
         Route("/es/_cat/indices/{index}", cat_indices, methods=["GET"]),
         Route("/es/_search", search, methods=["GET", "POST"]),
@@ -378,5 +450,6 @@ def routes() -> list[Route]:
         Route("/es/{index}/_msearch", msearch, methods=["GET", "POST"]),
         Route("/es/{index}/_bulk", bulk, methods=["POST", "PUT"]),
         Route("/es/{index}/_search/point_in_time", unsupported, methods=["POST"]),
+        Route("/es/{index}", head_index, methods=["HEAD"]),
         Route("/es/{path:path}", unsupported, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
     ]

@@ -21,6 +21,13 @@ NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl
 MAX_REPORTED_ERRORS = 1000
 
 
+def bulk_status(response: dict[str, Any]) -> int:
+    """Linseed's rule: 200 with the per-record errors in the body when any record was stored, 400 only when
+    none was. Calico's Go client and its fluent-bit output retry every non-2xx answer, so a 400 after storing
+    the good records would store them again on each retry."""
+    return 200 if response.get("succeeded") or not response.get("failed") else 400
+
+
 def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -47,8 +54,7 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     if key is not None:
         prior = m.backend.seen(lt, cluster, key)
         if prior is not None:
-            return JSONResponse(prior, headers={"idempotent-replayed": "true"},
-                                status_code=200 if not prior.get("failed") else 400)
+            return JSONResponse(prior, headers={"idempotent-replayed": "true"}, status_code=bulk_status(prior))
     body = await read_body(request, m.settings.max_body_bytes)
     extra_errors: list[Any] = []
     noise = 0
@@ -82,12 +88,12 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     response, replayed = await asyncio.to_thread(m.backend.ingest, lt, cluster, body, key=key,
                                                  now=m.clock.now(), respond=respond)
     if replayed:
-        return JSONResponse(response, headers={"idempotent-replayed": "true"},
-                            status_code=200 if not response.get("failed") else 400)
+        return JSONResponse(response, headers={"idempotent-replayed": "true"}, status_code=bulk_status(response))
     m.metrics.inc("margay_records_accepted_total", response["succeeded"], type=lt.name, cluster=cluster)
     m.metrics.inc("margay_records_rejected_total", response["failed"], type=lt.name, cluster=cluster)
-    status = 200 if not response["failed"] else 400
-    m.metrics.inc("margay_ingest_batches_total", type=lt.name, outcome="ok" if status == 200 else "partial")
+    status = bulk_status(response)
+    outcome = "ok" if not response["failed"] else "partial" if status == 200 else "rejected"
+    m.metrics.inc("margay_ingest_batches_total", type=lt.name, outcome=outcome)
     m.metrics.observe("margay_ingest_seconds", time.perf_counter() - started, type=lt.name)
     return JSONResponse(response, status_code=status)
 
@@ -98,4 +104,7 @@ def routes() -> list[Route]:
         async def endpoint(request: Request, lt: LogType = lt) -> JSONResponse:
             return await _bulk(request, lt)
         out.append(Route("/api/v1" + lt.bulk_path, endpoint, methods=["POST"], name=f"bulk_{lt.name}"))
+        # Calico's fluent-bit output (and Linseed behind Guardian) posts under an /ingestion prefix.
+        out.append(Route("/ingestion/api/v1" + lt.bulk_path, endpoint, methods=["POST"],
+                         name=f"ingestion_bulk_{lt.name}"))
     return out

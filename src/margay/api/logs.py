@@ -13,10 +13,12 @@ from starlette.routing import Route
 from ..errors import QueryError
 from ..logtypes import REGISTRY, LogType, get
 from ..names import valid_cluster
+from ..query.linseed import combine, typed_filters
 from ..query.model import Query, page_size, sort_keys, time_range
 from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body
 
 MAX_HINTS = 1000
+_ENDPOINTS = {"audit_ee": "audit", "audit_kube": "audit"}  # log type -> the Linseed params struct it takes
 
 
 def _selector(body: dict[str, Any]) -> Any:
@@ -50,8 +52,9 @@ def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: li
     start, end, field = time_range(body, m.clock.now(), default_last=default_last)
     clusters = requested_clusters(request, body, lt)
     clusters = m.authorize_read(request, [lt, *(also or [])], clusters)
+    typed = typed_filters(body, _ENDPOINTS.get(lt.name, lt.name))
     query = Query(logtype=lt, also=also or [], clusters=clusters, start=start, end=end, time_field=field,
-                  selector=_selector(body), selector_text=body.get("selector") or None, now=m.clock.now(),
+                  selector=combine(_selector(body), typed), selector_text=body.get("selector") or None, now=m.clock.now(),
                   sort=sort_keys(body), size=page_size(body),
                   after_key=body.get("after_key") if isinstance(body.get("after_key"), dict) else None,
                   total_hits=body.get("total_hits", True) is not False)
@@ -117,7 +120,8 @@ async def aggregate_logs(request: Request, name: str) -> JSONResponse:
     result = await _timed(request, "aggregation", m.backend.aggregate, query, aggs)
     m.metrics.inc("margay_aggregations_total", path=result.path)
     m.access_log(request, lt, query, None)
-    return JSONResponse({"aggregations": result.result}, headers={"x-margay-aggregation-path": result.path})
+    # Linseed answers the aggregations map itself (not wrapped in {"aggregations": ...}).
+    return JSONResponse(result.result, headers={"x-margay-aggregation-path": result.path})
 
 
 def _auto_interval(query: Query, buckets: int) -> str:

@@ -15,6 +15,13 @@ FIELDS: tuple[Field, ...] = (
     f("url", K), f("response_code", K), f("method", K), f("user_agent", K), f("type", K),
     f("protocol", K), f("protocol_version", K), f("latency", L),
     f("source_port_num", L), f("dest_port_num", L), f("dest_service_port_name", K),
+    # Gateway-collector records (Linseed's L7Log): the route and gateway a request went through.
+    f("route_name", K), f("gateway_name", K), f("collector_name", K), f("collector_type", K),
+    f("gateway_namespace", K), f("gateway_class", K), f("gateway_status", K), f("gateway_status_message", K),
+    f("gateway_listener_name", K), f("gateway_listener_port", L), f("gateway_listener_protocol", K),
+    f("gateway_listener_full_name", K), f("gateway_listener_hostname", K),
+    f("gateway_route_type", K), f("gateway_route_name", K), f("gateway_route_namespace", K),
+    f("gateway_route_hostname", K), f("gateway_route_status", K), f("gateway_route_status_message", K),
 )
 
 LOGTYPE = LogType(

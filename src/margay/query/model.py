@@ -122,7 +122,11 @@ def sort_keys(body: dict[str, Any]) -> list[SortKey]:
 
 
 def page_size(body: dict[str, Any]) -> int:
-    size = body.get("max_page_size", DEFAULT_PAGE_SIZE)
+    """Linseed's `max_page_size`: absent, null or 0 mean its default page of 1000 (Calico's Go client always
+    sends 0 unless it sets a size)."""
+    size = body.get("max_page_size")
+    if size is None:
+        return DEFAULT_PAGE_SIZE
     if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > MAX_PAGE_SIZE:
         raise QueryError(f"max_page_size: expected an integer from 0 to {MAX_PAGE_SIZE}, got {size!r}")
-    return size
+    return size or DEFAULT_PAGE_SIZE

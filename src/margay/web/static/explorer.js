@@ -115,7 +115,7 @@ export function explorer(main, r) {
     const field = meta.time_field;
     try {
       const res = await api("POST", `/api/v1/${PATH[type]}/aggregation`, body({ aggregations: { t: { date_histogram: { field, fixed_interval: interval(80) + "s" } } } }), { clusters });
-      const b = res.aggregations.t.buckets;
+      const b = res.t.buckets;
       histo.dataset.total = b.reduce((s, x) => s + x.doc_count, 0);
       const c = track(echarts.init(histo));
       c.setOption({ animation: false, grid: { left: 44, right: 10, top: 8, bottom: 22 }, tooltip: { trigger: "axis" }, xAxis: { type: "time" }, yAxis: { type: "value", axisLabel: { formatter: fmtNum } },

@@ -37,7 +37,7 @@ function card(grid, span, title, type, link, fill, what) {
   return fill(body).catch((err) => showError(body, err));
 }
 
-const buckets = (res, name) => ((res.aggregations || {})[name] || {}).buckets || [];
+const buckets = (res, name) => ((res || {})[name] || {}).buckets || [];
 
 export function overview(main) {
   main.append(h("h2", {}, "Overview"));

@@ -1,0 +1,367 @@
+"""Linseed compatibility, written from Linseed's request structs and handler defaults
+(`linseed/pkg/apis/v1/{params,l3_log,audit,dns_log,events}.go`), on both engines over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from margay.app import create_app
+from margay.config import Settings
+from margay.testing.server import ServerThread
+
+NDJSON = {"content-type": "application/x-ndjson", "x-cluster-id": "east"}
+ALL_TIME = {"from": "2000-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"}
+T0 = 1_700_000_000
+
+
+def _flow(i: int, src: str, dst: str, policies: list[str], pending: list[str] | None = None) -> dict[str, Any]:
+    return {"start_time": T0 + i * 60, "end_time": T0 + i * 60 + 60, "action": "allow", "reporter": "src",
+            "proto": "tcp", "source_ip": src, "dest_ip": dst, "source_type": "wep", "dest_type": "wep",
+            "source_namespace": "shop", "dest_namespace": "data", "source_name_aggr": "web-*",
+            "dest_name_aggr": "db-*", "dest_port": 5432, "bytes_in": 10 * (i + 1), "bytes_out": 1,
+            "packets_in": 1, "packets_out": 1, "num_flows": 1, "num_flows_started": 1, "num_flows_completed": 1,
+            "host": "node-1",
+            "policies": {"all_policies": policies, "enforced_policies": policies,
+                         "pending_policies": pending or [], "transit_policies": []}}
+
+
+FLOWS = [
+    _flow(0, "10.0.0.1", "10.1.0.1", ["0|default|shop/default.web-egress|allow|0"]),
+    _flow(1, "10.0.0.2", "10.1.0.2", ["0|security|security.block-egress|deny|2"]),
+    _flow(2, "10.1.0.1", "10.0.0.9", ["0|default|data/knp.default.db-ingress|allow|0"],
+          ["0|default|data/staged:default.db-open|allow|0"]),
+    _flow(3, "10.0.0.4", "10.1.0.4", ["0|__PROFILE__|__PROFILE__.kns.shop|allow|0"]),
+]
+
+
+def _audit(i: int, verb: str, level: str, code: int, user: str, resource: str, name: str, ns: str = "",
+           uri_extra: str = "") -> dict[str, Any]:
+    ref: dict[str, Any] = {"resource": resource, "name": name, "apiGroup": "projectcalico.org", "apiVersion": "v3"}
+    if ns:
+        ref["namespace"] = ns
+    return {"apiVersion": "audit.k8s.io/v1", "kind": "Event", "level": level, "auditID": f"a-{i}",
+            "stage": "ResponseComplete", "requestURI": f"/apis/projectcalico.org/v3/{resource}/{name}{uri_extra}",
+            "verb": verb, "user": {"username": user, "groups": ["g"]}, "sourceIPs": ["10.0.0.5"],
+            "objectRef": ref, "responseStatus": {"metadata": {}, "code": code},
+            "requestReceivedTimestamp": f"2023-11-14T22:1{i}:00.000000Z",
+            "stageTimestamp": f"2023-11-14T22:1{i}:00.100000Z"}
+
+
+AUDIT = [
+    _audit(0, "create", "RequestResponse", 201, "alice", "networkpolicies", "default.a", "shop"),
+    _audit(1, "delete", "RequestResponse", 200, "bob", "globalnetworkpolicies", "default.b"),
+    _audit(2, "delete", "Metadata", 403, "bob", "networkpolicies", "default.c", "data"),
+    _audit(3, "patch", "RequestResponse", 200, "carol", "networksets", "n1", "shop", "?dryRun=All"),
+]
+
+
+def _dns(i: int, qname: str, rrname: str, rdata: str) -> dict[str, Any]:
+    return {"start_time": f"2023-11-14T22:1{i}:00Z", "end_time": f"2023-11-14T22:1{i}:30Z", "type": "log",
+            "count": 1, "client_name": "-", "client_name_aggr": "web-*", "client_namespace": "shop",
+            "client_ip": None, "client_labels": {}, "servers": [], "qname": qname, "qclass": "IN",
+            "qtype": "A", "rcode": "NoError", "host": "node-1",
+            "rrsets": [{"name": rrname, "class": "IN", "type": "CNAME", "rdata": [rdata]}],
+            "latency": {"count": 1, "mean": 1000, "max": 1000}, "latency_count": 1, "latency_mean": 1000,
+            "latency_max": 1000}
+
+
+DNS = [_dns(0, "api.example.com", "api.example.com", "edge.cdn.net"),
+       _dns(1, "www.example.org", "www.example.org", "lb.example.org"),
+       _dns(2, "shop.example.net", "shop.example.net", "api.example.com")]
+
+
+def _ndjson(docs: list[dict[str, Any]]) -> bytes:
+    return b"\n".join(orjson.dumps(d) for d in docs)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, module_engine: dict[str, Any]) -> Iterator[str]:
+    data: Path = tmp_path_factory.mktemp("linseed")
+    with ServerThread(create_app(Settings(data_dir=data, **module_engine))) as s:
+        for path, docs in (("/api/v1/flows/logs/bulk", FLOWS), ("/api/v1/audit/logs/kube/bulk", AUDIT),
+                           ("/api/v1/dns/logs/bulk", DNS)):
+            r = httpx.post(s.url + path, content=_ndjson(docs), headers=NDJSON, timeout=60)
+            assert r.status_code == 200 and r.json()["succeeded"] == len(docs), r.text
+        yield s.url
+
+
+def post(url: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(url + path, json={"time_range": ALL_TIME, **body}, headers={"x-cluster-id": "east"},
+                      timeout=60)
+
+
+def items(url: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    r = post(url, path, body)
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+# -- QueryParams: max_page_size 0 is Linseed's default page of 1000 (GetMaxPageSize) ----------------------
+
+def test_max_page_size_zero_is_the_default_page(site: str) -> None:
+    got = items(site, "/api/v1/flows/logs", {"max_page_size": 0})
+    assert len(got) == len(FLOWS)
+    assert len(items(site, "/api/v1/flows/logs", {"max_page_size": 1})) == 1
+    r = post(site, "/api/v1/flows/logs", {"max_page_size": -1})
+    assert r.status_code == 400 and "max_page_size" in r.text
+
+
+# -- FlowLogParams --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("match", "want"), [
+    ({"type": "src", "ips": ["10.0.0.1", "10.0.0.2"]}, {"10.0.0.1", "10.0.0.2"}),
+    ({"type": "dst", "ips": ["10.0.0.9"]}, {"10.1.0.1"}),
+    ({"type": "any", "ips": ["10.1.0.1"]}, {"10.0.0.1", "10.1.0.1"}),
+    ({"ips": ["10.1.0.1"]}, {"10.0.0.1", "10.1.0.1"}),  # type defaults to any
+])
+def test_ip_matches(site: str, match: dict[str, Any], want: set[str]) -> None:
+    got = items(site, "/api/v1/flows/logs", {"ip_matches": [match]})
+    assert {f["source_ip"] for f in got} == want
+
+
+@pytest.mark.parametrize(("param", "matches", "want"), [
+    ("policy_matches", [{"tier": "security"}], {"10.0.0.2"}),
+    ("policy_matches", [{"tier": "default", "action": "allow"}], {"10.0.0.1", "10.1.0.1"}),
+    ("policy_matches", [{"tier": "default", "namespace": "shop", "name": "web-egress"}], {"10.0.0.1"}),
+    ("policy_matches", [{"type": "knp", "namespace": "data", "name": "db-ingress"}], {"10.1.0.1"}),
+    ("policy_matches", [{"tier": "security"}, {"namespace": "shop"}], {"10.0.0.1", "10.0.0.2"}),  # ORed
+    ("enforced_policy_matches", [{"action": "deny"}], {"10.0.0.2"}),
+    ("pending_policy_matches", [{"staged": True, "namespace": "data", "tier": "default", "name": "db-open"}],
+     {"10.1.0.1"}),
+    ("pending_policy_matches", [{"tier": "default"}], {"10.1.0.1"}),
+    ("transit_policy_matches", [{"tier": "default"}], set()),
+])
+def test_policy_matches(site: str, param: str, matches: list[dict[str, Any]], want: set[str]) -> None:
+    got = items(site, "/api/v1/flows/logs", {param: matches})
+    assert {f["source_ip"] for f in got} == want
+
+
+def test_typed_filters_and_the_selector_are_anded(site: str) -> None:
+    got = items(site, "/api/v1/flows/logs", {"selector": "bytes_in >= 20",
+                                             "ip_matches": [{"type": "src", "ips": ["10.0.0.1", "10.0.0.2"]}]})
+    assert [f["source_ip"] for f in got] == ["10.0.0.2"]
+    agg = post(site, "/api/v1/flows/logs/aggregation",
+               {"policy_matches": [{"tier": "default"}], "aggregations": {"s": {"sum": {"field": "bytes_in"}}}})
+    assert agg.status_code == 200, agg.text
+    assert agg.json() == {"s": {"value": 10.0 + 30.0}}  # the map itself, as Linseed answers
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ({"ip_matches": [{"type": "sideways", "ips": ["1.2.3.4"]}]}, "ip_matches[0].type"),
+    ({"ip_matches": {"ips": []}}, "ip_matches: expected a list"),
+    ({"policy_matches": [{"tier": "a.b"}]}, "policy_matches[0].tier"),
+    ({"policy_matches": [{"action": "maybe"}]}, "policy_matches[0].action"),
+    ({"verbs": ["delete"]}, "verbs: not a parameter of the flows endpoint"),
+])
+def test_bad_typed_filters_are_400_naming_the_field(site: str, body: dict[str, Any], needle: str) -> None:
+    r = post(site, "/api/v1/flows/logs", body)
+    assert r.status_code == 400
+    assert needle in r.json()["error"]["message"]
+
+
+# -- AuditLogParams -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "want"), [
+    ({"verbs": ["delete"]}, {"a-1", "a-2"}),
+    ({"levels": ["Metadata"]}, {"a-2"}),
+    ({"response_codes": [201, 403]}, {"a-0", "a-2"}),
+    ({"authors": ["alice", "carol"]}, {"a-0", "a-3"}),
+    ({"kinds": ["globalnetworkpolicies", "networksets"]}, {"a-1", "a-3"}),
+    ({"stages": ["ResponseComplete"], "verbs": ["delete"], "levels": ["RequestResponse"]}, {"a-1"}),
+    ({"object_refs": [{"name": "default.a", "namespace": "shop"}, {"resource": "globalnetworkpolicies"}]},
+     {"a-0", "a-1"}),
+    ({"object_refs": [{"name": "default.a", "namespace": "data"}]}, set()),
+    ({"exclude_dry_runs": True}, {"a-0", "a-1", "a-2"}),
+])
+def test_audit_filters(site: str, body: dict[str, Any], want: set[str]) -> None:
+    got = items(site, "/api/v1/audit/logs", {"type": "kube", **body})
+    assert {a["auditID"] for a in got} == want
+
+
+def test_audit_filter_errors(site: str) -> None:
+    r = post(site, "/api/v1/audit/logs", {"type": "kube", "response_codes": ["200"]})
+    assert r.status_code == 400 and "response_codes[0]" in r.json()["error"]["message"]
+    r = post(site, "/api/v1/audit/logs", {"type": "kube", "object_refs": [{"kind": "Pod"}]})
+    assert r.status_code == 400 and "unknown field 'kind'" in r.json()["error"]["message"]
+
+
+# -- DNSLogParams ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("match", "want"), [
+    ({"type": "qname", "domains": ["api.example.com"]}, {"api.example.com"}),
+    ({"type": "rrset", "domains": ["www.example.org"]}, {"www.example.org"}),
+    ({"type": "rrdata", "domains": ["api.example.com"]}, {"shop.example.net"}),
+    ({"type": "any", "domains": ["api.example.com"]}, {"api.example.com", "shop.example.net"}),
+])
+def test_domain_matches(site: str, match: dict[str, Any], want: set[str]) -> None:
+    got = items(site, "/api/v1/dns/logs", {"domain_matches": [match]})
+    assert {d["qname"] for d in got} == want
+
+
+# -- bulk: 200 with per-record errors when any record is stored; the /ingestion prefix ----------------------
+
+def _send_like_calico(url: str, path: str, body: bytes, attempts: int = 5) -> list[httpx.Response]:
+    """Calico's Go client and fluent-bit output: a non-2xx answer is retried, the same body again."""
+    answers = []
+    for _ in range(attempts):
+        r = httpx.post(url + path, content=body, headers=NDJSON, timeout=60)
+        answers.append(r)
+        if 200 <= r.status_code < 300:
+            break
+    return answers
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, engine: dict[str, Any]) -> Iterator[str]:
+    with ServerThread(create_app(Settings(data_dir=tmp_path, **engine))) as s:
+        yield s.url
+
+
+def test_a_retried_partial_failure_batch_stores_each_good_record_once(fresh: str) -> None:
+    good = [_flow(i, f"10.9.0.{i}", "10.1.0.1", []) for i in range(5)]
+    bad = {**_flow(9, "10.9.0.9", "10.1.0.1", []), "action": "permit"}
+    body = _ndjson([good[0], good[1], bad, *good[2:]])
+    answers = _send_like_calico(fresh, "/ingestion/api/v1/flows/logs/bulk", body)
+    assert [a.status_code for a in answers] == [200]
+    assert answers[0].json() == {"total": 6, "succeeded": 5, "failed": 1, "errors": [
+        {"line": 3, "field": "action", "msg": "must be one of: allow, deny"}]}
+    stored = items(fresh, "/api/v1/flows/logs", {"max_page_size": 0})
+    assert sorted(f["source_ip"] for f in stored) == sorted(g["source_ip"] for g in good)
+
+
+def test_a_batch_with_nothing_stored_is_400_and_retries_store_nothing(fresh: str) -> None:
+    bad = [{**_flow(i, "10.9.0.1", "10.1.0.1", []), "action": "permit"} for i in range(3)]
+    answers = _send_like_calico(fresh, "/api/v1/flows/logs/bulk", _ndjson(bad), attempts=3)
+    assert [a.status_code for a in answers] == [400, 400, 400]
+    assert answers[0].json()["succeeded"] == 0 and answers[0].json()["failed"] == 3
+    assert post(fresh, "/api/v1/flows/logs", {}).json()["total_hits"] == 0
+
+
+def test_an_idempotent_replay_of_a_partial_batch_answers_200_again(fresh: str) -> None:
+    body = _ndjson([FLOWS[0], {**FLOWS[1], "reporter": "sideways"}])
+    headers = {**NDJSON, "idempotency-key": "batch-1"}
+    first = httpx.post(fresh + "/api/v1/flows/logs/bulk", content=body, headers=headers, timeout=60)
+    again = httpx.post(fresh + "/api/v1/flows/logs/bulk", content=body, headers=headers, timeout=60)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+    assert post(fresh, "/api/v1/flows/logs", {}).json()["total_hits"] == 1
+
+
+# -- Linseed's functional-test records (tests/data/calico-linseed) come back with every value sent -----------
+
+FIXTURES = Path(__file__).parent.parent / "data" / "calico-linseed"
+ROUND_TRIP = {  # file: (bulk path, read path, read body)
+    "flow_logs_legacy.txt": ("/api/v1/flows/logs/bulk", "/api/v1/flows/logs", {}),
+    "ee_audit_logs_legacy.txt": ("/api/v1/audit/logs/ee/bulk", "/api/v1/audit/logs", {"type": "ee"}),
+    "kube_audit_logs_legacy.txt": ("/api/v1/audit/logs/kube/bulk", "/api/v1/audit/logs", {"type": "kube"}),
+    "l7_logs_legacy.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
+    "l7_logs_gateway_collector.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
+}
+
+
+def _missing(sent: Any, got: Any, path: str = "") -> list[str]:
+    """Where `got` does not hold `sent`'s value (extra keys in `got` are allowed)."""
+    if isinstance(sent, dict):
+        if not isinstance(got, dict):
+            return [f"{path}: sent an object, got {got!r}"]
+        return [p for k, v in sent.items()
+                for p in ([f"{path}.{k}: dropped"] if k not in got else _missing(v, got[k], f"{path}.{k}"))]
+    return [] if sent == got else [f"{path}: sent {sent!r}, got {got!r}"]
+
+
+@pytest.mark.parametrize("name", list(ROUND_TRIP))
+def test_linseed_records_round_trip(tmp_path: Path, engine: dict[str, Any], name: str) -> None:
+    bulk, read, extra = ROUND_TRIP[name]
+    sent = [orjson.loads(line) for line in (FIXTURES / name).read_bytes().splitlines() if line.strip()]
+    with ServerThread(create_app(Settings(data_dir=tmp_path, **engine))) as s:
+        r = httpx.post(s.url + bulk, content=_ndjson(sent), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["failed"] == 0, r.text
+        got = items(s.url, read, {"max_page_size": 0, **extra})
+    assert len(got) == len(sent)
+    for doc in sent:
+        best = min((_missing(doc, g) for g in got), key=len)
+        assert best == [], f"{name}: no stored record holds {doc}: {best}"
+
+
+# -- FlowLogCountParams: POST /flows/logs/count ------------------------------------------------------------
+
+def test_flow_log_counts(site: str) -> None:
+    extra = [_flow(10, "10.5.0.1", "10.5.0.2", []), _flow(11, "10.5.0.3", "10.5.0.4", [])]
+    extra[0].update(source_namespace="kube-system", dest_namespace="kube-system")
+    extra[1].update(source_namespace="-", dest_namespace="kube-system")
+    r = httpx.post(site + "/api/v1/flows/logs/bulk", content=_ndjson(extra), headers={**NDJSON, "x-cluster-id": "west"},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+
+    def count(body: dict[str, Any], cluster: str = "east") -> httpx.Response:
+        return httpx.post(site + "/api/v1/flows/logs/count", json={"time_range": ALL_TIME, **body},
+                          headers={"x-cluster-id": cluster}, timeout=60)
+
+    assert count({"count_type": "global"}).json() == {"global_count": len(FLOWS), "namespaced_counts": None}
+    assert count({"count_type": "namespaced"}).json() == {"namespaced_counts": {"data": 4, "shop": 4}}
+    assert count({"count_type": "global_and_namespaced", "ip_matches": [{"type": "src", "ips": ["10.0.0.1"]}]}
+                 ).json() == {"global_count": 1, "namespaced_counts": {"data": 1, "shop": 1}}
+    # A log whose two namespaces are the same counts once for it; "-" is a namespace value like any other.
+    assert count({"count_type": "namespaced"}, "west").json() == {
+        "namespaced_counts": {"-": 1, "kube-system": 2}}
+    r = count({})
+    assert r.status_code == 400 and "count_type" in r.json()["error"]["message"]
+    r = count({"count_type": "everything"})
+    assert r.status_code == 400 and "count_type" in r.json()["error"]["message"]
+
+
+# -- EventStatisticsParams: POST /events/statistics ---------------------------------------------------------
+
+DAY = 86_400
+EVENTS = [
+    {"time": T0 + i * 3600 * 7, "type": t, "name": n, "severity": s, "origin": "margay-test",
+     "description": f"event {i}", "source_namespace": "shop", "dest_namespace": d,
+     "mitre_ids": ["T1046"] if i % 2 else ["T1046", "T1190"]}
+    for i, (t, n, s, d) in enumerate([("gtf_suspicious_flow", "feed-a", 90, "data"),
+                                       ("gtf_suspicious_flow", "feed-a", 70, "data"),
+                                       ("gtf_suspicious_dns_query", "feed-b", 90, "shop"),
+                                       ("waf", "waf-rule", 40, "data"),
+                                       ("gtf_suspicious_flow", "feed-c", 90, "kube-system")])
+]
+
+
+def test_event_statistics(site: str) -> None:
+    r = httpx.post(site + "/api/v1/events/bulk", content=_ndjson(EVENTS), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == len(EVENTS), r.text
+    body = {"field_values": {"type": {"count": True, "group_by_severity": True}, "severity": {"count": True},
+                             "mitre_ids": {"count": True}, "dest_namespace": {"count": True}},
+            "severity_histograms": [{"name": "high", "selector": "severity >= 70"},
+                                    {"name": "low", "selector": "severity < 70"}]}
+    r = post(site, "/api/v1/events/statistics", body)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["field_values"]["type"] == [
+        {"value": "gtf_suspicious_flow", "count": 3, "by_severity": [{"value": 90, "count": 2},
+                                                                      {"value": 70, "count": 1}]},
+        {"value": "gtf_suspicious_dns_query", "count": 1, "by_severity": [{"value": 90, "count": 1}]},
+        {"value": "waf", "count": 1, "by_severity": [{"value": 40, "count": 1}]}]
+    assert got["field_values"]["severity"] == [{"value": 90, "count": 3}, {"value": 40, "count": 1},
+                                               {"value": 70, "count": 1}]
+    assert got["field_values"]["mitre_ids"] == [{"value": "T1046", "count": 5}, {"value": "T1190", "count": 3}]
+    assert {v["value"]: v["count"] for v in got["field_values"]["dest_namespace"]} == {
+        "data": 3, "shop": 1, "kube-system": 1}
+    days = {(e["time"] // DAY) * DAY * 1000 for e in EVENTS}
+    high = {b["time"]: b["value"] for b in got["severity_histograms"]["high"]}
+    low = {b["time"]: b["value"] for b in got["severity_histograms"]["low"]}
+    assert set(high) | set(low) <= days and sum(high.values()) == 4 and sum(low.values()) == 1
+    # The request's own selector narrows both.
+    narrowed = post(site, "/api/v1/events/statistics", {**body, "selector": "type = waf"}).json()
+    assert [v["value"] for v in narrowed["field_values"]["type"]] == ["waf"]
+    assert narrowed["severity_histograms"]["high"] == [] and sum(b["value"] for b in narrowed["severity_histograms"]["low"]) == 1
+    for bad, needle in (({"field_values": {"description": {"count": True}}}, "field_values.description"),
+                        ({"severity_histograms": [{"selector": "severity > 1"}]}, "severity_histograms[0]"),
+                        ({"severity_histograms": [{"name": "x", "selector": "severity >"}]}, "selector"),
+                        ({"sort": [{"field": "time"}]}, "sort")):
+        r = post(site, "/api/v1/events/statistics", bad)
+        assert r.status_code == 400 and needle in r.json()["error"]["message"], (bad, r.text)
