@@ -1,0 +1,229 @@
+"""A cluster history (snapshot, then audited changes to pods, labels and policies mid-interval) whose
+inventory reports were worked out by hand, compared cell by cell, on both engines."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from margay.app import Margay
+from margay.clock import FakeClock
+from margay.config import Settings
+from margay.errors import NotFound, ParseError
+from margay.logtypes import REGISTRY
+from margay.reports import inventory, reporter, snapshots
+from margay.reports.resources import load_dump
+from margay.reports.state import timeline
+
+START = datetime(2026, 12, 1, tzinfo=UTC)
+END = START + timedelta(days=1)
+
+
+def ns(name: str, **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def pod(namespace: str, name: str, sa: str = "default", envoy: bool = False, host: bool = False,
+        **labels: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"serviceAccountName": sa, "containers": [{"name": "main", "image": "x"}]}
+    if envoy:
+        spec["containers"].append({"name": "istio-proxy", "image": "proxy"})
+        spec["initContainers"] = [{"name": "istio-init", "image": "init"}]
+    if host:
+        spec["hostNetwork"] = True
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": spec, "status": {"phase": "Running"}}
+
+
+def gnp(name: str, types: list[str], selector: str, **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": name},
+            "spec": {"tier": "default", "selector": selector, "types": types, **extra}}
+
+
+def endpoints(namespace: str, name: str, pods: list[str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1", "targetRef": {"kind": "Pod", "name": p,
+                                                                          "namespace": namespace}} for p in pods]}]}
+
+
+SNAPSHOT = {"apiVersion": "v1", "kind": "List", "items": [
+    ns("shop", team="web"), ns("data", team="db"),
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web-sa", "namespace": "shop"}},
+    pod("shop", "web-1", sa="web-sa", envoy=True, app="web"),
+    pod("shop", "web-2", app="web"),
+    pod("shop", "node-agent", host=True, app="web"),  # host-networked: not an endpoint
+    pod("data", "db-1", app="db"),
+    {"apiVersion": "projectcalico.org/v3", "kind": "HostEndpoint",
+     "metadata": {"name": "node1-eth0", "labels": {"node": "n1"}}, "spec": {"node": "n1", "interfaceName": "eth0"}},
+    gnp("default.global-egress", ["Egress"], 'projectcalico.org/namespace == "data"'),
+    gnp("default.web-egress", ["Egress"], 'app == "web"', namespaceSelector='team == "web"'),
+    {"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy",
+     "metadata": {"name": "default.web-ingress", "namespace": "shop"},
+     "spec": {"tier": "default", "selector": 'app == "web"', "types": ["Ingress"], "ingress": [{"action": "Allow"}]}},
+    {"apiVersion": "projectcalico.org/v3", "kind": "StagedNetworkPolicy",
+     "metadata": {"name": "default.staged", "namespace": "shop"}, "spec": {"selector": "all()", "types": ["Egress"]}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db-ingress", "namespace": "data"},
+     "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"]}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "data"}, "spec": {}},
+    endpoints("shop", "web", ["web-1", "web-2"]), endpoints("data", "db", ["db-1"]),
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ignored", "namespace": "shop"}},
+]}
+
+
+def audit(at: datetime, verb: str, resource: str, group: str, namespace: str | None, name: str,
+          obj: dict[str, Any] | None, code: int = 200) -> dict[str, Any]:
+    ref = {"resource": resource, "name": name, "apiGroup": group, "apiVersion": "v3" if group else "v1"}
+    if namespace:
+        ref["namespace"] = namespace
+    ev: dict[str, Any] = {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"{verb}-{name}-{at}",
+        "stage": "ResponseComplete", "requestURI": f"/x/{resource}/{name}", "verb": verb,
+        "user": {"username": "alice"}, "objectRef": ref, "responseStatus": {"code": code},
+        "requestReceivedTimestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "stageTimestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if obj is not None:
+        ev["requestObject"] = obj
+        ev["responseObject"] = obj
+    elif verb == "delete":
+        ev["responseObject"] = {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
+    return ev
+
+
+def h(hours: int) -> datetime:
+    return START + timedelta(hours=hours)
+
+
+web2_legacy = pod("shop", "web-2", app="legacy")
+KUBE_EVENTS = [
+    audit(h(6), "create", "pods", "", "data", "db-2", pod("data", "db-2", app="db")),
+    audit(h(12), "patch", "pods", "", "shop", "web-2", web2_legacy),
+    # refused (403): must not change the state
+    audit(h(13), "update", "networkpolicies", "networking.k8s.io", "data", "db-ingress",
+          {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+           "metadata": {"name": "db-ingress", "namespace": "data"}, "spec": {"podSelector": {"matchLabels": {"app": "x"}}}},
+          code=403),
+]
+EE_EVENTS = [
+    audit(h(3), "create", "globalnetworkpolicies", "projectcalico.org", None, "default.hep-all",
+          gnp("default.hep-all", ["Ingress"], "has(node)")),
+    audit(h(18), "delete", "globalnetworkpolicies", "projectcalico.org", None, "default.global-egress", None),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(module_engine: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("reports"), **module_engine)
+    m = Margay(settings, clock=FakeClock(START))
+    b = m.backend
+    resources = load_dump(yaml.safe_dump(SNAPSHOT).encode(), "snapshot.yaml")
+    assert snapshots.take(b, "c1", resources, started=START - timedelta(hours=1),
+                          completed=START - timedelta(hours=1) + timedelta(seconds=2)) == 17  # all but the ConfigMap
+    for lt, evs in ((REGISTRY["audit_kube"], KUBE_EVENTS), (REGISTRY["audit_ee"], EE_EVENTS)):
+        resp, _ = b.ingest(lt, "c1", b"\n".join(orjson.dumps(e) for e in evs), key=None, now=END,
+                           respond=lambda c: {"failed": c.failed_lines, "ok": c.succeeded})
+        assert resp == {"failed": 0, "ok": len(evs)}, resp
+    yield b
+    m.close()
+
+
+def report(name: str, endpoints: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"reportType": "inventory", "schedule": "0 0 * * *"}
+    if endpoints is not None:
+        spec["endpoints"] = endpoints
+    return {"apiVersion": "projectcalico.org/v3", "kind": "GlobalReport", "metadata": {"name": name}, "spec": spec}
+
+
+def test_snapshot_round_trip(cluster: Any) -> None:
+    got = snapshots.latest(cluster, "c1", START)
+    assert got is not None
+    when, res = got
+    assert when == START - timedelta(hours=1) + timedelta(seconds=2)
+    assert sorted(res["Pod"]) == [("data", "db-1"), ("shop", "node-agent"), ("shop", "web-1"), ("shop", "web-2")]
+    assert list(res["projectcalico.org/GlobalNetworkPolicy"]) == [("", "default.global-egress"), ("", "default.web-egress")]
+    assert res["projectcalico.org/GlobalNetworkSet"] == {}
+    assert snapshots.latest(cluster, "c1", START - timedelta(hours=2)) is None
+
+
+def test_state_replays_audit(cluster: Any) -> None:
+    tl = timeline(cluster, "c1", START, END)
+    spans = [(a, b, copy.deepcopy(s)) for a, b, s in tl.states()]
+    assert [(a.hour, b.hour if b != END else 24) for a, b, _ in spans] == [(0, 3), (3, 6), (6, 12), (12, 18), (18, 24)]
+    assert ("data", "db-2") in spans[2][2]["Pod"] and ("data", "db-2") not in spans[1][2]["Pod"]
+    assert spans[3][2]["Pod"][("shop", "web-2")]["metadata"]["labels"] == {"app": "legacy"}
+    assert ("", "default.global-egress") not in spans[4][2]["projectcalico.org/GlobalNetworkPolicy"]
+    knp = spans[4][2]["networking.k8s.io/NetworkPolicy"][("data", "db-ingress")]
+    assert knp["spec"]["podSelector"] == {"matchLabels": {"app": "db"}}  # the refused update changed nothing
+
+
+def test_inventory_whole_cluster(cluster: Any) -> None:
+    doc = reporter.run(cluster, "c1", report("daily"), START, END, END + timedelta(minutes=30))
+    back = reporter.stored(cluster, "c1", "daily", END)
+    assert back["endpoints"] == doc["endpoints"]
+    files = inventory.downloads(back)
+    assert files["summary.csv"] == (
+        "startTime,endTime,endpointSelector,namespaceNames,namespaceSelector,serviceAccountNames,"
+        "serviceAccountSelectors,endpointsNumInScope,endpointsNumIngressProtected,endpointsNumEgressProtected,"
+        "namespacesNumInScope,namespacesNumIngressProtected,namespacesNumEgressProtected,serviceAccountsNumInScope\n"
+        "2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,,,,5,3,1,2,1,0,3\n")
+    assert files["endpoints.csv"] == (
+        "endpoint,ingressProtected,egressProtected,envoyEnabled,appliedPolicies,services\n"
+        "HostEndpoint(node1-eth0),false,false,false,GlobalNetworkPolicy(default.hep-all),\n"
+        "Pod(data/db-1),true,false,false,GlobalNetworkPolicy(default.global-egress);"
+        "NetworkPolicy(data/knp.default.db-ingress),Service(data/db)\n"
+        "Pod(data/db-2),true,false,false,GlobalNetworkPolicy(default.global-egress);"
+        "NetworkPolicy(data/knp.default.db-ingress),\n"
+        "Pod(shop/web-1),true,true,true,GlobalNetworkPolicy(default.web-egress);"
+        "NetworkPolicy(shop/default.web-ingress),Service(shop/web)\n"
+        "Pod(shop/web-2),false,false,false,GlobalNetworkPolicy(default.web-egress);"
+        "NetworkPolicy(shop/default.web-ingress),Service(shop/web)\n")
+    assert files["namespaces.csv"] == ("namespace,ingressProtected,egressProtected,envoyEnabled\n"
+                                       "data,true,false,false\nshop,false,false,false\n")
+    assert files["services.csv"] == ("service,ingressProtected,envoyEnabled\n"
+                                     "Service(data/db),true,false\nService(shop/web),false,false\n")
+
+
+def test_inventory_scoped(cluster: Any) -> None:
+    spec = {"selector": 'app in {"web","legacy"}', "namespaces": {"names": ["shop"]}}
+    reporter.run(cluster, "c1", report("shop-web", spec), START, END, END)
+    files = inventory.downloads(reporter.stored(cluster, "c1", "shop-web", END))
+    assert files["summary.csv"].splitlines()[1] == (
+        '2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,"app in {""web"",""legacy""}",shop,,,,2,1,1,1,0,0,2')
+    assert [r.split(",")[0] for r in files["endpoints.csv"].splitlines()[1:]] == ["Pod(shop/web-1)", "Pod(shop/web-2)"]
+
+
+def test_no_snapshot_is_a_clear_error(cluster: Any) -> None:
+    with pytest.raises(NotFound, match="no snapshot of cluster 'c1'"):
+        reporter.run(cluster, "c1", report("early"), START - timedelta(days=3), START - timedelta(days=2), END)
+
+
+@pytest.mark.parametrize(("obj", "field"), [
+    ({"kind": "GlobalReport", "metadata": {"name": "r"}, "spec": {"reportType": "nope"}}, "spec.reportType"),
+    ({"kind": "GlobalReport", "metadata": {}, "spec": {"reportType": "inventory"}}, "metadata.name"),
+    ({"kind": "GlobalReport", "metadata": {"name": "r"},
+      "spec": {"reportType": "inventory", "endpoints": {"selector": "app == "}}}, "spec.endpoints.selector"),
+    ({"kind": "GlobalReport", "metadata": {"name": "r"},
+      "spec": {"reportType": "inventory", "endpoints": {"namespaces": {"names": "shop"}}}},
+     "spec.endpoints.namespaces.names"),
+])
+def test_malformed_globalreport_names_the_field(obj: dict[str, Any], field: str) -> None:
+    with pytest.raises(ParseError, match=field.replace(".", r"\.")):
+        reporter.check_globalreport(obj)
+
+
+@pytest.mark.parametrize(("dump", "field"), [
+    (b"kind: PodList\napiVersion: v1\nitems: [{apiVersion: v1, kind: Pod, metadata: {name: p}}]", r"items\[0\]\.metadata\.namespace"),
+    (b"kind: List\nitems: [{kind: Pod}]", r"items\[0\]\.kind"),
+    (b"kind: List\nitems: 3", r"document 1\.items"),
+    (b"{apiVersion: v1, kind: Namespace, metadata: {name: a, labels: {x: [1]}}}", r"metadata\.labels"),
+    (b"kind: [", r"dump.yaml line \d+: not YAML or JSON"),
+])
+def test_malformed_dump_names_the_field(dump: bytes, field: str, tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match=field):
+        load_dump(dump, "dump.yaml")
