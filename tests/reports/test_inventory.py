@@ -18,7 +18,7 @@ from margay.clock import FakeClock
 from margay.config import Settings
 from margay.errors import NotFound, ParseError
 from margay.logtypes import REGISTRY
-from margay.reports import inventory, reporter, snapshots
+from margay.reports import inventory, policy_audit, reporter, snapshots
 from margay.reports.resources import load_dump
 from margay.reports.state import timeline
 
@@ -113,6 +113,11 @@ KUBE_EVENTS = [
 EE_EVENTS = [
     audit(h(3), "create", "globalnetworkpolicies", "projectcalico.org", None, "default.hep-all",
           gnp("default.hep-all", ["Ingress"], "has(node)")),
+    audit(h(9), "patch", "networkpolicies", "projectcalico.org", "shop", "default.web-ingress",
+          {"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy",
+           "metadata": {"name": "default.web-ingress", "namespace": "shop"},
+           "spec": {"tier": "default", "selector": 'app == "web"', "types": ["Ingress"],
+                    "ingress": [{"action": "Allow", "protocol": "TCP"}]}}),
     audit(h(18), "delete", "globalnetworkpolicies", "projectcalico.org", None, "default.global-egress", None),
 ]
 
@@ -133,8 +138,8 @@ def cluster(module_engine: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     m.close()
 
 
-def report(name: str, endpoints: dict[str, Any] | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"reportType": "inventory", "schedule": "0 0 * * *"}
+def report(name: str, endpoints: dict[str, Any] | None = None, rtype: str = "inventory") -> dict[str, Any]:
+    spec: dict[str, Any] = {"reportType": rtype, "schedule": "0 0 * * *"}
     if endpoints is not None:
         spec["endpoints"] = endpoints
     return {"apiVersion": "projectcalico.org/v3", "kind": "GlobalReport", "metadata": {"name": name}, "spec": spec}
@@ -154,11 +159,14 @@ def test_snapshot_round_trip(cluster: Any) -> None:
 def test_state_replays_audit(cluster: Any) -> None:
     tl = timeline(cluster, "c1", START, END)
     spans = [(a, b, copy.deepcopy(s)) for a, b, s in tl.states()]
-    assert [(a.hour, b.hour if b != END else 24) for a, b, _ in spans] == [(0, 3), (3, 6), (6, 12), (12, 18), (18, 24)]
+    assert [(a.hour, b.hour if b != END else 24) for a, b, _ in spans] == [
+        (0, 3), (3, 6), (6, 9), (9, 12), (12, 18), (18, 24)]
     assert ("data", "db-2") in spans[2][2]["Pod"] and ("data", "db-2") not in spans[1][2]["Pod"]
-    assert spans[3][2]["Pod"][("shop", "web-2")]["metadata"]["labels"] == {"app": "legacy"}
-    assert ("", "default.global-egress") not in spans[4][2]["projectcalico.org/GlobalNetworkPolicy"]
-    knp = spans[4][2]["networking.k8s.io/NetworkPolicy"][("data", "db-ingress")]
+    assert spans[3][2]["projectcalico.org/NetworkPolicy"][("shop", "default.web-ingress")]["spec"]["ingress"][0][
+        "protocol"] == "TCP"
+    assert spans[4][2]["Pod"][("shop", "web-2")]["metadata"]["labels"] == {"app": "legacy"}
+    assert ("", "default.global-egress") not in spans[5][2]["projectcalico.org/GlobalNetworkPolicy"]
+    knp = spans[5][2]["networking.k8s.io/NetworkPolicy"][("data", "db-ingress")]
     assert knp["spec"]["podSelector"] == {"matchLabels": {"app": "db"}}  # the refused update changed nothing
 
 
@@ -227,3 +235,34 @@ def test_malformed_globalreport_names_the_field(obj: dict[str, Any], field: str)
 def test_malformed_dump_names_the_field(dump: bytes, field: str, tmp_path: Path) -> None:
     with pytest.raises(ParseError, match=field):
         load_dump(dump, "dump.yaml")
+
+
+POLICY_AUDIT_HEADER = ("startTime,endTime,endpointSelector,namespaceNames,namespaceSelector,serviceAccountNames,"
+                       "serviceAccountSelectors,numCreatedPolicies,numModifiedPolicies,numDeletedPolicies\n")
+
+
+def test_policy_audit_whole_cluster(cluster: Any) -> None:
+    reporter.run(cluster, "c1", report("changes", rtype="policy-audit"), START, END, END)
+    back = reporter.stored(cluster, "c1", "changes", END)
+    files = policy_audit.downloads(back)
+    # the refused (403) update of db-ingress is no change; create at 03:00, patch at 09:00, delete at 18:00
+    assert files["summary.csv"] == POLICY_AUDIT_HEADER + "2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,,,,1,1,1\n"
+    events = orjson.loads(files["events.json"])
+    assert [(e["verb"], e["objectRef"]["name"], e["requestReceivedTimestamp"]) for e in events] == [
+        ("create", "default.hep-all", "2026-12-01T03:00:00.000000Z"),
+        ("patch", "default.web-ingress", "2026-12-01T09:00:00.000000Z"),
+        ("delete", "default.global-egress", "2026-12-01T18:00:00.000000Z")]
+    assert events[1]["responseObject"]["spec"]["ingress"] == [{"action": "Allow", "protocol": "TCP"}]
+    assert "cluster" not in events[0] and "generated_time" not in events[0]
+    assert yaml.safe_load(files["events.yaml"]) == events
+    assert set(reporter.downloads(back)) == {"summary.csv", "events.json", "events.yaml", "report.json"}
+
+
+def test_policy_audit_scoped_to_policies_of_in_scope_endpoints(cluster: Any) -> None:
+    spec = {"namespaces": {"selector": 'team == "web"'}}
+    reporter.run(cluster, "c1", report("shop-changes", spec, rtype="policy-audit"), START, END, END)
+    files = policy_audit.downloads(reporter.stored(cluster, "c1", "shop-changes", END))
+    assert files["summary.csv"] == POLICY_AUDIT_HEADER + (
+        '2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,team == ""web"",,,0,1,0\n').replace('team == ""web""',
+                                                                                     '"team == ""web"""')
+    assert [e["objectRef"]["name"] for e in orjson.loads(files["events.json"])] == ["default.web-ingress"]

@@ -12,12 +12,12 @@ from ..errors import BackendError, NotFound, ParseError
 from ..logtypes.compliance import REPORTS
 from ..query.model import Query, SortKey, parse_time
 from ..store.backend import Backend
-from . import inventory
+from . import inventory, policy_audit
 from .evaluate import Scope
 from .state import timeline
 
 REPORT_TYPES = ("inventory", "network-access", "policy-audit", "cis-benchmark")
-IMPLEMENTED = ("inventory",)
+IMPLEMENTED = ("inventory", "policy-audit")
 
 
 def _t(t: datetime) -> str:
@@ -55,12 +55,26 @@ def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime,
     doc: dict[str, Any] = {
         "id": f"{name}_{_t(end)}", "reportName": name, "reportTypeName": rtype, "reportSpec": spec,
         "reportTypeSpec": {}, "startTime": _t(start), "endTime": _t(end), "generationTime": _t(now)}
-    doc.update(inventory.compute(spec, timeline(backend, cluster, start, end)))
+    if rtype == "inventory" or spec.get("endpoints") is not None:
+        endpoint_data = inventory.compute(spec, timeline(backend, cluster, start, end))
+    if rtype == "inventory":
+        doc.update(endpoint_data)
+    elif rtype == "policy-audit":
+        scoped = ({p for e in endpoint_data["endpoints"] for p in e["appliedPolicies"]}
+                  if spec.get("endpoints") is not None else None)
+        doc.update(policy_audit.compute(backend, cluster, spec, start, end, scoped))
     resp, _ = backend.ingest(REPORTS, cluster, orjson.dumps(doc), key=f"report-{doc['id']}", now=now,
                              respond=lambda c: {"errors": [e.as_dict() for e in c.errors]})
     if resp["errors"]:
         raise BackendError(f"report not stored: {resp['errors'][0]}")
     return doc
+
+
+def downloads(report: dict[str, Any]) -> dict[str, str]:
+    """Every download of a stored report's type (file name -> content), plus the full JSON (report.json)."""
+    files = {"inventory": inventory.downloads, "policy-audit": policy_audit.downloads}[report["reportTypeName"]](report)
+    files["report.json"] = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    return files
 
 
 def stored(backend: Backend, cluster: str, name: str, end: datetime) -> dict[str, Any]:
