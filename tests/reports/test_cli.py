@@ -1,0 +1,81 @@
+"""`margay reports snapshot|run` as a user runs them (a subprocess), on both engines; errors are one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conftest import engine_args
+
+SNAPSHOT = """\
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: web-1, namespace: shop, labels: {app: web}}
+  spec: {containers: [{name: main}]}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: cache-1, namespace: shop, labels: {app: cache}}
+  spec: {containers: [{name: main}]}
+- apiVersion: projectcalico.org/v3
+  kind: NetworkPolicy
+  metadata: {name: default.web, namespace: shop}
+  spec: {selector: app == 'web', types: [Ingress, Egress]}
+"""
+REPORT = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalReport", "metadata": {"name": "daily"},
+          "spec": {"reportType": "inventory", "schedule": "0 0 * * *"}}
+
+
+def margay(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MARGAY_") or k == "MARGAY_RIG_DIR"},
+           "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "margay", "reports", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_snapshot_then_run(engine: dict[str, Any], tmp_path: Path) -> None:
+    dump = tmp_path / "dump.yaml"
+    dump.write_text(SNAPSHOT)
+    report = tmp_path / "report.yaml"
+    report.write_text(yaml.safe_dump(REPORT))
+    store = ["--data-dir", str(tmp_path / "data"), "--cluster", "c1", *engine_args(engine)]
+    r = margay("snapshot", str(dump), "--at", "2026-12-01T00:00:00Z", *store)
+    assert r.returncode == 0, r.stderr
+    assert "stored a snapshot of 4 resources for cluster c1" in r.stdout
+    r = margay("run", str(report), "--start", "2026-12-01T00:00:00Z", "--end", "2026-12-02T00:00:00Z",
+               "--out", str(tmp_path / "out"), *store)
+    assert r.returncode == 0, r.stderr
+    assert "report daily_2026-12-02T00:00:00Z (inventory) stored" in r.stdout
+    assert (tmp_path / "out" / "endpoints.csv").read_text() == (
+        "endpoint,ingressProtected,egressProtected,envoyEnabled,appliedPolicies,services\n"
+        "Pod(shop/cache-1),false,false,false,,\n"
+        "Pod(shop/web-1),true,true,false,NetworkPolicy(shop/default.web),\n")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "endpoints.csv", "namespaces.csv", "report.json", "services.csv", "summary.csv"]
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: p}}\n")
+    r = margay("snapshot", str(bad), "--data-dir", str(tmp_path / "d"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"error: {bad} document 1.items[0].metadata.namespace: a Pod is namespaced; give its namespace"]
+    report = tmp_path / "r.yaml"
+    report.write_text(yaml.safe_dump({**REPORT, "spec": {"reportType": "inventory",
+                                                         "endpoints": {"selector": "app == 'x' &&"}}}))
+    r = margay("run", str(report), "--start", "2026-12-01T00:00:00Z", "--end", "2026-12-02T00:00:00Z",
+               "--data-dir", str(tmp_path / "d"))
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert f"error: {report}.spec.endpoints.selector: expected" in r.stderr
+    r = margay("run", str(report), "--start", "2026-12-02T00:00:00Z", "--end", "2026-12-01T00:00:00Z")
+    assert r.stderr.strip() == "error: --end must be after --start"
