@@ -56,8 +56,8 @@ def test_snapshot_then_run(engine: dict[str, Any], tmp_path: Path) -> None:
     assert "report daily_2026-12-02T00:00:00Z (inventory) stored" in r.stdout
     assert (tmp_path / "out" / "endpoints.csv").read_text() == (
         "endpoint,ingressProtected,egressProtected,envoyEnabled,appliedPolicies,services\n"
-        "Pod(shop/cache-1),false,false,false,,\n"
-        "Pod(shop/web-1),true,true,false,NetworkPolicy(shop/default.web),\n")
+        "Pod.v1(shop/cache-1),false,false,false,,\n"
+        "Pod.v1(shop/web-1),true,true,false,NetworkPolicy(shop/default.web),\n")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "endpoints.csv", "namespaces.csv", "report.json", "services.csv", "summary.csv"]
 

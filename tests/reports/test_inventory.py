@@ -179,22 +179,22 @@ def test_inventory_whole_cluster(cluster: Any) -> None:
         "startTime,endTime,endpointSelector,namespaceNames,namespaceSelector,serviceAccountNames,"
         "serviceAccountSelectors,endpointsNumInScope,endpointsNumIngressProtected,endpointsNumEgressProtected,"
         "namespacesNumInScope,namespacesNumIngressProtected,namespacesNumEgressProtected,serviceAccountsNumInScope\n"
-        "2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,,,,5,3,1,2,1,0,3\n")
+        "2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,,,,5,3,1,2,1,0,3")
     assert files["endpoints.csv"] == (
         "endpoint,ingressProtected,egressProtected,envoyEnabled,appliedPolicies,services\n"
         "HostEndpoint(node1-eth0),false,false,false,GlobalNetworkPolicy(default.hep-all),\n"
-        "Pod(data/db-1),true,false,false,GlobalNetworkPolicy(default.global-egress);"
-        "NetworkPolicy(data/knp.default.db-ingress),Service(data/db)\n"
-        "Pod(data/db-2),true,false,false,GlobalNetworkPolicy(default.global-egress);"
-        "NetworkPolicy(data/knp.default.db-ingress),\n"
-        "Pod(shop/web-1),true,true,true,GlobalNetworkPolicy(default.web-egress);"
-        "NetworkPolicy(shop/default.web-ingress),Service(shop/web)\n"
-        "Pod(shop/web-2),false,false,false,GlobalNetworkPolicy(default.web-egress);"
-        "NetworkPolicy(shop/default.web-ingress),Service(shop/web)\n")
+        "Pod.v1(data/db-1),true,false,false,GlobalNetworkPolicy(default.global-egress);"
+        "NetworkPolicy.networking.k8s.io/v1(data/db-ingress),Service.v1(data/db)\n"
+        "Pod.v1(data/db-2),true,false,false,GlobalNetworkPolicy(default.global-egress);"
+        "NetworkPolicy.networking.k8s.io/v1(data/db-ingress),\n"
+        "Pod.v1(shop/web-1),true,true,true,GlobalNetworkPolicy(default.web-egress);"
+        "NetworkPolicy(shop/default.web-ingress),Service.v1(shop/web)\n"
+        "Pod.v1(shop/web-2),false,false,false,GlobalNetworkPolicy(default.web-egress);"
+        "NetworkPolicy(shop/default.web-ingress),Service.v1(shop/web)\n")
     assert files["namespaces.csv"] == ("namespace,ingressProtected,egressProtected,envoyEnabled\n"
                                        "data,true,false,false\nshop,false,false,false\n")
     assert files["services.csv"] == ("service,ingressProtected,envoyEnabled\n"
-                                     "Service(data/db),true,false\nService(shop/web),false,false\n")
+                                     "Service.v1(data/db),true,false\nService.v1(shop/web),false,false\n")
 
 
 def test_inventory_scoped(cluster: Any) -> None:
@@ -203,7 +203,7 @@ def test_inventory_scoped(cluster: Any) -> None:
     files = inventory.downloads(reporter.stored(cluster, "c1", "shop-web", END))
     assert files["summary.csv"].splitlines()[1] == (
         '2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,"app in {""web"",""legacy""}",shop,,,,2,1,1,1,0,0,2')
-    assert [r.split(",")[0] for r in files["endpoints.csv"].splitlines()[1:]] == ["Pod(shop/web-1)", "Pod(shop/web-2)"]
+    assert [r.split(",")[0] for r in files["endpoints.csv"].splitlines()[1:]] == ["Pod.v1(shop/web-1)", "Pod.v1(shop/web-2)"]
 
 
 def test_no_snapshot_is_a_clear_error(cluster: Any) -> None:
@@ -246,7 +246,7 @@ def test_policy_audit_whole_cluster(cluster: Any) -> None:
     back = reporter.stored(cluster, "c1", "changes", END)
     files = policy_audit.downloads(back)
     # the refused (403) update of db-ingress is no change; create at 03:00, patch at 09:00, delete at 18:00
-    assert files["summary.csv"] == POLICY_AUDIT_HEADER + "2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,,,,1,1,1\n"
+    assert files["summary.csv"] == POLICY_AUDIT_HEADER + "2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,,,,1,1,1"
     events = orjson.loads(files["events.json"])
     assert [(e["verb"], e["objectRef"]["name"], e["requestReceivedTimestamp"]) for e in events] == [
         ("create", "default.hep-all", "2026-12-01T03:00:00.000000Z"),
@@ -263,6 +263,5 @@ def test_policy_audit_scoped_to_policies_of_in_scope_endpoints(cluster: Any) -> 
     reporter.run(cluster, "c1", report("shop-changes", spec, rtype="policy-audit"), START, END, END)
     files = policy_audit.downloads(reporter.stored(cluster, "c1", "shop-changes", END))
     assert files["summary.csv"] == POLICY_AUDIT_HEADER + (
-        '2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,team == ""web"",,,0,1,0\n').replace('team == ""web""',
-                                                                                     '"team == ""web"""')
+        '2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,"team == ""web""",,,0,1,0')
     assert [e["objectRef"]["name"] for e in orjson.loads(files["events.json"])] == ["default.web-ingress"]

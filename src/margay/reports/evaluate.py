@@ -21,7 +21,7 @@ _NAME_LABEL = "projectcalico.org/name"
 
 @dataclass
 class Endpoint:
-    id: str  # Pod(ns/name) or HostEndpoint(name), as Calico's ResourceID renders
+    id: str  # Pod.v1(ns/name) or HostEndpoint(name), as Calico's ResourceID renders (Calico v3 kinds bare)
     namespace: str  # "" for host endpoints
     service_account: str
     labels: dict[str, str]
@@ -79,7 +79,7 @@ def policies(state: Resources) -> list[Policy]:
         ingress, egress = _types(spec, "policyTypes", where)
         pod_sel = parse_k8s(spec.get("podSelector", {}), f"{where}.spec.podSelector")
         assert pod_sel is not None
-        out.append(Policy(f"NetworkPolicy({ns}/knp.default.{name})", ns, pod_sel, None, None,
+        out.append(Policy(f"NetworkPolicy.networking.k8s.io/v1({ns}/{name})", ns, pod_sel, None, None,
                           ingress, egress, True))
     return out
 
@@ -103,7 +103,7 @@ def endpoints(state: Resources) -> list[Endpoint]:
         containers = {c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)}
         inits = {c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)}
         labels = {**labels_of(pod), _NS_LABEL: ns, _ORCH: "k8s", _SA_LABEL: sa}
-        out.append(Endpoint(f"Pod({ns}/{name})", ns, sa, labels,
+        out.append(Endpoint(f"Pod.v1({ns}/{name})", ns, sa, labels,
                             "istio-proxy" in containers and "istio-init" in inits))
     for (_, name), hep in sorted(state.get("projectcalico.org/HostEndpoint", {}).items()):
         out.append(Endpoint(f"HostEndpoint({name})", "", "", labels_of(hep), False))
@@ -190,7 +190,7 @@ class Scope:
 
 
 def services(state: Resources) -> dict[str, list[str]]:
-    """Endpoint id -> the services (Service(ns/name)) whose Endpoints address it."""
+    """Endpoint id -> the services (Service.v1(ns/name)) whose Endpoints address it."""
     out: dict[str, list[str]] = {}
     for (ns, name), obj in sorted(state.get("Endpoints", {}).items()):
         for subset in obj.get("subsets") or []:
@@ -198,8 +198,8 @@ def services(state: Resources) -> dict[str, list[str]]:
                 for addr in (subset or {}).get(key) or []:
                     ref = (addr or {}).get("targetRef") or {}
                     if ref.get("kind") == "Pod" and ref.get("name"):
-                        ep = f"Pod({ref.get('namespace') or ns}/{ref['name']})"
-                        svc = f"Service({ns}/{name})"
+                        ep = f"Pod.v1({ref.get('namespace') or ns}/{ref['name']})"
+                        svc = f"Service.v1({ns}/{name})"
                         if svc not in out.setdefault(ep, []):
                             out[ep].append(svc)
     return out

@@ -97,13 +97,16 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def render_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+def render_csv(columns: list[str], rows: list[dict[str, Any]], *, single: bool = False) -> str:
+    """Calico's csv renderer: a header line, then one line per row; a single-row summary has no final
+    newline. Unlike Calico, a cell holding a comma, quote or newline is quoted (RFC 4180) so columns stay."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
         w.writerow([_cell(r.get(c)) for c in columns])
-    return buf.getvalue()
+    text = buf.getvalue()
+    return text[:-1] if single else text
 
 
 def scope_columns(report: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +135,7 @@ def downloads(report: dict[str, Any]) -> dict[str, str]:
                "namespacesNumEgressProtected": ns["numEgressProtected"],
                "serviceAccountsNumInScope": es["numServiceAccounts"]}
     return {
-        "summary.csv": render_csv(SUMMARY_COLUMNS, [summary]),
+        "summary.csv": render_csv(SUMMARY_COLUMNS, [summary], single=True),
         "endpoints.csv": render_csv(["endpoint", "ingressProtected", "egressProtected", "envoyEnabled",
                                      "appliedPolicies", "services"], report["endpoints"]),
         "namespaces.csv": render_csv(["namespace", "ingressProtected", "egressProtected", "envoyEnabled"],

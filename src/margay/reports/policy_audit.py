@@ -33,7 +33,7 @@ def policy_id(event: dict[str, Any]) -> str | None:
     if ref.get("resource") == "globalnetworkpolicies":
         return f"GlobalNetworkPolicy({name})"
     if group == "networking.k8s.io":
-        return f"NetworkPolicy({ns}/knp.default.{name})"
+        return f"NetworkPolicy.networking.k8s.io/v1({ns}/{name})"
     return f"NetworkPolicy({ns}/{name})"
 
 
@@ -88,6 +88,6 @@ def downloads(report: dict[str, Any]) -> dict[str, str]:
     row = {**scope_columns(report), "numCreatedPolicies": s["numCreate"], "numModifiedPolicies": s["numModify"],
            "numDeletedPolicies": s["numDelete"]}
     evs = report.get("auditEvents") or []
-    return {"summary.csv": render_csv(SUMMARY_COLUMNS, [row]),
+    return {"summary.csv": render_csv(SUMMARY_COLUMNS, [row], single=True),
             "events.json": orjson.dumps(evs).decode(),
             "events.yaml": yaml.safe_dump(evs, sort_keys=False)}
