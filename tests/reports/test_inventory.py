@@ -18,7 +18,7 @@ from margay.clock import FakeClock
 from margay.config import Settings
 from margay.errors import NotFound, ParseError
 from margay.logtypes import REGISTRY
-from margay.reports import inventory, policy_audit, reporter, snapshots
+from margay.reports import inventory, network_access, policy_audit, reporter, snapshots
 from margay.reports.resources import load_dump
 from margay.reports.state import timeline
 
@@ -31,15 +31,17 @@ def ns(name: str, **labels: str) -> dict[str, Any]:
 
 
 def pod(namespace: str, name: str, sa: str = "default", envoy: bool = False, host: bool = False,
-        **labels: str) -> dict[str, Any]:
+        generate: str | None = None, **labels: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"serviceAccountName": sa, "containers": [{"name": "main", "image": "x"}]}
     if envoy:
         spec["containers"].append({"name": "istio-proxy", "image": "proxy"})
         spec["initContainers"] = [{"name": "istio-init", "image": "init"}]
     if host:
         spec["hostNetwork"] = True
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": spec, "status": {"phase": "Running"}}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if generate:
+        meta["generateName"] = generate
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": "Running"}}
 
 
 def gnp(name: str, types: list[str], selector: str, **extra: Any) -> dict[str, Any]:
@@ -56,21 +58,31 @@ def endpoints(namespace: str, name: str, pods: list[str]) -> dict[str, Any]:
 SNAPSHOT = {"apiVersion": "v1", "kind": "List", "items": [
     ns("shop", team="web"), ns("data", team="db"),
     {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web-sa", "namespace": "shop"}},
-    pod("shop", "web-1", sa="web-sa", envoy=True, app="web"),
-    pod("shop", "web-2", app="web"),
+    pod("shop", "web-1", sa="web-sa", envoy=True, generate="web-", app="web"),
+    pod("shop", "web-2", generate="web-", app="web"),
     pod("shop", "node-agent", host=True, app="web"),  # host-networked: not an endpoint
     pod("data", "db-1", app="db"),
     {"apiVersion": "projectcalico.org/v3", "kind": "HostEndpoint",
      "metadata": {"name": "node1-eth0", "labels": {"node": "n1"}}, "spec": {"node": "n1", "interfaceName": "eth0"}},
-    gnp("default.global-egress", ["Egress"], 'projectcalico.org/namespace == "data"'),
-    gnp("default.web-egress", ["Egress"], 'app == "web"', namespaceSelector='team == "web"'),
+    # egress only to private addresses: neither internet nor (a CIDR rule in a GNP) other namespaces
+    gnp("default.global-egress", ["Egress"], 'projectcalico.org/namespace == "data"',
+        egress=[{"action": "Allow", "destination": {"nets": ["10.0.0.0/8"]}}]),
+    # egress to a network set holding a public address: internet, and (no CIDR in a GNP) other namespaces
+    gnp("default.web-egress", ["Egress"], 'app == "web"', namespaceSelector='team == "web"',
+        egress=[{"action": "Allow", "destination": {"selector": 'kind == "dns"'}},
+                {"action": "Deny", "destination": {}}]),
+    {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkSet",
+     "metadata": {"name": "public-dns", "labels": {"kind": "dns"}}, "spec": {"nets": ["8.8.8.8/32"]}},
+    {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkSet",
+     "metadata": {"name": "office", "labels": {"kind": "office"}}, "spec": {"nets": ["192.168.0.0/16"]}},
     {"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy",
      "metadata": {"name": "default.web-ingress", "namespace": "shop"},
      "spec": {"tier": "default", "selector": 'app == "web"', "types": ["Ingress"], "ingress": [{"action": "Allow"}]}},
     {"apiVersion": "projectcalico.org/v3", "kind": "StagedNetworkPolicy",
      "metadata": {"name": "default.staged", "namespace": "shop"}, "spec": {"selector": "all()", "types": ["Egress"]}},
     {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db-ingress", "namespace": "data"},
-     "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"]}},
+     "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"],
+              "ingress": [{"from": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "172.16.0.0/12"}}]}]}},
     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {}},
     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "data"}, "spec": {}},
     endpoints("shop", "web", ["web-1", "web-2"]), endpoints("data", "db", ["db-1"]),
@@ -100,7 +112,7 @@ def h(hours: int) -> datetime:
     return START + timedelta(hours=hours)
 
 
-web2_legacy = pod("shop", "web-2", app="legacy")
+web2_legacy = pod("shop", "web-2", generate="web-", app="legacy")
 KUBE_EVENTS = [
     audit(h(6), "create", "pods", "", "data", "db-2", pod("data", "db-2", app="db")),
     audit(h(12), "patch", "pods", "", "shop", "web-2", web2_legacy),
@@ -122,6 +134,25 @@ EE_EVENTS = [
 ]
 
 
+def flow(at: datetime, src: tuple[str, str, str], dst: tuple[str, str, str]) -> dict[str, Any]:
+    """A flow at default aggregation (names "-", prefixes in *_name_aggr) between (type, namespace, prefix)."""
+    t = int(at.timestamp())
+    return {"start_time": t, "end_time": t + 300, "action": "allow", "reporter": "src", "proto": "tcp",
+            "source_type": src[0], "source_namespace": src[1], "source_name": "-", "source_name_aggr": src[2],
+            "dest_type": dst[0], "dest_namespace": dst[1], "dest_name": "-", "dest_name_aggr": dst[2],
+            "bytes_in": 10, "bytes_out": 20, "packets_in": 1, "packets_out": 1, "num_flows": 1}
+
+
+WEB, DB1, HEP = ("wep", "shop", "web-*"), ("wep", "data", "db-1"), ("hep", "-", "node1-eth0")
+FLOWS = [
+    flow(h(10), WEB, DB1), flow(h(10), WEB, DB1),
+    flow(h(11), ("net", "-", "pub"), WEB),
+    flow(h(12), DB1, HEP),
+    flow(h(13), WEB, ("ns", "-", "public-dns")),
+    flow(START - timedelta(hours=2), WEB, ("net", "-", "pub")),  # before the interval
+]
+
+
 @pytest.fixture(scope="module")
 def cluster(module_engine: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("reports"), **module_engine)
@@ -129,11 +160,14 @@ def cluster(module_engine: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     b = m.backend
     resources = load_dump(yaml.safe_dump(SNAPSHOT).encode(), "snapshot.yaml")
     assert snapshots.take(b, "c1", resources, started=START - timedelta(hours=1),
-                          completed=START - timedelta(hours=1) + timedelta(seconds=2)) == 17  # all but the ConfigMap
+                          completed=START - timedelta(hours=1) + timedelta(seconds=2)) == 19  # all but the ConfigMap
     for lt, evs in ((REGISTRY["audit_kube"], KUBE_EVENTS), (REGISTRY["audit_ee"], EE_EVENTS)):
         resp, _ = b.ingest(lt, "c1", b"\n".join(orjson.dumps(e) for e in evs), key=None, now=END,
                            respond=lambda c: {"failed": c.failed_lines, "ok": c.succeeded})
         assert resp == {"failed": 0, "ok": len(evs)}, resp
+    resp, _ = b.ingest(REGISTRY["flows"], "c1", b"\n".join(orjson.dumps(f) for f in FLOWS), key=None, now=END,
+                       respond=lambda c: {"failed": c.failed_lines, "ok": c.succeeded})
+    assert resp == {"failed": 0, "ok": len(FLOWS)}, resp
     yield b
     m.close()
 
@@ -152,7 +186,8 @@ def test_snapshot_round_trip(cluster: Any) -> None:
     assert when == START - timedelta(hours=1) + timedelta(seconds=2)
     assert sorted(res["Pod"]) == [("data", "db-1"), ("shop", "node-agent"), ("shop", "web-1"), ("shop", "web-2")]
     assert list(res["projectcalico.org/GlobalNetworkPolicy"]) == [("", "default.global-egress"), ("", "default.web-egress")]
-    assert res["projectcalico.org/GlobalNetworkSet"] == {}
+    assert sorted(res["projectcalico.org/GlobalNetworkSet"]) == [("", "office"), ("", "public-dns")]
+    assert res["projectcalico.org/NetworkSet"] == {}  # an empty List: none, not unknown
     assert snapshots.latest(cluster, "c1", START - timedelta(hours=2)) is None
 
 
@@ -265,3 +300,30 @@ def test_policy_audit_scoped_to_policies_of_in_scope_endpoints(cluster: Any) -> 
     assert files["summary.csv"] == POLICY_AUDIT_HEADER + (
         '2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,"team == ""web""",,,0,1,0')
     assert [e["objectRef"]["name"] for e in orjson.loads(files["events.json"])] == ["default.web-ingress"]
+
+
+def test_network_access(cluster: Any) -> None:
+    reporter.run(cluster, "c1", report("access", rtype="network-access"), START, END, END)
+    files = network_access.downloads(reporter.stored(cluster, "c1", "access", END))
+    assert files["summary.csv"] == (
+        "startTime,endTime,endpointSelector,namespaceNames,namespaceSelector,serviceAccountNames,"
+        "serviceAccountSelectors,endpointsNumIngressProtected,endpointsNumEgressProtected,"
+        "endpointsNumIngressUnprotected,endpointsNumEgressUnprotected,endpointsNumIngressFromInternet,"
+        "endpointsNumEgressToInternet,endpointsNumIngressFromOtherNamespace,endpointsNumEgressToOtherNamespace,"
+        "endpointsNumEnvoyEnabled\n"
+        "2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,,,,,,3,1,2,4,2,2,4,2,1")
+    db_policies = "GlobalNetworkPolicy(default.global-egress);NetworkPolicy.networking.k8s.io/v1(data/db-ingress)"
+    web_policies = "GlobalNetworkPolicy(default.web-egress);NetworkPolicy(shop/default.web-ingress)"
+    assert files["endpoints.csv"] == (
+        "endpoint,ingressProtected,egressProtected,ingressFromInternet,egressToInternet,ingressFromOtherNamespace,"
+        "egressToOtherNamespace,envoyEnabled,appliedPolicies,trafficAggregationPrefix,"
+        "endpointsGeneratingTrafficToThisEndpoint,endpointsReceivingTrafficFromThisEndpoint\n"
+        "HostEndpoint(node1-eth0),false,false,false,false,false,false,false,GlobalNetworkPolicy(default.hep-all),"
+        "node1-eth0,Pod.v1(data/db-1),\n"
+        f"Pod.v1(data/db-1),true,false,false,false,true,false,false,{db_policies},db-1,Pod.v1(shop/web-*),"
+        "HostEndpoint(node1-eth0)\n"
+        f"Pod.v1(data/db-2),true,false,false,false,true,false,false,{db_policies},,,\n"
+        f"Pod.v1(shop/web-1),true,true,true,true,true,true,true,{web_policies},web-*,Network(pub),"
+        "GlobalNetworkSet(public-dns);Pod.v1(data/db-1)\n"
+        f"Pod.v1(shop/web-2),false,false,true,true,true,true,false,{web_policies},web-*,Network(pub),"
+        "GlobalNetworkSet(public-dns);Pod.v1(data/db-1)\n")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ParseError
+from . import exposure
+from .exposure import Exposure
 from .resources import Resources, labels_of
 from .selector import Predicate, parse_calico, parse_k8s
 
@@ -26,9 +28,11 @@ class Endpoint:
     service_account: str
     labels: dict[str, str]
     envoy: bool
+    aggr_name: str  # the flow-log aggregation name (generateName + "*" for pods of a controller)
     policies: list[str] = field(default_factory=list)
     ingress: bool = False
     egress: bool = False
+    exposure: Exposure = Exposure()
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Policy:
     ingress: bool
     egress: bool
     pods_only: bool  # Kubernetes NetworkPolicies select pods of their namespace only
+    exposure: Exposure
 
 
 def _types(spec: dict[str, Any], key: str, where: str) -> tuple[bool, bool]:
@@ -70,7 +75,7 @@ def policies(state: Resources) -> list[Policy]:
                 parse_calico(spec.get("selector"), f"{where}.spec.selector"),
                 parse_calico(ns_sel, f"{where}.spec.namespaceSelector") if ns_sel else None,
                 parse_calico(sa_sel, f"{where}.spec.serviceAccountSelector") if sa_sel else None,
-                ingress, egress, False))
+                ingress, egress, False, exposure.calico(obj, ns, ingress, egress, state)))
     for (ns, name), obj in sorted(state.get("networking.k8s.io/NetworkPolicy", {}).items()):
         where = f"NetworkPolicy {ns}/{name}"
         spec = obj.get("spec") or {}
@@ -80,7 +85,7 @@ def policies(state: Resources) -> list[Policy]:
         pod_sel = parse_k8s(spec.get("podSelector", {}), f"{where}.spec.podSelector")
         assert pod_sel is not None
         out.append(Policy(f"NetworkPolicy.networking.k8s.io/v1({ns}/{name})", ns, pod_sel, None, None,
-                          ingress, egress, True))
+                          ingress, egress, True, exposure.kubernetes(obj, ingress, egress)))
     return out
 
 
@@ -103,10 +108,12 @@ def endpoints(state: Resources) -> list[Endpoint]:
         containers = {c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)}
         inits = {c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)}
         labels = {**labels_of(pod), _NS_LABEL: ns, _ORCH: "k8s", _SA_LABEL: sa}
+        generate = (pod.get("metadata") or {}).get("generateName")
         out.append(Endpoint(f"Pod.v1({ns}/{name})", ns, sa, labels,
-                            "istio-proxy" in containers and "istio-init" in inits))
+                            "istio-proxy" in containers and "istio-init" in inits,
+                            f"{generate}*" if isinstance(generate, str) and generate else name))
     for (_, name), hep in sorted(state.get("projectcalico.org/HostEndpoint", {}).items()):
-        out.append(Endpoint(f"HostEndpoint({name})", "", "", labels_of(hep), False))
+        out.append(Endpoint(f"HostEndpoint({name})", "", "", labels_of(hep), False, name))
     return out
 
 
@@ -132,6 +139,10 @@ def apply(state: Resources, eps: list[Endpoint]) -> None:
             ep.policies.append(p.id)
             ep.ingress |= p.ingress
             ep.egress |= p.egress
+            x, y = ep.exposure, p.exposure
+            ep.exposure = Exposure(x.ingress_internet or y.ingress_internet, x.egress_internet or y.egress_internet,
+                                   x.ingress_other_namespace or y.ingress_other_namespace,
+                                   x.egress_other_namespace or y.egress_other_namespace)
 
 
 @dataclass(frozen=True)

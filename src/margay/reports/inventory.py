@@ -20,6 +20,8 @@ class _Seen:
     ingress: bool = True
     egress: bool = True
     envoy: bool = True
+    aggr_name: str = ""
+    exposed: list[bool] = field(default_factory=lambda: [False, False, False, False])  # "at any time"
     policies: list[str] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
 
@@ -50,10 +52,18 @@ def compute(report_spec: dict[str, Any], tl: Timeline) -> dict[str, Any]:
             s.ingress &= ep.ingress
             s.egress &= ep.egress
             s.envoy &= ep.envoy
+            s.aggr_name = ep.aggr_name
+            x = ep.exposure
+            for i, flag in enumerate((x.ingress_internet, x.egress_internet, x.ingress_other_namespace,
+                                      x.egress_other_namespace)):
+                s.exposed[i] |= flag
             _union(s.policies, ep.policies)
             _union(s.services, svcs.get(ep.id, []))
     eps_out = [{"endpoint": k, "ingressProtected": s.ingress, "egressProtected": s.egress,
-                "envoyEnabled": s.envoy, "appliedPolicies": sorted(s.policies), "services": sorted(s.services)}
+                "envoyEnabled": s.envoy, "appliedPolicies": sorted(s.policies), "services": sorted(s.services),
+                "ingressFromInternet": s.exposed[0], "egressToInternet": s.exposed[1],
+                "ingressFromOtherNamespace": s.exposed[2], "egressToOtherNamespace": s.exposed[3],
+                "flowLogAggregationName": s.aggr_name}
                for k, s in sorted(seen.items())]
     by_ns: dict[str, list[_Seen]] = {}
     by_svc: dict[str, list[_Seen]] = {}
@@ -73,7 +83,11 @@ def compute(report_spec: dict[str, Any], tl: Timeline) -> dict[str, Any]:
             "numTotal": len(eps_out), "numIngressProtected": sum(e["ingressProtected"] for e in eps_out),
             "numEgressProtected": sum(e["egressProtected"] for e in eps_out),
             "numServiceAccounts": len({(s.namespace, s.service_account) for s in seen.values() if s.namespace}),
-            "numEnvoyEnabled": sum(e["envoyEnabled"] for e in eps_out)},
+            "numEnvoyEnabled": sum(e["envoyEnabled"] for e in eps_out),
+            "numIngressFromInternet": sum(e["ingressFromInternet"] for e in eps_out),
+            "numEgressToInternet": sum(e["egressToInternet"] for e in eps_out),
+            "numIngressFromOtherNamespace": sum(e["ingressFromOtherNamespace"] for e in eps_out),
+            "numEgressToOtherNamespace": sum(e["egressToOtherNamespace"] for e in eps_out)},
         "namespaces": ns_out,
         "namespacesSummary": {
             "numTotal": len(ns_out), "numIngressProtected": sum(n["ingressProtected"] for n in ns_out),

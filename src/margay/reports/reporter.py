@@ -12,12 +12,12 @@ from ..errors import BackendError, NotFound, ParseError
 from ..logtypes.compliance import REPORTS
 from ..query.model import Query, SortKey, parse_time
 from ..store.backend import Backend
-from . import inventory, policy_audit
+from . import inventory, network_access, policy_audit
 from .evaluate import Scope
 from .state import timeline
 
 REPORT_TYPES = ("inventory", "network-access", "policy-audit", "cis-benchmark")
-IMPLEMENTED = ("inventory", "policy-audit")
+IMPLEMENTED = ("inventory", "network-access", "policy-audit")
 
 
 def _t(t: datetime) -> str:
@@ -55,9 +55,12 @@ def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime,
     doc: dict[str, Any] = {
         "id": f"{name}_{_t(end)}", "reportName": name, "reportTypeName": rtype, "reportSpec": spec,
         "reportTypeSpec": {}, "startTime": _t(start), "endTime": _t(end), "generationTime": _t(now)}
-    if rtype == "inventory" or spec.get("endpoints") is not None:
+    if rtype in ("inventory", "network-access") or spec.get("endpoints") is not None:
         endpoint_data = inventory.compute(spec, timeline(backend, cluster, start, end))
     if rtype == "inventory":
+        doc.update(endpoint_data)
+    elif rtype == "network-access":
+        network_access.traffic(endpoint_data["endpoints"], network_access.endpoint_pairs(backend, cluster, start, end))
         doc.update(endpoint_data)
     elif rtype == "policy-audit":
         scoped = ({p for e in endpoint_data["endpoints"] for p in e["appliedPolicies"]}
@@ -72,7 +75,9 @@ def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime,
 
 def downloads(report: dict[str, Any]) -> dict[str, str]:
     """Every download of a stored report's type (file name -> content), plus the full JSON (report.json)."""
-    files = {"inventory": inventory.downloads, "policy-audit": policy_audit.downloads}[report["reportTypeName"]](report)
+    render = {"inventory": inventory.downloads, "network-access": network_access.downloads,
+              "policy-audit": policy_audit.downloads}[report["reportTypeName"]]
+    files = render(report)
     files["report.json"] = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
     return files
 
