@@ -137,5 +137,5 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
                 for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7")}
     assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"
-    # Compliance data (snapshots, reports) has no Linseed log read route; reports/ reads it for the reporter.
-    assert set(REGISTRY) - {"snapshots", "compliance_reports"} == {t for *_, ts in READS for t in ts}
+    # Compliance data (snapshots, reports, benchmarks) has no Linseed log read route; reports/ reads it for the reporter.
+    assert set(REGISTRY) - {"snapshots", "compliance_reports", "benchmark_results"} == {t for *_, ts in READS for t in ts}

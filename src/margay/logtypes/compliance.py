@@ -69,3 +69,33 @@ SAMPLES_REPORTS: list[str] = [
     '"startTime":"2023-11-14T00:00:00Z","endTime":"2023-11-15T00:00:00Z","generationTime":"2023-11-15T00:30:02Z",'
     '"endpointsSummary":{"numTotal":1,"numIngressProtected":1,"numEgressProtected":0}}',
 ]
+
+BENCHMARK_FIELDS: tuple[Field, ...] = (
+    f("version", K, "the CIS benchmark version kube-bench ran, e.g. cis-1.6"),
+    f("kubernetesVersion", K, "the node's Kubernetes version"),
+    f("type", K, "kube"),
+    f("node_name", K, "the node", required=True),
+    f("timestamp", Kind.TIMESTAMP, "when the benchmark ran (the time field)", required=True),
+    f("error", Kind.TEXT, "why the benchmark could not run, if it could not"),
+    f("tests", Kind.JSON, "[{section, section_desc, test_number, test_desc, test_info, status, scored}]"),
+)
+
+BENCHMARKS = LogType(
+    name="benchmark_results",
+    rbac=("benchmark_results",),
+    index_prefix="tigera_secure_ee_benchmark_results",
+    time_field="timestamp",
+    fields=BENCHMARK_FIELDS,
+    retention_days=91,
+    retention_setting=None,
+    default_sort=("-timestamp",),
+    bulk_path="/compliance/benchmarks/bulk",
+    query_path="/compliance/benchmarks",
+)
+
+SAMPLES_BENCHMARKS: list[str] = [
+    '{"version":"cis-1.6","kubernetesVersion":"v1.30.2","type":"kube","node_name":"node-1",'
+    '"timestamp":"2023-11-14T00:00:00Z","tests":[{"section":"4.1","section_desc":"Worker Node Configuration Files",'
+    '"test_number":"4.1.1","test_desc":"Ensure that the kubelet service file permissions are set to 644",'
+    '"test_info":"chmod 644 /etc/systemd/system/kubelet.service.d/kubeadm.conf","status":"PASS","scored":true}]}',
+]

@@ -12,12 +12,12 @@ from ..errors import BackendError, NotFound, ParseError
 from ..logtypes.compliance import REPORTS
 from ..query.model import Query, SortKey, parse_time
 from ..store.backend import Backend
-from . import inventory, network_access, policy_audit
+from . import cis, inventory, network_access, policy_audit
 from .evaluate import Scope
 from .state import timeline
 
 REPORT_TYPES = ("inventory", "network-access", "policy-audit", "cis-benchmark")
-IMPLEMENTED = ("inventory", "network-access", "policy-audit")
+IMPLEMENTED = REPORT_TYPES
 
 
 def _t(t: datetime) -> str:
@@ -66,6 +66,8 @@ def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime,
         scoped = ({p for e in endpoint_data["endpoints"] for p in e["appliedPolicies"]}
                   if spec.get("endpoints") is not None else None)
         doc.update(policy_audit.compute(backend, cluster, spec, start, end, scoped))
+    else:
+        doc.update(cis.compute(backend, cluster, spec, start, end))
     resp, _ = backend.ingest(REPORTS, cluster, orjson.dumps(doc), key=f"report-{doc['id']}", now=now,
                              respond=lambda c: {"errors": [e.as_dict() for e in c.errors]})
     if resp["errors"]:
@@ -76,7 +78,7 @@ def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime,
 def downloads(report: dict[str, Any]) -> dict[str, str]:
     """Every download of a stored report's type (file name -> content), plus the full JSON (report.json)."""
     render = {"inventory": inventory.downloads, "network-access": network_access.downloads,
-              "policy-audit": policy_audit.downloads}[report["reportTypeName"]]
+              "policy-audit": policy_audit.downloads, "cis-benchmark": cis.downloads}[report["reportTypeName"]]
     files = render(report)
     files["report.json"] = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
     return files
