@@ -79,3 +79,17 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert f"error: {report}.spec.endpoints.selector: expected" in r.stderr
     r = margay("run", str(report), "--start", "2026-12-02T00:00:00Z", "--end", "2026-12-01T00:00:00Z")
     assert r.stderr.strip() == "error: --end must be after --start"
+
+
+def test_benchmark(tmp_path: Path) -> None:
+    bench = tmp_path / "kb.json"
+    bench.write_text('{"Controls": [{"version": "cis-1.6", "tests": [{"section": "4.1", "results": ['
+                     '{"test_number": "4.1.1", "status": "PASS", "scored": true}]}]}]}')
+    r = margay("benchmark", str(bench), "--node", "n1", "--data-dir", str(tmp_path / "d"))
+    assert r.returncode == 0, r.stderr
+    assert "stored 1 kube-bench results of node n1 (cluster cluster)" in r.stdout
+    bench.write_text('{"Controls": [{"tests": [{"section": "4.1", "results": [{"test_number": "4.1.1"}]}]}]}')
+    r = margay("benchmark", str(bench), "--node", "n1", "--data-dir", str(tmp_path / "d"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"error: {bench}.Controls[0].tests[0].results[0].status: expected PASS, FAIL, "
+                                "WARN or INFO, got None")

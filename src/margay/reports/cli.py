@@ -130,3 +130,32 @@ def run(
             (out / name).write_text(content)
     _out.print(f"report {doc['id']} ({doc['reportTypeName']}) stored"
                + (f"; wrote {', '.join(sorted(files))} to {out}" if out else ""))
+
+
+@reports_app.command("benchmark")
+def benchmark(
+    results: Annotated[Path, typer.Argument(help="`kube-bench --json` output of one node.")],
+    node: Annotated[str, typer.Option("--node", help="The node the results are from.")],
+    kubernetes_version: Annotated[str, typer.Option("--kubernetes-version", help="The node's version.")] = "",
+    at: Annotated[str | None, typer.Option("--at", help="When the benchmark ran (RFC 3339); default now.")] = None,
+    cluster: Cluster = "cluster", data_dir: DataDir = Path("./data"), backend: Backend = "duckdb",
+    opensearch_url: OpenSearchURL = None, opensearch_prefix: OpenSearchPrefix = "",
+) -> None:
+    """Store one node's kube-bench results for cis-benchmark reports."""
+    from . import cis
+
+    try:
+        data = results.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {results}: {exc.strerror}")
+    when = _time(at, "--at") if at else datetime.now(UTC)
+    try:
+        doc = cis.from_kube_bench(data, node, kubernetes_version, when, str(results))
+    except ParseError as exc:
+        _fail(exc.message)
+    store = _open(data_dir, backend, opensearch_url, opensearch_prefix)
+    try:
+        cis.store(store, cluster, [doc], datetime.now(UTC))
+    finally:
+        store.close()
+    _out.print(f"stored {len(doc['tests'])} kube-bench results of node {node} (cluster {cluster})")
