@@ -249,6 +249,9 @@ def test_no_snapshot_is_a_clear_error(cluster: Any) -> None:
 @pytest.mark.parametrize(("obj", "field"), [
     ({"kind": "GlobalReport", "metadata": {"name": "r"}, "spec": {"reportType": "nope"}}, "spec.reportType"),
     ({"kind": "GlobalReport", "metadata": {}, "spec": {"reportType": "inventory"}}, "metadata.name"),
+    ({"kind": "GlobalReport", "metadata": {"name": 'a"b'}, "spec": {"reportType": "inventory"}}, "metadata.name"),
+    ({"kind": "GlobalReport", "metadata": {"name": "r"}, "spec": {"reportType": "inventory", "schedule": "0 0 *"}},
+     "spec.schedule"),
     ({"kind": "GlobalReport", "metadata": {"name": "r"},
       "spec": {"reportType": "inventory", "endpoints": {"selector": "app == "}}}, "spec.endpoints.selector"),
     ({"kind": "GlobalReport", "metadata": {"name": "r"},

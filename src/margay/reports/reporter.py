@@ -3,6 +3,7 @@ the report type's data and store the document in `compliance_reports` through th
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..query.model import Query, SortKey, parse_time
 from ..store.backend import Backend
 from . import cis, inventory, network_access, policy_audit
 from .evaluate import Scope
+from .schedule import Schedule
 from .state import timeline
 
 REPORT_TYPES = ("inventory", "network-access", "policy-audit", "cis-benchmark")
@@ -40,6 +42,11 @@ def check_globalreport(obj: Any, where: str = "GlobalReport") -> dict[str, Any]:
         raise ParseError(f"{where}.spec.reportType: expected one of {', '.join(REPORT_TYPES)}, "
                          f"got {spec.get('reportType')!r}")
     Scope.from_spec(spec.get("endpoints"), f"{where}.spec.endpoints")
+    if spec.get("schedule") is not None:
+        Schedule.parse(spec["schedule"], f"{where}.spec.schedule")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
+        raise ParseError(f"{where}.metadata.name: {name!r} is not a Kubernetes name (lower-case letters, digits, "
+                         "- and .)")
     return obj
 
 
