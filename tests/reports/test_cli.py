@@ -59,7 +59,7 @@ def test_snapshot_then_run(engine: dict[str, Any], tmp_path: Path) -> None:
         "Pod.v1(shop/cache-1),false,false,false,,\n"
         "Pod.v1(shop/web-1),true,true,false,NetworkPolicy(shop/default.web),\n")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "endpoints.csv", "namespaces.csv", "report.json", "services.csv", "summary.csv"]
+        "endpoints.csv", "namespaces.csv", "report.json", "services.csv", "summary.csv", "summary.html"]
 
 
 def test_errors_are_one_line(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from margay.clock import FakeClock
 from margay.config import Settings
 from margay.errors import NotFound, ParseError
 from margay.logtypes import REGISTRY
-from margay.reports import inventory, network_access, policy_audit, reporter, snapshots
+from margay.reports import history, inventory, network_access, policy_audit, reporter, snapshots
 from margay.reports.resources import load_dump
 from margay.reports.state import timeline
 
@@ -293,7 +293,8 @@ def test_policy_audit_whole_cluster(cluster: Any) -> None:
     assert events[1]["responseObject"]["spec"]["ingress"] == [{"action": "Allow", "protocol": "TCP"}]
     assert "cluster" not in events[0] and "generated_time" not in events[0]
     assert yaml.safe_load(files["events.yaml"]) == events
-    assert set(reporter.downloads(back)) == {"summary.csv", "events.json", "events.yaml", "report.json"}
+    assert set(reporter.downloads(back)) == {"summary.csv", "events.json", "events.yaml", "report.json",
+                                             "summary.html"}
 
 
 def test_policy_audit_scoped_to_policies_of_in_scope_endpoints(cluster: Any) -> None:
@@ -330,3 +331,22 @@ def test_network_access(cluster: Any) -> None:
         "GlobalNetworkSet(public-dns);Pod.v1(data/db-1)\n"
         f"Pod.v1(shop/web-2),false,false,true,true,true,true,false,{web_policies},web-*,Network(pub),"
         "GlobalNetworkSet(public-dns);Pod.v1(data/db-1)\n")
+
+
+def test_history_and_diff(cluster: Any) -> None:
+    six = START + timedelta(hours=6)
+    reporter.run(cluster, "c1", report("hist"), START, six, six)
+    reporter.run(cluster, "c1", report("hist"), six, END, END)
+    runs = history.runs(cluster, "c1", "hist", since=START, until=END)
+    assert [r["id"] for r in runs] == ["hist_2026-12-02T00:00:00Z", "hist_2026-12-01T06:00:00Z"]
+    assert runs[1]["endpointsSummary"]["numTotal"] == 4 and runs[0]["endpointsSummary"]["numTotal"] == 5
+    older, newer = (reporter.stored(cluster, "c1", "hist", t) for t in (six, END))
+    d = history.compare(cluster, "c1", older, newer)
+    assert d["endpointsAppeared"] == ["Pod.v1(data/db-2)"] and d["endpointsVanished"] == []
+    assert d["becameIngressUnprotected"] == ["Pod.v1(shop/web-2)"]
+    assert d["becameEgressUnprotected"] == ["Pod.v1(data/db-1)", "Pod.v1(shop/web-2)"]
+    assert d["becameIngressProtected"] == ["HostEndpoint(node1-eth0)"] and d["becameEgressProtected"] == []
+    assert d["policiesAppeared"] == [] and d["policiesVanished"] == []
+    assert d["policiesChanged"] == ["NetworkPolicy(shop/default.web-ingress)"]  # patched at 09:00
+    page = reporter.downloads(newer)["summary.html"]
+    assert "<td>Pod.v1(shop/web-2)</td><td>NO</td><td>NO</td>" in page and "endpointsSummary.numTotal" in page

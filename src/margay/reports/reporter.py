@@ -88,6 +88,9 @@ def downloads(report: dict[str, Any]) -> dict[str, str]:
               "policy-audit": policy_audit.downloads, "cis-benchmark": cis.downloads}[report["reportTypeName"]]
     files = render(report)
     files["report.json"] = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    from .history import summary_html
+
+    files["summary.html"] = summary_html(report)
     return files
 
 
