@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +59,16 @@ def test_snapshot_then_run(engine: dict[str, Any], tmp_path: Path) -> None:
         "endpoint,ingressProtected,egressProtected,envoyEnabled,appliedPolicies,services\n"
         "Pod.v1(shop/cache-1),false,false,false,,\n"
         "Pod.v1(shop/web-1),true,true,false,NetworkPolicy(shop/default.web),\n")
+    r = margay("run", str(report), "--start", "2026-12-02T00:00:00Z", "--end", "2026-12-03T00:00:00Z", *store)
+    assert r.returncode == 0, r.stderr
+    r = margay("diff", "daily", "--from", "2026-12-02T00:00:00Z", "--to", "2026-12-03T00:00:00Z", *store)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["from"]["id"] == "daily_2026-12-02T00:00:00Z" and d["becameIngressUnprotected"] == []
+    r = margay("history", "daily", "--since", "2026-11-01T00:00:00Z", "--json", *store)
+    assert [x["endTime"] for x in json.loads(r.stdout)] == ["2026-12-03T00:00:00Z", "2026-12-02T00:00:00Z"]
+    r = margay("diff", "daily", "--from", "2026-11-02T00:00:00Z", "--to", "2026-12-03T00:00:00Z", *store)
+    assert r.returncode == 2 and r.stderr.strip() == "error: no report of 'daily' ending 2026-11-02T00:00:00Z"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "endpoints.csv", "namespaces.csv", "report.json", "services.csv", "summary.csv", "summary.html"]
 

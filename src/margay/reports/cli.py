@@ -159,3 +159,66 @@ def benchmark(
     finally:
         store.close()
     _out.print(f"stored {len(doc['tests'])} kube-bench results of node {node} (cluster {cluster})")
+
+
+Name = Annotated[str, typer.Argument(help="The GlobalReport's name.")]
+
+
+@reports_app.command("history")
+def history_cmd(
+    name: Name,
+    since: Annotated[str, typer.Option("--since", help="Runs ending at or after this (RFC 3339 or now-30d).")] = "now-30d",
+    cluster: Cluster = "cluster", data_dir: DataDir = Path("./data"), backend: Backend = "duckdb",
+    opensearch_url: OpenSearchURL = None, opensearch_prefix: OpenSearchPrefix = "",
+    json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The stored runs of a GlobalReport, newest first, with their summary figures."""
+    import orjson
+    from rich.table import Table
+
+    from . import history
+
+    t0 = _time(since, "--since")
+    store = _open(data_dir, backend, opensearch_url, opensearch_prefix)
+    try:
+        rows = history.runs(store, cluster, name, since=t0, until=datetime.now(UTC))
+    except MargayError as exc:
+        _fail(exc.message)
+    finally:
+        store.close()
+    if json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"runs of {name} in cluster {cluster}")
+    for col in ("start", "end", "type", "endpoints", "ingress protected", "egress protected"):
+        table.add_column(col)
+    for r in rows:
+        es = r.get("endpointsSummary") or {}
+        table.add_row(r["startTime"], r["endTime"], r["reportTypeName"], str(es.get("numTotal", "-")),
+                      str(es.get("numIngressProtected", "-")), str(es.get("numEgressProtected", "-")))
+    _out.print(table)
+
+
+@reports_app.command("diff")
+def diff_cmd(
+    name: Name,
+    older: Annotated[str, typer.Option("--from", help="End time of the earlier run (RFC 3339).")],
+    newer: Annotated[str, typer.Option("--to", help="End time of the later run (RFC 3339).")],
+    cluster: Cluster = "cluster", data_dir: DataDir = Path("./data"), backend: Backend = "duckdb",
+    opensearch_url: OpenSearchURL = None, opensearch_prefix: OpenSearchPrefix = "",
+) -> None:
+    """What changed between two runs of a GlobalReport (JSON): protection, endpoints, policies."""
+    import orjson
+
+    from . import history, reporter
+
+    t0, t1 = _time(older, "--from"), _time(newer, "--to")
+    store = _open(data_dir, backend, opensearch_url, opensearch_prefix)
+    try:
+        d = history.compare(store, cluster, reporter.stored(store, cluster, name, t0),
+                            reporter.stored(store, cluster, name, t1))
+    except MargayError as exc:
+        _fail(exc.message)
+    finally:
+        store.close()
+    print(orjson.dumps(d, option=orjson.OPT_INDENT_2).decode())
