@@ -69,6 +69,9 @@ def test_snapshot_then_run(engine: dict[str, Any], tmp_path: Path) -> None:
     assert [x["endTime"] for x in json.loads(r.stdout)] == ["2026-12-03T00:00:00Z", "2026-12-02T00:00:00Z"]
     r = margay("diff", "daily", "--from", "2026-11-02T00:00:00Z", "--to", "2026-12-03T00:00:00Z", *store)
     assert r.returncode == 2 and r.stderr.strip() == "error: no report of 'daily' ending 2026-11-02T00:00:00Z"
+    r = margay("history", 'x"y', *store)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: report name: 'x\"y' is not a Kubernetes name (lower-case letters, digits, - and .)")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "endpoints.csv", "namespaces.csv", "report.json", "services.csv", "summary.csv", "summary.html"]
 

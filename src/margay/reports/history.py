@@ -13,7 +13,7 @@ from ..query.model import Query, SortKey
 from ..query.selector import parse_selector
 from ..store.backend import Backend
 from . import policy_audit
-from .reporter import stored
+from .reporter import check_name, stored
 
 _SUMMARIES = ("endpointsSummary", "namespacesSummary", "servicesSummary", "auditSummary", "cisBenchmarkSummary")
 
@@ -21,6 +21,7 @@ _SUMMARIES = ("endpointsSummary", "namespacesSummary", "servicesSummary", "audit
 def runs(backend: Backend, cluster: str, name: str, *, since: datetime, until: datetime, limit: int = 500
          ) -> list[dict[str, Any]]:
     """The stored runs of a GlobalReport ending in [since, until], newest first: id, interval, summaries."""
+    check_name(name)
     q = Query(REPORTS, [cluster], start=since, end=until + timedelta(seconds=1),
               selector=parse_selector(f'reportName = "{name}"'), sort=[SortKey("endTime", descending=True)],
               size=limit, total_hits=False)

@@ -44,10 +44,14 @@ def check_globalreport(obj: Any, where: str = "GlobalReport") -> dict[str, Any]:
     Scope.from_spec(spec.get("endpoints"), f"{where}.spec.endpoints")
     if spec.get("schedule") is not None:
         Schedule.parse(spec["schedule"], f"{where}.spec.schedule")
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
-        raise ParseError(f"{where}.metadata.name: {name!r} is not a Kubernetes name (lower-case letters, digits, "
-                         "- and .)")
+    check_name(name, f"{where}.metadata.name")
     return obj
+
+
+def check_name(name: str, what: str = "report name") -> str:
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
+        raise ParseError(f"{what}: {name!r} is not a Kubernetes name (lower-case letters, digits, - and .)")
+    return name
 
 
 def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime, end: datetime,
@@ -98,6 +102,7 @@ def stored(backend: Backend, cluster: str, name: str, end: datetime) -> dict[str
     """A stored report of a GlobalReport by its end time, as the store gives it back."""
     from ..query.selector import parse_selector
 
+    check_name(name)
     q = Query(REPORTS, [cluster], start=end - timedelta(seconds=1), end=end + timedelta(seconds=1),
               selector=parse_selector(f'reportName = "{name}"'), sort=[SortKey("endTime", descending=True)],
               size=1)
