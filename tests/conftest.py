@@ -14,6 +14,7 @@ pytest_plugins = [
     "rig.fixture_s3",
     "rig.fixture_hec",
     "rig.fixture_chromium",
+    "rig.fixture_kube",
 ]
 
 

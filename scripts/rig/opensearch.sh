@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the rig's OpenSearch 2.19 launcher (tests/rig/opensearch) from Maven Central jars.
 #
-# Output, read by src/margay/testing/peers/opensearch.py:
+# Output, read by src/margay/rig/opensearch.py:
 #   $RIG_DIR/opensearch/classpath.txt  the whole java -cp (module classes first, then the jars in ~/.m2)
 #   $RIG_DIR/opensearch/build.sha256   hash of the module's sources; the build is skipped while it matches
 # RIG_DIR is $MARGAY_RIG_DIR or <repo>/.rig. Maven writes its classes under tests/rig/opensearch/target/.

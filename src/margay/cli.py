@@ -69,20 +69,27 @@ def serve(
     opensearch_prefix: Annotated[str | None, typer.Option(
         help="Prefix before every index margay makes in OpenSearch (several margays on one cluster).",
         envvar="MARGAY_OPENSEARCH_PREFIX")] = None,
+    tls_cert_file: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM, chain "
+                                                       "allowed); needs --tls-key-file.",
+                                                       envvar="MARGAY_TLS_CERT_FILE")] = None,
+    tls_key_file: Annotated[Path | None, typer.Option(help="Private key (PEM) of --tls-cert-file.",
+                                                      envvar="MARGAY_TLS_KEY_FILE")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
     With no --tokens, --kubeconfig or --no-auth, an admin token is generated into the data directory
-    (admin-token, mode 0600) and printed.
+    (admin-token, mode 0600) and printed. With --tls-cert-file and --tls-key-file it serves HTTPS only
+    (needed for a kube-apiserver audit webhook that sends a token).
     """
     import uvicorn
 
     from .app import create_app
     from .config import Settings
     from .errors import MargayError
-    from .testing.server import bind, url_of
+    from .serving import bind, url_of
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    tls = _tls_files(tls_cert_file, tls_key_file)
     try:
         flags: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port, "config": config,
                                  "log_level": log_level, "tokens": tokens, "rbac": rbac, "kubeconfig": kubeconfig,
@@ -114,10 +121,32 @@ def serve(
         sock = bind(host, port)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port (0 = any free port)")
-    print(f"listening on {url_of(sock)}", flush=True)
+    print(f"listening on {url_of(sock, tls=tls is not None)}", flush=True)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=30))
+                                           timeout_graceful_shutdown=30,
+                                           ssl_certfile=str(tls[0]) if tls else None,
+                                           ssl_keyfile=str(tls[1]) if tls else None))
     server.run(sockets=[sock])
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """Check --tls-cert-file/--tls-key-file by loading them, so a bad pair is one line, not a traceback."""
+    import ssl
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        fail("--tls-cert-file and --tls-key-file go together: give both (or neither for plain HTTP)")
+    assert cert is not None and key is not None
+    for flag, path in (("--tls-cert-file", cert), ("--tls-key-file", key)):
+        if not path.is_file():
+            fail(f"{flag} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        fail(f"cannot use --tls-cert-file {cert} with --tls-key-file {key}: {exc.strerror or exc}; "
+             "give a PEM certificate and its matching PEM private key")
+    return cert, key
 
 
 @app.command()
@@ -340,6 +369,78 @@ def aggregate(
     sys.stdout.buffer.write(result.body)
     sys.stdout.buffer.flush()
     console.print(f"{result.records_in} records in, {result.records_out} out")
+
+
+access_app = typer.Typer(help="Access: ask what margay's RBAC check answers for a user.", no_args_is_help=True)
+app.add_typer(access_app, name="access")
+
+
+@access_app.command("check")
+def access_check(
+    user: Annotated[str, typer.Argument(help="User name as RBAC subjects name it (alice, "
+                                        "system:serviceaccount:NS:NAME).")],
+    type: Annotated[str, typer.Argument(help="Log type: flows, dns, audit_ee, audit_kube, bgp, events, l7, "
+                                        "or 'all' for a table.")],
+    cluster: Annotated[str, typer.Argument(help="Cluster name (the RBAC resource).")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Ask within this namespace (RoleBindings "
+                                           "there count too).")] = "",
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="A group of the user (repeat); "
+                                                    "system:authenticated is added.")] = None,
+    verb: Annotated[str, typer.Option(help="get (read) or create (write as a person).")] = "get",
+    kubeconfig: Annotated[Path | None, typer.Option(help="Ask this API server (SubjectAccessReview).",
+                                                    envvar="MARGAY_KUBECONFIG")] = None,
+    in_cluster: Annotated[bool, typer.Option("--in-cluster", help="Ask the API server of this pod.")] = False,
+    rbac: Annotated[Path | None, typer.Option(help="Evaluate this RBAC YAML (file or folder) locally instead.",
+                                              envvar="MARGAY_RBAC")] = None,
+) -> None:
+    """May USER read log TYPE of CLUSTER? What `kubectl auth can-i` cannot answer for lma.tigera.io.
+
+    Prints yes or no with the request asked (exit 0 for yes, 1 for no), like `kubectl auth can-i`;
+    with TYPE all, one row per log type (exit 0 when any is readable).
+    """
+    from .access.check import check
+    from .access.identity import person
+    from .access.kube import KubeClient, from_kubeconfig
+    from .access.kube import in_cluster as pod_connection
+    from .access.rbac import Policy, load_documents
+    from .api.common import valid_cluster
+    from .errors import MargayError
+    from .logtypes import REGISTRY
+
+    if sum(bool(x) for x in (kubeconfig, in_cluster, rbac)) != 1:
+        fail("give exactly one of --kubeconfig FILE, --in-cluster or --rbac PATH")
+    if type != "all" and type not in REGISTRY:
+        fail(f"unknown log type {type!r}; use one of: {', '.join(REGISTRY)}, or all")
+    if verb not in ("get", "create"):
+        fail(f"unknown --verb {verb!r}: margay asks get (read) or create (write)")
+    kube = policy = None
+    try:
+        valid_cluster(cluster)
+        if not user.strip():
+            fail("USER is empty: give a user name")
+        who = person(user, group or [])
+        if rbac is not None:
+            if not rbac.exists():
+                fail(f"--rbac {rbac}: no such file or folder")
+            policy = Policy(load_documents(rbac), str(rbac))
+        else:
+            kube = KubeClient(from_kubeconfig(kubeconfig) if kubeconfig else pod_connection())
+        types = list(REGISTRY.values()) if type == "all" else [REGISTRY[type]]
+        answers = [(lt, check(who, lt, cluster, namespace=namespace, verb=verb, kube=kube, policy=policy))
+                   for lt in types]
+    except MargayError as exc:
+        fail(exc.message)
+    finally:
+        if kube is not None:
+            kube.close()
+    for lt, d in answers:
+        line = f"{'yes' if d.allowed else 'no'}"
+        if type == "all":
+            line = f"{lt.name:<11} {line}"
+        out.print(f"{line}  ({d.attributes(verb, cluster, namespace)}; {d.reason})", highlight=False,
+                  soft_wrap=True)
+    raise typer.Exit(0 if all(d.allowed for _, d in answers) or (type == "all" and any(
+        d.allowed for _, d in answers)) else 1)
 
 
 retention_app = typer.Typer(help="Retention: what is kept, what expires next, and dropping what has expired.",

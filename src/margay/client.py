@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,9 +50,11 @@ def server_url(value: str) -> str:
 
 
 class Client:
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 120.0,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        # verify: True (system CAs), an SSLContext (e.g. trusting a private CA), or False
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=server_url(url), headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=server_url(url), headers=headers, timeout=timeout, verify=verify)
 
     def __enter__(self) -> Client:
         return self
@@ -126,7 +129,7 @@ def local_client(data_dir: Path) -> Iterator[Client]:
     """A client of a server started in this process on a data directory (for offline CLI use)."""
     from .app import create_app
     from .config import Settings
-    from .testing.server import ServerThread
+    from .serving import ServerThread
 
     with ServerThread(create_app(Settings(data_dir=data_dir))) as server, Client(server.url) as client:
         yield client

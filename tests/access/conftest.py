@@ -84,6 +84,9 @@ RBAC: list[dict[str, Any]] = [
     binding("gina-shop-flows", "flows-east-only", {"kind": "User", "name": "gina"}, namespace="shop"),
     cluster_role("l7-east", [lma(["east"], ["l7"])]),
     binding("gina-l7", "l7-east", {"kind": "User", "name": "gina"}),
+    # dave also operates the server: the metrics name every cluster, so they need a grant of their own.
+    cluster_role("operators", [lma(["operator"], ["metrics"])]),
+    binding("dave-operates", "operators", {"kind": "Group", "name": "ops"}),
 ]
 
 # What Kubernetes RBAC grants (cluster-wide), written out by hand from RBAC above: (log type, cluster).
@@ -108,9 +111,10 @@ class Rig:
         self.tokens_file = tokens_file
         self.http = httpx.Client(base_url=url, timeout=30)
         self.counts: dict[str, int] = {}  # records stored per log type in each cluster
+        self.people: dict[str, str] = {}  # kube mode: person -> bearer token the API server knows
 
     def token(self, who: str) -> str:
-        return self.admin if who == "admin" else token_of(who)
+        return self.admin if who == "admin" else self.people.get(who) or token_of(who)
 
     def post(self, who: str | None, path: str, body: Any = None, cluster: str | None = None,
              **kw: Any) -> httpx.Response:
@@ -126,21 +130,55 @@ class Rig:
         return self.http.get(path, headers=headers)
 
 
+def kube_people(kube: Any) -> dict[str, str]:
+    """Put RBAC into the real API server and return each person's API-server token (same users, same groups)."""
+    answers = kube.api.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                              for ns in ("shop", "monitoring")] + RBAC)
+    bad = [r.text for r in answers if r.status_code not in (200, 201)]
+    assert not bad, bad[:3]
+    assert kube.api.aggregate_cluster_roles() >= 1  # the controller manager's job; the rig has none
+    people: dict[str, str] = {}
+    for name, entry in TOKENS.items():
+        if "cluster" in entry:
+            continue
+        user = entry["user"]
+        if user.startswith("system:serviceaccount:"):
+            ns, sa = user.split(":")[2:4]
+            people[name] = kube.api.service_account_token(ns, sa)
+        else:
+            assert user == name and set(kube.api.users[kube.tokens[name]][1]) == set(entry.get("groups", [])), \
+                f"the rig's static user {name} differs from the matrix's"
+            people[name] = kube.tokens[name]
+    return people
+
+
 def write_tokens(path: Path, tokens: dict[str, dict[str, Any]]) -> None:
     path.write_text(yaml.safe_dump([{"token": token_of(n), **e} for n, e in tokens.items()]))
 
 
-@pytest.fixture(scope="package")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+@pytest.fixture(scope="package", params=["local", pytest.param("kube", marks=pytest.mark.rig)])
+def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    """The matrix's margay, twice: local RBAC from YAML (`--tokens --rbac`), and `--kubeconfig` against the rig's
+    real kube-apiserver holding the same RBAC objects and people (TokenReview + SubjectAccessReview)."""
     base = tmp_path_factory.mktemp("access")
     tokens_file = base / "tokens.yaml"
-    write_tokens(tokens_file, TOKENS)
     (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
-    settings = Settings(data_dir=base / "data", tokens=tokens_file, rbac=base / "rbac.yaml", admin_token=True)
+    people: dict[str, str] = {}
+    if request.param == "local":
+        write_tokens(tokens_file, TOKENS)
+        settings = Settings(data_dir=base / "data", tokens=tokens_file, rbac=base / "rbac.yaml", admin_token=True)
+    else:
+        kube = request.getfixturevalue("kube")
+        people = kube_people(kube)
+        # Only the writer stays in margay's tokens file; people are TokenReviewed by the API server.
+        write_tokens(tokens_file, {n: e for n, e in TOKENS.items() if "cluster" in e})
+        settings = Settings(data_dir=base / "data", tokens=tokens_file, admin_token=True,
+                            kubeconfig=kube.kubeconfig_for("margay", base / "kubeconfig"))
     app = create_app(settings)
     admin = app.state.margay.access.admin_token
     with ServerThread(app) as server:
         r = Rig(server.url, admin, tokens_file)
+        r.people = people
         for name, lt in REGISTRY.items():
             for cluster in CLUSTERS:
                 res = r.http.post("/api/v1" + lt.bulk_path, content="\n".join(SAMPLES[name]).encode(),

@@ -16,7 +16,7 @@ from margay.logtypes import SAMPLES
 from margay.query.restriction import WITHHELD
 from margay.testing.server import ServerThread
 
-from .conftest import RBAC, TOKENS, Rig, write_tokens
+from .conftest import RBAC, TOKENS, Rig, kube_people, write_tokens
 
 PAIRS = [("shop", "shop"), ("shop", "db"), ("db", "shop"), ("db", "db")]
 WIDE = {"time_range": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}}
@@ -30,15 +30,30 @@ def flows() -> bytes:
                       for s, d in PAIRS)
 
 
-@pytest.fixture(scope="module")
-def scoped(tmp_path_factory: pytest.TempPathFactory, module_engine: dict[str, Any]) -> Iterator[Rig]:
+@pytest.fixture(scope="module", params=["local", pytest.param("kube", marks=pytest.mark.rig)])
+def scoped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           module_engine: dict[str, Any]) -> Iterator[Rig]:
+    """Local RBAC from YAML, and `--kubeconfig` against the real API server (namespaced SubjectAccessReviews),
+    each on both engines."""
     base = tmp_path_factory.mktemp("scope")
-    write_tokens(base / "tokens.yaml", TOKENS)
+    if module_engine["backend"] == "opensearch":  # each RBAC source its own indices on the shared engine
+        module_engine = {**module_engine, "opensearch_prefix": f"{module_engine['opensearch_prefix']}{request.param}-"}
     (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
-    app = create_app(Settings(data_dir=base / "data", tokens=base / "tokens.yaml", rbac=base / "rbac.yaml",
-                              admin_token=True, **module_engine))
+    people: dict[str, str] = {}
+    if request.param == "local":
+        write_tokens(base / "tokens.yaml", TOKENS)
+        settings = Settings(data_dir=base / "data", tokens=base / "tokens.yaml", rbac=base / "rbac.yaml",
+                            admin_token=True, **module_engine)
+    else:
+        kube = request.getfixturevalue("kube")
+        people = kube_people(kube)
+        write_tokens(base / "tokens.yaml", {n: e for n, e in TOKENS.items() if "cluster" in e})
+        settings = Settings(data_dir=base / "data", tokens=base / "tokens.yaml", admin_token=True,
+                            kubeconfig=kube.kubeconfig_for("margay", base / "kubeconfig"), **module_engine)
+    app = create_app(settings)
     with ServerThread(app) as server:
         rig = Rig(server.url, app.state.margay.access.admin_token, base / "tokens.yaml")
+        rig.people = people
         for path, body, ctype in [("/api/v1/flows/logs/bulk", flows(), "application/x-ndjson"),
                                   ("/api/v1/dns/logs/bulk", "\n".join(SAMPLES["dns"]).encode(), "application/x-ndjson"),
                                   ("/api/v1/audit/logs/kube/bulk", "\n".join(SAMPLES["audit_kube"]).encode(),

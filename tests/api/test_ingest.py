@@ -125,6 +125,20 @@ def test_audit_webhook_eventlist(server: ServerThread, client: Client) -> None:
     assert found["items"][0]["name"] == "web-5d8c9-abcde"
 
 
+def test_audit_webhook_items_get_the_lists_kind_and_api_version(server: ServerThread, client: Client) -> None:
+    # kube-apiserver's webhook sends items without kind/apiVersion (they are the EventList's).
+    doc = orjson.loads(SAMPLE_EVENTLIST)
+    for item in doc["items"]:
+        item.pop("kind", None)
+        item.pop("apiVersion", None)
+    r = httpx.post(server.url + PATHS["audit_kube"], content=orjson.dumps(doc),
+                   headers={"content-type": "application/json", "x-cluster-id": "webhook-kinds"})
+    assert r.status_code == 200 and r.json()["succeeded"] == len(doc["items"])
+    found = client.search("audit_kube", {}, ["webhook-kinds"])
+    assert found["total_hits"] == len(doc["items"])
+    assert {(i["kind"], i["apiVersion"]) for i in found["items"]} == {("Event", "audit.k8s.io/v1")}
+
+
 def test_bird_lines_natively(server: ServerThread, client: Client) -> None:
     text = "\n".join(SAMPLES["bgp"]).encode()
     r = httpx.post(server.url + "/api/v1/bgp/logs/bulk?host=node-7", content=text,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 import yaml
 
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.rig
 
 
 @pytest.fixture(scope="module")
-def es_os(opensearch: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def es_os(opensearch: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
     base: Path = tmp_path_factory.mktemp("es-pass")
     write_tokens(base / "tokens.yaml", TOKENS)
     (base / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
@@ -31,26 +33,31 @@ def es_os(opensearch: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     admin = app.state.margay.access.admin_token
     with ServerThread(app) as server:
         for kind in ("flows", "dns"):
-            for cluster in [*CLUSTERS, "Upper-Case"]:
+            for cluster in [*CLUSTERS, "dotted.name-1"]:
                 r = httpx.post(f"{server.url}/api/v1/{kind}/logs/bulk", content="\n".join(SAMPLES[kind]).encode(),
                                headers={"authorization": f"Bearer {admin}", "x-cluster-id": cluster,
                                         "content-type": "application/x-ndjson"}, timeout=60)
                 assert r.status_code == 200, r.text
-        yield server.url, admin
+            # Not a DNS-1123 name (Calico's rule for cluster names): refused before it reaches the node.
+            r = httpx.post(f"{server.url}/api/v1/{kind}/logs/bulk", content="\n".join(SAMPLES[kind]).encode(),
+                           headers={"authorization": f"Bearer {admin}", "x-cluster-id": "Upper-Case",
+                                    "content-type": "application/x-ndjson"}, timeout=60)
+            assert r.status_code == 400 and "DNS-1123" in r.text, r.text
+        yield server.url, admin, prefix
 
 
-def test_admin_reads_every_cluster_through_the_node(es_os: tuple[str, str]) -> None:
-    url, admin = es_os
+def test_admin_reads_every_cluster_through_the_node(es_os: tuple[str, str, str]) -> None:
+    url, admin, _ = es_os
     r = httpx.post(url + "/es/tigera_secure_ee_flows.*/_search", timeout=60,
                    json={"size": 0, "aggs": {"c": {"terms": {"field": "cluster"}}}},
                    headers={"authorization": f"Bearer {admin}"})
     assert r.status_code == 200, r.text
     counts = {b["key"]: b["doc_count"] for b in r.json()["aggregations"]["c"]["buckets"]}
-    assert counts == {c: len(SAMPLES["flows"]) for c in [*CLUSTERS, "Upper-Case"]}
+    assert counts == {c: len(SAMPLES["flows"]) for c in [*CLUSTERS, "dotted.name-1"]}
 
 
-def test_pass_through_is_narrowed_by_rbac(es_os: tuple[str, str]) -> None:
-    url, _ = es_os
+def test_pass_through_is_narrowed_by_rbac(es_os: tuple[str, str, str]) -> None:
+    url, _, _ = es_os
     r = httpx.post(url + "/es/tigera_secure_ee_flows.*/_search", timeout=60,
                    json={"size": 100, "query": {"match_all": {}}},
                    headers={"authorization": f"Bearer {token_of('alice')}"})  # alice: flows of east only
@@ -59,3 +66,38 @@ def test_pass_through_is_narrowed_by_rbac(es_os: tuple[str, str]) -> None:
     nothing = httpx.post(url + "/es/tigera_secure_ee_dns.*/_search", json={}, timeout=60,
                          headers={"authorization": f"Bearer {token_of('alice')}"})
     assert nothing.status_code == 200 and nothing.json()["hits"]["hits"] == []  # as if there were none
+
+
+def test_grafana_msearch_returns_opensearchs_answer(es_os: tuple[str, str, str], opensearch: str) -> None:
+    """Grafana's Elasticsearch data source sends _msearch with query_then_fetch headers: through margay the
+    admin gets exactly what the node answers for the same requests on its own indices."""
+    url, admin, prefix = es_os
+    window = {"range": {"@timestamp": {"gte": 0, "lte": 4_102_444_800_000, "format": "epoch_millis"}}}
+    bodies = [
+        {"size": 0, "query": {"bool": {"filter": [window, {"query_string": {"analyze_wildcard": True,
+                                                                            "query": "*"}}]}},
+         "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h", "min_doc_count": 0,
+                                           "format": "epoch_millis"},
+                        "aggs": {"1": {"sum": {"field": "bytes_in"}}}}}},
+        {"size": 0, "query": {"bool": {"filter": [window]}},
+         "aggs": {"3": {"terms": {"field": "source_namespace", "size": 10, "order": {"_key": "desc"},
+                                  "min_doc_count": 1}, "aggs": {"1": {"max": {"field": "bytes_out"}}}}}},
+    ]
+
+    def msearch(base: str, index: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+        lines = b""
+        for body in bodies:
+            lines += orjson.dumps({"search_type": "query_then_fetch", "ignore_unavailable": True,
+                                   "index": [index]}) + b"\n" + orjson.dumps(body) + b"\n"
+        r = httpx.post(f"{base}/_msearch", content=lines, timeout=60,
+                       headers={**headers, "content-type": "application/x-ndjson"})
+        assert r.status_code == 200, r.text
+        return r.json()["responses"]
+
+    got = msearch(url + "/es", "tigera_secure_ee_flows.*", {"authorization": f"Bearer {admin}"})
+    want = msearch(opensearch, f"{prefix}tigera_secure_ee_flows.*", {})
+    assert [g["status"] for g in got] == [200, 200]
+    for g, w in zip(got, want, strict=True):
+        assert g["aggregations"] == w["aggregations"]
+        assert g["hits"]["total"] == w["hits"]["total"]
+    assert want[1]["aggregations"]["3"]["buckets"]  # the comparison is not vacuous

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import yaml
 
@@ -36,6 +37,14 @@ def es(tmp_path_factory: pytest.TempPathFactory, module_engine: dict[str, Any]
                               headers={"authorization": f"Bearer {admin}", "x-cluster-id": cluster,
                                        "content-type": "application/x-ndjson"})
                 assert r.status_code == 200, r.text
+        secret = orjson.loads(SAMPLES["flows"][0]) | {
+            "source_namespace": "shop", "dest_namespace": "data", "dest_name_aggr": "secret-db-*",
+            "dest_name": "secret-db-0", "dest_service_name": "secret-svc", "dest_ip": "10.99.0.1",
+            "reporter": "dst", "process_name": "secret-proc"}
+        r = http.post(f"{server.url}/api/v1/flows/logs/bulk", content=orjson.dumps(secret),
+                      headers={"authorization": f"Bearer {admin}", "x-cluster-id": "east",
+                               "content-type": "application/x-ndjson"})
+        assert r.status_code == 200, r.text
         yield http, admin
 
 
@@ -100,3 +109,31 @@ def test_each_index_of_a_multi_index_request_gets_its_own_plan(es: tuple[httpx.C
             assert "shop" in (f["source_namespace"], f["dest_namespace"])
             if f["dest_namespace"] != "shop":
                 assert f["dest_name_aggr"] == "<withheld>" and f["withheld"] == ["dest"]
+
+
+@pytest.mark.parametrize("body", [
+    {"size": 10},
+    {"size": 0, "aggs": {"f": {"filter": {"term": {"dest_name_aggr": "secret-db-*"}}}}},
+    {"size": 0, "aggs": {"f": {"filters": {"filters": {"a": {"term": {"dest_service_name": "secret-svc"}}}}}}},
+    {"size": 0, "aggs": {"t": {"terms": {"field": "dest_service_name"}}, "p": {"terms": {"field": "process_name"}}}},
+    {"size": 0, "aggs": {"h": {"top_hits": {"size": 5, "sort": [{"dest_name_aggr": "desc"}]}}}},
+    {"size": 5, "sort": [{"dest_name_aggr": "desc"}]},
+    {"size": 0, "query": {"term": {"dest_ip": "10.99.0.1"}}, "track_total_hits": True},
+], ids=["hits", "filter", "filters", "terms", "top_hits", "sort", "term-oracle"])
+def test_a_scoped_reader_learns_nothing_of_the_withheld_side(es: tuple[httpx.Client, str], body: dict) -> None:
+    """frank reads east's flows in namespace shop: the destination in `data` of a shop flow is withheld from
+    hits, counts, aggregations (filter oracles included), top_hits and sort values; the admin sees it."""
+    http, admin = es
+    r = _search(http, "frank", "tigera_secure_ee_flows.east.*", body)
+    assert r.status_code in (200, 403), r.text
+    assert "secret" not in r.text and "10.99.0.1" not in r.text
+    if r.status_code == 200 and "filter" in str(body.get("aggs")):
+        f = r.json()["aggregations"]["f"]
+        counts = [f["doc_count"]] if "doc_count" in f else [b["doc_count"] for b in f["buckets"].values()]
+        assert counts == [0]
+    if "query" in body:
+        assert r.json()["hits"]["total"]["value"] == 0
+    full = http.post("/tigera_secure_ee_flows.east.*/_search", json=body, headers={"authorization": f"Bearer {admin}"})
+    assert full.status_code == 200, full.text
+    seen = "secret" in full.text or '"doc_count":1' in full.text or full.json()["hits"]["total"]["value"] == 1
+    assert seen, f"the admin must see what frank may not (else the check is vacuous): {full.text[:300]}"

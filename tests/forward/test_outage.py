@@ -16,17 +16,17 @@ from typing import Any
 import httpx
 import pytest
 
-import margay.testing.peers.hec as hec_mod
-import margay.testing.peers.rsyslog as rsyslog_mod
-import margay.testing.peers.s3 as s3_mod
+import margay.rig.hec as hec_mod
+import margay.rig.rsyslog as rsyslog_mod
+import margay.rig.s3 as s3_mod
 from conftest import engine_args
 from margay.app import create_app
 from margay.config import Settings
+from margay.rig.hec import HecReceiver
+from margay.rig.rsyslog import RsyslogServer
+from margay.rig.s3 import S3Server
 from margay.store.duckdb import DuckDBBackend
 from margay.store.opensearch import OpenSearchBackend
-from margay.testing.peers.hec import HecReceiver
-from margay.testing.peers.rsyslog import RsyslogServer
-from margay.testing.peers.s3 import S3Server
 from margay.testing.server import ServerProcess, ServerThread
 
 from .conftest import (

@@ -137,3 +137,47 @@ def test_duckdb_is_offline() -> None:
     con = connect()
     with pytest.raises(duckdb.Error):
         con.execute("SELECT * FROM read_parquet('https://example.invalid/x.parquet')").fetchall()
+
+
+# -- hostile records: bounded, named, and no good line lost -----------------------------------------------------
+def test_duplicate_keys_and_64_bit_overflow_are_named_per_line(converter: Converter) -> None:
+    good = SAMPLES["flows"][0].encode()
+    dup = good[:-1] + b',"action":"allow"}'  # the sample already has an action
+    big = orjson.dumps(dict(orjson.loads(good), bytes_in=0)).replace(b'"bytes_in":0', b'"bytes_in":9223372036854775808')
+    conv = converter.convert(REGISTRY["flows"], b"\n".join([good, dup, good, big, good]), cluster="c", now=NOW,
+                             seq_base=0)
+    assert conv.succeeded == 3 and conv.total == 5
+    assert [(e.line, e.msg) for e in conv.errors] == [(2, "duplicate key 'action'"),
+                                                      (4, "integer 9223372036854775808 does not fit in 64 bits")]
+
+
+def test_deep_records_are_refused_naming_line_and_field(converter: Converter) -> None:
+    base = orjson.loads(SAMPLES["events"][0])
+    ok = dict(base, record={"a": {"b": [1, {"c": 2}]}})
+    deep = orjson.dumps({k: v for k, v in base.items() if k != "record"})[:-1] + \
+        b',"record":' + b'{"a":' * 65 + b"1" + b"}" * 65 + b"}"
+    just_fits = orjson.dumps({k: v for k, v in base.items() if k != "record"})[:-1] + \
+        b',"record":' + b"[" * 62 + b'"[[[[[[[[ not brackets ]]"' + b"]" * 62 + b"}"
+    body = b"\n".join([orjson.dumps(ok), deep, just_fits, b"[" * 5000 + b"]" * 5000])
+    conv = converter.convert(REGISTRY["events"], body, cluster="c", now=NOW, seq_base=0)
+    assert conv.succeeded == 2, conv.errors
+    assert [(e.line, e.field) for e in conv.errors] == [(2, "record"), (4, None)]
+    assert all("deeper than 64 levels" in e.msg for e in conv.errors)
+
+
+def test_oversized_records_are_refused_and_the_rest_kept(converter: Converter) -> None:
+    from margay.ingest.parse import MAX_DOCUMENT_BYTES
+
+    good = SAMPLES["flows"][0].encode()
+    huge = good[:-1] + b',"padding":"' + b"x" * MAX_DOCUMENT_BYTES + b'"}'
+    conv = converter.convert(REGISTRY["flows"], b"\n".join([good, huge, good]), cluster="c", now=NOW, seq_base=0)
+    assert conv.succeeded == 2 and [e.line for e in conv.errors] == [2]
+    assert "over the limit" in conv.errors[0].msg
+
+
+def test_reader_messages_carry_no_server_paths(converter: Converter, tmp_path: Path) -> None:
+    from margay.ingest.parse import _reader_message
+
+    exc = duckdb.InvalidInputException(f'Invalid Input Error: JSON transform error in file "{tmp_path}/x/in.ndjson", '
+                                       'in line 1: Object {"a":1} has duplicate key "a"')
+    assert str(tmp_path) not in _reader_message(exc) and "duplicate key" in _reader_message(exc)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from margay.testing.peers.chromium import launch_chromium
+from margay.rig.chromium import launch_chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

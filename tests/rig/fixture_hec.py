@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from margay.testing.peers.hec import HecReceiver
+from margay.rig.hec import HecReceiver
 
 
 @pytest.fixture(scope="session")

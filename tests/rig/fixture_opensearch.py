@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from margay.testing.peers.opensearch import OpenSearchNode
+from margay.rig.opensearch import OpenSearchNode
 
 
 @pytest.fixture(scope="session")

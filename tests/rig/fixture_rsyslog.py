@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from margay.testing.peers.rsyslog import RsyslogServer
+from margay.rig.rsyslog import RsyslogServer
 
 
 @pytest.fixture(scope="session")

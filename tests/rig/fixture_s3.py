@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from margay.testing.peers.s3 import S3Server
+from margay.rig.s3 import S3Server
 
 
 @pytest.fixture(scope="session")

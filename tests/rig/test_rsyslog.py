@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from margay.testing.peers.rsyslog import RsyslogServer
+from margay.rig.rsyslog import RsyslogServer
 
 pytestmark = pytest.mark.rig
 

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from margay.testing.peers.s3 import S3Server
+from margay.rig.s3 import S3Server
 
 pytestmark = pytest.mark.rig
 

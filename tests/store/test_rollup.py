@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from margay.logtypes import REGISTRY, LogType
-from margay.query.aggs import Aggregator, Scope
 from margay.query.model import Query
 from margay.query.selector import parse_selector
 from margay.store import rollup
 from margay.store.backend import Partition
 from margay.store.duckdb import DuckDBBackend
+from margay.store.duckdb.aggs import Aggregator, Scope
 from margay.testing.server import ServerProcess
 
 FLOWS, DNS = REGISTRY["flows"], REGISTRY["dns"]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from margay.logtypes.policy import readable
+from margay.web.session import sign_in_page as sign_in
 
 from .conftest import RESTRICTED, SCREENSHOTS, Site
 
@@ -21,11 +22,11 @@ def open_ui(page: Any, site: Site, frag: str, *, token: str | None = None, wait:
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.add_init_script(f"localStorage.setItem('margay.token', {json.dumps(token or site.token)});"
-                         "localStorage.setItem('margay.range', JSON.stringify({from: 'now-3h', to: 'now'}));")
+    sign_in(page, site.url, token or site.token)
+    page.add_init_script("localStorage.setItem('margay.range', JSON.stringify({from: 'now-3h', to: 'now'}));")
     page.goto(site.url + "/ui/" + frag)
     if wait:
-        page.wait_for_function(f"window.__margayRendered && window.__margayRendered[{json.dumps(wait)}]", timeout=30_000)
+        page.wait_for_function(f"() => window.__margayRendered && window.__margayRendered[{json.dumps(wait)}]", timeout=30_000)
     return errors
 
 
@@ -63,8 +64,18 @@ def test_sign_in_page(wide: Any, site: Site) -> None:
     shot(wide, "signin")
     wide.fill("#token", site.token)
     wide.click("form.signin button")
-    wide.wait_for_function("window.__margayRendered && window.__margayRendered.overview", timeout=30_000)
-    assert wide.evaluate("localStorage.getItem('margay.token')") == site.token
+    wide.wait_for_function("() => window.__margayRendered && window.__margayRendered.overview", timeout=30_000)
+    # The token is nowhere a page script can read it: not in storage, not in document.cookie.
+    assert site.token not in wide.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert site.token not in wide.evaluate("document.cookie")
+    cookies = {c["name"]: c for c in wide.context.cookies()}
+    assert cookies["margay_session"]["httpOnly"] and cookies["margay_session"]["sameSite"] == "Strict"
+    assert site.token not in cookies["margay_session"]["value"]
+    # Signing out ends the session on the server: the old cookie no longer reads anything.
+    wide.click("#signout")
+    wide.wait_for_selector("form.signin")
+    r = httpx.get(site.url + "/api/v1/whoami", cookies={"margay_session": cookies["margay_session"]["value"]})
+    assert r.status_code == 401
     assert not errors
 
 
@@ -96,7 +107,7 @@ def test_query_narrows_the_table_and_the_histogram(wide: Any, site: Site) -> Non
     wide.evaluate("window.__margayRendered = {}")
     wide.fill("#query", 'action = "deny" AND source_namespace = "shop"')
     wide.click("#search")
-    wide.wait_for_function("window.__margayRendered.explore", timeout=30_000)
+    wide.wait_for_function("() => window.__margayRendered.explore", timeout=30_000)
     wide.wait_for_selector("#results")
     total = int(wide.get_attribute("#hits", "data-total"))
     histo = int(wide.get_attribute("#histogram", "data-total"))
@@ -194,10 +205,10 @@ def test_dismissed_event_disappears(wide: Any, site: Site) -> None:
     first = rows.first.get_attribute("data-id")
     wide.evaluate("window.__margayRendered = {}")
     rows.first.locator("button.dismiss").click()
-    wide.wait_for_function(f"!document.querySelector('#events tr[data-id=\"{first}\"]')", timeout=15_000)
+    wide.wait_for_function(f"() => !document.querySelector('#events tr[data-id=\"{first}\"]')", timeout=15_000)
     assert wide.locator("#events tbody tr").count() == before - 1
     wide.reload()
-    wide.wait_for_function("window.__margayRendered && window.__margayRendered.events")
+    wide.wait_for_function("() => window.__margayRendered && window.__margayRendered.events")
     assert wide.locator(f"#events tr[data-id=\"{first}\"]").count() == 0
 
 
@@ -220,7 +231,7 @@ def test_restricted_user_sees_only_their_cluster(wide: Any, site: Site) -> None:
 
 def test_policy_traces_read_like_the_python_rule(wide: Any, site: Site) -> None:
     open_ui(wide, site, "#/overview")
-    wide.wait_for_function("document.body.dataset.rendered !== undefined || true")
+    wide.wait_for_function("() => document.body.dataset.rendered !== undefined || true")
     samples = ["0|security|security.block-egress|deny|2", "1|default|shop/default.allow-web|allow|0",
                "0|security|payments/staged:security.restrict-egress|deny|-1", "0|security|data/security.staged:db-lockdown|pass|0",
                "2|default|data/staged:knp.default.db-open|allow|0", "3|__PROFILE__|__PROFILE__.kns.shop|allow|0",

@@ -4,9 +4,8 @@ from .authorizer import GROUP, Authorizer, KubeAuthorizer, LocalAuthorizer
 from .guard import FULL, NONE, Access, Grant, ReadPlan, is_loopback
 from .identity import NO_AUTH, Identity, person, writer
 from .indices import expand_pattern
-from .scope import WITHHELD, scope_filter
 from .tokens import TokenFile, hashed
 
 __all__ = ["GROUP", "Authorizer", "KubeAuthorizer", "LocalAuthorizer", "FULL", "NONE", "Access", "Grant",
-           "ReadPlan", "is_loopback", "NO_AUTH", "Identity", "person", "writer", "expand_pattern", "WITHHELD",
-           "scope_filter", "TokenFile", "hashed"]
+           "ReadPlan", "is_loopback", "NO_AUTH", "Identity", "person", "writer", "expand_pattern",
+           "TokenFile", "hashed"]

@@ -6,6 +6,7 @@ resourceName = the log type's RBAC name, verb `get`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from .cache import TTLCache
@@ -74,12 +75,13 @@ class LocalAuthorizer:
 class KubeAuthorizer:
     """SubjectAccessReview against the API server (KubeClient caches the answers).
 
-    Namespace-scoped reads are not offered here: finding the namespaces would take one review per
-    namespace of the cluster. Only cluster-wide grants (ClusterRoleBindings) count.
+    Namespace-scoped grants: with `namespaces` (the names of the API server's namespaces, where RoleBindings
+    live) a caller without a cluster-wide grant is asked about in each namespace, one cached review each.
     """
 
-    def __init__(self, kube: KubeClient) -> None:
+    def __init__(self, kube: KubeClient, namespaces: Callable[[], Iterable[str]] | None = None) -> None:
         self.kube = kube
+        self._namespaces = namespaces
 
     def allowed(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get",
                 namespace: str = "") -> bool:
@@ -88,4 +90,7 @@ class KubeAuthorizer:
         return self.kube.access(user, verb, GROUP, cluster, rbac_name, namespace)
 
     def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
-        return frozenset()
+        if user.is_writer or self._namespaces is None:
+            return frozenset()
+        return frozenset(ns for ns in self._namespaces()
+                         if self.kube.access(user, verb, GROUP, cluster, rbac_name, ns))

@@ -16,12 +16,12 @@ from .identity import NO_AUTH, Identity
 from .indices import Pair, expand_pattern
 from .kube import KubeClient, from_kubeconfig, in_cluster
 from .rbac import PolicySource
-from .scope import scopable
 from .tokens import TokenFile, admin_entry, admin_token
 
 log = logging.getLogger("margay.access")
 
 MODES = ("auto", "none", "tokens", "kube")
+OPERATOR = "operator"  # the lma.tigera.io resource that guards operator endpoints
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class Access:
         self.authorizer: Authorizer = authorizer or AllowAll()
         self.admin_token: str | None = None
         self.admin_token_new = False
+        self.watcher: Any = None  # kube mode: the Namespace watcher behind namespace-scoped grants
 
     @property
     def enabled(self) -> bool:
@@ -99,19 +100,30 @@ class Access:
             raise ConfigError("authentication by tokens needs --tokens FILE (or an admin token)")
         source = PolicySource(settings.rbac) if settings.rbac else None
         kube = None
+        watcher = None
         authorizer: Authorizer
         if mode == "kube":
+            from ..kube.watch import ResourceWatcher
+
             conn = from_kubeconfig(settings.kubeconfig) if settings.kubeconfig else in_cluster()
             kube = KubeClient(conn)
-            authorizer = KubeAuthorizer(kube)
+            # Namespace-scoped grants: the namespaces of margay's own cluster (where RoleBindings live), each
+            # asked with a namespaced SubjectAccessReview. Needs list/watch on namespaces; without, none.
+            watcher = ResourceWatcher(conn, ("Namespace",), retry_interval=30.0).start()
+            watcher.wait_synced(5.0)
+            authorizer = KubeAuthorizer(kube, namespaces=lambda: [
+                str(o["metadata"]["name"]) for o in watcher.objects("Namespace")])
         else:
             authorizer = LocalAuthorizer(source)
         access = cls(mode, tokens=tokens, kube=kube, authorizer=authorizer)
+        access.watcher = watcher
         if admin:
             access.admin_token, access.admin_token_new = admin
         return access
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.kube is not None:
             self.kube.close()
 
@@ -141,13 +153,22 @@ class Access:
             return FULL
         if any(self.authorizer.allowed(who, cluster, name) for name in lt.rbac):
             return FULL
-        if scopable(lt):
+        if lt.scopable:
             ns: frozenset[str] = frozenset()
             for name in lt.rbac:
                 ns |= self.authorizer.namespaces(who, cluster, name)
             if ns:
                 return Grant(False, ns)
         return NONE
+
+    def may_operate(self, who: Identity) -> bool:
+        """Operator endpoints (/-/metrics: every cluster's names and counts): the administrator, or `get` on
+        lma.tigera.io resource `operator`, resourceName `metrics` (a ClusterRole rule like any other)."""
+        if who.is_writer:
+            return False
+        if not self.enabled or (who.is_admin and self.mode != "kube"):
+            return True
+        return self.authorizer.allowed(who, OPERATOR, "metrics")
 
     def plan_read(self, who: Identity, types: list[LogType], clusters: list[str]) -> ReadPlan:
         """Narrow a read to what `who` may see; Forbidden (403) when that is nothing.

@@ -162,11 +162,18 @@ class KubeClient:
         return who
 
     def access(self, who: Identity, verb: str, group: str, resource: str, name: str, namespace: str = "") -> bool:
-        """SubjectAccessReview (authorization.k8s.io/v1) for one resource request."""
+        """SubjectAccessReview (authorization.k8s.io/v1) for one resource request (cached)."""
         key = (who, verb, group, resource, name, namespace)
         hit = self.decisions.get(key)
         if hit is not None:
             return hit
+        allowed, _ = self.review_access(who, verb, group, resource, name, namespace)
+        self.decisions.put(key, allowed)
+        return allowed
+
+    def review_access(self, who: Identity, verb: str, group: str, resource: str, name: str,
+                      namespace: str = "") -> tuple[bool, str]:
+        """One uncached SubjectAccessReview: (allowed, the API server's reason or evaluation error)."""
         attrs = {"group": group, "resource": resource, "name": name, "verb": verb}
         if namespace:
             attrs["namespace"] = namespace
@@ -177,6 +184,5 @@ class KubeClient:
             spec["extra"] = {k: list(v) for k, v in who.extra}
         doc = self._post("/apis/authorization.k8s.io/v1/subjectaccessreviews",
                          {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec})
-        allowed = (doc.get("status") or {}).get("allowed") is True
-        self.decisions.put(key, allowed)
-        return allowed
+        status = doc.get("status") or {}
+        return status.get("allowed") is True, str(status.get("reason") or status.get("evaluationError") or "")

@@ -17,9 +17,10 @@ UI_PREFIX = "/ui/"
 
 
 class AuthMiddleware:
-    def __init__(self, app: Any, access: Access) -> None:
+    def __init__(self, app: Any, access: Access, sessions: Any = None) -> None:
         self.app = app
         self.access = access
+        self.sessions = sessions  # the UI's cookie sessions (web/session.py): a token when no header is sent
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -36,6 +37,12 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
+            if header is None and self.sessions is not None:
+                from ..web.session import CSRF_HEADER, scope_cookies
+
+                csrf = next((v.decode("latin-1") for k, v in scope.get("headers") or []
+                             if k == CSRF_HEADER.encode()), None)
+                header = self.sessions.authorization(scope.get("method", "GET"), scope_cookies(scope), csrf)
             if scope.get("path") in OPEN_PATHS and header is None:
                 who = None
             elif self.access.kube is not None:
@@ -57,5 +64,7 @@ async def _reject(send: Any, exc: MargayError) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if exc.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="margay"'))
+    elif exc.status == 503:  # the API server behind TokenReview is unreachable: worth retrying
+        headers.append((b"retry-after", b"2"))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from ..names import CLUSTER_RULE, is_cluster_name
 from .identity import ADMIN_NAME, MASTERS, Identity, person, writer
 
 log = logging.getLogger("margay.access")
@@ -64,8 +65,8 @@ def parse_tokens(text: str, source: str = "tokens file") -> list[tuple[bytes, Id
         if has_user == has_cluster:
             raise ConfigError(f"{where}: give exactly one of `user` (a person) or `cluster` (a writer)")
         if has_cluster:
-            if not isinstance(entry["cluster"], str) or not entry["cluster"]:
-                raise ConfigError(f"{where}: `cluster` must be a non-empty string")
+            if not is_cluster_name(entry["cluster"]):
+                raise ConfigError(f"{where}: `cluster`: {CLUSTER_RULE}")
             out.append((d, writer(entry["cluster"])))
             continue
         groups = entry.get("groups") or []

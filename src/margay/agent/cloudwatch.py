@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .host import AgentHost, batch_key
 from .settings import AgentSettings
-
-if TYPE_CHECKING:
-    from .runner import Agent
 
 log = logging.getLogger("margay.agent")
 SOURCE = "cloudwatch"
 
 
 class CloudWatchSource:
-    def __init__(self, agent: Agent, settings: AgentSettings) -> None:
+    def __init__(self, agent: AgentHost, settings: AgentSettings) -> None:
         self.agent = agent
         self.group = str(settings.cloudwatch_group)
         self.prefix = settings.cloudwatch_stream_prefix
@@ -90,7 +88,6 @@ class CloudWatchSource:
             tokens[stream] = after
         if body:
             digest = hashlib.sha256(body).hexdigest()
-            from .runner import batch_key
 
             key = batch_key(self.agent.instance, SOURCE, self.group, stream, before or "head", digest)
             if not self.agent.enqueue(SOURCE, "audit_kube", body, len(lines), key, {"streams": tokens},

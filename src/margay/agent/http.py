@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import uvicorn
@@ -22,20 +22,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..testing.server import bind, url_of
-
-if TYPE_CHECKING:
-    from .runner import Agent
+from ..serving import bind, url_of
+from .host import AgentHost
 
 log = logging.getLogger("margay.agent")
 MAX_WEBHOOK_BYTES = 64 * 1024 * 1024
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": "webhook_error", "message": message}}, status_code=status)
+    # Retry-After on 503: without it kube-apiserver's webhook client (client-go) does not retry a 503.
+    return JSONResponse({"error": {"type": "webhook_error", "message": message}}, status_code=status,
+                        headers={"retry-after": "2"} if status == 503 else None)
 
 
-def create_app(agent: Agent) -> Starlette:
+def create_app(agent: AgentHost) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -83,7 +83,7 @@ def create_app(agent: Agent) -> Starlette:
 class AgentHTTP:
     """uvicorn serving the agent's app in a background thread."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: AgentHost) -> None:
         host, _, port = agent.settings.listen.rpartition(":")
         self.sock = bind(host.strip("[]") or "127.0.0.1", int(port or 0))
         self.url = url_of(self.sock)

@@ -13,7 +13,6 @@ meanwhile. Both show in /-/status and the metrics, and end by themselves when th
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import signal
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 from ..metrics import Registry
 from .aggregation import Aggregation
 from .checkpoint import Checkpoints
+from .host import batch_key
 from .settings import AgentSettings
 from .shipper import Shipper
 from .spool import MERGEABLE, Batch, Spool
@@ -49,11 +49,6 @@ class SourceState:
     held: list[Any] = field(default_factory=list)  # chunks read but not spooled yet (backpressure)
     paused: str | None = None  # why reading is paused: spool_full or disk_full
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def batch_key(instance: str, source: str, *parts: object) -> str:
-    text = "\x1f".join([instance, source, *map(str, parts)])
-    return hashlib.sha256(text.encode()).hexdigest()[:48]
 
 
 def ensure_host(body: bytes, node: str) -> bytes:

@@ -26,6 +26,7 @@ from typing import Any
 from ..config import load_documents
 from ..errors import ConfigError, ParseError
 from ..logtypes import LogType
+from ..names import CLUSTER_RULE, is_cluster_name
 from .dns import DNSLevels, aggregate_dns
 from .flows import FlowLevels, aggregate_flows
 
@@ -73,6 +74,8 @@ class IngestAggregation:
             where = f"{KIND} spec.clusters[{i}]"
             if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"]:
                 raise ConfigError(f"{where}.name: a cluster name (or \"*\") is required")
+            if e["name"] != "*" and not is_cluster_name(e["name"]):
+                raise ConfigError(f"{where}.name: {CLUSTER_RULE}")
             _unknown(e, {"name", "flushInterval", "flows", "dns"}, where)
             interval = _int(e.get("flushInterval", 300), f"{where}.flushInterval", 1)
             out[e["name"]] = ClusterAggregation(_flows(e.get("flows"), interval, where),
@@ -117,7 +120,7 @@ def aggregate_batch(policy: IngestAggregation, lt: LogType, cluster: str, body: 
     """(body to store, records in, records out). The body is unchanged when the cluster is not configured
     or when any record is invalid: then ingest stores as sent and names the bad lines as usual."""
     entry = policy.for_cluster(cluster)
-    levels = None if entry is None else entry.flows if lt.name == "flows" else entry.dns if lt.name == "dns" else None
+    levels = None if entry is None or lt.aggregation is None else getattr(entry, lt.aggregation)
     if levels is None:
         return body, 0, 0
     try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import re
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,10 +15,11 @@ from starlette.responses import Response
 from zlib_ng import zlib_ng  # zlib's API on zlib-ng: bodies inflate about 3x faster than with zlib
 
 from ..errors import MargayError, ParseError, PayloadTooLarge, QueryError
+from ..names import valid_cluster as valid_cluster  # the rule lives in names.py; re-exported for callers here
 
 DEFAULT_CLUSTER = "cluster"
 MULTI_CLUSTER = "_MULTI_"
-_CLUSTER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
+MAX_BODY_DEPTH = 48  # JSON levels of a query body: ES queries and aggregations from real clients use ~15
 
 
 class JSONResponse(Response):
@@ -26,19 +29,18 @@ class JSONResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
+# Answers that mean "not now" (busy, store unavailable, disk below its floor) carry Retry-After: HTTP clients
+# that honour it retry, and so does kube-apiserver's audit webhook (client-go retries a 429/5xx that has it).
+RETRY_LATER = {429: "2", 503: "2", 507: "5"}
+
+
 def error_response(exc: MargayError) -> JSONResponse:
-    return JSONResponse(exc.envelope(), status_code=exc.status)
-
-
-def valid_cluster(name: str) -> str:
-    """Linseed's rule (no '*' or ',', not empty, no leading '-') plus index-name safety."""
-    if not name or "*" in name or "," in name or name.startswith("-") or not _CLUSTER.match(name):
-        raise QueryError(f"invalid cluster name {name!r}: use letters, digits, '.', '_' or '-', "
-                         "not starting with '-' (and no '*' or ',')")
-    return name
+    retry = RETRY_LATER.get(exc.status)
+    return JSONResponse(exc.envelope(), status_code=exc.status, headers={"retry-after": retry} if retry else None)
 
 
 def header_cluster(request: Request) -> str:
+    """x-cluster-id as sent (default `cluster`); callers check it with valid_cluster unless it is _MULTI_."""
     return request.headers.get("x-cluster-id", "").strip() or DEFAULT_CLUSTER
 
 
@@ -82,6 +84,7 @@ async def json_body(request: Request, limit: int = 10 * 1024 * 1024) -> dict[str
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype not in ("application/json", "text/plain", ""):
         raise ParseError(f"expected Content-Type application/json, got {ctype!r}", status=415)
+    check_depth(body)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -91,5 +94,40 @@ async def json_body(request: Request, limit: int = 10 * 1024 * 1024) -> dict[str
     return doc
 
 
+def check_depth(body: bytes, what: str = "request body") -> None:
+    """A 400 for JSON nesting deeper than any real query needs (its handling would recurse that deep)."""
+    from ..ingest.parse import nests_deeper
+
+    if nests_deeper(body, MAX_BODY_DEPTH):
+        raise ParseError(f"{what} nests deeper than {MAX_BODY_DEPTH} levels of objects and arrays")
+
+
 def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=5)
+
+
+_QUERY_PACKAGE = str(Path(__file__).resolve().parent.parent / "query") + os.sep
+SHAPE_ERRORS = (TypeError, ValueError, ArithmeticError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def shape_error(exc: BaseException) -> QueryError | None:
+    """A QueryError (400) for an exception raised while query/ interpreted a request of the wrong shape.
+
+    The query compilers and aggregators read untrusted JSON; a value of the wrong type deep inside it
+    (`{"ids": {"values": true}}`) surfaces as a TypeError there. Only exceptions raised in query/ are
+    converted, and each is logged with its traceback so that the missing check gets written.
+    """
+    if not isinstance(exc, SHAPE_ERRORS):
+        return None
+    tb = exc.__traceback__
+    in_query = False
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_QUERY_PACKAGE):
+            in_query = True
+        tb = tb.tb_next
+    if not in_query:
+        return None
+    logging.getLogger("margay.query").warning("request of the wrong shape reached the query compiler",
+                                              exc_info=exc)
+    what = "nests too deep" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+    return QueryError(f"malformed query or aggregation: {what}")

@@ -19,17 +19,20 @@ from starlette.routing import Route
 
 from ..errors import Forbidden, MargayError, ParseError, QueryError
 from ..logtypes import REGISTRY
-from ..query.es.request import EsPlan, Target, named, query_params_into, resolve
+from ..names import CLUSTER_RULE, is_cluster_name
+from ..query.es.request import Target, named, query_params_into, resolve
 from ..query.restriction import Restriction
-from ..store.backend import EsAnswer
+from ..store.backend import EsAnswer, EsPlan
 from ..store.mapping import mapping_for
-from .common import read_body
+from .common import SHAPE_ERRORS, check_depth, read_body, shape_error
 
 # Elasticsearch 7.10.2's identity (what OpenSearch reports in compatibility mode): the tagline and build
 # flavor are those elasticsearch-py 7.x checks before it talks to a server.
 VERSION = {"number": "7.10.2", "build_flavor": "default", "build_type": "margay", "build_hash": "margay",
            "build_date": "2024-01-01T00:00:00Z", "build_snapshot": False, "lucene_version": "8.7.0",
            "minimum_wire_compatibility_version": "6.8.0", "minimum_index_compatibility_version": "6.0.0-beta1"}
+QUERY_BODY_LIMIT = 10 * 1024 * 1024  # a search, count or msearch body (_bulk has max_body_bytes)
+
 # Request parts that read stored values beside the hits' _source: not for namespace-scoped readers, whose
 # withheld values they would show.
 _RAW_VALUES = frozenset({"script", "scripts", "script_fields", "docvalue_fields", "fields", "highlight",
@@ -57,6 +60,11 @@ def _handler(fn: Any) -> Any:
             return await fn(request)
         except MargayError as exc:
             return es_error(exc)
+        except SHAPE_ERRORS as exc:
+            shaped = shape_error(exc)
+            if shaped is None:
+                raise
+            return es_error(shaped)
     endpoint.__name__ = fn.__name__
     return endpoint
 
@@ -113,11 +121,11 @@ def run_search(m: Any, request: Request, pattern: str, body: dict[str, Any]) -> 
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    m = request.app.state.margay
-    raw = await read_body(request, m.settings.max_body_bytes)
+    raw = await read_body(request, QUERY_BODY_LIMIT)
     if not raw.strip():
         body: Any = {}
     else:
+        check_depth(raw)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -126,6 +134,7 @@ async def _json(request: Request) -> dict[str, Any]:
         raise ParseError("request body must be a JSON object")
     src = request.query_params.get("source")
     if src and not body:
+        check_depth(src.encode(), "URL parameter [source]")
         try:
             body = orjson.loads(src)
         except orjson.JSONDecodeError as exc:
@@ -210,7 +219,7 @@ async def count(request: Request) -> Response:
 @_handler
 async def msearch(request: Request) -> Response:
     m = request.app.state.margay
-    raw = await read_body(request, m.settings.max_body_bytes)
+    raw = await read_body(request, QUERY_BODY_LIMIT)
     lines = [ln for ln in raw.split(b"\n") if ln.strip()]
     if len(lines) % 2:
         raise ParseError("_msearch: expected header and body lines in pairs")
@@ -218,13 +227,16 @@ async def msearch(request: Request) -> Response:
     responses = []
     for i in range(0, len(lines), 2):
         try:
+            check_depth(lines[i + 1], f"line {i + 2}")
             header = orjson.loads(lines[i])
             body = orjson.loads(lines[i + 1])
-            index = header.get("index", default) or "_all"
-            if isinstance(index, list):
-                index = ",".join(index)
             if not isinstance(header, dict) or not isinstance(body, dict):
                 raise ParseError(f"line {i + 1}: expected a header object and a body object")
+            index = header.get("index", default) or "_all"
+            if isinstance(index, list) and all(isinstance(x, str) for x in index):
+                index = ",".join(index)
+            if not isinstance(index, str):
+                raise ParseError(f"line {i + 1}: [index] must be a string or a list of strings")
             body = query_params_into(body, request.query_params)
             answer = await asyncio.to_thread(run_search, m, request, index, body)
             responses.append({**answer.body, "status": answer.status})
@@ -232,6 +244,11 @@ async def msearch(request: Request) -> Response:
             responses.append(orjson.loads(es_error(exc).body))
         except orjson.JSONDecodeError as exc:
             responses.append(orjson.loads(es_error(ParseError(f"line {i + 1}: {exc}")).body))
+        except SHAPE_ERRORS as exc:
+            shaped = shape_error(exc)
+            if shaped is None:
+                raise
+            responses.append(orjson.loads(es_error(shaped).body))
     return ESResponse({"took": 1, "responses": responses})
 
 
@@ -254,6 +271,10 @@ async def bulk(request: Request) -> Response:
         if not isinstance(action, dict) or len(action) != 1:
             raise ParseError(f"_bulk: line {i + 1}: expected one action (index or create)")
         (op, meta), = action.items()
+        if not isinstance(meta, dict):
+            raise ParseError(f"_bulk: line {i + 1}: the {str(op)[:40]!r} action takes an object of metadata "
+                             "({\"_index\": ...}), got " + type(meta).__name__,
+                             details={"line": i + 1, "field": str(op)[:40]})
         if op in ("delete", "update"):
             items.append({op: {"_index": meta.get("_index", default), "_id": meta.get("_id"), "status": 400,
                                "error": {"type": "illegal_argument_exception",
@@ -305,17 +326,26 @@ async def bulk(request: Request) -> Response:
 
 
 def _index_target(index: Any) -> tuple[str, str] | str:
+    """(log type, cluster) of a write index `<prefix>.<cluster>[.<yyyymmdd>]`, or why it is refused.
+
+    Calico's write alias `<prefix>.<cluster>.` (trailing dot) names the same cluster; its ILM backing indices
+    (`<prefix>.<cluster>.fluentd-<yyyymmdd>-000001`) keep parsing as before. Whatever is left must be a valid
+    cluster name (names.py): nothing else reaches the store.
+    """
     if not isinstance(index, str) or not index:
         return "_bulk: every action needs an _index (or an index in the URL)"
     for lt in REGISTRY.values():
         if index.startswith(lt.index_prefix + "."):
             rest = index[len(lt.index_prefix) + 1:]
+            if rest.endswith(".") and not rest.endswith(".."):
+                rest = rest[:-1]  # the write alias
             parts = rest.rsplit(".", 1)
             cluster = parts[0] if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) == 8 else rest
-            if not cluster or "*" in cluster or "," in cluster:
-                return f"invalid index name [{index}]"
+            if not is_cluster_name(cluster):
+                return f"invalid index name [{index[:300]}]: {CLUSTER_RULE}"
             return lt.name, cluster
-    return f"index [{index}] is not a margay log index: write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]"
+    return (f"index [{index[:300]}] is not a margay log index: "
+            "write to tigera_secure_ee_<type>.<cluster>[.<yyyymmdd>]")
 
 
 @_handler

@@ -11,16 +11,17 @@ from starlette.routing import Route
 
 from ..errors import QueryError
 from ..logtypes import REGISTRY
-from .common import JSONResponse
+from .common import JSONResponse, read_body
 from .logs import _timed, build_query
 
 MAX_IDS = 1000
+MAX_DISMISS_BODY = 1024 * 1024  # 1,000 ids of up to ~1 kB each, with room to spare
 
 
 async def bulk_dismiss(request: Request) -> JSONResponse:
     """PUT /api/v1/events/bulk: dismiss events by id; body `{"ids": [...]}` or NDJSON/array of `{id}`."""
     m = request.app.state.margay
-    raw = await request.body()
+    raw = await read_body(request, MAX_DISMISS_BODY)
     ids = _ids(raw)
     if not ids:
         raise QueryError("give the ids to dismiss: {\"ids\": [\"...\"]} or NDJSON lines of {\"id\": \"...\"}")
@@ -53,15 +54,25 @@ def _ids(raw: bytes) -> list[str]:
         except orjson.JSONDecodeError as exc:
             raise QueryError(f"body is neither JSON nor NDJSON: {exc}") from None
     out: list[str] = []
-    for doc in docs:
-        if isinstance(doc, dict) and isinstance(doc.get("ids"), list):
-            out += [str(i) for i in doc["ids"]]
-        elif isinstance(doc, dict) and doc.get("id") is not None:
-            out.append(str(doc["id"]))
+
+    def one(x: Any, where: str) -> None:
+        if isinstance(x, dict):
+            x = x.get("id")
+        if not isinstance(x, str | int) or isinstance(x, bool) or not str(x):
+            raise QueryError(f"{where}: expected an event id (a string), or an object with one: {{\"id\": \"...\"}}")
+        out.append(str(x))
+
+    for n, doc in enumerate(docs, start=1):
+        if isinstance(doc, dict) and "ids" in doc:
+            if not isinstance(doc["ids"], list):
+                raise QueryError("ids: expected a list of event ids")
+            for i, x in enumerate(doc["ids"]):
+                one(x, f"ids[{i}]")
         elif isinstance(doc, list):
-            out += [str(x["id"]) if isinstance(x, dict) else str(x) for x in doc]
-        elif isinstance(doc, str):
-            out.append(doc)
+            for i, x in enumerate(doc):
+                one(x, f"[{i}]")
+        else:
+            one(doc, f"line {n}")
     return list(dict.fromkeys(out))
 
 

@@ -14,7 +14,8 @@ from ..errors import ParseError
 from ..ingest.native import bird_to_ndjson, eventlist_to_ndjson
 from ..ingest.parse import Converted
 from ..logtypes import REGISTRY, LogType
-from .common import JSONResponse, header_cluster, read_body, valid_cluster
+from ..names import valid_cluster
+from .common import JSONResponse, header_cluster, read_body
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
 MAX_REPORTED_ERRORS = 1000
@@ -27,18 +28,19 @@ def _content_type(request: Request) -> str:
 async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     m = request.app.state.margay
     started = time.perf_counter()
-    cluster = valid_cluster(m.write_cluster(request, header_cluster(request)))
+    cluster = valid_cluster(m.write_cluster(request, valid_cluster(header_cluster(request), where="x-cluster-id")),
+                            where="the token's cluster")
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise ParseError("Idempotency-Key: at most 200 characters")
     ctype = _content_type(request)
-    native_bird = lt.name == "bgp" and ctype == "text/plain"
-    native_eventlist = lt.name in ("audit_kube", "audit_ee") and ctype == "application/json"
+    native_bird = "bird" in lt.native_formats and ctype == "text/plain"
+    native_eventlist = "eventlist" in lt.native_formats and ctype == "application/json"
     if ctype not in NDJSON_TYPES and not native_bird and not native_eventlist:
         allowed = "application/x-ndjson"
-        if lt.name == "bgp":
+        if "bird" in lt.native_formats:
             allowed += " (or text/plain BIRD log lines)"
-        if lt.name.startswith("audit"):
+        if "eventlist" in lt.native_formats:
             allowed += " (or application/json EventList)"
         raise ParseError(f"Content-Type {ctype or 'missing'!r} is not accepted here: send {allowed}", status=415)
     m.guard_disk()

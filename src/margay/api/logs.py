@@ -12,8 +12,9 @@ from starlette.routing import Route
 
 from ..errors import QueryError
 from ..logtypes import REGISTRY, LogType, get
+from ..names import valid_cluster
 from ..query.model import Query, page_size, sort_keys, time_range
-from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body, valid_cluster
+from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body
 
 MAX_HINTS = 1000
 
@@ -39,8 +40,8 @@ def requested_clusters(request: Request, body: dict[str, Any], lt: LogType) -> l
         clusters = body.get("clusters")
         if not isinstance(clusters, list) or not clusters or not all(isinstance(c, str) for c in clusters):
             raise QueryError("x-cluster-id _MULTI_ needs \"clusters\": [names] or \"all_clusters\": true in the body")
-        return [valid_cluster(c) for c in clusters]
-    return [valid_cluster(header)]
+        return [valid_cluster(c, where=f"clusters[{i}]") for i, c in enumerate(clusters)]
+    return [valid_cluster(header, where="x-cluster-id")]
 
 
 def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: list[LogType] | None = None,
@@ -159,8 +160,12 @@ async def list_indices(request: Request) -> JSONResponse:
 
 def routes() -> list[Route]:
     out: list[Route] = [Route("/api/v1/indices", list_indices, methods=["GET"])]
-    paths = {"flows": "/flows/logs", "dns": "/dns/logs", "audit": "/audit/logs", "bgp": "/bgp/logs",
-             "events": "/events", "l7": "/l7/logs"}
+    # One search and one aggregation route per query path of the registry; types that share a path (the two
+    # audit types) are read together under their common name, `type` in the body choosing.
+    paths: dict[str, str] = {}
+    for lt in REGISTRY.values():
+        sharing = [t for t in REGISTRY.values() if t.query_path == lt.query_path]
+        paths.setdefault(lt.name if len(sharing) == 1 else lt.name.split("_")[0], lt.query_path)
     for name, path in paths.items():
         async def search(request: Request, name: str = name) -> JSONResponse:
             return await search_logs(request, name)

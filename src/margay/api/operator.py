@@ -7,6 +7,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from .. import __version__
+from ..errors import Forbidden
 from .common import JSONResponse
 
 
@@ -18,6 +19,11 @@ async def health(request: Request) -> JSONResponse:
 
 async def metrics(request: Request) -> PlainTextResponse:
     m = request.app.state.margay
+    who = m.caller(request)
+    if not m.access.may_operate(who):
+        raise Forbidden(f"{who.describe()} may not read the server's metrics (they name every cluster): needs verb get "
+                        "on lma.tigera.io resource operator, resourceName metrics",
+                        details={"apiGroup": "lma.tigera.io", "resource": "operator", "name": "metrics"})
     return PlainTextResponse(m.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

@@ -6,6 +6,7 @@
 - memory: peak RSS of the servers.
 - mixed: sustained ingest at half the measured maximum with 10 query clients; errors, p95, RSS over time.
 - aggregate, agent, forward, ui: the side paths' own measurements.
+- hostile: a batch built for the per-line slow path against a good one of the same size (bench/hostile.py).
 """
 
 from __future__ import annotations
@@ -337,5 +338,11 @@ def forward(bench: Bench) -> dict[str, Any]:
     return out
 
 
+def hostile(bench: Bench) -> dict[str, Any]:
+    from .hostile import hostile as run
+
+    return run(bench)
+
+
 SCENARIOS = {"ingest": ingest, "query": query, "scale": scale, "mixed": mixed, "aggregate": aggregate,
-             "agent": agent, "forward": forward}
+             "agent": agent, "forward": forward, "hostile": hostile}

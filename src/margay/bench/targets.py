@@ -21,9 +21,9 @@ import orjson
 
 from ..logtypes import REGISTRY
 from ..retention.policy import SETTINGS
+from ..rig.children import ServerProcess
+from ..rig.opensearch import OpenSearchNode
 from ..store.mapping import template_for
-from ..testing.peers.opensearch import OpenSearchNode
-from ..testing.server import ServerProcess
 from .data import END, Batch
 from .harness import cpu_seconds, rss_mib
 

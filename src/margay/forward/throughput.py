@@ -37,10 +37,10 @@ def _load(backend: Any, records: int) -> int:
 def bench(records: int = 50_000, work_dir: Path | None = None, stores: tuple[str, ...] = ("s3", "syslog", "splunk"),
           batch_size: int = 5000, timeout: float = 300.0) -> dict[str, Any]:
     """Store `records` simulated flows, then time each store delivering all of them from an empty cursor."""
+    from ..rig.hec import HecReceiver
+    from ..rig.rsyslog import RsyslogServer
+    from ..rig.s3 import S3Server
     from ..store.duckdb import DuckDBBackend
-    from ..testing.peers.hec import HecReceiver
-    from ..testing.peers.rsyslog import RsyslogServer
-    from ..testing.peers.s3 import S3Server
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp, ExitStack() as stack:

@@ -48,7 +48,7 @@ def load_files(lt: LogType, files: list[Path], *, cluster: str, server: str | No
                                  TimeRemainingColumn(), console=console, transient=False) as progress:
         for path in files:
             task = progress.add_task(f"{lt.name} ← {path.name}", total=path.stat().st_size)
-            native_bird = lt.name == "bgp" and not path.read_bytes()[:1] == b"{"
+            native_bird = "bird" in lt.native_formats and not path.read_bytes()[:1] == b"{"
             params = None
             ctype = "application/x-ndjson"
             if native_bird:

@@ -56,4 +56,9 @@ def eventlist_to_ndjson(body: bytes) -> bytes | None:
     items = doc.get("items")
     if not isinstance(items, list):
         raise ParseError("EventList: 'items' must be a list of audit events")
-    return b"\n".join(orjson.dumps(item) for item in items)
+    # kube-apiserver's audit webhook leaves kind and apiVersion off each item (they are the list's); the same
+    # events in its audit log carry them, so fill them in for both paths to store the same record.
+    api = doc.get("apiVersion") if isinstance(doc.get("apiVersion"), str) else "audit.k8s.io/v1"
+    return b"\n".join(orjson.dumps({"kind": "Event", "apiVersion": api, **item} if isinstance(item, dict)
+                                    and ("kind" not in item or "apiVersion" not in item) else item)
+                       for item in items)

@@ -9,23 +9,40 @@ the bad line and field; the good lines then take the fast path again, so one bad
 
 from __future__ import annotations
 
+import json
+import operator
+import re
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 
+from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 
 ERR_SEP = "\x1e"  # between errors of one row
 FIELD_SEP = "\x1f"  # between a field name and its message
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
-_READ = "read_json(?, columns=?, format='newline_delimited', maximum_object_size=104857600) WITH ORDINALITY"
+# Bounds on one stored document (a line of a batch): its size, and how deep its objects and arrays nest.
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # room for RequestResponse audit events of 1 MiB objects
+MAX_DEPTH = 64
+INT64 = (-(2**63), 2**63 - 1)
+_READ = ("read_json(?, columns=?, format='newline_delimited', "
+         f"maximum_object_size={MAX_DOCUMENT_BYTES + 1}) WITH ORDINALITY")
+# The slow path names bad lines itself; past this many bulk COPY attempts the rest are reported, not retried.
+MAX_COPY_ATTEMPTS = 48
+_JSON_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*+"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}\n")
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+_DECODER = json.JSONDecoder()
+_STEP = bytes.maketrans(b"[]", b"\x02\x00")
+_FILE_IN_MESSAGE = re.compile(r' in file "[^"]*"|(?:/[^\s"\':]+)+')
 
 
 @dataclass(frozen=True)
@@ -145,11 +162,13 @@ class Converter:
         scratch = self.scratch_dir / uuid.uuid4().hex
         scratch.mkdir()
         result = Converted(lt, 0, scratch=scratch)
+        body = _prescreen(lt, body, result)
         if not body.strip():
             return result
         try:
             self._copy(lt, body, scratch, cluster, now, seq_base, result, numbers=None)
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            _raise_if_disk_full(exc)
             shutil.rmtree(scratch / "out", ignore_errors=True)
             self._slow(lt, body, scratch, cluster, now, seq_base, result)
         result.errors.sort(key=lambda e: e.line)
@@ -206,7 +225,12 @@ class Converter:
 
     def _slow(self, lt: LogType, body: bytes, scratch: Path, cluster: str, now: datetime, seq_base: int,
               result: Converted) -> None:
-        """Name the bad lines one by one, then convert the good ones in bulk."""
+        """Name the bad lines one by one, then convert the good ones in bulk.
+
+        The per-line check refuses all the reader refuses (duplicate keys, integers past 64 bits, wrong
+        types), so the good lines normally take one more COPY; should the reader still refuse them, halving
+        finds the culprits within MAX_COPY_ATTEMPTS COPYs, so a hostile batch costs about what a good one does.
+        """
         good_lines: list[bytes] = []
         good_numbers: list[int] = []
         fields = lt.field_map
@@ -220,21 +244,27 @@ class Converter:
                 continue
             good_lines.append(line)
             good_numbers.append(number)
-        if not good_lines:
-            return
-        try:
-            self._copy(lt, b"\n".join(good_lines), scratch, cluster, now, seq_base, result, good_numbers)
-        except duckdb.Error:
-            # The per-line check missed something the reader refuses: convert line by line to be exact.
-            shutil.rmtree(scratch / "out", ignore_errors=True)
-            for i, (line, number) in enumerate(zip(good_lines, good_numbers, strict=True)):
-                part = scratch / f"line{i}"
-                part.mkdir()
-                try:
-                    self._copy(lt, line, part, cluster, now, seq_base + i, result, [number])
-                except duckdb.Error as exc:
-                    result.total += 1
-                    result.errors.append(LineError(number, None, _reader_message(exc)))
+        budget = [MAX_COPY_ATTEMPTS]
+        pending = [(good_lines, good_numbers, seq_base)] if good_lines else []
+        while pending:
+            lines, numbers, base = pending.pop()
+            part = scratch / f"part{budget[0]}"
+            part.mkdir()
+            budget[0] -= 1
+            try:
+                self._copy(lt, b"\n".join(lines), part, cluster, now, base, result, numbers)
+                continue
+            except duckdb.Error as exc:
+                _raise_if_disk_full(exc)
+                message = _reader_message(exc)
+            if len(lines) == 1 or budget[0] <= 0:
+                result.total += len(lines)
+                note = "" if len(lines) == 1 else " (with other lines of this batch; send them again on their own)"
+                result.errors.extend(LineError(n, None, message + note) for n in numbers)
+                continue
+            half = len(lines) // 2
+            pending.append((lines[half:], numbers[half:], base + half))
+            pending.append((lines[:half], numbers[:half], base))
 
 
 def _stats(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -250,12 +280,119 @@ def _nonblank_line_numbers(body: bytes) -> list[int]:
     return [i for i, line in enumerate(body.split(b"\n"), start=1) if line.strip()]
 
 
+def _prescreen(lt: LogType, body: bytes, result: Converted) -> bytes:
+    """Refuse documents over the size or depth bound before the reader sees them (blanked: line numbers hold).
+
+    Both checks run over the whole body at C speed: line lengths only when the body is larger than one
+    document may be, and nesting only for types with free-form JSON fields (the declared shapes of the other
+    fields bound their depth), measured only on lines with more than MAX_DEPTH opening brackets.
+    """
+    bad: dict[int, LineError] = {}
+    lines: list[bytes] | None = None
+    if len(body) > MAX_DOCUMENT_BYTES:
+        lines = body.split(b"\n")
+        for number, line in enumerate(lines, start=1):
+            if len(line) > MAX_DOCUMENT_BYTES:
+                bad[number] = LineError(number, None, f"document of {len(line)} bytes is over the limit of "
+                                        f"{MAX_DOCUMENT_BYTES} bytes per record")
+    if _json_fields(lt):
+        # Strings out, brackets of one kind (valid JSON matches its kinds): a line can nest deeper than
+        # MAX_DEPTH only with more than MAX_DEPTH opening brackets; only those lines are measured.
+        shape = _JSON_STRING.sub(b"", body).translate(_ONE_KIND, _NOT_BRACKET)
+        if shape.count(b"[") > MAX_DEPTH:
+            lines = lines if lines is not None else body.split(b"\n")
+            for number, line_shape in enumerate(shape.split(b"\n"), start=1):
+                if len(line_shape) > MAX_DEPTH * 2 and number not in bad and _shape_too_deep(line_shape):
+                    bad[number] = LineError(number, _deep_field(lines[number - 1], lt),
+                                            f"nests deeper than {MAX_DEPTH} levels of objects and arrays")
+    if not bad:
+        return body
+    lines = lines if lines is not None else body.split(b"\n")
+    for number, err in bad.items():
+        lines[number - 1] = b""
+        result.total += 1
+        result.errors.append(err)
+    return b"\n".join(lines)
+
+
+def _deep_field(line: bytes, lt: LogType) -> str | None:
+    """Which free-form field of a too-deep line nests too deep (None: another part of the record does)."""
+    text = line.decode("utf-8", "replace")
+    for name in _json_fields(lt):
+        m = re.search('"' + re.escape(name) + r'"\s*:\s*(?=[\[{])', text)
+        if m is None:
+            continue
+        try:
+            _, end = _DECODER.raw_decode(text, m.end())
+        except RecursionError:
+            return name
+        except ValueError:
+            continue
+        if _too_deep(text[m.end():end].encode()):
+            return name
+    return None
+
+
+def _too_deep(doc: bytes) -> bool:
+    """Whether one JSON value nests deeper than MAX_DEPTH."""
+    return nests_deeper(doc, MAX_DEPTH)
+
+
+def nests_deeper(doc: bytes, limit: int) -> bool:
+    """Whether a JSON text (a request body, a record) nests objects and arrays deeper than `limit`."""
+    return _shape_too_deep(_JSON_STRING.sub(b"", doc).translate(_ONE_KIND, _NOT_BRACKET).replace(b"\n", b""), limit)
+
+
+def _shape_too_deep(shape: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Over a value's brackets (one kind, nothing else): the running count, summed in C."""
+    if shape.count(b"[") <= limit:
+        return False
+    # '[' -> 2, ']' -> 0: after i+1 brackets the running sum minus i+1 is the depth.
+    return max(map(operator.sub, accumulate(shape.translate(_STEP)), range(1, len(shape) + 1))) > limit
+
+
+def _json_fields(lt: LogType) -> tuple[str, ...]:
+    return tuple(f.name for f in lt.fields if f.kind is Kind.JSON)
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _Refused(f"duplicate key {k[:80]!r}")
+            seen.add(k)
+    return doc
+
+
+def _int64(text: str) -> int:
+    if len(text) > 20:
+        raise _Refused(f"integer {text[:24]}… does not fit in 64 bits")
+    value = int(text)
+    if not INT64[0] <= value <= INT64[1]:
+        raise _Refused(f"integer {text} does not fit in 64 bits")
+    return value
+
+
 def _check_line(line: bytes, fields: dict[str, Field]) -> tuple[str | None, str] | None:
-    """(field, message) for a line that cannot be stored, else None."""
+    """(field, message) for a line that cannot be stored, else None.
+
+    Stricter than orjson: like the reader (and Elasticsearch) it refuses duplicate keys, and integers that
+    do not fit in 64 bits; the decoder's cost is linear in the line, whatever the line holds.
+    """
     try:
-        doc = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        return None, f"invalid JSON: {exc}"
+        doc = json.loads(line, object_pairs_hook=_no_duplicates, parse_int=_int64)
+    except _Refused as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, f"nests deeper than {MAX_DEPTH} levels of objects and arrays"
+    except ValueError as exc:  # JSONDecodeError and invalid UTF-8
+        return None, f"invalid JSON: {str(exc)[:200]}"
     if not isinstance(doc, dict):
         return None, f"expected a JSON object, got {type(doc).__name__}"
     for name, f in fields.items():
@@ -265,11 +402,20 @@ def _check_line(line: bytes, fields: dict[str, Field]) -> tuple[str | None, str]
                 return name, "is required"
             continue
         if not f.py_ok(value):
-            return name, f"expected {f.expect()}, got {orjson.dumps(value).decode()[:80]}"
+            return name, f"expected {f.expect()}, got {json.dumps(value)[:80]}"
     return None
 
 
+def _raise_if_disk_full(exc: Exception) -> None:
+    """A full disk is no fault of the batch: 507, never a per-line error."""
+    text = str(exc)
+    if "No space left on device" in text or "Disk quota exceeded" in text:
+        raise InsufficientStorage("the server's disk is full: the batch was not stored; retry later") from None
+
+
 def _reader_message(exc: Exception) -> str:
-    return str(exc).split("\n", 1)[0].replace("Invalid Input Error: ", "")
+    """The reader's complaint about a line, without the server's scratch paths."""
+    text = str(exc).split("\n", 1)[0].replace("Invalid Input Error: ", "")
+    return _FILE_IN_MESSAGE.sub("", text)[:300]
 
 

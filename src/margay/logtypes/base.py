@@ -183,13 +183,11 @@ class LogType:
     fields: tuple[Field, ...]
     retention_days: int
     retention_setting: str | None  # LogStorage spec.retention key, None when fixed
-    aggregates: bool = False
     native_formats: tuple[str, ...] = ("ndjson",)
     aliases: dict[str, str] = field(default_factory=dict)  # query-key alias -> key
     map_keys: tuple[str, ...] = ()  # MAP columns whose `<col>.<k>` keys are queryable
     json_keys: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (JSON column, $.path)
     derived: dict[str, str] = field(default_factory=dict)  # field filled at ingest when missing -> SQL
-    default_sort: tuple[str, ...] = ()
     bulk_path: str = ""
     query_path: str = ""
     rollup: Rollup | None = None  # pre-aggregated sidecars written by compaction; None: none
@@ -199,6 +197,8 @@ class LogType:
     shared: tuple[str, ...] = ()
     default_window_s: int | None = None  # searches without a time range read the last N seconds
     dismissable: bool = False  # records carry `id` and `dismissed`, and Backend.dismiss sets the latter
+    epoch_timestamp: bool = False  # documents carry `@timestamp` (the time field in epoch ms), as Calico's flows
+    aggregation: str | None = None  # the key of its LogCollector aggregation levels (aggregate/ingest.py)
 
     @property
     def scopable(self) -> bool:

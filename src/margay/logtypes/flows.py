@@ -58,7 +58,6 @@ LOGTYPE = LogType(
     fields=FIELDS,
     retention_days=8,
     retention_setting="flows",
-    aggregates=True,
     aliases={
         "source_port_num": "source_port", "dest_port_num": "dest_port",
         "dest_service_port_name": "dest_service_port", "source.ip": "source_ip", "source.port": "source_port",
@@ -66,6 +65,8 @@ LOGTYPE = LogType(
         "destination.port": "dest_port", "destination.bytes": "bytes_in", "destination.packets": "packets_in",
         "network.protocol": "proto", "event.action": "action", "@timestamp": "end_time",
     },
+    epoch_timestamp=True,
+    aggregation="flows",
     bulk_path="/flows/logs/bulk",
     query_path="/flows/logs",
     sides=(Side("source", "source_namespace", ("source_name", "source_name_aggr", "source_ip", "source_labels",

@@ -24,7 +24,7 @@ def parse_time(value: Any, now: datetime, *, what: str = "time") -> datetime:
     if isinstance(value, bool):
         raise QueryError(f"{what}: expected a time, got {value!r}")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), UTC)
+        return _epoch(value, what)
     if not isinstance(value, str) or not value.strip():
         raise QueryError(f"{what}: expected RFC 3339, epoch seconds or now-<n><s|m|h|d>, got {value!r}")
     text = value.strip()
@@ -32,16 +32,26 @@ def parse_time(value: Any, now: datetime, *, what: str = "time") -> datetime:
     if m:
         if m.group(1) is None:
             return now
-        return now - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        try:
+            return now - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        except OverflowError:
+            raise QueryError(f"{what}: {value!r} reaches before year 1") from None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         try:
-            return datetime.fromtimestamp(float(text), UTC)
+            return _epoch(float(text), what)
         except ValueError:
             raise QueryError(f"{what}: cannot read {value!r}: expected RFC 3339 (2026-01-02T15:04:05Z), "
                              "epoch seconds or now-<n><s|m|h|d>") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _epoch(value: float, what: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise QueryError(f"{what}: epoch seconds {value!r} are out of range") from None
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
     """
     from ..app import create_app
     from ..config import Settings
-    from ..testing.server import ServerThread
+    from ..serving import ServerThread
 
     clusters = ["cluster", "app-cluster-1"]
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..logtypes import LogType
+from ..query.model import Query
+from ..query.restriction import NONE, Restriction
 
 if TYPE_CHECKING:
     from ..ingest.parse import Converted
-    from ..query.es.request import EsPlan
     from ..query.graph import GraphRows, GraphSpec
-    from ..query.model import Query
     from ..query.selector import Node
 
 
@@ -52,6 +52,23 @@ class Aggregated:
 
     result: dict[str, Any]
     path: str
+
+
+@dataclass(frozen=True)
+class EsPlan:
+    """One log type's part of an /es/ request as the caller may read it: clusters, per cluster the days
+    (None: every day), and the reader's restriction (namespace scope). Engines answer for a list of them."""
+
+    lt: LogType
+    days: Mapping[str, frozenset[str] | None]
+    restriction: Restriction = NONE
+
+    @property
+    def clusters(self) -> list[str]:
+        return sorted(self.days)
+
+    def query(self, now: datetime) -> Query:
+        return Query(self.lt, self.clusters, size=0, now=now, restriction=self.restriction)
 
 
 @dataclass(frozen=True)

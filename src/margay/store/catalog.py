@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..errors import QueryError
 from .journal import apply_deletes
 
 _NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.\d+)?\.parquet$")  # never a `.rollup-<tag>.parquet` sidecar
@@ -51,7 +52,17 @@ class Catalog:
         self._pending: list[tuple[int, list[str]]] = []
 
     def part_dir(self, key: PartKey) -> Path:
-        return self.root / key[0] / key[1] / key[2]
+        """The folder of one partition; refused unless it is a plain folder three levels inside the store.
+
+        Names are checked at the edge (names.py); this is the last line of defence, so that no request can
+        ever make the store write outside its data directory.
+        """
+        path = self.root / key[0] / key[1] / key[2]
+        if any(not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part for part in key) \
+                or path.resolve().parent.parent.parent != self.root.resolve():
+            raise QueryError(f"refusing to store partition {key[0][:40]!r}/{key[1][:80]!r}/{key[2][:20]!r}: "
+                             "not a valid partition name")
+        return path
 
     def load(self) -> int:
         """Scan the store folder; returns the highest sequence number found."""

@@ -47,13 +47,32 @@ class Journal:
         self.path = path
         self._lock = threading.Lock()
         self._fh = open(path, "ab")  # noqa: SIM115 - kept open for the store's lifetime
+        self._good = self._fh.tell()  # the end of the last line known to be on disk
 
     def append(self, entry: dict[str, Any]) -> None:
         line = orjson.dumps(entry) + b"\n"
         with self._lock:
-            self._fh.write(line)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            try:
+                self._fh.write(line)
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            except OSError:
+                self._reset()  # a full disk: the line must not reach the file with a later append
+                raise
+            self._good += len(line)
+
+    def _reset(self) -> None:
+        """Drop what a failed append left in the buffer or on disk, so the journal ends at its last good line."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        if self.path.is_file():
+            try:
+                os.truncate(self.path, self._good)
+            except OSError:
+                pass
+        self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open for the store's lifetime
 
     def entries(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

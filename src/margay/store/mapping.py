@@ -92,7 +92,7 @@ def mapping_for(lt: LogType) -> dict[str, Any]:
     props[ID_FIELD] = {"type": "keyword"}
     if "id" not in props:
         props["id"] = {"type": "keyword"}
-    if lt.time.kind is Kind.EPOCH_S and lt.name == "flows":
+    if lt.epoch_timestamp:
         props["@timestamp"] = {"type": "date", "format": "epoch_millis"}  # written on ingest = end_time * 1000
     for alias, target in sorted(lt.aliases.items()):
         if target not in props or alias in props:

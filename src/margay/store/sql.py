@@ -38,7 +38,7 @@ def doc_expr(lt: LogType) -> str:
     ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
     parts.append(f'"id" := {ident}')
     parts.append(f'"cluster" := "cluster", "generated_time" := {time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}')
-    if lt.time.kind is Kind.EPOCH_S and lt.name in ("flows",):
+    if lt.epoch_timestamp:
         parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
     return "to_json(struct_pack(" + ", ".join(parts) + "))"
 

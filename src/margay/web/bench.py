@@ -11,6 +11,8 @@ import json
 import statistics
 from typing import Any
 
+from .session import sign_in_page
+
 PAGES = {"overview": "#/overview", "graph": "#/graph"}
 
 
@@ -19,7 +21,7 @@ def bench(url: str, token: str | None, *, time_range: str = "now-24h", runs: int
     """Median seconds to first render of the overview and the flow visualizer (and each run's time)."""
     if browser is not None:
         return _measure(browser, url, token, time_range, runs, timeout_s)
-    from ..testing.peers.chromium import chromium_browser
+    from ..rig.chromium import chromium_browser
 
     with chromium_browser() as b:
         return _measure(b, url, token, time_range, runs, timeout_s)
@@ -27,17 +29,18 @@ def bench(url: str, token: str | None, *, time_range: str = "now-24h", runs: int
 
 def _measure(browser: Any, url: str, token: str | None, time_range: str, runs: int, timeout_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {"time_range": time_range, "runs": runs}
-    init = ("localStorage.setItem('margay.range', " + json.dumps(json.dumps({"from": time_range, "to": "now"})) + ");"
-            + (f"localStorage.setItem('margay.token', {json.dumps(token)});" if token else ""))
+    init = "localStorage.setItem('margay.range', " + json.dumps(json.dumps({"from": time_range, "to": "now"})) + ");"
     for name, frag in PAGES.items():
         times = []
         for _ in range(runs):
             context = browser.new_context(viewport={"width": 1440, "height": 900})
             try:
                 page = context.new_page()
+                if token:
+                    sign_in_page(page, url, token)
                 page.add_init_script(init)
                 page.goto(url.rstrip("/") + "/ui/" + frag, wait_until="commit")
-                page.wait_for_function(f"window.__margayRendered && window.__margayRendered[{json.dumps(name)}]",
+                page.wait_for_function(f"() => window.__margayRendered && window.__margayRendered[{json.dumps(name)}]",
                                        timeout=timeout_s * 1000)
                 ms = page.evaluate(f"window.__margayRendered[{json.dumps(name)}]")
                 errors = page.evaluate("document.querySelectorAll('.error').length")
@@ -49,3 +52,4 @@ def _measure(browser: Any, url: str, token: str | None, time_range: str, runs: i
         out[f"{name}_first_render_s"] = statistics.median(times)
         out[f"{name}_runs_s"] = times
     return out
+

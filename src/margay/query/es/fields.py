@@ -90,7 +90,7 @@ class Fields:
                     return None
                 return FieldRef(name, child.kind, f"x.{quote_ident(child.name)}", (), _fmt(child.kind))
             return FieldRef(name, _LIST_OF.get(child.kind, child.kind), "", (), _fmt(child.kind), nested=path)
-        if name == "@timestamp" and lt.name == "flows" and lt.time.kind is Kind.EPOCH_S:
+        if name == "@timestamp" and lt.epoch_timestamp:
             qk = self.keys[lt.time_field]
             return FieldRef(name, Kind.EPOCH_S, qk.sql, (), "epoch_millis")
         found = self.keys.get(name)

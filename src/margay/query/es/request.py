@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from ...errors import NotFound, QueryError
 from ...logtypes import REGISTRY, LogType
 from ...store.backend import Partition
-from ..model import Query
-from ..restriction import NONE, Restriction, agg_fields
+from ..restriction import agg_fields
 from .dsl import named_fields
 
 MAX_WINDOW = 10_000
@@ -77,23 +75,6 @@ def resolve(parts: list[Partition], allowed: set[tuple[str, str]], pattern: str)
     return list(targets.values())
 
 
-@dataclass(frozen=True)
-class EsPlan:
-    """One log type's part of an /es/ request as the caller may read it: clusters, per cluster the days
-    (None: every day), and the reader's restriction (namespace scope). Engines answer for a list of them."""
-
-    lt: LogType
-    days: Mapping[str, frozenset[str] | None]
-    restriction: Restriction = NONE
-
-    @property
-    def clusters(self) -> list[str]:
-        return sorted(self.days)
-
-    def query(self, now: datetime) -> Query:
-        return Query(self.lt, self.clusters, size=0, now=now, restriction=self.restriction)
-
-
 def check_search(body: dict[str, Any]) -> tuple[int, int]:
     """(from, size) of a search body, refusing what margay's ES API does not do."""
     unknown = set(body) - SEARCH_KEYS
@@ -115,9 +96,29 @@ def check_search(body: dict[str, Any]) -> tuple[int, int]:
 
 
 def named(body: dict[str, Any]) -> set[str]:
-    """Every field a search body names: in its query, its sort and its aggregations."""
+    """Every field a search body names: in its query, its sort and its aggregations (the queries of `filter`
+    and `filters` aggregations and the sorts of `top_hits` included: each would be an oracle otherwise)."""
     out = named_fields(body.get("query")) | {s.name for s in sort_specs(body.get("sort"))}
-    return out | agg_fields(body.get("aggs") or body.get("aggregations") or {})
+    aggs = body.get("aggs") or body.get("aggregations") or {}
+    return out | agg_fields(aggs) | _agg_queries(aggs)
+
+
+def _agg_queries(aggs: Any) -> set[str]:
+    out: set[str] = set()
+    if not isinstance(aggs, dict):
+        return out
+    for spec in aggs.values():
+        if not isinstance(spec, dict):
+            continue
+        if isinstance(spec.get("filter"), dict):
+            out |= named_fields(spec["filter"])
+        filters = spec.get("filters", {}).get("filters") if isinstance(spec.get("filters"), dict) else None
+        for q in (filters.values() if isinstance(filters, dict) else filters if isinstance(filters, list) else []):
+            out |= named_fields(q)
+        if isinstance(spec.get("top_hits"), dict):
+            out |= {s.name for s in sort_specs(spec["top_hits"].get("sort"))}
+        out |= _agg_queries(spec.get("aggs") or spec.get("aggregations") or {})
+    return out
 
 
 def query_params_into(body: dict[str, Any], qp: Mapping[str, str]) -> dict[str, Any]:

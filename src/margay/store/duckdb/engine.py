@@ -25,10 +25,9 @@ from ...durable import fsync_dir, fsync_path
 from ...errors import QueryError
 from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
-from ...query.es.request import EsPlan
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
-from ..backend import Aggregated, EsAnswer, FieldValue, Partition
+from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, Partition
 from ..catalog import Catalog, DataFile, PartKey
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler

@@ -17,8 +17,9 @@ from ...logtypes import Kind, LogType
 from ...query.es.aggs import EsAggregator, Scope
 from ...query.es.dsl import QueryCompiler
 from ...query.es.fields import FieldRef, Fields, id_sql
-from ...query.es.request import EsPlan, SortSpec, check_search, sort_specs, total_hits
+from ...query.es.request import SortSpec, check_search, sort_specs, total_hits
 from ...query.model import Query
+from ..backend import EsPlan
 
 LONG_MAX, LONG_MIN = 9223372036854775807, -9223372036854775808
 

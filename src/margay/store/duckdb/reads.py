@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...query.aggs import Aggregator, Scope
 from ...query.l3 import KEY, LISTS, SUMS, item
 from ...query.model import Query
 from ..backend import Aggregated, FieldValue
 from ..rollup import aggs_qualify
+from .aggs import Aggregator, Scope
 
 RunOver = Callable[[Query, Callable[..., Any]], Any]
 RunRolled = Callable[[Query, Callable[..., Any]], tuple[bool, Any]]

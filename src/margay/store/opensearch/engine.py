@@ -215,7 +215,7 @@ def _doc_sql(lt: LogType) -> str:
     parts.append(f'"id" := {own}')
     parts.append('"cluster" := "cluster"')
     parts.append(f'"generated_time" := {time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}')
-    if lt.time.kind is Kind.EPOCH_S and lt.name == "flows":
+    if lt.epoch_timestamp:
         parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
     parts.append(f'"{SEQ_FIELD}" := "_seq", "{ID_FIELD}" := "_docid"')
     return "to_json(struct_pack(" + ", ".join(parts) + "))"

@@ -9,8 +9,7 @@ from typing import Any
 import orjson
 
 from ...errors import BackendError
-from ...query.es.request import EsPlan
-from ..backend import EsAnswer
+from ..backend import EsAnswer, EsPlan
 from .client import Client
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,11 @@ async function signin(message) {
   const err = h("div");
   const form = h("form", { class: "card signin", onsubmit: async (e) => {
     e.preventDefault();
-    state.token = input.value.trim();
-    try { await load(); localStorage.setItem("margay.token", state.token); location.hash = "#/overview"; render(); }
+    try {
+      await api("POST", "/ui/session", { token: input.value.trim() });
+      input.value = "";
+      await load(); location.hash = "#/overview"; render();
+    }
     catch (ex) { err.replaceChildren(h("div", { class: "error" }, ex.status === 401 ? "This token is not valid." : ex.message)); }
   } },
   h("h2", {}, "Sign in to margay"),
@@ -111,10 +114,11 @@ async function start() {
   document.getElementById("cluster-button").onclick = (e) => { e.stopPropagation(); document.getElementById("cluster-picker").classList.toggle("open"); };
   document.addEventListener("click", (e) => { if (!e.target.closest("#cluster-picker")) document.getElementById("cluster-picker").classList.remove("open"); });
   document.getElementById("drawer-close").onclick = closeDrawer;
-  document.getElementById("signout").onclick = () => { localStorage.removeItem("margay.token"); state.token = ""; signin(); };
+  localStorage.removeItem("margay.token");  // earlier versions kept the token where page scripts could read it
+  document.getElementById("signout").onclick = async () => { try { await api("DELETE", "/ui/session"); } catch { /* signed out anyway */ } signin(); };
   window.addEventListener("margay:unauthorized", () => {
     if (document.querySelector("form.signin")) return;  // the sign-in form reports a refused token itself
-    localStorage.removeItem("margay.token"); state.token = ""; signin("Your session's token was refused; sign in again."); });
+    signin("Your session has ended or its token was refused; sign in again."); });
   rangeControls();
   try { await load(); } catch (err) { if (err.status === 401) return signin(); main.replaceChildren(h("div", { class: "error" }, err.message)); return; }
   window.addEventListener("hashchange", render);

@@ -1,6 +1,7 @@
-// Shared state and helpers: the token, the cluster and time selection, and the JSON API client.
+// Shared state and helpers: the cluster and time selection, and the JSON API client.
+// The token never reaches page scripts: sign-in hands it to the server, which answers with an HttpOnly
+// session cookie (web/session.py); state-changing calls echo the readable CSRF cookie in a header.
 export const state = {
-  token: localStorage.getItem("margay.token") || "",
   me: null,          // GET /api/v1/whoami
   types: {},         // GET /api/v1/logtypes, by name
   clusters: JSON.parse(localStorage.getItem("margay.clusters") || "null"),
@@ -17,13 +18,14 @@ export class ApiError extends Error {
 
 export async function api(method, path, body, { clusters } = {}) {
   const headers = { "content-type": "application/json" };
-  if (state.token) headers.authorization = "Bearer " + state.token;
+  const csrf = csrfToken();
+  if (csrf) headers["x-csrf-token"] = csrf;
   let payload = body ? { ...body } : undefined;
   if (clusters) {
     if (clusters.length === 1) headers["x-cluster-id"] = clusters[0];
     else { headers["x-cluster-id"] = "_MULTI_"; payload = { ...(payload || {}), clusters }; }
   }
-  const res = await fetch(path, { method, headers, body: payload ? JSON.stringify(payload) : undefined });
+  const res = await fetch(path, { method, headers, credentials: "same-origin", body: payload ? JSON.stringify(payload) : undefined });
   const text = await res.text();
   let doc = null;
   try { doc = text ? JSON.parse(text) : null; } catch { doc = null; }
@@ -33,6 +35,16 @@ export async function api(method, path, body, { clusters } = {}) {
     throw err;
   }
   return doc;
+}
+
+function csrfToken() {
+  const m = /(?:^|;\s*)margay_csrf=([^;]*)/.exec(document.cookie);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+// Text for places that take markup (echarts' HTML tooltips): data is never markup.
+export function esc(v) {
+  return String(v).replace(/[&<>"'`=]/g, (c) => "&#" + c.charCodeAt(0) + ";");
 }
 
 // The clusters of the selection the viewer may read for a UI log type (flows, dns, audit, bgp, events, l7).
@@ -63,7 +75,6 @@ export function h(tag, attrs = {}, ...kids) {
     if (v == null || v === false) continue;
     if (k === "class") el.className = v;
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "html") el.innerHTML = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
   for (const kid of kids.flat()) if (kid != null && kid !== false) el.append(kid.nodeType ? kid : String(kid));

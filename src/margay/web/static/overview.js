@@ -1,5 +1,5 @@
 // The overview dashboard: one aggregation request per panel, each panel linking to the explorer.
-import { api, explorerLink, fmtBytes, fmtNum, h, interval, notReadable, quote, readable, rendered, showError, state, timeRange } from "./core.js";
+import { api, esc, explorerLink, fmtBytes, fmtNum, h, interval, notReadable, quote, readable, rendered, showError, state, timeRange } from "./core.js";
 import { track } from "./app.js";
 
 const COLORS = { flows: "#2f6fdf", dns: "#8e44ad", audit: "#16a085", bgp: "#7f8c8d", events: "#d64545", l7: "#e67e22" };
@@ -22,7 +22,7 @@ function bars(el, rows, { type, key, fmt = fmtNum, color = "#2f6fdf", extra = ""
     grid: { left: 150, right: 50, top: 6, bottom: 6 },
     xAxis: { type: "value", show: false },
     yAxis: { type: "category", inverse: true, data: rows.map((r) => r[0]), axisLabel: { width: 140, overflow: "truncate" }, axisTick: { show: false } },
-    tooltip: { trigger: "item", formatter: (p) => `${p.name}: ${fmt(p.value)}` },
+    tooltip: { trigger: "item", formatter: (p) => `${esc(p.name)}: ${esc(fmt(p.value))}` },
     series: [{ type: "bar", data: rows.map((r) => r[1]), itemStyle: { color, borderRadius: [0, 3, 3, 0] }, barMaxWidth: 16,
       label: { show: true, position: "right", formatter: (p) => fmt(p.value), fontSize: 11 } }],
   });
@@ -60,7 +60,7 @@ export function overview(main) {
   jobs.push(card(grid, "span4", "Flows: allowed vs denied", "flows", explorerLink("flows", 'action = "deny"'), async (el) => {
     const res = await agg("flows", { a: { terms: { field: "action" }, aggs: { f: { sum: { field: "num_flows" } } } } });
     const v = Object.fromEntries(buckets(res, "a").map((b) => [b.key, b.f.value]));
-    const c = chart(el, { tooltip: { trigger: "item", formatter: (p) => `${p.name}: ${fmtNum(p.value)} flows (${p.percent}%)` },
+    const c = chart(el, { tooltip: { trigger: "item", formatter: (p) => `${esc(p.name)}: ${esc(fmtNum(p.value))} flows (${esc(p.percent)}%)` },
       legend: { bottom: 0 },
       title: { text: fmtNum((v.deny || 0)) + " denied", subtext: `${(100 * (v.deny || 0) / Math.max(1, (v.allow || 0) + (v.deny || 0))).toFixed(2)}% of ${fmtNum((v.allow || 0) + (v.deny || 0))} flows`,
         left: "center", top: "36%", textStyle: { fontSize: 16, color: "#d64545" }, subtextStyle: { fontSize: 11 } },

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from margay.testing.peers.process import PeerError
+from margay.rig.process import PeerError
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import yaml
 
-from margay.testing.peers.process import (
+from margay.rig.process import (
     REPO_ROOT,
     RIG_DIR,
     PeerError,

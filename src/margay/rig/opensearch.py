@@ -8,7 +8,7 @@ sources are unchanged), spawns `java` in its own process group with the node's h
 
 Plain HTTP on 127.0.0.1, no security plugin, no authentication. Standard library only.
 
-    python -m margay.testing.peers.opensearch [--data-dir DIR] [--port PORT]
+    python -m margay.rig.opensearch [--data-dir DIR] [--port PORT]
 
 starts a node, prints its URL and waits until Ctrl-C or SIGTERM (for manual use and benchmarks).
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from margay.testing.peers.process import REPO_ROOT, RIG_DIR, PeerError, spawn, stop_process, wait_until
+from margay.rig.process import REPO_ROOT, RIG_DIR, PeerError, spawn, stop_process, wait_until
 
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "rig" / "opensearch.sh"
 CLASSPATH_FILE = RIG_DIR / "opensearch" / "classpath.txt"
@@ -197,7 +197,7 @@ class OpenSearchNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m margay.testing.peers.opensearch",
+    parser = argparse.ArgumentParser(prog="python -m margay.rig.opensearch",
                                      description="Start a real OpenSearch 2.19 node, print its URL, wait.")
     parser.add_argument("--data-dir", type=Path, help="node home, data and log (default: a fresh "
                         "directory under .rig/opensearch/, removed on exit)")

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from margay.testing.peers.process import RIG_DIR, PeerError, spawn, stop_process, wait_until
+from margay.rig.process import RIG_DIR, PeerError, spawn, stop_process, wait_until
 
 # weed opens a gRPC port at HTTP port + 10000 by default, and some internal clients assume that offset,
 # so every HTTP port P is chosen with P + 10000 free as well, and both are passed explicitly. Ports are

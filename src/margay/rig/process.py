@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # src/margay/rig/process.py -> the repository
 RIG_DIR = Path(os.environ.get("MARGAY_RIG_DIR", REPO_ROOT / ".rig"))
 
 

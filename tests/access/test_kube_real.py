@@ -1,0 +1,160 @@
+"""`--kubeconfig` mode against the rig's real kube-apiserver: the local evaluator and SubjectAccessReview agree on
+every case of the matrix's RBAC (groups, service accounts, aggregation, namespace RoleBindings); revocation,
+outages and `margay access check`."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from margay.access.identity import Identity, person
+from margay.access.kube import KubeClient, from_kubeconfig
+from margay.access.rbac import Policy
+from margay.app import create_app
+from margay.config import Settings
+from margay.logtypes import REGISTRY
+from margay.testing.server import ServerThread
+
+from .conftest import RBAC, TOKENS, kube_people
+
+pytestmark = pytest.mark.rig
+
+GROUP = "lma.tigera.io"
+NAMES = sorted({n for lt in REGISTRY.values() for n in lt.rbac} | {"junk"})
+CLUSTERS = ("east", "west", "lab", "elsewhere")
+NAMESPACES = ("", "shop", "monitoring", "default")
+VERBS = ("get", "create", "list")
+
+
+def cast() -> list[Identity]:
+    people = [person(e["user"], e.get("groups", [])) for e in TOKENS.values() if "user" in e]
+    return people + [person("root", ["system:masters"]), person("nobody"),
+                     person("system:serviceaccount:shop:app"), person("x", ["shop-team", "auditors"])]
+
+
+@pytest.fixture(scope="module")
+def reviewer(kube, tmp_path_factory: pytest.TempPathFactory) -> KubeClient:  # type: ignore[no-untyped-def]
+    kube_people(kube)  # the matrix's RBAC objects, namespaces and service accounts, in the API server
+    path = kube.kubeconfig_for("margay", tmp_path_factory.mktemp("agree") / "kubeconfig")
+    client = KubeClient(from_kubeconfig(path), ttl=0.001)
+    yield client
+    client.close()
+
+
+def test_local_evaluator_and_api_server_agree_on_every_case(reviewer: KubeClient) -> None:
+    policy = Policy(RBAC)
+    cases = list(itertools.product(cast(), VERBS, CLUSTERS, NAMES, NAMESPACES))
+
+    def one(case: tuple[Identity, str, str, str, str]) -> tuple[bool, bool]:
+        who, verb, cluster, name, ns = case
+        remote, _ = reviewer.review_access(who, verb, GROUP, cluster, name, ns)
+        return policy.allowed(who, verb, GROUP, cluster, name, ns), remote
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(one, cases))
+    disagree = [(c[0].name, *c[1:], a) for c, a in zip(cases, answers, strict=True) if a[0] != a[1]]
+    allowed = sum(a[1] for a in answers)
+    scoped = [c for c, a in zip(cases, answers, strict=True) if a[1] and c[4] and not
+              policy.allowed(c[0], c[1], GROUP, c[2], c[3], "")]
+    print(f"\naccess agreement: {len(cases) - len(disagree)}/{len(cases)} cases agree "
+          f"({100 * (len(cases) - len(disagree)) / len(cases):.1f} %); {allowed} allowed, "
+          f"{len(scoped)} allowed only through a namespace RoleBinding")
+    assert not disagree, f"{len(disagree)} disagreements, e.g. {disagree[:10]}"
+    assert allowed > 100 and scoped, "the cases must exercise grants, including namespace-only ones"
+
+
+def test_revoked_binding_and_token_stop_working_within_the_cache(kube, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    name = "revoke-" + secrets.token_hex(4)
+    sa_token = kube.api.service_account_token("revocation", name)
+    kube.api.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+         "rules": [{"apiGroups": [GROUP], "resources": ["east"], "resourceNames": ["flows"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "revocation"}],
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}}])
+    ttl = 2.0
+    client = KubeClient(from_kubeconfig(kube.kubeconfig_for("margay", tmp_path / "kubeconfig")), ttl=ttl)
+    try:
+        who = client.review_token(sa_token)
+        assert who is not None and who.name == f"system:serviceaccount:revocation:{name}"
+        assert client.access(who, "get", GROUP, "east", "flows") is True
+        with kube.api.client() as http:
+            assert http.delete(f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}").status_code == 200
+            assert client.access(who, "get", GROUP, "east", "flows") is True  # cached for up to ttl
+            assert http.delete(f"/api/v1/namespaces/revocation/serviceaccounts/{name}").status_code == 200
+        time.sleep(ttl + 0.2)
+        assert client.access(who, "get", GROUP, "east", "flows") is False
+        deadline = time.monotonic() + 15  # the API server may cache the token's validation briefly
+        while client.review_token(sa_token) is not None and time.monotonic() < deadline:
+            time.sleep(ttl)
+        assert client.review_token(sa_token) is None, "a deleted service account's token still authenticates"
+    finally:
+        client.close()
+
+
+def test_matrix_margay_answers_503_with_retry_after_when_the_api_server_is_gone(kube, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = kube.kubeconfig_for("margay", tmp_path / "kubeconfig")
+    cfg = yaml.safe_load(path.read_text())
+    with socket.socket() as s:  # a port that was just free: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cfg["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{dead}"
+    path.write_text(yaml.safe_dump(cfg))
+    app = create_app(Settings(data_dir=tmp_path / "data", kubeconfig=path))
+    with ServerThread(app) as server:
+        r = httpx.post(server.url + "/api/v1/flows/logs", json={},
+                       headers={"authorization": f"Bearer {kube.tokens['alice']}", "x-cluster-id": "east"})
+    assert r.status_code == 503, r.text
+    assert r.headers.get("retry-after") == "2"
+    assert "unreachable" in r.json()["error"]["message"]
+
+
+def _check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "margay", "access", "check", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_access_check_command_against_the_api_server(kube, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kube_people(kube)
+    kc = str(kube.kubeconfig_for("margay", tmp_path / "kubeconfig"))
+    rbac = tmp_path / "rbac.yaml"
+    rbac.write_text(yaml.safe_dump_all(RBAC))
+    for source in (["--kubeconfig", kc], ["--rbac", str(rbac)]):
+        yes = _check("alice", "flows", "east", *source)
+        assert yes.returncode == 0 and yes.stdout.startswith("yes"), yes.stdout + yes.stderr
+        assert "resource=east name=flows" in yes.stdout
+        no = _check("alice", "flows", "west", *source)
+        assert no.returncode == 1 and no.stdout.startswith("no"), no.stdout + no.stderr
+        # frank's grant is a RoleBinding in namespace shop: no cluster-wide, yes within shop
+        assert _check("frank", "dns", "east", "-g", "shop-team", *source).returncode == 1
+        scoped = _check("frank", "dns", "east", "-g", "shop-team", "-n", "shop", *source)
+        assert scoped.returncode == 0 and "namespace=shop" in scoped.stdout, scoped.stdout
+        table = _check("dave", "all", "lab", "-g", "ops", *source)
+        assert table.returncode == 0
+        rows = {line.split()[0]: line.split()[1] for line in table.stdout.splitlines()}
+        assert rows == {t: ("yes" if t in ("dns", "bgp") else "no") for t in REGISTRY}, table.stdout
+    kube_yes = _check("alice", "flows", "east", "--kubeconfig", kc)
+    assert "RBAC: allowed by ClusterRoleBinding" in kube_yes.stdout, kube_yes.stdout
+
+
+def test_access_check_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    rbac = tmp_path / "rbac.yaml"
+    rbac.write_text(yaml.safe_dump_all(RBAC))
+    for args, text in [(("alice", "flowz", "east", "--rbac", str(rbac)), "unknown log type 'flowz'"),
+                       (("alice", "flows", "ea*st", "--rbac", str(rbac)), "invalid cluster name"),
+                       (("alice", "flows", "east"), "exactly one of --kubeconfig"),
+                       (("alice", "flows", "east", "--rbac", str(tmp_path / "none")), "no such file"),
+                       (("alice", "flows", "east", "--rbac", str(rbac), "--verb", "delete"), "unknown --verb")]:
+        r = _check(*args)
+        message = " ".join(r.stderr.split())  # the console wraps long lines
+        assert r.returncode == 2 and text in message and "Traceback" not in message, r.stderr
