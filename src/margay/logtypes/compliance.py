@@ -25,7 +25,6 @@ SNAPSHOTS = LogType(
     retention_days=91,
     retention_setting="snapshots",
     aliases={"timestamp": "requestCompletedTimestamp"},
-    default_sort=("-requestCompletedTimestamp",),
     bulk_path="/compliance/snapshots/bulk",
     query_path="/compliance/snapshots",
 )
@@ -54,7 +53,6 @@ REPORTS = LogType(
     fields=REPORT_FIELDS,
     retention_days=91,
     retention_setting="complianceReports",
-    default_sort=("-endTime",),
     bulk_path="/compliance/reports/bulk",
     query_path="/compliance/reports",
 )
@@ -88,7 +86,6 @@ BENCHMARKS = LogType(
     fields=BENCHMARK_FIELDS,
     retention_days=91,
     retention_setting=None,
-    default_sort=("-timestamp",),
     bulk_path="/compliance/benchmarks/bulk",
     query_path="/compliance/benchmarks",
 )
