@@ -507,6 +507,10 @@ def retention_apply(data_dir: DataDir = Path("./data"), config: ConfigFile = Non
     out.print(f"{verb} {len(gone)} partitions, {sum(p.bytes for p in gone):,} bytes")
 
 
+from .reports.cli import reports_app  # noqa: E402  (compliance reports, a side path beside the store)
+
+app.add_typer(reports_app, name="reports")
+
 forward_app = typer.Typer(help="Forwarding to S3, syslog and Splunk (LogCollector additionalStores).",
                           no_args_is_help=True)
 app.add_typer(forward_app, name="forward")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from . import audit, bgp, dns, events, flows, l7
+from . import audit, bgp, compliance, dns, events, flows, l7
 from .base import Field, Kind, LogType, QueryKey, Rollup, Side, quote_ident
 
 REGISTRY: dict[str, LogType] = {
     lt.name: lt
-    for lt in (flows.LOGTYPE, dns.LOGTYPE, audit.AUDIT_EE, audit.AUDIT_KUBE, bgp.LOGTYPE, events.LOGTYPE, l7.LOGTYPE)
+    for lt in (flows.LOGTYPE, dns.LOGTYPE, audit.AUDIT_EE, audit.AUDIT_KUBE, bgp.LOGTYPE, events.LOGTYPE, l7.LOGTYPE,
+               compliance.SNAPSHOTS, compliance.REPORTS, compliance.BENCHMARKS)
 }
 
 SAMPLES: dict[str, list[str]] = {
     "flows": flows.SAMPLES, "dns": dns.SAMPLES, "audit_ee": audit.SAMPLES_EE, "audit_kube": audit.SAMPLES_KUBE,
     "bgp": bgp.SAMPLES, "events": events.SAMPLES, "l7": l7.SAMPLES,
+    "snapshots": compliance.SAMPLES_SNAPSHOTS, "compliance_reports": compliance.SAMPLES_REPORTS,
+    "benchmark_results": compliance.SAMPLES_BENCHMARKS,
 }
 
 

@@ -1,0 +1,1 @@
+"""Compliance reports (spec §12): snapshots, state replay, policy evaluation and the report types."""

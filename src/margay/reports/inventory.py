@@ -1,0 +1,158 @@
+"""The inventory report (spec §12.3): endpoints, namespaces and services in scope through an interval, and
+whether policy protected them for the whole of it; its CSV downloads carry exactly Calico's columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .evaluate import Scope, apply, endpoints, namespace_labels, sa_labels, services
+from .state import Timeline
+
+
+@dataclass
+class _Seen:
+    namespace: str
+    service_account: str
+    ingress: bool = True
+    egress: bool = True
+    envoy: bool = True
+    aggr_name: str = ""
+    exposed: list[bool] = field(default_factory=lambda: [False, False, False, False])  # "at any time"
+    policies: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+
+
+def _union(into: list[str], more: list[str]) -> None:
+    for x in more:
+        if x not in into:
+            into.append(x)
+
+
+def compute(report_spec: dict[str, Any], tl: Timeline) -> dict[str, Any]:
+    """The report document's inventory parts (endpoints, namespaces, services and their summaries).
+
+    An endpoint is in scope when the scope matches it at any time of the interval; it is protected when a
+    policy of that direction applied at every instant it existed in scope; policies and services are the
+    union over the interval; Envoy must be present throughout.
+    """
+    scope = Scope.from_spec(report_spec.get("endpoints"))
+    seen: dict[str, _Seen] = {}
+    for _, _, state in tl.states():
+        eps = endpoints(state)
+        apply(state, eps)
+        nsl, sas, svcs = namespace_labels(state), sa_labels(state), services(state)
+        for ep in eps:
+            if not scope.includes(ep, nsl, sas):
+                continue
+            s = seen.setdefault(ep.id, _Seen(ep.namespace, ep.service_account))
+            s.ingress &= ep.ingress
+            s.egress &= ep.egress
+            s.envoy &= ep.envoy
+            s.aggr_name = ep.aggr_name
+            x = ep.exposure
+            for i, flag in enumerate((x.ingress_internet, x.egress_internet, x.ingress_other_namespace,
+                                      x.egress_other_namespace)):
+                s.exposed[i] |= flag
+            _union(s.policies, ep.policies)
+            _union(s.services, svcs.get(ep.id, []))
+    eps_out = [{"endpoint": k, "ingressProtected": s.ingress, "egressProtected": s.egress,
+                "envoyEnabled": s.envoy, "appliedPolicies": sorted(s.policies), "services": sorted(s.services),
+                "ingressFromInternet": s.exposed[0], "egressToInternet": s.exposed[1],
+                "ingressFromOtherNamespace": s.exposed[2], "egressToOtherNamespace": s.exposed[3],
+                "flowLogAggregationName": s.aggr_name}
+               for k, s in sorted(seen.items())]
+    by_ns: dict[str, list[_Seen]] = {}
+    by_svc: dict[str, list[_Seen]] = {}
+    for s in seen.values():
+        if s.namespace:
+            by_ns.setdefault(s.namespace, []).append(s)
+        for svc in s.services:
+            by_svc.setdefault(svc, []).append(s)
+    ns_out = [{"namespace": ns, "ingressProtected": all(x.ingress for x in ss),
+               "egressProtected": all(x.egress for x in ss), "envoyEnabled": all(x.envoy for x in ss)}
+              for ns, ss in sorted(by_ns.items())]
+    svc_out = [{"service": svc, "ingressProtected": all(x.ingress for x in ss),
+                "envoyEnabled": all(x.envoy for x in ss)} for svc, ss in sorted(by_svc.items())]
+    return {
+        "endpoints": eps_out,
+        "endpointsSummary": {
+            "numTotal": len(eps_out), "numIngressProtected": sum(e["ingressProtected"] for e in eps_out),
+            "numEgressProtected": sum(e["egressProtected"] for e in eps_out),
+            "numServiceAccounts": len({(s.namespace, s.service_account) for s in seen.values() if s.namespace}),
+            "numEnvoyEnabled": sum(e["envoyEnabled"] for e in eps_out),
+            "numIngressFromInternet": sum(e["ingressFromInternet"] for e in eps_out),
+            "numEgressToInternet": sum(e["egressToInternet"] for e in eps_out),
+            "numIngressFromOtherNamespace": sum(e["ingressFromOtherNamespace"] for e in eps_out),
+            "numEgressToOtherNamespace": sum(e["egressToOtherNamespace"] for e in eps_out)},
+        "namespaces": ns_out,
+        "namespacesSummary": {
+            "numTotal": len(ns_out), "numIngressProtected": sum(n["ingressProtected"] for n in ns_out),
+            "numEgressProtected": sum(n["egressProtected"] for n in ns_out),
+            "numEnvoyEnabled": sum(n["envoyEnabled"] for n in ns_out)},
+        "services": svc_out,
+        "servicesSummary": {"numTotal": len(svc_out), "numIngressProtected": sum(s["ingressProtected"] for s in svc_out),
+                            "numEnvoyEnabled": sum(s["envoyEnabled"] for s in svc_out)},
+    }
+
+
+# -- downloads: Calico's Go templates render booleans as true/false and times as RFC 3339 -------------------
+
+def _cell(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return ";".join(str(x) for x in v)
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "" if v is None else str(v)
+
+
+def render_csv(columns: list[str], rows: list[dict[str, Any]], *, single: bool = False) -> str:
+    """Calico's csv renderer: a header line, then one line per row; a single-row summary has no final
+    newline. Unlike Calico, a cell holding a comma, quote or newline is quoted (RFC 4180) so columns stay."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in columns])
+    text = buf.getvalue()
+    return text[:-1] if single else text
+
+
+def scope_columns(report: dict[str, Any]) -> dict[str, Any]:
+    """The scope columns every report type's summary.csv starts with."""
+    ep = (report.get("reportSpec") or {}).get("endpoints") or {}
+    ns, sa = ep.get("namespaces") or {}, ep.get("serviceAccounts") or {}
+    return {"startTime": report["startTime"], "endTime": report["endTime"],
+            "endpointSelector": ep.get("selector", ""), "namespaceNames": ns.get("names") or [],
+            "namespaceSelector": ns.get("selector", ""), "serviceAccountNames": sa.get("names") or [],
+            "serviceAccountSelectors": sa.get("selector", "")}
+
+
+SUMMARY_COLUMNS = ["startTime", "endTime", "endpointSelector", "namespaceNames", "namespaceSelector",
+                   "serviceAccountNames", "serviceAccountSelectors", "endpointsNumInScope",
+                   "endpointsNumIngressProtected", "endpointsNumEgressProtected", "namespacesNumInScope",
+                   "namespacesNumIngressProtected", "namespacesNumEgressProtected", "serviceAccountsNumInScope"]
+
+
+def downloads(report: dict[str, Any]) -> dict[str, str]:
+    """summary.csv, endpoints.csv, namespaces.csv and services.csv of an inventory report document."""
+    es, ns = report["endpointsSummary"], report["namespacesSummary"]
+    summary = {**scope_columns(report),
+               "endpointsNumInScope": es["numTotal"], "endpointsNumIngressProtected": es["numIngressProtected"],
+               "endpointsNumEgressProtected": es["numEgressProtected"], "namespacesNumInScope": ns["numTotal"],
+               "namespacesNumIngressProtected": ns["numIngressProtected"],
+               "namespacesNumEgressProtected": ns["numEgressProtected"],
+               "serviceAccountsNumInScope": es["numServiceAccounts"]}
+    return {
+        "summary.csv": render_csv(SUMMARY_COLUMNS, [summary], single=True),
+        "endpoints.csv": render_csv(["endpoint", "ingressProtected", "egressProtected", "envoyEnabled",
+                                     "appliedPolicies", "services"], report["endpoints"]),
+        "namespaces.csv": render_csv(["namespace", "ingressProtected", "egressProtected", "envoyEnabled"],
+                                     report["namespaces"]),
+        "services.csv": render_csv(["service", "ingressProtected", "envoyEnabled"], report["services"]),
+    }

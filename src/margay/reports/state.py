@@ -1,0 +1,128 @@
+"""Resource state at any instant: the newest snapshot before an interval, replayed forward with the audit
+logs (Calico's and Kubernetes'), yielding every state the cluster passed through during the interval."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import NotFound
+from ..logtypes import REGISTRY
+from ..query.model import Query, SortKey, parse_time
+from ..query.selector import parse_selector
+from ..store.backend import Backend
+from . import snapshots
+from .resources import BY_RESOURCE, Ref, ResourceKind, Resources
+
+AUDIT_EE, AUDIT_KUBE = REGISTRY["audit_ee"], REGISTRY["audit_kube"]
+_WRITE_VERBS = ("create", "update", "patch", "delete")
+_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class Change:
+    """One successful write from the audit log: the object after it (None when deleted)."""
+
+    at: datetime
+    kind: ResourceKind
+    ref: Ref
+    verb: str
+    obj: dict[str, Any] | None
+    event: dict[str, Any]
+
+
+def _change(event: dict[str, Any]) -> Change | None:
+    ref = event.get("objectRef") or {}
+    rk = BY_RESOURCE.get((ref.get("apiGroup") or "", ref.get("resource") or ""))
+    if rk is None or ref.get("subresource"):
+        return None
+    code = (event.get("responseStatus") or {}).get("code")
+    if not isinstance(code, int) or not 200 <= code < 300:
+        return None
+    verb = event.get("verb")
+    at = event["requestReceivedTimestamp"]
+    if not isinstance(at, datetime):
+        at = parse_time(at, datetime.now(UTC), what="requestReceivedTimestamp")
+    if verb == "delete":
+        name = ref.get("name")
+        if not name:
+            return None
+        return Change(at, rk, (ref.get("namespace") or "" if rk.namespaced else "", name), verb, None, event)
+    obj = event.get("responseObject")
+    if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict) or obj.get("kind") == "Status":
+        return None  # a Metadata-level event: the new object is unknown, so the state cannot follow it
+    meta = obj["metadata"]
+    name = meta.get("name") or ref.get("name")
+    if not name:
+        return None
+    ns = (meta.get("namespace") or ref.get("namespace") or "") if rk.namespaced else ""
+    return Change(at, rk, (ns, name), str(verb), obj, event)
+
+
+def audit_changes(backend: Backend, cluster: str, start: datetime, end: datetime) -> list[Change]:
+    """Successful writes to compliance kinds in [start, end), oldest first, read through the Backend."""
+    sel = parse_selector("verb IN {" + ", ".join(f'"{v}"' for v in _WRITE_VERBS) + '} AND stage = "ResponseComplete"')
+    out: list[Change] = []
+    after: dict[str, Any] | None = None
+    while True:
+        q = Query(AUDIT_EE, [cluster], also=[AUDIT_KUBE], start=start, end=end, selector=sel,
+                  sort=[SortKey("requestReceivedTimestamp")], size=_PAGE, after_key=after, total_hits=False)
+        res = backend.search(q)
+        for ev in res.items:
+            ch = _change(ev)
+            if ch is not None:
+                out.append(ch)
+        if len(res.items) < _PAGE or res.after_key is None:
+            break
+        after = res.after_key
+    out.sort(key=lambda c: c.at)
+    return out
+
+
+class Timeline:
+    """The states of a cluster through [start, end): `states()` yields (from, to, resources) for each span
+    in which nothing changed; `changes` are the audit writes inside the interval."""
+
+    def __init__(self, base: Resources, base_time: datetime, changes: list[Change], start: datetime,
+                 end: datetime) -> None:
+        self.start, self.end, self.base_time = start, end, base_time
+        self.initial = copy.deepcopy(base)
+        for ch in changes:
+            if ch.at < start:
+                _apply(self.initial, ch)
+        self.changes = [c for c in changes if start <= c.at < end]
+
+    def states(self) -> Iterator[tuple[datetime, datetime, Resources]]:
+        state = copy.deepcopy(self.initial)
+        t = self.start
+        i = 0
+        while i < len(self.changes):
+            at = self.changes[i].at
+            if at > t:
+                yield t, at, state
+            while i < len(self.changes) and self.changes[i].at == at:
+                _apply(state, self.changes[i])
+                i += 1
+            t = at
+        yield t, self.end, state
+
+
+def _apply(state: Resources, ch: Change) -> None:
+    bucket = state.setdefault(ch.kind.key, {})
+    if ch.obj is None:
+        bucket.pop(ch.ref, None)
+    else:
+        bucket[ch.ref] = ch.obj
+
+
+def timeline(backend: Backend, cluster: str, start: datetime, end: datetime) -> Timeline:
+    """The newest snapshot at or before `start`, and the audit writes from it to `end`."""
+    snap = snapshots.latest(backend, cluster, start)
+    if snap is None:
+        raise NotFound(f"no snapshot of cluster {cluster!r} at or before {start.isoformat()}: take one first "
+                       "(margay reports snapshot <dump.yaml>)")
+    when, base = snap
+    return Timeline(base, when, audit_changes(backend, cluster, when, end), start, end)
