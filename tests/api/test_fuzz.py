@@ -227,7 +227,8 @@ def test_every_body_has_a_limit(target: Target) -> None:
     for ep in target.endpoints:
         if ep.method not in ("POST", "PUT"):
             continue
-        path = fill(ep.path, lambda: "tigera_secure_ee_flows.cluster")
+        # A resource kind of the detector's API that exists, so its body is read (others are 404 unread).
+        path = fill(ep.path.replace("{resource}", "globalalerts"), lambda: "tigera_secure_ee_flows.cluster")
         ctype = "application/x-ndjson" if "bulk" in ep.path and ep.method == "POST" else "application/json"
         r = httpx.request(ep.method, target.url + path, content=chunks(), timeout=60,
                           headers={"content-type": ctype, "authorization": f"Bearer {target.token}"})

@@ -113,7 +113,7 @@ def test_calico_write_alias_and_ilm_backing_indices_still_parse(sandbox: tuple[s
         assert r.status_code == 200 and r.json()["items"][0]["index"]["status"] == 201, (index, r.text)
     r = httpx.post(url + "/api/v1/flows/logs", json={"max_page_size": 0, "time_range": {"from": "2000-01-01T00:00:00Z"}},
                    headers={"x-cluster-id": "cluster"}, timeout=30)
-    assert r.json()["total_hits"] == 2  # the write alias and the dated index name the cluster `cluster`
+    assert r.json()["total_hits"] == 3  # the write alias, the dated and the ILM backing index name `cluster`
 
 
 def test_malformed_bulk_action_lines_are_400(sandbox: tuple[str, Path, Path]) -> None:
