@@ -29,6 +29,7 @@ TOKENS: dict[str, dict[str, Any]] = {
     "mallory": {"user": "mallory"},
     "frank": {"user": "frank", "groups": ["shop-team"]},
     "gina": {"user": "gina"},
+    "hank": {"user": "hank"},
     "writer-east": {"cluster": "east"},
 }
 
@@ -84,6 +85,11 @@ RBAC: list[dict[str, Any]] = [
     binding("gina-shop-flows", "flows-east-only", {"kind": "User", "name": "gina"}, namespace="shop"),
     cluster_role("l7-east", [lma(["east"], ["l7"])]),
     binding("gina-l7", "l7-east", {"kind": "User", "name": "gina"}),
+    # hank: crossed grants -- the Kubernetes audit log of east and the Calico audit log of west.
+    cluster_role("audit-kube-east", [lma(["east"], ["audit_kube"])]),
+    cluster_role("audit-ee-west", [lma(["west"], ["audit_ee"])]),
+    binding("hank-kube-east", "audit-kube-east", {"kind": "User", "name": "hank"}),
+    binding("hank-ee-west", "audit-ee-west", {"kind": "User", "name": "hank"}),
     # dave also operates the server: the metrics name every cluster, so they need a grant of their own.
     cluster_role("operators", [lma(["operator"], ["metrics"])]),
     binding("dave-operates", "operators", {"kind": "Group", "name": "ops"}),
@@ -99,6 +105,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "grafana": {("events", c) for c in CLUSTERS},
     "eve": set(),
     "mallory": set(),
+    "hank": {("audit_kube", "east"), ("audit_ee", "west")},
     "writer-east": set(),
     "admin": {(t, c) for t in ALL_TYPES for c in CLUSTERS},
 }

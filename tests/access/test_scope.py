@@ -30,6 +30,14 @@ def flows() -> bytes:
                       for s, d in PAIRS)
 
 
+def events() -> bytes:
+    """Events whose text names the other side: withheld from a scoped reader like the side itself."""
+    return b"\n".join(orjson.dumps({"id": f"ev-{s}-{d}", "time": 1700000000, "type": "global_alert", "severity": 50,
+                                    "source_namespace": s, "dest_namespace": d, "source_name": f"{s}-src-0",
+                                    "dest_name": f"{d}-dst-0", "description": f"{s}-src-0 talked to {d}-dst-0",
+                                    "record": {"peer": f"{d}-dst-0"}}) for s, d in PAIRS)
+
+
 @pytest.fixture(scope="module", params=["local", pytest.param("kube", marks=pytest.mark.rig)])
 def scoped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            module_engine: dict[str, Any]) -> Iterator[Rig]:
@@ -58,7 +66,8 @@ def scoped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                                   ("/api/v1/dns/logs/bulk", "\n".join(SAMPLES["dns"]).encode(), "application/x-ndjson"),
                                   ("/api/v1/audit/logs/kube/bulk", "\n".join(SAMPLES["audit_kube"]).encode(),
                                    "application/x-ndjson"),
-                                  ("/api/v1/bgp/logs/bulk", "\n".join(SAMPLES["bgp"]).encode(), "text/plain")]:
+                                  ("/api/v1/bgp/logs/bulk", "\n".join(SAMPLES["bgp"]).encode(), "text/plain"),
+                                  ("/api/v1/events/bulk", events(), "application/x-ndjson")]:
             r = rig.post("admin", path, None, cluster="east", content=body, headers={"content-type": ctype})
             assert r.status_code == 200, r.text
         yield rig
@@ -114,7 +123,8 @@ def test_no_namespace_no_access_and_other_clusters_refused(scoped: Rig) -> None:
     assert scoped.post("frank", "/api/v1/bgp/logs", WIDE, cluster="east").status_code == 403
     assert scoped.post("frank", "/api/v1/flows/logs", WIDE, cluster="west").status_code == 403
     indices = scoped.get("frank", "/api/v1/indices").json()["items"]
-    assert {(i["log_type"], i["docs"]) for i in indices} == {("flows", None), ("dns", None), ("audit_kube", None)}
+    assert {(i["log_type"], i["docs"]) for i in indices} == {("flows", None), ("dns", None), ("audit_kube", None),
+                                                             ("events", None)}
 
 
 def test_scope_filter_is_parameterised() -> None:
@@ -137,3 +147,26 @@ def test_access_log_names_the_caller(scoped: Rig, caplog: pytest.LogCaptureFixtu
     line = lines[-1]
     assert line["user"] == "frank" and line["returned"] == 3 and line["namespaces"] == {"east": ["shop"]}
     assert line["types"] == ["flows"] and line["clusters"] == ["east"]
+
+
+def test_graph_multi_cluster_events_and_msearch_withhold_too(scoped: Rig) -> None:
+    """The other read paths of a scoped reader: the flow graph, a _MULTI_ read, events (their text too) and
+    the Elasticsearch API's _msearch -- no name of the db side appears; the administrator sees them."""
+    graph = scoped.post("frank", "/api/v1/flows/graph", {**WIDE, "expand": ["shop", "db"]}, cluster="east")
+    assert graph.status_code == 200, graph.text
+    assert "withheld|" in graph.text and "db-src-" not in graph.text and "db-dst-" not in graph.text
+    assert "db-dst-" in scoped.post("admin", "/api/v1/flows/graph", {**WIDE, "expand": ["shop", "db"]},
+                                    cluster="east").text
+    multi = scoped.post("frank", "/api/v1/flows/logs", {**WIDE, "clusters": ["east"]}, cluster="_MULTI_")
+    assert multi.status_code == 200 and len(multi.json()["items"]) == 3 and "db-src-" not in multi.text
+    ev = scoped.post("frank", "/api/v1/events", WIDE, cluster="east")
+    assert ev.status_code == 200 and len(ev.json()["items"]) == 3, ev.text
+    assert "db-src-0" not in ev.text and "db-dst-0" not in ev.text
+    assert "db-dst-0" in scoped.post("admin", "/api/v1/events", WIDE, cluster="east").text
+    lines = b"".join(orjson.dumps(x) + b"\n" for x in ({"index": "tigera_secure_ee_flows.east.*"}, {"size": 50},
+                                                        {"index": "tigera_secure_ee_events.*"}, {"size": 50}))
+    ms = scoped.http.post("/es/_msearch", content=lines, headers={"authorization": f"Bearer {scoped.token('frank')}",
+                                                                  "content-type": "application/x-ndjson"})
+    assert ms.status_code == 200 and [r["status"] for r in ms.json()["responses"]] == [200, 200], ms.text
+    assert all(r["hits"]["hits"] for r in ms.json()["responses"])
+    assert "db-src-" not in ms.text and "db-dst-" not in ms.text
