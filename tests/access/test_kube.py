@@ -70,7 +70,9 @@ def test_subject_access_review_decides(kube_margay: tuple[Rig, Any]) -> None:
     assert rig.post("grafana", "/api/v1/flows/logs", {}, cluster="west").status_code == 403
     sar = next(e["requestObject"] for e in reviews(kube, "subjectaccessreviews")
                if e["requestObject"]["spec"]["user"] == "alice"
-               and e["requestObject"]["spec"]["resourceAttributes"].get("resource") == "east")
+               and e["requestObject"]["spec"]["resourceAttributes"].get("resource") == "east"
+               and e["requestObject"]["spec"]["resourceAttributes"].get("name") == "flows"
+               and "namespace" not in e["requestObject"]["spec"]["resourceAttributes"])
     assert sar["spec"]["resourceAttributes"] == {"group": "lma.tigera.io", "resource": "east", "name": "flows",
                                                  "verb": "get"}
     assert sar["spec"]["groups"] == ["devs", "system:authenticated"] and sar["spec"]["uid"] == "uid-alice"

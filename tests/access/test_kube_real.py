@@ -158,3 +158,56 @@ def test_access_check_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
         r = _check(*args)
         message = " ".join(r.stderr.split())  # the console wraps long lines
         assert r.returncode == 2 and text in message and "Traceback" not in message, r.stderr
+
+
+FLEET = [f"c{i:04d}" for i in range(1000)]
+
+
+def test_a_fleet_of_clusters_costs_reviews_by_grant_not_by_cluster(kube, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """1,000 clusters: a caller granted every cluster costs one SubjectAccessReview (the wildcard), one granted
+    a type everywhere two; a caller granted a few clusters is asked about the rest concurrently. Every answer
+    is the local evaluator's answer for the same RBAC objects."""
+    from margay.access.authorizer import KubeAuthorizer
+    from margay.access.guard import Access
+
+    from .conftest import binding, cluster_role, lma
+
+    tag = secrets.token_hex(3)
+    few = FLEET[:7]
+    objects = [
+        cluster_role(f"fleet-all-{tag}", [lma(["*"])]),
+        binding(f"fleet-all-{tag}", f"fleet-all-{tag}", {"kind": "User", "name": f"all-{tag}"}),
+        cluster_role(f"fleet-flows-{tag}", [lma(["*"], ["flows"])]),
+        binding(f"fleet-flows-{tag}", f"fleet-flows-{tag}", {"kind": "User", "name": f"flows-{tag}"}),
+        cluster_role(f"fleet-few-{tag}", [lma(few)]),
+        binding(f"fleet-few-{tag}", f"fleet-few-{tag}", {"kind": "User", "name": f"few-{tag}"}),
+    ]
+    assert all(r.status_code in (200, 201) for r in kube.api.apply(objects))
+    policy = Policy(objects)
+    client = KubeClient(from_kubeconfig(kube.kubeconfig_for("margay", tmp_path / "kubeconfig")), ttl=60)
+    access = Access("kube", kube=client, authorizer=KubeAuthorizer(client))
+    types = [REGISTRY["flows"], REGISTRY["dns"]]
+    try:
+        figures = {}
+        # (caller, log types asked, at most this many reviews; None: checked below)
+        for name, asked, most in ((f"all-{tag}", types, 1), (f"flows-{tag}", types[:1], 2),
+                                  (f"flows-{tag}", types, 1 + 3 + 2 * len(FLEET)), (f"few-{tag}", types, None)):
+            who = person(name)
+            client.decisions.clear()  # cold
+            before, t0 = client.reviews, time.perf_counter()
+            grants = access.grants(who, [(lt, c) for lt in asked for c in FLEET])
+            spent, cost = time.perf_counter() - t0, client.reviews - before
+            figures[f"{name.split('-')[0]}/{len(asked)}"] = (cost, round(spent, 3))
+            expect = {(lt.name, c): any(policy.allowed(who, "get", GROUP, c, n, "") for n in lt.rbac)
+                      for lt in asked for c in FLEET}
+            assert {k: bool(g) for k, g in grants.items()} == expect, name
+            if most is not None:
+                assert cost <= most, (name, cost)
+            again = client.reviews
+            assert access.grants(who, [(lt, c) for lt in asked for c in FLEET]) == grants
+            assert client.reviews == again, "a second look within the cache's ttl asks nothing"
+        # the few-clusters caller: 1 wildcard + 3 names everywhere + each cluster whole + the names of the others
+        assert figures["few/2"][0] <= 1 + 3 + len(FLEET) + 3 * (len(FLEET) - len(few)), figures
+        print(f"\nfleet RBAC over {len(FLEET)} clusters, cold cache (reviews, seconds): {figures}")
+    finally:
+        client.close()

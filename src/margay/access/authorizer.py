@@ -28,6 +28,10 @@ class Authorizer(Protocol):
         """Namespaces in which a RoleBinding grants the request (for namespace-scoped reads)."""
         ...
 
+    def prefetch(self, user: Identity, clusters: list[str], rbac_names: list[str], *, verb: str = "get") -> None:
+        """Make the answers for every (cluster, name) pair cheap to ask next (a no-op where they already are)."""
+        ...
+
 
 class AllowAll:
     """Authentication off: every caller may read everything."""
@@ -38,6 +42,9 @@ class AllowAll:
 
     def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
         return frozenset()
+
+    def prefetch(self, user: Identity, clusters: list[str], rbac_names: list[str], *, verb: str = "get") -> None:
+        return None
 
 
 class LocalAuthorizer:
@@ -72,6 +79,9 @@ class LocalAuthorizer:
             self.cache.put(key, hit)
         return hit
 
+    def prefetch(self, user: Identity, clusters: list[str], rbac_names: list[str], *, verb: str = "get") -> None:
+        return None  # evaluated in memory: each answer is already cheap
+
 
 class KubeAuthorizer:
     """SubjectAccessReview against the API server (KubeClient caches the answers).
@@ -93,5 +103,9 @@ class KubeAuthorizer:
     def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
         if user.is_writer or self._namespaces is None:
             return frozenset()
-        return frozenset(ns for ns in self._namespaces()
-                         if self.kube.access(user, verb, GROUP, cluster, rbac_name, ns))
+        answers = self.kube.access_many(user, verb, GROUP, [(cluster, rbac_name, ns) for ns in self._namespaces()])
+        return frozenset(ns for (_, _, ns), allowed in answers.items() if allowed)
+
+    def prefetch(self, user: Identity, clusters: list[str], rbac_names: list[str], *, verb: str = "get") -> None:
+        if not user.is_writer:
+            self.kube.prefetch(user, verb, GROUP, clusters, rbac_names)

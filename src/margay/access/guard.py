@@ -165,6 +165,16 @@ class Access:
                 return Grant(False, ns)
         return NONE
 
+    def grants(self, who: Identity, pairs: Iterable[tuple[LogType, str]]) -> dict[tuple[str, str], Grant]:
+        """`grant` for many (type, cluster) pairs at once, keyed by (type name, cluster): the authorizer
+        answers the whole set first (with Kubernetes: wildcard reviews, then concurrent ones)."""
+        unique = {(lt.name, c): (lt, c) for lt, c in pairs}  # log types are not hashable
+        if self.enabled and not who.is_writer and len(unique) > 1:
+            clusters = list(dict.fromkeys(c for _, c in unique))
+            names = list(dict.fromkeys(n for lt, _ in unique.values() for n in lt.rbac))
+            self.authorizer.prefetch(who, clusters, names)
+        return {key: self.grant(who, lt, c) for key, (lt, c) in unique.items()}
+
     def may_operate(self, who: Identity) -> bool:
         """Operator endpoints (/-/metrics: every cluster's names and counts): the administrator, or `get` on
         lma.tigera.io resource `operator`, resourceName `metrics` (a ClusterRole rule like any other)."""
@@ -184,7 +194,7 @@ class Access:
             raise Forbidden("cluster (writer) tokens may write logs but not read them")
         if not clusters:
             return ReadPlan(list(types), [])
-        grants = {(lt.name, c): self.grant(who, lt, c) for lt in types for c in clusters}
+        grants = self.grants(who, [(lt, c) for lt in types for c in clusters])
         kept = [lt for lt in types if any(grants[(lt.name, c)] for c in clusters)]
         plan = ReadPlan(kept, [])
         for c in clusters if kept else []:
@@ -238,7 +248,8 @@ class Access:
         Forbidden when the pattern names stored pairs but none is readable; [] when it names nothing.
         """
         pairs: list[Pair] = expand_pattern(pattern, existing)
-        out = [(lt, c, g) for lt, c in pairs if (g := self.grant(who, lt, c))]
+        grants = self.grants(who, pairs)
+        out = [(lt, c, g) for lt, c in pairs if (g := grants[(lt.name, c)])]
         if pairs and not out:
             raise Forbidden(f"{who.describe()} may not read any index matching {pattern!r}")
         return out

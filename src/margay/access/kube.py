@@ -6,7 +6,9 @@ import base64
 import os
 import ssl
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from .cache import TTLCache
 from .identity import Identity, person
 from .tokens import digest
 
+REVIEWERS = 16  # concurrent SubjectAccessReviews per margay server
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -117,9 +120,14 @@ class KubeClient:
         self.tokens: TTLCache[Identity | bool] = TTLCache(maxsize, ttl, **kw)
         self.decisions: TTLCache[bool] = TTLCache(maxsize, ttl, **kw)
         self.http = httpx.Client(base_url=conn.server, verify=conn.verify, cert=conn.cert, timeout=timeout,
-                                 auth=conn.basic, transport=transport)
+                                 auth=conn.basic, transport=transport,
+                                 limits=httpx.Limits(max_connections=REVIEWERS, max_keepalive_connections=REVIEWERS))
+        self.reviews = 0  # SubjectAccessReviews sent (for metrics and tests)
+        self._count = threading.Lock()
+        self._pool = ThreadPoolExecutor(REVIEWERS, thread_name_prefix="margay-sar")
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.http.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -161,15 +169,67 @@ class KubeClient:
         self.tokens.put(key, who if who is not None else False)
         return who
 
+    def cached(self, who: Identity, verb: str, group: str, resource: str, name: str,
+               namespace: str = "") -> bool | None:
+        """The cached answer for one request, or None. A cached "yes" to a wider request answers it too:
+        under Kubernetes RBAC, `resource: *` (any resource) or an empty name (every name) is only allowed by a
+        rule that covers every narrower request."""
+        wider = [(resource, name), ("*", name), (resource, ""), ("*", "")]
+        for r, n in wider if resource != "*" or name else wider[-1:]:
+            hit = self.decisions.get((who, verb, group, r, n, namespace))
+            if hit is True or (hit is False and (r, n) == (resource, name)):
+                return hit
+        return None
+
     def access(self, who: Identity, verb: str, group: str, resource: str, name: str, namespace: str = "") -> bool:
         """SubjectAccessReview (authorization.k8s.io/v1) for one resource request (cached)."""
-        key = (who, verb, group, resource, name, namespace)
-        hit = self.decisions.get(key)
+        hit = self.cached(who, verb, group, resource, name, namespace)
         if hit is not None:
             return hit
         allowed, _ = self.review_access(who, verb, group, resource, name, namespace)
-        self.decisions.put(key, allowed)
+        self.decisions.put((who, verb, group, resource, name, namespace), allowed)
         return allowed
+
+    def access_many(self, who: Identity, verb: str, group: str,
+                    requests: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], bool]:
+        """Many (resource, name, namespace) requests at once: cached answers first, the rest as concurrent
+        SubjectAccessReviews (REVIEWERS at a time)."""
+        out: dict[tuple[str, str, str], bool] = {}
+        ask: list[tuple[str, str, str]] = []
+        for req in dict.fromkeys(requests):
+            hit = self.cached(who, verb, group, *req)
+            if hit is None:
+                ask.append(req)
+            else:
+                out[req] = hit
+        if len(ask) == 1:
+            out[ask[0]] = self.access(who, verb, group, *ask[0])
+        elif ask:
+            for req, allowed in zip(ask, self._pool.map(lambda r: self.access(who, verb, group, *r), ask),
+                                    strict=True):
+                out[req] = allowed
+        return out
+
+    def prefetch(self, who: Identity, verb: str, group: str, resources: list[str], names: list[str]) -> None:
+        """Answer every (resource, name) pair with as few reviews as the caller's grants allow: a wildcard
+        review first (`*` resource, any name), then each name on every resource, then each resource with every
+        name, and only then the pairs still open — each stage concurrently. A caller granted everything costs
+        one review whatever the number of clusters; the answers stay in the bounded decision cache. (Kubernetes
+        RBAC allows `*` or an empty name only through a rule that covers every narrower request; an authorizer
+        webhook with other rules would need `--auth` tokens instead.)"""
+        if len(resources) * len(names) <= len(names) + 1:  # one cluster: the pairs themselves are cheapest
+            self.access_many(who, verb, group, [(r, n, "") for r in resources for n in names])
+            return
+        if self.access(who, verb, group, "*", ""):
+            return
+        wide = self.access_many(who, verb, group, [("*", n, "") for n in names])
+        names = [n for n in names if not wide[("*", n, "")]]
+        if not names:
+            return
+        if len(names) > 2:  # a review per resource pays off only when it can save several
+            whole = self.access_many(who, verb, group, [(r, "", "") for r in resources])
+            resources = [r for r in resources if not whole[(r, "", "")]]
+        self.access_many(who, verb, group, [(r, n, "") for r in resources for n in names])
 
     def review_access(self, who: Identity, verb: str, group: str, resource: str, name: str,
                       namespace: str = "") -> tuple[bool, str]:
@@ -182,6 +242,8 @@ class KubeClient:
             spec["uid"] = who.uid
         if who.extra:
             spec["extra"] = {k: list(v) for k, v in who.extra}
+        with self._count:
+            self.reviews += 1
         doc = self._post("/apis/authorization.k8s.io/v1/subjectaccessreviews",
                          {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec})
         status = doc.get("status") or {}

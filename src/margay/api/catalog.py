@@ -33,12 +33,15 @@ async def whoami(request: Request) -> JSONResponse:
     who = m.caller(request)
     clusters = await asyncio.to_thread(m.backend.clusters, None)
     stored = await asyncio.to_thread(lambda: {t: set(m.backend.clusters(REGISTRY[t])) for t in REGISTRY})
+    pairs = [(REGISTRY[t], c) for types in UI_TYPES.values() for t in types for c in (clusters or [])]
+    pairs += [(REGISTRY[t], c) for types in UI_TYPES.values() for t in types for c in stored[t]]
+    granted = await asyncio.to_thread(m.access.grants, who, pairs)  # Kubernetes: wildcard first, concurrent
     readable: dict[str, dict[str, str]] = {}
     logs: dict[str, str] = {}
     for name, types in UI_TYPES.items():
         per: dict[str, str] = {}
         for c in clusters or []:
-            grants = [m.access.grant(who, REGISTRY[t], c) for t in types]
+            grants = [granted[(t, c)] for t in types]
             if any(g.full for g in grants):
                 per[c] = "full"
             elif any(grants):
@@ -46,8 +49,7 @@ async def whoami(request: Request) -> JSONResponse:
         readable[name] = per
         has = [c for t in types for c in stored[t]]
         logs[name] = ("none_yet" if not has else
-                      "readable" if any(m.access.grant(who, REGISTRY[t], c) for t in types for c in stored[t])
-                      else "denied")
+                      "readable" if any(granted[(t, c)] for t in types for c in stored[t]) else "denied")
     return JSONResponse({"user": who.describe(), "groups": list(who.groups), "auth": m.access.mode,
                          "clusters": sorted({c for per in readable.values() for c in per}),
                          "all_clusters": len(clusters or []), "readable": readable,
