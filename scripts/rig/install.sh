@@ -14,7 +14,7 @@ if [ ${#apt_needed[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
 fi
-for component in opensearch hec kube; do
+for component in opensearch hec kube victorialogs; do
   if [ -f "scripts/rig/$component.sh" ]; then
     start=$(date +%s)
     bash "scripts/rig/$component.sh"

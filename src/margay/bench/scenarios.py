@@ -7,6 +7,7 @@
 - mixed: sustained ingest at half the measured maximum with 10 query clients; errors, p95, RSS over time.
 - aggregate, agent, forward, ui: the side paths' own measurements.
 - hostile: a batch built for the per-line slow path against a good one of the same size (bench/hostile.py).
+- peers: margay beside ClickHouse (chDB) and VictoriaLogs on the same flows, two data variants (bench/peers.py).
 """
 
 from __future__ import annotations
@@ -359,5 +360,12 @@ def detect(bench: Bench) -> dict[str, Any]:
     return out
 
 
+def peers(bench: Bench) -> dict[str, Any]:
+    from .peers import peers as run
+
+    return run(bench)
+
+
 SCENARIOS = {"ingest": ingest, "query": query, "scale": scale, "mixed": mixed, "aggregate": aggregate,
-             "agent": agent, "forward": forward, "hostile": hostile, "detect": detect}
+             "agent": agent, "forward": forward, "hostile": hostile, "detect": detect,
+             "peers": peers}

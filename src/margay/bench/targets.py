@@ -66,6 +66,8 @@ def post_parallel(send: Callable[[httpx.Client, int, Batch], int], batches: list
 
 class MargayTarget:
     name = "margay"
+    COLD_AFTER = 60.0  # the store's compact_cold_after: a partition with no write this long gets merged
+    _last_write = 0.0
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -103,13 +105,20 @@ class MargayTarget:
             r.raise_for_status()
             return int(r.json()["succeeded"])
 
-        return post_parallel(send, gz, clients, self.url)
+        try:
+            return post_parallel(send, gz, clients, self.url)
+        finally:
+            self._last_write = time.monotonic()
 
     def settle(self, timeout: float = 3600, quiet: float = 10.0) -> None:
         """Wait until the compactor is idle: no merge or roll-up being written and none finished for `quiet`
-        seconds (its metrics), so that timings do not share the cores with a merge. Today's partition may
-        still be hot: the compactor merges a partition once it has had no write for a minute."""
+        seconds (its metrics), so that timings and storage figures do not share the cores with a merge or count
+        files about to be merged. The newest partition is merged once it has had no write for COLD_AFTER
+        seconds: the wait starts only after that (plus one compactor pass) since the last write."""
         deadline = time.monotonic() + timeout
+        cold = self._last_write + self.COLD_AFTER + 10
+        while time.monotonic() < min(cold, deadline):
+            time.sleep(1)
         last: tuple[float, ...] = ()
         changed = time.monotonic()
         while time.monotonic() < deadline:
