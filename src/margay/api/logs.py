@@ -154,12 +154,60 @@ async def field_values(request: Request, name: str, field: str) -> JSONResponse:
     return JSONResponse({"field": field, "values": [v.as_dict() for v in values]})
 
 
+MAX_INDICES = 10_000  # one page of GET /api/v1/indices at most
+
+
+def _index_filters(request: Request) -> tuple[LogType | None, str, bool, str, str, int, str]:
+    """GET /api/v1/indices' parameters, each checked: log_type, cluster (a name, or a prefix ending in `*`),
+    from/to (yyyymmdd days, inclusive), limit, after (the last index of the previous page)."""
+    params = request.query_params
+    unknown = sorted(set(params) - {"log_type", "cluster", "from", "to", "limit", "after"})
+    if unknown:
+        raise QueryError(f"unknown parameter {unknown[0]!r}: expected log_type, cluster, from, to, limit, after")
+    name = params.get("log_type")
+    lt = None
+    if name is not None:
+        if name not in REGISTRY:
+            raise QueryError(f"log_type: unknown log type {name[:40]!r}; one of {', '.join(REGISTRY)}")
+        lt = REGISTRY[name]
+    cluster = params.get("cluster", "")
+    prefix = cluster.endswith("*")
+    if cluster and (cluster.count("*") > 1 or (not prefix and "*" in cluster)):
+        raise QueryError("cluster: a cluster name, or a prefix ending in `*` (e.g. prod-*)")
+    if cluster and cluster != "*":
+        stem = cluster.rstrip("*").rstrip("-.")
+        if stem:
+            valid_cluster(stem, where="the cluster parameter")
+    days = []
+    for key in ("from", "to"):
+        day = params.get(key, "")
+        if day and not (len(day) == 8 and day.isdigit()):
+            raise QueryError(f"{key}: expected a day as yyyymmdd, got {day[:20]!r}")
+        days.append(day)
+    raw = params.get("limit", str(MAX_INDICES))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_INDICES:
+        raise QueryError(f"limit: expected an integer from 1 to {MAX_INDICES}")
+    return lt, cluster.rstrip("*"), prefix, days[0], days[1], int(raw), params.get("after", "")
+
+
 async def list_indices(request: Request) -> JSONResponse:
+    """The stored (type, cluster, day) partitions the caller may read, by index name; filtered and paged
+    (`after` = the last index of the previous page) so a fleet's list comes in pieces."""
     m = request.app.state.margay
-    parts = await asyncio.to_thread(m.backend.partitions, None, None)
-    visible = m.visible_partitions(request, parts)
-    return JSONResponse({"items": [{"index": p.index, "log_type": p.log_type, "cluster": p.cluster, "day": p.day,
-                                    "docs": p.docs, "bytes": p.bytes} for p in visible]})
+    lt, cluster, prefix, lo, hi, limit, after = _index_filters(request)
+    exact = [cluster] if cluster and not prefix else None
+    parts = await asyncio.to_thread(m.backend.partitions, lt, exact)
+    parts = [p for p in parts if (not prefix or p.cluster.startswith(cluster)) and (not lo or p.day >= lo)
+             and (not hi or p.day <= hi)]
+    visible = sorted(await asyncio.to_thread(m.visible_partitions, request, parts), key=lambda p: p.index)
+    rest = [p for p in visible if p.index > after] if after else visible
+    page = rest[:limit]
+    body: dict[str, Any] = {"items": [{"index": p.index, "log_type": p.log_type, "cluster": p.cluster,
+                                       "day": p.day, "docs": p.docs, "bytes": p.bytes} for p in page],
+                            "total": len(visible)}
+    if len(rest) > limit:
+        body["after"] = page[-1].index
+    return JSONResponse(body)
 
 
 def routes() -> list[Route]:

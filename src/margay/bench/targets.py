@@ -137,14 +137,23 @@ class MargayTarget:
         return tuple(float(values[k]) for k in ("margay_compaction_merges_total", "margay_compaction_rollups_total",
                                                  "margay_compaction_active"))
 
+    def indices(self, log_type: str) -> list[dict[str, Any]]:
+        """Every stored partition of a log type (GET /api/v1/indices, page after page)."""
+        items: list[dict[str, Any]] = []
+        params = {"log_type": log_type}
+        while True:
+            page = httpx.get(self.url + "/api/v1/indices", params=params, timeout=60).raise_for_status().json()
+            items += page["items"]
+            if "after" not in page:
+                return items
+            params["after"] = page["after"]
+
     def count(self, log_type: str) -> int:
         """Records stored (a check that what was sent is what is queried)."""
-        return sum(i["docs"] for i in httpx.get(self.url + "/api/v1/indices", timeout=60).json()["items"]
-                   if i["log_type"] == log_type)
+        return sum(i["docs"] for i in self.indices(log_type))
 
     def bytes_per_record(self, log_type: str) -> float:
-        items = [i for i in httpx.get(self.url + "/api/v1/indices", timeout=60).json()["items"]
-                 if i["log_type"] == log_type]
+        items = self.indices(log_type)
         docs = sum(i["docs"] for i in items)
         return sum(i["bytes"] for i in items) / docs if docs else 0.0
 
