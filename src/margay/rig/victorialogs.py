@@ -2,7 +2,8 @@
 
 Started on 127.0.0.1:<free port> with its data in a folder of the caller's; fed through `/insert/jsonline`
 with stream fields, asked through `/select/logsql/query` (LogsQL). `flush()` makes what was inserted
-searchable and durable (`/internal/force_flush`), `merge()` compacts it (`/internal/force_merge`).
+searchable (`/internal/force_flush`; in-memory parts reach the disk within `-inmemoryDataFlushInterval`, set
+to its 1 s minimum here), `merge()` compacts it (`/internal/force_merge`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class VictoriaLogs:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = spawn([str(self.binary), f"-storageDataPath={self.data_dir}",
                            f"-httpListenAddr=127.0.0.1:{self.port}", "-retentionPeriod=100y",
-                           "-loggerLevel=WARN"], log=self.log_path)
+                           "-inmemoryDataFlushInterval=1s", "-loggerLevel=WARN"], log=self.log_path)
         wait_until(lambda: httpx.get(self.url + "/health", timeout=2).status_code == 200, timeout=timeout,
                    proc=self.proc, what="VictoriaLogs", log=self.log_path)
         return self
