@@ -185,6 +185,9 @@ def test_graph_keeps_clusters_apart_with_a_legend(page: Any, site: Site) -> None
     assert sorted(boxes) == ["cl|app-cluster-1", "cl|cluster"]
     parent = page.evaluate("window.__margayGraph.cy.$id('@app-cluster-1|ns|shop').parent().id()")
     assert parent == "cl|app-cluster-1"
+    # The clusters' boxes sit side by side, not on top of each other.
+    b1, b2 = page.evaluate("['cl|cluster', 'cl|app-cluster-1'].map((id) => window.__margayGraph.cy.$id(id).boundingBox())")
+    assert b1["x2"] < b2["x1"] or b2["x2"] < b1["x1"]
     legend = page.inner_text("#graph-legend")
     for word in ("namespace", "external domain", "external network", "cluster (2 selected)", "has denied flows"):
         assert word in legend

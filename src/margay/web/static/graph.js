@@ -74,7 +74,7 @@ export function graph(main, r) {
         { selector: ":parent", style: { "text-valign": "top", "text-halign": "center", "background-opacity": 0.35, "padding": 14, shape: "round-rectangle" } },
         { selector: "node[denied_flows > 0]", style: { "border-color": "#d64545", "border-width": 2 } },
         { selector: "node.cluster", style: { "background-color": "#f4f6f9", "background-opacity": 1, "border-color": "#7f8c8d", "border-width": 1,
-          "border-style": "dashed", color: "#3a4756", "font-weight": 700, "font-size": 12, padding: 18 } },
+          "border-style": "dashed", color: "#3a4756", "font-weight": 700, "font-size": 12, padding: 18, "text-max-width": 600 } },
         { selector: "edge", style: { width: "data(w)", "line-color": (e) => EDGE[e.data("action")], "target-arrow-color": (e) => EDGE[e.data("action")],
           "target-arrow-shape": "triangle", "curve-style": "bezier", "control-point-step-size": 28, opacity: 0.75, "arrow-scale": 0.9,
           "overlay-padding": 2 } },
@@ -83,9 +83,11 @@ export function graph(main, r) {
         { selector: ":selected", style: { "overlay-color": "#f0a830", "overlay-opacity": 0.25, opacity: 1 } },
       ],
       layout: expand.length ? { name: "preset", positions: layered(g), fit: true, padding: 24 }
+        : boxes.length ? { name: "preset" }
         : { name: "cose", animate: false, randomize: false, nodeRepulsion: () => 12000, idealEdgeLength: () => 90,
           gravity: 2, componentSpacing: 60, nodeDimensionsIncludeLabels: true, padding: 20, numIter: 1000 },
     });
+    if (boxes.length && !expand.length) sideBySide(cy, boxes);
     window.__margayGraph = { cy, data: g };
     cy.on("tap", "edge", (ev) => { cy.elements().unselect(); ev.target.select(); edgeFlows(ev.target.data()); });
     cy.on("tap", "node", (ev) => { if (ev.target.data("type") !== "cluster") nodeInfo(ev.target.data()); });
@@ -149,6 +151,22 @@ export function graph(main, r) {
       y += rows * 74 + 70;
     }
     return (node) => at[node.id()] || { x: 0, y: 0 };
+  }
+
+  // Several clusters, collapsed: each cluster's graph laid out on its own, the clusters side by side
+  // (one force layout over all of them drifts the boxes apart and leaves them tiny).
+  function sideBySide(cy, boxes) {
+    const W = 900, H = 1000, GAP = 160;
+    boxes.forEach((c, i) => {
+      const box = cy.$id("cl|" + c), kids = box.descendants();
+      const inside = new Set(kids.map((n) => n.id()));
+      const edges = kids.connectedEdges().filter((e) => inside.has(e.source().id()) && inside.has(e.target().id()));
+      box.union(kids).union(edges).layout({ name: "cose", animate: false, randomize: false, fit: false, boundingBox: { x1: i * (W + GAP), y1: 0, w: W, h: H },
+        nodeRepulsion: () => 12000, idealEdgeLength: () => 90, gravity: 2, componentSpacing: 60, nodeDimensionsIncludeLabels: true, numIter: 1000 }).run();
+    });
+    const loose = cy.nodes().filter((n) => !n.isParent() && !n.data("cluster"));
+    loose.forEach((n, j) => n.position({ x: boxes.length * (W + GAP), y: H / 2 + j * 80 }));
+    cy.fit(undefined, 20);
   }
 
   // What the shapes and colours mean, for the node types on screen.

@@ -162,8 +162,9 @@ export function overview(main) {
     const res = await agg("l7", { t: { date_histogram: { field: "end_time", fixed_interval: fi }, aggs: { m: { avg: { field: "duration_mean" } }, x: { max: { field: "duration_max" } } } } });
     const b = buckets(res, "t");
     chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0 }, xAxis: { type: "time" }, yAxis: { type: "value" },
-      series: [{ name: "mean", type: "line", showSymbol: false, color: "#e67e22", data: b.map((x) => [x.key, x.m.value]) },
-        { name: "max", type: "line", showSymbol: false, color: "#f5c08a", data: b.map((x) => [x.key, x.x.value]) }] });
+      // duration_mean / duration_max are nanoseconds (spec §L7), drawn in ms like DNS latency.
+      series: [{ name: "mean", type: "line", showSymbol: false, color: "#e67e22", data: b.map((x) => [x.key, x.m.value == null ? null : x.m.value / 1e6]) },
+        { name: "max", type: "line", showSymbol: false, color: "#f5c08a", data: b.map((x) => [x.key, x.x.value == null ? null : x.x.value / 1e6]) }] });
   }, "L7"));
 
   for (const [title, key] of [["Audit by verb", "verb"], ["Audit by user", "user.username"], ["Audit by resource", "objectRef.resource"]]) {
