@@ -491,6 +491,37 @@ def test_flow_graph_of_a_scoped_reader_withholds_other_namespaces(loaded: Any) -
     assert WITHHELD in nodes and not any(n.startswith("ns|ns1") or n.startswith("ns|shop") for n in nodes)
 
 
+@pytest.mark.parametrize("expand", [(), ("shop",)])
+def test_flow_graph_by_cluster_keeps_each_clusters_nodes_apart(flows: Any, expand: tuple[str, ...]) -> None:
+    """Two clusters with the same namespaces: `by_cluster` gives each its own nodes (as the reference fold
+    does), without it they merge; the node selectors name their cluster."""
+    from margay.query.graph import GraphSpec, assemble, fold
+
+    ingest(flows, FLOWS, ndjson(DATA[:40]), cluster="c2")
+    groups = _reference_groups(DATA) + [{**g, "cluster": "c2"} for g in _reference_groups(DATA[:40])]
+    spec = GraphSpec(expand, 60, by_cluster=True)
+    rows = flows.flow_graph(Query(FLOWS, ["c1", "c2"], now=NOW), spec)
+    want, hidden = fold(groups, spec, {})
+    assert rows.edges == want and rows.hidden == hidden == 0
+    nodes = {n for e in rows.edges for n in (e.source, e.target)}
+    assert {"@c1|ns|ns0", "@c2|ns|ns0"} <= nodes and not any(n.startswith("ns|") for n in nodes)
+    merged = flows.flow_graph(Query(FLOWS, ["c1", "c2"], now=NOW), GraphSpec(expand, 60))
+    assert sum(e.flows for e in merged.edges) == sum(e.flows for e in rows.edges)
+    assert "ns|ns0" in {n for e in merged.edges for n in (e.source, e.target)}
+    out = assemble(rows, spec, None)
+    c2 = next(n for n in out["nodes"] if n["id"] == "@c2|ns|ns0")
+    assert c2["cluster"] == "c2" and c2["label"] == "ns0"
+    assert c2["selector"].startswith('(cluster = "c2" AND source_type = "wep"')
+    if expand:
+        kids = [n for n in out["nodes"] if n.get("parent") == "@c1|ns|shop"]
+        assert kids and all(n["cluster"] == "c1" for n in kids)
+        assert next(n for n in out["nodes"] if n["id"] == "@c1|ns|shop")["expanded"]
+    # The selector of an edge reads exactly that edge's flow logs of that cluster.
+    edge = next(e for e in out["edges"] if e["source"].startswith("@c2|") and e["selector"])
+    q = Query(FLOWS, ["c1", "c2"], selector=parse_selector(edge["selector"]), size=1000, now=NOW)
+    assert {i["cluster"] for i in flows.search(q).items} == {"c2"}
+
+
 def test_l3_flows_group_by_endpoint_pair(loaded: Any) -> None:
     items = loaded.l3_flows(Query(FLOWS, ["c1"], size=1000, now=NOW), 0)
     assert sum(i["log_stats"]["flowLogCount"] for i in items) == 60

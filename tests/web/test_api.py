@@ -80,6 +80,8 @@ def test_graph_node_cap_folds_the_rest_into_one_more_node(site: Site) -> None:
 
 def test_graph_rejects_bad_parameters(site: Site) -> None:
     assert call(site, "/api/v1/flows/graph", {"max_nodes": 1}).status_code == 400
+    bad = call(site, "/api/v1/flows/graph", {"by_cluster": "yes"})
+    assert bad.status_code == 400 and "by_cluster" in bad.json()["error"]["message"]
     r = call(site, "/api/v1/flows/graph", {"selector": "action = "})
     assert r.status_code == 400 and "position" in r.json()["error"]["details"]
 

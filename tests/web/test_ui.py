@@ -165,13 +165,14 @@ def test_flow_visualizer_draws_the_topology(wide: Any, site: Site) -> None:
     open_ui(wide, site, "#/graph", wait="graph")
     data = wide.evaluate("window.__margayGraph.data")
     ids = {n["id"] for n in data["nodes"]}
-    for ns in ("shop", "payments", "data", "kube-system", "monitoring", "ingress"):
-        assert f"ns|{ns}" in ids
-    assert {"dom|api.stripe.com", "net|pvt"} <= ids
-    edges = {(e["source"], e["target"]): e for e in data["edges"]}
-    assert edges[("ns|shop", "ns|payments")]["action"] == "mixed"  # checkout -> api allowed, cart -> ledger denied
-    assert edges[("ns|ingress", "ns|shop")]["action"] == "allow"
-    assert wide.evaluate("window.__margayGraph.cy.nodes().length") == len(data["nodes"])
+    for c in ("@cluster|", "@app-cluster-1|"):  # both clusters are selected: each has its own nodes
+        for ns in ("shop", "payments", "data", "kube-system", "monitoring", "ingress"):
+            assert f"{c}ns|{ns}" in ids
+        assert {f"{c}dom|api.stripe.com", f"{c}net|pvt"} <= ids
+        edges = {(e["source"], e["target"]): e for e in data["edges"]}
+        assert edges[(f"{c}ns|shop", f"{c}ns|payments")]["action"] == "mixed"  # checkout -> api allowed, cart -> ledger denied
+        assert edges[(f"{c}ns|ingress", f"{c}ns|shop")]["action"] == "allow"
+    assert wide.evaluate("window.__margayGraph.cy.nodes('[type != \"cluster\"]').length") == len(data["nodes"])
     assert wide.evaluate("window.__margayGraph.cy.edges().length") == len(data["edges"])
     shot(wide, "graph")
 
@@ -179,8 +180,8 @@ def test_flow_visualizer_draws_the_topology(wide: Any, site: Site) -> None:
 def test_flow_visualizer_edge_click_lists_its_flows(wide: Any, site: Site) -> None:
     open_ui(wide, site, "#/graph?expand=shop,data&cap=60", wait="graph")
     data = wide.evaluate("window.__margayGraph.data")
-    web = next(n["id"] for n in data["nodes"] if n["id"].startswith("wl|shop|web-"))
-    edge = next(e for e in data["edges"] if e["source"] == web and e["target"] == "svc|data|db")
+    web = next(n["id"] for n in data["nodes"] if n["id"].startswith("@cluster|wl|shop|web-"))
+    edge = next(e for e in data["edges"] if e["source"] == web and e["target"] == "@cluster|svc|data|db")
     assert edge["action"] == "deny" and edge["denied_flows"] == edge["flows"] > 0
     # Click the edge where cytoscape drew it.
     box = wide.locator("#cy").bounding_box()

@@ -30,8 +30,11 @@ async def flow_graph(request: Request) -> JSONResponse:
     cap = body.get("max_nodes", DEFAULT_NODES)
     if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= MAX_NODES:
         raise QueryError(f"max_nodes: expected an integer from 2 to {MAX_NODES}")
+    by_cluster = body.get("by_cluster", False)
+    if not isinstance(by_cluster, bool):
+        raise QueryError("by_cluster: expected true or false")
     query = build_query(request, body, REGISTRY["flows"], default_last=timedelta(hours=1))
-    spec = GraphSpec(tuple(expand), cap)
+    spec = GraphSpec(tuple(expand), cap, by_cluster)
     rows = await _timed(request, "graph", m.backend.flow_graph, query, spec)
     m.metrics.inc("margay_aggregations_total", path=rows.path)
     m.access_log(request, query.logtype, query, len(rows.edges))

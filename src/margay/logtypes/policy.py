@@ -63,14 +63,16 @@ def parse_policy(raw: str) -> PolicyHit | None:
 
 
 def readable(raw: str) -> str:
-    """`tier › policy › action › rule N` for people (the UI's detail drawer)."""
+    """`tier › policy › action › rule N` for people (the UI's detail drawer). A Kubernetes NetworkPolicy
+    reads `k8s › ns/name` and a profile `profile › name`: neither is a Calico policy of its tier."""
     hit = parse_policy(raw)
     if hit is None:
         return raw
     where = f"{hit.namespace}/" if hit.namespace else ""
-    kind = " (staged)" if hit.is_staged else ""
+    staged = " (staged)" if hit.is_staged else ""
     rule = {-1: "no rule matched (tier default)", -2: "unknown rule"}.get(hit.rule_id, f"rule {hit.rule_id}")
-    return f"{hit.tier} › {where}{hit.name}{kind} › {hit.action} › {rule}"
+    kind = "k8s" if hit.is_kubernetes else "profile" if hit.is_profile else hit.tier
+    return f"{kind} › {where}{hit.name}{staged} › {hit.action} › {rule}"
 
 
 def verdict(enforced: list[str]) -> str:

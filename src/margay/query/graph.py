@@ -16,6 +16,9 @@ byte totals. Counting from the destination keeps a flow allowed out of its sourc
 destination a denied flow, even when a time window cuts the two reporters' logs at different flows.
 
 The domain node of a `net` destination is the least of its `dest_domains` (the same on every engine).
+
+With `by_cluster`, every node belongs to the cluster of its flow logs: its id starts with `@<cluster>|`
+(`@app-cluster-1|ns|shop`), so two clusters' `shop` namespaces stay two nodes; the "N more" node stays one.
 """
 
 from __future__ import annotations
@@ -41,6 +44,20 @@ class GraphSpec:
 
     expand: tuple[str, ...] = ()
     max_nodes: int = DEFAULT_NODES
+    by_cluster: bool = False
+
+
+def in_cluster(node: str | None, cluster: str) -> str | None:
+    """A node id of one cluster's graph (`@cluster|kind|…`)."""
+    return None if node is None else f"@{cluster}|{node}"
+
+
+def split_cluster(node: str) -> tuple[str | None, str]:
+    """(cluster, the node id without it)."""
+    if node.startswith("@") and "|" in node:
+        cluster, rest = node[1:].split("|", 1)
+        return cluster, rest
+    return None, node
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,8 @@ def fold(groups: Iterable[Mapping[str, Any]], spec: GraphSpec, scoped: Mapping[s
                 and (g["dest_service_name"] or "-") not in ("-", "") and d != WITHHELD
                 and g["dest_service_namespace"] is not None):
             svc = f"svc|{g['dest_service_namespace']}|{g['dest_service_name']}"
+        if spec.by_cluster:
+            s, d, svc = (in_cluster(x, g["cluster"]) for x in (s, d, svc))
         by_src, denied = g["reporter"] == "src", g["action"] == "deny"
         pairs = [(s, svc if svc is not None else d)] + ([(svc, d)] if svc is not None else [])
         for one, other in pairs:
@@ -147,10 +166,14 @@ _TYPES = {"ns": "namespace", "wl": "workload", "svc": "service", "host": "host",
 
 
 def describe(node: str) -> dict[str, Any]:
-    kind, *rest = node.split("|")
+    cluster, bare = split_cluster(node)
+    kind, *rest = bare.split("|")
     out: dict[str, Any] = {"id": node, "type": _TYPES.get(kind, kind)}
+    if cluster is not None:
+        out["cluster"] = cluster
     if kind in ("wl", "svc"):
-        out.update(namespace=rest[0], label=rest[1], parent="ns|" + rest[0])
+        parent = "ns|" + rest[0]
+        out.update(namespace=rest[0], label=rest[1], parent=parent if cluster is None else f"@{cluster}|{parent}")
     elif kind == "ns":
         out.update(namespace=rest[0], label=rest[0])
     elif kind == "set":
@@ -171,7 +194,15 @@ def _q(v: str) -> str:
 
 def side_selector(node: str, side: str) -> str | None:
     """A selector matching the flow logs whose `side` endpoint is this node (None when it cannot be said)."""
+    cluster, bare = split_cluster(node)
+    sel = _side_selector(bare, side)
+    return f"cluster = {_q(cluster)} AND {sel}" if cluster is not None and sel is not None else sel
+
+
+def _side_selector(node: str, side: str) -> str | None:
     kind, *rest = node.split("|")
+    if kind == "withheld":
+        return None
     if kind == "ns":
         return f"{side}_type = \"wep\" AND {side}_namespace = {_q(rest[0])}"
     if kind == "wl":
@@ -222,10 +253,10 @@ def assemble(rows: GraphRows, spec: GraphSpec, base: str | None) -> dict[str, An
     if MORE in nodes:
         nodes[MORE]["label"] = f"{rows.hidden} more"
         nodes[MORE]["hidden_nodes"] = rows.hidden
-    for ns in spec.expand:  # compound parents of expanded namespaces
-        if any(n.get("parent") == "ns|" + ns for n in nodes.values()):
-            parent = nodes.setdefault("ns|" + ns, {**describe("ns|" + ns), "bytes": 0, "flows": 0, "denied_flows": 0})
-            parent["expanded"] = True
+    # Compound parents of expanded namespaces (one per cluster with `by_cluster`).
+    for pid in sorted({n["parent"] for n in nodes.values() if n.get("parent")}):
+        parent = nodes.setdefault(pid, {**describe(pid), "bytes": 0, "flows": 0, "denied_flows": 0})
+        parent["expanded"] = True
     for n in nodes.values():
         n["expandable"] = n["type"] == "namespace" and not n.get("expanded")
         sel = side_selector(n["id"], "source") if n["type"] not in ("domain", "service") else None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 DEFAULT_COLUMNS: dict[str, list[str]] = {
-    "flows": ["end_time", "cluster", "action", "reporter", "source_namespace", "source_name_aggr",
+    # `policy` is the UI's enforced-policy column (the verdict of policies.enforced_policies), not a stored key.
+    "flows": ["end_time", "cluster", "action", "policy", "reporter", "source_namespace", "source_name_aggr",
               "dest_namespace", "dest_name_aggr", "dest_port", "proto", "bytes_in", "bytes_out"],
     "dns": ["end_time", "cluster", "client_namespace", "client_name_aggr", "qname", "qtype", "rcode", "count"],
     "audit": ["requestReceivedTimestamp", "cluster", "verb", "user.username", "objectRef.resource",

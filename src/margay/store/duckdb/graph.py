@@ -42,7 +42,12 @@ _ROLLED_SUMS = ("CASE WHEN \"dest_type\" = 'net' THEN \"dest_domain\" END AS \"d
                 "sum(coalesce(\"bytes_in\", 0) + coalesce(\"bytes_out\", 0)) AS b, sum(\"_count\") AS n")
 
 
-def graph_sql(src: str, scoped: bool, rolled: bool = False) -> str:
+def _in_cluster(expr: str, by_cluster: bool) -> str:
+    """A node id of its flow log's cluster (`@cluster|kind|…`, NULL stays NULL), as query/graph.in_cluster."""
+    return f"'@' || \"cluster\" || '|' || ({expr})" if by_cluster else expr
+
+
+def graph_sql(src: str, scoped: bool, rolled: bool = False, by_cluster: bool = False) -> str:
     svc = ("CASE WHEN \"dest_type\" = 'wep' AND list_contains(?::VARCHAR[], \"dest_namespace\") "
            "AND coalesce(\"dest_service_name\", '-') NOT IN ('-', '') "
            "THEN 'svc|' || \"dest_service_namespace\" || '|' || \"dest_service_name\" END")
@@ -54,7 +59,8 @@ WITH g AS (
   {src}
   GROUP BY ALL
 ), r AS (
-  SELECT {_node_sql('source', scoped)} AS s, {_node_sql('dest', scoped)} AS d, {svc} AS v, by_src, denied, nf, b, n
+  SELECT {_in_cluster(_node_sql('source', scoped), by_cluster)} AS s, {_in_cluster(_node_sql('dest', scoped), by_cluster)} AS d,
+         {_in_cluster(svc, by_cluster)} AS v, by_src, denied, nf, b, n
   FROM g
 ), r2 AS (
   SELECT s, coalesce(v, d) AS d, by_src, denied, nf, b, n FROM r
@@ -95,7 +101,7 @@ def flow_graph(run_over: Callable[..., Any], run_rolled: Callable[..., Any], que
     def build(run: Any, src: str, params: list[Any], rolled: bool = False) -> list[tuple[Any, ...]]:
         svc_params = ([*node_params, expand] if scoped else [expand])
         head = node_params + node_params + svc_params
-        return list(run(graph_sql(src, scoped, rolled), params + head + [cap, cap, cap]))
+        return list(run(graph_sql(src, scoped, rolled, spec.by_cluster), params + head + [cap, cap, cap]))
 
     path = "raw"
     rows: list[tuple[Any, ...]] | None = None

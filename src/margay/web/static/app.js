@@ -1,5 +1,6 @@
 // The router and the header: sign-in, cluster selector, time range; each page lives in its own module.
-import { api, closeDrawer, h, state } from "./core.js";
+import { api, closeDrawer, globalsFrom, h, state, withGlobals } from "./core.js";
+import { fromInput, inputValue, isUTC, localZoneName, setUTC } from "./time.js";
 import { overview } from "./overview.js";
 import { explorer } from "./explorer.js";
 import { graph } from "./graph.js";
@@ -46,6 +47,7 @@ async function load() {
   const mine = state.me.clusters;
   state.clusters = (state.clusters || []).filter((c) => mine.includes(c));
   if (!state.clusters.length) state.clusters = mine.slice();
+  globalsFrom(route().params, mine);
   clusterMenu();
   const who = document.getElementById("who");
   who.textContent = state.me.auth === "none" ? "" : state.me.user;
@@ -61,7 +63,7 @@ function clusterMenu() {
     onchange: () => {
       const on = [...menu.querySelectorAll("input:checked")].map((i) => i.value);
       if (!on.length) return;
-      state.clusters = on; localStorage.setItem("margay.clusters", JSON.stringify(on)); label(); render();
+      state.clusters = on; localStorage.setItem("margay.clusters", JSON.stringify(on)); label(); navigate();
     } }), " ", c));
   const hiddenCount = state.me.all_clusters - mine.length;
   menu.replaceChildren(...boxes, mine.length ? null : h("div", { class: "note" }, "No cluster you may read has logs yet."),
@@ -71,39 +73,60 @@ function clusterMenu() {
 function label() {
   const b = document.getElementById("cluster-button");
   const n = state.clusters.length;
-  b.textContent = n === 1 ? `Cluster: ${state.clusters[0]}` : `${n} clusters`;
+  b.textContent = state.me && state.me.empty ? "No clusters yet" : n === 1 ? `Cluster: ${state.clusters[0]}` : `${n} clusters`;
+  document.querySelectorAll("#cluster-menu input").forEach((i) => { i.checked = state.clusters.includes(i.value); });
 }
 
 function rangeControls() {
-  const sel = document.getElementById("range"), abs = document.getElementById("absolute");
+  const sel = document.getElementById("range");
   const saved = JSON.parse(localStorage.getItem("margay.range") || "null");
   if (saved) state.range = saved;
+  sel.onchange = () => {
+    if (sel.value === "custom") {
+      document.getElementById("absolute").hidden = false;
+      document.getElementById("abs-to").value = inputValue(Date.now());
+      document.getElementById("abs-from").value = inputValue(Date.now() - 3 * 3600e3);
+      return;
+    }
+    setRange({ from: sel.value, to: "now" });
+  };
+  // Absolute times are typed in the chosen zone (UTC unless switched to local).
+  document.getElementById("abs-apply").onclick = () => {
+    const f = fromInput(document.getElementById("abs-from").value), t = fromInput(document.getElementById("abs-to").value);
+    if (f && t) setRange({ from: f, to: t });
+  };
+  const tz = document.getElementById("tz");
+  tz.replaceChildren(h("option", { value: "utc" }, "UTC"), h("option", { value: "local" }, `Local (${localZoneName()})`));
+  tz.onchange = () => { setUTC(tz.value === "utc"); navigate(); };
+}
+// The header's controls show the state (after a link or back/forward changed it).
+function syncControls() {
+  const sel = document.getElementById("range"), abs = document.getElementById("absolute");
   const isRel = [...sel.options].some((o) => o.value === state.range.from) && state.range.to === "now";
   sel.value = isRel ? state.range.from : "custom";
   abs.hidden = isRel;
-  const local = (d) => new Date(d - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  sel.onchange = () => {
-    if (sel.value === "custom") {
-      abs.hidden = false;
-      document.getElementById("abs-to").value = local(Date.now());
-      document.getElementById("abs-from").value = local(Date.now() - 3 * 3600e3);
-      return;
-    }
-    abs.hidden = true; setRange({ from: sel.value, to: "now" });
-  };
-  document.getElementById("abs-apply").onclick = () => {
-    const f = document.getElementById("abs-from").value, t = document.getElementById("abs-to").value;
-    if (f && t) setRange({ from: new Date(f).toISOString(), to: new Date(t).toISOString() });
-  };
+  if (!isRel) {
+    document.getElementById("abs-from").value = inputValue(Date.parse(state.range.from));
+    document.getElementById("abs-to").value = inputValue(state.range.to === "now" ? Date.now() : Date.parse(state.range.to));
+  }
+  document.getElementById("tz").value = isUTC() ? "utc" : "local";
+  if (state.me) label();
 }
-function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSON.stringify(r)); render(); }
+function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSON.stringify(r)); navigate(); }
+// A change of range, clusters or zone is a new history entry with the state in its URL.
+function navigate() { location.hash = withGlobals(location.hash); }
 
 const PAGES = { overview, explore: explorer, graph, events };
 
 export function render() {
   closeDrawer();
   charts.forEach((c) => c.dispose()); charts = [];
-  const r = route();
+  let r = route();
+  if (state.me) globalsFrom(r.params, state.me.clusters);
+  // A hash without the state (a page's own link) gets it, without a new history entry.
+  const full = withGlobals(location.hash);
+  if (full !== location.hash) { history.replaceState(null, "", full); r = route(); }
+  syncControls();
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === r.page));
   const page = PAGES[r.page] || overview;
   main.replaceChildren();

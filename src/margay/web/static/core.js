@@ -1,6 +1,10 @@
 // Shared state and helpers: the cluster and time selection, and the JSON API client.
 // The token never reaches page scripts: sign-in hands it to the server, which answers with an HttpOnly
 // session cookie (web/session.py); state-changing calls echo the readable CSRF cookie in a header.
+import { fmtTime, isUTC, setUTC, span } from "./time.js";
+
+export { fmtTime };
+
 export const state = {
   me: null,          // GET /api/v1/whoami
   types: {},         // GET /api/v1/logtypes, by name
@@ -56,11 +60,42 @@ export function readable(type) {
 export function timeRange() { return { from: state.range.from, to: state.range.to }; }
 
 export function rangeSeconds() {
-  const rel = /^now-(\d+)([smhdw])$/.exec(state.range.from);
-  if (rel && state.range.to === "now") return +rel[1] * { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[rel[2]];
-  const a = Date.parse(state.range.from), b = state.range.to === "now" ? Date.now() : Date.parse(state.range.to);
+  const [a, b] = span(state.range);
   return Math.max(60, (b - a) / 1000);
 }
+
+// The view's global state lives in the URL's hash too (`from`, `to`, `clusters`, `tz` beside a page's own
+// parameters), so a link reproduces a view and back/forward step through changes of range or clusters.
+const GLOBAL = ["from", "to", "clusters", "tz"];
+export function globalParams() {
+  return { from: state.range.from, to: state.range.to, clusters: (state.clusters || []).join(","), tz: isUTC() ? "utc" : "local" };
+}
+// `hash` with the current global state (page parameters kept, global ones replaced).
+export function withGlobals(hash, globals = globalParams()) {
+  const [path, qs] = String(hash || "#/overview").replace(/^#?/, "#").split("?");
+  const p = new URLSearchParams(qs || "");
+  for (const k of GLOBAL) p.delete(k);
+  for (const k of GLOBAL) if (globals[k]) p.set(k, globals[k]);
+  return `${path}?${p}`;
+}
+// A hash without the global parameters (what a page compares its own links with).
+export function pageHash(hash) { return withGlobals(hash, {}).replace(/\?$/, ""); }
+// Apply the global parameters of a hash to the state; true when the hash carried any.
+export function globalsFrom(params, readableClusters) {
+  let any = false;
+  const from = params.get("from"), to = params.get("to");
+  if (from && to && validRange(from) && validRange(to)) { state.range = { from, to }; any = true; }
+  const cl = params.get("clusters");
+  if (cl != null) {
+    const want = cl.split(",").filter((c) => readableClusters.includes(c));
+    if (want.length) state.clusters = want;
+    any = true;
+  }
+  const tz = params.get("tz");
+  if (tz === "utc" || tz === "local") { setUTC(tz === "utc"); any = true; }
+  return any;
+}
+function validRange(v) { return v === "now" || /^now-\d+[smhdw]$/.test(v) || !isNaN(Date.parse(v)); }
 
 // A date_histogram interval giving about `buckets` bars over the range.
 export function interval(buckets = 60) {
@@ -95,12 +130,6 @@ export function fmtBytes(n) {
   while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
   return (i ? v.toFixed(1) : v) + " " + u[i];
 }
-export function fmtTime(v) {
-  if (v == null || v === "") return "";
-  const d = typeof v === "number" ? new Date(v < 1e12 ? v * 1000 : v) : new Date(v);
-  if (isNaN(d)) return String(v);
-  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace(/:00Z$/, "Z");
-}
 
 // `tier › ns/policy (staged) › action › rule N`: the rule of margay.logtypes.policy.readable.
 export function parsePolicy(raw) {
@@ -126,12 +155,49 @@ export function readablePolicy(raw) {
   const p = parsePolicy(raw);
   return p ? readableHit(p) : String(raw);
 }
-// The same for a policy already parsed by the server (L3 flows' {tier, namespace, name, action, rule_id, is_staged}).
+// The same for a policy already parsed by the server (L3 flows' {tier, namespace, name, action, rule_id,
+// is_staged, is_kubernetes, is_profile}). A Kubernetes NetworkPolicy reads `k8s › ns/name`, a profile
+// `profile › name`: neither is a Calico policy of the tier it is filed under.
 export function readableHit(p) {
   const where = p.namespace ? p.namespace + "/" : "";
   const r = p.rule ?? p.rule_id;
   const rule = r === -1 ? "no rule matched (tier default)" : r === -2 ? "unknown rule" : `rule ${r}`;
-  return `${p.tier} › ${where}${p.name}${p.staged || p.is_staged ? " (staged)" : ""} › ${p.action} › ${rule}`;
+  const kind = p.k8s || p.is_kubernetes ? "k8s" : p.profile || p.is_profile ? "profile" : p.tier;
+  return `${kind} › ${where}${p.name}${p.staged || p.is_staged ? " (staged)" : ""} › ${p.action} › ${rule}`;
+}
+
+// The enforced policy that decided a flow: the last allow/deny in evaluation order (pass hands on to the
+// next tier), with what kind of policy it is. `text` is the rule of margay.logtypes.policy.verdict.
+export function verdict(enforced) {
+  const hits = (enforced || []).map(parsePolicy).filter(Boolean).sort((a, b) => a.order - b.order);
+  const final = hits.filter((p) => p.action === "allow" || p.action === "deny");
+  if (!final.length) return null;
+  const p = final[final.length - 1];
+  const where = p.namespace ? p.namespace + "/" : "";
+  const what = p.profile ? `profile ${p.name}` : p.k8s ? `k8s ${where}${p.name}` : `${where}${p.tier}.${p.name}`;
+  const staged = p.staged ? " (staged)" : "";
+  const rule = p.rule === -1 ? " (end of tier)" : p.rule >= 0 && !p.profile ? ` rule ${p.rule}` : "";
+  const kind = p.profile ? "profile" : p.k8s ? "k8s" : "calico";
+  return { ...p, kind, endOfTier: p.rule === -1, policy: `${where}${p.profile || p.k8s ? "" : p.tier + "."}${p.name}`,
+    text: `${p.action} ${what}${staged}${rule}` };
+}
+
+// One table cell for a flow's enforced policies: the action, a marker of the policy's kind (Calico,
+// K8s, profile), staged and end-of-tier markers, and the policy's name; the full trace on hover.
+export function verdictCell(enforced) {
+  const v = verdict(enforced);
+  if (!v) return h("span", { class: "muted" }, "no policy");
+  const label = { calico: "Calico", k8s: "K8s", profile: "profile" }[v.kind];
+  return h("span", { class: "verdict", "data-kind": v.kind, title: traceText(enforced) },
+    h("span", { class: `pill ${v.action}` }, v.action), " ",
+    h("span", { class: `mark ${v.kind}` }, label), " ",
+    v.staged ? h("span", { class: "mark staged" }, "staged") : null, v.staged ? " " : null,
+    v.endOfTier ? h("span", { class: "mark eot", title: "no rule matched: the tier's default action" }, "end of tier") : null,
+    v.endOfTier ? " " : null,
+    v.kind === "profile" ? v.name : v.policy, v.rule >= 0 && v.kind !== "profile" ? h("small", { class: "muted" }, ` rule ${v.rule}`) : null);
+}
+function traceText(raws) {
+  return (raws || []).map(parsePolicy).filter(Boolean).sort((a, b) => a.order - b.order).map((p) => readableHit(p)).join("\n");
 }
 
 export function traceList(raws) {
@@ -159,8 +225,20 @@ export function openDrawer(title, ...content) {
 }
 export function closeDrawer() { document.getElementById("drawer").hidden = true; }
 
+// Why a page or panel has nothing to draw: an empty server, a log type that has not arrived yet, or RBAC.
 export function notReadable(type, what) {
   const all = state.clusters || [];
+  const me = state.me || {};
+  if (me.empty) {
+    return h("div", { class: "explain", "data-testid": "empty-server" }, "No logs yet — point an agent at this server: ",
+      h("code", {}, `margay agent --server ${location.origin} --token-file <token file> …`),
+      " (docs/agent.md), or run ", h("code", {}, "make demo"), " for simulated traffic.");
+  }
+  const logs = (me.logs || {})[type];
+  if (logs === "none_yet") {
+    return h("div", { class: "explain", "data-testid": "none-yet" },
+      `No ${what || type} logs have arrived yet from any cluster.` + (type === "l7" ? " L7 logs are off by default in Calico (enable them per workload)." : ""));
+  }
   return h("div", { class: "explain", "data-testid": "forbidden" },
     `${state.me ? state.me.user : "You"} may not read ${what || type} logs of ${all.length === 1 ? "cluster " + all[0] : "the selected clusters"}` +
     " (RBAC: lma.tigera.io, verb get). Ask an administrator, or pick another cluster.");

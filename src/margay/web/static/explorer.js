@@ -1,17 +1,24 @@
 // The log explorer: a selector query bar with completion and inline errors, a histogram, a table, a drawer.
-import { api, fmtNum, fmtTime, h, interval, notReadable, openDrawer, readable, rendered, showError, state, timeRange, traceList } from "./core.js";
+import { api, fmtNum, fmtTime, h, interval, notReadable, openDrawer, pageHash, readable, rendered, showError, state, timeRange, traceList, verdict, verdictCell, withGlobals } from "./core.js";
 import { track } from "./app.js";
+import { chartTime, isoTime, timeAxis } from "./time.js";
 
 const TYPES = ["flows", "dns", "audit", "bgp", "events", "l7"];
 const PATH = { flows: "flows/logs", dns: "dns/logs", audit: "audit/logs", bgp: "bgp/logs", events: "events", l7: "l7/logs" };
 const PAGE = 50;
 const EXPORT_MAX = 10000;
 
+// Columns the UI computes: `policy`, the enforced policy that decided a flow.
+const VIRTUAL = { policy: (rec) => ((rec.policies || {}).enforced_policies || []) };
+const LIVE_EVERY = 10000;
+
 export function get(rec, path) {
+  if (VIRTUAL[path]) return VIRTUAL[path](rec);
   if (path in rec) return rec[path];
   return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), rec);
 }
 function cell(v, key) {
+  if (key === "policy") return verdictCell(v);
   if (v == null) return "";
   if (/time|Timestamp/.test(key)) return fmtTime(v);
   if (key === "action") return h("span", { class: `pill ${v}` }, v);
@@ -40,7 +47,7 @@ export function explorer(main, r) {
   const go = (extra = {}) => {
     const p = new URLSearchParams({ q: input.value, ...(type === "audit" ? { kind: auditKind } : {}), ...extra });
     const target = `#/explore/${type}?${p}`;
-    if (location.hash === target) window.dispatchEvent(new HashChangeEvent("hashchange")); else location.hash = target;
+    if (pageHash(location.hash) === pageHash(target)) window.dispatchEvent(new HashChangeEvent("hashchange")); else location.hash = withGlobals(target);
   };
   const kindSel = type === "audit" ? h("select", { id: "audit-kind", onchange: (e) => { const p = new URLSearchParams({ q: input.value, kind: e.target.value }); location.hash = `#/explore/audit?${p}`; } },
     ["any", "ee", "kube"].map((k) => h("option", { value: k, selected: k === auditKind }, k === "any" ? "audit: Calico + Kubernetes" : k === "ee" ? "audit: Calico" : "audit: Kubernetes"))) : null;
@@ -50,10 +57,13 @@ export function explorer(main, r) {
     h("button", { class: "primary", type: "submit", id: "search" }, "Search"),
     h("button", { type: "button", onclick: () => { colsBox.hidden = !colsBox.hidden; } }, "Columns"),
     h("button", { type: "button", id: "export-csv", onclick: () => exportRows("csv") }, "CSV"),
-    h("button", { type: "button", id: "export-ndjson", onclick: () => exportRows("ndjson") }, "NDJSON"));
+    h("button", { type: "button", id: "export-ndjson", onclick: () => exportRows("ndjson") }, "NDJSON"),
+    h("label", { class: "live", title: `Re-run the query every ${LIVE_EVERY / 1000} s while the page is open` },
+      h("input", { type: "checkbox", id: "live", checked: r.params.get("live") === "1", onchange: (e) => setLive(e.target.checked) }), " Live tail"));
   main.append(toolbar, qerror, colsBox);
 
-  colsBox.append(...meta.keys.filter((k) => k.kind !== "map").map((k) => h("label", {}, h("input", { type: "checkbox", checked: columns.includes(k.name), onchange: (e) => {
+  const choices = [...(type === "flows" ? [{ name: "policy" }] : []), ...meta.keys.filter((k) => k.kind !== "map")];
+  colsBox.append(...choices.map((k) => h("label", {}, h("input", { type: "checkbox", checked: columns.includes(k.name), onchange: (e) => {
     columns = e.target.checked ? [...columns, k.name] : columns.filter((c) => c !== k.name);
     localStorage.setItem(colKey, JSON.stringify(columns)); drawTable();
   } }), " ", k.name)));
@@ -89,7 +99,8 @@ export function explorer(main, r) {
   }
   function drawTable(total) {
     if (!items.length) { table.replaceChildren(h("div", { class: "empty" }, "No records match")); pager.replaceChildren(); return; }
-    const head = h("tr", {}, columns.map((c) => h("th", { onclick: () => go({ sort: c, ...(c === sortField && sortDesc ? { asc: "1" } : {}) }) }, c, c === sortField ? (sortDesc ? " ↓" : " ↑") : "")));
+    const head = h("tr", {}, columns.map((c) => h("th", { onclick: VIRTUAL[c] ? null : () => go({ sort: c, ...(c === sortField && sortDesc ? { asc: "1" } : {}) }) },
+      c === "policy" ? "enforced policy" : c, c === sortField ? (sortDesc ? " ↓" : " ↑") : "")));
     const rows = items.map((rec) => h("tr", { onclick: () => detail(rec) }, columns.map((c) => h("td", {}, cell(get(rec, c), c)))));
     table.replaceChildren(h("table", { class: "data", id: "results" }, h("thead", {}, head), h("tbody", {}, rows)));
     pager.replaceChildren(h("span", {}, `page ${pageNo + 1}`),
@@ -105,9 +116,15 @@ export function explorer(main, r) {
       }
     }
     const flat = [];
+    if (pol && typeof pol === "object") {
+      const v = verdict(pol.enforced_policies);
+      if (v) parts.unshift(h("h4", {}, "verdict"), h("div", { class: "verdictline" }, verdictCell(pol.enforced_policies)));
+    }
     const walk = (o, pre) => { for (const [k, v] of Object.entries(o)) { if (k === "policies") continue; if (v && typeof v === "object" && !Array.isArray(v)) walk(v, pre + k + "."); else flat.push([pre + k, v]); } };
     walk(rec, "");
-    parts.push(h("h4", {}, "fields"), h("div", { class: "kv" }, flat.flatMap(([k, v]) => [h("div", {}, k), h("div", {}, v == null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v))])));
+    // Times read in the chosen zone (the stored value on hover).
+    const show = (k, v) => v == null ? "null" : /time|Timestamp/.test(k) ? h("span", { title: String(v), class: "time" }, fmtTime(v)) : typeof v === "object" ? JSON.stringify(v) : String(v);
+    parts.push(h("h4", {}, "fields"), h("div", { class: "kv" }, flat.flatMap(([k, v]) => [h("div", {}, k), h("div", {}, show(k, v))])));
     parts.push(h("h4", {}, "JSON"), h("pre", { class: "json" }, JSON.stringify(rec, null, 2)));
     openDrawer(`${type} record`, ...parts);
   }
@@ -117,8 +134,8 @@ export function explorer(main, r) {
       const res = await api("POST", `/api/v1/${PATH[type]}/aggregation`, body({ aggregations: { t: { date_histogram: { field, fixed_interval: interval(80) + "s" } } } }), { clusters });
       const b = res.t.buckets;
       histo.dataset.total = b.reduce((s, x) => s + x.doc_count, 0);
-      const c = track(echarts.init(histo));
-      c.setOption({ animation: false, grid: { left: 44, right: 10, top: 8, bottom: 22 }, tooltip: { trigger: "axis" }, xAxis: { type: "time" }, yAxis: { type: "value", axisLabel: { formatter: fmtNum } },
+      const c = echarts.getInstanceByDom(histo) || track(echarts.init(histo));
+      c.setOption({ animation: false, ...chartTime(), grid: { left: 44, right: 10, top: 8, bottom: 22 }, tooltip: { trigger: "axis" }, xAxis: timeAxis(state.range), yAxis: { type: "value", axisLabel: { formatter: fmtNum } },
         series: [{ type: "bar", color: "#2f6fdf", data: b.map((x) => [x.key, x.doc_count]) }] });
     } catch (err) { histo.replaceChildren(); }
   }
@@ -132,11 +149,28 @@ export function explorer(main, r) {
     if (fmt === "ndjson") text = all.map((x) => JSON.stringify(x)).join("\n") + "\n";
     else {
       const esc = (v) => { const s = v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v); return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; };
-      text = [columns.join(","), ...all.map((rec) => columns.map((c) => esc(get(rec, c))).join(","))].join("\n") + "\n";
+      // Times in the chosen zone (ISO 8601 with its offset), the policy column as its verdict.
+      const val = (rec, c) => { const v = get(rec, c); return c === "policy" ? (verdict(v) || { text: "" }).text : /time|Timestamp/.test(c) && v != null ? isoTime(v) : v; };
+      text = [columns.join(","), ...all.map((rec) => columns.map((c) => esc(val(rec, c))).join(","))].join("\n") + "\n";
     }
     const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: fmt === "csv" ? "text/csv" : "application/x-ndjson" })), download: `margay-${type}.${fmt}` });
     document.body.append(a); a.click(); a.remove();
   }
+  // Live tail: the first page and the histogram re-read every LIVE_EVERY ms (newest first) while on.
+  let liveTimer = null;
+  function setLive(on) {
+    clearInterval(liveTimer); liveTimer = null;
+    const hash = new URLSearchParams(location.hash.split("?")[1] || "");
+    if (on) hash.set("live", "1"); else hash.delete("live");
+    history.replaceState(null, "", location.hash.split("?")[0] + "?" + hash);
+    if (!on) return;
+    liveTimer = setInterval(() => {
+      if (!document.body.contains(table)) { clearInterval(liveTimer); return; }  // the page was left
+      if (pageNo !== 0) return;
+      Promise.all([load(), histogram()]).then(() => { table.dataset.refreshed = String(+(table.dataset.refreshed || 0) + 1); });
+    }, LIVE_EVERY);
+  }
+  if (r.params.get("live") === "1") setLive(true);
   autocomplete(input, suggest, type, meta, clusters);
   Promise.all([load(), histogram()]).then(() => rendered("explore"));
 }

@@ -1,6 +1,8 @@
 // The overview dashboard: one aggregation request per panel, each panel linking to the explorer.
 import { api, esc, explorerLink, fmtBytes, fmtNum, h, interval, notReadable, quote, readable, rendered, showError, state, timeRange } from "./core.js";
 import { track } from "./app.js";
+import { chartTime, timeAxis } from "./time.js";
+import { CHANGES_SELECTOR, changesPanel } from "./changes.js";
 
 const COLORS = { flows: "#2f6fdf", dns: "#8e44ad", audit: "#16a085", bgp: "#7f8c8d", events: "#d64545", l7: "#e67e22" };
 const TIME = { flows: "end_time", dns: "end_time", audit: "requestReceivedTimestamp", bgp: "logtime", events: "time", l7: "end_time" };
@@ -12,21 +14,52 @@ function agg(type, aggregations, selector, extra = {}) {
 
 function chart(el, option) {
   const c = track(echarts.init(el, null, { renderer: "canvas" }));
-  c.setOption({ animation: false, textStyle: { fontFamily: "inherit" }, grid: { left: 50, right: 14, top: 24, bottom: 26, containLabel: false }, ...option });
+  const opt = { animation: false, ...chartTime(), textStyle: { fontFamily: "inherit" }, grid: { left: 50, right: 14, top: 24, bottom: 26, containLabel: false }, ...option };
+  if (opt.xAxis && opt.xAxis.type === "time") opt.xAxis = timeAxis(state.range, opt.xAxis);
+  c.setOption(opt);
   return c;
 }
 
+// Bar labels: "-" (no namespace or name: traffic to or from outside the cluster) says so, and long names
+// keep their start and end ("system:…replicaset-controller"); names a panel would still show alike get
+// longer labels until every label differs.
+const EXTERNAL = "external / no namespace";
+function shorten(v, max) {
+  const s = v === "-" ? EXTERNAL : String(v);
+  if (s.length <= max) return s;
+  const head = Math.min(8, Math.floor(max / 3));
+  return s.slice(0, head) + "…" + s.slice(s.length - (max - 1 - head));
+}
+export function barLabels(names, max = 24) {
+  const lens = names.map(() => max);
+  let out = names.map((v, i) => shorten(v, lens[i]));
+  for (let round = 0; round < 100; round++) {
+    const seen = new Map();
+    out.forEach((l, i) => seen.set(l, [...(seen.get(l) || []), i]));
+    const dup = [...seen.values()].filter((ix) => ix.length > 1).flat();
+    if (!dup.length) break;
+    for (const i of dup) lens[i] += 3;
+    out = names.map((v, i) => shorten(v, lens[i]));
+  }
+  return out;
+}
+export function barLabel(v, max = 24) { return shorten(v, max); }
+
 function bars(el, rows, { type, key, fmt = fmtNum, color = "#2f6fdf", extra = "" }) {
   if (!rows.length) { el.replaceChildren(h("div", { class: "empty" }, "No data in this range")); return; }
+  const labels = new Map(barLabels(rows.map((r) => r[0])).map((l, i) => [rows[i][0], l]));
+  const longest = Math.max(...[...labels.values()].map((l) => l.length));
   const c = chart(el, {
-    grid: { left: 150, right: 50, top: 6, bottom: 6 },
+    grid: { left: Math.min(230, 16 + 6.2 * longest), right: 50, top: 6, bottom: 6 },
     xAxis: { type: "value", show: false },
-    yAxis: { type: "category", inverse: true, data: rows.map((r) => r[0]), axisLabel: { width: 140, overflow: "truncate" }, axisTick: { show: false } },
-    tooltip: { trigger: "item", formatter: (p) => `${esc(p.name)}: ${esc(fmt(p.value))}` },
+    yAxis: { type: "category", inverse: true, data: rows.map((r) => r[0]), axisLabel: { formatter: (v) => labels.get(v) ?? v }, axisTick: { show: false } },
+    tooltip: { trigger: "item", formatter: (p) => `${esc(p.name === "-" ? "- (external / no namespace)" : p.name)}: ${esc(fmt(p.value))}` },
     series: [{ type: "bar", data: rows.map((r) => r[1]), itemStyle: { color, borderRadius: [0, 3, 3, 0] }, barMaxWidth: 16,
       label: { show: true, position: "right", formatter: (p) => fmt(p.value), fontSize: 11 } }],
   });
   c.on("click", (p) => { location.hash = explorerLink(type, [extra, `${key} = ${quote(p.name)}`].filter(Boolean).join(" AND ")); });
+  el.dataset.rows = JSON.stringify(rows);
+  el.dataset.labels = JSON.stringify([...labels.values()]);
 }
 
 function card(grid, span, title, type, link, fill, what) {
@@ -47,7 +80,7 @@ export function overview(main) {
   const jobs = [];
 
   jobs.push(card(grid, "span8", "Log volume over time", "flows", null, async (el) => {
-    const types = ["flows", "dns", "audit", "bgp", "events"].filter((t) => readable(t).length);
+    const types = ["flows", "dns", "l7", "audit", "bgp", "events"].filter((t) => readable(t).length);
     const res = await Promise.all(types.map((t) => agg(t, { t: { date_histogram: { field: TIME[t], fixed_interval: fi } } })));
     chart(el, {
       legend: { top: 0, right: 0 }, tooltip: { trigger: "axis" },
@@ -79,7 +112,7 @@ export function overview(main) {
   // a sub-aggregation is not part of the API), over a wide enough bucket list.
   const topBytes = (key) => async (el) => {
     const res = await agg("flows", { k: { terms: { field: key, size: 200 }, aggs: { i: { sum: { field: "bytes_in" } }, o: { sum: { field: "bytes_out" } } } } }, 'reporter = "src"');
-    const rows = buckets(res, "k").map((b) => [b.key, b.i.value + b.o.value]).filter((r) => r[0] !== "-").sort((a, b) => b[1] - a[1]).slice(0, 8);
+    const rows = buckets(res, "k").map((b) => [b.key, b.i.value + b.o.value]).sort((a, b) => b[1] - a[1]).slice(0, 8);
     bars(el, rows, { type: "flows", key, fmt: fmtBytes, extra: 'reporter = "src"' });
   };
   jobs.push(card(grid, "span4", "Top source namespaces by bytes", "flows", explorerLink("flows", ""), topBytes("source_namespace")));
@@ -94,8 +127,9 @@ export function overview(main) {
 
   const external = 'qname NOTIN {"*.cluster.local", "*.svc", "*.local"}';
   jobs.push(card(grid, "span4", "Top external domains (DNS)", "dns", explorerLink("dns", external), async (el) => {
-    const res = await agg("dns", { k: { terms: { field: "qname", size: 8 }, aggs: { c: { sum: { field: "count" } } } } }, external);
-    bars(el, buckets(res, "k").map((b) => [b.key, b.c.value]), { type: "dns", key: "qname", color: "#8e44ad" });
+    // Ranked by lookups, what the bars draw (terms order by record count; re-ranked over 200 of them).
+    const res = await agg("dns", { k: { terms: { field: "qname", size: 200 }, aggs: { c: { sum: { field: "count" } } } } }, external);
+    bars(el, buckets(res, "k").map((b) => [b.key, b.c.value]).sort((a, b) => b[1] - a[1]).slice(0, 8), { type: "dns", key: "qname", color: "#8e44ad" });
   }, "DNS"));
 
   jobs.push(card(grid, "span4", "DNS response codes", "dns", explorerLink("dns", ""), async (el) => {
@@ -113,12 +147,35 @@ export function overview(main) {
         { name: "max", type: "line", showSymbol: false, color: "#c39bd3", data: b.map((x) => [x.key, x.x.value == null ? null : x.x.value / 1e6]) }] });
   }, "DNS"));
 
+  // L7 (HTTP): ranked by requests (the `count` of each record), what the bars draw.
+  jobs.push(card(grid, "span4", "Top HTTP services by requests (L7)", "l7", explorerLink("l7", ""), async (el) => {
+    const res = await agg("l7", { k: { terms: { field: "dest_service_name", size: 200 }, aggs: { c: { sum: { field: "count" } } } } });
+    bars(el, buckets(res, "k").map((b) => [b.key, b.c.value]).sort((a, b) => b[1] - a[1]).slice(0, 8), { type: "l7", key: "dest_service_name", color: "#e67e22" });
+  }, "L7"));
+  jobs.push(card(grid, "span4", "HTTP response codes (L7)", "l7", explorerLink("l7", ""), async (el) => {
+    const res = await agg("l7", { k: { terms: { field: "response_code", size: 20 }, aggs: { c: { sum: { field: "count" } } } } });
+    const c = chart(el, { tooltip: { trigger: "item" }, legend: { bottom: 0, type: "scroll" },
+      series: [{ type: "pie", radius: ["40%", "70%"], center: ["50%", "44%"], data: buckets(res, "k").map((b) => ({ name: b.key, value: b.c.value })) }] });
+    c.on("click", (p) => { location.hash = explorerLink("l7", `response_code = ${quote(p.name)}`); });
+  }, "L7"));
+  jobs.push(card(grid, "span4", "HTTP duration (L7, mean / max, ms)", "l7", explorerLink("l7", ""), async (el) => {
+    const res = await agg("l7", { t: { date_histogram: { field: "end_time", fixed_interval: fi }, aggs: { m: { avg: { field: "duration_mean" } }, x: { max: { field: "duration_max" } } } } });
+    const b = buckets(res, "t");
+    chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0 }, xAxis: { type: "time" }, yAxis: { type: "value" },
+      // duration_mean / duration_max are nanoseconds (spec §L7), drawn in ms like DNS latency.
+      series: [{ name: "mean", type: "line", showSymbol: false, color: "#e67e22", data: b.map((x) => [x.key, x.m.value == null ? null : x.m.value / 1e6]) },
+        { name: "max", type: "line", showSymbol: false, color: "#f5c08a", data: b.map((x) => [x.key, x.x.value == null ? null : x.x.value / 1e6]) }] });
+  }, "L7"));
+
   for (const [title, key] of [["Audit by verb", "verb"], ["Audit by user", "user.username"], ["Audit by resource", "objectRef.resource"]]) {
     jobs.push(card(grid, "span4", title, "audit", explorerLink("audit", ""), async (el) => {
       const res = await agg("audit", { k: { terms: { field: key, size: 8 } } }, "", { type: "any" });
       bars(el, buckets(res, "k").map((b) => [b.key, b.doc_count]), { type: "audit", key, color: "#16a085" });
     }, "audit"));
   }
+
+  jobs.push(card(grid, "span12", "Timeline of changes (policies and resources, from audit logs)", "audit",
+    explorerLink("audit", CHANGES_SELECTOR), changesPanel, "audit"));
 
   const bgpSel = 'message IN {"*State changed*", "*state changed*"}';
   jobs.push(card(grid, "span6", "BGP peer state changes", "bgp", explorerLink("bgp", bgpSel), async (el) => {
