@@ -31,6 +31,8 @@ class Scope:
     params: list[Any]
     depth: int = 0
     filters: tuple[tuple[str, tuple[Any, ...]], ...] = field(default=())
+    # per enclosing key: a raw condition whose last `?` takes the key value, and its other params
+    keys: tuple[tuple[str, tuple[Any, ...]], ...] = field(default=())
 
     @property
     def groups(self) -> list[str]:
@@ -39,18 +41,30 @@ class Scope:
     def narrowed(self, cond: str, params: list[Any]) -> Scope:
         """The same buckets, fewer rows (a `filter` bucket, a column condition)."""
         return Scope(f"{self.sql} AND ({cond})", self.params + params, self.depth,
-                     self.filters + ((cond, tuple(params)),))
+                     self.filters + ((cond, tuple(params)),), self.keys)
 
-    def keyed(self, key_sql: str, key_params: list[Any], keep: list[int] | None = None) -> Scope:
-        """One level down: `key_sql` becomes `_g{depth}`; with `keep`, only the buckets whose key hash is in it."""
+    def flat(self, parent: Parent) -> Scope:
+        """One enclosing bucket's rows as a scope of its own (for the aggregations that run per bucket)."""
+        if not self.depth:
+            return self
+        same = " AND ".join(f"_g{i} IS NOT DISTINCT FROM ?" for i in range(self.depth))
+        conds = tuple((c, (*ps, v)) for (c, ps), v in zip(self.keys, parent, strict=True))
+        return Scope(f"FROM (SELECT * {self.sql}) AS _p WHERE {same}", self.params + list(parent),  # noqa: S608
+                     0, self.filters + conds)
+
+    def keyed(self, key_sql: str, key_params: list[Any], keep: list[int] | None = None,
+              cond: str | None = None) -> Scope:
+        """One level down: `key_sql` becomes `_g{depth}`; with `keep`, only the buckets whose key hash is in it.
+        `cond` is the raw condition of one bucket (its last `?` the key; default `key_sql = ?`)."""
         g = f"_g{self.depth}"
         where = f"{g} IS NOT NULL"
         params = key_params + self.params
         if keep is not None:
             where += f" AND hash({', '.join([*self.groups, g])}) IN (SELECT unnest(?))"
             params = params + [keep]
+        key = (cond or f"({key_sql}) = ?", tuple(key_params))
         return Scope(f"FROM (SELECT {key_sql} AS {g}, * {self.sql}) AS _l{self.depth} WHERE {where}",  # noqa: S608
-                     params, self.depth + 1, self.filters)
+                     params, self.depth + 1, self.filters, (*self.keys, key))
 
 
 def by_parent(rows: list[tuple[Any, ...]], depth: int) -> dict[Parent, list[tuple[Any, ...]]]:
