@@ -160,10 +160,19 @@ def _multi_sql(name: str, kind: str, params: dict[str, Any], ref: FieldRef | Non
 
 def _percents(name: str, params: dict[str, Any]) -> list[float]:
     got = params.get("percents", DEFAULT_PERCENTS)
-    if (not isinstance(got, list | tuple) or not got
-            or not all(isinstance(p, int | float) and not isinstance(p, bool) and 0 <= p <= 100 for p in got)):
-        raise QueryError(f"aggregation [{name}]: [percents] must be a non-empty list of numbers from 0 to 100")
-    return [float(p) for p in got]
+    items = list(got) if isinstance(got, list | tuple) else [got]  # OpenSearch takes one value as a list of one
+    out = []
+    for p in items:
+        try:
+            v = float(p) if not isinstance(p, bool | dict | list | None) else math.nan
+        except ValueError:
+            v = math.nan
+        if not 0 <= v <= 100:  # NaN fails too
+            raise QueryError(f"aggregation [{name}]: [percents] must be numbers from 0 to 100, got {p!r}")
+        out.append(v)
+    if not out:
+        raise QueryError(f"aggregation [{name}]: [percents] must not be empty")
+    return out
 
 
 def extended_stats(value: Any, params: dict[str, Any]) -> dict[str, Any]:
