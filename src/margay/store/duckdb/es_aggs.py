@@ -31,8 +31,8 @@ class EsAggregator(EsBuckets):
 
     def _level(self, aggs: Any, scope: Scope, parents: list[Parent]) -> dict[Parent, dict[str, Any]]:
         """`aggs` for every enclosing bucket of `scope` at once: metrics in one GROUP BY, terms and histograms
-        a level down (levels.py); range, filters, filter, composite and top_hits, whose buckets the request
-        lists, per enclosing bucket."""
+        a level down (levels.py), range/filters/filter one query per listed bucket; composite (a page) and
+        top_hits (hits) per enclosing bucket."""
         if not isinstance(aggs, dict):
             raise QueryError("aggregations: expected an object of name -> aggregation")
         specs = {n: _split(s, n) for n, s in aggs.items()}
@@ -324,7 +324,7 @@ class EsAggregator(EsBuckets):
         return out
 
 
-_BATCHED = ("terms", "date_histogram", "histogram")
+_BATCHED = ("terms", "date_histogram", "histogram", "range", "filter", "filters")
 
 
 def _keys(name: str, keys: list[int], fill: bool, lo: int | None, hi: int | None,

@@ -13,7 +13,7 @@ from ...query.es.aggs import _check, java_double
 from ...query.es.dates import zone, zone_name
 from ...query.es.fields import FieldRef
 from .es_metrics import EsBase
-from .levels import Scope
+from .levels import Parent, Scope, metrics
 
 
 def bucket_sql(ts: str, tz: Any, unit: str, step: int) -> tuple[str, list[Any]]:
@@ -47,7 +47,17 @@ def bucket_sql(ts: str, tz: Any, unit: str, step: int) -> tuple[str, list[Any]]:
 
 class EsBuckets(EsBase):
     # -- range ---------------------------------------------------------------------------------------
-    def agg_range(self, name: str, params: Any, subs: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    def _narrow(self, scope: Scope, cond: str, ps: list[Any], subs: dict[str, Any],
+                parents: list[Parent]) -> dict[Parent, dict[str, Any]]:
+        """One request-listed bucket (`cond`) in every enclosing bucket: its doc_count and sub-aggregations, a query
+        for the counts and one per sub-aggregation level (not per enclosing bucket)."""
+        narrowed = scope.narrowed(cond, ps)
+        counts = metrics(self.run, narrowed, ["count(*)"]) if parents else {}
+        below = self._level(subs, narrowed, parents) if subs and parents else {}
+        return {p: {"doc_count": int((counts.get(p) or [0])[0] or 0), **below.get(p, {})} for p in parents}
+
+    def agg_range(self, name: str, params: Any, subs: dict[str, Any], scope: Scope,
+                  parents: list[Parent]) -> dict[Parent, dict[str, Any]]:
         params = _check(params, {"field", "ranges", "keyed", "format"}, name, "range")
         ref = self.field(params, name, "range")
         ranges = params.get("ranges")
@@ -67,7 +77,7 @@ class EsBuckets(EsBase):
                                  "is not supported")
             spans.append((lo, hi, r.get("key")))
         spans.sort(key=lambda s: (float("-inf") if s[0] is None else s[0], float("inf") if s[1] is None else s[1]))
-        buckets = []
+        per: dict[Parent, list[dict[str, Any]]] = {p: [] for p in parents}
         for lo, hi, key in spans:
             label = key or f"{'*' if lo is None else java_double(lo)}-{'*' if hi is None else java_double(hi)}"
             conds, ps = [], []
@@ -85,27 +95,27 @@ class EsBuckets(EsBase):
                     ps.append(hi)
                 if not conds:
                     conds.append(f"{col} IS NOT NULL")
-            cond = " AND ".join(conds)
-            count = self.run(f"SELECT count(*) {scope.sql} AND ({cond})", scope.params + ps)[0][0]
-            bucket: dict[str, Any] = {"key": label}
-            if lo is not None:
-                bucket["from"] = lo
-            if hi is not None:
-                bucket["to"] = hi
-            bucket["doc_count"] = count
-            bucket.update(self.children(subs, scope.narrowed(cond, ps)))
-            buckets.append(bucket)
+            each = self._narrow(scope, " AND ".join(conds), ps, subs, parents)
+            for p in parents:
+                bucket: dict[str, Any] = {"key": label}
+                if lo is not None:
+                    bucket["from"] = lo
+                if hi is not None:
+                    bucket["to"] = hi
+                bucket.update(each[p])
+                per[p].append(bucket)
         if params.get("keyed"):
-            return {"buckets": {b.pop("key"): b for b in buckets}}
-        return {"buckets": buckets}
+            return {p: {"buckets": {b.pop("key"): b for b in bs}} for p, bs in per.items()}
+        return {p: {"buckets": bs} for p, bs in per.items()}
 
     # -- filters / filter ----------------------------------------------------------------------------
-    def agg_filter(self, name: str, params: Any, subs: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    def agg_filter(self, name: str, params: Any, subs: dict[str, Any], scope: Scope,
+                   parents: list[Parent]) -> dict[Parent, dict[str, Any]]:
         cond, ps = self.compile_query(params)
-        count = self.run(f"SELECT count(*) {scope.sql} AND ({cond})", scope.params + ps)[0][0]
-        return {"doc_count": count, **self.children(subs, scope.narrowed(cond, ps))}
+        return self._narrow(scope, cond, ps, subs, parents)
 
-    def agg_filters(self, name: str, params: Any, subs: dict[str, Any], scope: Scope) -> dict[str, Any]:
+    def agg_filters(self, name: str, params: Any, subs: dict[str, Any], scope: Scope,
+                    parents: list[Parent]) -> dict[Parent, dict[str, Any]]:
         params = _check(params, {"filters", "other_bucket", "other_bucket_key"}, name, "filters")
         filters = params.get("filters")
         keyed = isinstance(filters, dict)
@@ -120,16 +130,14 @@ class EsBuckets(EsBase):
             others = " AND ".join(f"NOT ({c})" for _, (c, _) in compiled) or "TRUE"
             compiled.append((params.get("other_bucket_key", "_other_"),
                              (others, [x for _, (_, p) in compiled for x in p])))
-        out_keyed: dict[str, Any] = {}
-        out_list: list[Any] = []
+        per: dict[Parent, list[tuple[str, dict[str, Any]]]] = {p: [] for p in parents}
         for k, (cond, ps) in compiled:
-            count = self.run(f"SELECT count(*) {scope.sql} AND ({cond})", scope.params + ps)[0][0]
-            bucket = {"doc_count": count, **self.children(subs, scope.narrowed(cond, ps))}
-            if keyed:
-                out_keyed[str(k)] = bucket
-            else:
-                out_list.append(bucket)
-        return {"buckets": out_keyed if keyed else out_list}
+            each = self._narrow(scope, cond, ps, subs, parents)
+            for p in parents:
+                per[p].append((str(k), each[p]))
+        if keyed:
+            return {p: {"buckets": dict(bs)} for p, bs in per.items()}
+        return {p: {"buckets": [b for _, b in bs]} for p, bs in per.items()}
 
     # -- composite -----------------------------------------------------------------------------------
     def agg_composite(self, name: str, params: Any, subs: dict[str, Any], scope: Scope) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from ...logtypes import Kind
 from ...query.es.aggs import _check, double, es_interval
 from ...query.es.dates import date_math, format_ms
 from ...query.es.fields import FieldRef, Fields
-from .levels import Runner, Scope
+from .levels import Parent, Runner, Scope
 
 Hits = Callable[[Scope, dict[str, Any]], dict[str, Any]]
 _PARAMS = {"cardinality": ("precision_threshold",), "extended_stats": ("sigma",),
@@ -50,6 +50,9 @@ class EsBase:
         return ref
 
     def aggregate(self, aggs: Any, scope: Scope) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _level(self, aggs: Any, scope: Scope, parents: list[Parent]) -> dict[Parent, dict[str, Any]]:
         raise NotImplementedError
 
     def children(self, subs: dict[str, Any], scope: Scope) -> dict[str, Any]:
