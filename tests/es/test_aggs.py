@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from margay.app import create_app
@@ -100,3 +101,46 @@ def test_bad_parameters_are_400_naming_them(es: str, aggs: dict[str, Any], word:
     r = search(es, aggs)
     assert r.status_code == 400, r.text
     assert word in r.text
+
+
+def test_nested_buckets_cost_a_query_per_level_not_per_bucket(tmp_path: Path) -> None:
+    """On the embedded engine: terms (24 buckets) > date_histogram > terms + metric is four statements (three
+    levels and the metric), whatever the number of buckets."""
+    from datetime import UTC, datetime
+
+    from margay.logtypes import REGISTRY
+    from margay.query.es.dsl import QueryCompiler
+    from margay.query.es.fields import Fields
+    from margay.query.model import Query
+    from margay.store.duckdb import DuckDBBackend
+    from margay.store.duckdb.es_aggs import EsAggregator, Scope
+
+    from .test_calico_names import T0
+
+    store = DuckDBBackend(tmp_path / "data")
+    try:
+        store.ingest(REGISTRY["flows"], "c1", b"\n".join(orjson.dumps(d) for d in DOCS), key=None, now=datetime.now(UTC),
+                     respond=lambda c: {"failed": c.failed_lines})
+        lt = REGISTRY["flows"]
+        fields = Fields(lt)
+        now = datetime.fromtimestamp(T0 + 3600, UTC)
+        aggs = {"b": {"terms": {"field": "bytes_in", "size": 100}, "aggs": {
+            "h": {"date_histogram": {"field": "end_time", "fixed_interval": "1m"}, "aggs": {
+                "a": {"terms": {"field": "action"}, "aggs": {"m": {"max": {"field": "bytes_out"}}}}}}}}}
+        calls: list[str] = []
+
+        def build(run: Any, src: str, ps: list[Any]) -> Any:
+            def counted(sql: str, params: list[Any]) -> Any:
+                calls.append(sql)
+                return run(sql, params)
+            return EsAggregator(fields, counted, now, QueryCompiler(fields, now).compile).aggregate(aggs, Scope(src, ps))
+
+        got = store.run_over(Query(lt, ["c1"], now=now), build)
+        assert len(got["b"]["buckets"]) == 24 and len(calls) == 4
+        for b in got["b"]["buckets"]:
+            d = next(x for x in DOCS if x["bytes_in"] == b["key"])
+            (h,) = b["h"]["buckets"]
+            assert h["key"] == (d["end_time"] // 60) * 60_000
+            assert [(a["key"], a["doc_count"], a["m"]["value"]) for a in h["a"]["buckets"]] == [(d["action"], 1, 0.0)]
+    finally:
+        store.close()
