@@ -96,6 +96,10 @@ def test_nested_terms_cut_per_parent(es: str) -> None:
     ({"e": {"extended_stats": {"field": "bytes_in", "sigma": -1}}}, "sigma"),
     ({"p": {"percentiles": {"field": "bytes_in", "percents": [101]}}}, "percent"),
     ({"t": {"terms": {"field": "action", "min_doc_count": -1}}}, "min_doc_count"),
+    ({"h": {"histogram": {"field": "bytes_in", "interval": 5, "min_doc_count": "x"}}}, "min_doc_count"),
+    ({"h": {"date_histogram": {"field": "end_time", "fixed_interval": "1m", "min_doc_count": [1]}}}, "min_doc_count"),
+    ({"h": {"histogram": {"field": "bytes_in", "interval": 5, "extended_bounds": {"min": "x", "max": 9}}}},
+     "extended_bounds"),
 ])
 def test_bad_parameters_are_400_naming_them(es: str, aggs: dict[str, Any], word: str) -> None:
     r = search(es, aggs)

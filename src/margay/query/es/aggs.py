@@ -15,7 +15,8 @@ from ..aggs import MAX_BUCKETS, IntervalError, interval
 METRICS = ("sum", "avg", "min", "max", "value_count", "cardinality", "extended_stats", "percentiles")
 BUCKETS = ("terms", "date_histogram", "histogram", "range", "filters", "filter", "composite", "top_hits")
 
-__all__ = ["BUCKETS", "MAX_BUCKETS", "METRICS", "_check", "_split", "double", "es_interval", "java_double"]
+__all__ = ["BUCKETS", "MAX_BUCKETS", "METRICS", "_check", "_split", "double", "es_interval", "java_double",
+           "min_doc_count"]
 
 
 def _split(spec: Any, name: str) -> tuple[str, Any, dict[str, Any]]:
@@ -74,3 +75,11 @@ def es_interval(name: str, params: dict[str, Any]) -> tuple[str, int]:
             raise QueryError(f"aggregation [{name}]: the supplied calendar interval [{exc.value}] is not valid") from None
         raise QueryError(f"aggregation [{name}]: date_histogram needs fixed_interval or calendar_interval") from None
     return (iv.unit, iv.ms) if iv.unit == "fixed" else (iv.unit, 0)
+
+
+def min_doc_count(params: dict[str, Any], name: str, default: int) -> int:
+    """A bucket aggregation's min_doc_count: an integer of at least 0."""
+    got = params.get("min_doc_count", default)
+    if not isinstance(got, int) or isinstance(got, bool) or got < 0:
+        raise QueryError(f"aggregation [{name}]: [min_doc_count] must be greater than or equal to 0")
+    return got

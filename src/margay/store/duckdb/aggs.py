@@ -207,7 +207,9 @@ class Aggregator:
         qk = _key(self.lt, params["field"], name)
         ts = _ts(qk)
         bucket_sql, step_ms = _bucket_expr(name, params, ts)
-        min_count = int(params.get("min_doc_count", 0))
+        min_count = params.get("min_doc_count", 0)
+        if not isinstance(min_count, int) or isinstance(min_count, bool):
+            raise QueryError(f"aggregation {name!r}: min_doc_count must be an integer")
         found, bucket_subs = self._split_subs(subs)
         exprs = [self._metric_sql(n, sp) for n, sp in found.items()]
         if not parents:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import QueryError
-from ...query.es.aggs import MAX_BUCKETS, METRICS, _check, _split
+from ...query.es.aggs import MAX_BUCKETS, METRICS, _check, _split, min_doc_count
 from ...query.es.dates import _add as add_unit
 from ...query.es.dates import date_math, floor_unit, format_ms, zone
 from .es_buckets import EsBuckets, bucket_sql
@@ -106,9 +106,7 @@ class EsAggregator(EsBuckets):
         size = params.get("size", 10)
         if not isinstance(size, int) or size < 1 or size > MAX_BUCKETS:
             raise QueryError(f"aggregation [{name}]: [size] must be greater than 0 and at most {MAX_BUCKETS}")
-        min_count = params.get("min_doc_count", 1)
-        if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 0:
-            raise QueryError(f"aggregation [{name}]: [min_doc_count] must be greater than or equal to 0")
+        min_count = min_doc_count(params, name, 1)
         ref = self.field(params, name, "terms")
         empty = {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": []}
         missing = params.get("missing")
@@ -200,7 +198,7 @@ class EsAggregator(EsBuckets):
         tz = zone(params.get("time_zone"))
         fmt = params.get("format") or (ref.date_format if ref is not None else None) or "strict_date_optional_time"
         tzname = params.get("time_zone")
-        min_count = params.get("min_doc_count", 0)
+        min_count = min_doc_count(params, name, 0)
         if ref is None:
             return {p: {"buckets": []} for p in parents}
         if not ref.is_date:
@@ -286,7 +284,7 @@ class EsAggregator(EsBuckets):
         col = ref.ms_sql() if ref.is_date else ref.sql
         key_sql = f"(floor((CAST({col} AS DOUBLE) - ?) / ?) * ? + ?)"
         bparams = [offset, float(interval), float(interval), offset]
-        min_count = params.get("min_doc_count", 0)
+        min_count = min_doc_count(params, name, 0)
 
         def fl(v: float) -> float:
             return math.floor((v - offset) / interval) * interval + offset
@@ -296,7 +294,10 @@ class EsAggregator(EsBuckets):
         if isinstance(bounds, dict):
             for i, which in enumerate(("min", "max")):
                 if bounds.get(which) is not None:
-                    lo_hi[i] = fl(float(bounds[which]))
+                    try:
+                        lo_hi[i] = fl(float(bounds[which]))
+                    except (TypeError, ValueError):
+                        raise QueryError(f"aggregation [{name}]: [extended_bounds] {which} must be a number") from None
         if not parents:
             return {}
         level = grouped(self.run, scope, key_sql, bparams, min_count=max(min_count, 1))
