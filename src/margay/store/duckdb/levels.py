@@ -8,8 +8,9 @@ of 10,000 buckets with a `terms` inside costs two queries, not 10,001. When a le
 buckets (a `terms` size), the next level reads only their rows: it filters on `hash(_g0, ..)` of the kept
 buckets (bound as a list) and drops the rare hash collision by exact key in Python.
 
-Keys that unnest a list (a multi-valued field; `filters`/`range` buckets as the list of the matching
-bucket numbers) get their own subquery layer, so two unnests never zip.
+A key that unnests a list (a multi-valued field) gets its own subquery layer, so two unnests never zip.
+Buckets the request lists (`filters`, `range`, `filter`) add no key: each narrows the scope, and its
+sub-aggregations still run once for every enclosing bucket.
 """
 
 from __future__ import annotations
