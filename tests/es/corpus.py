@@ -421,6 +421,53 @@ def cases(midnight: datetime) -> list[Case]:
     aggs("nesting/histogram-in-filters", FLOWS, {"f": {"filters": {"filters": {
         "web": {"prefix": {"source_name_aggr": "web"}}}}, "aggs": {"h": {"histogram": {
             "field": "bytes_out", "interval": 10000, "min_doc_count": 1}}}}})
+    # nesting answered a level at a time (a terms size cut per parent, empty histogram buckets, request-listed
+    # buckets under a terms, top_hits two levels down)
+    aggs("nesting/terms-terms-cut", FLOWS, {"a": {"terms": {"field": "source_namespace", "size": 4}, "aggs": {
+        "b": {"terms": {"field": "dest_name_aggr", "size": 2, "shard_size": 1000}, "aggs": {
+            "c": {"terms": {"field": "dest_port", "size": 1, "shard_size": 1000}, "aggs": {"m": {"max": {"field": "bytes_out"}}}}}}}}})
+    aggs("nesting/histogram-terms", FLOWS, {"h": {"histogram": {"field": "packets_in", "interval": 50}, "aggs": {
+        "t": {"terms": {"field": "proto"}}}}})
+    aggs("nesting/terms-filters-range", FLOWS, {"a": {"terms": {"field": "action"}, "aggs": {
+        "f": {"filters": {"filters": {"tcp": {"term": {"proto": "tcp"}}, "udp": {"term": {"proto": "udp"}}}},
+              "aggs": {"s": {"sum": {"field": "bytes_in"}}}},
+        "r": {"range": {"field": "bytes_in", "ranges": [{"to": 1000}, {"from": 1000}]}}}}})
+    aggs("nesting/terms-date-terms-top-hits", FLOWS, {"a": {"terms": {"field": "action"}, "aggs": {
+        "h": {"date_histogram": {"field": "end_time", "fixed_interval": "6h"}, "aggs": {
+            "t": {"terms": {"field": "reporter"}, "aggs": {"top": {"top_hits": {
+                "size": 1, "sort": [{"bytes_in": "desc"}, {"id": "asc"}], "_source": ["bytes_in"]}}}}}}}}})
+    aggs("nesting/date-histogram-gaps-terms", DNS, {"h": {"date_histogram": {
+        "field": "end_time", "fixed_interval": "5m", "min_doc_count": 0}, "aggs": {
+            "q": {"terms": {"field": "qtype", "size": 2}, "aggs": {"l": {"avg": {"field": "latency_mean"}}}}}}},
+        {"term": {"rcode": "NXDomain"}})
+    # extended_stats, percentiles, terms with min_doc_count 0 (Grafana's metric queries)
+    aggs("metrics/extended-stats", FLOWS, {"e": {"extended_stats": {"field": "bytes_in"}},
+                                           "s": {"extended_stats": {"field": "packets_out", "sigma": 1.5}}})
+    aggs("metrics/extended-stats-empty", FLOWS, {"e": {"extended_stats": {"field": "bytes_in"}}},
+         {"term": {"action": "nope"}})
+    aggs("metrics/extended-stats-in-terms", FLOWS, {"t": {"terms": {"field": "dest_namespace", "size": 3}, "aggs": {
+        "e": {"extended_stats": {"field": "bytes_out"}}}}})
+    aggs("grafana/extended-stats-over-time", FLOWS, {"2": {"date_histogram": {
+        "field": "end_time", "fixed_interval": "1h", "min_doc_count": 0, "format": "epoch_millis"}, "aggs": {
+            "1": {"extended_stats": {"field": "bytes_in", "sigma": 2}}}}})
+    aggs("metrics/percentiles-few", DNS, {"p": {"percentiles": {"field": "latency_mean", "percents": [10, 50, 90]}}},
+         {"term": {"rcode": "NXDomain"}})
+    aggs("grafana/percentiles-over-time", DNS, {"2": {"date_histogram": {
+        "field": "end_time", "fixed_interval": "10m", "min_doc_count": 0}, "aggs": {
+            "p": {"percentiles": {"field": "latency_mean"}},
+            "k": {"percentiles": {"field": "latency_max", "percents": [50, 99], "keyed": False}}}}},
+         {"term": {"rcode": "NXDomain"}})
+    aggs("terms/min-doc-count-0", FLOWS, {"t": {"terms": {"field": "dest_namespace", "min_doc_count": 0,
+                                                          "size": 50}}}, {"term": {"action": "deny"}})
+    aggs("terms/min-doc-count-0-key", FLOWS, {"t": {"terms": {"field": "proto", "min_doc_count": 0,
+                                                              "order": {"_key": "desc"}}}},
+         {"term": {"proto": "udp"}})
+    aggs("terms/min-doc-count-0-sub", FLOWS, {"a": {"terms": {"field": "action"}, "aggs": {
+        "r": {"terms": {"field": "reporter", "min_doc_count": 0}, "aggs": {"b": {"sum": {"field": "bytes_in"}}}}}}},
+         {"term": {"reporter": "src"}})
+    aggs("grafana/terms-min-doc-count-0-cut", FLOWS, {"3": {"terms": {
+        "field": "source_namespace", "size": 5, "min_doc_count": 0, "order": {"_count": "asc"}}}},
+         {"term": {"proto": "udp"}})
     aggs("meta/echo", FLOWS, {"t": {"meta": {"panel": 7}, "terms": {"field": "action"}}})
     out.append(Case("mixed/hits-and-aggs", DNS, {
         "size": 3, "sort": _sorted(DNS), "query": {"term": {"qtype": "A"}},
@@ -443,7 +490,11 @@ UNSUPPORTED: list[tuple[str, str, dict[str, Any], str]] = [
     ("pipeline-agg", FLOWS, {"size": 0, "aggs": {"d": {"derivative": {"buckets_path": "x"}}}}, "derivative"),
     ("significant_terms", FLOWS, {"size": 0, "aggs": {"s": {"significant_terms": {"field": "action"}}}},
      "significant_terms"),
-    ("percentiles", FLOWS, {"size": 0, "aggs": {"p": {"percentiles": {"field": "bytes_in"}}}}, "percentiles"),
+    ("percentiles-hdr", FLOWS, {"size": 0, "aggs": {"p": {"percentiles": {"field": "bytes_in", "hdr": {}}}}},
+     "hdr"),
+    ("extended-stats-order", FLOWS, {"size": 0, "aggs": {"t": {"terms": {"field": "action", "order": {"e": "asc"}},
+                                                               "aggs": {"e": {"extended_stats": {"field": "bytes_in"}}}}}},
+     "ordering by [e]"),
     ("terms-script", FLOWS, {"size": 0, "aggs": {"t": {"terms": {"script": "doc['a']"}}}}, "script"),
     ("terms-include", FLOWS, {"size": 0, "aggs": {"t": {"terms": {"field": "action", "include": "a.*"}}}},
      "include"),

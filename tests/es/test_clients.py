@@ -111,6 +111,6 @@ def test_elasticsearch_py_7(server: ServerThread, osc: OpenSearch) -> None:
             assert es.count(index="tigera_secure_ee_flows.north.*", body={
                 "query": {"query_string": {"query": "action:deny"}}})["count"] == 10
             with pytest.raises(ESRequestError):
-                es.search(index="tigera_secure_ee_flows.*", body={"aggs": {"p": {"percentiles": {"field": "x"}}}})
+                es.search(index="tigera_secure_ee_flows.*", body={"aggs": {"p": {"significant_terms": {"field": "x"}}}})
         finally:
             es.close()

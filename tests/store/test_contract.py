@@ -325,6 +325,86 @@ def test_date_histogram_and_cardinality(loaded: Any) -> None:
     assert got["first"]["value"] == (T0 + 60) * 1000
 
 
+def _terms_ref(rows: list[dict[str, Any]], field: str, size: int, order_key: bool = False) -> list[tuple[Any, int]]:
+    """The buckets a terms aggregation answers over `rows` (a list field counts each distinct value once)."""
+    c: Counter[Any] = Counter()
+    for r in rows:
+        v = r.get(field)
+        for x in (set(v) if isinstance(v, list) else [v]):
+            if x is not None:
+                c[x] += 1
+    ordered = sorted(c.items(), key=lambda kv: kv[0] if order_key else (-kv[1], kv[0]))
+    return ordered[:size]
+
+
+def test_nested_buckets_answer_per_bucket(loaded: Any) -> None:
+    """terms > terms > metric, terms > date_histogram > terms, date_histogram > terms on a list field: every
+    inner bucket counts only its parents' rows, sizes cut per parent, sum_other_doc_count per parent."""
+    aggs = {"a": {"terms": {"field": "action"}, "aggs": {
+                "ns": {"terms": {"field": "dest_namespace", "size": 2, "order": {"_key": "asc"}},
+                       "aggs": {"b": {"sum": {"field": "bytes_in"}}}}}},
+            "p": {"terms": {"field": "dest_port", "size": 2}, "aggs": {
+                "h": {"date_histogram": {"field": "end_time", "fixed_interval": "10m"}, "aggs": {
+                    "host": {"terms": {"field": "host", "size": 1}, "aggs": {"o": {"avg": {"field": "bytes_out"}}}}}}}},
+            "t": {"date_histogram": {"field": "end_time", "fixed_interval": "20m"}, "aggs": {
+                "d": {"terms": {"field": "dest_domains"}}}}}
+    got = run_sql_aggs(loaded, aggs)
+    for a in got["a"]["buckets"]:
+        rows = [r for r in DATA if r["action"] == a["key"]]
+        want = _terms_ref(rows, "dest_namespace", 2, order_key=True)
+        assert [(b["key"], b["doc_count"]) for b in a["ns"]["buckets"]] == want
+        assert a["ns"]["sum_other_doc_count"] == len(rows) - sum(n for _, n in want)
+        for b in a["ns"]["buckets"]:
+            assert b["b"]["value"] == sum(r["bytes_in"] for r in rows if r["dest_namespace"] == b["key"])
+    assert [(b["key"], b["doc_count"]) for b in got["p"]["buckets"]] == _terms_ref(DATA, "dest_port", 2)
+    for p in got["p"]["buckets"]:
+        rows = [r for r in DATA if r["dest_port"] == p["key"]]
+        hist = Counter((r["end_time"] // 600) * 600 * 1000 for r in rows)
+        lo, hi = min(hist), max(hist)
+        assert [h["key"] for h in p["h"]["buckets"]] == list(range(lo, hi + 1, 600_000))  # gaps filled
+        for h in p["h"]["buckets"]:
+            inside = [r for r in rows if (r["end_time"] // 600) * 600 * 1000 == h["key"]]
+            assert h["doc_count"] == len(inside)
+            want = _terms_ref(inside, "host", 1)
+            assert [(b["key"], b["doc_count"]) for b in h["host"]["buckets"]] == want
+            assert h["host"]["sum_other_doc_count"] == len(inside) - sum(n for _, n in want)
+            for b in h["host"]["buckets"]:
+                outs = [r["bytes_out"] for r in inside if r["host"] == b["key"]]
+                assert b["o"]["value"] == pytest.approx(sum(outs) / len(outs), rel=1e-9)
+    for t in got["t"]["buckets"]:
+        inside = [r for r in DATA if (r["end_time"] // 1200) * 1200 * 1000 == t["key"]]
+        assert [(b["key"], b["doc_count"]) for b in t["d"]["buckets"]] == _terms_ref(inside, "dest_domains", 10)
+
+
+def test_nested_terms_run_one_query_per_level(tmp_path: Path) -> None:
+    """On the embedded engine a terms of many buckets with a terms inside costs a query per level, not per bucket."""
+    from margay.store.duckdb.aggs import Aggregator, Scope
+
+    store = DuckDBBackend(tmp_path / "data")
+    try:
+        ingest(store, FLOWS, ndjson(DATA))
+        q = Query(FLOWS, ["c1"], now=NOW)
+        aggs = {"ip": {"terms": {"field": "source_ip", "size": 1000}, "aggs": {
+            "port": {"terms": {"field": "dest_port"}, "aggs": {"b": {"max": {"field": "bytes_in"}}}}}}}
+        calls: list[str] = []
+
+        def build(run: Any, src: str, ps: list[Any]) -> Any:
+            def counted(sql: str, params: list[Any]) -> Any:
+                calls.append(sql)
+                return run(sql, params)
+            return Aggregator(q.logtype, counted).aggregate(aggs, Scope(src, ps))
+
+        got = store.run_over(q, build)
+        assert len(got["ip"]["buckets"]) == 60 and len(calls) == 2
+        for b in got["ip"]["buckets"]:
+            row = next(r for r in DATA if r["source_ip"] == b["key"])
+            want = [] if row["dest_port"] is None else [{"key": row["dest_port"], "doc_count": 1,
+                                                         "b": {"value": float(row["bytes_in"])}}]
+            assert b["port"]["buckets"] == want
+    finally:
+        store.close()
+
+
 def test_aggregations_filtered_by_selector_and_time(loaded: Any) -> None:
     q = Query(FLOWS, ["c1"], selector=parse_selector('proto = "udp"'),
               start=datetime.fromtimestamp(T0 + 1800, UTC), now=NOW)

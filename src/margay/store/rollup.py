@@ -34,9 +34,6 @@ FORMAT = 1  # bump when the columns a roll-up holds change meaning
 # (a group key: its values, and their distinct set, are those of the raw rows).
 MEASURE_METRICS = frozenset({"sum", "min", "max", "value_count", "avg"})
 DIM_METRICS = frozenset({"min", "max", "value_count", "cardinality"})
-_HOUR_UNITS = frozenset({"hour", "1h", "day", "1d", "week", "1w", "month", "1M", "quarter", "1q", "year", "1y"})
-_FIXED = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_FIXED_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _SIDECAR = re.compile(r"^(.+)\.rollup-([0-9a-f]{8})\.parquet$")
 
 def tag(lt: LogType) -> str:
@@ -168,15 +165,14 @@ def usable(query: Query, keys: Iterable[str] = ()) -> bool:
 
 
 def _hour_histogram(params: Any) -> bool:
-    from ..query.aggs import histogram_interval
+    from ..query.aggs import IntervalError, interval
 
     if not isinstance(params, dict):
         return False
-    fixed, calendar = histogram_interval(params)
-    if fixed is not None:
-        m = _FIXED.match(str(fixed))
-        return m is not None and int(m.group(1)) > 0 and (int(m.group(1)) * _FIXED_MS[m.group(2)]) % 3_600_000 == 0
-    return calendar in _HOUR_UNITS
+    try:
+        return interval(params).whole_hours
+    except IntervalError:
+        return False
 
 
 def _agg_keys(lt: LogType, aggs: Any, keys: set[str]) -> bool:

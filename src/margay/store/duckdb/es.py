@@ -1,5 +1,5 @@
 """The Elasticsearch-compatible API on the embedded engine: the query DSL and aggregations translated to
-registry SQL with bound values (query/es/dsl.py, query/es/aggs.py) over each plan's files."""
+registry SQL with bound values (query/es/dsl.py; aggregations in es_aggs.py) over each plan's files."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import orjson
 
 from ...errors import QueryError
 from ...logtypes import Kind, LogType
-from ...query.es.aggs import EsAggregator, Scope
 from ...query.es.dsl import QueryCompiler
 from ...query.es.fields import FieldRef, Fields, id_sql
 from ...query.es.request import SortSpec, check_search, sort_specs, total_hits
 from ...query.model import Query
 from ..backend import EsPlan
+from .es_aggs import EsAggregator, Scope
 
 LONG_MAX, LONG_MIN = 9223372036854775807, -9223372036854775808
 
@@ -329,10 +329,13 @@ def _aggregate(eng: Engine, plans: list[_Plan], aggs: Any, now: datetime) -> dic
         def hits(scope: Scope, p: dict[str, Any]) -> dict[str, Any]:
             size = p.get("size", 3)
             sub_body = {"sort": p.get("sort"), "_source": p.get("_source"), "query": None}
-            h, total, ms = _hits(eng, [plan], sub_body, start=p.get("from", 0), size=size, extra=scope.filters)
+            h, total, ms = _hits(eng, [plan], sub_body, start=p.get("from", 0), size=size, extra=[(c, list(ps)) for c, ps in scope.filters])
             return {"total": {"value": total, "relation": "eq"}, "max_score": ms, "hits": h}
 
-        agg = EsAggregator(plan.fields, run, now, compiler.compile, hits)
+        # the indices' rows before the request's query (its last condition): terms with min_doc_count 0
+        before = plan.conds[:-1]
+        universe = Scope(src + "".join(f" AND ({c})" for c, _ in before), params + [x for _, ps in before for x in ps])
+        agg = EsAggregator(plan.fields, run, now, compiler.compile, hits, universe)
         extra_sql = "".join(f" AND ({c})" for c, _ in plan.conds)
         # top_hits pages add the plan's own conditions again (_hits): the scope carries only narrowing ones
         return agg.aggregate(aggs, Scope(src + extra_sql, params + [x for _, ps in plan.conds for x in ps]))
