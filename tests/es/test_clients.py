@@ -94,9 +94,9 @@ def test_search_after_paging_with_opensearch_py(osc: OpenSearch) -> None:
 def test_elasticsearch_py_7(server: ServerThread, osc: OpenSearch) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from elasticsearch import Elasticsearch
-        from elasticsearch import helpers as es_helpers
-        from elasticsearch.exceptions import RequestError as ESRequestError
+        from elasticsearch7 import Elasticsearch
+        from elasticsearch7 import helpers as es_helpers
+        from elasticsearch7.exceptions import RequestError as ESRequestError
 
         es = Elasticsearch([server.url + "/es"], timeout=30)
         try:
