@@ -368,7 +368,7 @@ def cases(midnight: datetime) -> list[Case]:
         "@timestamp", "qtype:A AND client_name_aggr:*", ms - 120_000, ms, True), doc_sort=1,
         shows=("fields", "highlight")))
     out.append(Case("grafana/raw-data", AUDIT, grafana_body(
-        "requestReceivedTimestamp", "verb:(create OR delete)", ms - 1_800_000, ms + 1_800_000, False), doc_sort=1,
+        "requestReceivedTimestamp", "verb:(create OR delete OR patch)", ms - 3_600_000, ms + 4_500_000, False), doc_sort=1,
         shows=("fields",)))
     out.append(Case("grafana/raw-data-events", EVENTS, grafana_body("time", "*", ms - 3_600_000, ms, False),
                     doc_sort=1, shows=("fields",)))

@@ -175,4 +175,18 @@ def test_index_discovery_matches_opensearch(servers: tuple[httpx.Client, httpx.C
         a, b = mine.head(f"/{expr}"), theirs.head(f"/{expr}")
         if a.status_code != b.status_code:
             problems.append(f"HEAD /{expr}: margay {a.status_code}, opensearch {b.status_code}")
+        for fields, extra in (("*", {}), ("action,end_time,source_*,nothing", {}), ("cluster,qname", {
+                "include_unmapped": "true"})):
+            a, b = (c.get(f"/{expr}/_field_caps", params={"fields": fields, **extra}) for c in (mine, theirs))
+            if a.status_code != b.status_code or (a.status_code == 200 and a.json() != b.json()):
+                problems.append(f"{expr}/_field_caps?fields={fields}: {a.status_code} {a.text[:300]} | "
+                                f"{b.status_code} {b.text[:300]}")
+            elif a.status_code == 200 and expr.startswith("tigera") and fields == "*":
+                assert len(a.json()["fields"]) > 50, a.text[:300]  # not vacuous
+    a, b = (c.post("/tigera_secure_ee_dns.*/_field_caps", params={"fields": "rrsets.*,client_labels*"}, json={})
+            for c in (mine, theirs))
+    assert a.status_code == b.status_code == 200 and a.json() == b.json() and a.json()["fields"], (a.text, b.text)
+    # Elasticsearch 8's form (fields in the body), which OpenSearch 2.19 refuses: margay takes it too
+    body = mine.post("/tigera_secure_ee_dns.*/_field_caps", json={"fields": ["rrsets.*", "client_labels*"]})
+    assert body.json() == a.json()
     assert not problems, problems

@@ -136,4 +136,4 @@ def test_grafana_logs_panel_passes_through(es_os: tuple[str, str, str], opensear
     assert got.json()["aggregations"] == want["aggregations"]
     scoped = httpx.post(f"{url}/es/{index}/_search", json=GRAFANA_LOGS, timeout=60,
                         headers={"authorization": f"Bearer {token_of('gina')}"})  # flows of east, namespace shop
-    assert scoped.status_code == 403 and "highlights" in scoped.text
+    assert scoped.status_code == 403, scoped.text

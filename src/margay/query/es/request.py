@@ -139,10 +139,8 @@ def query_params_into(body: dict[str, Any], qp: Mapping[str, str]) -> dict[str, 
     if "sort" in qp:
         body["sort"] = [{s.split(":")[0]: s.split(":")[1] if ":" in s else "asc"} for s in qp["sort"].split(",")]
     unsupported = {"scroll", "search_type", "preference", "routing", "request_cache", "allow_partial_search_results"}
-    for k in qp:
-        if k == "scroll":
-            raise QueryError("scroll is not supported by margay's ES API: page with search_after instead")
-        if k in unsupported - {"preference", "routing", "request_cache", "allow_partial_search_results"}:
+    for k in qp:  # `scroll` opens a scroll context (api/es_scroll.py)
+        if k in unsupported - {"scroll", "preference", "routing", "request_cache", "allow_partial_search_results"}:
             raise QueryError(f"URL parameter [{k}] is not supported")
     return body
 
