@@ -411,6 +411,22 @@ def cases(midnight: datetime) -> list[Case]:
     hits("highlight/dns-nested-free", DNS, {"bool": {"filter": [{"wildcard": {"qname": "*.svc.*"}}],
                                                      "must": [{"match": {"client_namespace": "shop"}}]}},
          highlight={"fields": {"qname": {}, "client_*": {}}, "number_of_fragments": 1})
+    # Free text: query_string without a field (every field, leniently) and multi_match.
+    hits("free/word", FLOWS, {"query_string": {"query": "deny"}}, size=8)
+    hits("free/number-and-word", FLOWS, {"query_string": {"query": "53 AND allow"}}, size=8)
+    hits("free/default-field-star", FLOWS, {"query_string": {"query": "shop OR udp", "default_field": "*"}}, size=8)
+    hits("free/dns-label-value", DNS, {"query_string": {"query": "web"}}, size=8)
+    hits("free/dns-phrase", DNS, {"query_string": {"query": "\"AAAA\" AND NOT NXDOMAIN"}}, size=8)
+    hits("free/events", EVENTS, {"query_string": {"query": "warning OR shop"}}, size=8)
+    hits("multi_match/fields", FLOWS, {"multi_match": {"query": "shop", "fields": [
+        "source_namespace", "dest_namespace^2"]}}, size=8)
+    hits("multi_match/pattern-phrase", FLOWS, {"multi_match": {"query": "shop", "fields": ["*_namespace"],
+                                                               "type": "phrase"}}, size=8)
+    hits("multi_match/lenient", FLOWS, {"multi_match": {"query": "shop", "fields": ["*_port", "*_namespace"],
+                                                        "lenient": True, "operator": "and"}}, size=8)
+    hits("multi_match/number", FLOWS, {"multi_match": {"query": 443, "fields": ["dest_port", "source_port"]}}, size=8)
+    hits("multi_match/no-fields", DNS, {"multi_match": {"query": "A"}}, size=8)
+    hits("multi_match/not-lenient", FLOWS, {"multi_match": {"query": "shop", "fields": ["dest_port", "dest_namespace"]}})
     # Sort as an object with several keys, as Grafana sends it.
     out.append(Case("sort/object-several-keys", FLOWS, {"size": 5, "sort": {"bytes_in": {"order": "desc"},
                                                                             "id": {"order": "asc"}}}))
@@ -508,7 +524,8 @@ UNSUPPORTED: list[tuple[str, str, dict[str, Any], str]] = [
     ("fuzzy", FLOWS, {"query": {"fuzzy": {"action": "dny"}}}, "fuzzy"),
     ("regexp", FLOWS, {"query": {"regexp": {"action": "d.*"}}}, "regexp"),
     ("script-query", FLOWS, {"query": {"script": {"script": "true"}}}, "script"),
-    ("multi_match", FLOWS, {"query": {"multi_match": {"query": "x", "fields": ["a"]}}}, "multi_match"),
+    ("multi_match-prefix", FLOWS, {"query": {"multi_match": {"query": "x", "fields": ["a"], "type": "phrase_prefix"}}},
+     "phrase_prefix"),
     ("highlight-query", FLOWS, {"highlight": {"fields": {"action": {}}, "highlight_query": {"match_all": {}}}},
      "highlight_query"),
     ("script-fields", FLOWS, {"script_fields": {"x": {"script": "1"}}}, "script_fields"),
@@ -524,7 +541,8 @@ UNSUPPORTED: list[tuple[str, str, dict[str, Any], str]] = [
      "include"),
     ("qs-regex", FLOWS, {"query": {"query_string": {"query": "action:/d.*/"}}}, "regular expressions"),
     ("qs-fuzzy", FLOWS, {"query": {"query_string": {"query": "action:deny~"}}}, "fuzzy"),
-    ("qs-all-fields", FLOWS, {"query": {"query_string": {"query": "deny"}}}, "names no field"),
+    ("qs-all-fields-text", AUDIT, {"query": {"query_string": {"query": "create"}}}, "analyzed text"),
+    ("qs-all-fields-wildcard", FLOWS, {"query": {"query_string": {"query": "de*"}}}, "several fields"),
     ("terms-lookup", FLOWS, {"query": {"terms": {"action": {"index": "x", "id": "1", "path": "a"}}}}, "lookup"),
     ("match-fuzziness", FLOWS, {"query": {"match": {"action": {"query": "deny", "fuzziness": 2}}}}, "fuzziness"),
     ("nested-inner-hits", DNS, {"query": {"nested": {"path": "rrsets", "query": {"match_all": {}},

@@ -78,8 +78,13 @@ def field_caps(indices: list[tuple[str, LogType]], fields: list[str], include_un
         raise QueryError("_field_caps: specify the fields to describe (fields=* for all)")
     per_field: dict[str, dict[str, list[tuple[str, bool, bool]]]] = {}  # field -> type -> [(index, s, a)]
     for index, lt in indices:
-        for name, (kind, s, a) in field_caps_of(lt).items():
-            if any(fnmatchcase(name, p) for p in fields):
+        caps_of = field_caps_of(lt)
+        wanted = {n for n in caps_of if any(fnmatchcase(n, p) for p in fields)}
+        for name in list(wanted):  # a field's parent objects come with it, as OpenSearch lists them
+            parts = name.rstrip(".").split(".")
+            wanted |= {p for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p in caps_of}
+        for name, (kind, s, a) in caps_of.items():
+            if name in wanted:
                 per_field.setdefault(name, {}).setdefault(kind, []).append((index, s, a))
     all_indices = sorted(i for i, _ in indices)
     out: dict[str, Any] = {}
