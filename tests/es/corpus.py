@@ -427,6 +427,10 @@ def cases(midnight: datetime) -> list[Case]:
     hits("multi_match/number", FLOWS, {"multi_match": {"query": 443, "fields": ["dest_port", "source_port"]}}, size=8)
     hits("multi_match/no-fields", DNS, {"multi_match": {"query": "A"}}, size=8)
     hits("multi_match/not-lenient", FLOWS, {"multi_match": {"query": "shop", "fields": ["dest_port", "dest_namespace"]}})
+    hits("highlight/free-text", FLOWS, {"query_string": {"query": "deny AND tcp"}},
+         highlight={"fields": {"*": {}}})
+    hits("highlight/multi_match", DNS, {"multi_match": {"query": "shop", "fields": ["client_*^3"]}},
+         highlight={"fields": {"*": {}}})
     # Sort as an object with several keys, as Grafana sends it.
     out.append(Case("sort/object-several-keys", FLOWS, {"size": 5, "sort": {"bytes_in": {"order": "desc"},
                                                                             "id": {"order": "asc"}}}))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -262,8 +263,7 @@ async def scroll(request: Request) -> Response:
     body, ids = await _ids(request, "scroll_id")
     if request.method == "DELETE":
         freed = contexts(request).close(ids, who, "scroll", m.clock.now())
-        return es.ESResponse({"succeeded": True, "num_freed": len(freed)},
-                             status_code=404 if ids is not None and not freed else 200)
+        return _closed({"succeeded": True, "num_freed": len(freed)}, ids is not None and not freed)
     if ids is None or len(ids) != 1:
         raise QueryError("[scroll_id] must name one scroll context")
     keep = body.get("scroll", request.query_params.get("scroll"))
@@ -277,6 +277,7 @@ async def pit_open(request: Request) -> Response:
     m = request.app.state.margay
     who = m.caller(request)
     pattern = request.path_params["index"]
+    await es._json(request)  # no body is expected: read (bounded) so that none is ignored unread
     keep = request.query_params.get("keep_alive")
     if keep is None:
         raise QueryError("[keep_alive] is required: e.g. ?keep_alive=1m")
@@ -307,10 +308,17 @@ async def pit_close(request: Request) -> Response:
         _, ids = await _ids(request, "id" if elastic else "pit_id")
     freed = contexts(request).close(ids, who, "pit", m.clock.now())
     if elastic:
-        return es.ESResponse({"succeeded": True, "num_freed": len(freed)}, status_code=200 if freed else 404)
+        return _closed({"succeeded": True, "num_freed": len(freed)}, not freed)
     asked = freed if ids is None else ids
-    return es.ESResponse({"pits": [{"pit_id": i, "successful": i in freed} for i in asked]},
-                         status_code=200 if freed or not asked else 404)
+    return _closed({"pits": [{"pit_id": i, "successful": i in freed} for i in asked]}, bool(asked) and not freed)
+
+
+def _closed(body: dict[str, Any], missing: bool) -> Response:
+    """A close's answer: OpenSearch's body, and when nothing was closed its 404 with the error envelope too."""
+    if not missing:
+        return es.ESResponse(body)
+    envelope = orjson.loads(es.es_error(ContextMissing("No search context found for the id(s) given")).body)
+    return es.ESResponse({**body, **envelope}, status_code=404)
 
 
 def routes() -> list[Route]:

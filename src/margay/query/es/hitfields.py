@@ -13,6 +13,7 @@ them. Engine-neutral; the embedded engine calls it per hit (OpenSearch computes 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from fnmatch import fnmatchcase
@@ -238,6 +239,11 @@ def _leaf_marks(q: dict[str, Any], out: list[Mark]) -> None:
         if isinstance(v, str | int | float) and not isinstance(v, bool):
             mk = {"prefix": "prefix", "wildcard": "wildcard"}.get(kind, "eq")
             out.append(Mark(name, mk, v if isinstance(v, str) else str(v)))
+    elif kind == "multi_match" and isinstance(spec, dict) and isinstance(spec.get("query"), str | int | float):
+        fields = spec.get("fields") or ["*"]
+        for f in [fields] if isinstance(fields, str) else fields:
+            if isinstance(f, str):  # a field pattern: matched against names when highlighting
+                out.append(Mark(re.sub(r"\^[\d.]+$", "", f), "eq", str(spec["query"])))
     elif kind == "terms" and isinstance(spec, dict):
         for name, vals in spec.items():
             if isinstance(vals, list):
@@ -300,7 +306,7 @@ def highlight(lt: LogType, doc: dict[str, Any], query: Any, raw: dict[str, Any],
             if leaf.type not in _KEYWORDS and leaf.type != "text":
                 continue
             # a condition on a field or on an alias of it marks both (OpenSearch resolves aliases first)
-            own = [c for c in conds if not strict or c.field == name
+            own = [c for c in conds if not strict or c.field == name or fnmatchcase(name, c.field)
                    or (c.field in known and known[c.field].path == leaf.path)]
             if not own:
                 continue
