@@ -165,6 +165,10 @@ def test_contexts_are_bounded_and_expire_on_the_clock(env: tuple[Any, str, str])
         too_long = httpx.post(f"{url}/es/tigera_secure_ee_flows.east.*/_search", params={"scroll": "2d"},
                               json={}, headers=auth(admin), timeout=30)
         assert too_long.status_code == 400 and "too large" in too_long.text
+        big = {"query": {"terms": {"action": [f"value-{i:06d}" for i in range(30_000)]}}}  # ~420 KiB, kept
+        kept_too_much = httpx.post(f"{url}/es/tigera_secure_ee_flows.east.*/_search", params={"scroll": "1m"},
+                                   json=big, headers=auth(admin), timeout=30)
+        assert kept_too_much.status_code == 400 and "256 KiB" in kept_too_much.text
     finally:
         app.state.es_contexts = Contexts()
 

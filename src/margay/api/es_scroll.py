@@ -6,8 +6,9 @@ namespace-scoped reader's restriction stays exactly as it was: a later request c
 the same caller may use the context), and a snapshot: the store's `margay_seq` head at opening, so records
 written later never appear in it. Pages are read through Backend.es_search with the caller's sort plus
 the store-wide tie-breaker (`margay_seq`, `margay_id`), continued by `search_after` — the same request on
-both engines. Server state is bounded: at most `LIMIT` open contexts (429 past it) and each expires after
-its keep-alive on the injected clock (at most 24 h), renewed by each use.
+both engines. Server state is bounded: at most `LIMIT` open contexts (429 past it), a kept request of at
+most MAX_KEPT_BODY, and each expires after its keep-alive on the injected clock (at most 24 h), renewed by
+each use.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import MargayError, NotFound, QueryError
-from ..query.es.request import check_search, query_params_into
+from ..query.es.request import query_params_into
 from ..store.backend import EsAnswer, EsPlan
 from ..store.mapping import ID_FIELD, SEQ_FIELD
 from . import es
 
 LIMIT = 500  # open scroll and point-in-time contexts (OpenSearch's default search.max_open_scroll_context)
 MAX_KEEP_ALIVE = timedelta(hours=24)
+MAX_KEPT_BODY = 256 * 1024  # a scroll keeps its request: LIMIT of them stay well within memory
 TIE = [{SEQ_FIELD: {"order": "asc"}}, {ID_FIELD: {"order": "asc"}}]
 
 
@@ -159,7 +161,8 @@ def open_scroll(m: Any, cx: Contexts, owner: Any, plans: list[EsPlan], body: dic
         raise QueryError("[search_after] cannot be used in a scroll context")
     if body.get("from"):
         raise QueryError("using [from] is not allowed in a scroll context")
-    check_search({k: v for k, v in body.items() if k != "from"})
+    if len(orjson.dumps(body)) > MAX_KEPT_BODY:
+        raise QueryError(f"a scroll's search body is kept until it expires: at most {MAX_KEPT_BODY // 1024} KiB")
     now = m.clock.now()
     span = keep_alive(scroll, "scroll")
     ctx = Context(owner, plans, m.backend.head_seq(), span, now + span, "scroll", body=body, as_int=as_int)
