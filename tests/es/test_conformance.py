@@ -190,3 +190,41 @@ def test_index_discovery_matches_opensearch(servers: tuple[httpx.Client, httpx.C
     body = mine.post("/tigera_secure_ee_dns.*/_field_caps", json={"fields": ["rrsets.*", "client_labels*"]})
     assert body.json() == a.json()
     assert not problems, problems
+
+
+def test_scroll_and_point_in_time_page_as_opensearch(servers: tuple[httpx.Client, httpx.Client]) -> None:
+    """Discover-style paging: the same documents in the same order, page after page, through a scroll and
+    through a point in time (each side's own context ids and sort values passed back)."""
+    mine, theirs = servers
+    index, query = "tigera_secure_ee_dns.*", {"terms": {"qtype": ["AAAA", "PTR"]}}
+    sort = [{"end_time": "asc"}, {"id": "asc"}]
+
+    def scrolled(c: httpx.Client) -> list[str]:
+        r = c.post(f"/{index}/_search", params={"scroll": "1m"}, json={"size": 37, "query": query, "sort": sort})
+        assert r.status_code == 200, r.text
+        ids, sid = [h["_id"] for h in r.json()["hits"]["hits"]], r.json()["_scroll_id"]
+        while page := c.post("/_search/scroll", json={"scroll": "1m", "scroll_id": sid}).json()["hits"]["hits"]:
+            ids += [h["_id"] for h in page]
+        assert c.request("DELETE", "/_search/scroll", json={"scroll_id": [sid]}).status_code == 200
+        return ids
+
+    def in_pit(c: httpx.Client) -> list[str]:
+        r = c.post(f"/{index}/_search/point_in_time", params={"keep_alive": "1m"})
+        assert r.status_code == 200, r.text
+        pit, ids, after = r.json()["pit_id"], [], None
+        while True:
+            body: dict[str, Any] = {"size": 41, "query": query, "sort": sort, "pit": {"id": pit, "keep_alive": "1m"}}
+            if after is not None:
+                body["search_after"] = after
+            hits = c.post("/_search", json=body).json()["hits"]["hits"]
+            if not hits:
+                break
+            ids += [h["_id"] for h in hits]
+            after = hits[-1]["sort"]
+        assert c.request("DELETE", "/_search/point_in_time", json={"pit_id": [pit]}).status_code == 200
+        return ids
+
+    want = scrolled(theirs)
+    assert len(want) > 100  # several pages
+    assert scrolled(mine) == want
+    assert in_pit(mine) == in_pit(theirs) == want
