@@ -137,6 +137,16 @@ def test_a_scoped_readers_scroll_keeps_the_scope(env: tuple[Any, str, str]) -> N
     # what she may read, all of it, nothing more: east's flows touching shop (source or destination)
     assert len(seen) == len([i for i in range(N) if i % 3 == 0]) and seen
     assert all(s["cluster"] == "east" for s in seen)
+    # searches that would read fields outside her scope are refused, in a scroll as anywhere
+    for body in ({"query": {"multi_match": {"query": "other"}}}, {"query": {"query_string": {"query": "other"}}},
+                 {"highlight": {"fields": {"*": {}}}}, {"docvalue_fields": ["dest_namespace"]}):
+        r = httpx.post(f"{url}/es/tigera_secure_ee_flows.*/_search", params={"scroll": "1m"}, json=body,
+                       headers=gina, timeout=30)
+        assert r.status_code == 403, (body, r.text)
+    caps = httpx.get(f"{url}/es/tigera_secure_ee_flows.*/_field_caps", params={"fields": "*_namespace"},
+                     headers=gina, timeout=30)  # names and types only: no values
+    assert caps.status_code == 200 and caps.json()["fields"]["dest_namespace"]["keyword"]["aggregatable"] is True
+    assert all(".east." in i for i in caps.json()["indices"])
 
 
 def test_contexts_are_bounded_and_expire_on_the_clock(env: tuple[Any, str, str]) -> None:
