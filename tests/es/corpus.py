@@ -25,6 +25,10 @@ class Case:
     body: dict[str, Any]
     endpoint: str = "_search"
     params: dict[str, str] = field(default_factory=dict)
+    # Hits sorted on `_doc` (Grafana's tie-break): its values are Lucene doc ids in OpenSearch, so that sort
+    # value is left out and hits that tie on the other sort values are compared in `_id` order.
+    doc_sort: int | None = None
+    shows: tuple[str, ...] = ()  # keys the hits must carry in OpenSearch's answer (so the case is not vacuous)
 
 
 def _sorted(index: str, desc: bool = True) -> list[dict[str, Any]]:
@@ -341,6 +345,95 @@ def cases(midnight: datetime) -> list[Case]:
                                                      "fixed_interval": "1m", "field": "@timestamp",
                                                      "min_doc_count": 0, "format": "epoch_millis",
                                                      "extended_bounds": {"min": ms - 600_000, "max": ms}}}}}))
+    # Grafana's Logs and Raw-data panels: the request bodies of pkg/tsdb/elasticsearch (testdata_request/
+    # logs.request.line1.json, raw_data.request.line1.json), with this data's time field, range and query.
+    def grafana_body(field: str, query: str, lo: int, hi: int, logs: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "docvalue_fields": [field],
+            "query": {"bool": {"filter": [{"range": {field: {"format": "epoch_millis", "gte": lo, "lte": hi}}},
+                                          {"query_string": {"analyze_wildcard": True, "query": query}}]}},
+            "script_fields": {}, "size": 500,
+            "sort": {field: {"order": "desc", "unmapped_type": "boolean"}, "_doc": {"order": "desc"}},
+            "fields": [{"field": field, "format": "strict_date_optional_time_nanos"}]}
+        if logs:
+            body["aggs"] = {"1": {"date_histogram": {"field": field, "fixed_interval": "10s", "format": "epoch_millis",
+                                                     "min_doc_count": 0, "extended_bounds": {"min": lo, "max": hi}}}}
+            body["highlight"] = {"pre_tags": ["@HIGHLIGHT@"], "post_tags": ["@/HIGHLIGHT@"],
+                                 "fragment_size": 2147483647, "fields": {"*": {}}}
+        return body
+
+    out.append(Case("grafana/logs-panel", FLOWS, grafana_body("@timestamp", "action:deny", ms - 300_000, ms, True),
+                    doc_sort=1, shows=("fields", "highlight")))
+    out.append(Case("grafana/logs-panel-wildcard", DNS, grafana_body(
+        "@timestamp", "qtype:A AND client_name_aggr:*", ms - 120_000, ms, True), doc_sort=1,
+        shows=("fields", "highlight")))
+    out.append(Case("grafana/raw-data", AUDIT, grafana_body(
+        "requestReceivedTimestamp", "verb:(create OR delete OR patch)", ms - 3_600_000, ms + 4_500_000, False), doc_sort=1,
+        shows=("fields",)))
+    out.append(Case("grafana/raw-data-events", EVENTS, grafana_body("time", "*", ms - 3_600_000, ms, False),
+                    doc_sort=1, shows=("fields",)))
+    # OpenSearch Dashboards Discover (docvalue_fields with a format, stored_fields, version, highlight).
+    out.append(Case("osd/discover", DNS, {
+        "version": True, "size": 50, "sort": [{"end_time": {"order": "desc", "unmapped_type": "boolean"}},
+                                              {"id": "asc"}],
+        "aggs": {"2": {"date_histogram": {"field": "end_time", "fixed_interval": "1m", "time_zone": "UTC",
+                                          "min_doc_count": 1}}},
+        "stored_fields": ["*"], "script_fields": {}, "docvalue_fields": [{"field": "end_time", "format": "date_time"},
+                                                                         {"field": "start_time", "format": "date_time"}],
+        "_source": {"excludes": []},
+        "query": {"bool": {"must": [{"query_string": {"query": "client_namespace:shop OR qname:*.svc*",
+                                                      "analyze_wildcard": True, "time_zone": "UTC"}}],
+                           "filter": [{"match_all": {}}, {"range": {"end_time": {
+                               "gte": iso, "lte": (midnight + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               "format": "strict_date_optional_time"}}}], "should": [], "must_not": []}},
+        "highlight": {"pre_tags": ["@opensearch-dashboards-highlighted-field@"],
+                      "post_tags": ["@/opensearch-dashboards-highlighted-field@"], "fields": {"*": {}},
+                      "fragment_size": 2147483647}}, shows=("fields", "highlight", "_version")))
+    hits("fields/docvalues", FLOWS, {"term": {"proto": "tcp"}}, docvalue_fields=[
+        "end_time", "start_time", "action", "bytes_in", "policies.all_policies", "source_labels.labels",
+        {"field": "end_time", "format": "epoch_millis"}])
+    hits("fields/fields-api", FLOWS, None, fields=[
+        {"field": "@timestamp", "format": "strict_date_optional_time_nanos"}, "dest_port_num", "source_*",
+        "event.action", "policies.*", "nothing_here"], _source=False)
+    hits("fields/everything", FLOWS, None, size=2, fields=["*"], _source=False)
+    hits("fields/everything-dns", DNS, None, size=2, fields=["*"], docvalue_fields=["*_time"], _source=False)
+    hits("fields/audit", AUDIT, {"term": {"verb": "create"}}, fields=["objectRef.*", "verb", "user.*"],
+         docvalue_fields=[{"field": "requestReceivedTimestamp", "format": "epoch_millis"},
+                          {"field": "stageTimestamp", "format": "yyyy-MM-dd"}])
+    hits("highlight/bool", FLOWS, {"bool": {"should": [
+        {"term": {"source_namespace": "shop"}}, {"prefix": {"dest_name_aggr": "c"}},
+        {"wildcard": {"policies.all_policies": "*allow*"}}], "must_not": [{"term": {"proto": "udp"}}]}},
+        highlight={"fields": {"*": {}}})
+    hits("highlight/alias-and-tags", FLOWS, {"query_string": {"query": "event.action:deny OR dest_port:53"}},
+         highlight={"fields": {"action": {"pre_tags": ["["], "post_tags": ["]"]}, "event.*": {}}})
+    hits("highlight/no-field-match", FLOWS, {"terms": {"action": ["deny"]}},
+         highlight={"fields": {"source_namespace": {}, "action": {}}, "require_field_match": False})
+    hits("highlight/dns-nested-free", DNS, {"bool": {"filter": [{"wildcard": {"qname": "*.svc.*"}}],
+                                                     "must": [{"match": {"client_namespace": "shop"}}]}},
+         highlight={"fields": {"qname": {}, "client_*": {}}, "number_of_fragments": 1})
+    # Free text: query_string without a field (every field, leniently) and multi_match.
+    hits("free/word", FLOWS, {"query_string": {"query": "deny"}}, size=8)
+    hits("free/number-and-word", FLOWS, {"query_string": {"query": "53 AND allow"}}, size=8)
+    hits("free/default-field-star", FLOWS, {"query_string": {"query": "shop OR udp", "default_field": "*"}}, size=8)
+    hits("free/dns-label-value", DNS, {"query_string": {"query": "web"}}, size=8)
+    hits("free/dns-phrase", DNS, {"query_string": {"query": "\"AAAA\" AND NOT NXDOMAIN"}}, size=8)
+    hits("free/events", EVENTS, {"query_string": {"query": "warning OR shop"}}, size=8)
+    hits("multi_match/fields", FLOWS, {"multi_match": {"query": "shop", "fields": [
+        "source_namespace", "dest_namespace^2"]}}, size=8)
+    hits("multi_match/pattern-phrase", FLOWS, {"multi_match": {"query": "shop", "fields": ["*_namespace"],
+                                                               "type": "phrase"}}, size=8)
+    hits("multi_match/lenient", FLOWS, {"multi_match": {"query": "shop", "fields": ["*_port", "*_namespace"],
+                                                        "lenient": True, "operator": "and"}}, size=8)
+    hits("multi_match/number", FLOWS, {"multi_match": {"query": 443, "fields": ["dest_port", "source_port"]}}, size=8)
+    hits("multi_match/no-fields", DNS, {"multi_match": {"query": "A"}}, size=8)
+    hits("multi_match/not-lenient", FLOWS, {"multi_match": {"query": "shop", "fields": ["dest_port", "dest_namespace"]}})
+    hits("highlight/free-text", FLOWS, {"query_string": {"query": "deny AND tcp"}},
+         highlight={"fields": {"*": {}}})
+    hits("highlight/multi_match", DNS, {"multi_match": {"query": "shop", "fields": ["client_*^3"]}},
+         highlight={"fields": {"*": {}}})
+    # Sort as an object with several keys, as Grafana sends it.
+    out.append(Case("sort/object-several-keys", FLOWS, {"size": 5, "sort": {"bytes_in": {"order": "desc"},
+                                                                            "id": {"order": "asc"}}}))
     # Kibana Discover: total, a histogram over the time field, sorted hits.
     kibana_q = {"bool": {"must": [], "filter": [{"match_all": {}}, {"range": {"end_time": {
         "gte": f"{iso}||-1h", "lte": f"{iso}||+1h", "format": "strict_date_optional_time"}}}],
@@ -482,8 +575,11 @@ UNSUPPORTED: list[tuple[str, str, dict[str, Any], str]] = [
     ("fuzzy", FLOWS, {"query": {"fuzzy": {"action": "dny"}}}, "fuzzy"),
     ("regexp", FLOWS, {"query": {"regexp": {"action": "d.*"}}}, "regexp"),
     ("script-query", FLOWS, {"query": {"script": {"script": "true"}}}, "script"),
-    ("multi_match", FLOWS, {"query": {"multi_match": {"query": "x", "fields": ["a"]}}}, "multi_match"),
-    ("highlight", FLOWS, {"highlight": {"fields": {"action": {}}}}, "highlight"),
+    ("multi_match-prefix", FLOWS, {"query": {"multi_match": {"query": "x", "fields": ["a"], "type": "phrase_prefix"}}},
+     "phrase_prefix"),
+    ("highlight-query", FLOWS, {"highlight": {"fields": {"action": {}}, "highlight_query": {"match_all": {}}}},
+     "highlight_query"),
+    ("script-fields", FLOWS, {"script_fields": {"x": {"script": "1"}}}, "script_fields"),
     ("collapse", FLOWS, {"collapse": {"field": "action"}}, "collapse"),
     ("post_filter", FLOWS, {"post_filter": {"term": {"action": "deny"}}}, "post_filter"),
     ("suggest", FLOWS, {"suggest": {}}, "suggest"),
@@ -500,7 +596,8 @@ UNSUPPORTED: list[tuple[str, str, dict[str, Any], str]] = [
      "include"),
     ("qs-regex", FLOWS, {"query": {"query_string": {"query": "action:/d.*/"}}}, "regular expressions"),
     ("qs-fuzzy", FLOWS, {"query": {"query_string": {"query": "action:deny~"}}}, "fuzzy"),
-    ("qs-all-fields", FLOWS, {"query": {"query_string": {"query": "deny"}}}, "names no field"),
+    ("qs-all-fields-text", AUDIT, {"query": {"query_string": {"query": "create"}}}, "analyzed text"),
+    ("qs-all-fields-wildcard", FLOWS, {"query": {"query_string": {"query": "de*"}}}, "several fields"),
     ("terms-lookup", FLOWS, {"query": {"terms": {"action": {"index": "x", "id": "1", "path": "a"}}}}, "lookup"),
     ("match-fuzziness", FLOWS, {"query": {"match": {"action": {"query": "deny", "fuzziness": 2}}}}, "fuzziness"),
     ("nested-inner-hits", DNS, {"query": {"nested": {"path": "rrsets", "query": {"match_all": {}},

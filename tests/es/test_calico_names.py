@@ -94,7 +94,7 @@ def test_calico_write_names_land_in_the_right_cluster(es: str) -> None:
 # -- what clients ask before they search: cluster health, index existence, the product header --------------
 
 def test_cluster_health_index_exists_and_the_product_header(es: str, opensearch: str) -> None:
-    from elasticsearch import Elasticsearch
+    from elasticsearch7 import Elasticsearch
     from opensearchpy import OpenSearch
 
     bulk(es, [("tigera_secure_ee_flows.c1.", flow(1)), ("tigera_secure_ee_flows.c1.20231115", flow(90_000))])

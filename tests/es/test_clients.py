@@ -69,10 +69,10 @@ def test_opensearch_py_errors_and_scan(osc: OpenSearch) -> None:
     with pytest.raises(OSRequestError) as err:
         osc.search(index="tigera_secure_ee_flows.*", body={"query": {"fuzzy": {"action": "dny"}}})
     assert err.value.status_code == 400 and "fuzzy" in str(err.value.info)
-    # Scroll is not offered: helpers.scan fails with a clear 400 that says to page with search_after.
-    with pytest.raises(OSRequestError) as err:
-        list(os_helpers.scan(osc, index="tigera_secure_ee_flows.*", query={"query": {"match_all": {}}}))
-    assert "search_after" in str(err.value.info)
+    # helpers.scan pages with a scroll (tests/es/test_scroll.py covers scroll and point in time in depth)
+    scanned = list(os_helpers.scan(osc, index="tigera_secure_ee_flows.east.*", size=33,
+                                   query={"query": {"term": {"action": "deny"}}}))
+    assert len(scanned) == 50 and len({h["_id"] for h in scanned}) == 50
 
 
 def test_search_after_paging_with_opensearch_py(osc: OpenSearch) -> None:
@@ -94,9 +94,9 @@ def test_search_after_paging_with_opensearch_py(osc: OpenSearch) -> None:
 def test_elasticsearch_py_7(server: ServerThread, osc: OpenSearch) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from elasticsearch import Elasticsearch
-        from elasticsearch import helpers as es_helpers
-        from elasticsearch.exceptions import RequestError as ESRequestError
+        from elasticsearch7 import Elasticsearch
+        from elasticsearch7 import helpers as es_helpers
+        from elasticsearch7.exceptions import RequestError as ESRequestError
 
         es = Elasticsearch([server.url + "/es"], timeout=30)
         try:

@@ -101,3 +101,39 @@ def test_grafana_msearch_returns_opensearchs_answer(es_os: tuple[str, str, str],
         assert g["aggregations"] == w["aggregations"]
         assert g["hits"]["total"] == w["hits"]["total"]
     assert want[1]["aggregations"]["3"]["buckets"]  # the comparison is not vacuous
+
+
+GRAFANA_LOGS = {  # Grafana's Logs panel request (pkg/tsdb/elasticsearch testdata_request/logs.request.line1.json)
+    "docvalue_fields": ["@timestamp"],
+    "query": {"bool": {"filter": [{"range": {"@timestamp": {"format": "epoch_millis", "gte": 0,
+                                                            "lte": 4_102_444_800_000}}},
+                                  {"query_string": {"analyze_wildcard": True, "query": "action:allow"}}]}},
+    "script_fields": {}, "size": 500,
+    "sort": {"@timestamp": {"order": "desc", "unmapped_type": "boolean"}, "_doc": {"order": "desc"}},
+    "aggs": {"1": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h", "format": "epoch_millis",
+                                      "min_doc_count": 0}}},
+    "highlight": {"pre_tags": ["@HIGHLIGHT@"], "post_tags": ["@/HIGHLIGHT@"], "fragment_size": 2147483647,
+                  "fields": {"*": {}}},
+    "fields": [{"field": "@timestamp", "format": "strict_date_optional_time_nanos"}]}
+
+
+def test_grafana_logs_panel_passes_through(es_os: tuple[str, str, str], opensearch: str) -> None:
+    """The Logs panel's body through margay: the node's own hits, `fields` and highlights (only what the
+    query matched: margay's narrowing is not highlighted); a namespace-scoped reader is refused."""
+    url, admin, prefix = es_os
+    index = "tigera_secure_ee_flows.east.*"
+    got = httpx.post(f"{url}/es/{index}/_search", json=GRAFANA_LOGS, timeout=60,
+                     headers={"authorization": f"Bearer {admin}"})
+    assert got.status_code == 200, got.text
+    want = httpx.post(f"{opensearch}/{prefix}{index}/_search", json=GRAFANA_LOGS, timeout=60).json()
+    mine, theirs = got.json()["hits"]["hits"], want["hits"]["hits"]
+    assert mine and len(mine) == len(theirs) == sum(
+        orjson.loads(x)["action"] == "allow" for x in SAMPLES["flows"])
+    for a, b in zip(mine, theirs, strict=True):
+        assert a["_index"] == b["_index"].removeprefix(prefix)
+        assert (a["_id"], a["fields"], a["highlight"], a["sort"]) == (b["_id"], b["fields"], b["highlight"], b["sort"])
+        assert set(a["highlight"]) == {"action", "event.action"}  # not `cluster`, which margay's filter names
+    assert got.json()["aggregations"] == want["aggregations"]
+    scoped = httpx.post(f"{url}/es/{index}/_search", json=GRAFANA_LOGS, timeout=60,
+                        headers={"authorization": f"Bearer {token_of('gina')}"})  # flows of east, namespace shop
+    assert scoped.status_code == 403, scoped.text

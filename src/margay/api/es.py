@@ -22,6 +22,7 @@ from ..errors import Forbidden, MargayError, NotFound, ParseError, QueryError
 from ..logtypes import REGISTRY
 from ..names import valid_cluster
 from ..query.es import names
+from ..query.es.fieldcaps import field_caps
 from ..query.es.request import Target, named, query_params_into, resolve
 from ..query.restriction import Restriction
 from ..store.backend import EsAnswer, EsPlan
@@ -59,8 +60,9 @@ class ESResponse(Response):
 
 def es_error(exc: MargayError) -> ESResponse:
     kind = {400: "parsing_exception" if isinstance(exc, ParseError) else "illegal_argument_exception",
-            401: "security_exception", 403: "security_exception", 404: "index_not_found_exception"}.get(
-        exc.status, "exception")
+            401: "security_exception", 403: "security_exception",
+            404: "search_context_missing_exception" if type(exc).__name__ == "ContextMissing"
+            else "index_not_found_exception"}.get(exc.status, "exception")
     cause = {"type": kind, "reason": exc.message}
     return ESResponse({"error": {"root_cause": [cause], **cause}, "status": exc.status}, status_code=exc.status)
 
@@ -201,15 +203,6 @@ async def get_mapping(request: Request) -> Response:
                 if p.log_type == t.lt.name and p.cluster == c and (days is None or p.day in days):
                     out[p.index] = {"mappings": mapping_for(t.lt)}
     return ESResponse(dict(sorted(out.items())))
-
-
-@_handler
-async def search(request: Request) -> Response:
-    m = request.app.state.margay
-    pattern = request.path_params.get("index", "_all")
-    body = query_params_into(await _json(request), request.query_params)
-    answer = await asyncio.to_thread(run_search, m, request, pattern, body)
-    return ESResponse(answer.body, status_code=answer.status)
 
 
 @_handler
@@ -367,7 +360,8 @@ def _index_target(index: Any, doc: bytes) -> tuple[str, str] | str:
 @_handler
 async def unsupported(request: Request) -> Response:
     raise QueryError(f"{request.method} {request.url.path} is not supported by margay's ES API "
-                     "(supported: /, _cluster/health, _resolve/index, _cat/indices, _mapping, _search, _count, _msearch, _bulk, HEAD /<index>)")
+                     "(supported: /, _cluster/health, _resolve/index, _field_caps, _cat/indices, _mapping, _search, _count, _msearch, "
+                     "_bulk, _search/scroll, _search/point_in_time, _pit, HEAD /<index>)")
 
 
 @_handler
@@ -406,6 +400,31 @@ async def resolve_index(request: Request) -> Response:
 
 
 @_handler
+async def field_caps_endpoint(request: Request) -> Response:
+    """`GET|POST /<index>/_field_caps?fields=…`: each field's type, searchable and aggregatable over the
+    daily indices the caller may read (Kibana and OpenSearch Dashboards build index patterns from it)."""
+    m = request.app.state.margay
+    body = await _json(request)
+    if set(body) - {"fields"}:
+        raise QueryError(f"_field_caps: [{sorted(set(body) - {'fields'})[0]}] is not supported "
+                         "(index_filter and runtime_mappings are not)")
+    raw = body.get("fields", request.query_params.get("fields", ""))
+    if isinstance(raw, str):
+        raw = [f.strip() for f in raw.split(",") if f.strip()]
+    if not isinstance(raw, list) or not all(isinstance(f, str) for f in raw):
+        raise QueryError("_field_caps: [fields] must be a comma-separated string or a list of field names")
+    unmapped = request.query_params.get("include_unmapped", "false")
+    if unmapped not in ("true", "false", ""):
+        raise QueryError(f"URL parameter [include_unmapped]: expected true or false, got {unmapped[:40]!r}")
+    pattern = request.path_params.get("index", "_all")
+    targets = await asyncio.to_thread(_targets, m, request, pattern)
+    parts = m.backend.partitions()
+    indices = [(p.index, t.lt) for t in targets for c, days in t.days.items() for p in parts
+               if p.log_type == t.lt.name and p.cluster == c and (days is None or p.day in days)]
+    return ESResponse(field_caps(indices, raw, unmapped in ("true", "")))
+
+
+@_handler
 async def cluster_health(request: Request) -> Response:
     """`GET /_cluster/health[/<index>]` in OpenSearch's shape: one always-green node; a shard per readable
     daily partition (Grafana's "Save & test" and most clients' readiness probes ask this)."""
@@ -429,7 +448,10 @@ async def cluster_health(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    from . import es_scroll  # scroll and point in time (its endpoints build on this module's)
+
     return [
+        *es_scroll.routes(),
         Route("/es", root, methods=["GET"]),
         Route("/es/", root, methods=["GET"]),
         Route("/es/", head_root, methods=["HEAD"]),
@@ -438,18 +460,15 @@ def routes() -> list[Route]:
         Route("/es/_cluster/health/{index}", cluster_health, methods=["GET"]),
         Route("/es/_cat/indices", cat_indices, methods=["GET"]),
         Route("/es/_cat/indices/{index}", cat_indices, methods=["GET"]),
-        Route("/es/_search", search, methods=["GET", "POST"]),
         Route("/es/_count", count, methods=["GET", "POST"]),
         Route("/es/_msearch", msearch, methods=["GET", "POST"]),
         Route("/es/_bulk", bulk, methods=["POST", "PUT"]),
-        Route("/es/_search/scroll", unsupported, methods=["GET", "POST", "DELETE"]),
-        Route("/es/_pit", unsupported, methods=["POST", "DELETE"]),
+        Route("/es/_field_caps", field_caps_endpoint, methods=["GET", "POST"]),
+        Route("/es/{index}/_field_caps", field_caps_endpoint, methods=["GET", "POST"]),
         Route("/es/{index}/_mapping", get_mapping, methods=["GET"]),
-        Route("/es/{index}/_search", search, methods=["GET", "POST"]),
         Route("/es/{index}/_count", count, methods=["GET", "POST"]),
         Route("/es/{index}/_msearch", msearch, methods=["GET", "POST"]),
         Route("/es/{index}/_bulk", bulk, methods=["POST", "PUT"]),
-        Route("/es/{index}/_search/point_in_time", unsupported, methods=["POST"]),
         Route("/es/{index}", head_index, methods=["HEAD"]),
         Route("/es/{path:path}", unsupported, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
     ]

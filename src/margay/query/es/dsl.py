@@ -61,8 +61,8 @@ class QueryCompiler:
         handler = getattr(self, "q_" + kind, None)
         if handler is None:
             raise QueryError(f"unsupported query type [{kind}]: margay's ES API supports bool, term, terms, "
-                             "range, exists, prefix, wildcard, match, match_phrase, query_string, match_all, "
-                             "match_none, ids, nested, constant_score")
+                             "range, exists, prefix, wildcard, match, match_phrase, multi_match, query_string, "
+                             "match_all, match_none, ids, nested, constant_score")
         compiled: tuple[str, list[Any]] = handler(body)
         return compiled
 
@@ -254,6 +254,11 @@ class QueryCompiler:
     def q_match_phrase(self, body: Any) -> Sql:
         return self.q_match(body, "match_phrase")
 
+    def q_multi_match(self, body: Any) -> Sql:
+        from .multifield import multi_match
+
+        return multi_match(self, body)
+
     def q_exists(self, body: Any) -> Sql:
         _params(body, {"field"}, "exists")
         name = body.get("field")
@@ -397,7 +402,7 @@ def named_fields(q: Any) -> set[str]:
                 out |= {f for f in v if f not in _COMMON}
             elif k in ("exists",) and isinstance(v, dict) and isinstance(v.get("field"), str):
                 out.add(v["field"])
-            elif k == "query_string":
+            elif k in ("query_string", "multi_match"):
                 out.add("*")
             else:
                 out |= named_fields(v)

@@ -156,12 +156,15 @@ class _Parser:
         if field is None:
             if kind == "term" and text == "*":
                 return {"match_all": {}}
-            if self.default_field is None:
-                raise QueryError(f"[query_string] the term {text!r} at character {pos} names no field: searching "
-                                 "all fields is not supported; write field:value or set default_field")
-            field = self.default_field
-        if "*" in field or "?" in field:
-            raise QueryError(f"[query_string] field patterns ({field!r}) are not supported")
+            field = self.default_field or "*"  # Elasticsearch's index.query.default_field
+        if "*" in field or "?" in field:  # every field the pattern names, leniently (query/es/multifield.py)
+            if kind in ("quoted", "term") and not re.search(r"(?<!\\)[*?~^]", text) and not text.startswith(
+                    ("/", ">", "<")):
+                value = _unescape(text[1:-1] if kind == "quoted" else text)
+                return {"multi_match": {"query": value, "fields": [field], "lenient": True,
+                                        "type": "phrase" if kind == "quoted" else "best_fields"}}
+            raise QueryError(f"[query_string] {text!r} at character {pos} over several fields ({field!r}): only "
+                             "plain terms and phrases are supported there; name the field for wildcards and ranges")
         if kind == "quoted":
             return {"match_phrase": {field: _unescape(text[1:-1])}}
         if kind == "range":

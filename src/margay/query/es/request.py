@@ -13,11 +13,12 @@ from ...logtypes import REGISTRY, LogType
 from ...store.backend import Partition
 from ..restriction import agg_fields
 from .dsl import named_fields
+from .hitfields import check_highlight
 
 MAX_WINDOW = 10_000
 SEARCH_KEYS = {"query", "size", "from", "sort", "search_after", "_source", "track_total_hits", "aggs",
                "aggregations", "timeout", "stored_fields", "script_fields", "docvalue_fields", "version",
-               "seq_no_primary_term", "track_scores", "terminate_after"}
+               "seq_no_primary_term", "track_scores", "terminate_after", "fields", "highlight"}
 
 
 @dataclass
@@ -80,9 +81,10 @@ def check_search(body: dict[str, Any]) -> tuple[int, int]:
     unknown = set(body) - SEARCH_KEYS
     if unknown:
         raise QueryError(f"search feature [{sorted(unknown)[0]}] is not supported by margay's ES API")
-    for k in ("script_fields", "docvalue_fields"):
-        if body.get(k):
-            raise QueryError(f"[{k}] is not supported by margay's ES API")
+    if body.get("script_fields"):  # Grafana and Kibana send an empty one
+        raise QueryError("[script_fields] is not supported by margay's ES API (scripts are not)")
+    if body.get("highlight") is not None:
+        check_highlight(body["highlight"])
     size = body.get("size", 10)
     start = body.get("from", 0)
     if not isinstance(size, int) or not isinstance(start, int) or isinstance(size, bool) or size < 0 or start < 0:
@@ -137,10 +139,8 @@ def query_params_into(body: dict[str, Any], qp: Mapping[str, str]) -> dict[str, 
     if "sort" in qp:
         body["sort"] = [{s.split(":")[0]: s.split(":")[1] if ":" in s else "asc"} for s in qp["sort"].split(",")]
     unsupported = {"scroll", "search_type", "preference", "routing", "request_cache", "allow_partial_search_results"}
-    for k in qp:
-        if k == "scroll":
-            raise QueryError("scroll is not supported by margay's ES API: page with search_after instead")
-        if k in unsupported - {"preference", "routing", "request_cache", "allow_partial_search_results"}:
+    for k in qp:  # `scroll` opens a scroll context (api/es_scroll.py)
+        if k in unsupported - {"scroll", "preference", "routing", "request_cache", "allow_partial_search_results"}:
             raise QueryError(f"URL parameter [{k}] is not supported")
     return body
 
@@ -158,6 +158,8 @@ def sort_specs(raw: Any) -> list[SortSpec]:
     if raw is None:
         return []
     items = raw if isinstance(raw, list) else [raw]
+    if isinstance(raw, dict) and len(raw) > 1:  # {"a": {...}, "_doc": {...}}: one sort per key, in order
+        items = [{k: v} for k, v in raw.items()]
     out = []
     for item in items:
         spec: Any

@@ -16,6 +16,7 @@ from ...errors import QueryError
 from ...logtypes import Kind, LogType
 from ...query.es.dsl import QueryCompiler
 from ...query.es.fields import FieldRef, Fields, id_sql
+from ...query.es.hitfields import highlight, hit_fields, marks, wants_fields
 from ...query.es.request import SortSpec, check_search, sort_specs, total_hits
 from ...query.model import Query
 from ..backend import EsPlan
@@ -232,6 +233,8 @@ def _hits(eng: Engine, plans: list[_Plan], body: dict[str, Any], *, start: int, 
         raise QueryError("search_after must have as many values as the sort has fields")
     rows_all: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     total = 0
+    show_fields, hl = wants_fields(body), body.get("highlight")
+    found = marks(body.get("query")) if hl is not None else []
     for plan in plans:
         lt = plan.lt
         sort_parts = [_sort_sql(plan.fields, s) for s in specs]
@@ -271,8 +274,14 @@ def _hits(eng: Engine, plans: list[_Plan], body: dict[str, Any], *, start: int, 
             svals = [_sort_value(v, s, ref, score) for v, s, (_, ref) in zip(r[4:-1], specs, sort_parts, strict=False)]
             hit: dict[str, Any] = {"_index": f"{lt.index_prefix}.{r[2]}.{r[3]}", "_type": "_doc", "_id": r[1],
                                    "_score": score}
+            if body.get("version") is True:
+                hit["_version"] = 1  # logs are written once
             if want_source:
                 hit["_source"] = filter_source(d, includes, excludes) if (includes or excludes) else d
+            if show_fields and (shown := hit_fields(lt, d, body)):
+                hit["fields"] = shown
+            if hl is not None and (marked := highlight(lt, d, body.get("query"), hl, found)):
+                hit["highlight"] = marked
             if sorted_:
                 hit["sort"] = svals
             key = tuple(_order_key(v, s) for v, s in zip(r[4:-1], specs, strict=False)) + (lt.name, r[-1])

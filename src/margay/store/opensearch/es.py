@@ -43,6 +43,10 @@ class EsPassthrough(Client):
         narrowed["query"] = {"bool": {"must": [query] if query else [],
                                       "filter": [{"bool": {"should": scopes, "minimum_should_match": 1}}]
                                       if scopes else []}}
+        hl = body.get("highlight")
+        if isinstance(hl, dict) and "highlight_query" not in hl:
+            # highlight what the caller asked for, not the narrowing (it would mark `cluster` in every hit)
+            narrowed["highlight"] = {**hl, "highlight_query": query or {"match_all": {}}}
         return ",".join(names), narrowed
 
     def _es_call(self, plans: list[EsPlan], body: dict[str, Any], api: str, params: dict[str, Any]) -> EsAnswer:
