@@ -262,16 +262,22 @@ ROUND_TRIP = {  # file: (bulk path, read path, read body)
     "kube_audit_logs_legacy.txt": ("/api/v1/audit/logs/kube/bulk", "/api/v1/audit/logs", {"type": "kube"}),
     "l7_logs_legacy.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
     "l7_logs_gateway_collector.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
+    "dns_logs_legacy.txt": ("/api/v1/dns/logs/bulk", "/api/v1/dns/logs", {}),
+    "bgp_logs_legacy.txt": ("/api/v1/bgp/logs/bulk", "/api/v1/bgp/logs", {}),
+    "anomaly_detection_event.json": ("/api/v1/events/bulk", "/api/v1/events", {}),
 }
 
 
 def _missing(sent: Any, got: Any, path: str = "") -> list[str]:
-    """Where `got` does not hold `sent`'s value (extra keys in `got` are allowed)."""
+    """Where `got` does not hold `sent`'s value (extra keys in `got`'s objects are allowed; a sent value,
+    its type, its text and list order are not changed)."""
     if isinstance(sent, dict):
         if not isinstance(got, dict):
             return [f"{path}: sent an object, got {got!r}"]
         return [p for k, v in sent.items()
                 for p in ([f"{path}.{k}: dropped"] if k not in got else _missing(v, got[k], f"{path}.{k}"))]
+    if isinstance(sent, list) and isinstance(got, list) and len(sent) == len(got):
+        return [p for i, (s, g) in enumerate(zip(sent, got, strict=True)) for p in _missing(s, g, f"{path}[{i}]")]
     return [] if sent == got else [f"{path}: sent {sent!r}, got {got!r}"]
 
 
@@ -365,3 +371,42 @@ def test_event_statistics(site: str) -> None:
                         ({"sort": [{"field": "time"}]}, "sort")):
         r = post(site, "/api/v1/events/statistics", bad)
         assert r.status_code == 400 and needle in r.json()["error"]["message"], (bad, r.text)
+
+
+# -- values as stored; a field margay does not declare is kept and returned --------------------------------
+
+def test_undeclared_fields_are_kept_and_returned(fresh: str) -> None:
+    flow = {**_flow(0, "10.7.0.1", "10.7.0.2", []), "new_felix_field": {"a": [1, "x"]}, "flag": None,
+            "cluster": "spoofed", "generated_time": "1999-01-01T00:00:00Z"}
+    event = {"time": "2023-04-28T19:38:14+00:00", "type": "anomaly_detection_job", "description": "d",
+             "severity": 10, "origin": "o", "dismissed": None, "model_version": "v3"}
+    for path, doc in (("/api/v1/flows/logs/bulk", flow), ("/api/v1/events/bulk", event)):
+        r = httpx.post(fresh + path, content=_ndjson([doc]), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["succeeded"] == 1, r.text
+    [got] = items(fresh, "/api/v1/flows/logs", {})
+    assert got["new_felix_field"] == {"a": [1, "x"]} and "flag" in got and got["flag"] is None
+    assert got["cluster"] == "east" and got["generated_time"] != "1999-01-01T00:00:00Z"  # the server's own
+    [ev] = items(fresh, "/api/v1/events", {})
+    assert (ev["time"], ev["dismissed"], ev["model_version"]) == ("2023-04-28T19:38:14+00:00", None, "v3")
+    # Filters read the stored columns: a null `dismissed` is not dismissed, the time is the instant sent.
+    assert len(items(fresh, "/api/v1/events", {"selector": "dismissed = false"})) == 1
+    window = {"from": "2023-04-28T19:38:14Z", "to": "2023-04-28T19:38:14Z"}
+    assert post(fresh, "/api/v1/events", {"time_range": window}).json()["total_hits"] == 1
+
+
+def test_times_come_back_as_sent(fresh: str) -> None:
+    dns = [{**DNS[0], "start_time": "2023-02-10T01:11:46.413467767Z", "end_time": "2023-02-10T01:17:11.310500008Z"},
+           {**DNS[1], "start_time": "2023-02-10T01:12:00+00:00", "end_time": 1675991600}]
+    bgp = [{"logtime": "2023-02-23T00:11:46", "message": "m", "host": "n", "ip_version": "IPv4"}]
+    for path, docs in (("/api/v1/dns/logs/bulk", dns), ("/api/v1/bgp/logs/bulk", bgp)):
+        r = httpx.post(fresh + path, content=_ndjson(docs), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["succeeded"] == len(docs), r.text
+    got = sorted(items(fresh, "/api/v1/dns/logs", {}), key=lambda d: str(d["start_time"]))
+    assert [(d["start_time"], d["end_time"]) for d in got] == [
+        ("2023-02-10T01:11:46.413467767Z", "2023-02-10T01:17:11.310500008Z"),
+        ("2023-02-10T01:12:00+00:00", 1675991600)]
+    # Sorting and ranges use the instant: the nanosecond record ends last.
+    newest = items(fresh, "/api/v1/dns/logs", {"sort": [{"field": "end_time", "descending": True}]})
+    assert newest[0]["end_time"] == "2023-02-10T01:17:11.310500008Z"
+    [b] = items(fresh, "/api/v1/bgp/logs", {})
+    assert b["logtime"] == "2023-02-23T00:11:46"

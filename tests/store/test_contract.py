@@ -542,6 +542,33 @@ def test_dismissed_events_read_back_dismissed_on_every_path(store: Any) -> None:
         store.dismiss(Query(FLOWS, ["c1"], now=NOW), ["e1"])
 
 
+def test_deleted_events_are_gone_from_every_path(store: Any) -> None:
+    from margay.errors import QueryError
+    from margay.query.restriction import Restriction
+
+    events = [{"id": f"e{i}", "time": 1700000000 + i, "type": "global_alert", "severity": 50,
+               "source_namespace": "shop" if i < 4 else "data", "description": f"event {i}"} for i in range(6)]
+    ingest(store, EVENTS, ndjson(events))
+    ingest(store, EVENTS, ndjson(events[:2]), cluster="c2")
+    # A reader scoped to namespace shop cannot delete the event of data: it is not found for it.
+    scoped = Query(EVENTS, ["c1"], now=NOW, restriction=Restriction({"c1": frozenset({"shop"})}))
+    assert store.delete(scoped, ["e1", "e4", "missing"]) == ["e1"]
+    assert store.delete(Query(EVENTS, ["c1"], now=NOW), ["e1", "e3"]) == ["e3"]  # e1 is already gone
+    left = Query(EVENTS, ["c1"], now=NOW)
+    assert sorted(i["id"] for i in store.search(left).items) == ["e0", "e2", "e4", "e5"]
+    assert store.count(left) == 4
+    assert store.count(Query(EVENTS, ["c1"], now=NOW, selector=parse_selector('id IN {"e1", "e3"}'))) == 0
+    aggs = store.aggregate(left, {"ns": {"terms": {"field": "source_namespace"}}}).result
+    assert {b["key"]: b["doc_count"] for b in aggs["ns"]["buckets"]} == {"shop": 2, "data": 2}
+    assert store.dismiss(left, ["e1", "e2"]) == ["e2"]  # a deleted event cannot be dismissed
+    fed = store.records_after(EVENTS, 0, 100, upto=store.head_seq())
+    assert sorted((r["cluster"], r["id"]) for r in fed) == [
+        ("c1", "e0"), ("c1", "e2"), ("c1", "e4"), ("c1", "e5"), ("c2", "e0"), ("c2", "e1")]
+    assert store.count(Query(EVENTS, ["c2"], now=NOW)) == 2  # the same ids of another cluster stay
+    with pytest.raises(QueryError):
+        store.delete(Query(FLOWS, ["c1"], now=NOW), ["e0"])
+
+
 def test_the_feed_returns_every_record_once_in_order(store: Any) -> None:
     ingest(store, FLOWS, ndjson(DATA[:30]))
     ingest(store, FLOWS, ndjson(DATA[30:]))

@@ -141,6 +141,11 @@ class Backend(Protocol):
         these ids dismissed, durably; returns the ids found."""
         ...
 
+    def delete(self, query: Query, ids: list[str]) -> list[str]:
+        """Delete the records of a query (one dismissable type, one cluster, as the reader sees them) with
+        these ids, durably: no later read on any path returns them. Returns the ids found and deleted."""
+        ...
+
     # -- the forwarders' feed: records in store order after a position -----------------------------------
     def head_seq(self) -> int: ...
 

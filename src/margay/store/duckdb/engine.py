@@ -98,7 +98,8 @@ class DuckDBBackend(Reader, Feed, Compactor):
         self._seq = self.catalog.load()
         self.converter = Converter(self.ingest_con.cursor, self.scratch, compression)
         self.dismissals = Dismissals(self.data_dir)
-        self.compiler = SearchCompiler(partial(dismissals.overlay, self.dismissals))
+        self.deleted = Dismissals(self.data_dir, "deleted.ndjson")  # events deleted by id (Backend.delete)
+        self.compiler = SearchCompiler(partial(dismissals.overlay, self.dismissals, deleted=self.deleted))
         self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
         self._counts_lock = threading.Lock()
         self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
@@ -261,6 +262,21 @@ class DuckDBBackend(Reader, Feed, Compactor):
             query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)))
         ok = [i for i in ids if i in found]
         self.dismissals.add(query.clusters[0], ok)
+        return ok
+
+    def delete(self, query: Query, ids: list[str]) -> list[str]:
+        from dataclasses import replace
+
+        from ...query.selector import And, InSet
+
+        if not query.logtype.dismissable or len(query.clusters) != 1:
+            raise QueryError(f"{query.logtype.name} records cannot be deleted (one cluster of events at a time)")
+        sel = InSet("id", tuple(ids))
+        found = reads.present_ids(self.run_over, replace(
+            query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)))
+        ok = [i for i in ids if i in found]
+        # Data files never change: the ids are logged durably and every compiled read leaves them out.
+        self.deleted.add(query.clusters[0], ok)
         return ok
 
     def stats(self) -> dict[str, Any]:

@@ -9,8 +9,9 @@ import duckdb
 import orjson
 
 from ...logtypes import Kind, LogType, quote_ident
-from ...query.selector import Node
+from ...query.selector import And, Node
 from ..catalog import DataFile, PartKey
+from .dismissals import not_deleted
 from .reader import _query_error
 from .state import EngineState
 
@@ -34,6 +35,10 @@ class Feed(EngineState):
         upto = self.safe_seq() if upto is None else upto
         if upto <= after_seq or limit <= 0:
             return []
+        if lt.dismissable:  # events deleted since they were stored are no longer fed
+            gone = not_deleted(self.deleted, self.deleted.clusters())
+            if gone is not None:
+                where = gone if where is None else And((where, gone))
         tcol = quote_ident(lt.time_field)
         texpr = f"CAST({tcol} AS DOUBLE)" if lt.time.kind is Kind.EPOCH_S else f"epoch({tcol})"
         cond, cparams = _where_sql(lt, where)

@@ -33,6 +33,7 @@ class EngineState:
     journal: Journal
     compiler: SearchCompiler
     dismissals: Dismissals
+    deleted: Dismissals
     _keys: dict[str, tuple[dict[str, Any], float]]  # idempotency keys -> (response, stored at)
     _commit_lock: threading.Lock
     _counts: dict[tuple[str, bytes], int]

@@ -233,6 +233,30 @@ class Reads(Client):
         present = {h["_source"].get("id") for h in hits}
         return [i for i in ids if i in present]
 
+    def delete(self, query: Query, ids: list[str]) -> list[str]:
+        """Delete the query's records with these ids (refreshed before returning)."""
+        if not query.logtype.dismissable or len(query.clusters) != 1:
+            raise QueryError(f"{query.logtype.name} records cannot be deleted (one cluster of events at a time)")
+        indices = self._indices(query)
+        if indices is None or not ids:
+            return []
+        where = self._where(query)
+        where["bool"]["filter"].append({"terms": {"id": list(ids)}})
+        found = self.request("POST", f"/{indices}/_search", params={"ignore_unavailable": "true",
+                                                                     "allow_no_indices": "true"},
+                             body={"query": where, "size": MAX_RESULT_WINDOW, "_source": ["id"]})
+        hits = found["hits"]["hits"]
+        if hits:
+            lines = b"".join(orjson.dumps({"delete": {"_index": h["_index"], "_id": h["_id"]}}) + b"\n"
+                             for h in hits)
+            result = self.request("POST", "/_bulk", params={"refresh": "true"}, body=lines)
+            failed = [i for i in result.get("items", []) if next(iter(i.values())).get("status", 500) >= 300]
+            if failed:
+                raise BackendError(f"OpenSearch did not delete {len(failed)} events: "
+                                   f"{next(iter(failed[0].values())).get('error')}; retry")
+        present = {h["_source"].get("id") for h in hits}
+        return [i for i in ids if i in present]
+
     def field_values(self, query: Query, key: str, prefix: str, size: int) -> list[FieldValue]:
         """Filter hints: the commonest values of a key (starting with `prefix`, any case), count then value."""
         lt: LogType = query.logtype
