@@ -410,3 +410,78 @@ def test_times_come_back_as_sent(fresh: str) -> None:
     assert newest[0]["end_time"] == "2023-02-10T01:17:11.310500008Z"
     [b] = items(fresh, "/api/v1/bgp/logs", {})
     assert b["logtime"] == "2023-02-23T00:11:46"
+
+
+# -- DNSFlowParams / L7FlowParams: POST /dns/flows and /l7/flows (legacy/{dns,l7}/flows.go) ------------------
+
+def _dns_log(ns: str, name: str, rcode: str, lc: int, mean: int, mx: int) -> dict[str, Any]:
+    return {"start_time": "2023-11-14T22:10:00Z", "end_time": "2023-11-14T22:10:05Z", "type": "log", "count": 1,
+            "client_name": f"{name}-1", "client_name_aggr": name, "client_namespace": ns, "client_ip": "10.0.1.1",
+            "qname": "qname", "qclass": "IN", "qtype": "A", "rcode": rcode, "rrsets": [], "servers": [],
+            "latency": {"count": 15, "mean": 5_000_000_000, "max": 10_000_000_000},
+            "latency_count": lc, "latency_mean": mean, "latency_max": mx, "host": "n"}
+
+
+def test_dns_flows(fresh: str) -> None:
+    # As Linseed's TestListDNSFlows: ten logs of one client and response code make one flow.
+    logs = [_dns_log("default", "my-deployment", "NoError", 100, 100, 100) for _ in range(10)]
+    logs += [_dns_log("default", "other", "NXDomain", 1, 30, 40), _dns_log("default", "other", "NXDomain", 3, 10, 90)]
+    r = httpx.post(fresh + "/api/v1/dns/logs/bulk", content=_ndjson(logs), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 12, r.text
+    r = post(fresh, "/api/v1/dns/flows", {"max_page_size": 0})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"total_hits": 0, "items": [
+        {"key": {"source": {"type": "wep", "name": "", "aggregated_name": "my-deployment", "namespace": "default",
+                            "port": 0}, "response_code": "NoError", "cluster": "east"},
+         "latency_stats": {"mean_request_latency": 100.0, "max_request_latency": 100.0,
+                           "min_request_latency": 100.0, "latency_count": 1000}, "count": 10},
+        {"key": {"source": {"type": "wep", "name": "", "aggregated_name": "other", "namespace": "default",
+                            "port": 0}, "response_code": "NXDomain", "cluster": "east"},
+         "latency_stats": {"mean_request_latency": 15.0, "max_request_latency": 90.0,  # (30*1 + 10*3) / 4
+                           "min_request_latency": 10.0, "latency_count": 4}, "count": 2}]}
+    first = post(fresh, "/api/v1/dns/flows", {"max_page_size": 1}).json()
+    assert [i["key"]["source"]["aggregated_name"] for i in first["items"]] == ["my-deployment"]
+    assert first["after_key"] == {"cluster": "east", "client_namespace": "default",
+                                  "client_name_aggr": "my-deployment", "rcode": "NoError"}
+    second = post(fresh, "/api/v1/dns/flows", {"max_page_size": 1, "after_key": first["after_key"]}).json()
+    assert [i["key"]["source"]["aggregated_name"] for i in second["items"]] == ["other"] and "after_key" not in second
+    # No time range: Linseed's last five minutes, which hold none of these 2023 logs.
+    r = httpx.post(fresh + "/api/v1/dns/flows", json={}, headers={"x-cluster-id": "east"}, timeout=60)
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = post(fresh, "/api/v1/dns/flows", {"after_key": {"rcode": "x"}})
+    assert r.status_code == 400 and "after_key" in r.text
+
+
+def _l7(src: str, code: str, port_name: str | None, bytes_in: int, dmean: int, dmax: int) -> dict[str, Any]:
+    doc = {"start_time": 1700000000, "end_time": 1700000060, "duration_mean": dmean, "duration_max": dmax,
+           "bytes_in": bytes_in, "bytes_out": 2 * bytes_in, "count": 3, "src_name_aggr": src, "src_namespace": "fe",
+           "src_type": "wep", "dest_name_aggr": "api-*", "dest_namespace": "be", "dest_type": "wep",
+           "dest_port_num": 8080, "dest_service_name": "api", "dest_service_namespace": "be",
+           "dest_service_port": 80, "response_code": code, "method": "GET", "url": "/x"}
+    if port_name is not None:
+        doc["dest_service_port_name"] = port_name
+    return doc
+
+
+def test_l7_flows(fresh: str) -> None:
+    logs = [_l7("web-*", "200", "http", 100, 10, 30), _l7("web-*", "200", "http", 300, 20, 50),
+            _l7("cli-*", "503", None, 7, 1, 1), _l7("idle-*", "200", "http", 0, 0, 0)]
+    logs[3]["bytes_out"] = 0
+    r = httpx.post(fresh + "/api/v1/l7/logs/bulk", content=_ndjson(logs), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 4, r.text
+    r = httpx.post(fresh + "/api/v1/l7/flows", json={"max_page_size": 0}, headers={"x-cluster-id": "east"}, timeout=60)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    dest = {"type": "wep", "name": "", "aggregated_name": "api-*", "namespace": "be", "port": 8080}
+    svc = {"service": {"Namespace": "be", "Name": "api"}, "port": 80}
+    assert items == [  # composite order: port name missing first; the flow with no statistics is skipped
+        {"key": {"cluster": "east", "source": {"type": "wep", "name": "", "aggregated_name": "cli-*", "namespace": "fe",
+                                               "port": 0},
+                 "destination": dest, "destination_service": {**svc, "port_name": ""}, "protocol": "tcp"},
+         "code": 503, "log_count": 3,
+         "stats": {"bytes_in": 7, "bytes_out": 14, "mean_duration": 1, "min_duration": 1, "max_duration": 1}},
+        {"key": {"cluster": "east", "source": {"type": "wep", "name": "", "aggregated_name": "web-*", "namespace": "fe",
+                                               "port": 0},
+                 "destination": dest, "destination_service": {**svc, "port_name": "http"}, "protocol": "tcp"},
+         "code": 200, "log_count": 6,
+         "stats": {"bytes_in": 400, "bytes_out": 800, "mean_duration": 15, "min_duration": 10, "max_duration": 50}}]

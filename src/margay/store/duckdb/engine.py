@@ -27,11 +27,11 @@ from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
-from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, Partition
+from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, GroupSpec, Partition
 from ..catalog import Catalog, DataFile, PartKey
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler
-from . import dismissals, es, graph, reads
+from . import dismissals, es, graph, groups, reads
 from .compactor import Compactor
 from .dismissals import Dismissals
 from .feed import Feed
@@ -231,6 +231,9 @@ class DuckDBBackend(Reader, Feed, Compactor):
 
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]:
         return reads.field_values(self.run_over, query, field, prefix, size)
+
+    def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return groups.groups(self.run_over, query, spec, after)
 
     def doc(self, lt: LogType) -> str:
         return self.compiler.doc(lt)

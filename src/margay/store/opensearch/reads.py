@@ -15,7 +15,7 @@ from ...query.graph import GRAPH_KEYS, GraphRows, GraphSpec, fold
 from ...query.l3 import KEY, SUMS
 from ...query.l3 import item as l3_item
 from ...query.model import Query, SortKey, parse_time
-from ..backend import Aggregated, FieldValue, SearchResult
+from ..backend import Aggregated, FieldValue, GroupSpec, SearchResult
 from ..mapping import DATE_FORMAT, ID_FIELD, SEQ_FIELD, exact_field, nested_path
 from .client import _HIDDEN, MAX_GROUPS, MAX_RESULT_WINDOW, Client
 
@@ -232,6 +232,11 @@ class Reads(Client):
                                    f"{next(iter(failed[0].values())).get('error')}; retry")
         present = {h["_source"].get("id") for h in hits}
         return [i for i in ids if i in present]
+
+    def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+        from . import groups
+
+        return groups.buckets(self._search(query, groups.body(query, spec, after, self._where(query))), spec)
 
     def delete(self, query: Query, ids: list[str]) -> list[str]:
         """Delete the query's records with these ids (refreshed before returning)."""
