@@ -192,3 +192,12 @@ def test_deleting_events_needs_the_delete_verb_and_touches_only_readable_events(
                         "errors": [{"id": "del-db", "status": 404, "reason": "no event with this id in cluster east"}]}
     left = {i["id"] for i in scoped.post("admin", "/api/v1/events", WIDE, cluster="east").json()["items"]}
     assert "del-db" in left and "del-shop" not in left
+
+
+def test_dns_flows_of_a_scoped_reader_are_its_clients_only(scoped: Rig) -> None:
+    r = scoped.post("frank", "/api/v1/dns/flows", WIDE, cluster="east")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert items and {i["key"]["source"]["namespace"] for i in items} == {"shop"}
+    every = scoped.post("admin", "/api/v1/dns/flows", WIDE, cluster="east").json()["items"]
+    assert len(every) > len(items)

@@ -165,8 +165,12 @@ def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
             shape = json.dumps([{c.name: "JSON" for c in f.children}]).replace("'", "''")
             sent = f"CAST(to_json(json_transform({raw}, '{shape}')) AS VARCHAR)"
         out[SENT_PREFIX + name] = f"CASE WHEN {raw} IS NOT NULL AND {sent} IS DISTINCT FROM {rendered} THEN {raw} END"
-    drop = json.dumps(dict.fromkeys(own_keys(lt)))
-    out[EXTRA_COLUMN] = f"NULLIF(CAST(json_merge_patch(\"_raw\", '{drop}') AS VARCHAR), '{{}}')::JSON"
+    own = own_keys(lt)
+    drop = json.dumps(dict.fromkeys(own)).replace("'", "''")
+    known = "[" + ", ".join("'" + k.replace("'", "''") + "'" for k in own) + "]"
+    # The keys are listed first (cheaper than building the patched object): most records have no others.
+    out[EXTRA_COLUMN] = (f"CASE WHEN len(list_filter(json_keys(\"_raw\"), lambda k: NOT list_contains({known}, k))) > 0 "
+                         f"THEN CAST(json_merge_patch(\"_raw\", '{drop}') AS JSON) END")
     return out
 
 
