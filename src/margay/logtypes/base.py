@@ -282,6 +282,11 @@ def sent_fields(lt: LogType) -> tuple[str, ...]:
                  if f.kind in (Kind.TIMESTAMP, Kind.STRUCT_LIST) or (f.kind is Kind.BOOL and f.name in lt.derived))
 
 
+def sent_columns(lt: LogType) -> tuple[str, ...]:
+    """The storage columns of values kept as sent: `_sent_<field>` of each sent field, and `_extra`."""
+    return (*(SENT_PREFIX + n for n in sent_fields(lt)), EXTRA_COLUMN)
+
+
 def own_keys(lt: LogType) -> tuple[str, ...]:
     """Top-level keys a rendered document holds of its own (never kept in `_extra`): the declared fields,
     margay's fields, and the roots of query aliases (an index refuses a value at an alias path)."""

@@ -102,6 +102,7 @@ class DuckDBBackend(Reader, Feed, Compactor):
         self.compiler = SearchCompiler(partial(dismissals.overlay, self.dismissals, deleted=self.deleted))
         self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
         self._counts_lock = threading.Lock()
+        self._kept: dict[Path, bool] = {}  # whether a data file has the kept-as-sent columns (_relation)
         self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
         self._spans: dict[tuple[Path, str], tuple[float, float]] = {}  # a file's time span by field (_overlaps)
         self.committed_batches = 0

@@ -39,6 +39,7 @@ class EngineState:
     _counts: dict[tuple[str, bytes], int]
     _counts_lock: threading.Lock
     _schemas: dict[Path, int | None]
+    _kept: dict[Path, bool]
     _spans: dict[tuple[Path, str], tuple[float, float]]
     merges: int
     rollups_built: int
