@@ -485,3 +485,28 @@ def test_l7_flows(fresh: str) -> None:
                  "destination": dest, "destination_service": {**svc, "port_name": "http"}, "protocol": "tcp"},
          "code": 200, "log_count": 6,
          "stats": {"bytes_in": 400, "bytes_out": 800, "mean_duration": 15, "min_duration": 10, "max_duration": 50}}]
+
+
+# -- events/bulk: POST creates, PUT dismisses, DELETE deletes (handler/events/handler.go Bulk) ------------
+
+def test_events_bulk_dismiss_and_delete_as_the_go_client_sends_them(fresh: str) -> None:
+    events = [{"id": f"ev{i}", "time": 1700000000 + i, "type": "global_alert", "description": "d", "origin": "o",
+               "severity": 50} for i in range(4)]
+    r = httpx.post(fresh + "/api/v1/events/bulk", content=_ndjson(events), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 4, r.text
+    # The Go client sends the Event objects themselves, one per line.
+    lines = _ndjson([{**events[0], "dismissed": True}, {"id": "nope"}])
+    r = httpx.put(fresh + "/api/v1/events/bulk", content=lines, headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 1 and r.json()["updated"] == [{"id": "ev0", "status": 200}]
+    r = httpx.request("DELETE", fresh + "/api/v1/events/bulk", content=_ndjson([events[1], events[2], {"id": "nope"}]),
+                      headers=NDJSON, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"total": 3, "succeeded": 2, "failed": 1,
+                        "deleted": [{"id": "ev1", "status": 200}, {"id": "ev2", "status": 200}],
+                        "errors": [{"id": "nope", "status": 404, "reason": "no event with this id in cluster east"}]}
+    left = {e["id"]: e.get("dismissed") for e in items(fresh, "/api/v1/events", {})}
+    assert left == {"ev0": True, "ev3": False}
+    assert post(fresh, "/api/v1/events", {"selector": "dismissed = false"}).json()["total_hits"] == 1
+    for body in (b"", b"{#}", b'{"ids": "ev0"}', _ndjson([{"id": True}])):
+        r = httpx.request("DELETE", fresh + "/api/v1/events/bulk", content=body, headers=NDJSON, timeout=60)
+        assert r.status_code == 400 and "Traceback" not in r.text, (body, r.text)
