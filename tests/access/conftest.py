@@ -30,6 +30,7 @@ TOKENS: dict[str, dict[str, Any]] = {
     "frank": {"user": "frank", "groups": ["shop-team"]},
     "gina": {"user": "gina"},
     "hank": {"user": "hank"},
+    "ivan": {"user": "ivan"},
     "writer-east": {"cluster": "east"},
 }
 
@@ -90,6 +91,9 @@ RBAC: list[dict[str, Any]] = [
     cluster_role("audit-ee-west", [lma(["west"], ["audit_ee"])]),
     binding("hank-kube-east", "audit-kube-east", {"kind": "User", "name": "hank"}),
     binding("hank-ee-west", "audit-ee-west", {"kind": "User", "name": "hank"}),
+    # ivan: may read and delete (Linseed's DELETE /events/bulk) the events of east touching namespace shop.
+    cluster_role("events-east-delete", [lma(["east"], ["events"], verbs=["get", "delete"])]),
+    binding("ivan-shop-events", "events-east-delete", {"kind": "User", "name": "ivan"}, namespace="shop"),
     # dave also operates the server: the metrics name every cluster, so they need a grant of their own.
     cluster_role("operators", [lma(["operator"], ["metrics"])]),
     binding("dave-operates", "operators", {"kind": "Group", "name": "ops"}),

@@ -124,6 +124,15 @@ def test_every_read_endpoint(rig: Rig, who: str) -> None:
                 values = {v["value"]: v["count"] for v in r.json()["values"]}
                 if values != want:
                     problems.append(f"{what} hints: got {values}, want {want}")
+            # Linseed's DNS and L7 flows (groups of the logs): exactly the readable clusters
+            if label in ("dns", "l7"):
+                r = rig.post(who, f"/api/v1/{label}/flows", body, cluster=header)
+                if want is None:
+                    refused_without_data(r, what + " flows", problems)
+                elif r.status_code != 200:
+                    problems.append(f"{what} flows: expected 200, got {r.status_code} {r.text[:200]}")
+                elif {i["key"]["cluster"] for i in r.json()["items"]} != set(want):
+                    problems.append(f"{what} flows: got clusters {r.text[:300]}, want {sorted(want)}")
             # aggregated L3 flows
             if label == "flows":
                 r = rig.post(who, "/api/v1/flows", body, cluster=header)
@@ -156,6 +165,7 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     reads = {p for p in paths if not p.endswith("/bulk") and p.startswith("/api/v1")}
     covered = {p for _, p, _, _, _ in READS} | {p + "/aggregation" for _, p, _, _, _ in READS} | {"/api/v1/flows"}
     covered |= {"/api/v1/flows/logs/count", "/api/v1/events/statistics"}  # checked with the reads above
+    covered |= {"/api/v1/dns/flows", "/api/v1/l7/flows"}  # checked with the dns and l7 reads above
     covered |= {"/api/v1/flows/graph"}  # built on build_query like /flows; its RBAC tests: tests/web/test_api.py
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
                 for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7")}

@@ -170,3 +170,34 @@ def test_graph_multi_cluster_events_and_msearch_withhold_too(scoped: Rig) -> Non
     assert ms.status_code == 200 and [r["status"] for r in ms.json()["responses"]] == [200, 200], ms.text
     assert all(r["hits"]["hits"] for r in ms.json()["responses"])
     assert "db-src-" not in ms.text and "db-dst-" not in ms.text
+
+
+def test_deleting_events_needs_the_delete_verb_and_touches_only_readable_events(scoped: Rig) -> None:
+    docs = [{"id": f"del-{ns}", "time": 1700000000, "type": "global_alert", "severity": 5, "description": "x",
+             "source_namespace": ns, "dest_namespace": ns} for ns in ("shop", "db")]
+    r = scoped.post("admin", "/api/v1/events/bulk", None, cluster="east",
+                    content=b"\n".join(orjson.dumps(d) for d in docs), headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+
+    def delete(who: str, ids: list[str]) -> Any:
+        return scoped.http.request("DELETE", "/api/v1/events/bulk", json={"ids": ids},
+                                   headers={"authorization": f"Bearer {scoped.token(who)}", "x-cluster-id": "east"})
+
+    for who in ("grafana", "frank", "writer-east", "mallory"):  # read-only, scoped read-only, writer, nobody
+        r = delete(who, ["del-shop", "del-db"])
+        assert r.status_code == 403 and set(r.json()) == {"error"} and "del-" not in r.text, (who, r.text)
+    r = delete("ivan", ["del-shop", "del-db"])  # delete in namespace shop: the db event is not found for ivan
+    assert r.status_code == 200, r.text
+    assert r.json() == {"total": 2, "succeeded": 1, "failed": 1, "deleted": [{"id": "del-shop", "status": 200}],
+                        "errors": [{"id": "del-db", "status": 404, "reason": "no event with this id in cluster east"}]}
+    left = {i["id"] for i in scoped.post("admin", "/api/v1/events", WIDE, cluster="east").json()["items"]}
+    assert "del-db" in left and "del-shop" not in left
+
+
+def test_dns_flows_of_a_scoped_reader_are_its_clients_only(scoped: Rig) -> None:
+    r = scoped.post("frank", "/api/v1/dns/flows", WIDE, cluster="east")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert items and {i["key"]["source"]["namespace"] for i in items} == {"shop"}
+    every = scoped.post("admin", "/api/v1/dns/flows", WIDE, cluster="east").json()["items"]
+    assert len(every) > len(items)

@@ -148,5 +148,5 @@ def test_bird_lines_natively(server: ServerThread, client: Client) -> None:
     found = client.search("bgp", {"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}},
                           ["cluster"])
     assert [i["message"] for i in found["items"]][0] == "Mesh_10_0_0_12: State changed to up"
-    assert found["items"][0]["logtime"] == "2023-11-14T22:13:20.000000Z"  # seconds kept, fraction dropped
+    assert found["items"][0]["logtime"] == "2023-11-14T22:13:20"  # seconds kept, fraction dropped, as Calico
     assert {i["host"] for i in found["items"]} == {"node-7"} and found["items"][0]["ip_version"] == "IPv4"

@@ -262,16 +262,22 @@ ROUND_TRIP = {  # file: (bulk path, read path, read body)
     "kube_audit_logs_legacy.txt": ("/api/v1/audit/logs/kube/bulk", "/api/v1/audit/logs", {"type": "kube"}),
     "l7_logs_legacy.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
     "l7_logs_gateway_collector.txt": ("/api/v1/l7/logs/bulk", "/api/v1/l7/logs", {}),
+    "dns_logs_legacy.txt": ("/api/v1/dns/logs/bulk", "/api/v1/dns/logs", {}),
+    "bgp_logs_legacy.txt": ("/api/v1/bgp/logs/bulk", "/api/v1/bgp/logs", {}),
+    "anomaly_detection_event.json": ("/api/v1/events/bulk", "/api/v1/events", {}),
 }
 
 
 def _missing(sent: Any, got: Any, path: str = "") -> list[str]:
-    """Where `got` does not hold `sent`'s value (extra keys in `got` are allowed)."""
+    """Where `got` does not hold `sent`'s value (extra keys in `got`'s objects are allowed; a sent value,
+    its type, its text and list order are not changed)."""
     if isinstance(sent, dict):
         if not isinstance(got, dict):
             return [f"{path}: sent an object, got {got!r}"]
         return [p for k, v in sent.items()
                 for p in ([f"{path}.{k}: dropped"] if k not in got else _missing(v, got[k], f"{path}.{k}"))]
+    if isinstance(sent, list) and isinstance(got, list) and len(sent) == len(got):
+        return [p for i, (s, g) in enumerate(zip(sent, got, strict=True)) for p in _missing(s, g, f"{path}[{i}]")]
     return [] if sent == got else [f"{path}: sent {sent!r}, got {got!r}"]
 
 
@@ -365,3 +371,142 @@ def test_event_statistics(site: str) -> None:
                         ({"sort": [{"field": "time"}]}, "sort")):
         r = post(site, "/api/v1/events/statistics", bad)
         assert r.status_code == 400 and needle in r.json()["error"]["message"], (bad, r.text)
+
+
+# -- values as stored; a field margay does not declare is kept and returned --------------------------------
+
+def test_undeclared_fields_are_kept_and_returned(fresh: str) -> None:
+    flow = {**_flow(0, "10.7.0.1", "10.7.0.2", []), "new_felix_field": {"a": [1, "x"]}, "flag": None,
+            "cluster": "spoofed", "generated_time": "1999-01-01T00:00:00Z"}
+    event = {"time": "2023-04-28T19:38:14+00:00", "type": "anomaly_detection_job", "description": "d",
+             "severity": 10, "origin": "o", "dismissed": None, "model_version": "v3"}
+    for path, doc in (("/api/v1/flows/logs/bulk", flow), ("/api/v1/events/bulk", event)):
+        r = httpx.post(fresh + path, content=_ndjson([doc]), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["succeeded"] == 1, r.text
+    [got] = items(fresh, "/api/v1/flows/logs", {})
+    assert got["new_felix_field"] == {"a": [1, "x"]} and "flag" in got and got["flag"] is None
+    assert got["cluster"] == "east" and got["generated_time"] != "1999-01-01T00:00:00Z"  # the server's own
+    [ev] = items(fresh, "/api/v1/events", {})
+    assert (ev["time"], ev["dismissed"], ev["model_version"]) == ("2023-04-28T19:38:14+00:00", None, "v3")
+    # Filters read the stored columns: a null `dismissed` is not dismissed, the time is the instant sent.
+    assert len(items(fresh, "/api/v1/events", {"selector": "dismissed = false"})) == 1
+    window = {"from": "2023-04-28T19:38:14Z", "to": "2023-04-28T19:38:14Z"}
+    assert post(fresh, "/api/v1/events", {"time_range": window}).json()["total_hits"] == 1
+
+
+def test_times_come_back_as_sent(fresh: str) -> None:
+    dns = [{**DNS[0], "start_time": "2023-02-10T01:11:46.413467767Z", "end_time": "2023-02-10T01:17:11.310500008Z"},
+           {**DNS[1], "start_time": "2023-02-10T01:12:00+00:00", "end_time": 1675991600}]
+    bgp = [{"logtime": "2023-02-23T00:11:46", "message": "m", "host": "n", "ip_version": "IPv4"}]
+    for path, docs in (("/api/v1/dns/logs/bulk", dns), ("/api/v1/bgp/logs/bulk", bgp)):
+        r = httpx.post(fresh + path, content=_ndjson(docs), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["succeeded"] == len(docs), r.text
+    got = sorted(items(fresh, "/api/v1/dns/logs", {}), key=lambda d: str(d["start_time"]))
+    assert [(d["start_time"], d["end_time"]) for d in got] == [
+        ("2023-02-10T01:11:46.413467767Z", "2023-02-10T01:17:11.310500008Z"),
+        ("2023-02-10T01:12:00+00:00", 1675991600)]
+    # Sorting and ranges use the instant: the nanosecond record ends last.
+    newest = items(fresh, "/api/v1/dns/logs", {"sort": [{"field": "end_time", "descending": True}]})
+    assert newest[0]["end_time"] == "2023-02-10T01:17:11.310500008Z"
+    [b] = items(fresh, "/api/v1/bgp/logs", {})
+    assert b["logtime"] == "2023-02-23T00:11:46"
+
+
+# -- DNSFlowParams / L7FlowParams: POST /dns/flows and /l7/flows (legacy/{dns,l7}/flows.go) ------------------
+
+def _dns_log(ns: str, name: str, rcode: str, lc: int, mean: int, mx: int) -> dict[str, Any]:
+    return {"start_time": "2023-11-14T22:10:00Z", "end_time": "2023-11-14T22:10:05Z", "type": "log", "count": 1,
+            "client_name": f"{name}-1", "client_name_aggr": name, "client_namespace": ns, "client_ip": "10.0.1.1",
+            "qname": "qname", "qclass": "IN", "qtype": "A", "rcode": rcode, "rrsets": [], "servers": [],
+            "latency": {"count": 15, "mean": 5_000_000_000, "max": 10_000_000_000},
+            "latency_count": lc, "latency_mean": mean, "latency_max": mx, "host": "n"}
+
+
+def test_dns_flows(fresh: str) -> None:
+    # As Linseed's TestListDNSFlows: ten logs of one client and response code make one flow.
+    logs = [_dns_log("default", "my-deployment", "NoError", 100, 100, 100) for _ in range(10)]
+    logs += [_dns_log("default", "other", "NXDomain", 1, 30, 40), _dns_log("default", "other", "NXDomain", 3, 10, 90)]
+    r = httpx.post(fresh + "/api/v1/dns/logs/bulk", content=_ndjson(logs), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 12, r.text
+    r = post(fresh, "/api/v1/dns/flows", {"max_page_size": 0})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"total_hits": 0, "items": [
+        {"key": {"source": {"type": "wep", "name": "", "aggregated_name": "my-deployment", "namespace": "default",
+                            "port": 0}, "response_code": "NoError", "cluster": "east"},
+         "latency_stats": {"mean_request_latency": 100.0, "max_request_latency": 100.0,
+                           "min_request_latency": 100.0, "latency_count": 1000}, "count": 10},
+        {"key": {"source": {"type": "wep", "name": "", "aggregated_name": "other", "namespace": "default",
+                            "port": 0}, "response_code": "NXDomain", "cluster": "east"},
+         "latency_stats": {"mean_request_latency": 15.0, "max_request_latency": 90.0,  # (30*1 + 10*3) / 4
+                           "min_request_latency": 10.0, "latency_count": 4}, "count": 2}]}
+    first = post(fresh, "/api/v1/dns/flows", {"max_page_size": 1}).json()
+    assert [i["key"]["source"]["aggregated_name"] for i in first["items"]] == ["my-deployment"]
+    assert first["after_key"] == {"cluster": "east", "client_namespace": "default",
+                                  "client_name_aggr": "my-deployment", "rcode": "NoError"}
+    second = post(fresh, "/api/v1/dns/flows", {"max_page_size": 1, "after_key": first["after_key"]}).json()
+    assert [i["key"]["source"]["aggregated_name"] for i in second["items"]] == ["other"] and "after_key" not in second
+    # No time range: Linseed's last five minutes, which hold none of these 2023 logs.
+    r = httpx.post(fresh + "/api/v1/dns/flows", json={}, headers={"x-cluster-id": "east"}, timeout=60)
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = post(fresh, "/api/v1/dns/flows", {"after_key": {"rcode": "x"}})
+    assert r.status_code == 400 and "after_key" in r.text
+
+
+def _l7(src: str, code: str, port_name: str | None, bytes_in: int, dmean: int, dmax: int) -> dict[str, Any]:
+    doc = {"start_time": 1700000000, "end_time": 1700000060, "duration_mean": dmean, "duration_max": dmax,
+           "bytes_in": bytes_in, "bytes_out": 2 * bytes_in, "count": 3, "src_name_aggr": src, "src_namespace": "fe",
+           "src_type": "wep", "dest_name_aggr": "api-*", "dest_namespace": "be", "dest_type": "wep",
+           "dest_port_num": 8080, "dest_service_name": "api", "dest_service_namespace": "be",
+           "dest_service_port": 80, "response_code": code, "method": "GET", "url": "/x"}
+    if port_name is not None:
+        doc["dest_service_port_name"] = port_name
+    return doc
+
+
+def test_l7_flows(fresh: str) -> None:
+    logs = [_l7("web-*", "200", "http", 100, 10, 30), _l7("web-*", "200", "http", 300, 20, 50),
+            _l7("cli-*", "503", None, 7, 1, 1), _l7("idle-*", "200", "http", 0, 0, 0)]
+    logs[3]["bytes_out"] = 0
+    r = httpx.post(fresh + "/api/v1/l7/logs/bulk", content=_ndjson(logs), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 4, r.text
+    r = httpx.post(fresh + "/api/v1/l7/flows", json={"max_page_size": 0}, headers={"x-cluster-id": "east"}, timeout=60)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    dest = {"type": "wep", "name": "", "aggregated_name": "api-*", "namespace": "be", "port": 8080}
+    svc = {"service": {"Namespace": "be", "Name": "api"}, "port": 80}
+    assert items == [  # composite order: port name missing first; the flow with no statistics is skipped
+        {"key": {"cluster": "east", "source": {"type": "wep", "name": "", "aggregated_name": "cli-*", "namespace": "fe",
+                                               "port": 0},
+                 "destination": dest, "destination_service": {**svc, "port_name": ""}, "protocol": "tcp"},
+         "code": 503, "log_count": 3,
+         "stats": {"bytes_in": 7, "bytes_out": 14, "mean_duration": 1, "min_duration": 1, "max_duration": 1}},
+        {"key": {"cluster": "east", "source": {"type": "wep", "name": "", "aggregated_name": "web-*", "namespace": "fe",
+                                               "port": 0},
+                 "destination": dest, "destination_service": {**svc, "port_name": "http"}, "protocol": "tcp"},
+         "code": 200, "log_count": 6,
+         "stats": {"bytes_in": 400, "bytes_out": 800, "mean_duration": 15, "min_duration": 10, "max_duration": 50}}]
+
+
+# -- events/bulk: POST creates, PUT dismisses, DELETE deletes (handler/events/handler.go Bulk) ------------
+
+def test_events_bulk_dismiss_and_delete_as_the_go_client_sends_them(fresh: str) -> None:
+    events = [{"id": f"ev{i}", "time": 1700000000 + i, "type": "global_alert", "description": "d", "origin": "o",
+               "severity": 50} for i in range(4)]
+    r = httpx.post(fresh + "/api/v1/events/bulk", content=_ndjson(events), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 4, r.text
+    # The Go client sends the Event objects themselves, one per line.
+    lines = _ndjson([{**events[0], "dismissed": True}, {"id": "nope"}])
+    r = httpx.put(fresh + "/api/v1/events/bulk", content=lines, headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 1 and r.json()["updated"] == [{"id": "ev0", "status": 200}]
+    r = httpx.request("DELETE", fresh + "/api/v1/events/bulk", content=_ndjson([events[1], events[2], {"id": "nope"}]),
+                      headers=NDJSON, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"total": 3, "succeeded": 2, "failed": 1,
+                        "deleted": [{"id": "ev1", "status": 200}, {"id": "ev2", "status": 200}],
+                        "errors": [{"id": "nope", "status": 404, "reason": "no event with this id in cluster east"}]}
+    left = {e["id"]: e.get("dismissed") for e in items(fresh, "/api/v1/events", {})}
+    assert left == {"ev0": True, "ev3": False}
+    assert post(fresh, "/api/v1/events", {"selector": "dismissed = false"}).json()["total_hits"] == 1
+    for body in (b"", b"{#}", b'{"ids": "ev0"}', _ndjson([{"id": True}])):
+        r = httpx.request("DELETE", fresh + "/api/v1/events/bulk", content=body, headers=NDJSON, timeout=60)
+        assert r.status_code == 400 and "Traceback" not in r.text, (body, r.text)

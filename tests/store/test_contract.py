@@ -653,6 +653,77 @@ def test_dismissed_events_read_back_dismissed_on_every_path(store: Any) -> None:
         store.dismiss(Query(FLOWS, ["c1"], now=NOW), ["e1"])
 
 
+def test_deleted_events_are_gone_from_every_path(store: Any) -> None:
+    from margay.errors import QueryError
+    from margay.query.restriction import Restriction
+
+    events = [{"id": f"e{i}", "time": 1700000000 + i, "type": "global_alert", "severity": 50,
+               "source_namespace": "shop" if i < 4 else "data", "description": f"event {i}"} for i in range(6)]
+    ingest(store, EVENTS, ndjson(events))
+    ingest(store, EVENTS, ndjson(events[:2]), cluster="c2")
+    # A reader scoped to namespace shop cannot delete the event of data: it is not found for it.
+    scoped = Query(EVENTS, ["c1"], now=NOW, restriction=Restriction({"c1": frozenset({"shop"})}))
+    assert store.delete(scoped, ["e1", "e4", "missing"]) == ["e1"]
+    assert store.delete(Query(EVENTS, ["c1"], now=NOW), ["e1", "e3"]) == ["e3"]  # e1 is already gone
+    left = Query(EVENTS, ["c1"], now=NOW)
+    assert sorted(i["id"] for i in store.search(left).items) == ["e0", "e2", "e4", "e5"]
+    assert store.count(left) == 4
+    assert store.count(Query(EVENTS, ["c1"], now=NOW, selector=parse_selector('id IN {"e1", "e3"}'))) == 0
+    aggs = store.aggregate(left, {"ns": {"terms": {"field": "source_namespace"}}}).result
+    assert {b["key"]: b["doc_count"] for b in aggs["ns"]["buckets"]} == {"shop": 2, "data": 2}
+    assert store.dismiss(left, ["e1", "e2"]) == ["e2"]  # a deleted event cannot be dismissed
+    fed = store.records_after(EVENTS, 0, 100, upto=store.head_seq())
+    assert sorted((r["cluster"], r["id"]) for r in fed) == [
+        ("c1", "e0"), ("c1", "e2"), ("c1", "e4"), ("c1", "e5"), ("c2", "e0"), ("c2", "e1")]
+    assert store.count(Query(EVENTS, ["c2"], now=NOW)) == 2  # the same ids of another cluster stay
+    with pytest.raises(QueryError):
+        store.delete(Query(FLOWS, ["c1"], now=NOW), ["e0"])
+
+
+def test_groups_in_composite_order_with_metrics_and_paging(store: Any) -> None:
+    from margay.store.backend import GroupKey, GroupSpec
+
+    def dns(ns: str, name: str | None, rcode: str, count: int, lc: int, mean: int | None, mx: int | None,
+            ) -> dict[str, Any]:
+        doc = {"start_time": "2023-11-14T22:10:00Z", "end_time": "2023-11-14T22:15:00Z", "type": "log",
+               "count": count, "client_namespace": ns, "qname": "a.example", "rcode": rcode,
+               "latency_count": lc, "latency_mean": mean, "latency_max": mx}
+        if name is not None:
+            doc["client_name_aggr"] = name
+        return doc
+
+    ingest(store, DNS, ndjson([dns("a", "x", "NoError", 2, 2, 100, 150), dns("a", "x", "NoError", 1, 1, 400, 500),
+                               dns("a", "y", "NXDomain", 5, 0, None, None), dns("b", None, "NoError", 1, 1, 7, 7),
+                               dns("b", "z", "NoError", 3, 3, 10, 20)]))
+    spec = GroupSpec(keys=(GroupKey("ns", "client_namespace"), GroupKey("name", "client_name_aggr"),
+                           GroupKey("rcode", "rcode", descending=True)),
+                     sums=(("n", "count"), ("lc", "latency_count")), mins=(("lo", "latency_mean"),),
+                     maxs=(("hi", "latency_max"),), means=(("mean", "latency_mean", "latency_count"),))
+    q = Query(DNS, ["c1"], now=NOW, size=10)
+    got = store.groups(q, spec, None)
+    assert got == [  # the record without client_name_aggr is in no group: that key has no missing bucket
+        {"key": {"ns": "a", "name": "x", "rcode": "NoError"}, "doc_count": 2,
+         "metrics": {"n": 3.0, "lc": 3.0, "lo": 100.0, "hi": 500.0, "mean": 200.0}},
+        {"key": {"ns": "a", "name": "y", "rcode": "NXDomain"}, "doc_count": 1,
+         "metrics": {"n": 5.0, "lc": 0.0, "lo": None, "hi": None, "mean": None}},
+        {"key": {"ns": "b", "name": "z", "rcode": "NoError"}, "doc_count": 1,
+         "metrics": {"n": 3.0, "lc": 3.0, "lo": 10.0, "hi": 20.0, "mean": 10.0}}]
+    page = Query(DNS, ["c1"], now=NOW, size=1)
+    first = store.groups(page, spec, None)
+    assert [g["key"]["name"] for g in first] == ["x", "y"]  # one page and one more
+    assert [g["key"]["name"] for g in store.groups(page, spec, first[0]["key"])] == ["y", "z"]
+    missing = GroupSpec(keys=(GroupKey("ns", "client_namespace"), GroupKey("name", "client_name_aggr", missing=True)),
+                        sums=(("n", "count"),))
+    got = store.groups(q, missing, None)
+    assert [(g["key"]["ns"], g["key"]["name"], g["metrics"]["n"]) for g in got] == [
+        ("a", "x", 3.0), ("a", "y", 5.0), ("b", None, 1.0), ("b", "z", 3.0)]
+    assert [g["key"]["name"] for g in store.groups(q, missing, {"ns": "b", "name": None})] == ["z"]
+    from margay.errors import QueryError
+
+    with pytest.raises(QueryError):
+        store.groups(q, GroupSpec(keys=(GroupKey("k", "rrsets.name"),)), None)
+
+
 def test_the_feed_returns_every_record_once_in_order(store: Any) -> None:
     ingest(store, FLOWS, ndjson(DATA[:30]))
     ingest(store, FLOWS, ndjson(DATA[30:]))

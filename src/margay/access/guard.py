@@ -213,6 +213,21 @@ class Access:
                             details={"apiGroup": "lma.tigera.io", "verb": "get"})
         return plan
 
+    def may_act(self, who: Identity, lt: LogType, cluster: str, verb: str) -> None:
+        """Forbidden (403) unless `who` holds `verb` (e.g. Linseed's `delete` of events) on lma.tigera.io
+        for the log type in `cluster`, cluster-wide or in some namespace (a read's restriction then limits
+        the records it touches to the namespaces it may read)."""
+        if who.is_writer:
+            raise Forbidden(f"cluster (writer) tokens may write logs but not {verb} them")
+        if not self.enabled or (who.is_admin and self.mode != "kube"):
+            return
+        if any(self.authorizer.allowed(who, cluster, n, verb=verb) for n in lt.rbac):
+            return
+        if lt.scopable and any(self.authorizer.namespaces(who, cluster, n, verb=verb) for n in lt.rbac):
+            return
+        raise Forbidden(f"{who.describe()} may not {verb} {lt.rbac[0]} of {cluster}",
+                        details={"apiGroup": "lma.tigera.io", "verb": verb})
+
     def may_write(self, who: Identity, lt: LogType | None, header: str | None, default: str) -> str:
         """The cluster a write lands in: a writer token's own cluster (another x-cluster-id is refused);
         people write the cluster they name when admin or granted `create` on lma.tigera.io."""

@@ -35,6 +35,10 @@ class RequestAccess:
         return self.access.may_write(self.caller(request), type_of_path(request.url.path),
                                      request.headers.get("x-cluster-id"), cluster)
 
+    def authorize_verb(self, request: Request, lt: LogType, cluster: str, verb: str) -> None:
+        """Forbidden unless the caller holds `verb` on the log type in `cluster` (Access.may_act)."""
+        self.access.may_act(self.caller(request), lt, cluster, verb)
+
     def authorize_read(self, request: Request, types: list[LogType], clusters: list[str]) -> list[str]:
         plan = self.access.plan_read(self.caller(request), types, clusters)
         request.state.read_plan = plan

@@ -20,25 +20,38 @@ MAX_DISMISS_BODY = 1024 * 1024  # 1,000 ids of up to ~1 kB each, with room to sp
 
 async def bulk_dismiss(request: Request) -> JSONResponse:
     """PUT /api/v1/events/bulk: dismiss events by id; body `{"ids": [...]}` or NDJSON/array of `{id}`."""
+    return await _bulk_ids(request, "dismiss", "updated")
+
+
+async def bulk_delete(request: Request) -> JSONResponse:
+    """DELETE /api/v1/events/bulk: delete events by id (Linseed's Delete; verb `delete` on events), same
+    bodies as dismissal; the ids not found among the events the caller may read are the errors (404)."""
+    return await _bulk_ids(request, "delete", "deleted")
+
+
+async def _bulk_ids(request: Request, action: str, done_key: str) -> JSONResponse:
     m = request.app.state.margay
     raw = await read_body(request, MAX_DISMISS_BODY)
     ids = _ids(raw)
     if not ids:
-        raise QueryError("give the ids to dismiss: {\"ids\": [\"...\"]} or NDJSON lines of {\"id\": \"...\"}")
+        raise QueryError(f"give the ids to {action}: {{\"ids\": [\"...\"]}} or NDJSON lines of {{\"id\": \"...\"}}")
     if len(ids) > MAX_IDS:
         raise QueryError(f"at most {MAX_IDS} ids per request, got {len(ids)}")
     lt = REGISTRY["events"]
     body: dict[str, Any] = {"max_page_size": 0}
-    query = build_query(request, body, lt)  # RBAC: dismissing needs read access to the cluster's events
+    query = build_query(request, body, lt)  # RBAC: the events it touches are those the caller may read
     if len(query.clusters) != 1:
-        raise QueryError("dismiss events of one cluster at a time (x-cluster-id)")
+        raise QueryError(f"{action} events of one cluster at a time (x-cluster-id)")
     cluster = query.clusters[0]
-    present = set(await _timed(request, "events_dismiss", m.backend.dismiss, query, ids))
+    if action == "delete":
+        m.authorize_verb(request, lt, cluster, "delete")
+    fn = m.backend.delete if action == "delete" else m.backend.dismiss
+    present = set(await _timed(request, f"events_{action}", fn, query, ids))
     ok = [i for i in ids if i in present]
     errors = [{"id": i, "status": 404, "reason": "no event with this id in cluster " + cluster} for i in ids
               if i not in present]
     return JSONResponse({"total": len(ids), "succeeded": len(ok), "failed": len(errors), "errors": errors,
-                         "updated": [{"id": i, "status": 200} for i in ok]})
+                         done_key: [{"id": i, "status": 200} for i in ok]})
 
 
 def _ids(raw: bytes) -> list[str]:
@@ -77,7 +90,8 @@ def _ids(raw: bytes) -> list[str]:
 
 
 def routes() -> list[Route]:
-    return [Route("/api/v1/events/bulk", bulk_dismiss, methods=["PUT"])]
+    return [Route("/api/v1/events/bulk", bulk_dismiss, methods=["PUT"]),
+            Route("/api/v1/events/bulk", bulk_delete, methods=["DELETE"])]
 
 
 __all__ = ["routes"]

@@ -37,7 +37,8 @@ def bird_to_ndjson(text: bytes, *, host: str | None, ip_version: str | None
                                     "(expected 'YYYY-MM-DDTHH:MM:SS.fffff bird: message')"))
             continue
         version = ip_version or ("IPv6" if m.group(2) == "bird6" else "IPv4")
-        out.append(orjson.dumps({"logtime": m.group(1) + "Z", "message": m.group(3), "host": host,
+        # As Calico's fluentd writes it (Linseed's records: "2023-02-23T00:11:46"): UTC, no zone.
+        out.append(orjson.dumps({"logtime": m.group(1), "message": m.group(3), "host": host,
                                  "ip_version": version}))
     return b"\n".join(out), errors, total, dropped
 

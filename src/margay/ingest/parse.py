@@ -25,6 +25,8 @@ import duckdb
 
 from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
+from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
+from ..store.sql import time_sql
 
 ERR_SEP = "\x1e"  # between errors of one row
 FIELD_SEP = "\x1f"  # between a field name and its message
@@ -33,8 +35,12 @@ _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # room for RequestResponse audit events of 1 MiB objects
 MAX_DEPTH = 64
 INT64 = (-(2**63), 2**63 - 1)
-_READ = ("read_json(?, columns=?, format='newline_delimited', "
-         f"maximum_object_size={MAX_DOCUMENT_BYTES + 1}) WITH ORDINALITY")
+# The same lines are read twice, row for row: typed columns, and whole objects for what those cannot hold
+# (logtypes.base.sent_fields and `_extra`).
+_MAX_OBJECT = MAX_DOCUMENT_BYTES + 1
+_READ = ("read_json(?, columns=?, format='newline_delimited', "  # noqa: S608 - constants only
+         f"maximum_object_size={_MAX_OBJECT}) WITH ORDINALITY "
+         f'POSITIONAL JOIN (SELECT json AS "_raw" FROM read_ndjson_objects(?, maximum_object_size={_MAX_OBJECT}))')
 # The slow path names bad lines itself; past this many bulk COPY attempts the rest are reported, not retried.
 MAX_COPY_ATTEMPTS = 48
 _JSON_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*+"')
@@ -138,7 +144,34 @@ def plan_for(lt: LogType) -> Plan:
     select = ", ".join(f"{e} AS {quote_ident(n)}" for n, e in exprs.items())
     select += (', ?::VARCHAR AS "cluster", ?::TIMESTAMPTZ AS "generated_time", ?::BIGINT + ordinality AS "_seq"'
                f', {_day_expr(lt, exprs)} AS "_day", {err} AS "_err"')
+    select += "".join(f", {e} AS {quote_ident(n)}" for n, e in _sent_exprs(lt, exprs).items())
     return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, select)
+
+
+def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
+    """The kept-as-sent columns (see `logtypes.base.sent_columns`) from the raw object `_raw`.
+
+    `_sent_<field>`: the JSON value sent when the stored column renders differently (a time's own text,
+    precision and zone, or Unix seconds; an explicit null the column stores as its default), else NULL.
+    `_extra`: the record's top-level keys that are no declared field (NULL when there are none).
+    """
+    out: dict[str, str] = {}
+    for name in sent_fields(lt):
+        f = lt.field_map[name]
+        raw = f"(\"_raw\" -> '$.\"{name}\"')"
+        rendered = f"CAST(to_json({time_sql(exprs[name], f.kind)}) AS VARCHAR)"
+        sent = f"CAST({raw} AS VARCHAR)"
+        if f.kind is Kind.STRUCT_LIST:  # the items' values as sent, in the declared keys' order
+            shape = json.dumps([{c.name: "JSON" for c in f.children}]).replace("'", "''")
+            sent = f"CAST(to_json(json_transform({raw}, '{shape}')) AS VARCHAR)"
+        out[SENT_PREFIX + name] = f"CASE WHEN {raw} IS NOT NULL AND {sent} IS DISTINCT FROM {rendered} THEN {raw} END"
+    own = own_keys(lt)
+    drop = json.dumps(dict.fromkeys(own)).replace("'", "''")
+    known = "[" + ", ".join("'" + k.replace("'", "''") + "'" for k in own) + "]"
+    # The keys are listed first (cheaper than building the patched object): most records have no others.
+    out[EXTRA_COLUMN] = (f"CASE WHEN len(list_filter(json_keys(\"_raw\"), lambda k: NOT list_contains({known}, k))) > 0 "
+                         f"THEN CAST(json_merge_patch(\"_raw\", '{drop}') AS JSON) END")
+    return out
 
 
 class Converter:
@@ -186,7 +219,7 @@ class Converter:
             stats = _stats(cur.execute(
                 f"COPY (SELECT {plan.select} FROM {_READ}) TO {sql_path(whole)} "  # noqa: S608
                 f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, RETURN_STATS true)",
-                [cluster, now, seq_base, str(src), plan.columns]))
+                [cluster, now, seq_base, str(src), plan.columns, str(src)]))
             src.unlink()
             count = stats["count"]
             result.total += count

@@ -266,6 +266,36 @@ class LogType:
         return None
 
 
+# Values kept as sent (Linseed returns what was stored): each data file carries, next to the typed columns,
+# `_sent_<field>` (the JSON value sent, where the typed column renders it differently: a time's own text and
+# precision, Unix seconds, an explicit null stored as the column's default) and `_extra` (the record's
+# top-level keys that are no declared field, as a JSON object). Documents are rendered from both (store/sql.py).
+SENT_PREFIX = "_sent_"
+EXTRA_COLUMN = "_extra"
+
+
+def sent_fields(lt: LogType) -> tuple[str, ...]:
+    """The fields whose sent value is kept when their column renders it differently: times, defaulted
+    booleans, and lists of objects (whose items' values may come as numbers where margay keeps text, as
+    DNS `rrsets[].class` 1232 of an OPT record)."""
+    return tuple(f.name for f in lt.fields
+                 if f.kind in (Kind.TIMESTAMP, Kind.STRUCT_LIST) or (f.kind is Kind.BOOL and f.name in lt.derived))
+
+
+def sent_columns(lt: LogType) -> tuple[str, ...]:
+    """The storage columns of values kept as sent: `_sent_<field>` of each sent field, and `_extra`."""
+    return (*(SENT_PREFIX + n for n in sent_fields(lt)), EXTRA_COLUMN)
+
+
+def own_keys(lt: LogType) -> tuple[str, ...]:
+    """Top-level keys a rendered document holds of its own (never kept in `_extra`): the declared fields,
+    margay's fields, and the roots of query aliases (an index refuses a value at an alias path)."""
+    keys = [f.name for f in lt.fields] + ["id", "cluster", "generated_time", "@timestamp", "margay_seq",
+                                           "margay_id"]
+    keys += [a.split(".", 1)[0] for a in lt.aliases]
+    return tuple(dict.fromkeys(keys))
+
+
 _LIST_OF = {Kind.KEYWORD: Kind.KEYWORD_LIST, Kind.IP: Kind.IP_LIST, Kind.TEXT: Kind.KEYWORD_LIST,
             Kind.LONG: Kind.LONG_LIST, Kind.INTEGER: Kind.LONG_LIST}
 

@@ -80,6 +80,29 @@ class EsAnswer:
 
 
 @dataclass(frozen=True)
+class GroupKey:
+    """One key of a grouping: `name` in the answer, `field` a query key; records without the field are
+    skipped unless `missing` (then they form a bucket of their own, keyed None)."""
+
+    name: str
+    field: str
+    descending: bool = False
+    missing: bool = False
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A composite grouping with per-group metrics (Linseed's DNS and L7 flows): buckets in key order,
+    paged by the last bucket's key. Metrics are (name, field); means may weigh each value by a field."""
+
+    keys: tuple[GroupKey, ...]
+    sums: tuple[tuple[str, str], ...] = ()
+    mins: tuple[tuple[str, str], ...] = ()
+    maxs: tuple[tuple[str, str], ...] = ()
+    means: tuple[tuple[str, str, str | None], ...] = ()  # (name, field, weight field or None)
+
+
+@dataclass(frozen=True)
 class FieldValue:
     """A filter hint: one value of a field and how many records hold it."""
 
@@ -128,6 +151,13 @@ class Backend(Protocol):
 
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]: ...
 
+    def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """Up to `query.size + 1` groups of the query's records after the group keyed `after`, in key order
+        (ascending keys: a missing value first; descending: last), as Elasticsearch's composite aggregation
+        orders them: each `{"key": {name: value}, "doc_count": n, "metrics": {name: value}}`. Sums of no
+        value are 0; a min, max or mean of no value is None."""
+        ...
+
     # -- the Elasticsearch-compatible API (/es/): plans carry each index's readable clusters, days and
     # restriction; the embedded engine translates the DSL, OpenSearch answers a narrowed pass-through.
     def es_search(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime,
@@ -139,6 +169,11 @@ class Backend(Protocol):
     def dismiss(self, query: Query, ids: list[str]) -> list[str]:
         """Mark the records of a query (one dismissable type, one cluster, as the reader sees them) with
         these ids dismissed, durably; returns the ids found."""
+        ...
+
+    def delete(self, query: Query, ids: list[str]) -> list[str]:
+        """Delete the records of a query (one dismissable type, one cluster, as the reader sees them) with
+        these ids, durably: no later read on any path returns them. Returns the ids found and deleted."""
         ...
 
     # -- the forwarders' feed: records in store order after a position -----------------------------------

@@ -86,6 +86,11 @@ def mapping_for(lt: LogType) -> dict[str, Any]:
             props[column] = {"type": "object", "dynamic": False, "properties": {}}
         if props.get(column, {}).get("type") == "object":
             _put_path(props[column]["properties"], path.removeprefix("$."), {"type": "keyword", "ignore_above": 1024})
+    # A field stored as its default when sent null (events' `dismissed`) keeps null in `_source`, as sent;
+    # null_value indexes it as the default, so filters agree with the embedded store's column.
+    for f in lt.fields:
+        if f.kind is Kind.BOOL and f.name in lt.derived:
+            props[f.name]["null_value"] = False
     props["cluster"] = {"type": "keyword"}
     props["generated_time"] = {"type": "date", "format": DATE_FORMAT}
     props[SEQ_FIELD] = {"type": "long"}

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import QueryError
 from ..logtypes import Kind, LogType, quote_ident
+from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, sent_fields
 from ..query.model import Query
 
 _TS_FORMAT = "'%Y-%m-%dT%H:%M:%S.%fZ'"
@@ -27,20 +28,40 @@ def time_sql(expr: str, kind: Kind) -> str:
     return f"strftime({expr}, {_TS_FORMAT})" if kind is Kind.TIMESTAMP else expr
 
 
-def doc_expr(lt: LogType) -> str:
-    """SQL that renders one stored row as the JSON document clients see (to_json of a struct)."""
+def field_parts(lt: LogType) -> list[str]:
+    """`name := value` of each declared field but `id` for struct_pack: the stored column as margay renders
+    it, or the value as sent where it was kept (`_sent_<field>`, see logtypes.base.sent_fields)."""
+    sent = set(sent_fields(lt))
     parts = []
     for f in lt.fields:
         col = quote_ident(f.name)
         if f.name == "id":
             continue
-        parts.append(f"{col} := {time_sql(col, f.kind)}")
+        value = time_sql(col, f.kind)
+        if f.name in sent:
+            value = f"coalesce({quote_ident(SENT_PREFIX + f.name)}, to_json({value}))"
+        parts.append(f"{col} := {value}")
+    return parts
+
+
+def with_extra(doc: str) -> str:
+    """A rendered document (`to_json(...)` SQL) with the record's undeclared keys (`_extra`) after its own;
+    their keys never overlap (logtypes.base.own_keys), so the two objects are joined as text."""
+    extra = quote_ident(EXTRA_COLUMN)
+    text = f"CAST({doc} AS VARCHAR)"
+    return (f"CASE WHEN {extra} IS NULL THEN {text} "
+            f"ELSE substr({text}, 1, length({text}) - 1) || ',' || substr(CAST({extra} AS VARCHAR), 2) END")
+
+
+def doc_expr(lt: LogType) -> str:
+    """SQL that renders one stored row as the JSON document clients see (to_json of a struct)."""
+    parts = field_parts(lt)
     ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
     parts.append(f'"id" := {ident}')
     parts.append(f'"cluster" := "cluster", "generated_time" := {time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}')
     if lt.epoch_timestamp:
         parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
-    return "to_json(struct_pack(" + ", ".join(parts) + "))"
+    return with_extra("to_json(struct_pack(" + ", ".join(parts) + "))")
 
 
 def empty_relation(lt: LogType) -> str:

@@ -23,8 +23,8 @@ from ...query.selector import And, Compare, InSet, Node, Not, Or
 class Dismissals:
     """The durable set of dismissed event ids per cluster."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / "events" / "dismissed.ndjson"
+    def __init__(self, data_dir: Path, name: str = "dismissed.ndjson") -> None:
+        self.path = Path(data_dir) / "events" / name
         self._lock = threading.Lock()
         self._by_cluster: dict[str, set[str]] = {}
         if self.path.exists():
@@ -57,6 +57,10 @@ class Dismissals:
     def ids(self, cluster: str) -> frozenset[str]:
         with self._lock:
             return frozenset(self._by_cluster.get(cluster, ()))
+
+    def clusters(self) -> list[str]:
+        with self._lock:
+            return sorted(c for c, ids in self._by_cluster.items() if ids)
 
     def contains(self, cluster: str | None, id_: Any) -> bool:
         with self._lock:
@@ -100,11 +104,29 @@ def _rewrite(node: Node, now: Node) -> Node:
 
 
 
-def overlay(d: Dismissals, query: Query) -> Node | None:
-    """The query's selector as the overlay sees it (unchanged when nothing was dismissed)."""
-    if not query.logtype.dismissable or query.selector is None or not any(d.ids(c) for c in query.clusters):
-        return query.selector
-    return _rewrite(query.selector, _dismissed_now(d, query.clusters))
+def overlay(d: Dismissals, query: Query, deleted: Dismissals | None = None) -> Node | None:
+    """The query's selector as the overlay sees it (unchanged when nothing was dismissed), without the
+    records deleted since they were stored (`deleted`: the same kind of id log)."""
+    selector = query.selector
+    if query.logtype.dismissable and selector is not None and any(d.ids(c) for c in query.clusters):
+        selector = _rewrite(selector, _dismissed_now(d, query.clusters))
+    if deleted is not None and query.logtype.dismissable:
+        gone = not_deleted(deleted, query.clusters)
+        if gone is not None:
+            selector = gone if selector is None else And((selector, gone))
+    return selector
+
+
+def not_deleted(deleted: Dismissals, clusters: list[str]) -> Node | None:
+    """A selector that drops the records of `clusters` whose ids were deleted (None: none were)."""
+    parts: list[Node] = []
+    for c in clusters:
+        ids = sorted(deleted.ids(c))
+        if ids:
+            parts.append(And((Compare("cluster", "=", c), InSet("id", tuple(ids)))))
+    if not parts:
+        return None
+    return Not(parts[0] if len(parts) == 1 else Or(tuple(parts)))
 
 
 def mark(d: Dismissals, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

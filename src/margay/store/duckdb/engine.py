@@ -27,11 +27,11 @@ from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
-from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, Partition
+from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, GroupSpec, Partition
 from ..catalog import Catalog, DataFile, PartKey
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler
-from . import dismissals, es, graph, reads
+from . import dismissals, es, graph, groups, reads
 from .compactor import Compactor
 from .dismissals import Dismissals
 from .feed import Feed
@@ -98,9 +98,11 @@ class DuckDBBackend(Reader, Feed, Compactor):
         self._seq = self.catalog.load()
         self.converter = Converter(self.ingest_con.cursor, self.scratch, compression)
         self.dismissals = Dismissals(self.data_dir)
-        self.compiler = SearchCompiler(partial(dismissals.overlay, self.dismissals))
+        self.deleted = Dismissals(self.data_dir, "deleted.ndjson")  # events deleted by id (Backend.delete)
+        self.compiler = SearchCompiler(partial(dismissals.overlay, self.dismissals, deleted=self.deleted))
         self._counts: dict[tuple[str, bytes], int] = {}  # search totals by their SQL and files (_count)
         self._counts_lock = threading.Lock()
+        self._kept: dict[Path, bool] = {}  # whether a data file has the kept-as-sent columns (_relation)
         self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
         self._spans: dict[tuple[Path, str], tuple[float, float]] = {}  # a file's time span by field (_overlaps)
         self.committed_batches = 0
@@ -231,6 +233,9 @@ class DuckDBBackend(Reader, Feed, Compactor):
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]:
         return reads.field_values(self.run_over, query, field, prefix, size)
 
+    def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return groups.groups(self.run_over, query, spec, after)
+
     def doc(self, lt: LogType) -> str:
         return self.compiler.doc(lt)
 
@@ -261,6 +266,21 @@ class DuckDBBackend(Reader, Feed, Compactor):
             query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)))
         ok = [i for i in ids if i in found]
         self.dismissals.add(query.clusters[0], ok)
+        return ok
+
+    def delete(self, query: Query, ids: list[str]) -> list[str]:
+        from dataclasses import replace
+
+        from ...query.selector import And, InSet
+
+        if not query.logtype.dismissable or len(query.clusters) != 1:
+            raise QueryError(f"{query.logtype.name} records cannot be deleted (one cluster of events at a time)")
+        sel = InSet("id", tuple(ids))
+        found = reads.present_ids(self.run_over, replace(
+            query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)))
+        ok = [i for i in ids if i in found]
+        # Data files never change: the ids are logged durably and every compiled read leaves them out.
+        self.deleted.add(query.clusters[0], ok)
         return ok
 
     def stats(self) -> dict[str, Any]:

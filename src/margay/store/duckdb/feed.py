@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
 
 from ...logtypes import Kind, LogType, quote_ident
-from ...query.selector import Node
+from ...logtypes.base import sent_columns
+from ...query.selector import And, Node
 from ..catalog import DataFile, PartKey
+from .dismissals import not_deleted
+from .files import _file_fact, _keeps_sent
 from .reader import _query_error
 from .state import EngineState
 
@@ -34,6 +39,10 @@ class Feed(EngineState):
         upto = self.safe_seq() if upto is None else upto
         if upto <= after_seq or limit <= 0:
             return []
+        if lt.dismissable:  # events deleted since they were stored are no longer fed
+            gone = not_deleted(self.deleted, self.deleted.clusters())
+            if gone is not None:
+                where = gone if where is None else And((where, gone))
         tcol = quote_ident(lt.time_field)
         texpr = f"CAST({tcol} AS DOUBLE)" if lt.time.kind is Kind.EPOCH_S else f"epoch({tcol})"
         cond, cparams = _where_sql(lt, where)
@@ -41,12 +50,16 @@ class Feed(EngineState):
             files = self._files_after(view, lt, after_seq, upto)
             if not files:
                 return []
+            rel = "read_parquet(?, union_by_name = true)"
+            if not all(_file_fact(self._kept, Path(p), partial(_keeps_sent, Path(p))) for p in files):
+                nulls = ", ".join(f"CAST(NULL AS JSON) AS {quote_ident(c)}" for c in sent_columns(lt))
+                rel = f"(SELECT * FROM {rel} UNION ALL BY NAME SELECT {nulls} WHERE false)"  # noqa: S608 - registry names
             cur = self.cursor()
             try:
                 rows = cur.execute(
                     # Rendered after the LIMIT: to_json only for the rows returned, not for every row sorted.
-                    f"SELECT _seq, {texpr}, {self.compiler.doc(lt)} FROM (SELECT * FROM read_parquet(?, "  # noqa: S608
-                    f"union_by_name = true) AS t WHERE _seq > ? AND _seq <= ? AND ({cond}) ORDER BY _seq LIMIT ?) AS t "
+                    f"SELECT _seq, {texpr}, {self.compiler.doc(lt)} FROM (SELECT * FROM {rel} "  # noqa: S608
+                    f"AS t WHERE _seq > ? AND _seq <= ? AND ({cond}) ORDER BY _seq LIMIT ?) AS t "
                     "ORDER BY _seq",
                     [files, after_seq, upto, *cparams, limit]).fetchall()
             except duckdb.Error as exc:

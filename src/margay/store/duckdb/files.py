@@ -45,6 +45,14 @@ def _schema_id(path: Path) -> int | None:
     return hash(tuple(zip(schema.names, map(str, schema.types), strict=True)))
 
 
+def _keeps_sent(path: Path) -> bool:
+    """Whether a data file has the kept-as-sent columns (written since values are kept as sent)."""
+    try:
+        return "_extra" in pq.read_schema(path).names
+    except (OSError, pa.ArrowException):
+        return True  # DuckDB will say what is wrong with it
+
+
 def _time_span(path: Path, field: str) -> tuple[float, float]:
     """(lowest, highest) of a time column in a Parquet file, epoch seconds, from its row-group statistics;
     (-inf, inf) when the file has no such statistics (or no such column)."""

@@ -11,13 +11,14 @@ import duckdb
 import orjson
 
 from ...errors import QueryError
-from ...logtypes import LogType
+from ...logtypes import LogType, quote_ident
+from ...logtypes.base import sent_columns
 from ...query.model import Query
 from .. import rollup
 from ..backend import Partition, SearchResult
 from ..catalog import DataFile, PartKey
 from . import dismissals
-from .files import _disk_bytes, _file_fact, _schema_id, _time_span
+from .files import _disk_bytes, _file_fact, _keeps_sent, _schema_id, _time_span
 from .state import EngineState
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class Reader(EngineState):
             try:
                 if not files:
                     return fn(cur, None, [])
-                return fn(cur, self._relation(files), [[str(f.path) for f in files]])
+                return fn(cur, self._relation(files, query.logtype), [[str(f.path) for f in files]])
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
             finally:
@@ -102,7 +103,7 @@ class Reader(EngineState):
             files = self._data_files(query, view)
             if not files:
                 return SearchResult([], 0 if query.total_hits else None)
-            rel = self._relation(files)
+            rel = self._relation(files, query.logtype)
             rel_params = [[str(f.path) for f in files]]
             rows_in = sum(f.rows for f in files)
             windows = self.compiler.windows(query, rows_in)
@@ -121,7 +122,7 @@ class Reader(EngineState):
                         plan = whole
                     else:  # only the files whose time span reaches into the window
                         near = self._window_files(files, query, window)
-                        plan = self.compiler.search(query, self._relation(near), [[str(f.path) for f in near]], window)
+                        plan = self.compiler.search(query, self._relation(near, query.logtype), [[str(f.path) for f in near]], window)
                     rows = cur.execute(plan.sql, plan.params).fetchall()
                     if counted:
                         total = self._remember(count_sql, count_params, int(rows[0][-1]) if rows else 0)
@@ -139,7 +140,7 @@ class Reader(EngineState):
                     lo, hi = min(seqs), max(seqs)
                     # Only the files whose sequence range can hold the page's records are opened again.
                     wanted = [f for f in files if f.seq_hi >= lo and f.seq_lo <= hi]
-                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, self._relation(wanted)),
+                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, self._relation(wanted, query.logtype)),
                                                 [[str(f.path) for f in wanted], lo, hi, seqs]).fetchall():
                         docs[seq] = doc
             except duckdb.Error as exc:
@@ -152,10 +153,14 @@ class Reader(EngineState):
             items = dismissals.mark(self.dismissals, items)
         return SearchResult(query.restriction.withhold(query.logtype, items), total, after)
 
-    def _relation(self, files: list[DataFile]) -> str:
+    def _relation(self, files: list[DataFile], lt: LogType | None = None) -> str:
         """`read_parquet` over `files` (one parameter): matching columns by name only when the files'
-        schemas differ (files written before a registry change), which costs every statement ~1 ms."""
+        schemas differ (files written before a registry change), which costs every statement ~1 ms.
+        Files written before values were kept as sent (no `_extra` column) get its columns as NULL."""
         schemas = {_file_fact(self._schemas, f.path, partial(_schema_id, f.path)) for f in files}
+        if lt is not None and not all(_file_fact(self._kept, f.path, partial(_keeps_sent, f.path)) for f in files):
+            nulls = ", ".join(f"CAST(NULL AS JSON) AS {quote_ident(c)}" for c in sent_columns(lt))
+            return f"(SELECT * FROM read_parquet(?, union_by_name = true) UNION ALL BY NAME SELECT {nulls} WHERE false)"  # noqa: S608
         if len(schemas) != 1 or None in schemas:  # a file pyarrow cannot read: DuckDB will say what is wrong
             return "read_parquet(?, union_by_name = true)"
         return "read_parquet(?)"

@@ -33,11 +33,13 @@ class EngineState:
     journal: Journal
     compiler: SearchCompiler
     dismissals: Dismissals
+    deleted: Dismissals
     _keys: dict[str, tuple[dict[str, Any], float]]  # idempotency keys -> (response, stored at)
     _commit_lock: threading.Lock
     _counts: dict[tuple[str, bytes], int]
     _counts_lock: threading.Lock
     _schemas: dict[Path, int | None]
+    _kept: dict[Path, bool]
     _spans: dict[tuple[Path, str], tuple[float, float]]
     merges: int
     rollups_built: int

@@ -32,7 +32,7 @@ from ...ingest.parse import Converted, Converter, LineError, _check_line, _nonbl
 from ...logtypes import Kind, LogType, quote_ident
 from ..duckdb import connect
 from ..mapping import ID_FIELD, SEQ_FIELD
-from ..sql import time_sql
+from ..sql import field_parts, time_sql, with_extra
 from .client import _SEQ_SHIFT, BULK_CHUNK_BYTES, RETRY_STATUS, _reason
 from .es import EsPassthrough
 from .feed import Feed
@@ -209,7 +209,7 @@ def _doc_sql(lt: LogType) -> str:
 
     Reads `_docid`, the document id (see `_actions`).
     """
-    parts = [f"{quote_ident(f.name)} := {time_sql(quote_ident(f.name), f.kind)}" for f in lt.fields if f.name != "id"]
+    parts = field_parts(lt)
     doc_id = '"_docid"'
     own = 'coalesce("id", ' + doc_id + ")" if "id" in lt.field_map else doc_id
     parts.append(f'"id" := {own}')
@@ -218,7 +218,7 @@ def _doc_sql(lt: LogType) -> str:
     if lt.epoch_timestamp:
         parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
     parts.append(f'"{SEQ_FIELD}" := "_seq", "{ID_FIELD}" := "_docid"')
-    return "to_json(struct_pack(" + ", ".join(parts) + "))"
+    return with_extra("to_json(struct_pack(" + ", ".join(parts) + "))")
 
 
 def _chunks(actions: list[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ...logtypes import LogType
@@ -72,7 +72,8 @@ def _epoch_of(value: Any) -> float | None:
         return float(value)
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()  # no zone: UTC, as stored
         except ValueError:
             return None
     return None

@@ -15,7 +15,7 @@ from ...query.graph import GRAPH_KEYS, GraphRows, GraphSpec, fold
 from ...query.l3 import KEY, SUMS
 from ...query.l3 import item as l3_item
 from ...query.model import Query, SortKey, parse_time
-from ..backend import Aggregated, FieldValue, SearchResult
+from ..backend import Aggregated, FieldValue, GroupSpec, SearchResult
 from ..mapping import DATE_FORMAT, ID_FIELD, SEQ_FIELD, exact_field, nested_path
 from .client import _HIDDEN, MAX_GROUPS, MAX_RESULT_WINDOW, Client
 
@@ -229,6 +229,35 @@ class Reads(Client):
             failed = [i for i in result.get("items", []) if next(iter(i.values())).get("status", 500) >= 300]
             if failed:
                 raise BackendError(f"OpenSearch did not dismiss {len(failed)} events: "
+                                   f"{next(iter(failed[0].values())).get('error')}; retry")
+        present = {h["_source"].get("id") for h in hits}
+        return [i for i in ids if i in present]
+
+    def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+        from . import groups
+
+        return groups.buckets(self._search(query, groups.body(query, spec, after, self._where(query))), spec)
+
+    def delete(self, query: Query, ids: list[str]) -> list[str]:
+        """Delete the query's records with these ids (refreshed before returning)."""
+        if not query.logtype.dismissable or len(query.clusters) != 1:
+            raise QueryError(f"{query.logtype.name} records cannot be deleted (one cluster of events at a time)")
+        indices = self._indices(query)
+        if indices is None or not ids:
+            return []
+        where = self._where(query)
+        where["bool"]["filter"].append({"terms": {"id": list(ids)}})
+        found = self.request("POST", f"/{indices}/_search", params={"ignore_unavailable": "true",
+                                                                     "allow_no_indices": "true"},
+                             body={"query": where, "size": MAX_RESULT_WINDOW, "_source": ["id"]})
+        hits = found["hits"]["hits"]
+        if hits:
+            lines = b"".join(orjson.dumps({"delete": {"_index": h["_index"], "_id": h["_id"]}}) + b"\n"
+                             for h in hits)
+            result = self.request("POST", "/_bulk", params={"refresh": "true"}, body=lines)
+            failed = [i for i in result.get("items", []) if next(iter(i.values())).get("status", 500) >= 300]
+            if failed:
+                raise BackendError(f"OpenSearch did not delete {len(failed)} events: "
                                    f"{next(iter(failed[0].values())).get('error')}; retry")
         present = {h["_source"].get("id") for h in hits}
         return [i for i in ids if i in present]
