@@ -41,6 +41,8 @@ _MAX_OBJECT = MAX_DOCUMENT_BYTES + 1
 _READ = ("read_json(?, columns=?, format='newline_delimited', "  # noqa: S608 - constants only
          f"maximum_object_size={_MAX_OBJECT}) WITH ORDINALITY "
          f'POSITIONAL JOIN (SELECT json AS "_raw" FROM read_ndjson_objects(?, maximum_object_size={_MAX_OBJECT}))')
+_UNKNOWN_KEYS = ("SELECT count(*) FROM (SELECT unnest(json_keys(json)) AS k FROM read_ndjson_objects(?, "
+                 f"maximum_object_size={_MAX_OBJECT})) WHERE k NOT IN (SELECT unnest(?::VARCHAR[]))")
 # The slow path names bad lines itself; past this many bulk COPY attempts the rest are reported, not retried.
 MAX_COPY_ATTEMPTS = 48
 _JSON_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*+"')
@@ -127,6 +129,8 @@ class Plan:
 
     columns: dict[str, str]
     select: str  # parameters: cluster, generated_time, seq base; then read_json's path and columns
+    lean: str  # the same for a batch without undeclared keys: `_extra` is NULL without looking
+    own: list[str]  # the keys a record may have without going to `_extra`
 
 
 def plan_for(lt: LogType) -> Plan:
@@ -144,8 +148,11 @@ def plan_for(lt: LogType) -> Plan:
     select = ", ".join(f"{e} AS {quote_ident(n)}" for n, e in exprs.items())
     select += (', ?::VARCHAR AS "cluster", ?::TIMESTAMPTZ AS "generated_time", ?::BIGINT + ordinality AS "_seq"'
                f', {_day_expr(lt, exprs)} AS "_day", {err} AS "_err"')
-    select += "".join(f", {e} AS {quote_ident(n)}" for n, e in _sent_exprs(lt, exprs).items())
-    return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, select)
+    sent = _sent_exprs(lt, exprs)
+    full = select + "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
+    sent[EXTRA_COLUMN] = "NULL::JSON"
+    lean = select + "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
+    return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, full, lean, list(own_keys(lt)))
 
 
 def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
@@ -216,8 +223,12 @@ class Converter:
         whole = scratch / "batch.parquet"
         cur = self._cursor()
         try:
+            # Undeclared keys are rare: one batch-wide look (a hash anti-join over the records' keys) spares
+            # every record of a clean batch the per-record key check; unreferenced, the raw read is pruned.
+            unknown = cur.execute(_UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0]
+            select = plan.select if unknown else plan.lean
             stats = _stats(cur.execute(
-                f"COPY (SELECT {plan.select} FROM {_READ}) TO {sql_path(whole)} "  # noqa: S608
+                f"COPY (SELECT {select} FROM {_READ}) TO {sql_path(whole)} "  # noqa: S608
                 f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, RETURN_STATS true)",
                 [cluster, now, seq_base, str(src), plan.columns, str(src)]))
             src.unlink()
