@@ -101,6 +101,8 @@ class Detector:
             if last is None or now - last >= SEARCH_PERIOD:
                 jobs.append((f"feed-search/{name}", lambda f=feed, s=st: self.search(f, s, now)))
         for name, alert in self.alerts.items():
+            if alert.disabled:
+                continue
             ast = self.alert_status[name]
             if ast.last_executed is None or now - ast.last_executed >= alert.period:
                 jobs.append((f"alert/{name}", lambda a=alert, s=ast: self.run_alert(a, s, now)))
