@@ -3,7 +3,6 @@ the last successful search is read, and each hit becomes a security event with a
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -168,9 +167,23 @@ class Hits:
 IP_FIELDS = ("source_ip", "dest_ip")
 
 
-@functools.lru_cache(maxsize=16)
+_MATCHERS: dict[int, tuple[tuple[str, ...], IPMatcher]] = {}
+
+
 def _ip_matcher(entries: tuple[str, ...]) -> IPMatcher:
-    """The matcher of a set, from the engines' parsed form of it (no second parse of 100,000 members)."""
+    """The matcher of a set, kept per set object (a feed's set is replaced, never changed: no 100,000-member
+    hash per run), built from the engines' parsed form of it (no second parse)."""
+    hit = _MATCHERS.get(id(entries))
+    if hit is not None and hit[0] is entries:
+        return hit[1]
+    if len(_MATCHERS) >= 16:
+        _MATCHERS.clear()
+    ipm = _build_matcher(entries)
+    _MATCHERS[id(entries)] = (entries, ipm)
+    return ipm
+
+
+def _build_matcher(entries: tuple[str, ...]) -> IPMatcher:
     parsed = parse_ipset(entries)
     ipm = IPMatcher(())
     ipm.exact = set(parsed.exact)
@@ -193,7 +206,7 @@ def _ip_hits(backend: Backend, feed: ThreatFeed, entries: tuple[str, ...], after
         if not page:
             break
         found += len(page)
-        pos = int(page[-1]["_seq"])
+        pos = int(page[-1]["_seq"]) if len(page) >= limit else upto  # a short page: every hit up to `upto`
         ipm = _ip_matcher(entries)  # built once per set, and only when something matched
         for doc in page:
             hit_src, hit_dst = ipm.match(doc.get("source_ip")), ipm.match(doc.get("dest_ip"))

@@ -31,7 +31,20 @@ def parse_ipset(ips: Sequence[str]) -> IPSet:
     """Members as canonical text; a member that is neither an address nor a CIDR is refused, named. Parsed
     once per set: a threat feed's set is matched again on every run, and parsing 100,000 members costs more
     than matching them in the engine."""
-    return _parse(ips if isinstance(ips, tuple) else tuple(ips))
+    if isinstance(ips, tuple):  # the same set object again (a feed's, run after run): no re-hash of its members
+        hit = _PARSED.get(id(ips))
+        if hit is not None and hit[0] is ips:
+            return hit[1]
+    key = ips if isinstance(ips, tuple) else tuple(ips)
+    parsed = _parse(key)
+    if isinstance(ips, tuple):
+        if len(_PARSED) >= 16:
+            _PARSED.clear()
+        _PARSED[id(ips)] = (ips, parsed)
+    return parsed
+
+
+_PARSED: dict[int, tuple[tuple[str, ...], IPSet]] = {}
 
 
 @functools.lru_cache(maxsize=16)
