@@ -742,6 +742,64 @@ def test_the_feed_returns_every_record_once_in_order(store: Any) -> None:
     assert store.backlog(FLOWS, 0, where=deny)[0] == 20
 
 
+def test_records_with_ips_returns_only_the_hits_in_order(store: Any) -> None:
+    """A set of addresses and CIDRs (IPv4 and IPv6) matched in the engine against source_ip/dest_ip of the
+    new records only; paged by `_seq` like records_after; bad members and non-IP keys are refused."""
+    from margay.errors import QueryError
+
+    records = [dict(r) for r in DATA]
+    records[50]["dest_ip"] = "2001:db8::17"
+    records[51]["dest_ip"] = "198.51.100.9"
+    records[52]["source_ip"] = "2001:db8:0:0:0:0:0:2a"  # not canonical on the wire
+    ingest(store, FLOWS, ndjson(records[:30]))
+    ingest(store, FLOWS, ndjson(records[30:]))
+    upto = store.head_seq()
+    everything = store.records_after(FLOWS, 0, 1000, upto=upto)
+    seq_of = {r["start_time"]: r["_seq"] for r in everything}
+
+    def starts(docs: list[dict[str, Any]]) -> list[int]:
+        return [(d["start_time"] - T0) // 60 for d in docs]
+
+    ips = ["10.0.1.3", "10.0.0.0/30", "198.51.100.0/24", "2001:db8::/120", "203.0.113.7"]
+    fields = ("source_ip", "dest_ip")
+    hits = store.records_with_ips(FLOWS, 0, fields, ips, 1000, upto=upto)
+    # 10.0.0.0/30 holds 10.0.0.0 and 10.0.0.2 (i = 0, 2); 10.0.1.3 is i = 3; the /24 and the v6 /120 their rows
+    assert starts(hits) == [0, 2, 3, 50, 51, 52]
+    assert [h["_seq"] for h in hits] == sorted(h["_seq"] for h in hits)
+    assert all(isinstance(h["_time"], float) and h["cluster"] == "c1" for h in hits)
+    assert hits[3]["dest_ip"] == "2001:db8::17"
+    # incremental: after the 4th hit only the later ones; a page of 2 then the rest
+    assert starts(store.records_with_ips(FLOWS, hits[2]["_seq"], fields, ips, 1000, upto=upto)) == [50, 51, 52]
+    first = store.records_with_ips(FLOWS, 0, fields, ips, 2, upto=upto)
+    assert starts(first) == [0, 2]
+    assert starts(store.records_with_ips(FLOWS, first[-1]["_seq"], fields, ips, 2, upto=upto)) == [3, 50]
+    # upto bounds it; one field only; no hit; an empty set
+    assert starts(store.records_with_ips(FLOWS, 0, fields, ips, 1000, upto=seq_of[T0 + 2 * 60])) == [0, 2]
+    assert starts(store.records_with_ips(FLOWS, 0, ("dest_ip",), ips, 1000, upto=upto)) == [50, 51]
+    assert store.records_with_ips(FLOWS, 0, fields, ["192.0.2.1", "192.0.2.128/25"], 1000, upto=upto) == []
+    assert store.records_with_ips(FLOWS, 0, fields, [], 1000, upto=upto) == []
+    with pytest.raises(QueryError, match="not-an-ip"):
+        store.records_with_ips(FLOWS, 0, fields, ["10.0.0.1", "not-an-ip"], 10, upto=upto)
+    with pytest.raises(QueryError, match="action"):
+        store.records_with_ips(FLOWS, 0, ("action",), ips, 10, upto=upto)
+
+
+def test_records_with_ips_takes_a_big_set(store: Any) -> None:
+    """100,000 members (a tenth of them CIDRs of several lengths) in one call: matched in the engine."""
+    import random
+
+    rng = random.Random(3)
+    members = {f"{rng.randrange(11, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+               for _ in range(90_000)}
+    members |= {f"{rng.randrange(11, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.0/24" for _ in range(9_000)}
+    members |= {"10.0.1.0/26", "10.0.0.4/31", "172.16.0.0/12"}
+    ingest(store, FLOWS, ndjson(DATA))
+    hits = store.records_with_ips(FLOWS, 0, ("source_ip", "dest_ip"), sorted(members), 1000,
+                                  upto=store.head_seq())
+    # 10.0.1.0/26 holds every odd i (10.0.1.i, i < 60); 10.0.0.4/31 holds i = 4
+    assert [(h["start_time"] - T0) // 60 for h in hits] == sorted([4, *range(1, 60, 2)])
+
+
 def test_a_page_of_the_largest_size(loaded: Any) -> None:
     """max_page_size 10,000 (the result window of OpenSearch) pages like any other size."""
     res = loaded.search(Query(FLOWS, ["c1"], size=10_000, now=NOW))

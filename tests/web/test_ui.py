@@ -12,7 +12,7 @@ import pytest
 from margay.logtypes.policy import readable
 from margay.web.session import sign_in_page as sign_in
 
-from .conftest import RESTRICTED, SCREENSHOTS, Site
+from .conftest import CLUSTERS, RESTRICTED, SCREENSHOTS, Site
 
 pytestmark = pytest.mark.rig
 
@@ -200,17 +200,69 @@ def test_flow_visualizer_edge_click_lists_its_flows(wide: Any, site: Site) -> No
 
 def test_dismissed_event_disappears(wide: Any, site: Site) -> None:
     open_ui(wide, site, "#/events", wait="events")
-    rows = wide.locator("#events tbody tr")
+    rows = wide.locator("#events tbody tr[data-id]")
     before = rows.count()
     assert before > 0
     first = rows.first.get_attribute("data-id")
     wide.evaluate("window.__margayRendered = {}")
     rows.first.locator("button.dismiss").click()
     wide.wait_for_function(f"() => !document.querySelector('#events tr[data-id=\"{first}\"]')", timeout=15_000)
-    assert wide.locator("#events tbody tr").count() == before - 1
+    assert wide.locator("#events tbody tr[data-id]").count() == before - 1
     wide.reload()
     wide.wait_for_function("() => window.__margayRendered && window.__margayRendered.events")
     assert wide.locator(f"#events tr[data-id=\"{first}\"]").count() == 0
+
+
+@pytest.mark.parametrize("width", [1280, 1440])
+def test_events_grouped_by_alert_with_bulk_dismiss(browser: Any, site: Site, width: int) -> None:
+    """Events under one row per alert (or threat-feed type) with their count; every Dismiss button is on screen
+    at 1280 and 1440 px; a group's checkbox selects its events; two picked events are dismissed, exactly them."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        errors = open_ui(page, site, "#/events", wait="events")
+        groups = page.locator("#events tr.group")
+        assert groups.count() >= 1
+        for i in range(groups.count()):  # each group's count is its rows'
+            name = groups.nth(i).get_attribute("data-group")
+            n = page.locator(f"#events tr[data-id][data-group={json.dumps(name)}]").count()
+            assert f"{n} event" in groups.nth(i).inner_text()
+        for button in page.locator("#events button.dismiss, #events button.dismiss-group").all()[:40]:
+            box = button.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (width, box)
+        bulk = page.locator("#e-dismiss-selected").bounding_box()
+        assert bulk is not None and bulk["x"] + bulk["width"] <= width
+        assert page.locator("#e-dismiss-selected").is_disabled()
+        # the largest group: its checkbox selects every open event of it; then two of its events, dismissed
+        sizes = sorted((page.locator(f"#events tr[data-id][data-group={json.dumps(g.get_attribute('data-group'))}]"
+                                     ).count(), g.get_attribute("data-group")) for g in groups.all())
+        size, name = sizes[-1]
+        assert size >= 3
+        group = page.locator(f"#events tr.group[data-group={json.dumps(name)}]")
+        everyone = json.loads(group.get_attribute("data-ids"))
+        group.locator("input.pick-group").check()
+        assert page.locator("#e-selected").inner_text() == f"{len(everyone)} selected"
+        group.locator("input.pick-group").uncheck()
+        assert page.locator("#e-selected").inner_text() == "0 selected"
+        members = page.locator(f"#events tr[data-id][data-group={json.dumps(name)}]")
+        ids = [members.nth(i).get_attribute("data-id") for i in range(2)]
+        for i in range(2):
+            members.nth(i).locator("input.pick").check()
+        assert page.locator("#e-selected").inner_text() == "2 selected"
+        total_before = page.locator("#events tr[data-id]").count()
+        page.evaluate("window.__margayRendered = {}")
+        page.click("#e-dismiss-selected")
+        page.wait_for_function(f"() => !document.querySelector('#events tr[data-id=\"{ids[0]}\"]')", timeout=15_000)
+        assert page.locator("#events tr[data-id]").count() == total_before - 2
+        assert f"{size - 2} event" in group.inner_text()
+        dismissed = {e["id"] for c in CLUSTERS for e in api(site, "/api/v1/events", {
+            "max_page_size": 1000, "selector": "dismissed = true"}, cluster=c)["items"]}
+        assert set(ids) <= dismissed
+        assert not errors, errors
+        if width == 1280:
+            shot(page, "events")
+    finally:
+        context.close()
 
 
 def test_restricted_user_sees_only_their_cluster(wide: Any, site: Site) -> None:

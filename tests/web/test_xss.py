@@ -31,8 +31,8 @@ PAYLOADS = [
     '<iframe data-xss=1 srcdoc="<script>parent.__xss=1</script>"></iframe>',
 ]
 PAGES = ["#/overview", "#/explore/flows", "#/explore/dns", "#/explore/audit", "#/explore/bgp",
-         "#/explore/events", "#/explore/l7", "#/events", "#/graph"]
-WAIT = {"#/overview": "overview", "#/events": "events", "#/graph": "graph"}
+         "#/explore/events", "#/explore/l7", "#/events", "#/graph", "#/alerts", "#/feeds"]
+WAIT = {"#/overview": "overview", "#/events": "events", "#/graph": "graph", "#/alerts": "alerts", "#/feeds": "feeds"}
 NOT_MARKUP = "[data-xss], script:not([src]), iframe, img[src='x'], svg[onload], a[href^='javascript']"
 
 
@@ -95,6 +95,18 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
                            headers={"content-type": "application/x-ndjson", "authorization": f"Bearer {token}"})
             assert r.status_code == 200, (lt.name, r.text[:2000])
             stored += r.json()["succeeded"]
+        # the detector's pages: resources whose free text is markup
+        for i, (resource, doc) in enumerate([
+            ("globalalerts", {"kind": "GlobalAlert", "metadata": {"name": "hostile"},
+                              "spec": {"description": PAYLOADS[0], "summary": PAYLOADS[1], "severity": 50,
+                                       "dataSet": "flows", "query": f'source_namespace = "{PAYLOADS[3]}"'}}),
+            ("globalthreatfeeds", {"kind": "GlobalThreatFeed", "metadata": {"name": "hostile"},
+                                   "spec": {"content": "IPSet", "description": PAYLOADS[2],
+                                            "pull": {"http": {"url": "https://x.example/" + PAYLOADS[4]}}}})]):
+            r = httpx.put(f"{server.url}/apis/projectcalico.org/v3/{resource}/hostile", timeout=30,
+                          json={"apiVersion": "projectcalico.org/v3", **doc},
+                          headers={"authorization": f"Bearer {token}"})
+            assert r.status_code == 201, (i, r.text[:2000])
         yield server.url, token, stored
 
 
@@ -177,9 +189,9 @@ def test_no_script_runs_on_any_page(admin_page: tuple[Any, dict[str, Any]], host
     hover_everything(page)
     assert_clean(page, seen, frag + " hovered")
     if frag.startswith("#/explore") or frag == "#/events":
-        rows = page.locator("#results tbody tr, #events tbody tr")
+        rows = page.locator("#results tbody tr, #events tbody tr[data-id]")  # events: not the group rows
         for i in range(min(rows.count(), 4)):
-            rows.nth(i).locator("td").nth(1).click()
+            rows.nth(i).locator("td").nth(2 if frag == "#/events" else 1).click()  # events lead with their actions
             page.wait_for_selector("#drawer:not([hidden])")
             assert_clean(page, seen, f"{frag} drawer {i}")
     if frag.startswith("#/explore"):

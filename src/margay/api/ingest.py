@@ -84,6 +84,10 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
             raise ParseError("the body holds no records: send one JSON object per line")
         return response
 
+    if lt.envelope:  # Linseed's threat-feed bulk: {"id", "data": {...}} per line
+        from ..detect.push import unwrap
+
+        body = unwrap(body, lt.envelope)
     body = await at_ingest(m, lt, cluster, body)  # aggregated first when configured for the cluster
     response, replayed = await asyncio.to_thread(m.backend.ingest, lt, cluster, body, key=key,
                                                  now=m.clock.now(), respond=respond)

@@ -216,6 +216,8 @@ def routes() -> list[Route]:
     # audit types) are read together under their common name, `type` in the body choosing.
     paths: dict[str, str] = {}
     for lt in REGISTRY.values():
+        if lt.envelope:  # Linseed's threat-feed lists: api/threatfeeds.py
+            continue
         sharing = [t for t in REGISTRY.values() if t.query_path == lt.query_path]
         paths.setdefault(lt.name if len(sharing) == 1 else lt.name.split("_")[0], lt.query_path)
     for name, path in paths.items():

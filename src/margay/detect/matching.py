@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from ..logtypes import REGISTRY
-from ..query.selector import InSet, Or
 from ..store.backend import Backend
+from ..store.ipset import parse_ipset
 from .feeds import FeedStatus
 from .resources import ThreatFeed
 
@@ -164,44 +164,57 @@ class Hits:
     scanned: int  # records read (on the engine-filtered path: hits returned)
 
 
-SELECT_CHUNK = 5000  # set members per selector: the engine filters, only hits come back
+IP_FIELDS = ("source_ip", "dest_ip")
 
 
-MAX_ENGINE_CIDRS = 50  # each CIDR is a range test in the embedded engine: measured far slower than a scan beyond this
+_MATCHERS: dict[int, tuple[tuple[str, ...], IPMatcher]] = {}
 
 
-def _engine_filterable(entries: tuple[str, ...]) -> bool:
-    """Whether the engine should filter: the selector language takes IPv4 CIDRs only, and many CIDRs cost
-    more there than reading the new records once."""
-    cidrs = [e for e in entries if "/" in e]
-    return len(cidrs) <= MAX_ENGINE_CIDRS and all(":" not in e for e in cidrs)
+def _ip_matcher(entries: tuple[str, ...]) -> IPMatcher:
+    """The matcher of a set, kept per set object (a feed's set is replaced, never changed: no 100,000-member
+    hash per run), built from the engines' parsed form of it (no second parse)."""
+    hit = _MATCHERS.get(id(entries))
+    if hit is not None and hit[0] is entries:
+        return hit[1]
+    if len(_MATCHERS) >= 16:
+        _MATCHERS.clear()
+    ipm = _build_matcher(entries)
+    _MATCHERS[id(entries)] = (entries, ipm)
+    return ipm
+
+
+def _build_matcher(entries: tuple[str, ...]) -> IPMatcher:
+    parsed = parse_ipset(entries)
+    ipm = IPMatcher(())
+    ipm.exact = set(parsed.exact)
+    for plen, nets in parsed.net4.items():
+        ipm.nets[(4, plen)] = {n << (32 - plen) for n in nets}
+    for net in parsed.net6:
+        ipm.nets.setdefault((6, net.prefixlen), set()).add(int(net.network_address))
+    return ipm
 
 
 def _ip_hits(backend: Backend, feed: ThreatFeed, entries: tuple[str, ...], after: int, upto: int,
              limit: int) -> tuple[dict[str, list[dict[str, Any]]], int]:
-    """IP matching in the engine: `source_ip IN {…} OR dest_ip IN {…}` per chunk of the set, over the new
-    records only; the few hits are then attributed to their entry here."""
-    found: dict[int, dict[str, Any]] = {}
-    for i in range(0, len(entries), SELECT_CHUNK):
-        chunk = entries[i:i + SELECT_CHUNK]
-        where = Or((InSet("source_ip", chunk), InSet("dest_ip", chunk)))
-        pos = after
-        while pos < upto:
-            page = backend.records_after(FLOWS, pos, limit, upto=upto, where=where)
-            if not page:
-                break
-            for doc in page:
-                found[int(doc["_seq"])] = doc
-            pos = int(page[-1]["_seq"])
-    ipm = IPMatcher(entries)
+    """IP matching in the engine (Backend.records_with_ips: the whole set against source_ip/dest_ip of the
+    new records only, a semi-join or `terms`); the few hits are then attributed to their entry here."""
     events: dict[str, list[dict[str, Any]]] = {}
-    for _, doc in sorted(found.items()):
-        hit_src, hit_dst = ipm.match(doc.get("source_ip")), ipm.match(doc.get("dest_ip"))
-        hit = hit_dst or hit_src
-        if hit is not None:
-            events.setdefault(str(doc.get("cluster") or "cluster"), []).append(
-                flow_event(feed.name, doc, hit, hit_dst is None))
-    return events, len(found)
+    found = 0
+    pos = after
+    while pos < upto:
+        page = backend.records_with_ips(FLOWS, pos, IP_FIELDS, entries, limit, upto=upto)
+        if not page:
+            break
+        found += len(page)
+        pos = int(page[-1]["_seq"]) if len(page) >= limit else upto  # a short page: every hit up to `upto`
+        ipm = _ip_matcher(entries)  # built once per set, and only when something matched
+        for doc in page:
+            hit_src, hit_dst = ipm.match(doc.get("source_ip")), ipm.match(doc.get("dest_ip"))
+            hit = hit_dst or hit_src
+            if hit is not None:
+                events.setdefault(str(doc.get("cluster") or "cluster"), []).append(
+                    flow_event(feed.name, doc, hit, hit_dst is None))
+    return events, found
 
 
 def search_feed(backend: Backend, feed: ThreatFeed, status: FeedStatus, *, limit: int = PAGE) -> Hits:
@@ -211,15 +224,14 @@ def search_feed(backend: Backend, feed: ThreatFeed, status: FeedStatus, *, limit
     upto = backend.safe_seq()
     if not status.entries:  # no good set yet: keep the cursor, so the first set sees what came before it
         return Hits({}, after, 0)
-    if feed.content == "IPSet" and _engine_filterable(status.entries):
+    if feed.content == "IPSet":
         if upto <= after:
             return Hits({}, after, 0)
         events_by_cluster, hits = _ip_hits(backend, feed, status.entries, after, upto, limit)
         return Hits(events_by_cluster, upto, hits)
     events: dict[str, list[dict[str, Any]]] = {}
     scanned = 0
-    ipm = IPMatcher(status.entries) if feed.content == "IPSet" else None
-    dm = DomainMatcher(status.entries) if feed.content != "IPSet" else None
+    dm = DomainMatcher(status.entries)
     while after < upto:
         page = backend.records_after(lt, after, limit, upto=upto)
         if not page:
@@ -228,13 +240,7 @@ def search_feed(backend: Backend, feed: ThreatFeed, status: FeedStatus, *, limit
         after = int(page[-1]["_seq"])
         for doc in page:
             cluster = str(doc.get("cluster") or "cluster")
-            if ipm is not None:
-                hit_src, hit_dst = ipm.match(doc.get("source_ip")), ipm.match(doc.get("dest_ip"))
-                hit = hit_dst or hit_src
-                if hit is not None:
-                    events.setdefault(cluster, []).append(flow_event(feed.name, doc, hit, hit_dst is None))
-            elif dm is not None:
-                found = sorted({m for m in map(dm.match, _dns_names(doc)) if m})
-                if found:
-                    events.setdefault(cluster, []).append(dns_event(feed.name, doc, found))
+            found = sorted({m for m in map(dm.match, _dns_names(doc)) if m})
+            if found:
+                events.setdefault(cluster, []).append(dns_event(feed.name, doc, found))
     return Hits(events, max(upto, status.cursor.get(lt.name, 0)), scanned)  # every record up to `upto` was read

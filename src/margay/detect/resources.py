@@ -238,6 +238,9 @@ def parse_threat_feed(doc: dict[str, Any]) -> ThreatFeed:
 
 # -- GlobalAlert / GlobalAlertTemplate ----------------------------------------------------------------------
 
+DISABLED = "margay.io/disabled"
+
+
 @dataclass(frozen=True)
 class Alert:
     name: str
@@ -260,6 +263,14 @@ class Alert:
     @property
     def logtypes(self) -> list[LogType]:
         return [REGISTRY[n] for n in DATA_SETS[self.data_set]]
+
+    @property
+    def disabled(self) -> bool:
+        """margay's switch (beyond Calico, whose GlobalAlert has none): the annotation `margay.io/disabled: "true"`
+        keeps the alert and its status but stops its runs."""
+        meta = self.source.get("metadata") if isinstance(self.source, dict) else None
+        notes = meta.get("annotations") if isinstance(meta, dict) else None
+        return isinstance(notes, dict) and str(notes.get(DISABLED, "")).lower() == "true"
 
 
 def substitute(query: str, subs: dict[str, list[str]], path: str) -> str:

@@ -7,7 +7,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from .alerts import evaluate
 from .events import write_events
 from .feeds import MAX_ERRORS, FeedPuller, FeedStatus, _iso
 from .matching import search_feed
+from .push import pushed_entries
 from .resources import Alert, Resource, ThreatFeed
 
 log = logging.getLogger("margay.detect")
@@ -41,6 +42,17 @@ class AlertStatus:
 
 def _dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _when(value: Any) -> datetime | None:
+    """A stored time (RFC 3339 text or epoch seconds) as an aware datetime, None when it is neither."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    try:
+        at = _dt(value)
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 class Detector:
@@ -89,6 +101,8 @@ class Detector:
             if last is None or now - last >= SEARCH_PERIOD:
                 jobs.append((f"feed-search/{name}", lambda f=feed, s=st: self.search(f, s, now)))
         for name, alert in self.alerts.items():
+            if alert.disabled:
+                continue
             ast = self.alert_status[name]
             if ast.last_executed is None or now - ast.last_executed >= alert.period:
                 jobs.append((f"alert/{name}", lambda a=alert, s=ast: self.run_alert(a, s, now)))
@@ -120,8 +134,17 @@ class Detector:
         self.save_state()
         return results
 
+    def load_pushed(self, feed: ThreatFeed, status: FeedStatus) -> None:
+        """A push feed's set is what was last pushed to Linseed's threat-feed endpoints (none: empty)."""
+        entries, docs = pushed_entries(self.backend, feed.content, feed.name)
+        status.entries, status.skipped = entries.values, entries.skipped
+        pushed = [t for t in (_when(d.get("generated_time")) or _when(d.get("created_at")) for d in docs) if t]
+        status.last_successful_sync = max(pushed, default=None)
+
     def search(self, feed: ThreatFeed, status: FeedStatus, now: datetime) -> None:
         try:
+            if feed.url is None:
+                self.load_pushed(feed, status)
             hits = search_feed(self.backend, feed, status)
             for cluster, events in hits.events.items():
                 write_events(self.backend, cluster, events, now)

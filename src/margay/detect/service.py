@@ -82,7 +82,8 @@ class DetectionService:
             return st.as_status() if st else {}
         if kind == "GlobalAlert":
             ast = self.detector.alert_status.get(name)
-            return ast.as_status() if ast else {}
+            alert = self.detector.alerts.get(name)
+            return ast.as_status(active=alert is None or not alert.disabled) if ast else {}
         return {}
 
     def apply(self, doc: Any) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from . import audit, bgp, compliance, dns, events, flows, l7
+from . import audit, bgp, compliance, dns, events, flows, l7, threatfeeds
 from .base import Field, Kind, LogType, QueryKey, Rollup, Side, quote_ident
 
 REGISTRY: dict[str, LogType] = {
     lt.name: lt
     for lt in (flows.LOGTYPE, dns.LOGTYPE, audit.AUDIT_EE, audit.AUDIT_KUBE, bgp.LOGTYPE, events.LOGTYPE, l7.LOGTYPE,
-               compliance.SNAPSHOTS, compliance.REPORTS, compliance.BENCHMARKS)
+               compliance.SNAPSHOTS, compliance.REPORTS, compliance.BENCHMARKS, threatfeeds.IPSET,
+               threatfeeds.DOMAINNAMESET)
 }
 
 SAMPLES: dict[str, list[str]] = {
@@ -16,6 +17,7 @@ SAMPLES: dict[str, list[str]] = {
     "bgp": bgp.SAMPLES, "events": events.SAMPLES, "l7": l7.SAMPLES,
     "snapshots": compliance.SAMPLES_SNAPSHOTS, "compliance_reports": compliance.SAMPLES_REPORTS,
     "benchmark_results": compliance.SAMPLES_BENCHMARKS,
+    "threatfeeds_ipset": threatfeeds.SAMPLES_IPSET, "threatfeeds_domainnameset": threatfeeds.SAMPLES_DOMAINNAMESET,
 }
 
 

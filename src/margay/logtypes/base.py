@@ -199,6 +199,7 @@ class LogType:
     dismissable: bool = False  # records carry `id` and `dismissed`, and Backend.dismiss sets the latter
     epoch_timestamp: bool = False  # documents carry `@timestamp` (the time field in epoch ms), as Calico's flows
     aggregation: str | None = None  # the key of its LogCollector aggregation levels (aggregate/ingest.py)
+    envelope: str | None = None  # Linseed wraps each document as {"id": ..., <envelope>: {...}} on the wire
 
     @property
     def scopable(self) -> bool:

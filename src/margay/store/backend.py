@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -191,6 +191,14 @@ class Backend(Protocol):
 
     def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
         """(records after the position, epoch seconds the oldest of them was stored)."""
+        ...
+
+    def records_with_ips(self, lt: LogType, after_seq: int, fields: Sequence[str], ips: Sequence[str], limit: int,
+                         *, upto: int | None = None) -> list[dict[str, Any]]:
+        """Like records_after, but only the documents whose value in one of `fields` (IP keys of `lt`) is in
+        `ips` (addresses and CIDRs, IPv4 or IPv6; a bad member is a QueryError). The engine matches the whole
+        set (a semi-join on the embedded store, `terms` on OpenSearch): only the hits come back, so a big threat
+        feed costs one pass over the new records' IP columns, not a document per record."""
         ...
 
     # -- partitions --------------------------------------------------------------------------------------

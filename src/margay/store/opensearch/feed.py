@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ...logtypes import LogType
 from ...query.selector import Node
+from ..ipset import ip_keys, parse_ipset
 from ..mapping import ID_FIELD, SEQ_FIELD
 from .client import _SEQ_SHIFT, FEED_GRACE_MS, Client
 
 log = logging.getLogger(__name__)
+TERMS_CHUNK = 50_000  # members per `terms` query: below OpenSearch's default index.max_terms_count (65,536)
 
 
 class Feed(Client):
@@ -47,6 +50,34 @@ class Feed(Client):
                               params={"ignore_unavailable": "true", "allow_no_indices": "true"},
                               body={"query": self._feed_query(lt, after_seq, upto, where), "size": limit,
                                     "sort": [{SEQ_FIELD: "asc"}], "track_total_hits": False})
+        out = []
+        for h in result["hits"]["hits"]:
+            doc = h["_source"]
+            seq = doc.pop(SEQ_FIELD)
+            doc.pop(ID_FIELD, None)
+            doc["_seq"], doc["_time"] = seq, _epoch_of(doc.get(lt.time_field))
+            out.append(doc)
+        return out
+
+    def records_with_ips(self, lt: LogType, after_seq: int, fields: Sequence[str], ips: Sequence[str], limit: int,
+                         *, upto: int | None = None) -> list[dict[str, Any]]:
+        """`terms` queries on the `ip`-mapped fields (they take CIDRs, IPv4 and IPv6), the set chunked below
+        `index.max_terms_count`; only the hits come back."""
+        keys = ip_keys(lt, fields)
+        ipset = parse_ipset(ips)
+        upto = self.safe_seq() if upto is None else upto
+        if upto <= after_seq or limit <= 0 or not ipset.entries:
+            return []
+        members = ipset.entries
+        should = [{"terms": {k.es_field: members[i:i + TERMS_CHUNK]}}
+                  for k in keys for i in range(0, len(members), TERMS_CHUNK)]
+        query = {"bool": {"filter": [{"range": {SEQ_FIELD: {"gt": after_seq, "lte": upto}}},
+                                     {"bool": {"should": should, "minimum_should_match": 1}}]}}
+        self.ensure_ready()
+        result = self.request("POST", f"/{self.prefix}{lt.index_prefix}.*/_search",
+                              params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+                              body={"query": query, "size": limit, "sort": [{SEQ_FIELD: "asc"}],
+                                    "track_total_hits": False})
         out = []
         for h in result["hits"]["hits"]:
             doc = h["_source"]

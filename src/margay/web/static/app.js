@@ -5,6 +5,7 @@ import { overview } from "./overview.js";
 import { explorer } from "./explorer.js";
 import { graph } from "./graph.js";
 import { events } from "./events.js";
+import { alerts, feeds } from "./detect.js";
 
 const main = document.getElementById("main");
 let charts = [];
@@ -116,7 +117,7 @@ function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSO
 // A change of range, clusters or zone is a new history entry with the state in its URL.
 function navigate() { location.hash = withGlobals(location.hash); }
 
-const PAGES = { overview, explore: explorer, graph, events };
+const PAGES = { overview, explore: explorer, graph, events, alerts, feeds };
 
 export function render() {
   closeDrawer();
