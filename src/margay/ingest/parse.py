@@ -41,7 +41,7 @@ _MAX_OBJECT = MAX_DOCUMENT_BYTES + 1
 _READ = ("read_json(?, columns=?, format='newline_delimited', "  # noqa: S608 - constants only
          f"maximum_object_size={_MAX_OBJECT}) WITH ORDINALITY "
          f'POSITIONAL JOIN (SELECT json AS "_raw" FROM read_ndjson_objects(?, maximum_object_size={_MAX_OBJECT}))')
-_UNKNOWN_KEYS = ("SELECT count(*) FROM (SELECT unnest(json_keys(json)) AS k FROM read_ndjson_objects(?, "
+_UNKNOWN_KEYS = ("SELECT count(*) FROM (SELECT unnest(json_keys(json)) AS k FROM read_ndjson_objects(?, "  # noqa: S608
                  f"maximum_object_size={_MAX_OBJECT})) WHERE k NOT IN (SELECT unnest(?::VARCHAR[]))")
 # The slow path names bad lines itself; past this many bulk COPY attempts the rest are reported, not retried.
 MAX_COPY_ATTEMPTS = 48
