@@ -19,6 +19,7 @@ from ..query.model import parse_time
 from ..store.backend import Backend
 from . import reporter
 from .schedule import JOB_START_DELAY, Schedule, due
+from .state import Checkpoints
 
 MAX_ATTEMPTS = 10
 _KEEP = 5  # jobs listed per status list, newest first
@@ -47,6 +48,7 @@ class ReportJobs:
         self.backend, self.cluster, self.clock = backend, cluster, clock
         self.state_file, self.delay, self.max_attempts = state_file, delay, max_attempts
         self.entries: dict[str, _Entry] = {}
+        self.checkpoints = Checkpoints()  # incremental replay between consecutive jobs (state.py)
         self._saved: dict[str, Any] = {}
         if state_file is not None and state_file.exists():
             self._saved = orjson.loads(state_file.read_bytes())
@@ -71,6 +73,13 @@ class ReportJobs:
         first = next(sched.fires(now - timedelta(minutes=1), now + timedelta(days=366)), now)
         self.entries[name] = _Entry(report, sched, first)
 
+    def remove(self, name: str) -> bool:
+        """Forget a GlobalReport (deleted): no more jobs; its stored reports stay."""
+        gone = self.entries.pop(name, None) is not None
+        self._saved.pop(name, None)
+        self._save()
+        return gone
+
     def status(self, name: str) -> dict[str, Any]:
         return self.entries[name].status
 
@@ -87,8 +96,9 @@ class ReportJobs:
                 job = {"job": f"{name}-{int(end.timestamp())}", "reportStart": _t(start), "reportEnd": _t(end)}
                 e.status["lastScheduledReportJob"] = job
                 e.status["activeReportJobs"] = [job]
+                self.checkpoints.last.pop(self.cluster, None)
                 try:
-                    reporter.run(self.backend, self.cluster, e.report, start, end, now)
+                    reporter.run(self.backend, self.cluster, e.report, start, end, now, self.checkpoints)
                 except MargayError as exc:
                     e.attempts += 1
                     failed = {**job, "attempt": e.attempts, "error": exc.message, "at": _t(now)}
@@ -103,7 +113,9 @@ class ReportJobs:
                 e.status["activeReportJobs"] = []
                 e.status["lastSuccessfulReportJobs"] = [{**job, "at": _t(now)},
                                                         *e.status["lastSuccessfulReportJobs"]][:_KEEP]
-                done.append({"report": name, "result": "succeeded", **job})
+                base = self.checkpoints.last.pop(self.cluster, None)
+                done.append({"report": name, "result": "succeeded", **job,
+                             **({"replayedFrom": _t(base[1]), "replayBase": base[0]} if base else {})})
         self._save()
         return done
 
