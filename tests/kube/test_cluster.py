@@ -146,9 +146,13 @@ def test_calico_config_follows_the_api_server(kube: Any, proxied: tuple[Proxy, P
     sfx = secrets.token_hex(3)
     alert, feed, report = f"alert-{sfx}", f"feed-{sfx}", f"report-{sfx}"
     clock = FakeClock(NOW)
+    early = {"apiVersion": CRD, "kind": "GlobalReport", "metadata": {"name": f"early-{sfx}"},
+             "spec": {"reportType": "policy-audit", "schedule": "0 0 * * 0"}}
+    assert kube.api.apply([early])[0].status_code == 201  # there before margay starts
     m = served(Settings(data_dir=tmp_path / "data", kubeconfig=kubeconfig), clock)
     try:
         assert m.cluster is not None and m.cluster.watcher.wait_synced(60), m.cluster.watcher.status()
+        eventually(lambda: f"early-{sfx}" in m.reports.jobs.entries, what="the first list handed on")
         det = m.detection.detector
 
         # GlobalAlert: created, changed, refused when invalid (the last good one keeps running), deleted
@@ -229,7 +233,9 @@ def test_calico_config_follows_the_api_server(kube: Any, proxied: tuple[Proxy, P
         with kube.api.client() as http:
             assert http.delete(f"/apis/{CRD}/globalthreatfeeds/{feed}").status_code == 200
             http.delete(f"/apis/{CRD}/globalalerts/{alert}-2")
-        eventually(lambda: feed not in det.feeds and alert + "-2" not in det.alerts, what="deletes")
+            http.delete(f"/apis/{CRD}/globalreports/early-{sfx}")
+        eventually(lambda: feed not in det.feeds and alert + "-2" not in det.alerts
+                   and f"early-{sfx}" not in m.reports.jobs.entries, what="deletes")
     finally:
         m.close()
 

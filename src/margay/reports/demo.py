@@ -16,7 +16,7 @@ The week's story (day 0 is seven days before today, UTC):
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +191,7 @@ def write_history(backend: Backend, topology: Any, cluster: str, today: datetime
     for _, verb, obj in pending:
         _apply(state, verb, obj)
     if dumps is not None:  # the state now, for the server's own daily snapshots
-        dumps.mkdir(parents=True, exist_ok=True)
-        (dumps / f"{cluster}.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List",
-                                                               "items": list(state.values())}))
+        write_dump(topology, cluster, dumps)
     stored = 0
     for d in range(days):
         start = day0 + timedelta(days=d)
@@ -204,6 +202,20 @@ def write_history(backend: Backend, topology: Any, cluster: str, today: datetime
         if log is not None:
             log(f"compliance history: reports of {start:%Y-%m-%d} stored")
     return stored
+
+
+def write_dump(topology: Any, cluster: str, folder: Path) -> Path:
+    """The cluster's state at the end of the week (the story applied) as a dump, for the server's own daily
+    snapshots (--snapshot-dumps); written before the server starts so its first snapshot finds it."""
+    objs = cluster_objects(topology, cluster)
+    state = {(f"{o['apiVersion']}/{o['kind']}", o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+             for o in objs}
+    for _, verb, obj in week_of_changes(objs, datetime(2000, 1, 1, tzinfo=UTC)):
+        _apply(state, verb, obj)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{cluster}.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": list(state.values())}))
+    return path
 
 
 def write_globalreports(folder: Path) -> Path:

@@ -89,16 +89,14 @@ def try_commands(url: str) -> list[str]:
     ]
 
 
-def _compliance_history(app: Any, topo: Topology, cluster: str, now: datetime, data_dir: Path,
-                        console: Console) -> None:
+def _compliance_history(app: Any, topo: Topology, cluster: str, now: datetime, console: Console) -> None:
     """A week of compliance history (snapshots, policy and label changes, daily reports) for the Reports page,
     written in the background so the demo's URL is up at once; a re-run keeps the stored week."""
     from ..reports import demo as reports_demo
 
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     try:
-        n = reports_demo.write_history(app.state.margay.backend, topo, cluster, today,
-                                       dumps=data_dir / "reports-demo" / "dumps")
+        n = reports_demo.write_history(app.state.margay.backend, topo, cluster, today)
     except Exception as exc:  # the demo goes on without it
         console.print(f"compliance history not written: {exc}")
         return
@@ -134,6 +132,7 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
     from ..reports import demo as reports_demo
 
     reports = reports_demo.write_globalreports(data_dir / "reports-demo")
+    reports_demo.write_dump(Topology.build(seed, clusters=clusters), clusters[0], data_dir / "reports-demo" / "dumps")
     app = create_app(Settings(data_dir=data_dir, detect_resources=resources, feeds_allow_networks="127.0.0.0/8",
                               detect_interval=15, reports_resources=reports,
                               snapshot_dumps=data_dir / "reports-demo" / "dumps"))
@@ -161,7 +160,7 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
             sent = detect_demo.send_scenarios(server.url, clusters[0], int(now.timestamp()))
             console.print(f"{switched_on}; {sent} records of attack scenarios sent — their events appear within "
                           "a minute")
-        history = threading.Thread(target=_compliance_history, args=(app, topo, clusters[0], now, data_dir, console),
+        history = threading.Thread(target=_compliance_history, args=(app, topo, clusters[0], now, console),
                                    name="margay-demo-compliance", daemon=True)
         history.start()
         print(f"margay is running at {server.url} (no sign-in on this loopback demo)", flush=True)
