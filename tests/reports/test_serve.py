@@ -202,3 +202,39 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(yaml.safe_dump({**REPORT, "spec": {"reportType": "nope"}}))
     with pytest.raises(Exception, match=r"r.yaml document 1.spec.reportType"):
         Margay(Settings(data_dir=tmp_path / "d3", reports_resources=tmp_path / "r.yaml"))
+
+
+def test_margay_serve_runs_reports_and_snapshots(engine: dict[str, Any], tmp_path: Path) -> None:
+    """The flags of `margay serve`, in its own process: the first tick snapshots the dumps at once, and the
+    GlobalReport from --reports-resources is scheduled and shown."""
+    from conftest import engine_args
+
+    from margay.rig.children import ServerProcess
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "cluster.yaml").write_text(dump("web"))
+    (tmp_path / "reports.yaml").write_text(yaml.safe_dump(REPORT))
+    args = ["--reports-resources", str(tmp_path / "reports.yaml"), "--snapshot-dumps", str(dumps),
+            "--snapshot-hour", "3", "--reports-cluster", "prod", *engine_args(engine)]
+    with ServerProcess(tmp_path / "data", *args) as server:
+        status: dict[str, Any] = {}
+        for _ in range(600):  # wait for the server's first tick (a thread), not for time to pass
+            status = httpx.get(server.url + "/api/v1/compliance/status", timeout=10).json()
+            if status["snapshots"]["lastSuccessfulSnapshot"]:
+                break
+            threading.Event().wait(0.1)
+        assert status["cluster"] == "prod" and status["snapshots"]["resources"] == 4, status
+        assert status["snapshots"]["snapshotHour"] == 3
+        listed = httpx.get(server.url + "/apis/projectcalico.org/v3/globalreports", timeout=10).json()
+        assert [(i["metadata"]["name"], i["status"]["source"]) for i in listed["items"]] == [("daily", "file")]
+
+
+def test_margay_serve_refuses_a_bad_snapshot_hour(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "margay", "serve", "--data-dir", str(tmp_path), "--no-auth",
+                        "--snapshot-hour", "24"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "'--snapshot-hour'" in r.stderr and "less than or equal to 23" in r.stderr
