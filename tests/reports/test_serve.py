@@ -208,7 +208,6 @@ def test_margay_serve_runs_reports_and_snapshots(engine: dict[str, Any], tmp_pat
     """The flags of `margay serve`, in its own process: the first tick snapshots the dumps at once, and the
     GlobalReport from --reports-resources is scheduled and shown."""
     from conftest import engine_args
-
     from margay.rig.children import ServerProcess
 
     dumps = tmp_path / "dumps"
