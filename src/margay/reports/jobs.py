@@ -6,6 +6,7 @@ in a JSON file so a restart resumes where it stopped. Time comes from the inject
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,6 +50,7 @@ class ReportJobs:
         self.state_file, self.delay, self.max_attempts = state_file, delay, max_attempts
         self.entries: dict[str, _Entry] = {}
         self.checkpoints = Checkpoints()  # incremental replay between consecutive jobs (state.py)
+        self._saving = threading.Lock()
         self._saved: dict[str, Any] = {}
         if state_file is not None and state_file.exists():
             self._saved = orjson.loads(state_file.read_bytes())
@@ -87,7 +89,7 @@ class ReportJobs:
         """Run every job that is due now, oldest interval first, one at a time; returns what happened."""
         now = self.clock.now()
         done: list[dict[str, Any]] = []
-        for name, e in sorted(self.entries.items()):
+        for name, e in sorted(list(self.entries.items()), key=lambda kv: kv[0]):  # a put may come meanwhile
             if e.report["spec"].get("suspend"):
                 continue
             for start, end in due(e.schedule, e.last_end, now, delay=self.delay):
@@ -122,8 +124,9 @@ class ReportJobs:
     def _save(self) -> None:
         if self.state_file is None:
             return
-        data = {n: {"lastEnd": e.last_end.isoformat(), "attempts": e.attempts, "status": e.status}
-                for n, e in self.entries.items()}
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.state_file)
+        with self._saving:  # tick() and remove() may run in different threads (margay serve)
+            data = {n: {"lastEnd": e.last_end.isoformat(), "attempts": e.attempts, "status": e.status}
+                    for n, e in list(self.entries.items())}
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            os.replace(tmp, self.state_file)

@@ -102,6 +102,7 @@ class ReportService:
         self.origin: dict[str, str] = {}  # report name -> "file" | "cluster"
         self.errors: dict[str, str] = {}  # report name -> why the cluster's version was refused
         self._lock = threading.RLock()
+        self._ticking = threading.Lock()
         self._snap_file = self.dir / "snapshots.json"
         self._snap: dict[str, Any] = {"last": None, "attempts": 0, "errors": []}
         if self._snap_file.exists():
@@ -206,8 +207,8 @@ class ReportService:
     def tick(self) -> list[dict[str, Any]]:
         """A due snapshot, then every due report job; returns what happened (for logs and tests)."""
         now = self.clock.now()
-        with self._lock:
-            out = []
+        with self._ticking:  # one tick at a time; `_lock` is only held briefly, so puts and status reads
+            out = []         # (the API, the watcher's threads) never wait for a long report job
             snap = self._snapshot_tick(now)
             if snap is not None:
                 out.append(snap)
