@@ -107,14 +107,16 @@ class Margay(RequestAccess):
 
 
 def _cluster_source(settings: Settings, m: Margay) -> ClusterSource | None:
-    """With --kubeconfig (and kube_watch): the API server's Calico configuration and compliance kinds."""
-    if settings.kubeconfig is None or not settings.kube_watch:
+    """With --kubeconfig or --in-cluster (and kube_watch): the API server's Calico configuration and
+    compliance kinds."""
+    if not settings.kube_watch or (settings.kubeconfig is None and settings.auth != "kube"):
         return None
-    from .access.kube import from_kubeconfig
+    from .access.kube import from_kubeconfig, in_cluster
     from .kube import ResourceWatcher
     from .kube.resources import CALICO_CONFIG, COMPLIANCE
 
-    watcher = ResourceWatcher(from_kubeconfig(settings.kubeconfig), CALICO_CONFIG + COMPLIANCE, clock=m.clock)
+    conn = from_kubeconfig(settings.kubeconfig) if settings.kubeconfig else in_cluster()
+    watcher = ResourceWatcher(conn, CALICO_CONFIG + COMPLIANCE, clock=m.clock)
     return ClusterSource(watcher, detection=m.detection, retention=m.retention)
 
 
