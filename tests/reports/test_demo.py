@@ -3,6 +3,7 @@ report runs whose summaries move exactly as the story says; a second run adds no
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from margay.app import Margay
 from margay.clock import FakeClock
 from margay.config import Settings
+from margay.logtypes import REGISTRY
+from margay.query.model import Query
 from margay.reports import demo, reporter, snapshots
 from margay.simulate.topology import Topology
 
@@ -20,7 +23,12 @@ def test_a_week_of_compliance_history(engine: dict[str, Any], tmp_path: Path) ->
     m = Margay(Settings(data_dir=tmp_path / "data", **engine), clock=FakeClock(TODAY))
     try:
         topo = Topology.build(1, clusters=["cluster", "app-cluster-1"])
+        stopped = threading.Event()
+        stopped.set()  # Ctrl-C before the week was written: the next run completes it, nothing twice
+        assert demo.write_history(m.backend, topo, "cluster", TODAY, stop=stopped) == 0
         assert demo.write_history(m.backend, topo, "cluster", TODAY, dumps=tmp_path / "dumps") == 21
+        audit = m.backend.count(Query(REGISTRY["audit_ee"], ["cluster"], start=TODAY - timedelta(days=8), end=TODAY))
+        assert audit == 2  # the GlobalNetworkPolicy created and the Calico NetworkPolicy deleted, once each
         day0 = TODAY - timedelta(days=7)
         assert [snapshots.latest(m.backend, "cluster", day0 + timedelta(days=d))[0] for d in range(7)] == [
             day0 + timedelta(days=d) for d in range(7)]

@@ -16,6 +16,7 @@ The week's story (day 0 is seven days before today, UTC):
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 import yaml
 
-from ..errors import BackendError
+from ..errors import BackendError, NotFound
 from ..logtypes import REGISTRY
 from ..store.backend import Backend
 from . import reporter, snapshots
@@ -161,12 +162,16 @@ def _resources(state: dict[tuple[str, str, str], dict[str, Any]]) -> Resources:
 
 
 def write_history(backend: Backend, topology: Any, cluster: str, today: datetime, *, days: int = 7,
-                  dumps: Path | None = None, log: Any = None) -> int:
+                  dumps: Path | None = None, log: Any = None, stop: threading.Event | None = None) -> int:
     """Snapshots, audit events and daily report runs for the `days` before `today` (midnight UTC); returns the
-    number of reports stored. Does nothing when the cluster already has a snapshot in that week."""
+    number of reports stored. Does nothing when the week's last report is stored already; a week cut short
+    (`stop` set, e.g. Ctrl-C) is completed by the next call (every batch has an idempotency key)."""
     day0 = today - timedelta(days=days)
-    if snapshots.latest(backend, cluster, today, lookback=timedelta(days=days + 1)) is not None:
+    try:
+        reporter.stored(backend, cluster, "daily-policy-audit", today)  # the last one written
         return 0
+    except NotFound:
+        pass
     objs = cluster_objects(topology, cluster)
     state = {(f"{o['apiVersion']}/{o['kind']}", o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
              for o in objs}
@@ -187,6 +192,8 @@ def write_history(backend: Backend, topology: Any, cluster: str, today: datetime
         while pending and pending[0][0] < at:
             _, verb, obj = pending.pop(0)
             _apply(state, verb, obj)
+        if stop is not None and stop.is_set():
+            return 0
         snapshots.take(backend, cluster, _resources(state), started=at, completed=at)
     for _, verb, obj in pending:
         _apply(state, verb, obj)
@@ -196,6 +203,8 @@ def write_history(backend: Backend, topology: Any, cluster: str, today: datetime
     for d in range(days):
         start = day0 + timedelta(days=d)
         for report in GLOBALREPORTS:
+            if stop is not None and stop.is_set():
+                return stored
             reporter.run(backend, cluster, report, start, start + timedelta(days=1),
                          start + timedelta(days=1, minutes=30))
             stored += 1
