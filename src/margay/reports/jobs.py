@@ -5,6 +5,7 @@ in a JSON file so a restart resumes where it stopped. Time comes from the inject
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -22,8 +23,14 @@ from . import reporter
 from .schedule import JOB_START_DELAY, Schedule, due
 from .state import Checkpoints
 
+log = logging.getLogger("margay.reports")
 MAX_ATTEMPTS = 10
 _KEEP = 5  # jobs listed per status list, newest first
+
+
+def failure_message(exc: Exception) -> str:
+    """A failure for the status: margay's own message, else the exception's type and text (no traceback)."""
+    return exc.message if isinstance(exc, MargayError) else f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _t(t: datetime) -> str:
@@ -101,9 +108,11 @@ class ReportJobs:
                 self.checkpoints.last.pop(self.cluster, None)
                 try:
                     reporter.run(self.backend, self.cluster, e.report, start, end, now, self.checkpoints)
-                except MargayError as exc:
+                except Exception as exc:  # any failure is a failed attempt: retried, and shown in the status
                     e.attempts += 1
-                    failed = {**job, "attempt": e.attempts, "error": exc.message, "at": _t(now)}
+                    if not isinstance(exc, MargayError):
+                        log.exception("report job %s failed", job["job"])
+                    failed = {**job, "attempt": e.attempts, "error": failure_message(exc), "at": _t(now)}
                     e.status["lastFailedReportJobs"] = [failed, *e.status["lastFailedReportJobs"]][:_KEEP]
                     e.status["activeReportJobs"] = []
                     done.append({"report": name, "result": "failed", **failed})

@@ -31,7 +31,7 @@ from ..names import CLUSTER_RULE, is_cluster_name
 from ..query.model import parse_time
 from ..store.backend import Backend
 from . import reporter, snapshots
-from .jobs import ReportJobs
+from .jobs import ReportJobs, failure_message
 from .resources import Resources, load_dump
 
 log = logging.getLogger("margay.reports")
@@ -190,12 +190,15 @@ class ReportService:
             return None
         try:
             n = self.take_snapshot(now)
-        except MargayError as exc:
+        except Exception as exc:  # any failure: retried at the next tick, and shown in the status
+            if not isinstance(exc, MargayError):
+                log.exception("snapshot failed")
+            message = failure_message(exc)
             self._snap["attempts"] = int(self._snap.get("attempts", 0)) + 1
-            self._snap["errors"] = [{"type": "SnapshotFailed", "message": exc.message, "at": _t(now)},
+            self._snap["errors"] = [{"type": "SnapshotFailed", "message": message, "at": _t(now)},
                                     *self._snap.get("errors", [])][:_KEEP_ERRORS]
             self._save_snap()
-            return {"snapshot": "failed", "attempt": self._snap["attempts"], "error": exc.message}
+            return {"snapshot": "failed", "attempt": self._snap["attempts"], "error": message}
         self._snap = {"last": _t(now), "attempts": 0, "errors": [], "resources": n}
         self._save_snap()
         return {"snapshot": "taken", "at": _t(now), "resources": n}
