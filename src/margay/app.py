@@ -23,6 +23,7 @@ from .api import (
     es,
     events,
     flows,
+    globalreports,
     graph,
     ingest,
     linseed_flows,
@@ -37,7 +38,9 @@ from .config import Settings
 from .detect.service import DetectionService
 from .errors import InsufficientStorage, MargayError
 from .forward import Forwarding
+from .kube.cluster import ClusterSource
 from .metrics import Registry, standard
+from .reports.service import ReportService, dumps_source
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
 from .store.backend import Backend
 from .store.duckdb import DuckDBBackend
@@ -67,6 +70,16 @@ class Margay(RequestAccess):
         self.forwarding = Forwarding.from_file(settings.config, self.backend, settings.data_dir, self.metrics)
         # Intrusion detection (detect/): threat feeds and GlobalAlerts that raise events through the store.
         self.detection = DetectionService.from_settings(settings, self.backend, self.clock)
+        # Calico resources live from the API server (kube/cluster.py) and report jobs + snapshots (reports/).
+        self.cluster = _cluster_source(settings, self)
+        self.reports = ReportService(
+            self.backend, self.clock, data_dir=settings.data_dir, cluster=settings.reports_cluster,
+            resources=settings.reports_resources, snapshot_hour=settings.snapshot_hour,
+            interval=float(settings.reports_interval),
+            snapshot_source=self.cluster.snapshot if self.cluster is not None
+            else dumps_source(settings.snapshot_dumps) if settings.snapshot_dumps is not None else None)
+        if self.cluster is not None:
+            self.cluster.reports = self.reports
 
     def guard_disk(self) -> None:
         self.disk.check()
@@ -80,13 +93,33 @@ class Margay(RequestAccess):
         self.retention.start()
         self.forwarding.start()
         self.detection.start()
+        self.reports.start()
+        if self.cluster is not None:
+            self.cluster.start()
 
     def close(self) -> None:
         self.retention.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+        self.reports.stop()
         self.detection.stop()
         self.forwarding.stop()
         self.access.close()
         self.backend.close()
+
+
+def _cluster_source(settings: Settings, m: Margay) -> ClusterSource | None:
+    """With --kubeconfig or --in-cluster (and kube_watch): the API server's Calico configuration and
+    compliance kinds."""
+    if not settings.kube_watch or (settings.kubeconfig is None and settings.auth != "kube"):
+        return None
+    from .access.kube import from_kubeconfig, in_cluster
+    from .kube import ResourceWatcher
+    from .kube.resources import CALICO_CONFIG, COMPLIANCE
+
+    conn = from_kubeconfig(settings.kubeconfig) if settings.kubeconfig else in_cluster()
+    watcher = ResourceWatcher(conn, CALICO_CONFIG + COMPLIANCE, clock=m.clock)
+    return ClusterSource(watcher, detection=m.detection, retention=m.retention)
 
 
 def _backend(settings: Settings, clock: Clock) -> Backend:
@@ -150,7 +183,8 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *counts.routes(), *statistics.routes(),
               *flows.routes(), *linseed_flows.routes(), *graph.routes(), *events.routes(), *catalog.routes(),
-              *es.routes(), *detect.routes(), *threatfeed_routes(), *session.routes(), *pages.routes()]
+              *es.routes(), *globalreports.routes(), *detect.routes(), *threatfeed_routes(), *session.routes(),
+              *pages.routes()]
     sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
     middleware = [Middleware(session.SecurityHeaders)]
     if m.access.enabled:

@@ -67,6 +67,22 @@ def serve(
     detect_resources: Annotated[Path | None, typer.Option(
         help="GlobalThreatFeed/GlobalAlert YAML for the detector: a file or a folder (docs/detect.md).",
         envvar="MARGAY_DETECT_RESOURCES")] = None,
+    reports_resources: Annotated[Path | None, typer.Option(
+        help="GlobalReport YAML whose report jobs the server runs: a file or a folder (docs/reports.md).",
+        envvar="MARGAY_REPORTS_RESOURCES")] = None,
+    snapshot_dumps: Annotated[Path | None, typer.Option(
+        help="Without --kubeconfig: `kubectl get -o yaml` dumps (a folder or file) the daily compliance snapshot "
+             "reads.", envvar="MARGAY_SNAPSHOT_DUMPS")] = None,
+    snapshot_hour: Annotated[int | None, typer.Option(
+        help="Hour of the day (UTC, 0-23) of the daily compliance snapshot [default: 0].", min=0, max=23,
+        envvar="MARGAY_SNAPSHOT_HOUR")] = None,
+    reports_cluster: Annotated[str | None, typer.Option(
+        help="Cluster name of the snapshots and reports the server makes [default: cluster].",
+        envvar="MARGAY_REPORTS_CLUSTER")] = None,
+    kube_watch: Annotated[bool | None, typer.Option(
+        "--kube-watch/--no-kube-watch", help="With --kubeconfig, read GlobalAlerts, GlobalThreatFeeds, "
+        "GlobalReports, LogStorage and the compliance kinds from the API server (list+watch) [default: on].",
+        envvar="MARGAY_KUBE_WATCH")] = None,
 ) -> None:
     """Run the margay server: ingest, store, query, UI.
 
@@ -89,7 +105,10 @@ def serve(
                                  "backend": backend, "opensearch_url": opensearch_url,
                                  "opensearch_user": opensearch_user, "opensearch_password": opensearch_password,
                                  "opensearch_token": opensearch_token, "opensearch_ca_file": opensearch_ca_file,
-                                 "opensearch_prefix": opensearch_prefix, "detect_resources": detect_resources}
+                                 "opensearch_prefix": opensearch_prefix, "detect_resources": detect_resources,
+                                 "reports_resources": reports_resources, "snapshot_dumps": snapshot_dumps,
+                                 "snapshot_hour": snapshot_hour, "reports_cluster": reports_cluster,
+                                 "kube_watch": kube_watch}
         if no_auth and (tokens or rbac or kubeconfig or in_cluster):
             fail("--no-auth cannot be combined with --tokens, --rbac, --kubeconfig or --in-cluster")
         if no_auth:

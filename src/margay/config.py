@@ -59,6 +59,18 @@ class Settings:
                                             "SSRF guard refuses loopback, link-local and metadata addresses.")
     feeds_secrets_dir: Path | None = setting(None, "Folder of <name>/<key> files that feed headers' secretKeyRef and "
                                                    "configMapKeyRef read (else MARGAY_FEED_<NAME>_<KEY>).")
+    kube_watch: bool = setting(True, "With --kubeconfig, also list+watch the API server's GlobalAlerts, "
+                               "GlobalThreatFeeds, GlobalReports, LogStorage and the compliance kinds (snapshots); "
+                               "false uses it for TokenReview/SubjectAccessReview only.")
+    reports_resources: Path | None = setting(None, "GlobalReport YAML whose jobs `margay serve` runs: a file or a "
+                                             "folder (see docs/reports.md).")
+    reports_cluster: str = setting("cluster", "The cluster that GlobalReports, snapshots and report jobs of "
+                                   "`margay serve` belong to.")
+    reports_interval: int = setting(60, "Seconds between checks for due report jobs and snapshots.")
+    snapshot_hour: int = setting(0, "Hour of the day (UTC, 0-23) of the daily compliance snapshot "
+                                 "(Calico's TIGERA_COMPLIANCE_SNAPSHOT_HOUR).")
+    snapshot_dumps: Path | None = setting(None, "Without --kubeconfig: a folder (or file) of `kubectl get -o "
+                                          "yaml` dumps that the daily snapshot reads.")
 
     def __repr__(self) -> str:
         return redacted_repr(self)

@@ -615,6 +615,10 @@ def test_l3_flows_group_by_endpoint_pair(loaded: Any) -> None:
     assert sum(i["log_stats"]["flowLogCount"] for i in denied) == 20
 
 
+def test_l3_flows_of_an_empty_store(store: Any) -> None:
+    assert store.l3_flows(Query(FLOWS, ["c1"], size=10, now=NOW), 0) == []
+
+
 def test_l3_flows_of_a_scoped_reader(loaded: Any) -> None:
     from margay.query.restriction import WITHHELD, Restriction
 

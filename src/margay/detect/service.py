@@ -45,6 +45,8 @@ class DetectionService:
         self.detector = Detector(backend, clock, puller=FeedPuller(allowed=allow or [], secrets_dir=secrets_dir),
                                  state_path=self.dir / "state.json")
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.from_cluster: set[tuple[str, str]] = set()  # read from the API server (kube/cluster.py)
+        self.cluster_errors: dict[tuple[str, str], str] = {}
         if resources is not None:
             for res in load_resources(resources):
                 self._put(res)
@@ -62,6 +64,35 @@ class DetectionService:
                    allow=allowed_networks(settings.feeds_allow_networks), secrets_dir=settings.feeds_secrets_dir,
                    interval=float(settings.detect_interval))
 
+    # -- resources from the API server (kube/cluster.py) -----------------------------------------------------
+    def cluster_put(self, doc: dict[str, Any]) -> str | None:
+        """Add or change a GlobalAlert/GlobalThreatFeed read from the API server; returns why it was refused
+        (the previous version, if any, keeps running), or None. --detect-resources wins on a name clash."""
+        kind, name = str(doc.get("kind")), str((doc.get("metadata") or {}).get("name"))
+        if (kind, name) in self.configured:
+            why = f"{kind} {name!r} also comes from --detect-resources, which wins"
+        else:
+            try:
+                res = parse_resource(doc)
+            except ConfigError as exc:
+                why = exc.message
+            else:
+                self._put(res)
+                self.from_cluster.add((kind, name))
+                self.cluster_errors.pop((kind, name), None)
+                return None
+        self.cluster_errors[(kind, name)] = why
+        log.warning("%s %s from the API server refused: %s", kind, name, why)
+        return why
+
+    def cluster_delete(self, kind: str, name: str) -> None:
+        self.cluster_errors.pop((kind, name), None)
+        if (kind, name) not in self.from_cluster:
+            return
+        self.from_cluster.discard((kind, name))
+        self.docs.pop((kind, name), None)
+        self.detector.delete(kind, name)
+
     def _put(self, res: Resource) -> None:
         self.detector.put(res)
         self.docs[(_kind(res), res.name)] = dict(res.source)
@@ -77,6 +108,13 @@ class DetectionService:
         return {**doc, "status": self.status(kind, name)}
 
     def status(self, kind: str, name: str) -> dict[str, Any]:
+        if (kind, name) in self.cluster_errors:
+            st = self._status(kind, name)
+            return {**st, "errorConditions": [{"type": "Invalid", "message": self.cluster_errors[(kind, name)]},
+                                              *st.get("errorConditions", [])]}
+        return self._status(kind, name)
+
+    def _status(self, kind: str, name: str) -> dict[str, Any]:
         if kind == "GlobalThreatFeed":
             st = self.detector.feed_status.get(name)
             return st.as_status() if st else {}
@@ -92,6 +130,8 @@ class DetectionService:
         kind = doc["kind"]
         if (kind, res.name) in self.configured:
             raise ConfigError(f"{kind} {res.name!r} comes from --detect-resources; change it there")
+        if (kind, res.name) in self.from_cluster:
+            raise ConfigError(f"{kind} {res.name!r} comes from the API server; change it there (kubectl apply)")
         body = {k: v for k, v in doc.items() if k != "status"}
         self.api_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.api_dir / f"{kind}.{res.name}.yaml", yaml.safe_dump(body, sort_keys=False).encode())
@@ -101,6 +141,8 @@ class DetectionService:
     def delete(self, kind: str, name: str) -> None:
         if (kind, name) in self.configured:
             raise ConfigError(f"{kind} {name!r} comes from --detect-resources; remove it there")
+        if (kind, name) in self.from_cluster:
+            raise ConfigError(f"{kind} {name!r} comes from the API server; delete it there (kubectl delete)")
         if (kind, name) not in self.docs:
             raise NotFound(f"{kind} {name!r} not found")
         (self.api_dir / f"{kind}.{name}.yaml").unlink(missing_ok=True)

@@ -4,7 +4,8 @@ Per kind one thread: find where the kind is served (discovery; a kind not served
 `retry_interval`, so a CRD installed later is picked up), LIST it in pages, then WATCH from the list's
 resourceVersion with bookmarks. A watch that ends is resumed from the newest resourceVersion seen; `410 Gone`
 (the version fell out of the API server's window) means a fresh LIST. Errors back off and retry; they are
-counted in `status()`. `managedFields` are dropped from cached objects.
+counted in `status()`. `managedFields` are dropped from cached objects. `on_change` hears every object of
+the first LIST as ADDED, then each watch event, and after a re-LIST (a recovery) what differs from before.
 """
 
 from __future__ import annotations
@@ -168,6 +169,16 @@ class ResourceWatcher:
                            "resource_version": s.resource_version, "lists": s.lists, "errors": s.errors,
                            "last_error": s.last_error} for name, s in self._states.items()}
 
+    def patch_status(self, kind: str, name: str, status: dict[str, Any], namespace: str = "") -> httpx.Response:
+        """Merge-patch an object's `status` subresource (where its CRD has one) as the served apiVersion."""
+        with self._lock:
+            s = self._states[kind]
+            api = s.api_version
+        if api is None:
+            raise ConfigError(f"{kind} is not served by the API server")
+        return self.http.patch(s.kind.path(api, namespace) + f"/{name}/status", content=orjson.dumps(
+            {"status": status}), headers={**self._headers(), "content-type": "application/merge-patch+json"})
+
     # -- the per-kind loop --------------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         bearer = self.conn.bearer()
@@ -250,8 +261,11 @@ class ResourceWatcher:
             s.lists += 1
             s.last_error = ""
             self._changed.notify_all()
-        if self.on_change is not None:  # what changed since the previous list (nothing on the first)
-            if s.lists > 1:
+        if self.on_change is not None:  # what changed since the previous list (everything on the first)
+            if s.lists == 1:
+                for obj in items.values():
+                    self.on_change(name, "ADDED", obj)
+            else:
                 for key, obj in items.items():
                     if key not in old:
                         self.on_change(name, "ADDED", obj)

@@ -5,7 +5,9 @@ in a JSON file so a restart resumes where it stopped. Time comes from the inject
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,9 +21,16 @@ from ..query.model import parse_time
 from ..store.backend import Backend
 from . import reporter
 from .schedule import JOB_START_DELAY, Schedule, due
+from .state import Checkpoints
 
+log = logging.getLogger("margay.reports")
 MAX_ATTEMPTS = 10
 _KEEP = 5  # jobs listed per status list, newest first
+
+
+def failure_message(exc: Exception) -> str:
+    """A failure for the status: margay's own message, else the exception's type and text (no traceback)."""
+    return exc.message if isinstance(exc, MargayError) else f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _t(t: datetime) -> str:
@@ -47,6 +56,8 @@ class ReportJobs:
         self.backend, self.cluster, self.clock = backend, cluster, clock
         self.state_file, self.delay, self.max_attempts = state_file, delay, max_attempts
         self.entries: dict[str, _Entry] = {}
+        self.checkpoints = Checkpoints()  # incremental replay between consecutive jobs (state.py)
+        self._saving = threading.Lock()
         self._saved: dict[str, Any] = {}
         if state_file is not None and state_file.exists():
             self._saved = orjson.loads(state_file.read_bytes())
@@ -71,6 +82,13 @@ class ReportJobs:
         first = next(sched.fires(now - timedelta(minutes=1), now + timedelta(days=366)), now)
         self.entries[name] = _Entry(report, sched, first)
 
+    def remove(self, name: str) -> bool:
+        """Forget a GlobalReport (deleted): no more jobs; its stored reports stay."""
+        gone = self.entries.pop(name, None) is not None
+        self._saved.pop(name, None)
+        self._save()
+        return gone
+
     def status(self, name: str) -> dict[str, Any]:
         return self.entries[name].status
 
@@ -78,7 +96,7 @@ class ReportJobs:
         """Run every job that is due now, oldest interval first, one at a time; returns what happened."""
         now = self.clock.now()
         done: list[dict[str, Any]] = []
-        for name, e in sorted(self.entries.items()):
+        for name, e in sorted(list(self.entries.items()), key=lambda kv: kv[0]):  # a put may come meanwhile
             if e.report["spec"].get("suspend"):
                 continue
             for start, end in due(e.schedule, e.last_end, now, delay=self.delay):
@@ -87,11 +105,14 @@ class ReportJobs:
                 job = {"job": f"{name}-{int(end.timestamp())}", "reportStart": _t(start), "reportEnd": _t(end)}
                 e.status["lastScheduledReportJob"] = job
                 e.status["activeReportJobs"] = [job]
+                self.checkpoints.last.pop(self.cluster, None)
                 try:
-                    reporter.run(self.backend, self.cluster, e.report, start, end, now)
-                except MargayError as exc:
+                    reporter.run(self.backend, self.cluster, e.report, start, end, now, self.checkpoints)
+                except Exception as exc:  # any failure is a failed attempt: retried, and shown in the status
                     e.attempts += 1
-                    failed = {**job, "attempt": e.attempts, "error": exc.message, "at": _t(now)}
+                    if not isinstance(exc, MargayError):
+                        log.exception("report job %s failed", job["job"])
+                    failed = {**job, "attempt": e.attempts, "error": failure_message(exc), "at": _t(now)}
                     e.status["lastFailedReportJobs"] = [failed, *e.status["lastFailedReportJobs"]][:_KEEP]
                     e.status["activeReportJobs"] = []
                     done.append({"report": name, "result": "failed", **failed})
@@ -103,15 +124,18 @@ class ReportJobs:
                 e.status["activeReportJobs"] = []
                 e.status["lastSuccessfulReportJobs"] = [{**job, "at": _t(now)},
                                                         *e.status["lastSuccessfulReportJobs"]][:_KEEP]
-                done.append({"report": name, "result": "succeeded", **job})
+                base = self.checkpoints.last.pop(self.cluster, None)
+                done.append({"report": name, "result": "succeeded", **job,
+                             **({"replayedFrom": _t(base[1]), "replayBase": base[0]} if base else {})})
         self._save()
         return done
 
     def _save(self) -> None:
         if self.state_file is None:
             return
-        data = {n: {"lastEnd": e.last_end.isoformat(), "attempts": e.attempts, "status": e.status}
-                for n, e in self.entries.items()}
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.state_file)
+        with self._saving:  # tick() and remove() may run in different threads (margay serve)
+            data = {n: {"lastEnd": e.last_end.isoformat(), "attempts": e.attempts, "status": e.status}
+                    for n, e in list(self.entries.items())}
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            os.replace(tmp, self.state_file)

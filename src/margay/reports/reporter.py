@@ -16,7 +16,7 @@ from ..store.backend import Backend
 from . import cis, inventory, network_access, policy_audit
 from .evaluate import Scope
 from .schedule import Schedule
-from .state import timeline
+from .state import Checkpoints, timeline
 
 REPORT_TYPES = ("inventory", "network-access", "policy-audit", "cis-benchmark")
 IMPLEMENTED = REPORT_TYPES
@@ -55,7 +55,7 @@ def check_name(name: str, what: str = "report name") -> str:
 
 
 def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime, end: datetime,
-        now: datetime) -> dict[str, Any]:
+        now: datetime, checkpoints: Checkpoints | None = None) -> dict[str, Any]:
     """Generate one report of a GlobalReport for [start, end) and store it; returns the document."""
     check_globalreport(report)
     spec = report["spec"]
@@ -67,7 +67,7 @@ def run(backend: Backend, cluster: str, report: dict[str, Any], start: datetime,
         "id": f"{name}_{_t(end)}", "reportName": name, "reportTypeName": rtype, "reportSpec": spec,
         "reportTypeSpec": {}, "startTime": _t(start), "endTime": _t(end), "generationTime": _t(now)}
     if rtype in ("inventory", "network-access") or spec.get("endpoints") is not None:
-        endpoint_data = inventory.compute(spec, timeline(backend, cluster, start, end))
+        endpoint_data = inventory.compute(spec, timeline(backend, cluster, start, end, checkpoints))
     if rtype == "inventory":
         doc.update(endpoint_data)
     elif rtype == "network-access":

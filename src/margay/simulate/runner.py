@@ -10,6 +10,7 @@ import sys
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -88,6 +89,24 @@ def try_commands(url: str) -> list[str]:
     ]
 
 
+def _compliance_history(app: Any, topo: Topology, cluster: str, now: datetime, console: Console,
+                        stop: threading.Event) -> None:
+    """A week of compliance history (snapshots, policy and label changes, daily reports) for the Reports page,
+    written in the background so the demo's URL is up at once; a re-run keeps the stored week."""
+    from ..reports import demo as reports_demo
+
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        n = reports_demo.write_history(app.state.margay.backend, topo, cluster, today, stop=stop)
+    except Exception as exc:  # the demo goes on without it
+        console.print(f"compliance history not written: {exc}")
+        return
+    if n and not stop.is_set():
+        console.print(f"compliance: a week of history for {cluster} — 7 snapshots, 6 audited policy/label changes, "
+                      f"{n} reports (their jobs: GET /apis/projectcalico.org/v3/globalreports; the reports: "
+                      "POST /api/v1/compliance/reports)")
+
+
 def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: int = 1) -> None:
     """Serve the embedded store on `port`, backfill `days` of two clusters, then keep traffic flowing.
 
@@ -111,8 +130,13 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
     feeds = detect_demo.feed_server()  # the demo's threat feeds, served on loopback (allowed past the SSRF guard)
     feeds_url = feeds.__enter__()
     resources = detect_demo.write_resources(data_dir / "detect-demo", feeds_url)
+    from ..reports import demo as reports_demo
+
+    reports = reports_demo.write_globalreports(data_dir / "reports-demo")
+    reports_demo.write_dump(Topology.build(seed, clusters=clusters), clusters[0], data_dir / "reports-demo" / "dumps")
     app = create_app(Settings(data_dir=data_dir, detect_resources=resources, feeds_allow_networks="127.0.0.0/8",
-                              detect_interval=15))
+                              detect_interval=15, reports_resources=reports,
+                              snapshot_dumps=data_dir / "reports-demo" / "dumps"))
     try:
         server = ServerThread(app, host="127.0.0.1", port=port)
     except OSError:
@@ -137,6 +161,10 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
             sent = detect_demo.send_scenarios(server.url, clusters[0], int(now.timestamp()))
             console.print(f"{switched_on}; {sent} records of attack scenarios sent — their events appear within "
                           "a minute")
+        history_stop = threading.Event()
+        history = threading.Thread(target=_compliance_history, name="margay-demo-compliance", daemon=True,
+                                   args=(app, topo, clusters[0], now, console, history_stop))
+        history.start()
         print(f"margay is running at {server.url} (no sign-in on this loopback demo)", flush=True)
         print("try:", flush=True)
         for line in try_commands(server.url):
@@ -149,4 +177,6 @@ def demo_cmd(*, data_dir: Path, port: int, days: float, console: Console, seed: 
             stop.set()
             console.print("stopping")
         finally:
+            history_stop.set()  # the store closes with the server: let the history's current report finish first
+            history.join(timeout=120)
             feeds.__exit__(None, None, None)
