@@ -504,6 +504,11 @@ def test_l3_flows_group_by_endpoint_pair(loaded: Any) -> None:
     assert sum(i["log_stats"]["flowLogCount"] for i in denied) == 20
 
 
+def test_l3_flows_of_a_cluster_without_flows_is_empty(loaded: Any) -> None:
+    """A network-access report of a cluster that sent no flows yet: no groups, not an error."""
+    assert loaded.l3_flows(Query(FLOWS, ["no-flows-here"], size=1000, now=NOW), 0) == []
+
+
 def test_l3_flows_of_a_scoped_reader(loaded: Any) -> None:
     from margay.query.restriction import WITHHELD, Restriction
 

@@ -152,9 +152,9 @@ class Reads(Client):
                 comp["after"] = after
             result = self._search(query, {"query": self._where(query), "size": 0, "track_total_hits": False,
                                           "aggs": {"g": {"composite": comp, "aggs": subs}}})
-            if result is None:
+            agg = (result or {}).get("aggregations", {}).get("g")
+            if agg is None:  # no index of the type holds the cluster yet (OpenSearch then omits aggregations)
                 return out
-            agg = result["aggregations"]["g"]
             out += agg["buckets"]
             after = agg.get("after_key")
             if not agg["buckets"] or after is None:
