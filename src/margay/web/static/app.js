@@ -4,6 +4,7 @@ import { overview } from "./overview.js";
 import { explorer } from "./explorer.js";
 import { graph } from "./graph.js";
 import { events } from "./events.js";
+import { reports } from "./reports.js";
 
 const main = document.getElementById("main");
 let charts = [];
@@ -98,7 +99,7 @@ function rangeControls() {
 }
 function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSON.stringify(r)); render(); }
 
-const PAGES = { overview, explore: explorer, graph, events };
+const PAGES = { overview, explore: explorer, graph, events, reports };
 
 export function render() {
   closeDrawer();
