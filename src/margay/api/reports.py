@@ -162,10 +162,10 @@ async def run_now(request: Request) -> JSONResponse:
     """POST /api/v1/reports/{name}/run {start, end, report?}: generate and store a run of a GlobalReport over
     [start, end) now. Without `report`, the GlobalReport as its latest stored run recorded it."""
     m = request.app.state.margay
+    body = await json_body(request, 1024 * 1024)  # bounded, read first (an oversized body is a 413 whatever else)
     cluster = _cluster(request)
     rights = _rights(request, cluster)
     name = _name(request)
-    body = await json_body(request, 1024 * 1024)
     now = m.clock.now()
     for key in ("start", "end"):
         if not isinstance(body.get(key), str) or not body[key]:
