@@ -16,21 +16,9 @@ from .access.guard import Access
 from .access.middleware import AuthMiddleware
 from .access.requests import RequestAccess
 from .aggregate.ingest import IngestAggregation
-from .api import (
-    catalog,
-    counts,
-    detect,
-    es,
-    events,
-    flows,
-    graph,
-    ingest,
-    logs,
-    operator,
-    reports,
-    statistics,
-)
+from .api import catalog, counts, detect, es, events, flows, graph, ingest, logs, operator, statistics
 from .api.common import error_response, shape_error
+from .api.reports import routes as report_routes
 from .clock import Clock, SystemClock
 from .config import Settings
 from .detect.service import DetectionService
@@ -149,7 +137,7 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *counts.routes(), *statistics.routes(),
               *flows.routes(), *graph.routes(), *events.routes(), *catalog.routes(), *es.routes(),
-              *detect.routes(), *reports.routes(), *session.routes(), *pages.routes()]
+              *detect.routes(), *report_routes(), *session.routes(), *pages.routes()]
     sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
     middleware = [Middleware(session.SecurityHeaders)]
     if m.access.enabled:
