@@ -32,8 +32,8 @@ from .api import (
     statistics,
 )
 from .api.common import error_response, shape_error
-from .api.threatfeeds import routes as threatfeed_routes
 from .api.reports import routes as report_routes
+from .api.threatfeeds import routes as threatfeed_routes
 from .clock import Clock, SystemClock
 from .config import Settings
 from .detect.service import DetectionService

@@ -141,7 +141,7 @@ class Checkpoints:
 
     def put(self, cluster: str, at: datetime, state: Resources) -> None:
         cps = [c for c in self._by_cluster.get(cluster, []) if c[0] != at]
-        cps.append((at, copy.deepcopy(state)))
+        cps.append((at, _copy(state)))
         cps.sort(key=lambda c: c[0])
         self._by_cluster[cluster] = cps[-self.keep:]
 
@@ -152,7 +152,7 @@ class Checkpoints:
 
 def final_state(tl: Timeline) -> Resources:
     """The resources at the end of a timeline's interval."""
-    state = copy.deepcopy(tl.initial)
+    state = _copy(tl.initial)
     for ch in tl.changes:
         _apply(state, ch)
     return state
