@@ -32,6 +32,7 @@ from .api import (
     statistics,
 )
 from .api.common import error_response, shape_error
+from .api.reports import routes as report_routes
 from .api.threatfeeds import routes as threatfeed_routes
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -183,8 +184,8 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *counts.routes(), *statistics.routes(),
               *flows.routes(), *linseed_flows.routes(), *graph.routes(), *events.routes(), *catalog.routes(),
-              *es.routes(), *globalreports.routes(), *detect.routes(), *threatfeed_routes(), *session.routes(),
-              *pages.routes()]
+              *es.routes(), *globalreports.routes(), *detect.routes(), *report_routes(), *threatfeed_routes(),
+              *session.routes(), *pages.routes()]
     sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
     middleware = [Middleware(session.SecurityHeaders)]
     if m.access.enabled:

@@ -31,6 +31,7 @@ TOKENS: dict[str, dict[str, Any]] = {
     "gina": {"user": "gina"},
     "hank": {"user": "hank"},
     "ivan": {"user": "ivan"},
+    "ivy": {"user": "ivy"},
     "writer-east": {"cluster": "east"},
 }
 
@@ -97,6 +98,20 @@ RBAC: list[dict[str, Any]] = [
     # dave also operates the server: the metrics name every cluster, so they need a grant of their own.
     cluster_role("operators", [lma(["operator"], ["metrics"])]),
     binding("dave-operates", "operators", {"kind": "Group", "name": "ops"}),
+    # Compliance reports (access/reports.py): the cluster's lma grant, then Calico's own resources.
+    # carol: every GlobalReport and GlobalReportType (and may run reports now: update).
+    cluster_role("reports-all", [lma(["globalreports"], verbs=["get", "list", "update"], groups=["projectcalico.org"]),
+                                 lma(["globalreporttypes"], verbs=["get"], groups=["projectcalico.org"])]),
+    binding("carol-reports", "reports-all", {"kind": "User", "name": "carol"}),
+    # ivy: west's compliance reports, listing, two GlobalReports by name, and only the inventory report type:
+    # daily-inventory (the samples' report) in full, weekly-audit (policy-audit) as a summary only.
+    cluster_role("reports-west", [lma(["west"], ["compliance_reports"])]),
+    cluster_role("reports-some", [
+        lma(["globalreports"], verbs=["list"], groups=["projectcalico.org"]),
+        lma(["globalreports"], ["daily-inventory", "weekly-audit"], groups=["projectcalico.org"]),
+        lma(["globalreporttypes"], ["inventory"], groups=["projectcalico.org"])]),
+    binding("ivy-reports-west", "reports-west", {"kind": "User", "name": "ivy"}),
+    binding("ivy-reports", "reports-some", {"kind": "User", "name": "ivy"}),
 ]
 
 # What Kubernetes RBAC grants (cluster-wide), written out by hand from RBAC above: (log type, cluster).
@@ -110,6 +125,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "eve": set(),
     "mallory": set(),
     "hank": {("audit_kube", "east"), ("audit_ee", "west")},
+    "ivy": {("compliance_reports", "west")},
     "writer-east": set(),
     "admin": {(t, c) for t in ALL_TYPES for c in CLUSTERS},
 }

@@ -175,6 +175,7 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     covered |= {"/api/v1/flows/logs/count", "/api/v1/events/statistics"}  # checked with the reads above
     covered |= {"/api/v1/dns/flows", "/api/v1/l7/flows"}  # checked with the dns and l7 reads above
     covered |= {"/api/v1/flows/graph"}  # built on build_query like /flows; its RBAC tests: tests/web/test_api.py
+    covered |= {"/api/v1/reports/{name}/run"}  # a report run; its RBAC tests (with the reads): test_reports.py
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
                 for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7")}
     assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"

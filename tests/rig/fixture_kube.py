@@ -25,7 +25,7 @@ from margay.testing.server import ServerThread
 # The people of the access matrix and their groups (a static token each), plus margay's own identity.
 PEOPLE: dict[str, tuple[str, ...]] = {
     "alice": ("devs",), "bob": ("auditors",), "carol": (), "dave": ("ops",), "eve": ("devs-readonly",),
-    "mallory": (), "frank": ("shop-team",), "gina": (), "hank": (), "ivan": (), "margay": (),
+    "mallory": (), "frank": ("shop-team",), "gina": (), "hank": (), "ivan": (), "ivy": (), "margay": (),
 }
 WEBHOOK_CLUSTER = "kube-webhook"
 AGENT_CLUSTER = "kube-agent"

@@ -619,6 +619,45 @@ def test_l3_flows_of_an_empty_store(store: Any) -> None:
     assert store.l3_flows(Query(FLOWS, ["c1"], size=10, now=NOW), 0) == []
 
 
+def test_l3_flows_of_a_cluster_without_flows_is_empty(loaded: Any) -> None:
+    """A network-access report of a cluster that sent no flows yet: no groups, not an error."""
+    assert loaded.l3_flows(Query(FLOWS, ["no-flows-here"], size=1000, now=NOW), 0) == []
+
+
+def test_distinct_combinations_of_fields(loaded: Any) -> None:
+    """Backend.distinct: the (source, destination) namespaces of the flows, as the rows have them; a bad field or a
+    namespace-scoped restriction is refused."""
+    from margay.errors import Forbidden, QueryError
+    from margay.query.restriction import Restriction
+
+    got = loaded.distinct(Query(FLOWS, ["c1"], now=NOW), ["source_namespace", "dest_namespace"])
+    assert got == sorted({(r["source_namespace"], r["dest_namespace"]) for r in DATA})
+    denied = loaded.distinct(Query(FLOWS, ["c1"], now=NOW, selector=parse_selector('action = "deny"')), ["action"])
+    assert denied == [("deny",)]
+    assert loaded.distinct(Query(FLOWS, ["no-flows-here"], now=NOW), ["action"]) == []
+    with pytest.raises(QueryError, match="nope"):
+        loaded.distinct(Query(FLOWS, ["c1"], now=NOW), ["nope"])
+    with pytest.raises(Forbidden):
+        loaded.distinct(Query(FLOWS, ["c1"], now=NOW, restriction=Restriction({"c1": frozenset({"shop"})})), ["action"])
+
+
+def test_a_row_filter_of_the_grant_applies_to_every_read(loaded: Any) -> None:
+    """Restriction.rows (e.g. the compliance reports a reader may see) narrows search, count and aggregations
+    inside the engine, alone and together with a namespace scope."""
+    from margay.query.restriction import Restriction
+    from margay.query.selector import Compare
+
+    rows = Restriction(rows=Compare("action", "=", "deny"))
+    q = Query(FLOWS, ["c1"], size=1000, now=NOW, restriction=rows)
+    assert {i["action"] for i in loaded.search(q).items} == {"deny"}
+    assert loaded.count(q) == sum(r["action"] == "deny" for r in DATA) == 20
+    agg = loaded.aggregate(q, {"a": {"terms": {"field": "action"}}}).result
+    assert {b["key"]: b["doc_count"] for b in agg["a"]["buckets"]} == {"deny": 20}
+    both = Restriction({"c1": frozenset({"shop"})}, rows=Compare("action", "=", "deny"))
+    want = sum(r["action"] == "deny" and "shop" in (r["source_namespace"], r["dest_namespace"]) for r in DATA)
+    assert loaded.count(Query(FLOWS, ["c1"], now=NOW, restriction=both)) == want
+
+
 def test_l3_flows_of_a_scoped_reader(loaded: Any) -> None:
     from margay.query.restriction import WITHHELD, Restriction
 

@@ -15,15 +15,18 @@ from ..logtypes import LogType
 from ..logtypes import get as get_type
 from ..query.model import Query
 from ..query.restriction import Restriction, agg_fields, selector_keys
-from ..store.backend import Partition
+from ..query.selector import InSet, Node
+from ..store.backend import Backend, Partition
 from .guard import Access, ReadPlan, type_of_path
 from .identity import NO_AUTH, Identity
+from .reports import ReportRights
 
 log = logging.getLogger("margay.access")
 
 
 class RequestAccess:
     access: Access
+    backend: Backend
 
     @staticmethod
     def caller(request: Request) -> Identity:
@@ -51,13 +54,35 @@ class RequestAccess:
             return
         if plan.types and [t.name for t in query.logtypes] != [t.name for t in plan.types]:
             query.logtype, query.also = plan.types[0], plan.types[1:]
+        if any(t.name == "compliance_reports" for t in plan.types):
+            self.restrict_reports(request, query)
         if plan.scoped:
             keys = selector_keys(query.selector) | {k.key for k in query.sort} | agg_fields(
                 body.get("aggregations") or body.get("aggs"))
             if "field" in request.path_params:
                 keys.add(request.path_params["field"])
             scoped = {c: ns for c, ns in plan.scoped.items() if c in query.clusters}
-            query.restriction = Restriction(scoped).naming(query.logtype, keys)
+            query.restriction = Restriction(scoped, rows=query.restriction.rows).naming(query.logtype, keys)
+
+    def restrict_reports(self, request: Request, query: Query) -> None:
+        """Linseed's compliance report reads as Calico's report list guards them: `list globalreports`, and
+        only the reports whose GlobalReport and GlobalReportType the caller may get (access/reports.py)."""
+        ReportRights(self.access, self.caller(request)).require_list()
+        rows = self.report_rows(request, query.clusters)
+        if rows is not None:
+            query.restriction = replace(query.restriction, rows=rows)
+
+    def report_rows(self, request: Request, clusters: list[str]) -> Node | None:
+        """The stored compliance reports of `clusters` the caller may read in full, as a row filter (None: all);
+        nothing without `list globalreports`."""
+        from ..reports.history import names
+
+        rights = ReportRights(self.access, self.caller(request))
+        if not rights.may_list():
+            return InSet("reportName", ())
+        if rights.may_view_all():
+            return None
+        return rights.rows(names(self.backend, clusters))
 
     def visible_partitions(self, request: Request, parts: list[Partition]) -> list[Partition]:
         who = self.caller(request)

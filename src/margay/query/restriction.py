@@ -32,10 +32,13 @@ class Restriction:
     """The clusters of a read that are readable only in part: cluster -> readable namespaces.
 
     `required`: the sides whose fields the request names; only rows where those sides are in scope count.
+    `rows`: a further filter the grant imposes whatever the namespaces, e.g. the compliance reports whose
+    GlobalReport and GlobalReportType the reader may get (access/reports.py).
     """
 
     scoped: Mapping[str, frozenset[str]] = field(default_factory=dict)
     required: frozenset[str] = frozenset()
+    rows: Node | None = None
 
     def __bool__(self) -> bool:
         return bool(self.scoped)
@@ -57,10 +60,16 @@ class Restriction:
             required.add(side.name)
         if any(k == f or k.startswith(f + ".") for k in resolved for f in lt.shared):
             required |= {s.name for s in lt.sides if s.selects}
-        return Restriction(self.scoped, frozenset(required))
+        return Restriction(self.scoped, frozenset(required), self.rows)
 
     def selector(self, lt: LogType, clusters: Iterable[str]) -> Node | None:
         """The rows visible over `clusters` (None: all of them)."""
+        scope = self._scope(lt, clusters)
+        if self.rows is None:
+            return scope
+        return self.rows if scope is None else And((self.rows, scope))
+
+    def _scope(self, lt: LogType, clusters: Iterable[str]) -> Node | None:
         if not self.scoped:
             return None
         clusters = list(clusters)

@@ -57,26 +57,40 @@ def _types(spec: dict[str, Any], key: str, where: str) -> tuple[bool, bool]:
     return "Ingress" in types, "Egress" in types
 
 
-def policies(state: Resources) -> list[Policy]:
+def policies(state: Resources, cache: PolicyCache | None = None) -> list[Policy]:
     """Every enforced policy of a state, its selectors parsed (malformed ones raise naming the policy)."""
-    out: list[Policy] = []
-    for key, kind in (("projectcalico.org/GlobalNetworkPolicy", "GlobalNetworkPolicy"),
-                      ("projectcalico.org/NetworkPolicy", "NetworkPolicy")):
-        for (ns, name), obj in sorted(state.get(key, {}).items()):
-            where = f"{kind} {ns + '/' if ns else ''}{name}"
-            spec = obj.get("spec") or {}
-            if not isinstance(spec, dict):
-                raise ParseError(f"{where}.spec: expected an object")
-            ingress, egress = _types(spec, "types", where)
-            ns_sel = spec.get("namespaceSelector")
-            sa_sel = spec.get("serviceAccountSelector")
-            out.append(Policy(
-                f"{kind}({ns + '/' if ns else ''}{name})", ns,
-                parse_calico(spec.get("selector"), f"{where}.spec.selector"),
-                parse_calico(ns_sel, f"{where}.spec.namespaceSelector") if ns_sel else None,
-                parse_calico(sa_sel, f"{where}.spec.serviceAccountSelector") if sa_sel else None,
-                ingress, egress, False, exposure.calico(obj, ns, ingress, egress, state)))
-    for (ns, name), obj in sorted(state.get("networking.k8s.io/NetworkPolicy", {}).items()):
+    return [p for _, p in (cache or PolicyCache()).of(state)]
+
+
+class PolicyCache:
+    """Parsed policies across the states of a timeline. States share the objects that did not change, so a
+    policy is parsed again only when its object changed, or the network sets or namespaces its exposure
+    reads did (compared by identity first, by value when not the same object)."""
+
+    def __init__(self) -> None:
+        self._context: tuple[Any, ...] | None = None
+        self._parsed: dict[int, tuple[dict[str, Any], Policy]] = {}
+
+    def of(self, state: Resources) -> list[tuple[dict[str, Any], Policy]]:
+        """(object, Policy) of every enforced policy, in a fixed order (kind, namespace, name)."""
+        context = tuple(tuple(state.get(k, {}).values()) for k in (
+            "projectcalico.org/GlobalNetworkSet", "projectcalico.org/NetworkSet", "Namespace"))
+        if context != self._context:
+            self._context, self._parsed = context, {}
+        out = []
+        for key in ("projectcalico.org/GlobalNetworkPolicy", "projectcalico.org/NetworkPolicy",
+                    "networking.k8s.io/NetworkPolicy"):
+            for (ns, name), obj in sorted(state.get(key, {}).items()):
+                hit = self._parsed.get(id(obj))
+                if hit is None or hit[0] is not obj:
+                    hit = (obj, _policy(key, ns, name, obj, state))
+                    self._parsed[id(obj)] = hit
+                out.append(hit)
+        return out
+
+
+def _policy(key: str, ns: str, name: str, obj: dict[str, Any], state: Resources) -> Policy:
+    if key == "networking.k8s.io/NetworkPolicy":
         where = f"NetworkPolicy {ns}/{name}"
         spec = obj.get("spec") or {}
         if not isinstance(spec, dict):
@@ -84,9 +98,22 @@ def policies(state: Resources) -> list[Policy]:
         ingress, egress = _types(spec, "policyTypes", where)
         pod_sel = parse_k8s(spec.get("podSelector", {}), f"{where}.spec.podSelector")
         assert pod_sel is not None
-        out.append(Policy(f"NetworkPolicy.networking.k8s.io/v1({ns}/{name})", ns, pod_sel, None, None,
-                          ingress, egress, True, exposure.kubernetes(obj, ingress, egress)))
-    return out
+        return Policy(f"NetworkPolicy.networking.k8s.io/v1({ns}/{name})", ns, pod_sel, None, None,
+                      ingress, egress, True, exposure.kubernetes(obj, ingress, egress))
+    kind = key.split("/")[1]
+    where = f"{kind} {ns + '/' if ns else ''}{name}"
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise ParseError(f"{where}.spec: expected an object")
+    ingress, egress = _types(spec, "types", where)
+    ns_sel = spec.get("namespaceSelector")
+    sa_sel = spec.get("serviceAccountSelector")
+    return Policy(
+        f"{kind}({ns + '/' if ns else ''}{name})", ns,
+        parse_calico(spec.get("selector"), f"{where}.spec.selector"),
+        parse_calico(ns_sel, f"{where}.spec.namespaceSelector") if ns_sel else None,
+        parse_calico(sa_sel, f"{where}.spec.serviceAccountSelector") if sa_sel else None,
+        ingress, egress, False, exposure.calico(obj, ns, ingress, egress, state))
 
 
 def namespace_labels(state: Resources) -> dict[str, dict[str, str]]:
@@ -99,29 +126,38 @@ def sa_labels(state: Resources) -> dict[tuple[str, str], dict[str, str]]:
 
 def endpoints(state: Resources) -> list[Endpoint]:
     """The pods (not host-networked, not finished) and host endpoints of a state."""
-    out: list[Endpoint] = []
-    for (ns, name), pod in sorted(state.get("Pod", {}).items()):
-        spec = pod.get("spec") or {}
-        if spec.get("hostNetwork") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-        containers = {c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)}
-        inits = {c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)}
-        labels = {**labels_of(pod), _NS_LABEL: ns, _ORCH: "k8s", _SA_LABEL: sa}
-        generate = (pod.get("metadata") or {}).get("generateName")
-        out.append(Endpoint(f"Pod.v1({ns}/{name})", ns, sa, labels,
-                            "istio-proxy" in containers and "istio-init" in inits,
-                            f"{generate}*" if isinstance(generate, str) and generate else name))
-    for (_, name), hep in sorted(state.get("projectcalico.org/HostEndpoint", {}).items()):
-        out.append(Endpoint(f"HostEndpoint({name})", "", "", labels_of(hep), False, name))
-    return out
+    out = [ep for (ns, name), pod in sorted(state.get("Pod", {}).items())
+           if (ep := pod_endpoint(ns, name, pod)) is not None]
+    return out + [host_endpoint(name, hep)
+                  for (_, name), hep in sorted(state.get("projectcalico.org/HostEndpoint", {}).items())]
 
 
-def apply(state: Resources, eps: list[Endpoint]) -> None:
-    """Fill each endpoint's applied policies and ingress/egress protection."""
-    pols = policies(state)
-    ns_labels = namespace_labels(state)
-    sas = sa_labels(state)
+def pod_endpoint(ns: str, name: str, pod: dict[str, Any]) -> Endpoint | None:
+    """A pod as an endpoint; None when it is host-networked or finished."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostNetwork") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    containers = {c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)}
+    inits = {c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)}
+    labels = {**labels_of(pod), _NS_LABEL: ns, _ORCH: "k8s", _SA_LABEL: sa}
+    generate = (pod.get("metadata") or {}).get("generateName")
+    return Endpoint(f"Pod.v1({ns}/{name})", ns, sa, labels, "istio-proxy" in containers and "istio-init" in inits,
+                    f"{generate}*" if isinstance(generate, str) and generate else name)
+
+
+def host_endpoint(name: str, hep: dict[str, Any]) -> Endpoint:
+    return Endpoint(f"HostEndpoint({name})", "", "", labels_of(hep), False, name)
+
+
+def apply(state: Resources, eps: list[Endpoint], pols: list[Policy] | None = None,
+          ns_labels: dict[str, dict[str, str]] | None = None,
+          sas: dict[tuple[str, str], dict[str, str]] | None = None) -> None:
+    """Fill each endpoint's applied policies and ingress/egress protection (from `pols`, default every
+    enforced policy of the state; callers evaluating one namespace pass the global ones and its own)."""
+    pols = policies(state) if pols is None else pols
+    ns_labels = namespace_labels(state) if ns_labels is None else ns_labels
+    sas = sa_labels(state) if sas is None else sas
     for ep in eps:
         nsl = ns_labels.get(ep.namespace, {_NAME_LABEL: ep.namespace}) if ep.namespace else {}
         sal = sas.get((ep.namespace, ep.service_account), {_NAME_LABEL: ep.service_account})

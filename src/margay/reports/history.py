@@ -12,7 +12,7 @@ from ..logtypes.compliance import REPORTS
 from ..query.model import Query, SortKey
 from ..query.selector import parse_selector
 from ..store.backend import Backend
-from . import policy_audit
+from . import policy_audit, ui_summary
 from .reporter import check_name, stored
 
 _SUMMARIES = ("endpointsSummary", "namespacesSummary", "servicesSummary", "auditSummary", "cisBenchmarkSummary")
@@ -30,8 +30,21 @@ def runs(backend: Backend, cluster: str, name: str, *, since: datetime, until: d
         doc = stored(backend, cluster, name, _end(d["endTime"]))
         out.append({"id": doc["id"], "reportTypeName": doc["reportTypeName"], "startTime": doc["startTime"],
                     "endTime": doc["endTime"], "generationTime": doc.get("generationTime"),
-                    **{k: doc[k] for k in _SUMMARIES if doc.get(k)}})
+                    **{k: doc[k] for k in _SUMMARIES if doc.get(k)}, "uiSummary": ui_summary.render(doc)})
     return out
+
+
+def names(backend: Backend, clusters: list[str], *, since: datetime | None = None,
+          until: datetime | None = None) -> list[tuple[str, str]]:
+    """The (reportName, reportTypeName) pairs of the stored reports of `clusters`, sorted (one aggregation)."""
+    if not clusters:
+        return []
+    q = Query(REPORTS, list(clusters), start=since, end=until, size=0, total_hits=False)
+    aggs = {"n": {"terms": {"field": "reportName", "size": 10000},
+                  "aggs": {"t": {"terms": {"field": "reportTypeName", "size": 10}}}}}
+    result = backend.aggregate(q, aggs).result
+    return sorted({(str(b["key"]), str(t["key"])) for b in (result.get("n") or {}).get("buckets") or []
+                   for t in (b.get("t") or {}).get("buckets") or []})
 
 
 def _end(value: Any) -> datetime:

@@ -9,7 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .evaluate import Scope, apply, endpoints, namespace_labels, sa_labels, services
+from .evaluate import (
+    Endpoint,
+    Policy,
+    PolicyCache,
+    Scope,
+    apply,
+    host_endpoint,
+    namespace_labels,
+    pod_endpoint,
+    sa_labels,
+    services,
+)
 from .state import Timeline
 
 
@@ -24,6 +35,24 @@ class _Seen:
     exposed: list[bool] = field(default_factory=lambda: [False, False, False, False])  # "at any time"
     policies: list[str] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
+
+
+def _see(seen: dict[str, _Seen], eps: list[Endpoint], scope: Scope, nsl: dict[str, dict[str, str]],
+         sas: dict[tuple[str, str], dict[str, str]], svcs: dict[str, list[str]]) -> None:
+    for ep in eps:
+        if not scope.includes(ep, nsl, sas):
+            continue
+        s = seen.setdefault(ep.id, _Seen(ep.namespace, ep.service_account))
+        s.ingress &= ep.ingress
+        s.egress &= ep.egress
+        s.envoy &= ep.envoy
+        s.aggr_name = ep.aggr_name
+        x = ep.exposure
+        for i, flag in enumerate((x.ingress_internet, x.egress_internet, x.ingress_other_namespace,
+                                  x.egress_other_namespace)):
+            s.exposed[i] |= flag
+        _union(s.policies, ep.policies)
+        _union(s.services, svcs.get(ep.id, []))
 
 
 def _union(into: list[str], more: list[str]) -> None:
@@ -41,24 +70,48 @@ def compute(report_spec: dict[str, Any], tl: Timeline) -> dict[str, Any]:
     """
     scope = Scope.from_spec(report_spec.get("endpoints"))
     seen: dict[str, _Seen] = {}
+    cache = PolicyCache()
+    # Each state is evaluated per namespace (and once for the host endpoints), and only where something
+    # that decides it changed since the previous state: updating `seen` again with the same endpoints is a
+    # no-op (flags ANDed and ORed, lists unioned), so skipping an unchanged namespace changes nothing.
+    last: dict[str, tuple[Any, ...]] = {}
+    shared: tuple[Any, ...] | None = None
+    version = 0
+    svcs: dict[str, list[str]] = {}
     for _, _, state in tl.states():
-        eps = endpoints(state)
-        apply(state, eps)
-        nsl, sas, svcs = namespace_labels(state), sa_labels(state), services(state)
-        for ep in eps:
-            if not scope.includes(ep, nsl, sas):
+        pols = cache.of(state)
+        glob = [p for _, p in pols if not p.namespace]
+        pols_of: dict[str, list[tuple[dict[str, Any], Policy]]] = {}
+        for obj, p in pols:
+            if p.namespace:
+                pols_of.setdefault(p.namespace, []).append((obj, p))
+        # what every namespace's evaluation reads: global policies, service endpoints, service accounts, and
+        # the namespaces and network sets that policies' selectors and exposure read
+        now = (tuple(o for o, p in pols if not p.namespace), *(tuple(state.get(k, {}).values()) for k in (
+            "Endpoints", "ServiceAccount", "Namespace", "projectcalico.org/GlobalNetworkSet",
+            "projectcalico.org/NetworkSet")))
+        if now != shared:
+            shared, version = now, version + 1
+            svcs = services(state)
+        nsl, sas = namespace_labels(state), sa_labels(state)
+        pods: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for (ns, name), pod in state.get("Pod", {}).items():
+            pods.setdefault(ns, []).append((name, pod))
+        heps = state.get("projectcalico.org/HostEndpoint", {})
+        groups: list[tuple[str, tuple[Any, ...]]] = [("", (version, tuple(heps.values())))]
+        groups += [(ns, (version, tuple(o for o, _ in pols_of.get(ns, [])), state.get("Namespace", {}).get(("", ns)),
+                         tuple(p for _, p in members))) for ns, members in pods.items()]
+        for ns, key in groups:
+            if last.get(ns) == key:
                 continue
-            s = seen.setdefault(ep.id, _Seen(ep.namespace, ep.service_account))
-            s.ingress &= ep.ingress
-            s.egress &= ep.egress
-            s.envoy &= ep.envoy
-            s.aggr_name = ep.aggr_name
-            x = ep.exposure
-            for i, flag in enumerate((x.ingress_internet, x.egress_internet, x.ingress_other_namespace,
-                                      x.egress_other_namespace)):
-                s.exposed[i] |= flag
-            _union(s.policies, ep.policies)
-            _union(s.services, svcs.get(ep.id, []))
+            last[ns] = key
+            if ns:
+                eps = [ep for name, pod in sorted(pods[ns]) if (ep := pod_endpoint(ns, name, pod)) is not None]
+                apply(state, eps, glob + [p for _, p in pols_of.get(ns, [])], nsl, sas)
+            else:
+                eps = [host_endpoint(name, hep) for (_, name), hep in sorted(heps.items())]
+                apply(state, eps, glob, nsl, sas)
+            _see(seen, eps, scope, nsl, sas, svcs)
     eps_out = [{"endpoint": k, "ingressProtected": s.ingress, "egressProtected": s.egress,
                 "envoyEnabled": s.envoy, "appliedPolicies": sorted(s.policies), "services": sorted(s.services),
                 "ingressFromInternet": s.exposed[0], "egressToInternet": s.exposed[1],

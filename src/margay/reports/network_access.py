@@ -12,7 +12,6 @@ from ..store.backend import Backend
 from .inventory import render_csv, scope_columns
 
 FLOWS = REGISTRY["flows"]
-_PAGE = 5000  # OpenSearch answers nothing for a page of 10,000 (size + 1 passes its result window)
 FlowKey = tuple[str, str, str, bool]  # (kind, namespace, name, name is an aggregation prefix)
 
 
@@ -32,18 +31,16 @@ def render(key: FlowKey) -> str:
     return f"{shown}({ns}/{name})" if ns else f"{shown}({name})"
 
 
+PAIR_FIELDS = ["source_type", "source_namespace", "source_name_aggr", "dest_type", "dest_namespace", "dest_name_aggr"]
+
+
 def endpoint_pairs(backend: Backend, cluster: str, start: datetime, end: datetime) -> list[tuple[FlowKey, FlowKey]]:
     """Every distinct (source, destination) pair of the interval's flow logs at their aggregation prefixes,
-    grouped in the engine (Backend.l3_flows, paged), never read row by row."""
+    grouped in the engine (Backend.distinct), never read row by row."""
     pairs: set[tuple[FlowKey, FlowKey]] = set()
-    offset = 0
-    while True:
-        page = backend.l3_flows(Query(FLOWS, [cluster], start=start, end=end, size=_PAGE), offset)
-        for it in page[:_PAGE]:
-            pairs.add((_side(it["key"]["source"]), _side(it["key"]["destination"])))
-        if len(page) <= _PAGE:
-            break
-        offset += _PAGE
+    for st, sns, sname, dt, dns, dname in backend.distinct(Query(FLOWS, [cluster], start=start, end=end), PAIR_FIELDS):
+        pairs.add((_side({"type": st, "namespace": sns, "aggregated_name": sname}),
+                   _side({"type": dt, "namespace": dns, "aggregated_name": dname})))
     return sorted(pairs)
 
 

@@ -3,7 +3,6 @@ logs (Calico's and Kubernetes'), yielding every state the cluster passed through
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,14 +88,14 @@ class Timeline:
     def __init__(self, base: Resources, base_time: datetime, changes: list[Change], start: datetime,
                  end: datetime) -> None:
         self.start, self.end, self.base_time = start, end, base_time
-        self.initial = copy.deepcopy(base)
+        self.initial = _copy(base)
         for ch in changes:
             if ch.at < start:
                 _apply(self.initial, ch)
         self.changes = [c for c in changes if start <= c.at < end]
 
     def states(self) -> Iterator[tuple[datetime, datetime, Resources]]:
-        state = copy.deepcopy(self.initial)
+        state = _copy(self.initial)
         t = self.start
         i = 0
         while i < len(self.changes):
@@ -108,6 +107,12 @@ class Timeline:
                 i += 1
             t = at
         yield t, self.end, state
+
+
+def _copy(state: Resources) -> Resources:
+    """A copy of the buckets only: a change replaces or removes an object and never edits one, so states can
+    share the objects that did not change (the evaluation relies on it to skip what did not)."""
+    return {kind: dict(bucket) for kind, bucket in state.items()}
 
 
 def _apply(state: Resources, ch: Change) -> None:
@@ -136,7 +141,7 @@ class Checkpoints:
 
     def put(self, cluster: str, at: datetime, state: Resources) -> None:
         cps = [c for c in self._by_cluster.get(cluster, []) if c[0] != at]
-        cps.append((at, copy.deepcopy(state)))
+        cps.append((at, _copy(state)))
         cps.sort(key=lambda c: c[0])
         self._by_cluster[cluster] = cps[-self.keep:]
 
@@ -147,7 +152,7 @@ class Checkpoints:
 
 def final_state(tl: Timeline) -> Resources:
     """The resources at the end of a timeline's interval."""
-    state = copy.deepcopy(tl.initial)
+    state = _copy(tl.initial)
     for ch in tl.changes:
         _apply(state, ch)
     return state

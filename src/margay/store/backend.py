@@ -149,6 +149,12 @@ class Backend(Protocol):
 
     def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows: ...
 
+    def distinct(self, query: Query, fields: list[str]) -> list[tuple[Any, ...]]:
+        """Every distinct combination of top-level keyword `fields` over the query's rows, sorted (a GROUP BY /
+        composite aggregation, never rows). For the server's own reads: a namespace-scoped restriction is
+        refused (the values could name withheld endpoints)."""
+        ...
+
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]: ...
 
     def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -211,3 +217,15 @@ class Backend(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+def check_distinct(query: Query, fields: list[str]) -> None:
+    """Backend.distinct's preconditions, the same on every engine."""
+    from ..errors import Forbidden, QueryError
+
+    if query.restriction.scoped:
+        raise Forbidden("distinct values are not available to namespace-scoped readers")
+    known = query.logtype.field_map
+    bad = [f for f in fields if f not in known or "." in f]
+    if not fields or bad:
+        raise QueryError(f"distinct: {', '.join(bad) or 'no fields'}: give top-level fields of {query.logtype.name}")

@@ -230,6 +230,9 @@ class DuckDBBackend(Reader, Feed, Compactor):
     def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows:
         return graph.flow_graph(self.run_over, self.run_rolled, query, spec)
 
+    def distinct(self, query: Query, fields: list[str]) -> list[tuple[Any, ...]]:
+        return reads.distinct(self.run_over, query, fields)
+
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]:
         return reads.field_values(self.run_over, query, field, prefix, size)
 

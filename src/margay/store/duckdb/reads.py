@@ -80,3 +80,15 @@ def present_ids(run_over: RunOver, query: Query) -> set[str]:
     """The distinct `id`s among a query's records."""
     rows = run_over(query, lambda run, src, ps: run(f"SELECT DISTINCT \"id\" {src}", ps))  # noqa: S608
     return {str(r[0]) for r in rows}
+
+
+def distinct(run_over: RunOver, query: Query, fields: list[str]) -> list[tuple[Any, ...]]:
+    from ..backend import check_distinct
+
+    check_distinct(query, fields)
+    cols = ", ".join(f'"{f}"' for f in fields)
+
+    def grouped(run: Any, src: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in run(f"SELECT DISTINCT {cols} {src}", params)]  # noqa: S608  (declared fields)
+
+    return sorted(run_over(query, grouped), key=lambda t: tuple("" if v is None else str(v) for v in t))

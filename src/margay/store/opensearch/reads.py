@@ -162,6 +162,14 @@ class Reads(Client):
             if len(out) > MAX_GROUPS:
                 raise QueryError(f"more than {MAX_GROUPS} groups; narrow the time range or the selector")
 
+    def distinct(self, query: Query, fields: list[str]) -> list[tuple[Any, ...]]:
+        from ..backend import check_distinct
+
+        check_distinct(query, fields)
+        sources = [{f: {"terms": {"field": f, "missing_bucket": True}}} for f in fields]
+        rows = [tuple(b["key"][f] for f in fields) for b in self._groups(query, sources, {})]
+        return sorted(rows, key=lambda t: tuple("" if v is None else str(v) for v in t))
+
     def l3_flows(self, query: Query, offset: int) -> list[dict[str, Any]]:
         """Flow logs grouped by endpoint pair (Linseed's /flows), largest traffic first, one page + 1."""
         keys, sums = KEY, SUMS

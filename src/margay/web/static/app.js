@@ -6,6 +6,7 @@ import { explorer } from "./explorer.js";
 import { graph } from "./graph.js";
 import { events } from "./events.js";
 import { alerts, feeds } from "./detect.js";
+import { reports } from "./reports.js";
 
 const main = document.getElementById("main");
 let charts = [];
@@ -117,7 +118,7 @@ function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSO
 // A change of range, clusters or zone is a new history entry with the state in its URL.
 function navigate() { location.hash = withGlobals(location.hash); }
 
-const PAGES = { overview, explore: explorer, graph, events, alerts, feeds };
+const PAGES = { overview, explore: explorer, graph, events, alerts, feeds, reports };
 
 export function render() {
   closeDrawer();
