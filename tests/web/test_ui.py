@@ -216,8 +216,9 @@ def test_dismissed_event_disappears(wide: Any, site: Site) -> None:
 @pytest.mark.parametrize("width", [1280, 1440])
 def test_events_grouped_by_alert_with_bulk_dismiss(browser: Any, site: Site, width: int) -> None:
     """Events under one row per alert (or threat-feed type) with their count; every Dismiss button is on screen
-    at 1280 and 1440 px; a group's checkbox selects its events; two picked events are dismissed, exactly them."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
+    at 1280 and 1440 px (in a non-UTC browser zone); a group's checkbox selects its events; two picked events are
+    dismissed, exactly them."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, timezone_id="America/New_York")
     try:
         page = context.new_page()
         errors = open_ui(page, site, "#/events", wait="events")
