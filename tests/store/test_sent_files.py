@@ -54,3 +54,32 @@ def test_files_without_kept_values_are_read_as_before(tmp_path: Path) -> None:
         assert sorted(d["count"] for d in fed) == [1, 2]
     finally:
         store.close()
+
+
+def test_threat_feed_matching_reads_files_without_kept_values(tmp_path: Path) -> None:
+    """The IP matcher renders its hits with the same document expression: an older file binds too."""
+    flows = REGISTRY["flows"]
+    rec = {"start_time": 1699999000, "end_time": 1699999300, "source_ip": "10.0.0.1", "dest_ip": "192.0.2.7",
+           "source_namespace": "shop", "action": "allow", "reporter": "src", "proto": "tcp"}
+    store = DuckDBBackend(tmp_path, compact_interval=3600)
+    store.ingest(flows, "c", orjson.dumps(rec), key=None, now=NOW, respond=lambda _: {})
+    store.close()
+    files = [p for p in tmp_path.rglob("*.parquet") if "rollup" not in p.name]
+    con = duckdb.connect()
+    for p in files:  # as an older margay wrote it: no `_extra`
+        tmp = p.with_suffix(".old")
+        con.execute(f"COPY (SELECT * EXCLUDE (\"_extra\") FROM read_parquet('{p}')) TO '{tmp}' (FORMAT parquet)")  # noqa: S608
+        tmp.replace(p)
+    con.close()
+    store = DuckDBBackend(tmp_path, compact_interval=3600)
+    try:
+        store.ingest(flows, "c", orjson.dumps(dict(rec, source_ip="10.0.0.2", dest_ip="198.51.100.9")), key=None,
+                     now=NOW, respond=lambda _: {})
+        # the only hit is in the old file: the documents are read from that file alone
+        hits = store.records_with_ips(flows, 0, ["dest_ip"], ["192.0.2.0/24"], 10, upto=store.head_seq())
+        assert [(h["source_ip"], h["dest_ip"]) for h in hits] == [("10.0.0.1", "192.0.2.7")]
+        both = store.records_with_ips(flows, 0, ["dest_ip"], ["192.0.2.7", "198.51.100.0/24"], 10,
+                                      upto=store.head_seq())
+        assert sorted(h["source_ip"] for h in both) == ["10.0.0.1", "10.0.0.2"]
+    finally:
+        store.close()

@@ -48,35 +48,33 @@ class Feed(EngineState):
             gone = not_deleted(self.deleted, self.deleted.clusters())
             if gone is not None:
                 where = gone if where is None else And((where, gone))
-        tcol = quote_ident(lt.time_field)
-        texpr = f"CAST({tcol} AS DOUBLE)" if lt.time.kind is Kind.EPOCH_S else f"epoch({tcol})"
         cond, cparams = _where_sql(lt, where)
         with self.catalog.snapshot() as view:
             files = self._files_after(view, lt, after_seq, upto)
             if not files:
                 return []
-            rel = "read_parquet(?, union_by_name = true)"
-            if not all(_file_fact(self._kept, Path(p), partial(_keeps_sent, Path(p))) for p in files):
-                nulls = ", ".join(f"CAST(NULL AS JSON) AS {quote_ident(c)}" for c in sent_columns(lt))
-                rel = f"(SELECT * FROM {rel} UNION ALL BY NAME SELECT {nulls} WHERE false)"  # noqa: S608 - registry names
             cur = self.cursor()
             try:
                 rows = cur.execute(
                     # Rendered after the LIMIT: to_json only for the rows returned, not for every row sorted.
-                    f"SELECT _seq, {texpr}, {self.compiler.doc(lt)} FROM (SELECT * FROM {rel} "  # noqa: S608
-                    f"AS t WHERE _seq > ? AND _seq <= ? AND ({cond}) ORDER BY _seq LIMIT ?) AS t "
-                    "ORDER BY _seq",
+                    f"SELECT _seq, {_time_expr(lt)}, {self.compiler.doc(lt)} FROM (SELECT * FROM "  # noqa: S608
+                    f"{self._feed_relation(lt, files)} AS t WHERE _seq > ? AND _seq <= ? AND ({cond}) ORDER BY _seq "
+                    "LIMIT ?) AS t ORDER BY _seq",
                     [files, after_seq, upto, *cparams, limit]).fetchall()
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
             finally:
                 cur.close()
-        out = []
-        for seq, t, doc in rows:
-            d = orjson.loads(doc)
-            d["_seq"], d["_time"] = seq, t
-            out.append(d)
-        return out
+        return _records(rows)
+
+    def _feed_relation(self, lt: LogType, files: list[str]) -> str:
+        """`read_parquet` over `files` (one parameter), with the kept-as-sent columns as NULL where files written
+        before they existed lack them, so that the type's document expression binds over any mix."""
+        rel = "read_parquet(?, union_by_name = true)"
+        if all(_file_fact(self._kept, Path(p), partial(_keeps_sent, Path(p))) for p in files):
+            return rel
+        nulls = ", ".join(f"CAST(NULL AS JSON) AS {quote_ident(c)}" for c in sent_columns(lt))
+        return f"(SELECT * FROM {rel} UNION ALL BY NAME SELECT {nulls} WHERE false)"  # noqa: S608 - registry names
 
     def records_with_ips(self, lt: LogType, after_seq: int, fields: Sequence[str], ips: Sequence[str], limit: int,
                          *, upto: int | None = None) -> list[dict[str, Any]]:
@@ -110,22 +108,15 @@ class Feed(EngineState):
                 page = sorted(hits)[:limit]
                 files = [path for path, lo, hi in spans  # only the files holding a hit are read whole
                          if (i := bisect.bisect_left(page, lo)) < len(page) and page[i] <= hi]
-                tcol = quote_ident(lt.time_field)
-                texpr = f"CAST({tcol} AS DOUBLE)" if lt.time.kind is Kind.EPOCH_S else f"epoch({tcol})"
                 rows = cur.execute(
-                    f"SELECT _seq, {texpr}, {self.compiler.doc(lt)} FROM read_parquet(?, "  # noqa: S608
-                    "union_by_name = true) AS t WHERE _seq >= ? AND _seq <= ? AND list_contains(?, _seq) "
+                    f"SELECT _seq, {_time_expr(lt)}, {self.compiler.doc(lt)} FROM "  # noqa: S608
+                    f"{self._feed_relation(lt, files)} AS t WHERE _seq >= ? AND _seq <= ? AND list_contains(?, _seq) "
                     "ORDER BY _seq", [files, page[0], page[-1], page]).fetchall()
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
             finally:
                 cur.close()
-        out = []
-        for seq, t, doc in rows:
-            d = orjson.loads(doc)
-            d["_seq"], d["_time"] = seq, t
-            out.append(d)
-        return out
+        return _records(rows)
 
     def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
         """(records with `_seq` > after_seq, epoch seconds the oldest of them was stored) - a forwarder's lag."""
@@ -194,3 +185,19 @@ def _where_sql(lt: LogType, where: Node | None) -> tuple[str, list[Any]]:
     from ...query.sql import compile_selector
 
     return compile_selector(where, lt)
+
+
+def _time_expr(lt: LogType) -> str:
+    """A record's time field in epoch seconds (the feed's `_time`)."""
+    tcol = quote_ident(lt.time_field)
+    return f"CAST({tcol} AS DOUBLE)" if lt.time.kind is Kind.EPOCH_S else f"epoch({tcol})"
+
+
+def _records(rows: list[Any]) -> list[dict[str, Any]]:
+    """(seq, time, document) rows as the feed's records: the document plus `_seq` and `_time`."""
+    out = []
+    for seq, t, doc in rows:
+        d = orjson.loads(doc)
+        d["_seq"], d["_time"] = seq, t
+        out.append(d)
+    return out

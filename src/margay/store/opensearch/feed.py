@@ -45,11 +45,15 @@ class Feed(Client):
         upto = self.safe_seq() if upto is None else upto
         if upto <= after_seq or limit <= 0:
             return []
+        return self._records(lt, self._feed_query(lt, after_seq, upto, where), limit)
+
+    def _records(self, lt: LogType, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` documents the query matches, in `_seq` order, each with `_seq` and `_time`."""
         self.ensure_ready()
         result = self.request("POST", f"/{self.prefix}{lt.index_prefix}.*/_search",
                               params={"ignore_unavailable": "true", "allow_no_indices": "true"},
-                              body={"query": self._feed_query(lt, after_seq, upto, where), "size": limit,
-                                    "sort": [{SEQ_FIELD: "asc"}], "track_total_hits": False})
+                              body={"query": query, "size": limit, "sort": [{SEQ_FIELD: "asc"}],
+                                    "track_total_hits": False})
         out = []
         for h in result["hits"]["hits"]:
             doc = h["_source"]
@@ -73,19 +77,7 @@ class Feed(Client):
                   for k in keys for i in range(0, len(members), TERMS_CHUNK)]
         query = {"bool": {"filter": [{"range": {SEQ_FIELD: {"gt": after_seq, "lte": upto}}},
                                      {"bool": {"should": should, "minimum_should_match": 1}}]}}
-        self.ensure_ready()
-        result = self.request("POST", f"/{self.prefix}{lt.index_prefix}.*/_search",
-                              params={"ignore_unavailable": "true", "allow_no_indices": "true"},
-                              body={"query": query, "size": limit, "sort": [{SEQ_FIELD: "asc"}],
-                                    "track_total_hits": False})
-        out = []
-        for h in result["hits"]["hits"]:
-            doc = h["_source"]
-            seq = doc.pop(SEQ_FIELD)
-            doc.pop(ID_FIELD, None)
-            doc["_seq"], doc["_time"] = seq, _epoch_of(doc.get(lt.time_field))
-            out.append(doc)
-        return out
+        return self._records(lt, query, limit)
 
     def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
         self.ensure_ready()
