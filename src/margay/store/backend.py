@@ -13,6 +13,7 @@ from ..query.restriction import NONE, Restriction
 
 if TYPE_CHECKING:
     from ..ingest.parse import Converted
+    from ..logtypes.base import QueryKey
     from ..query.graph import GraphRows, GraphSpec
     from ..query.selector import Node
 
@@ -229,3 +230,20 @@ def check_distinct(query: Query, fields: list[str]) -> None:
     bad = [f for f in fields if f not in known or "." in f]
     if not fields or bad:
         raise QueryError(f"distinct: {', '.join(bad) or 'no fields'}: give top-level fields of {query.logtype.name}")
+
+
+def group_field(lt: LogType, field: str, *, numeric: bool = False) -> QueryKey:
+    """Backend.groups' check of one key or metric field, the same on every engine: a known, single-valued field
+    (numeric for a metric)."""
+    from ..errors import QueryError
+    from ..logtypes import Kind
+
+    keys = lt.query_keys()
+    if field not in keys:
+        raise QueryError(f"unknown field {field!r} for {lt.name}")
+    qk = keys[field]
+    if qk.kind.is_list or qk.kind in (Kind.MAP, Kind.JSON, Kind.STRUCT, Kind.STRUCT_LIST):
+        raise QueryError(f"cannot group by {field!r}: it holds a list or an object")
+    if numeric and not qk.kind.is_numeric:
+        raise QueryError(f"{field!r} is not numeric")
+    return qk

@@ -6,21 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import QueryError
-from ...logtypes import Kind, LogType
+from ...logtypes import LogType
 from ...query.model import Query
-from ..backend import GroupSpec
+from ..backend import GroupSpec, group_field
 from .reads import RunOver
 
 
 def _expr(lt: LogType, field: str, *, numeric: bool = False) -> str:
-    keys = lt.query_keys()
-    if field not in keys:
-        raise QueryError(f"unknown field {field!r} for {lt.name}")
-    qk = keys[field]
-    if qk.kind.is_list or qk.kind in (Kind.MAP, Kind.JSON, Kind.STRUCT, Kind.STRUCT_LIST):
-        raise QueryError(f"cannot group by {field!r}: it holds a list or an object")
-    if numeric and not qk.kind.is_numeric:
-        raise QueryError(f"{field!r} is not numeric")
+    qk = group_field(lt, field, numeric=numeric)
     return qk.sql
 
 

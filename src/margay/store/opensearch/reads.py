@@ -219,37 +219,17 @@ class Reads(Client):
 
     def dismiss(self, query: Query, ids: list[str]) -> list[str]:
         """Set `dismissed: true` on the query's records with these ids (refreshed before returning)."""
-        if not query.logtype.dismissable or len(query.clusters) != 1:
-            raise QueryError(f"{query.logtype.name} records cannot be dismissed (one cluster of events at a time)")
-        indices = self._indices(query)
-        if indices is None or not ids:
-            return []
-        where = self._where(query)
-        where["bool"]["filter"].append({"terms": {"id": list(ids)}})
-        found = self.request("POST", f"/{indices}/_search", params={"ignore_unavailable": "true",
-                                                                     "allow_no_indices": "true"},
-                             body={"query": where, "size": MAX_RESULT_WINDOW, "_source": ["id"]})
-        hits = found["hits"]["hits"]
-        if hits:  # partial updates by document id (no scripts: the reindex module is not needed)
-            lines = b"".join(orjson.dumps({"update": {"_index": h["_index"], "_id": h["_id"]}}) + b"\n"
-                             + b'{"doc":{"dismissed":true}}\n' for h in hits)
-            result = self.request("POST", "/_bulk", params={"refresh": "true"}, body=lines)
-            failed = [i for i in result.get("items", []) if next(iter(i.values())).get("status", 500) >= 300]
-            if failed:
-                raise BackendError(f"OpenSearch did not dismiss {len(failed)} events: "
-                                   f"{next(iter(failed[0].values())).get('error')}; retry")
-        present = {h["_source"].get("id") for h in hits}
-        return [i for i in ids if i in present]
-
-    def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
-        from . import groups
-
-        return groups.buckets(self._search(query, groups.body(query, spec, after, self._where(query))), spec)
+        # partial updates by document id (no scripts: the reindex module is not needed)
+        return self._by_ids(query, ids, ("dismiss", "dismissed"), "update", b'{"doc":{"dismissed":true}}\n')
 
     def delete(self, query: Query, ids: list[str]) -> list[str]:
         """Delete the query's records with these ids (refreshed before returning)."""
+        return self._by_ids(query, ids, ("delete", "deleted"), "delete", b"")
+
+    def _by_ids(self, query: Query, ids: list[str], verb: tuple[str, str], action: str, doc: bytes) -> list[str]:
+        """The ids of `ids` the query finds, after one `_bulk` of `action` (+ `doc`) per record found."""
         if not query.logtype.dismissable or len(query.clusters) != 1:
-            raise QueryError(f"{query.logtype.name} records cannot be deleted (one cluster of events at a time)")
+            raise QueryError(f"{query.logtype.name} records cannot be {verb[1]} (one cluster of events at a time)")
         indices = self._indices(query)
         if indices is None or not ids:
             return []
@@ -260,15 +240,20 @@ class Reads(Client):
                              body={"query": where, "size": MAX_RESULT_WINDOW, "_source": ["id"]})
         hits = found["hits"]["hits"]
         if hits:
-            lines = b"".join(orjson.dumps({"delete": {"_index": h["_index"], "_id": h["_id"]}}) + b"\n"
+            lines = b"".join(orjson.dumps({action: {"_index": h["_index"], "_id": h["_id"]}}) + b"\n" + doc
                              for h in hits)
             result = self.request("POST", "/_bulk", params={"refresh": "true"}, body=lines)
             failed = [i for i in result.get("items", []) if next(iter(i.values())).get("status", 500) >= 300]
             if failed:
-                raise BackendError(f"OpenSearch did not delete {len(failed)} events: "
+                raise BackendError(f"OpenSearch did not {verb[0]} {len(failed)} events: "
                                    f"{next(iter(failed[0].values())).get('error')}; retry")
         present = {h["_source"].get("id") for h in hits}
         return [i for i in ids if i in present]
+
+    def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+        from . import groups
+
+        return groups.buckets(self._search(query, groups.body(query, spec, after, self._where(query))), spec)
 
     def field_values(self, query: Query, key: str, prefix: str, size: int) -> list[FieldValue]:
         """Filter hints: the commonest values of a key (starting with `prefix`, any case), count then value."""
