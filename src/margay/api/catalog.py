@@ -8,12 +8,15 @@ clusters whoami says are readable, and its query bar completes the key names of 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
 
+from ..errors import QueryError
 from ..logtypes import REGISTRY
+from ..names import valid_cluster
 from ..web.columns import default_columns
 from .common import JSONResponse
 
@@ -56,6 +59,58 @@ async def whoami(request: Request) -> JSONResponse:
                          "empty": not clusters, "logs": logs})
 
 
+MAX_CLUSTER_PAGE = 1000
+_SEARCH = re.compile(r"[a-z0-9.-]{0,253}")
+
+
+def _cluster_params(request: Request) -> tuple[str, int, str]:
+    """GET /api/v1/clusters' parameters, each checked: q (part of a name), limit, after (a cluster name)."""
+    params = request.query_params
+    unknown = sorted(set(params) - {"q", "limit", "after"})
+    if unknown:
+        raise QueryError(f"unknown parameter {unknown[0][:40]!r}: expected q, limit, after")
+    q = params.get("q", "").strip().lower()
+    if not _SEARCH.fullmatch(q):
+        raise QueryError("q: part of a cluster name (lowercase letters, digits, '-' and '.'), at most 253 characters",
+                         details={"field": "q"})
+    raw = params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CLUSTER_PAGE:
+        raise QueryError(f"limit: expected an integer from 1 to {MAX_CLUSTER_PAGE}", details={"field": "limit"})
+    after = params.get("after", "")
+    if after:
+        valid_cluster(after, where="the after parameter")
+    return q, int(raw), after
+
+
+async def list_clusters(request: Request) -> JSONResponse:
+    """The clusters the caller may read (any UI log type), whose names contain `q`, in name order and paged
+    (`after` = the last name of the previous page): a fleet's cluster picker searches here instead of
+    holding every name. Each item says, per UI log type, `full` or `namespaces` (unreadable types left out)."""
+    m = request.app.state.margay
+    q, limit, after = _cluster_params(request)
+    who = m.caller(request)
+    stored = await asyncio.to_thread(m.backend.clusters, None)
+    matching = sorted(c for c in stored or [] if q in c)
+    pairs = [(REGISTRY[t], c) for types in UI_TYPES.values() for t in types for c in matching]
+    granted = await asyncio.to_thread(m.access.grants, who, pairs)
+    visible: list[dict[str, Any]] = []
+    for c in matching:
+        per = {}
+        for name, types in UI_TYPES.items():
+            grants = [granted[(t, c)] for t in types]
+            if any(g.full for g in grants):
+                per[name] = "full"
+            elif any(grants):
+                per[name] = "namespaces"
+        if per:
+            visible.append({"cluster": c, "readable": per})
+    rest = [v for v in visible if v["cluster"] > after] if after else visible
+    body: dict[str, Any] = {"items": rest[:limit], "total": len(visible)}
+    if len(rest) > limit:
+        body["after"] = rest[limit - 1]["cluster"]
+    return JSONResponse(body)
+
+
 def _keys(name: str) -> list[dict[str, Any]]:
     lt = REGISTRY[UI_TYPES[name][0]]
     out = [{"name": k, "kind": qk.kind.value} for k, qk in sorted(lt.query_keys().items())]
@@ -73,4 +128,5 @@ async def logtypes(request: Request) -> JSONResponse:
 
 
 def routes() -> list[Route]:
-    return [Route("/api/v1/whoami", whoami, methods=["GET"]), Route("/api/v1/logtypes", logtypes, methods=["GET"])]
+    return [Route("/api/v1/whoami", whoami, methods=["GET"]), Route("/api/v1/logtypes", logtypes, methods=["GET"]),
+            Route("/api/v1/clusters", list_clusters, methods=["GET"])]

@@ -36,9 +36,21 @@ def requested_clusters(request: Request, body: dict[str, Any], lt: LogType) -> l
     """The clusters a read asks for: x-cluster-id, or with _MULTI_ the body's clusters / all_clusters."""
     m = request.app.state.margay
     header = header_cluster(request)
+    every = body.get("all_clusters", False)
+    if not isinstance(every, bool):
+        raise QueryError(f"all_clusters: expected true or false, got {type(every).__name__}",
+                         details={"field": "all_clusters"})
+    if every:
+        # Every stored cluster; authorize_read then keeps those the caller may read (the engine applies it).
+        sent = request.headers.get("x-cluster-id", "").strip()
+        if sent and sent != MULTI_CLUSTER:
+            raise QueryError(f"all_clusters: true asks for every cluster, but x-cluster-id names {sent[:60]!r}; "
+                             "send x-cluster-id: _MULTI_ (or none)", details={"field": "all_clusters"})
+        if body.get("clusters") not in (None, []):
+            raise QueryError("clusters and all_clusters: give a list of clusters or all_clusters: true, not both",
+                             details={"field": "clusters"})
+        return m.backend.clusters(None) or []
     if header == MULTI_CLUSTER:
-        if body.get("all_clusters"):
-            return m.backend.clusters(None) or []
         clusters = body.get("clusters")
         if not isinstance(clusters, list) or not clusters or not all(isinstance(c, str) for c in clusters):
             raise QueryError("x-cluster-id _MULTI_ needs \"clusters\": [names] or \"all_clusters\": true in the body")
