@@ -270,7 +270,8 @@ def test_restricted_user_sees_only_their_cluster(wide: Any, site: Site) -> None:
     errors = open_ui(wide, site, "#/explore/flows", token=RESTRICTED, wait="explore")
     assert wide.inner_text("#cluster-button") == "Cluster: app-cluster-1"
     wide.click("#cluster-button")
-    assert wide.locator("#cluster-menu input").evaluate_all("els => els.map(e => e.value)") == ["app-cluster-1"]
+    wide.wait_for_selector("#cluster-list input")
+    assert wide.locator("#cluster-list input").evaluate_all("els => els.map(e => e.value)") == ["app-cluster-1"]
     assert "1 other cluster(s) are not readable" in wide.inner_text("#cluster-menu")
     wide.wait_for_selector("#results")
     clusters = set(wide.locator("#results tbody td:nth-child(2)").all_inner_texts())

@@ -7,6 +7,7 @@ import { graph } from "./graph.js";
 import { events } from "./events.js";
 import { alerts, feeds } from "./detect.js";
 import { reports } from "./reports.js";
+import { initPicker, pickerLabel } from "./picker.js";
 
 const main = document.getElementById("main");
 let charts = [];
@@ -48,35 +49,14 @@ async function load() {
   state.types = Object.fromEntries(t.items.map((x) => [x.name, x]));
   const mine = state.me.clusters;
   state.clusters = (state.clusters || []).filter((c) => mine.includes(c));
-  if (!state.clusters.length) state.clusters = mine.slice();
+  if (state.all || !state.clusters.length) { state.all = true; state.clusters = mine.slice(); }
   globalsFrom(route().params, mine);
-  clusterMenu();
+  pickerLabel();
   const who = document.getElementById("who");
   who.textContent = state.me.auth === "none" ? "" : state.me.user;
   document.getElementById("signout").hidden = state.me.auth === "none";
   document.getElementById("nav").hidden = false;
   document.getElementById("controls").hidden = false;
-}
-
-function clusterMenu() {
-  const menu = document.getElementById("cluster-menu");
-  const mine = state.me.clusters;
-  const boxes = mine.map((c) => h("label", {}, h("input", { type: "checkbox", value: c, checked: state.clusters.includes(c),
-    onchange: () => {
-      const on = [...menu.querySelectorAll("input:checked")].map((i) => i.value);
-      if (!on.length) return;
-      state.clusters = on; localStorage.setItem("margay.clusters", JSON.stringify(on)); label(); navigate();
-    } }), " ", c));
-  const hiddenCount = state.me.all_clusters - mine.length;
-  menu.replaceChildren(...boxes, mine.length ? null : h("div", { class: "note" }, "No cluster you may read has logs yet."),
-    hiddenCount > 0 ? h("div", { class: "note" }, `${hiddenCount} other cluster(s) are not readable with your token.`) : null);
-  label();
-}
-function label() {
-  const b = document.getElementById("cluster-button");
-  const n = state.clusters.length;
-  b.textContent = state.me && state.me.empty ? "No clusters yet" : n === 1 ? `Cluster: ${state.clusters[0]}` : `${n} clusters`;
-  document.querySelectorAll("#cluster-menu input").forEach((i) => { i.checked = state.clusters.includes(i.value); });
 }
 
 function rangeControls() {
@@ -112,7 +92,7 @@ function syncControls() {
     document.getElementById("abs-to").value = inputValue(state.range.to === "now" ? Date.now() : Date.parse(state.range.to));
   }
   document.getElementById("tz").value = isUTC() ? "utc" : "local";
-  if (state.me) label();
+  if (state.me) pickerLabel();
 }
 function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSON.stringify(r)); navigate(); }
 // A change of range, clusters or zone is a new history entry with the state in its URL.
@@ -136,8 +116,7 @@ export function render() {
 }
 
 async function start() {
-  document.getElementById("cluster-button").onclick = (e) => { e.stopPropagation(); document.getElementById("cluster-picker").classList.toggle("open"); };
-  document.addEventListener("click", (e) => { if (!e.target.closest("#cluster-picker")) document.getElementById("cluster-picker").classList.remove("open"); });
+  initPicker(navigate);  // a changed cluster selection applies when the menu closes: one navigation
   document.getElementById("drawer-close").onclick = closeDrawer;
   localStorage.removeItem("margay.token");  // earlier versions kept the token where page scripts could read it
   document.getElementById("signout").onclick = async () => { try { await api("DELETE", "/ui/session"); } catch { /* signed out anyway */ } signin(); };

@@ -8,7 +8,8 @@ export { fmtTime };
 export const state = {
   me: null,          // GET /api/v1/whoami
   types: {},         // GET /api/v1/logtypes, by name
-  clusters: JSON.parse(localStorage.getItem("margay.clusters") || "null"),
+  clusters: storedClusters(),  // the selected clusters' names (every readable one when `all`)
+  all: localStorage.getItem("margay.clusters") === '"*"',  // every cluster: requests say all_clusters, not names
   range: { from: "now-3h", to: "now" },
 };
 
@@ -20,6 +21,13 @@ export class ApiError extends Error {
   }
 }
 
+function storedClusters() {
+  const v = JSON.parse(localStorage.getItem("margay.clusters") || "null");
+  return Array.isArray(v) ? v : null;
+}
+
+// `clusters`: the names a read is for; a list carrying `all` (from readable() while every cluster is selected)
+// goes out as `all_clusters: true` instead of a thousand names (the server narrows it to what the viewer may read).
 export async function api(method, path, body, { clusters } = {}) {
   const headers = { "content-type": "application/json" };
   const csrf = csrfToken();
@@ -27,6 +35,7 @@ export async function api(method, path, body, { clusters } = {}) {
   let payload = body ? { ...body } : undefined;
   if (clusters) {
     if (clusters.length === 1) headers["x-cluster-id"] = clusters[0];
+    else if (clusters.all) { headers["x-cluster-id"] = "_MULTI_"; payload = { ...(payload || {}), all_clusters: true }; }
     else { headers["x-cluster-id"] = "_MULTI_"; payload = { ...(payload || {}), clusters }; }
   }
   const res = await fetch(path, { method, headers, credentials: "same-origin", body: payload ? JSON.stringify(payload) : undefined });
@@ -51,10 +60,21 @@ export function esc(v) {
   return String(v).replace(/[&<>"'`=]/g, (c) => "&#" + c.charCodeAt(0) + ";");
 }
 
-// The clusters of the selection the viewer may read for a UI log type (flows, dns, audit, bgp, events, l7).
+// The clusters of the selection the viewer may read for a UI log type (flows, dns, audit, bgp, events, l7);
+// marked `all` while every cluster is selected (api() then asks for all_clusters).
 export function readable(type) {
   const per = (state.me && state.me.readable[type]) || {};
-  return (state.clusters || []).filter((c) => per[c]);
+  const out = (state.clusters || []).filter((c) => per[c]);
+  if (state.all) out.all = true;
+  return out;
+}
+
+// Select clusters (`null`: all of them); kept for the next visit. The caller navigates.
+export function selectClusters(names) {
+  const mine = (state.me && state.me.clusters) || [];
+  state.all = names == null;
+  state.clusters = state.all ? mine.slice() : mine.filter((c) => names.includes(c));
+  localStorage.setItem("margay.clusters", JSON.stringify(state.all ? "*" : state.clusters));
 }
 
 export function timeRange() { return { from: state.range.from, to: state.range.to }; }
@@ -68,7 +88,7 @@ export function rangeSeconds() {
 // parameters), so a link reproduces a view and back/forward step through changes of range or clusters.
 const GLOBAL = ["from", "to", "clusters", "tz"];
 export function globalParams() {
-  return { from: state.range.from, to: state.range.to, clusters: (state.clusters || []).join(","), tz: isUTC() ? "utc" : "local" };
+  return { from: state.range.from, to: state.range.to, clusters: state.all ? "*" : (state.clusters || []).join(","), tz: isUTC() ? "utc" : "local" };
 }
 // `hash` with the current global state (page parameters kept, global ones replaced).
 export function withGlobals(hash, globals = globalParams()) {
@@ -86,9 +106,11 @@ export function globalsFrom(params, readableClusters) {
   const from = params.get("from"), to = params.get("to");
   if (from && to && validRange(from) && validRange(to)) { state.range = { from, to }; any = true; }
   const cl = params.get("clusters");
-  if (cl != null) {
+  if (cl === "*") {  // every cluster (`*` is no cluster name)
+    state.all = true; state.clusters = readableClusters.slice(); any = true;
+  } else if (cl != null) {
     const want = cl.split(",").filter((c) => readableClusters.includes(c));
-    if (want.length) state.clusters = want;
+    if (want.length) { state.clusters = want; state.all = false; }
     any = true;
   }
   const tz = params.get("tz");

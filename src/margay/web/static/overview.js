@@ -1,5 +1,5 @@
 // The overview dashboard: one aggregation request per panel, each panel linking to the explorer.
-import { api, esc, explorerLink, fmtBytes, fmtNum, h, interval, notReadable, quote, readable, rendered, showError, state, timeRange } from "./core.js";
+import { api, esc, explorerLink, fmtBytes, fmtNum, globalParams, h, interval, notReadable, quote, readable, rendered, showError, state, timeRange, withGlobals } from "./core.js";
 import { track } from "./app.js";
 import { chartTime, timeAxis } from "./time.js";
 import { CHANGES_SELECTOR, changesPanel } from "./changes.js";
@@ -102,6 +102,9 @@ export function overview(main) {
     c.on("click", (p) => { location.hash = explorerLink("flows", `action = ${quote(p.name)}`); });
   }));
 
+  // A fleet: which clusters carry the traffic, the denials and the events (one terms-on-cluster request per type).
+  if (readable("flows").length > 1) jobs.push(card(grid, "span12", "Clusters: top by flows, denied flows and events", "flows", null, clustersPanel));
+
   jobs.push(card(grid, "span4", "Denied flows over time", "flows", explorerLink("flows", 'action = "deny"'), async (el) => {
     const res = await agg("flows", { t: { date_histogram: { field: "end_time", fixed_interval: fi }, aggs: { f: { sum: { field: "num_flows" } } } } }, 'action = "deny"');
     chart(el, { tooltip: { trigger: "axis" }, xAxis: { type: "time" }, yAxis: { type: "value", axisLabel: { formatter: fmtNum } },
@@ -200,4 +203,38 @@ export function overview(main) {
   }, "events"));
 
   Promise.all(jobs).then(() => rendered("overview"));
+}
+
+// The busiest clusters of the selection: flows and denied flows (one aggregation over the flow logs, terms on
+// `cluster` with the flow sums per action) and active events (one over the events). Terms order by record
+// count only, so each asks for a bucket per selected cluster (all of them: one bucket each, even at 1,000) and
+// the columns rank them here. Each name narrows the selection to that cluster.
+const CLUSTER_COLS = [["flows", "flows"], ["denied", "denied flows"], ["events", "active events"]];
+async function clustersPanel(el) {
+  const [flows, events] = await Promise.all([
+    agg("flows", { c: { terms: { field: "cluster", size: Math.min(10000, readable("flows").length) }, aggs: { f: { sum: { field: "num_flows" } },
+      a: { terms: { field: "action", size: 5 }, aggs: { f: { sum: { field: "num_flows" } } } } } } }),
+    readable("events").length ? agg("events", { c: { terms: { field: "cluster", size: Math.min(10000, readable("events").length) } } }, "dismissed = false") : null]);
+  const rows = new Map();
+  const row = (c) => rows.get(c) || rows.set(c, { cluster: c, flows: 0, denied: 0, events: 0 }).get(c);
+  for (const b of buckets(flows, "c")) {
+    const r = row(b.key);
+    r.flows = b.f.value || 0;
+    r.denied = ((b.a.buckets || []).find((x) => x.key === "deny") || { f: { value: 0 } }).f.value || 0;
+  }
+  for (const b of buckets(events, "c")) row(b.key).events = b.doc_count;
+  let by = "flows";
+  const draw = () => {
+    const top = [...rows.values()].sort((a, b) => b[by] - a[by] || b.flows - a.flows || (a.cluster < b.cluster ? -1 : 1)).slice(0, 10);
+    if (!top.length) { el.replaceChildren(h("div", { class: "empty" }, "No data in this range")); return; }
+    const link = (c) => withGlobals(location.hash, { ...globalParams(), clusters: c });
+    el.replaceChildren(h("table", { class: "data clusters" },
+      h("thead", {}, h("tr", {}, h("th", {}, "cluster"), CLUSTER_COLS.map(([k, t]) => h("th", { class: "num" + (k === by ? " on" : ""), "data-sort": k,
+        title: `rank by ${t}`, onclick: () => { by = k; draw(); } }, t + (k === by ? " ▾" : ""))))),
+      h("tbody", {}, top.map((r) => h("tr", { "data-cluster": r.cluster },
+        h("td", {}, h("a", { href: link(r.cluster), title: `show only ${r.cluster}` }, r.cluster)),
+        h("td", { class: "num" }, fmtNum(r.flows)), h("td", { class: "num" }, fmtNum(r.denied)), h("td", { class: "num" }, fmtNum(r.events)))))));
+  };
+  el.className = "clusters-panel";
+  draw();
 }
