@@ -206,7 +206,7 @@ export function graph(main, r) {
     } else if (n.type === "service") httpSel = `dest_service_namespace = ${ns} AND dest_service_name = ${quote(n.label)}`;
     const part = async (el, type, sel, title, key, fmt) => {
       if (!sel) return;
-      const cl = readable(type).filter((x) => !n.cluster || x === n.cluster);
+      const cl = n.cluster ? readable(type).filter((x) => x === n.cluster) : readable(type);  // keeps `all`
       if (!cl.length) { el.replaceChildren(h("h4", {}, title), h("div", { class: "muted" }, `no ${type} logs readable here`)); return; }
       try {
         const res = await api("POST", `/api/v1/${type}/logs/aggregation`, { time_range: timeRange(), selector: c + sel,
