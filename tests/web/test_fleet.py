@@ -280,3 +280,22 @@ def test_a_scoped_reader_sees_only_their_clusters(page: Any, fleet: Fleet) -> No
     assert panel.locator("tbody tr").evaluate_all("els => els.map(e => e.dataset.cluster)") == expected
     assert all(c["body"].get("all_clusters") is True for c in calls.data)  # all of them: the server narrows it
     assert not errors, errors
+
+
+def test_the_flow_visualizer_lays_a_fleet_out_in_a_readable_grid(page: Any, fleet: Fleet) -> None:
+    calls = Calls(page)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sign_in(page, fleet.url, fleet.token)
+    page.add_init_script("localStorage.setItem('margay.range', JSON.stringify({from: 'now-3h', to: 'now'}));")
+    page.goto(fleet.url + "/ui/#/graph")
+    page.wait_for_function("() => window.__margayRendered && window.__margayRendered.graph", timeout=60_000)
+    graph = [c for c in calls.data if c["path"] == "api/v1/flows/graph"]
+    assert len(graph) == 1 and graph[0]["body"]["all_clusters"] is True and graph[0]["body"]["by_cluster"] is True
+    boxes = page.evaluate("window.__margayGraph.cy.nodes('.cluster').map((n) => n.renderedBoundingBox())")
+    assert len(boxes) == 59  # 60 nodes at most: 59 clusters' namespaces, the rest folded
+    assert min(b["w"] for b in boxes) > 30  # fitted, each box is still big enough to read
+    for i, a in enumerate(boxes):  # no two boxes overlap
+        for b in boxes[i + 1:]:
+            assert a["x2"] <= b["x1"] or b["x2"] <= a["x1"] or a["y2"] <= b["y1"] or b["y2"] <= a["y1"]
+    assert not errors, errors

@@ -153,19 +153,29 @@ export function graph(main, r) {
     return (node) => at[node.id()] || { x: 0, y: 0 };
   }
 
-  // Several clusters, collapsed: each cluster's graph laid out on its own, the clusters side by side
-  // (one force layout over all of them drifts the boxes apart and leaves them tiny).
+  // Several clusters, collapsed: each cluster's graph laid out on its own (one force layout over all of them
+  // drifts the boxes apart and leaves them tiny): up to three side by side, more in a grid of boxes sized by
+  // their nodes, so a fleet's many small clusters stay readable when fitted.
   function sideBySide(cy, boxes) {
-    const W = 900, H = 1000, GAP = 160;
+    const GAP = 160, few = boxes.length <= 3;
+    const cols = few ? boxes.length : Math.ceil(Math.sqrt(boxes.length));
+    let x = 0, y = 0, rowH = 0, right = 0;
     boxes.forEach((c, i) => {
       const box = cy.$id("cl|" + c), kids = box.descendants();
+      const W = few ? 900 : Math.min(900, 160 + 140 * Math.sqrt(kids.length)), H = few ? 1000 : W;
+      if (i && i % cols === 0) { x = 0; y += rowH + GAP / 3; rowH = 0; }
       const inside = new Set(kids.map((n) => n.id()));
       const edges = kids.connectedEdges().filter((e) => inside.has(e.source().id()) && inside.has(e.target().id()));
-      box.union(kids).union(edges).layout({ name: "cose", animate: false, randomize: false, fit: false, boundingBox: { x1: i * (W + GAP), y1: 0, w: W, h: H },
+      box.union(kids).union(edges).layout({ name: "cose", animate: false, randomize: false, fit: false, boundingBox: { x1: x, y1: y, w: W, h: H },
         nodeRepulsion: () => 12000, idealEdgeLength: () => 90, gravity: 2, componentSpacing: 60, nodeDimensionsIncludeLabels: true, numIter: 1000 }).run();
+      if (few) { x += W + GAP; rowH = H; right = x; return; }
+      // In the grid each box takes the room its layout used (a one-namespace cluster is small).
+      const bb = box.boundingBox(), dx = x - bb.x1, dy = y - bb.y1;
+      kids.filter((n) => !n.isParent()).positions((n) => ({ x: n.position("x") + dx, y: n.position("y") + dy }));
+      x += bb.w + GAP / 3; rowH = Math.max(rowH, bb.h); right = Math.max(right, x);
     });
     const loose = cy.nodes().filter((n) => !n.isParent() && !n.data("cluster"));
-    loose.forEach((n, j) => n.position({ x: boxes.length * (W + GAP), y: H / 2 + j * 80 }));
+    loose.forEach((n, j) => n.position({ x: right, y: (few ? 500 : rowH / 2) + j * 80 }));
     cy.fit(undefined, 20);
   }
 
