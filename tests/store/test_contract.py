@@ -378,7 +378,9 @@ def test_nested_buckets_answer_per_bucket(loaded: Any) -> None:
 
 def test_nested_terms_run_one_query_per_level(tmp_path: Path) -> None:
     """On the embedded engine a terms of many buckets with a terms inside costs a query per level, not per bucket."""
-    from margay.store.duckdb.aggs import Aggregator, Scope
+    from margay.query.linseed_aggs import linseed_request
+    from margay.store.duckdb.aggs import Scope
+    from margay.store.duckdb.reads import linseed_aggregator
 
     store = DuckDBBackend(tmp_path / "data")
     try:
@@ -392,7 +394,7 @@ def test_nested_terms_run_one_query_per_level(tmp_path: Path) -> None:
             def counted(sql: str, params: list[Any]) -> Any:
                 calls.append(sql)
                 return run(sql, params)
-            return Aggregator(q.logtype, counted).aggregate(aggs, Scope(src, ps))
+            return linseed_aggregator(q, counted).aggregate(linseed_request(q.logtype, aggs), Scope(src, ps))
 
         got = store.run_over(q, build)
         assert len(got["ip"]["buckets"]) == 60 and len(calls) == 2

@@ -21,12 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from margay.logtypes import REGISTRY, LogType
+from margay.query.linseed_aggs import linseed_request
 from margay.query.model import Query
 from margay.query.selector import parse_selector
 from margay.store import rollup
 from margay.store.backend import Partition
 from margay.store.duckdb import DuckDBBackend
-from margay.store.duckdb.aggs import Aggregator, Scope
+from margay.store.duckdb.aggs import Scope
+from margay.store.duckdb.reads import linseed_aggregator
 from margay.testing.server import ServerProcess
 
 FLOWS, DNS = REGISTRY["flows"], REGISTRY["dns"]
@@ -100,7 +102,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBBackend]:
 
 
 def raw(store: DuckDBBackend, q: Query, aggs: dict[str, Any]) -> dict[str, Any]:
-    return store.run_over(q, lambda run, src, ps: Aggregator(q.logtype, run).aggregate(aggs, Scope(src, ps)))
+    request = linseed_request(q.logtype, aggs)
+    return store.run_over(q, lambda run, src, ps: linseed_aggregator(q, run).aggregate(request, Scope(src, ps)))
 
 
 # -- randomised requests ------------------------------------------------------------------------------------

@@ -177,13 +177,13 @@ def _hour_histogram(params: Any) -> bool:
 
 def _agg_keys(lt: LogType, aggs: Any, keys: set[str]) -> bool:
     """Walk an aggregation tree: False if a part does not roll up; collects the dims it groups by."""
-    from ..query.aggs import BUCKETS, METRICS, _split
+    from ..query.aggs import BUCKETS, LINSEED, METRICS, split
 
     if not isinstance(aggs, dict):
         return False
     for name, spec in aggs.items():
         try:
-            kind, params, subs = _split(spec, name)
+            kind, params, subs = split(spec, name, LINSEED)
         except QueryError:
             return False
         field = params.get("field") if isinstance(params, dict) else None

@@ -1,5 +1,6 @@
 """The Elasticsearch-compatible API on the embedded engine: the query DSL and aggregations translated to
-registry SQL with bound values (query/es/dsl.py; aggregations in es_aggs.py) over each plan's files."""
+registry SQL with bound values (query/es/dsl.py; aggregations in aggs.py, the compiler Linseed's
+aggregations use too) over each plan's files."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ...query.es.hitfields import highlight, hit_fields, marks, wants_fields
 from ...query.es.request import SortSpec, check_search, sort_specs, total_hits
 from ...query.model import Query
 from ..backend import EsPlan
-from .es_aggs import EsAggregator, Scope
+from .aggs import Aggregator, Scope
 
 LONG_MAX, LONG_MIN = 9223372036854775807, -9223372036854775808
 
@@ -344,7 +345,7 @@ def _aggregate(eng: Engine, plans: list[_Plan], aggs: Any, now: datetime) -> dic
         # the indices' rows before the request's query (its last condition): terms with min_doc_count 0
         before = plan.conds[:-1]
         universe = Scope(src + "".join(f" AND ({c})" for c, _ in before), params + [x for _, ps in before for x in ps])
-        agg = EsAggregator(plan.fields, run, now, compiler.compile, hits, universe)
+        agg = Aggregator(plan.fields, run, now, compiler.compile, hits, universe)
         extra_sql = "".join(f" AND ({c})" for c, _ in plan.conds)
         # top_hits pages add the plan's own conditions again (_hits): the scope carries only narrowing ones
         return agg.aggregate(aggs, Scope(src + extra_sql, params + [x for _, ps in plan.conds for x in ps]))

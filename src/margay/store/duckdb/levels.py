@@ -113,18 +113,23 @@ def grouped(run: Runner, scope: Scope, key_sql: str, key_params: list[Any], *, c
     ms = "".join(f", {e} AS m{i}" for i, e in enumerate(exprs or []))
     part = f"PARTITION BY {', '.join(g)} " if g else ""
     total = "sum(c)" if total_all else "sum(CASE WHEN c >= ? THEN c ELSE 0 END)"
-    # Buckets under min_count rank last, so the first `limit` ranks are the buckets shown.
-    sql = (f"SELECT {', '.join([*g, 'k', 'c'] + [f'm{i}' for i in range(len(exprs or []))])}, "  # noqa: S608
-           f"hash({', '.join([*g, 'k'])}) AS _h, {total} OVER ({part}) AS _total, "
-           f"row_number() OVER ({part}ORDER BY c < ?, {order}) AS _rn "
-           f"FROM (SELECT {''.join(x + ', ' for x in g)}_g{d} AS k, {count} AS c{ms} {inner.sql} GROUP BY ALL)")
-    params = ([] if total_all else [min_count]) + [min_count] + inner.params  # in the order of their `?`
-    where = "c >= ?"
-    params.append(min_count)
-    if limit is not None:
-        where += " AND _rn <= ?"
-        params.append(limit)
-    rows = run(f"SELECT * FROM ({sql}) WHERE {where} ORDER BY {', '.join([*g, '_rn'])}", params)  # noqa: S608
+    groups = f"(SELECT {''.join(x + ', ' for x in g)}_g{d} AS k, {count} AS c{ms} {inner.sql} GROUP BY ALL)"
+    cols = ", ".join([*g, "k", "c"] + [f"m{i}" for i in range(len(exprs or []))])
+    params = [] if total_all else [min_count]  # in the order of their `?`
+    if not g:  # the top level: one ranking, so a top-N sort instead of a window's full sort (~2 ms a request)
+        sql = (f"SELECT {cols}, hash(k) AS _h, {total} OVER () AS _total, NULL AS _rn "  # noqa: S608
+               f"FROM {groups} QUALIFY c >= ? ORDER BY {order}{' LIMIT ?' if limit is not None else ''}")
+        rows = run(sql, params + inner.params + [min_count] + ([limit] if limit is not None else []))
+    else:
+        # Buckets under min_count rank last, so the first `limit` ranks are the buckets shown.
+        sql = (f"SELECT {cols}, hash({', '.join([*g, 'k'])}) AS _h, {total} OVER ({part}) AS _total, "  # noqa: S608
+               f"row_number() OVER ({part}ORDER BY c < ?, {order}) AS _rn FROM {groups}")
+        params += [min_count, *inner.params, min_count]
+        where = "c >= ?"
+        if limit is not None:
+            where += " AND _rn <= ?"
+            params.append(limit)
+        rows = run(f"SELECT * FROM ({sql}) WHERE {where} ORDER BY {', '.join([*g, '_rn'])}", params)  # noqa: S608
     out: dict[Parent, list[tuple[Any, ...]]] = {}
     totals: dict[Parent, int] = {}
     for r in rows:

@@ -6,27 +6,47 @@ FROM + WHERE; `run_rolled` the same over roll-up rows where it can (store/rollup
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from ...errors import QueryError
+from ...query.es.fields import Fields
 from ...query.l3 import KEY, LISTS, SUMS, item
+from ...query.linseed_aggs import linseed_request
 from ...query.model import Query
 from ..backend import Aggregated, FieldValue
-from ..rollup import aggs_qualify
+from ..rollup import aggs_qualify, metric_sql
 from .aggs import Aggregator, Scope
+from .levels import Runner
 
 RunOver = Callable[[Query, Callable[..., Any]], Any]
 RunRolled = Callable[[Query, Callable[..., Any]], tuple[bool, Any]]
 
 
 def aggregate(run_over: RunOver, run_rolled: RunRolled, query: Query, aggs: dict[str, Any]) -> Aggregated:
-    def build(rolled: bool) -> Callable[..., Any]:
-        return lambda run, src, params: Aggregator(query.logtype, run, rolled=rolled).aggregate(aggs, Scope(src, params))
+    """Linseed's aggregations (checked and mapped by query/linseed_aggs.py) on the one compiler (aggs.py)."""
+    request = linseed_request(query.logtype, aggs)
 
-    if aggs_qualify(query, aggs):  # exact over roll-ups (store/rollup.py)
+    def build(rolled: bool) -> Callable[..., Any]:
+        return lambda run, src, params: linseed_aggregator(query, run, rolled=rolled).aggregate(request,
+                                                                                               Scope(src, params))
+
+    if aggs_qualify(query, request):  # exact over roll-ups (store/rollup.py)
         done, result = run_rolled(query, build(True))
         if done:
             return Aggregated(result, "rollup")
     return Aggregated(run_over(query, build(False)), "raw")
+
+
+def linseed_aggregator(query: Query, run: Runner, *, rolled: bool = False) -> Aggregator:
+    """The compiler set up for Linseed's requests over a query's rows, or its roll-up rows when `rolled`."""
+    lt = query.logtype
+    return Aggregator(Fields(lt), run, query.now or datetime.now(UTC), _no_queries,
+                      rolled=(lambda kind, field: metric_sql(lt, kind, field)) if rolled else None)
+
+
+def _no_queries(query: Any) -> tuple[str, list[Any]]:
+    raise QueryError("Linseed's aggregations take no queries")  # its dialect has no filter/filters
 
 
 def l3_sql(src: str) -> str:

@@ -10,10 +10,10 @@ import orjson
 
 from ...errors import BackendError, QueryError
 from ...logtypes import Kind, LogType
-from ...query.aggs import METRICS, _split
 from ...query.graph import GRAPH_KEYS, GraphRows, GraphSpec, fold
 from ...query.l3 import KEY, SUMS
 from ...query.l3 import item as l3_item
+from ...query.linseed_aggs import linseed_request
 from ...query.model import Query, SortKey, parse_time
 from ..backend import Aggregated, FieldValue, GroupSpec, SearchResult
 from ..mapping import DATE_FORMAT, ID_FIELD, SEQ_FIELD, exact_field, nested_path
@@ -119,10 +119,8 @@ class Reads(Client):
         return Aggregated(self._aggregate(query, aggs), "native")
 
     def _aggregate(self, query: Query, aggs: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(aggs, dict):
-            raise QueryError("aggregations: expected an object of name -> aggregation")
         lt: LogType = query.logtype
-        wrapped = {name: _agg(lt, name, spec) for name, spec in aggs.items()}
+        wrapped = {name: _agg(lt, name, spec) for name, spec in linseed_request(lt, aggs).items()}
         if not wrapped:
             return {}
         result = self._search(query, {"query": self._where(query), "size": 0, "track_total_hits": False,
@@ -266,7 +264,7 @@ class Reads(Client):
             terms["size"] = size
         else:
             terms["size"] = MAX_GROUPS if prefix or not stringy else size
-        es, unwrap = _agg(lt, "v", {"terms": terms}, check=False)
+        es, unwrap = _agg(lt, "v", {"terms": terms})
         result = self._search(query, {"query": self._where(query), "size": 0, "track_total_hits": False,
                                       "aggs": {"v": es}})
         if result is None:
@@ -318,37 +316,27 @@ def _time_value(bound: datetime, kind: Kind) -> Any:
     return bound.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _agg(lt: LogType, name: str, spec: Any, *, check: bool = True) -> tuple[dict[str, Any], Any]:
-    """An aggregation for OpenSearch, and a function that turns its answer back into the requested shape.
+def _agg(lt: LogType, name: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """An aggregation (checked: query/linseed_aggs.py) for OpenSearch, and a function that turns its answer back
+    into the requested shape.
 
-    Fields are checked against the registry (as on the embedded store), text fields use their keyword
-    sub-field, date histograms print keys as RFC 3339, and fields inside lists of objects are wrapped in
-    nested / reverse_nested so doc counts still count records.
+    Text fields use their keyword sub-field, date histograms print keys as RFC 3339, and fields inside lists
+    of objects are wrapped in nested / reverse_nested so doc counts still count records.
     """
-    if check:
-        kind, params, subs = _split(spec, name)
-    else:
-        kind, params = next((k, v) for k, v in spec.items() if k not in ("aggs", "aggregations"))
-        subs = spec.get("aggs") or spec.get("aggregations") or {}
+    kind = next(k for k in spec if k not in ("aggs", "aggregations", "meta"))
+    params = spec[kind]
+    subs = spec.get("aggs") or spec.get("aggregations") or {}
     params = dict(params) if isinstance(params, dict) else params
     path = None
     if isinstance(params, dict) and "field" in params:
-        keys = lt.query_keys()
         fname = params["field"]
-        if check and fname not in keys:
-            raise QueryError(f"aggregation {name!r}: unknown field {fname!r} for {lt.name}")
-        qk = keys.get(fname)
+        qk = lt.query_keys().get(fname)
         es_field = qk.es_field if qk is not None else fname
         params["field"] = exact_field(lt, es_field)
         path = nested_path(lt, es_field)
         if qk is not None and qk.kind.is_time and kind in ("date_histogram", "min", "max") and "format" not in params:
             params["format"] = "strict_date_optional_time"
-        if check and kind in METRICS and kind not in ("cardinality", "value_count") and qk is not None:
-            if qk.kind.is_list or qk.kind in (Kind.MAP, Kind.JSON):
-                raise QueryError(f"aggregation {name!r}: {kind} needs a single-valued field, {fname!r} is a list")
-            if not (qk.kind.is_numeric or qk.kind.is_time):
-                raise QueryError(f"aggregation {name!r}: {kind} needs a numeric or date field, {fname!r} is not")
-    children = {n: _agg(lt, n, s, check=check) for n, s in subs.items()} if isinstance(subs, dict) else {}
+    children = {n: _agg(lt, n, s) for n, s in subs.items()} if isinstance(subs, dict) else {}
     es: dict[str, Any] = {kind: params}
     if children and path is None:
         es["aggs"] = {n: c for n, (c, _) in children.items()}

@@ -1,5 +1,5 @@
-"""`/es/` bucket aggregations whose buckets the request lists (range, filters, filter), composite paging and
-top_hits, on the embedded engine."""
+"""Bucket aggregations whose buckets the request lists (range, filters, filter), composite paging and top_hits,
+for the aggregation compiler of the embedded engine (aggs.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 from ...errors import QueryError
 from ...logtypes import Kind
-from ...query.aggs import TRUNC
-from ...query.es.aggs import _check, java_double
+from ...query.aggs import TRUNC, java_double
+from ...query.aggs import check as _check
 from ...query.es.dates import zone, zone_name
 from ...query.es.fields import FieldRef
-from .es_metrics import EsBase
+from .agg_metrics import Base
 from .levels import Parent, Scope, metrics
 
 
@@ -45,14 +45,14 @@ def bucket_sql(ts: str, tz: Any, unit: str, step: int) -> tuple[str, list[Any]]:
     return f"epoch_ms({back(inner)})", lp + bp
 
 
-class EsBuckets(EsBase):
+class Buckets(Base):
     # -- range ---------------------------------------------------------------------------------------
     def _narrow(self, scope: Scope, cond: str, ps: list[Any], subs: dict[str, Any],
                 parents: list[Parent]) -> dict[Parent, dict[str, Any]]:
         """One request-listed bucket (`cond`) in every enclosing bucket: its doc_count and sub-aggregations, a query
         for the counts and one per sub-aggregation level (not per enclosing bucket)."""
         narrowed = scope.narrowed(cond, ps)
-        counts = metrics(self.run, narrowed, ["count(*)"]) if parents else {}
+        counts = metrics(self.run, narrowed, [self.count]) if parents else {}
         below = self._level(subs, narrowed, parents) if subs and parents else {}
         return {p: {"doc_count": int((counts.get(p) or [0])[0] or 0), **below.get(p, {})} for p in parents}
 

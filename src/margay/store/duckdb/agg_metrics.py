@@ -1,6 +1,7 @@
-"""The base of the `/es/` aggregation compiler on the embedded engine: field resolution, keys, and the metric
+"""The base of the aggregation compiler on the embedded engine (aggs.py): field resolution, keys, and the metric
 aggregations (sum, avg, min, max, value_count, cardinality, extended_stats, percentiles) as SQL expressions
-that every bucket level computes in its own GROUP BY (levels.py)."""
+that every bucket level computes in its own GROUP BY (levels.py); over roll-up rows, counts and metrics are
+the roll-up's (store/rollup.py: each row stands for `_count` records)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,26 @@ from typing import Any
 
 from ...errors import QueryError
 from ...logtypes import Kind
-from ...query.es.aggs import _check, double, es_interval
+from ...query.aggs import check as _check
+from ...query.aggs import date_interval, double
 from ...query.es.dates import date_math, format_ms
 from ...query.es.fields import FieldRef, Fields
 from .levels import Parent, Runner, Scope
 
 Hits = Callable[[Scope, dict[str, Any]], dict[str, Any]]
+RolledMetric = Callable[[str, str], str]  # (metric, field) -> its SQL over roll-up rows
 _PARAMS = {"cardinality": ("precision_threshold",), "extended_stats": ("sigma",),
            "percentiles": ("percents", "keyed", "tdigest")}
 _MULTI = ("extended_stats", "percentiles")  # metrics of several values: their SQL yields a struct
 DEFAULT_PERCENTS = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
 
 
-class EsBase:
-    """What every `/es/` aggregation needs: the fields, the SQL runner, now, the query compiler and top_hits."""
+class Base:
+    """What every aggregation needs: the fields, the SQL runner, now, the query compiler and top_hits, and over a
+    roll-up source (`rolled`) the roll-up's metric SQL."""
 
     def __init__(self, fields: Fields, run: Runner, now: datetime, compile_query: Callable[[Any], tuple[str, list[Any]]],
-                 hits: Hits | None = None, universe: Scope | None = None) -> None:
+                 hits: Hits | None = None, universe: Scope | None = None, rolled: RolledMetric | None = None) -> None:
         self.fields = fields
         self.run = run
         self.now = now
@@ -35,6 +39,8 @@ class EsBase:
         self.hits = hits
         # the rows of the indices searched, before the request's query: terms with min_doc_count 0 list their values
         self.universe = universe
+        self.rolled = rolled
+        self.count = 'sum("_count")' if rolled is not None else "count(*)"
 
     def field(self, params: dict[str, Any], name: str, kind: str) -> FieldRef | None:
         fname = params.get("field")
@@ -60,10 +66,16 @@ class EsBase:
 
     def _interval(self, name: str, params: dict[str, Any]) -> tuple[str, int]:
         """('fixed', ms) or (calendar unit, 0)."""
-        return es_interval(name, params)
+        return date_interval(name, params)
 
     # -- metrics ---------------------------------------------------------------------------------------
     def metric_sql(self, name: str, kind: str, params: Any) -> tuple[str, FieldRef | None]:
+        sql, ref = self._raw_metric_sql(name, kind, params)  # checks the request either way
+        if self.rolled is not None and ref is not None and kind not in _MULTI:
+            return self.rolled(kind, params["field"]), ref
+        return sql, ref
+
+    def _raw_metric_sql(self, name: str, kind: str, params: Any) -> tuple[str, FieldRef | None]:
         params = _check(params, {"field", "missing", "format", *_PARAMS.get(kind, ())}, name, kind)
         if "missing" in params:
             raise QueryError(f"aggregation [{name}]: 'missing' on metric aggregations is not supported")
@@ -74,8 +86,8 @@ class EsBase:
             return "NULL", None
         e = ref.sql
         if kind == "cardinality":
-            if ref.kind.is_list:
-                raise QueryError("cardinality of a multi-valued field is not supported")
+            if ref.kind.is_list:  # each distinct element once, as Elasticsearch counts a multi-valued field
+                return f"len(list_distinct(flatten(list({e}))))", ref
             return f"count(DISTINCT {e})", ref
         if kind == "value_count":
             return (f"coalesce(sum(len(list_filter({e}, lambda el: el IS NOT NULL))), 0)" if ref.kind.is_list
