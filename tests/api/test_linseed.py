@@ -558,7 +558,7 @@ def test_processes_as_the_go_client_asks(fresh: str) -> None:
         assert r.json() == {"items": want}, body
     # The selector narrows the flow logs read; a time range outside them finds none.
     assert items(fresh, "/api/v1/processes", {"selector": 'source_namespace = "data"'}) == want[:1]
-    assert items(fresh, "/api/v1/processes", {"ip_matches": [{"type": "src", "ips": ["10.6.0.3"]}]}) == want[2:]
+    assert items(fresh, "/api/v1/processes", {"selector": 'source_ip = "10.6.0.3"'}) == want[2:]
     empty = httpx.post(fresh + "/api/v1/processes", json={"time_range": {"from": "2020-01-01T00:00:00Z",
                                                                          "to": "2020-01-02T00:00:00Z"}},
                        headers={"x-cluster-id": "east"}, timeout=60)
@@ -570,6 +570,7 @@ def test_processes_as_the_go_client_asks(fresh: str) -> None:
     assert r.json()["items"] == [*want, {"name": "/bin/curl", "endpoint": "web-*", "instanceCount": 1,
                                          "cluster": "west"}]
     for content, needle in ((b"{#}", "JSON"), (b'{"max_page_size": -1}', "max_page_size"),
+                            (b'{"ip_matches": [{"ips": ["10.6.0.3"]}]}', "ip_matches: not a parameter of the processes"),
                             (b'{"selector": "process_name ="}', "selector")):
         r = httpx.post(fresh + "/api/v1/processes", content=content,
                        headers={"x-cluster-id": "east", "content-type": "application/json"}, timeout=60)

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ..logtypes import REGISTRY
-from ..query.linseed import combine
+from ..query.linseed import combine, typed_filters
 from ..query.selector import And, Compare, InSet, Node
 from ..store.backend import GroupKey, GroupSpec
 from .common import JSONResponse, json_body
@@ -51,6 +51,7 @@ async def processes(request: Request) -> JSONResponse:
     m = request.app.state.margay
     body = await json_body(request)
     lt = REGISTRY["flows"]
+    typed_filters(body, "processes")  # ProcessParams has none: a flows filter (ip_matches, ...) is a 400 naming it
     query = build_query(request, body, lt)
     if query.end is None:
         query.end = m.clock.now()  # Linseed: from the start of the timeline until now
