@@ -33,6 +33,8 @@ COLUMNS: dict[str, list[str]] = {
     "events": ["time", "cluster", "type", "severity", "origin", "source_namespace", "dest_ip", "description"],
     "l7": ["end_time", "cluster", "src_namespace", "dest_service_name", "method", "url", "response_code",
            "count", "duration_mean"],
+    "waf": ["@timestamp", "cluster", "source.ip", "destination.namespace", "destination.name", "method", "path",
+            "msg"],
 }
 COLUMNS["audit_ee"] = COLUMNS["audit_kube"] = COLUMNS["audit"]
 TIME_FIELDS = {t: REGISTRY["audit_ee" if t.startswith("audit") else t].time_field for t in QUERY_TYPES}

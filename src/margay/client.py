@@ -17,7 +17,8 @@ import httpx
 from .logtypes import REGISTRY
 
 QUERY_PATHS = {"flows": "/flows/logs", "dns": "/dns/logs", "audit": "/audit/logs", "audit_ee": "/audit/logs",
-               "audit_kube": "/audit/logs", "bgp": "/bgp/logs", "events": "/events", "l7": "/l7/logs"}
+               "audit_kube": "/audit/logs", "bgp": "/bgp/logs", "events": "/events", "l7": "/l7/logs",
+               "waf": "/waf/logs"}
 
 
 class ClientError(RuntimeError):

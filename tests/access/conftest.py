@@ -72,6 +72,8 @@ RBAC: list[dict[str, Any]] = [
     cluster_role("ops-dns", [lma(["lab"], ["ee_dns"])], labels={"margay.io/aggregate-to-ops": "true"}),
     cluster_role("ops-bgp", [lma(["lab"], ["bgp"], verbs=["*"], groups=["*"])],
                  labels={"margay.io/aggregate-to-ops": "true"}),
+    # WAF logs: Calico's lma.tigera.io resourceName `waf` (its dashboards' collection name).
+    cluster_role("ops-waf", [lma(["lab"], ["waf"])], labels={"margay.io/aggregate-to-ops": "true"}),
     binding("ops", "ops", {"kind": "Group", "name": "ops"}),
     cluster_role("events-everywhere", [lma(["*"], ["ee_events"])]),
     binding("grafana", "events-everywhere", {"kind": "ServiceAccount", "name": "grafana", "namespace": "monitoring"}),
@@ -120,7 +122,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "alice": {("flows", "east")},
     "bob": {(t, c) for t in ("audit_ee", "audit_kube") for c in CLUSTERS},
     "carol": {(t, "west") for t in ALL_TYPES},
-    "dave": {("dns", "lab"), ("bgp", "lab")},
+    "dave": {("dns", "lab"), ("bgp", "lab"), ("waf", "lab")},
     "grafana": {("events", c) for c in CLUSTERS},
     "eve": set(),
     "mallory": set(),

@@ -28,6 +28,7 @@ READS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("bgp", "/api/v1/bgp/logs", "bgp", {}, ("bgp",)),
     ("events", "/api/v1/events", "events", {}, ("events",)),
     ("l7", "/api/v1/l7/logs", "l7", {}, ("l7",)),
+    ("waf", "/api/v1/waf/logs", "waf", {}, ("waf",)),
     # Linseed's compliance reads (reports/ writes them); no filter hints
     ("snapshots", "/api/v1/compliance/snapshots", "", {}, ("snapshots",)),
     ("reports", "/api/v1/compliance/reports", "", {}, ("compliance_reports",)),
@@ -140,6 +141,14 @@ def test_every_read_endpoint(rig: Rig, who: str) -> None:
                     problems.append(f"{what} flows: expected 200, got {r.status_code} {r.text[:200]}")
                 elif {i["key"]["cluster"] for i in r.json()["items"]} != set(want):
                     problems.append(f"{what} flows: got clusters {r.text[:300]}, want {sorted(want)}")
+            # Linseed's processes (groups of the flow logs, the flows' RBAC): the samples' processes are all
+            # reported by the destination or none/several, which Linseed leaves out -- an empty list when allowed.
+            if label == "flows":
+                r = rig.post(who, "/api/v1/processes", body, cluster=header)
+                if want is None:
+                    refused_without_data(r, what + " processes", problems)
+                elif r.status_code != 200 or r.json() != {"items": []}:
+                    problems.append(f"{what} processes: got {r.status_code} {r.text[:200]}")
             # aggregated L3 flows
             if label == "flows":
                 r = rig.post(who, "/api/v1/flows", body, cluster=header)
@@ -174,9 +183,10 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
                                                 if p not in NO_AGGREGATION} | {"/api/v1/flows"}
     covered |= {"/api/v1/flows/logs/count", "/api/v1/events/statistics"}  # checked with the reads above
     covered |= {"/api/v1/dns/flows", "/api/v1/l7/flows"}  # checked with the dns and l7 reads above
+    covered |= {"/api/v1/processes"}  # checked with the flows reads above (and in test_scope.py)
     covered |= {"/api/v1/flows/graph"}  # built on build_query like /flows; its RBAC tests: tests/web/test_api.py
     covered |= {"/api/v1/reports/{name}/run"}  # a report run; its RBAC tests (with the reads): test_reports.py
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
-                for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7")}
+                for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf")}
     assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"
     assert set(REGISTRY) == {t for *_, ts in READS for t in ts}

@@ -26,7 +26,17 @@ def flows() -> bytes:
     base = orjson.loads(SAMPLES["flows"][0])
     return b"\n".join(orjson.dumps(dict(base, source_namespace=s, dest_namespace=d, source_name_aggr=f"{s}-src-*",
                                         dest_name_aggr=f"{d}-dst-*", dest_ip="10.9.9.9", source_ip="10.8.8.8",
-                                        dest_labels={"labels": [f"app={d}"]}))
+                                        dest_labels={"labels": [f"app={d}"]}, process_name=f"/bin/{s}-tool",
+                                        process_id=f"{s}{d}"))
+                      for s, d in PAIRS)
+
+
+def waf() -> bytes:
+    """WAF logs between the pairs: each endpoint is an object (`source.name`, `destination.namespace`)."""
+    base = orjson.loads(SAMPLES["waf"][0])
+    return b"\n".join(orjson.dumps(dict(base, source={"ip": "10.8.8.8", "name": f"{s}-src-0", "namespace": s},
+                                        destination={"ip": "10.9.9.9", "hostname": f"{d}-dst", "name": f"{d}-dst-0",
+                                                     "namespace": d}, path=f"/{s}-src-0/to/{d}-dst-0"))
                       for s, d in PAIRS)
 
 
@@ -67,7 +77,8 @@ def scoped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                                   ("/api/v1/audit/logs/kube/bulk", "\n".join(SAMPLES["audit_kube"]).encode(),
                                    "application/x-ndjson"),
                                   ("/api/v1/bgp/logs/bulk", "\n".join(SAMPLES["bgp"]).encode(), "text/plain"),
-                                  ("/api/v1/events/bulk", events(), "application/x-ndjson")]:
+                                  ("/api/v1/events/bulk", events(), "application/x-ndjson"),
+                                  ("/api/v1/waf/logs/bulk", waf(), "application/x-ndjson")]:
             r = rig.post("admin", path, None, cluster="east", content=body, headers={"content-type": ctype})
             assert r.status_code == 200, r.text
         yield rig
@@ -124,7 +135,7 @@ def test_no_namespace_no_access_and_other_clusters_refused(scoped: Rig) -> None:
     assert scoped.post("frank", "/api/v1/flows/logs", WIDE, cluster="west").status_code == 403
     indices = scoped.get("frank", "/api/v1/indices").json()["items"]
     assert {(i["log_type"], i["docs"]) for i in indices} == {("flows", None), ("dns", None), ("audit_kube", None),
-                                                             ("events", None)}
+                                                             ("events", None), ("waf", None)}
 
 
 def test_scope_filter_is_parameterised() -> None:
@@ -201,3 +212,39 @@ def test_dns_flows_of_a_scoped_reader_are_its_clients_only(scoped: Rig) -> None:
     assert items and {i["key"]["source"]["namespace"] for i in items} == {"shop"}
     every = scoped.post("admin", "/api/v1/dns/flows", WIDE, cluster="east").json()["items"]
     assert len(every) > len(items)
+
+
+def test_waf_logs_withhold_the_other_endpoint_inside_its_object(scoped: Rig) -> None:
+    r = scoped.post("frank", "/api/v1/waf/logs", WIDE, cluster="east")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert sorted((i["source"]["namespace"], i["destination"]["namespace"]) for i in items) == sorted(
+        p for p in PAIRS if "shop" in p)
+    for i in items:
+        if i["destination"]["namespace"] != "shop":
+            assert i["destination"]["name"] == WITHHELD and i["destination"]["ip"] == WITHHELD
+            assert i["destination"]["hostname"] == WITHHELD and i["withheld"] == ["dest"]
+            assert i["path"] == WITHHELD  # the request's text may name the other side
+        if i["source"]["namespace"] != "shop":
+            assert i["source"]["name"] == WITHHELD and i["withheld"] == ["source"]
+    assert "db-src-" not in r.text and "db-dst" not in r.text
+    hidden = scoped.post("frank", "/api/v1/waf/logs", {**WIDE, "selector": 'destination.name = "db-dst-0"'},
+                         cluster="east")
+    assert hidden.status_code == 200 and hidden.json()["total_hits"] == 0  # no oracle on withheld names
+    es = scoped.http.post("/es/tigera_secure_ee_waf.east.*/_search", json={"size": 10},
+                          headers={"authorization": f"Bearer {scoped.token('frank')}"})
+    assert es.status_code == 200 and len(es.json()["hits"]["hits"]) == 3 and "db-src-" not in es.text, es.text
+    assert len(scoped.post("admin", "/api/v1/waf/logs", WIDE, cluster="east").json()["items"]) == 4
+
+
+def test_processes_of_a_scoped_reader_come_from_flows_it_sees_whole(scoped: Rig) -> None:
+    """The process fields belong to the reporting endpoint and are withheld with any side: a scoped reader's
+    process groups come only from flows whose both endpoints are in its namespaces."""
+    r = scoped.post("frank", "/api/v1/processes", WIDE, cluster="east")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"items": [{"name": "/bin/shop-tool", "endpoint": "shop-src-*", "instanceCount": 1,
+                                   "cluster": "east"}]}
+    every = scoped.post("admin", "/api/v1/processes", WIDE, cluster="east").json()["items"]
+    assert every == [{"name": "/bin/db-tool", "endpoint": "db-src-*", "instanceCount": 2, "cluster": "east"},
+                     {"name": "/bin/shop-tool", "endpoint": "shop-src-*", "instanceCount": 2, "cluster": "east"}]
+    assert scoped.post("frank", "/api/v1/processes", WIDE, cluster="west").status_code == 403

@@ -265,6 +265,7 @@ ROUND_TRIP = {  # file: (bulk path, read path, read body)
     "dns_logs_legacy.txt": ("/api/v1/dns/logs/bulk", "/api/v1/dns/logs", {}),
     "bgp_logs_legacy.txt": ("/api/v1/bgp/logs/bulk", "/api/v1/bgp/logs", {}),
     "anomaly_detection_event.json": ("/api/v1/events/bulk", "/api/v1/events", {}),
+    "waf_logs_legacy.txt": ("/api/v1/waf/logs/bulk", "/api/v1/waf/logs", {}),
 }
 
 
@@ -289,10 +290,22 @@ def test_linseed_records_round_trip(tmp_path: Path, engine: dict[str, Any], name
         r = httpx.post(s.url + bulk, content=_ndjson(sent), headers=NDJSON, timeout=60)
         assert r.status_code == 200 and r.json()["failed"] == 0, r.text
         got = items(s.url, read, {"max_page_size": 0, **extra})
-    assert len(got) == len(sent)
-    for doc in sent:
-        best = min((_missing(doc, g) for g in got), key=len)
-        assert best == [], f"{name}: no stored record holds {doc}: {best}"
+        # The same documents through the Elasticsearch API, as Kibana or an ES client reads Calico's index.
+        prefix = _logtype_of(bulk).index_prefix
+        r = httpx.post(s.url + f"/es/{prefix}.east.*/_search", json={"size": 1000}, timeout=60)
+        assert r.status_code == 200, r.text
+        sources = [h["_source"] for h in r.json()["hits"]["hits"]]
+    for where, docs in (("Linseed API", got), ("/es/", sources)):
+        assert len(docs) == len(sent), where
+        for doc in sent:
+            best = min((_missing(doc, g) for g in docs), key=len)
+            assert best == [], f"{name} via {where}: no stored record holds {doc}: {best}"
+
+
+def _logtype_of(bulk: str) -> Any:
+    from margay.logtypes import REGISTRY
+
+    return next(lt for lt in REGISTRY.values() if lt.bulk_path and bulk == "/api/v1" + lt.bulk_path)
 
 
 # -- FlowLogCountParams: POST /flows/logs/count ------------------------------------------------------------
@@ -510,3 +523,101 @@ def test_events_bulk_dismiss_and_delete_as_the_go_client_sends_them(fresh: str) 
     for body in (b"", b"{#}", b'{"ids": "ev0"}', _ndjson([{"id": True}])):
         r = httpx.request("DELETE", fresh + "/api/v1/events/bulk", content=body, headers=NDJSON, timeout=60)
         assert r.status_code == 400 and "Traceback" not in r.text, (body, r.text)
+
+
+# -- ProcessParams: POST /processes (legacy/processes/processes.go) -----------------------------------------
+
+def _proc(i: int, endpoint: str, name: str, pid: str, reporter: str = "src", ns: str = "shop") -> dict[str, Any]:
+    return {**_flow(i, f"10.6.0.{i}", "10.1.0.1", []), "reporter": reporter, "source_name_aggr": endpoint,
+            "source_namespace": ns, "process_name": name, "process_id": pid}
+
+
+PROCS = [_proc(0, "web-*", "/bin/curl", "101"), _proc(1, "web-*", "/bin/curl", "102"),
+         _proc(2, "web-*", "/bin/curl", "102"), _proc(3, "web-*", "/usr/bin/python", "7"),
+         _proc(4, "db-*", "/bin/psql", "3", ns="data"),
+         # Left out as Linseed does: reported by the destination, no process name, several names, several ids.
+         _proc(5, "web-*", "/bin/nc", "5", reporter="dst"), _proc(6, "web-*", "-", "-"),
+         _proc(7, "web-*", "*", "*"), _proc(8, "web-*", "/bin/sh", "*")]
+
+
+def test_processes_as_the_go_client_asks(fresh: str) -> None:
+    for cluster, docs in (("east", PROCS), ("west", [_proc(9, "web-*", "/bin/curl", "9")])):
+        r = httpx.post(fresh + "/api/v1/flows/logs/bulk", content=_ndjson(docs),
+                       headers={**NDJSON, "x-cluster-id": cluster}, timeout=60)
+        assert r.status_code == 200 and r.json()["succeeded"] == len(docs), r.text
+    want = [{"name": "/bin/psql", "endpoint": "db-*", "instanceCount": 1, "cluster": "east"},
+            {"name": "/bin/curl", "endpoint": "web-*", "instanceCount": 2, "cluster": "east"},
+            {"name": "/usr/bin/python", "endpoint": "web-*", "instanceCount": 1, "cluster": "east"}]
+    # Linseed's handler test body (time range and timeout), the Go client's max_page_size 0, and no body at all
+    # (everything until now): one list, never an after_key (Linseed's answer has no hits to page).
+    go_body = {"time_range": {"from": "2023-11-14T14:25:30.169821857-07:00", "to": "2030-01-01T00:00:00Z"},
+               "timeout": "60s", "max_page_size": 0}
+    for body in (go_body, {}, {"max_page_size": 1}):
+        r = httpx.post(fresh + "/api/v1/processes", json=body, headers={"x-cluster-id": "east"}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"items": want}, body
+    # The selector narrows the flow logs read; a time range outside them finds none.
+    assert items(fresh, "/api/v1/processes", {"selector": 'source_namespace = "data"'}) == want[:1]
+    assert items(fresh, "/api/v1/processes", {"selector": 'source_ip = "10.6.0.3"'}) == want[2:]
+    empty = httpx.post(fresh + "/api/v1/processes", json={"time_range": {"from": "2020-01-01T00:00:00Z",
+                                                                         "to": "2020-01-02T00:00:00Z"}},
+                       headers={"x-cluster-id": "east"}, timeout=60)
+    assert empty.status_code == 200 and empty.json() == {"items": []}
+    # Several clusters (x-cluster-id _MULTI_), as Linseed's backend test asks.
+    r = httpx.post(fresh + "/api/v1/processes", json={"clusters": ["east", "west"]},
+                   headers={"x-cluster-id": "_MULTI_"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] == [*want, {"name": "/bin/curl", "endpoint": "web-*", "instanceCount": 1,
+                                         "cluster": "west"}]
+    for content, needle in ((b"{#}", "JSON"), (b'{"max_page_size": -1}', "max_page_size"),
+                            (b'{"ip_matches": [{"ips": ["10.6.0.3"]}]}', "ip_matches: not a parameter of the processes"),
+                            (b'{"selector": "process_name ="}', "selector")):
+        r = httpx.post(fresh + "/api/v1/processes", content=content,
+                       headers={"x-cluster-id": "east", "content-type": "application/json"}, timeout=60)
+        assert r.status_code == 400 and needle in r.text and "Traceback" not in r.text, (content, r.text)
+
+
+# -- WAFLogParams / WAFLogAggregationParams: POST /waf/logs, /waf/logs/aggregation, /waf/logs/bulk ---------
+
+def test_waf_logs_selectors_aggregations_and_bulk_errors(fresh: str) -> None:
+    from margay.logtypes import SAMPLES
+
+    sent = [orjson.loads(line) for line in (FIXTURES / "waf_logs_legacy.txt").read_bytes().splitlines() if line]
+    sample = orjson.loads(SAMPLES["waf"][0])
+    bad = {**sample, "@timestamp": None}  # the time field is required
+    r = httpx.post(fresh + "/ingestion/api/v1/waf/logs/bulk", content=_ndjson([*sent, bad, sample]), headers=NDJSON,
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    assert (r.json()["total"], r.json()["succeeded"], r.json()["failed"]) == (4, 3, 1)
+    assert r.json()["errors"][0]["line"] == 3 and r.json()["errors"][0]["field"] == "@timestamp"
+
+    def paths(body: dict[str, Any]) -> list[str]:
+        return [d["path"] for d in items(fresh, "/api/v1/waf/logs", body)]
+
+    # Linseed sorts by @timestamp when no sort is given; Calico's WAF selector keys (source.ip, rules.id, ...).
+    assert paths({}) == [sent[0]["path"], sent[1]["path"], sample["path"]]
+    assert paths({"sort": [{"field": "@timestamp", "descending": True}]})[0] == sample["path"]
+    assert paths({"selector": 'rules.id = "942100"'}) == [sent[1]["path"], sample["path"]]
+    assert paths({"selector": 'source.ip = "192.168.202.9"'}) == [sent[0]["path"]]
+    assert paths({"selector": 'destination.hostname = "nginx-svc" OR destination.namespace = "shop"'}) == [
+        sent[1]["path"], sample["path"]]
+    assert paths({"selector": 'rules.severity = "2" AND destination.port_num = 8080'}) == [sample["path"]]
+    assert paths({"time_range": {"from": "2023-01-01T00:00:00Z", "to": "2023-06-22T11:17:51.532309951Z"}}) == [
+        sent[1]["path"]]
+    r = post(fresh, "/api/v1/waf/logs", {"selector": "rules.nosuch = 1"})
+    assert r.status_code == 400 and "rules.nosuch" in r.text
+    # Aggregations: the map itself; num_buckets adds Linseed's time series bucket over @timestamp.
+    aggs = {"hosts": {"terms": {"field": "destination.hostname"}}, "rules": {"cardinality": {"field": "rule_info"}}}
+    r = post(fresh, "/api/v1/waf/logs/aggregation", {"aggregations": aggs})
+    assert r.status_code == 200, r.text
+    assert {b["key"]: b["doc_count"] for b in r.json()["hosts"]["buckets"]} == {"echo-a": 1, "nginx-svc": 1, "cart": 1}
+    r = post(fresh, "/api/v1/waf/logs/aggregation", {"aggregations": {"n": {"value_count": {"field": "method"}}},
+                                                      "num_buckets": 4})
+    assert r.status_code == 200, r.text
+    assert sum(b["n"]["value"] for b in r.json()["tb"]["buckets"]) == 3
+    # Through /es/, as Calico's WAF mapping has it: `rules` is nested (its `disruptive` is queried inside).
+    q = {"query": {"nested": {"path": "rules", "query": {"term": {"rules.disruptive": True}}}},
+         "sort": [{"@timestamp": "asc"}]}
+    r = httpx.post(fresh + "/es/tigera_secure_ee_waf.east.*/_search", json=q, timeout=60)
+    assert r.status_code == 200, r.text
+    assert [h["_source"]["path"] for h in r.json()["hits"]["hits"]] == [sent[1]["path"], sample["path"]]

@@ -14,6 +14,7 @@ from margay.config import Settings
 from margay.testing.server import ServerThread
 
 from .conftest import (
+    KINDS,
     caught_up,
     feed,
     hec_store,
@@ -29,12 +30,15 @@ from .conftest import (
 pytestmark = pytest.mark.rig
 
 
-def _run(tmp: Path, stores: dict, engine: dict | None = None) -> tuple:
+ALL = ["Flows", "DNS", "Audit", "IDSEvents", "BGP", "WAF"]  # WAF logs forward like any log type
+
+
+def _run(tmp: Path, stores: dict, engine: dict | None = None, kinds: tuple[str, ...] = KINDS) -> tuple:
     tag = "-" + uuid.uuid4().hex[:6]
     app = create_app(Settings(data_dir=tmp / "data", config=write_config(tmp / "margay.yaml", stores),
                               **(engine or {})))
     server = ServerThread(app).__enter__()
-    sent = feed(server.url, tag)
+    sent = feed(server.url, tag, kinds=kinds)
     wait_for(lambda: caught_up(app), timeout=60)
     return app, server, tag, sent
 
@@ -44,11 +48,13 @@ def _expected(app) -> Counter:
 
 
 def test_s3_archives_every_record(s3, s3_bucket, tmp_path, engine):
-    app, server, _, sent = _run(tmp_path, {"s3": s3_store(s3, s3_bucket, tmp_path)}, engine)
+    app, server, _, sent = _run(tmp_path, {"s3": s3_store(s3, s3_bucket, tmp_path, logTypes=ALL)}, engine,
+                                kinds=(*KINDS, "waf"))
     try:
         got = Counter((t, c, r["id"]) for t, c, r in s3_records(s3.client(), s3_bucket))
         assert got == _expected(app)
-        assert {t for t, _, _ in got} == {"flows", "dns", "audit_ee", "audit_kube", "bgp", "events"}
+        assert {t for t, _, _ in got} == {"flows", "dns", "audit_ee", "audit_kube", "bgp", "events",
+                                          *(["waf"] if sent["waf"] else [])}
         assert all(r["cluster"] == c for _, c, r in s3_records(s3.client(), s3_bucket))
         keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
         assert all(k.startswith("archive/margay/") and k.endswith(".ndjson.gz") for k in keys)
@@ -62,7 +68,8 @@ def test_s3_archives_every_record(s3, s3_bucket, tmp_path, engine):
 
 
 def test_syslog_tcp_delivers_rfc5424(rsyslog, tmp_path, engine):
-    app, server, tag, _ = _run(tmp_path, {"syslog": syslog_store(rsyslog.tcp_port)}, engine)
+    app, server, tag, _ = _run(tmp_path, {"syslog": syslog_store(rsyslog.tcp_port, logTypes=ALL)}, engine,
+                               kinds=(*KINDS, "waf"))
     try:
         want = _expected(app)
         def arrived() -> Counter:
@@ -94,7 +101,8 @@ def test_syslog_tls_and_truncation(rsyslog, tmp_path):
 
 
 def test_splunk_hec_events(hec, tmp_path, engine):
-    app, server, tag, _ = _run(tmp_path, {"splunk": hec_store(hec, tmp_path)}, engine)
+    app, server, tag, _ = _run(tmp_path, {"splunk": hec_store(hec, tmp_path, logTypes=ALL)}, engine,
+                               kinds=(*KINDS, "waf"))
     try:
         want = _expected(app)
         def mine() -> list:
@@ -102,7 +110,8 @@ def test_splunk_hec_events(hec, tmp_path, engine):
                     str(e["event"].get("cluster", "")).endswith(tag)]
         wait_for(lambda: len(mine()) >= sum(want.values()), timeout=20)
         events = mine()
-        types = {"tigera_secure_ee_" + t: t for t in ("flows", "dns", "audit_ee", "audit_kube", "bgp", "events")}
+        types = {"tigera_secure_ee_" + t: t for t in ("flows", "dns", "audit_ee", "audit_kube", "bgp", "events",
+                                                      "waf")}
         got = Counter((types[e["source"]], e["event"]["cluster"], e["event"]["id"]) for e in events)
         assert got == want
         flows = [e for e in events if e["source"] == "tigera_secure_ee_flows"]

@@ -190,7 +190,7 @@ def test_native_files_layout(topo: Topology, tmp_path: Path) -> None:
         for node in topo.nodes(cluster):
             base = tmp_path / cluster / node.name
             for rel, kind in (("flowlogs/flows.log", "flows"), ("dnslogs/dns.log", "dns"), ("l7logs/l7.log", "l7"),
-                              ("bird/current", "bgp"), ("bird6/current", "bgp")):
+                              ("bird/current", "bgp"), ("bird6/current", "bgp"), ("waf/waf.log", "waf")):
                 lines = (base / rel).read_bytes().splitlines()
                 written[kind] += len(lines)
             first = orjson.loads((base / "flowlogs/flows.log").read_bytes().splitlines()[0])
@@ -224,7 +224,7 @@ def test_post_to_server_sends_gzipped_ndjson_with_retries(topo: Topology, monkey
     paths = {r.url.path for r in seen}
     assert paths == {"/api/v1/flows/logs/bulk", "/api/v1/dns/logs/bulk", "/api/v1/audit/logs/ee/bulk",
                      "/api/v1/audit/logs/kube/bulk", "/api/v1/bgp/logs/bulk", "/api/v1/events/bulk",
-                     "/api/v1/l7/logs/bulk"}
+                     "/api/v1/l7/logs/bulk", "/api/v1/waf/logs/bulk"}
     for r in seen:
         assert r.headers["content-type"] == "application/x-ndjson"
         assert r.headers["content-encoding"] == "gzip"

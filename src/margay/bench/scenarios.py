@@ -102,8 +102,13 @@ def query(bench: Bench) -> dict[str, Any]:
             for size, loaded in _grow(target, topo, sizes, end=END, chunk=32):
                 label = _size_label(size)
                 for name, q in target.queries().items():
-                    timings = _time_then_profile(bench, f"query-{name}-{label}-margay", target, q, runs,
-                                                 enabled=target.name == "margay" and size == sizes[-1])
+                    cpu0 = target.cpu()
+                    timings = _time(q, target.url, runs)
+                    # The server's CPU per query (the timed runs and their 2 warm-ups), beside the wall times.
+                    out[f"query_cpu_ms_{name}_{label}_{target.name}"] = round(
+                        (target.cpu() - cpu0) * 1000 / (runs + 2), 1)
+                    _time_then_profile(bench, f"query-{name}-{label}-margay", target, q, runs,
+                                       enabled=target.name == "margay" and size == sizes[-1], timed=False)
                     out[f"query_p50_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.5), 1)
                     out[f"query_p95_ms_{name}_{label}_{target.name}"] = round(percentile(timings, 0.95), 1)
                 bench.log(f"  {target.name}: queries at {loaded:,} flow records done")
@@ -116,7 +121,7 @@ def query(bench: Bench) -> dict[str, Any]:
         finally:
             target.stop()
     label = _size_label(sizes[-1])
-    for name in ("flowgraph", "search", "topdest", "audit", "dnstop"):
+    for name in ("flowgraph", "search", "topdest", "audit", "dnstop", "processes"):
         m = out.get(f"query_p95_ms_{name}_{label}_margay")
         o = out.get(f"query_p95_ms_{name}_{label}_opensearch")
         if m and o:
@@ -132,7 +137,9 @@ def query(bench: Bench) -> dict[str, Any]:
                     "flowgraph: the flow visualizer's 24 h namespace graph, edges by action with bytes and flows (margay: "
                     "POST /api/v1/flows/graph; OpenSearch: nested terms aggregations); search: 3 pages of 100 flows, namespace + action + "
                     "24 h, newest first; topdest: top 10 destinations by bytes over 7 days; audit: audit search by "
-                    "user and verb; dnstop: top 10 DNS domains. OpenSearch runs with request_cache=false. "
+                    "user and verb; dnstop: top 10 DNS domains; processes: Linseed's process list over 24 h (margay: POST "
+                    "/api/v1/processes; OpenSearch: Linseed's own terms aggregations). query_cpu_ms_*: the server's CPU per "
+                    "query. OpenSearch runs with request_cache=false. "
                     "margay's profiles (py-spy, largest size) come from further runs after the timed ones. "
                     "Storage (bytes_per_*): on the same data after compaction (margay: Parquet partitions) and after "
                     "flush + force-merge to one segment (OpenSearch: store.size).")
@@ -161,10 +168,12 @@ def _size_label(n: int) -> str:
     return f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1000}k"
 
 
-def _time_then_profile(bench: Bench, name: str, target: Any, q: Any, runs: int, *, enabled: bool) -> list[float]:
+def _time_then_profile(bench: Bench, name: str, target: Any, q: Any, runs: int, *, enabled: bool,
+                       timed: bool = True) -> list[float]:
     """Timings with no profiler attached (py-spy --native stops the process at every sample: attached, it
-    doubled some p95s), then a few more runs under py-spy for the flame graph."""
-    timings = _time(q, target.url, runs)
+    doubled some p95s), then a few more runs under py-spy for the flame graph (`timed`: False when the
+    caller timed them itself)."""
+    timings = _time(q, target.url, runs) if timed else []
     if enabled:
         with profiled(bench, name, target.pid):
             _time(q, target.url, max(3, runs // 4))

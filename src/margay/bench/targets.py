@@ -201,6 +201,8 @@ class MargayTarget:
                                                              'replicaset-controller" AND verb = "create"'}),
             "dnstop": post("/api/v1/dns/logs/aggregation", {"time_range": week, "aggregations": {
                 "domains": {"terms": {"field": "qname", "size": 10}}}}),
+            # Linseed's process list (as Calico's UI asks it) over a day of flows.
+            "processes": post("/api/v1/processes", {"time_range": day, "max_page_size": 0}),
         }
 
     def stop(self) -> None:
@@ -213,6 +215,18 @@ def _graph_aggs() -> dict[str, Any]:
         "dst": {"terms": {"field": "dest_namespace", "size": 100}, "aggs": {
             "action": {"terms": {"field": "action", "size": 2}, "aggs": {
                 "bytes": {"sum": {"field": "bytes_in"}}, "flows": {"sum": {"field": "num_flows"}}}}}}}}}
+
+
+def _linseed_processes(day: dict[str, Any]) -> dict[str, Any]:
+    """The query Linseed's process backend sends (legacy/processes/processes.go): source-reported flows with a
+    process, terms of cluster > source_name_aggr > process_name > process_id, 1,000 buckets each."""
+    def terms(field: str, sub: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"terms": {"field": field, "size": 1000}, **({"aggs": sub} if sub else {})}
+    return {"size": 0, "query": {"bool": {
+        "filter": [day], "must": [{"term": {"reporter": "src"}}],
+        "must_not": [{"terms": {"process_name": ["-", "*"]}}, {"term": {"process_id": "*"}}]}},
+        "aggs": {"c": terms("cluster", {"e": terms("source_name_aggr", {"n": terms("process_name", {
+            "i": terms("process_id")})})})}}
 
 
 class OpenSearchTarget:
@@ -352,6 +366,7 @@ class OpenSearchTarget:
                                 {"term": {"verb": "create"}}]}}}),
             "dnstop": search("tigera_secure_ee_dns.cluster.*", {"size": 0, "query": {"bool": {"filter": [dns_week]}},
                              "aggs": {"domains": {"terms": {"field": "qname", "size": 10}}}}),
+            "processes": search(flows, _linseed_processes(day)),
         }
 
     def stop(self) -> None:

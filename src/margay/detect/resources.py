@@ -21,7 +21,7 @@ _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h"
 _SUBST = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 DATA_SETS: dict[str, tuple[str, ...]] = {"flows": ("flows",), "dns": ("dns",), "audit": ("audit_ee", "audit_kube"),
-                                         "l7": ("l7",)}
+                                         "l7": ("l7",), "waf": ("waf",)}
 METRICS = ("count", "sum", "avg", "min", "max")
 CONDITIONS = ("eq", "not_eq", "lt", "lte", "gt", "gte")
 NUMERIC = (Kind.LONG, Kind.DOUBLE, Kind.EPOCH_S)

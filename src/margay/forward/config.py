@@ -27,7 +27,7 @@ BASE = "spec.additionalStores"
 # Calico's logTypes names, plus BGP and L7, and every margay type name.
 TYPE_NAMES: dict[str, tuple[str, ...]] = {
     "Audit": ("audit_ee", "audit_kube"), "DNS": ("dns",), "Flows": ("flows",), "IDSEvents": ("events",),
-    "BGP": ("bgp",), "L7": ("l7",), **{n: (n,) for n in REGISTRY},
+    "BGP": ("bgp",), "L7": ("l7",), "WAF": ("waf",), **{n: (n,) for n in REGISTRY},
 }
 DEFAULT_TYPES = {"s3": ("flows", "dns", "audit_ee", "audit_kube", "l7"),
                  "splunk": ("flows", "dns", "audit_ee", "audit_kube")}

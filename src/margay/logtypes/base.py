@@ -241,6 +241,8 @@ class LogType:
                 for c in f.children:
                     if c.kind in (Kind.STRUCT, Kind.STRUCT_LIST, Kind.JSON, Kind.MAP):
                         continue
+                    if c.kind not in _LIST_OF and not c.kind.is_list:
+                        continue  # no list kind to compare it as (WAF rules' `disruptive`): in /es/ nested only
                     listed = _LIST_OF.get(c.kind, c.kind)
                     expr = f"list_transform({col}, lambda x: x.{quote_ident(c.name)})"
                     if c.kind.is_list:

@@ -151,8 +151,12 @@ def _value(value: Any) -> Any:
 
 def _withhold_fields(item: dict[str, Any], fields: Iterable[str]) -> None:
     for f in fields:
-        if f in item:
-            item[f] = _value(item[f])
+        *parents, leaf = f.split(".")  # `source.name`: a key of a single object (WAF logs' endpoints)
+        here: Any = item
+        for p in parents:
+            here = here.get(p) if isinstance(here, dict) else None
+        if isinstance(here, dict) and leaf in here:
+            here[leaf] = _value(here[leaf])
 
 
 def _withhold_record(lt: LogType, item: dict[str, Any], ns: frozenset[str]) -> None:

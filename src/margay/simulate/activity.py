@@ -252,3 +252,53 @@ def events(topo: Topology, cluster: str, start: datetime, end: datetime) -> Iter
         for t, ev in sorted(out, key=lambda x: x[0]):
             if _in(t, start, end):
                 yield ev
+
+
+# WAF hits (Linseed's WAFLog): OWASP CRS rules the L7 proxy's ModSecurity reports; the anomaly rule blocks.
+_CRS = "/etc/modsecurity-ruleset/REQUEST-{}.conf"
+_WAF_ATTACKS = [  # (path appended to the route, rules hit: id, message, file, line)
+    ("?id=1%20union%20select%20password%20from%20users", [
+        ("942100", "SQL Injection Attack Detected via libinjection", "942-APPLICATION-ATTACK-SQLI", "46")]),
+    ("?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", [
+        ("941100", "XSS Attack Detected via libinjection", "941-APPLICATION-ATTACK-XSS", "55"),
+        ("941160", "NoScript XSS InjectionChecker: HTML Injection", "941-APPLICATION-ATTACK-XSS", "184")]),
+    ("/../../etc/passwd", [("930120", "OS File Access Attempt", "930-APPLICATION-ATTACK-LFI", "98")]),
+    ("?cmd=%3Bcat%20%2Fetc%2Fshadow", [
+        ("932100", "Remote Command Execution: Unix Command Injection", "932-APPLICATION-ATTACK-RCE", "104")]),
+]
+
+
+def waf(topo: Topology, cluster: str, start: datetime, end: datetime) -> Iterator[Record]:
+    """WAF logs: now and then a request on an allowed HTTP edge to a service carries an attack pattern;
+    most are blocked (the anomaly score rule is disruptive), some only detected."""
+    edges = [e for e in topo.flow_edges(cluster) if e.shape == "http" and e.service and not e.denied_by]
+    for rng, hour in _hours(topo, cluster, "waf", start, end):
+        out: list[tuple[float, Record]] = []
+        for edge in edges:
+            if rng.random() >= 0.15:
+                continue
+            for _ in range(rng.randint(1, 3)):
+                t, (suffix, hits) = hour + rng.random() * _HOUR, rng.choice(_WAF_ATTACKS)
+                src, dst, svc = rng.choice(edge.src.members), rng.choice(edge.dst.members), edge.service
+                assert svc is not None
+                blocked = rng.random() < 0.8
+                rules = [{"id": i, "message": m, "severity": "2", "file": _CRS.format(f), "line": ln,
+                          "disruptive": False} for i, m, f, ln in hits]
+                if blocked:
+                    rules.append({"id": "949110", "message": f"Inbound Anomaly Score Exceeded (Total Score: "
+                                  f"{5 * len(hits)})", "severity": "2", "file": _CRS.format("949-BLOCKING-EVALUATION"),
+                                  "line": "81", "disruptive": True})
+                out.append((t, {
+                    "@timestamp": _ts(t, "%Y-%m-%dT%H:%M:%S.000000000Z"),
+                    "destination": {"hostname": svc.name, "ip": dst.ip, "port_num": svc.target_port, "name": dst.name,
+                                    "namespace": edge.dst.namespace},
+                    "level": "error", "method": rng.choice(("GET", "POST")),
+                    "msg": f"[{'blocked' if blocked else 'detected'}] {len(rules)} WAF rule(s) got hit",
+                    "path": "/api/items" + suffix, "protocol": "HTTP/1.1",
+                    "request_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "rules": rules,
+                    "source": {"hostname": "-", "ip": src.ip, "port_num": 32768 + rng.randrange(28000),
+                               "name": src.name, "namespace": edge.src.namespace},
+                    "host": dst.node}))
+        for t, rec in sorted(out, key=lambda x: x[0]):
+            if _in(t, start, end):
+                yield rec

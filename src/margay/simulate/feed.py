@@ -16,11 +16,11 @@ import orjson
 
 from ..clock import Clock, SystemClock
 from ..logtypes import REGISTRY
-from .activity import audit_ee, audit_kube, bgp_lines, events
+from .activity import audit_ee, audit_kube, bgp_lines, events, waf
 from .generate import GENERATORS, Record, dns, flows, l7, natural_flow_records, ndjson_batches
 from .topology import Topology
 
-KINDS: tuple[str, ...] = ("flows", "dns", "l7", "audit_ee", "audit_kube", "bgp", "events")
+KINDS: tuple[str, ...] = ("flows", "dns", "l7", "audit_ee", "audit_kube", "bgp", "events", "waf")
 BULK_PATHS: dict[str, str] = {k: "/api/v1" + REGISTRY[k].bulk_path for k in KINDS}
 Progress = Callable[[str, str, int], None]  # (cluster, kind, records just accepted)
 _sleep = time.sleep  # tests replace it to retry without waiting
@@ -43,7 +43,8 @@ def write_native_files(topo: Topology, out_dir: str | Path, start: datetime, end
     """Write each node's files in Calico's layout (spec §0) under out_dir/<cluster>/<node>/; lines per kind.
 
     Felix does not write `host` or `@timestamp` (the collector adds them), so they are left out here.
-    Audit logs go to the first node (where the API servers run); events to out_dir/<cluster>/events.ndjson.
+    Audit logs go to the first node (where the API servers run); events to out_dir/<cluster>/events.ndjson;
+    WAF logs to the destination's node, `waf/waf.log` (where Calico's collector tails them).
     """
     counts = dict.fromkeys(KINDS, 0)
     mode, dumps = ("ab" if append else "wb"), orjson.dumps
@@ -91,6 +92,14 @@ def write_native_files(topo: Topology, out_dir: str | Path, start: datetime, end
             for rec in events(topo, cluster, start, end):
                 f.write(dumps(rec) + b"\n")
                 counts["events"] += 1
+        files = {n: _open(root / n / "waf/waf.log", mode) for n in nodes}
+        try:
+            for rec in waf(topo, cluster, start, end):
+                files[rec["host"] or nodes[0]].write(dumps(rec) + b"\n")
+                counts["waf"] += 1
+        finally:
+            for f in files.values():
+                f.close()
     return counts
 
 
@@ -206,7 +215,7 @@ def run_live(base_url: str, topo: Topology, *, stop_event: threading.Event, cloc
 _NEWEST: dict[str, tuple[str, dict[str, str]]] = {
     "flows": ("/api/v1/flows/logs", {}), "dns": ("/api/v1/dns/logs", {}), "l7": ("/api/v1/l7/logs", {}),
     "audit_ee": ("/api/v1/audit/logs", {"type": "ee"}), "audit_kube": ("/api/v1/audit/logs", {"type": "kube"}),
-    "bgp": ("/api/v1/bgp/logs", {}), "events": ("/api/v1/events", {}),
+    "bgp": ("/api/v1/bgp/logs", {}), "events": ("/api/v1/events", {}), "waf": ("/api/v1/waf/logs", {}),
 }
 
 

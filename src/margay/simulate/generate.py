@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .activity import audit_ee, audit_kube, bgp, bgp_lines, events, parse_bird_line
+from .activity import audit_ee, audit_kube, bgp, bgp_lines, events, parse_bird_line, waf
 from .topology import SHAPES, Edge, Endpoint, Topology, rng_for
 
 Record = dict[str, Any]
@@ -333,8 +333,8 @@ def ndjson_batches(records: Iterable[Record], batch_size: int = 5000) -> Iterato
 Generator = Callable[..., Iterable[Record]]
 GENERATORS: dict[str, Generator] = {
     "flows": flows, "dns": dns, "audit_ee": audit_ee, "audit_kube": audit_kube, "bgp": bgp, "events": events,
-    "l7": l7,
+    "l7": l7, "waf": waf,
 }
 
 __all__ = ["GENERATORS", "FlowStream", "Record", "audit_ee", "audit_kube", "bgp", "bgp_lines", "dns", "events", "flows", "l7",
-           "natural_flow_records", "ndjson_batches", "parse_bird_line"]
+           "natural_flow_records", "ndjson_batches", "parse_bird_line", "waf"]

@@ -93,14 +93,22 @@ class GroupKey:
 
 @dataclass(frozen=True)
 class GroupSpec:
-    """A composite grouping with per-group metrics (Linseed's DNS and L7 flows): buckets in key order,
-    paged by the last bucket's key. Metrics are (name, field); means may weigh each value by a field."""
+    """A composite grouping with per-group metrics (Linseed's DNS and L7 flows, processes): buckets in key
+    order, paged by the last bucket's key. Metrics are (name, field); means may weigh each value by a field;
+    `distincts` count the different values of a single-valued field (Linseed's process instances)."""
 
     keys: tuple[GroupKey, ...]
     sums: tuple[tuple[str, str], ...] = ()
     mins: tuple[tuple[str, str], ...] = ()
     maxs: tuple[tuple[str, str], ...] = ()
     means: tuple[tuple[str, str, str | None], ...] = ()  # (name, field, weight field or None)
+    distincts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics' names in the order engines compute them."""
+        return [n for n, _ in self.sums] + [n for n, _ in self.mins] + [n for n, _ in self.maxs] + \
+            [n for n, _, _ in self.means] + [n for n, _ in self.distincts]
 
 
 @dataclass(frozen=True)

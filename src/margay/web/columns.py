@@ -12,6 +12,8 @@ DEFAULT_COLUMNS: dict[str, list[str]] = {
     "bgp": ["logtime", "cluster", "host", "ip_version", "message"],
     "events": ["time", "cluster", "type", "severity", "origin", "source_namespace", "dest_ip", "description"],
     "l7": ["end_time", "cluster", "src_namespace", "dest_service_name", "method", "url", "response_code", "count"],
+    "waf": ["@timestamp", "cluster", "source.ip", "destination.namespace", "destination.name", "method", "path",
+            "msg"],
 }
 DEFAULT_COLUMNS["audit_ee"] = DEFAULT_COLUMNS["audit_kube"] = DEFAULT_COLUMNS["audit"]
 

@@ -44,8 +44,9 @@ def groups(run_over: RunOver, query: Query, spec: GroupSpec, after: dict[str, An
             w = f"coalesce({_expr(lt, weight, numeric=True)}, 0)"
             metrics.append(f"sum({v} * {w}) FILTER (WHERE {v} IS NOT NULL) / "
                            f"NULLIF(sum({w}) FILTER (WHERE {v} IS NOT NULL), 0)")
-    names = [n for n, _ in spec.sums] + [n for n, _ in spec.mins] + [n for n, _ in spec.maxs] + \
-        [n for n, _, _ in spec.means]
+    for _, field in spec.distincts:
+        metrics.append(f"count(DISTINCT {_expr(lt, field)})")
+    names = spec.metric_names
     keys_sql = ", ".join(f"{e} AS _k{i}" for i, e in enumerate(exprs))
     order = ", ".join(f"_k{i} {'DESC NULLS LAST' if k.descending else 'ASC NULLS FIRST'}"
                       for i, k in enumerate(spec.keys))

@@ -37,6 +37,9 @@ def body(query: Query, spec: GroupSpec, after: dict[str, Any] | None, where: dic
         v = _field(lt, field, numeric=True)
         subs[name] = {"avg": {"field": v}} if weight is None else {"weighted_avg": {
             "value": {"field": v}, "weight": {"field": _field(lt, weight, numeric=True), "missing": 0}}}
+    for name, field in spec.distincts:
+        # Exact below the precision threshold (40 000, OpenSearch's most): far above Linseed's 1,000 ids a name.
+        subs[name] = {"cardinality": {"field": _field(lt, field), "precision_threshold": 40000}}
     comp: dict[str, Any] = {"size": query.size + 1, "sources": sources}
     if after is not None:
         if not isinstance(after, dict) or set(after) != {k.name for k in spec.keys}:
@@ -48,8 +51,7 @@ def body(query: Query, spec: GroupSpec, after: dict[str, Any] | None, where: dic
 def buckets(answer: dict[str, Any] | None, spec: GroupSpec) -> list[dict[str, Any]]:
     if answer is None:
         return []
-    names = [n for n, _ in spec.sums] + [n for n, _ in spec.mins] + [n for n, _ in spec.maxs] + \
-        [n for n, _, _ in spec.means]
+    names = spec.metric_names
     out = []
     for b in answer["aggregations"]["g"]["buckets"]:
         metrics = {n: (float(b[n]["value"]) if b[n].get("value") is not None else None) for n in names}
