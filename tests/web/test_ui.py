@@ -81,7 +81,8 @@ def test_sign_in_page(wide: Any, site: Site) -> None:
 
 @pytest.mark.parametrize("frag,name", [("#/overview", "overview"), ("#/explore/flows", "explore"),
                                        ("#/explore/dns", "explore"), ("#/explore/audit", "explore"),
-                                       ("#/explore/bgp", "explore"), ("#/events", "events"), ("#/graph", "graph")])
+                                       ("#/explore/bgp", "explore"), ("#/explore/waf", "explore"),
+                                       ("#/events", "events"), ("#/graph", "graph")])
 def test_page_loads_without_console_errors(wide: Any, site: Site, frag: str, name: str) -> None:
     errors = open_ui(wide, site, frag, wait=name)
     assert wide.locator(".error").count() == 0, wide.locator(".error").all_inner_texts()

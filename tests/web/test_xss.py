@@ -31,7 +31,7 @@ PAYLOADS = [
     '<iframe data-xss=1 srcdoc="<script>parent.__xss=1</script>"></iframe>',
 ]
 PAGES = ["#/overview", "#/explore/flows", "#/explore/dns", "#/explore/audit", "#/explore/bgp",
-         "#/explore/events", "#/explore/l7", "#/events", "#/graph", "#/alerts", "#/feeds"]
+         "#/explore/events", "#/explore/l7", "#/explore/waf", "#/events", "#/graph", "#/alerts", "#/feeds"]
 WAIT = {"#/overview": "overview", "#/events": "events", "#/graph": "graph", "#/alerts": "alerts", "#/feeds": "feeds"}
 NOT_MARKUP = "[data-xss], script:not([src]), iframe, img[src='x'], svg[onload], a[href^='javascript']"
 

@@ -3,8 +3,8 @@ import { api, fmtNum, fmtTime, h, interval, notReadable, openDrawer, pageHash, r
 import { track } from "./app.js";
 import { chartTime, isoTime, timeAxis } from "./time.js";
 
-const TYPES = ["flows", "dns", "audit", "bgp", "events", "l7"];
-const PATH = { flows: "flows/logs", dns: "dns/logs", audit: "audit/logs", bgp: "bgp/logs", events: "events", l7: "l7/logs" };
+const TYPES = ["flows", "dns", "audit", "bgp", "events", "l7", "waf"];
+const PATH = { flows: "flows/logs", dns: "dns/logs", audit: "audit/logs", bgp: "bgp/logs", events: "events", l7: "l7/logs", waf: "waf/logs" };
 const PAGE = 50;
 const EXPORT_MAX = 10000;
 
