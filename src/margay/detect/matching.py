@@ -191,7 +191,7 @@ def _build_matcher(entries: tuple[str, ...]) -> IPMatcher:
 def _ip_hits(backend: Backend, feed: ThreatFeed, entries: tuple[str, ...], after: int, upto: int,
              limit: int) -> tuple[dict[str, list[dict[str, Any]]], int]:
     """IP matching in the engine (Backend.records_with_ips: the whole set against source_ip/dest_ip of the
-    new records only, a semi-join or `terms`); the few hits are then attributed to their entry here."""
+    new records only, a sorted-number lookup or `terms`); the few hits are then attributed to their entry here."""
     events: dict[str, list[dict[str, Any]]] = {}
     found = 0
     pos = after
