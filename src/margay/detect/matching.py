@@ -167,19 +167,13 @@ class Hits:
 IP_FIELDS = ("source_ip", "dest_ip")
 
 
-_MATCHERS: dict[int, tuple[tuple[str, ...], IPMatcher]] = {}
-
-
 def _ip_matcher(entries: tuple[str, ...]) -> IPMatcher:
-    """The matcher of a set, kept per set object (a feed's set is replaced, never changed: no 100,000-member
-    hash per run), built from the engines' parsed form of it (no second parse)."""
-    hit = _MATCHERS.get(id(entries))
-    if hit is not None and hit[0] is entries:
-        return hit[1]
-    if len(_MATCHERS) >= 16:
-        _MATCHERS.clear()
-    ipm = _build_matcher(entries)
-    _MATCHERS[id(entries)] = (entries, ipm)
+    """The matcher of a set, kept with the engines' parsed form of it (a feed's set is replaced, never changed:
+    no 100,000-member hash per run, and no second parse)."""
+    parsed = parse_ipset(entries)
+    ipm = parsed.cache.get("matcher")
+    if not isinstance(ipm, IPMatcher):
+        ipm = parsed.cache["matcher"] = _build_matcher(entries)
     return ipm
 
 
@@ -197,7 +191,7 @@ def _build_matcher(entries: tuple[str, ...]) -> IPMatcher:
 def _ip_hits(backend: Backend, feed: ThreatFeed, entries: tuple[str, ...], after: int, upto: int,
              limit: int) -> tuple[dict[str, list[dict[str, Any]]], int]:
     """IP matching in the engine (Backend.records_with_ips: the whole set against source_ip/dest_ip of the
-    new records only, a semi-join or `terms`); the few hits are then attributed to their entry here."""
+    new records only, a sorted-number lookup or `terms`); the few hits are then attributed to their entry here."""
     events: dict[str, list[dict[str, Any]]] = {}
     found = 0
     pos = after

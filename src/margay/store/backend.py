@@ -212,8 +212,9 @@ class Backend(Protocol):
                          *, upto: int | None = None) -> list[dict[str, Any]]:
         """Like records_after, but only the documents whose value in one of `fields` (IP keys of `lt`) is in
         `ips` (addresses and CIDRs, IPv4 or IPv6; a bad member is a QueryError). The engine matches the whole
-        set (a semi-join on the embedded store, `terms` on OpenSearch): only the hits come back, so a big threat
-        feed costs one pass over the new records' IP columns, not a document per record."""
+        set (the new records' distinct IPs looked up in the set's sorted numbers on the embedded store, `terms` on
+        OpenSearch): only the hits come back, so a big threat feed costs one pass over the new records' IP
+        columns, not a document per record."""
         ...
 
     # -- partitions --------------------------------------------------------------------------------------

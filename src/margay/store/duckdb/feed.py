@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-import ipaddress
+import functools
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -13,18 +13,20 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...logtypes import Kind, LogType, quote_ident
 from ...logtypes.base import sent_columns
 from ...query.selector import And, Node
 from ..catalog import DataFile, PartKey
-from ..ipset import IPSet, ip_keys, parse_ipset
+from ..ipset import ip_keys, lookup, parse_ipset
 from .dismissals import not_deleted
 from .files import _file_fact, _keeps_sent
 from .reader import _query_error
 from .state import EngineState
 
 log = logging.getLogger(__name__)
+BATCH_ROWS = 1 << 17  # records_with_ips reads the new records' IPs this many rows at a time
 
 
 class Feed(EngineState):
@@ -78,9 +80,10 @@ class Feed(EngineState):
 
     def records_with_ips(self, lt: LogType, after_seq: int, fields: Sequence[str], ips: Sequence[str], limit: int,
                          *, upto: int | None = None) -> list[dict[str, Any]]:
-        """The set as Arrow tables semi-joined against the new records' IP columns: exact members by text,
-        IPv4 CIDRs by the address number shifted to each prefix length present; IPv6 CIDRs (no inet extension
-        here) test the few IPv6 values in Python. Only the hits' `_seq` come back, then their documents."""
+        """The new records' distinct IP values are read once and looked up in the set's sorted number arrays
+        (kept with the parsed set, so a run re-hashes nothing of it): exact members and IPv4 CIDRs by number
+        (an exact hit also by its canonical text), the few non-IPv4 values against the set's text and IPv6
+        CIDRs. Only when something matched are the hits' `_seq`, then their documents, read."""
         keys = ip_keys(lt, fields)
         ipset = parse_ipset(ips)
         upto = self.safe_seq() if upto is None else upto
@@ -94,18 +97,20 @@ class Feed(EngineState):
                 return []
             cur = self.cursor()
             try:
-                exact, net4 = _arrow(ipset)
-                cur.register("feed_exact", exact)
-                cur.register("feed_net4", net4)
-                new, ips_of, sql = _hit_sql([k.sql for k in keys], sorted(ipset.net4))
-                hits = {int(r[0]) for r in cur.execute(sql, [files, after_seq, upto]).fetchall()}
-                if ipset.net6:
-                    rows = cur.execute(f"WITH new AS {new} SELECT _seq, ip FROM ({ips_of}) AS x "  # noqa: S608
-                                       "WHERE contains(ip, ':')", [files, after_seq, upto]).fetchall()
-                    hits.update(int(seq) for seq, ip in rows if _in_v6(ip, ipset.net6))
-                if not hits:
-                    return []
+                cols = [k.sql for k in keys]
+                hits: list[int] = []
+                # batch by batch (bounded memory however long the window): distinct values, looked up; then the
+                # rows holding a hit value
+                for batch in cur.sql(_ips_sql(cols), params=[files, after_seq, upto]).to_arrow_reader(BATCH_ROWS):
+                    ipcols = batch.columns[1:]
+                    found = lookup(ipset, pc.unique(pa.chunked_array(ipcols, pa.string())))
+                    if found:
+                        value_set = pa.array(found, pa.string())
+                        hit = functools.reduce(pc.or_, [pc.is_in(c, value_set=value_set) for c in ipcols])
+                        hits += batch.column(0).filter(hit).to_pylist()
                 page = sorted(hits)[:limit]
+                if not page:
+                    return []
                 files = [path for path, lo, hi in spans  # only the files holding a hit are read whole
                          if (i := bisect.bisect_left(page, lo)) < len(page) and page[i] <= hi]
                 rows = cur.execute(
@@ -137,46 +142,10 @@ class Feed(EngineState):
         return int(n), (float(oldest) if oldest is not None else None)
 
 
-# A dotted IPv4 text as a number, NULL for anything else (an octet over 255 fails the cast): measured at half
-# the cost of the selector compiler's regexp-guarded form over 100,000 records.
-_V4_NUMBER = ("(CASE WHEN ip LIKE '%.%.%.%' AND ip NOT LIKE '%.%.%.%.%' THEN list_reduce(list_transform("
-              "string_split(ip, '.'), lambda o: TRY_CAST(o AS UTINYINT)::BIGINT), lambda a, b: a * 256 + b) END)")
-
-
-def _hit_sql(cols: list[str], net4: list[int]) -> tuple[str, str, str]:
-    """(the new records' IP columns, those columns as one (_seq, ip) relation, the hits' _seq query).
-
-    Built from registry names only; the set and the positions are bound or registered."""
-    columns = ", ".join(f"{c} AS ip{i}" for i, c in enumerate(cols))
-    new = f"(SELECT _seq, {columns} FROM read_parquet(?, union_by_name = true) AS t WHERE _seq > ? AND _seq <= ?)"  # noqa: S608
-    ips_of = " UNION ALL ".join(f"SELECT _seq, ip{i} AS ip FROM new" for i in range(len(cols)))  # noqa: S608
-    parts = [f"SELECT _seq FROM ({ips_of}) AS x WHERE ip IN (SELECT ip FROM feed_exact)"]  # noqa: S608
-    if net4:  # the v4 number once per value, then one hash semi-join per prefix length present
-        parts += [f"SELECT _seq FROM v4 WHERE n >> {32 - int(p)} IN (SELECT net FROM feed_net4 WHERE plen = {int(p)})"  # noqa: S608
-                  for p in net4]
-    v4 = (f", v4 AS MATERIALIZED (SELECT _seq, {_V4_NUMBER} AS n FROM ({ips_of}) AS x)"  # noqa: S608
-          if net4 else "")
-    hits = f"WITH new AS MATERIALIZED {new}{v4} SELECT DISTINCT _seq FROM ({' UNION ALL '.join(parts)}) AS h"  # noqa: S608
-    return new, ips_of, hits
-
-
-def _arrow(ipset: IPSet) -> tuple[pa.Table, pa.Table]:
-    """The set as the two Arrow tables the semi-join reads (built once per set)."""
-    if "duckdb" not in ipset.cache:
-        ipset.cache["duckdb"] = (
-            pa.table({"ip": pa.array(ipset.exact, pa.string())}),
-            pa.table({"plen": pa.array([p for p, nets in ipset.net4.items() for _ in nets], pa.int8()),
-                      "net": pa.array([n for nets in ipset.net4.values() for n in nets], pa.int64())}))
-    tables: tuple[pa.Table, pa.Table] = ipset.cache["duckdb"]
-    return tables
-
-
-def _in_v6(ip: Any, nets: list[ipaddress.IPv6Network]) -> bool:
-    try:
-        addr = ipaddress.ip_address(str(ip))
-    except ValueError:
-        return False
-    return isinstance(addr, ipaddress.IPv6Address) and any(addr in n for n in nets)
+def _ips_sql(cols: list[str]) -> str:
+    """The new records' `_seq` and IP columns (registry names only; the files and positions are bound)."""
+    columns = ", ".join(f"CAST({c} AS VARCHAR) AS ip{i}" for i, c in enumerate(cols))
+    return f"SELECT _seq, {columns} FROM read_parquet(?, union_by_name = true) AS t WHERE _seq > ? AND _seq <= ?"  # noqa: S608
 
 
 def _where_sql(lt: LogType, where: Node | None) -> tuple[str, list[Any]]:
