@@ -60,7 +60,8 @@ class Margay(RequestAccess):
         self.metrics.gauge("margay_store_bytes", lambda: [({}, float(self.backend.stats().get("bytes", 0)))])
         for name, attr in (("margay_compaction_merges_total", "merges"),  # engines that compact say so in stats
                            ("margay_compaction_rollups_total", "rollups_built"),
-                           ("margay_compaction_active", "compacting")):
+                           ("margay_compaction_active", "compacting"),
+                           ("margay_store_retired_files", "retired_files")):
             self.metrics.gauge(name, partial(self._compaction_gauge, attr))
         self.access = Access.from_settings(settings)
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).

@@ -283,7 +283,8 @@ def bench(
     summarize: Annotated[bool, typer.Option(help="Only rebuild latest.json and SUMMARY.md from the results.")] = False,
     sizes: Annotated[str | None, typer.Option(
         help="The query scenario's flow-record counts instead of the mode's, e.g. 10m or 2m,10m "
-             "(k and m suffixes); the reports scenario and the detect one (full mode: its alerts) take the largest.")] = None,
+             "(k and m suffixes); the reports, peers and fleet scenarios and the detect one (full mode: its alerts) "
+             "take the largest.")] = None,
 ) -> None:
     """Run the benchmark scenarios and write bench/results/ (JSON per scenario, latest.json, SUMMARY.md).
 

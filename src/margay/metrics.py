@@ -98,4 +98,6 @@ def standard(registry: Registry) -> Registry:
     registry.describe("margay_compaction_merges_total", "counter", "Merges of small files the compactor has made.")
     registry.describe("margay_compaction_rollups_total", "counter", "Roll-ups built for files that had none.")
     registry.describe("margay_compaction_active", "gauge", "1 while the compactor writes a merge or a roll-up.")
+    registry.describe("margay_store_retired_files", "gauge",
+                      "Files a merge or a drop replaced, still on disk until the reads that began before finish.")
     return registry

@@ -18,6 +18,7 @@ from margay.config import Settings
 from margay.errors import QueryError
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.names import is_cluster_name
+from margay.store.catalog import SHARED
 from margay.store.duckdb import DuckDBBackend
 from margay.testing.server import ServerThread
 
@@ -99,9 +100,10 @@ def test_no_write_path_leaves_the_data_directory(sandbox: tuple[str, Path, Path]
     assert "DNS-1123" in refused.json()["error"]["message"]
     assert files_under(watched) - files_under(data) == outside_before, "a file was created outside the data dir"
     store = data / "store"
+    assert not is_cluster_name(SHARED)  # the cold layout's folder can never be a client's cluster
     for typedir in store.iterdir():
         for cluster_dir in typedir.iterdir():
-            assert is_cluster_name(cluster_dir.name), cluster_dir
+            assert is_cluster_name(cluster_dir.name) or cluster_dir.name == SHARED, cluster_dir
 
 
 def test_calico_write_alias_and_ilm_backing_indices_still_parse(sandbox: tuple[str, Path, Path]) -> None:

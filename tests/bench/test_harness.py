@@ -53,9 +53,12 @@ def test_settle_waits_for_the_compactor_to_finish(tmp_path: Path) -> None:
         batches = list(flow_batches(topology(2), 40_000, batch=1_000))  # 40 small files in one partition
         stored, _ = target.ingest(batches, 2)
         target.settle(timeout=120, quiet=3)
-        merges, rollups, active = target.compaction()
+        merges, rollups, active, retired = target.compaction()
         assert merges >= 2 and active == 0  # 16 like-sized files make a merge: at least two were done
+        assert retired == 0  # and the files they replaced are gone: the size on disk is the settled store's
         assert target.count("flows") == stored
+        listed = sum(i["bytes"] for i in target.indices("flows"))
+        assert abs(target.disk_bytes("flows") - listed) <= 0.01 * listed  # du agrees with the catalog
         time.sleep(3)
         assert target.compaction()[:2] == (merges, rollups)  # and it stayed idle
     finally:

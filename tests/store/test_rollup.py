@@ -298,7 +298,8 @@ def test_missing_rollups_are_built_for_large_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("undone", [2, 1])  # crashed before both renames / between the two
 def test_recovery_rolls_a_compaction_with_its_rollup_forward(tmp_path: Path, undone: int) -> None:
-    s = DuckDBBackend(tmp_path, compact_min_files=2, compact_interval=3600, compact_cold_after=0)
+    # A hot partition's tier merge (a cold day's merge across clusters: tests/store/test_layout.py).
+    s = DuckDBBackend(tmp_path, compact_min_files=2, compact_interval=3600, compact_cold_after=3600)
     r = random.Random(3)
     recs = [dict(flow(r), end_time=T0 + 10 * i, start_time=T0 + 10 * i - 300) for i in range(400)]  # one day
     ingest(s, FLOWS, "c1", recs[:200])

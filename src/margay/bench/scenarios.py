@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from .data import END, Batch, flow_batches, flow_start, other_batches, topology
+from .fleet import fleet
 from .harness import Bench, peak_rss_mib, percentile
 from .profile import profiled
 from .targets import MargayTarget, OpenSearchTarget
@@ -408,4 +409,4 @@ def reports(bench: Bench) -> dict[str, Any]:
 
 SCENARIOS = {"ingest": ingest, "query": query, "scale": scale, "mixed": mixed, "aggregate": aggregate,
              "agent": agent, "forward": forward, "hostile": hostile, "detect": detect, "reports": reports,
-             "peers": peers}
+             "peers": peers, "fleet": fleet}

@@ -114,7 +114,9 @@ class MargayTarget:
         """Wait until the compactor is idle: no merge or roll-up being written and none finished for `quiet`
         seconds (its metrics), so that timings and storage figures do not share the cores with a merge or count
         files about to be merged. The newest partition is merged once it has had no write for COLD_AFTER
-        seconds: the wait starts only after that (plus one compactor pass) since the last write."""
+        seconds: the wait starts only after that (plus one compactor pass) since the last write. Then it waits
+        for the files those merges replaced to be deleted (`margay_store_retired_files` 0), so the size on disk
+        read next is the settled store's, not one still holding merged files awaiting deletion."""
         deadline = time.monotonic() + timeout
         cold = self._last_write + self.COLD_AFTER + 10
         while time.monotonic() < min(cold, deadline):
@@ -123,19 +125,29 @@ class MargayTarget:
         changed = time.monotonic()
         while time.monotonic() < deadline:
             state = self.compaction()
-            if state != last or state[-1]:
+            if state != last or state[2]:
                 last, changed = state, time.monotonic()
-            elif time.monotonic() - changed >= quiet:
+            elif time.monotonic() - changed >= quiet and not state[3]:
                 return
             time.sleep(2)
         raise RuntimeError(f"margay's compactor was still busy after {timeout:.0f} s ({self.work / 'server.log'})")
 
     def compaction(self) -> tuple[float, ...]:
-        """(merges made, roll-ups built, 1 while writing one) from the server's metrics."""
+        """(merges made, roll-ups built, 1 while writing one, retired files not yet deleted) from the metrics."""
         text = httpx.get(self.url + "/-/metrics", timeout=60).text
-        values = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("margay_compaction_"))
-        return tuple(float(values[k]) for k in ("margay_compaction_merges_total", "margay_compaction_rollups_total",
-                                                 "margay_compaction_active"))
+        values = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("margay_"))
+        return tuple(float(values.get(k, 0)) for k in ("margay_compaction_merges_total", "margay_compaction_rollups_total",
+                                                        "margay_compaction_active", "margay_store_retired_files"))
+
+    def disk_bytes(self, log_type: str | None = None) -> int:
+        """Bytes of the store's files on disk (of one log type), as `du` counts them after settle()."""
+        root = self.work / "data" / "store" / (log_type or "")
+        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+
+    def folders(self) -> tuple[int, int]:
+        """(folders holding data files, data files) of the store on disk."""
+        files = [p for p in (self.work / "data" / "store").rglob("*.parquet") if ".rollup-" not in p.name]
+        return len({p.parent for p in files}), len(files)
 
     def indices(self, log_type: str) -> list[dict[str, Any]]:
         """Every stored partition of a log type (GET /api/v1/indices, page after page)."""
@@ -153,9 +165,9 @@ class MargayTarget:
         return sum(i["docs"] for i in self.indices(log_type))
 
     def bytes_per_record(self, log_type: str) -> float:
-        items = self.indices(log_type)
-        docs = sum(i["docs"] for i in items)
-        return sum(i["bytes"] for i in items) / docs if docs else 0.0
+        """The type's files on disk (data and roll-ups, after settle()) per stored record."""
+        docs = self.count(log_type)
+        return self.disk_bytes(log_type) / docs if docs else 0.0
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)

@@ -18,7 +18,8 @@ from .journal import apply_deletes
 
 _NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.\d+)?\.parquet$")  # never a `.rollup-<tag>.parquet` sidecar
 
-PartKey = tuple[str, str, str]  # (log type, cluster, yyyymmdd)
+PartKey = tuple[str, str, str]  # (log type, cluster, yyyymmdd); cluster SHARED: the day's shared files
+SHARED = "_shared"  # never a cluster name (a DNS-1123 subdomain starts with a letter or digit)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class DataFile:
     rows: int
     bytes: int
     rollup: Path | None = field(default=None, compare=False)  # its roll-up sidecar (store/rollup.py), if any
+    # A shared file's rows per cluster, sorted by cluster; empty for a file of one partition.
+    clusters: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+
+    def rows_of(self, cluster: str) -> int:
+        """Rows of `cluster` in a shared file."""
+        return dict(self.clusters).get(cluster, 0)
 
     @staticmethod
     def name(seq_lo: int, seq_hi: int, rows: int) -> str:
@@ -81,6 +88,8 @@ class Catalog:
             if lt is not None and lt.rollup is not None and sidecar(path, lt) in paths:
                 f = replace(f, rollup=sidecar(path, lt))
             key = (path.parent.parent.parent.name, path.parent.parent.name, path.parent.name)
+            if key[1] == SHARED:
+                f = replace(f, clusters=cluster_rows(path))
             self.parts.setdefault(key, []).append(f)
             top = max(top, f.seq_hi)
         for files in self.parts.values():
@@ -92,6 +101,23 @@ class Catalog:
             self.parts.setdefault(key, []).extend(files)
             self.parts[key].sort(key=lambda f: f.seq_lo)
             self.generation += 1
+
+    def swap(self, old: dict[PartKey, list[DataFile]], new: dict[PartKey, list[DataFile]]) -> bool:
+        """Replace files of several partitions at once (a merge across clusters, a shared file rewritten
+        without one cluster); False, changing nothing, if any old file is no longer in the catalog."""
+        with self.lock:
+            if any(o not in self.parts.get(k, []) for k, fs in old.items() for o in fs):
+                return False
+            gone: list[DataFile] = []
+            for k, fs in old.items():
+                gone += [f for f in self.parts[k] if f in fs]  # the catalog's entries know their roll-ups
+                self.parts[k] = [f for f in self.parts[k] if f not in fs]
+            for k, fs in new.items():
+                self.parts[k] = sorted(self.parts.get(k, []) + fs, key=lambda f: f.seq_lo)
+            for k in [k for k, fs in self.parts.items() if not fs]:
+                del self.parts[k]
+            self._retire([str(p) for o in gone for p in (o.path, o.rollup) if p is not None])
+            return True
 
     def replace(self, key: PartKey, old: list[DataFile], new: DataFile) -> bool:
         """Swap compacted files for their merge; False if the partition changed under the compaction."""
@@ -119,6 +145,12 @@ class Catalog:
             files = self.parts.pop(key, [])
             self._retire([str(self.part_dir(key))])
             return files
+
+    def pending(self) -> int:
+        """Retired files still on disk (a reader that started before their retirement is running); purges first."""
+        with self.lock:
+            self._purge()
+            return sum(len(paths) for _, paths in self._pending)
 
     def _retire(self, paths: list[str]) -> None:
         self._pending.append((self.generation, paths))
@@ -150,3 +182,24 @@ class Catalog:
                 if not self._readers[gen]:
                     del self._readers[gen]
                 self._purge()
+
+
+def cluster_rows(path: Path) -> tuple[tuple[str, int], ...]:
+    """Rows per cluster of a shared file, from its `cluster` column (read once, when the store opens)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    counts = pc.value_counts(pq.read_table(path, columns=["cluster"]).column("cluster"))
+    return tuple(sorted((str(c["values"]), int(c["counts"])) for c in counts.to_pylist()))
+
+
+def per_cluster(parts: dict[PartKey, list[DataFile]]) -> dict[PartKey, tuple[int, list[DataFile]]]:
+    """The Calico indices held: (type, cluster, day) -> (rows, the files holding some of them), shared files
+    counted under each cluster they hold rows of."""
+    out: dict[PartKey, tuple[int, list[DataFile]]] = {}
+    for (t, c, d), files in parts.items():
+        for f in files:
+            for cluster, rows in f.clusters if c == SHARED else ((c, f.rows),):
+                n, fs = out.get((t, cluster, d), (0, []))
+                out[(t, cluster, d)] = (n + rows, [*fs, f])
+    return out

@@ -17,7 +17,7 @@ from ...durable import fsync_path
 from ...ingest.parse import sql_path
 from ...logtypes import REGISTRY, LogType
 from .. import rollup
-from ..catalog import DataFile, PartKey
+from ..catalog import SHARED, DataFile, PartKey
 from ..journal import apply_moves
 from .state import EngineState
 
@@ -28,30 +28,22 @@ class Compactor(EngineState):
     """Merges files of like size per partition (tiers of x16) and builds roll-up sidecars; journaled like a commit."""
 
     def compact(self) -> int:
-        """Merge files of like size in each partition (tiers of x`compact_min_files`); returns merges made.
+        """Merge cold indices across clusters (layout.py), files of like size in each hot partition (tiers of
+        x`compact_min_files`), and build missing roll-ups; returns merges made.
 
         Tiered merging bounds write amplification: a record is rewritten about log_F(target / batch)
-        times (F = compact_min_files), while a partition keeps at most ~F files per tier.
+        times (F = compact_min_files) while its index is hot, and once more when it goes cold.
         """
-        merges = 0
+        # Cold indices (no write for a while, e.g. yesterday's) are merged across clusters into shared files
+        # (layout.py); the tiers below keep the hot ones' file counts down meanwhile.
+        merges, cold = self.share_cold(time.time())
         with self.catalog.lock:
-            candidates = [(k, list(v)) for k, v in self.catalog.parts.items()]
+            candidates = [(k, list(v)) for k, v in self.catalog.parts.items() if k[1] != SHARED]
         fanout = self.compact_min_files
-        now = time.time()
         for key, files in candidates:
-            small = [f for f in files if f.rows < self.compact_target_rows]
             if self._stop.is_set():
                 break
-            if len(small) >= 2 and now - max(_mtime(f.path) for f in files) > self.compact_cold_after:
-                # A cold partition (no write for a while, e.g. yesterday's): merge its small files once, so
-                # reads of past days open one or a few files instead of one per batch.
-                group: list[DataFile] = []
-                for f in small:
-                    if sum(g.rows for g in group) + f.rows > self.compact_target_rows and len(group) >= 2:
-                        break
-                    group.append(f)
-                if len(group) >= 2 and self._merge(key, group):
-                    merges += 1
+            if key in cold:
                 continue
             tiers: dict[int, list[DataFile]] = {}
             for f in files:
@@ -99,7 +91,8 @@ class Compactor(EngineState):
         try:
             cur.execute("SET TimeZone='UTC'")
             cur.execute(f"COPY ({rollup.build_sql(lt, 'read_parquet(?)')}) TO {sql_path(out)} "
-                        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)", [str(data)])
+                        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 122880, PARQUET_VERSION V2)",
+                        [str(data)])
         except duckdb.Error:
             log.exception("roll-up of %s failed; its aggregations read the raw rows", data)
             out.unlink(missing_ok=True)
@@ -171,6 +164,7 @@ class Compactor(EngineState):
         while not self._stop.wait(interval):
             try:
                 self.compact()
+                self.sweep_folders()
                 self._trim_keys()
             except Exception:  # noqa: BLE001 - compaction is an optimisation; it retries next round
                 log.exception("compaction failed")

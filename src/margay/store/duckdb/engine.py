@@ -4,8 +4,9 @@ Layout: `<data>/store/<log type>/<cluster>/<yyyymmdd>/<seq_lo>-<seq_hi>-<rows>.p
 per (log type, cluster, day) partition: Calico's `tigera_secure_ee_<type>.<cluster>.<yyyymmdd>` index.
 Ingest converts a batch to Parquet with one DuckDB COPY (no per-record Python), fsyncs it, writes one
 journal line (the commit point, which also keeps the idempotency key), renames the files into place and
-only then answers: an acknowledged batch survives kill -9. Dropping a partition deletes its folder, so
-retention frees disk at once; a background compactor merges small files so reads stay fast.
+only then answers: an acknowledged batch survives kill -9. A background compactor merges small files so reads
+stay fast, and merges cold days across clusters into shared files (layout.py). Dropping a partition deletes
+its folder and rewrites the shared files holding its rows without them, so retention frees disk.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
 from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, GroupSpec, Partition
-from ..catalog import Catalog, DataFile, PartKey
+from ..catalog import Catalog, DataFile, PartKey, per_cluster
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler
 from . import dismissals, es, graph, groups, reads
-from .compactor import Compactor
 from .dismissals import Dismissals
 from .feed import Feed
 from .files import _disk_bytes
+from .layout import Layout
 from .reader import Reader
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,
     return con
 
 
-class DuckDBBackend(Reader, Feed, Compactor):
+class DuckDBBackend(Reader, Feed, Layout):
     """The Backend protocol on Parquet partitions read and written by an embedded DuckDB."""
 
     name = "duckdb"
@@ -110,6 +111,8 @@ class DuckDBBackend(Reader, Feed, Compactor):
         self.merges = 0
         self.rollups_built = 0
         self._busy = 0
+        self._drop_lock = threading.Lock()  # one drop at a time rewrites shared files (layout.py)
+        self._emptied: set[Path] = set()  # index folders a merge across clusters emptied (sweep_folders)
         self._stop = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
                                            name="margay-compactor", daemon=True)
@@ -289,23 +292,26 @@ class DuckDBBackend(Reader, Feed, Compactor):
     def stats(self) -> dict[str, Any]:
         with self.catalog.lock:
             files = [f for fs in self.catalog.parts.values() for f in fs]
+            indices = len(per_cluster(self.catalog.parts))
         return {"backend": self.name, "path": str(self.root), "bytes": sum(_disk_bytes(f) for f in files),
-                "files": len(files), "partitions": len(self.catalog.parts), "records": sum(f.rows for f in files),
+                "files": len(files), "partitions": indices, "records": sum(f.rows for f in files),
+                "folders": len({f.path.parent for f in files}), "retired_files": self.catalog.pending(),
                 "committed_batches": self.committed_batches, "journal_bytes": self.journal.size(),
                 "merges": self.merges, "rollups_built": self.rollups_built, "compacting": self.compacting}
 
     # -- maintenance -------------------------------------------------------------------------------------
 
     def drop(self, partition: Partition) -> int:
-        """Drop one partition (its folder goes once running reads finish); returns its record count."""
+        """Drop one Calico index: its own folder (gone once running reads finish) and its rows in the day's
+        shared files (each rewritten without them, layout.py); returns its record count."""
         key = (partition.log_type, partition.cluster, partition.day)
+        files: list[DataFile] = []
         with self._commit_lock:
-            if key not in self.catalog.parts:
-                return 0
-            self.journal.append({"op": "drop", "delete": [str(self.catalog.part_dir(key))],
-                                 "ts": self.clock.now().timestamp()})
-            files = self.catalog.remove(key)
-        return sum(f.rows for f in files)
+            if key in self.catalog.parts:
+                self.journal.append({"op": "drop", "delete": [str(self.catalog.part_dir(key))],
+                                     "ts": self.clock.now().timestamp()})
+                files = self.catalog.remove(key)
+        return sum(f.rows for f in files) + self.drop_shared(*key)
 
     def checkpoint(self) -> None:
         fsync_dir(self.root)

@@ -16,7 +16,7 @@ from ...logtypes.base import sent_columns
 from ...query.model import Query
 from .. import rollup
 from ..backend import Partition, SearchResult
-from ..catalog import DataFile, PartKey
+from ..catalog import SHARED, DataFile, PartKey, per_cluster
 from . import dismissals
 from .files import _disk_bytes, _file_fact, _keeps_sent, _schema_id, _time_span
 from .state import EngineState
@@ -38,15 +38,18 @@ class Reader(EngineState):
 
     def clusters(self, lt: LogType | None = None) -> list[str]:
         with self.catalog.lock:
-            return sorted({k[1] for k in self.catalog.parts if lt is None or k[0] == lt.name})
+            return sorted({k[1] for k in per_cluster(self.catalog.parts) if lt is None or k[0] == lt.name})
 
     def partitions(self, lt: LogType | None = None, clusters: list[str] | None = None,
                    *, with_sizes: bool = True) -> list[Partition]:
         with self.catalog.lock:
-            items = [(k, list(v)) for k, v in self.catalog.parts.items()
+            items = [(k, v) for k, v in per_cluster(self.catalog.parts).items()
                      if (lt is None or k[0] == lt.name) and (clusters is None or k[1] in clusters)]
-        return [Partition(k[0], k[1], k[2], sum(f.rows for f in files), sum(_disk_bytes(f) for f in files))
-                for k, files in sorted(items)]
+        # A shared file's bytes are counted to each cluster in proportion to its rows there.
+        return [Partition(k[0], k[1], k[2], rows, sum(_disk_bytes(f) if not f.clusters
+                                                      else round(_disk_bytes(f) * f.rows_of(k[1]) / max(f.rows, 1))
+                                                      for f in files))
+                for k, (rows, files) in sorted(items)]
 
     def _data_files(self, query: Query, view: dict[PartKey, list[DataFile]]) -> list[DataFile]:
         """Files a query can touch: its types and clusters, pruned by day on the time field."""
@@ -59,8 +62,12 @@ class Reader(EngineState):
         lo = query.start.astimezone(UTC).strftime("%Y%m%d") if query.start is not None and by_day else None
         hi = query.end.astimezone(UTC).strftime("%Y%m%d") if query.end is not None and by_day else None
         names = {t.name for t in query.logtypes}
+        wanted = set(query.clusters)
+        # A shared file is read when it holds a row of a queried cluster; every read's WHERE names the clusters
+        # (SearchCompiler.where), so the other clusters' rows in it never reach an answer, nor a count.
         out = [(d, f) for (t, c, d), files in sorted(view.items()) for f in files
-               if t in names and c in query.clusters and (lo is None or d >= lo) and (hi is None or d <= hi)]
+               if t in names and (c in wanted if c != SHARED else any(fc in wanted for fc, _ in f.clusters))
+               and (lo is None or d >= lo) and (hi is None or d <= hi)]
         if not by_day or (query.start is None and query.end is None):
             return out
         start = query.start.timestamp() if query.start is not None else float("-inf")

@@ -51,3 +51,9 @@ class EngineState:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         raise NotImplementedError
+
+    def share_cold(self, now: float) -> tuple[int, set[Any]]:  # layout.py: (merges, cold PartKeys)
+        raise NotImplementedError
+
+    def sweep_folders(self) -> None:  # layout.py
+        raise NotImplementedError

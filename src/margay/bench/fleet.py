@@ -1,0 +1,211 @@
+"""A fleet: the same records stored over few and many clusters (`fleet` scenario, issue 25).
+
+The records of the `query` scenario's data (flows, DNS and Kubernetes audit over 7 days) are dealt out, line by
+line, to N clusters (`fleet-0001`..), one batch per cluster, type and day (at most 10,000 records; a day of
+more than 200,000 lines goes out in several rounds, the bench's memory bound), as a fleet's agents would; margay stores them and, once compaction settled, answers the questions whose cost
+issue 25 found following the number of clusters: a search page over all clusters (24 h), the top destinations
+(7 d), the flow graph (24 h), `GET /api/v1/indices` (every page), and the overview's data calls (its default
+3 h range, all clusters). Server CPU beside wall time: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from itertools import chain, islice
+from typing import Any
+
+import httpx
+
+from .data import BATCH, END, Batch, flow_batches, other_batches, topology
+from .harness import Bench, percentile
+from .targets import MargayTarget
+
+# (flow records, hours of DNS and audit, the two cluster counts)
+SIZES = {"quick": (150_000, 24, [10, 100]), "full": (3_000_000, 24 * 7, [10, 1000]), "large": (3_000_000, 24 * 7, [10, 1000])}
+MULTI = {"x-cluster-id": "_MULTI_"}
+
+
+def fleet_batches(batches: Iterator[Batch], clusters: int, held_max: int = 200_000) -> Iterator[Batch]:
+    """The same records dealt out to `clusters` clusters: each (type, day)'s lines, one after another, to the
+    next cluster; each cluster's lines go out in batches of at most BATCH records, when the type's day ends
+    or when `held_max` lines are held (the bench's memory bound: ~300 MB of flow lines)."""
+    names = [f"fleet-{i:04d}" for i in range(1, clusters + 1)]
+    lanes: list[list[bytes]] = [[] for _ in names]
+    held: tuple[str, str] | None = None
+    n = 0
+
+    def flush(key: tuple[str, str]) -> Iterator[Batch]:
+        for name, lines in zip(names, lanes, strict=True):
+            for i in range(0, len(lines), BATCH):
+                yield Batch(key[0], name, key[1], b"\n".join(lines[i:i + BATCH]) + b"\n")
+            lines.clear()
+
+    for b in batches:
+        key = (b.log_type, b.day)
+        if held is not None and key != held:
+            yield from flush(held)
+            n = 0
+        held = key
+        for line in b.body.split(b"\n"):
+            if line.strip():
+                lanes[n % clusters].append(line)
+                n += 1
+                if n % held_max == 0:  # a day's lines keep their turn: the next round starts where this one ended
+                    yield from flush(key)
+    if held is not None:
+        yield from flush(held)
+
+
+def overview_calls() -> list[tuple[str, dict[str, Any]]]:
+    """The overview page's data calls (web/static/overview.js and changes.js), over its default 3 h range."""
+    rng = {"from": (END - timedelta(hours=3)).isoformat(), "to": END.isoformat()}
+    fi = "300s"  # interval(60) for 3 h
+    time_of = {"flows": "end_time", "dns": "end_time", "audit": "requestReceivedTimestamp", "bgp": "logtime",
+               "events": "time", "l7": "end_time"}
+    path = {"flows": "flows/logs", "dns": "dns/logs", "audit": "audit/logs", "bgp": "bgp/logs", "l7": "l7/logs",
+            "events": "events"}
+
+    def agg(t: str, aggs: dict[str, Any], selector: str = "", **extra: Any) -> tuple[str, dict[str, Any]]:
+        body = {"time_range": rng, "aggregations": aggs, "all_clusters": True, **extra}
+        if selector:
+            body["selector"] = selector
+        return f"/api/v1/{path[t]}/aggregation", body
+
+    calls = [agg(t, {"t": {"date_histogram": {"field": time_of[t], "fixed_interval": fi}}}) for t in time_of]
+    flows_sum = {"f": {"sum": {"field": "num_flows"}}}
+    calls += [agg("flows", {"a": {"terms": {"field": "action"}, "aggs": flows_sum}}),
+              agg("flows", {"t": {"date_histogram": {"field": "end_time", "fixed_interval": fi}, "aggs": flows_sum}},
+                  'action = "deny"')]
+    io = {"i": {"sum": {"field": "bytes_in"}}, "o": {"sum": {"field": "bytes_out"}}}
+    calls += [agg("flows", {"k": {"terms": {"field": k, "size": 200}, "aggs": io}}, 'reporter = "src"')
+              for k in ("source_namespace", "dest_name_aggr")]
+    calls += [agg("flows", {"k": {"terms": {"field": k, "size": 8}}}, 'action = "deny"')
+              for k in ("source_name_aggr", "dest_namespace")]
+    count = {"c": {"sum": {"field": "count"}}}
+    calls += [agg("dns", {"k": {"terms": {"field": "qname", "size": 200}, "aggs": count}},
+                  'qname NOTIN {"*.cluster.local", "*.svc", "*.local"}'),
+              agg("dns", {"k": {"terms": {"field": "rcode", "size": 10}, "aggs": count}}),
+              agg("dns", {"t": {"date_histogram": {"field": "end_time", "fixed_interval": fi},
+                                "aggs": {"m": {"avg": {"field": "latency_mean"}}, "x": {"max": {"field": "latency_max"}}}}}),
+              agg("l7", {"k": {"terms": {"field": "dest_service_name", "size": 200}, "aggs": count}}),
+              agg("l7", {"k": {"terms": {"field": "response_code", "size": 20}, "aggs": count}}),
+              agg("l7", {"t": {"date_histogram": {"field": "end_time", "fixed_interval": fi},
+                               "aggs": {"m": {"avg": {"field": "duration_mean"}}, "x": {"max": {"field": "duration_max"}}}}})]
+    calls += [agg("audit", {"k": {"terms": {"field": k, "size": 8}}}, type="any")
+              for k in ("verb", "user.username", "objectRef.resource")]
+    calls.append(("/api/v1/audit/logs", {"time_range": rng, "type": "any", "all_clusters": True, "max_page_size": 500,
+                                         "selector": 'verb IN {"create", "update", "patch", "delete"} AND '
+                                                     'objectRef.resource NOTIN {"pods", "events", "leases"}',
+                                         "sort": [{"field": "requestReceivedTimestamp", "descending": True}]}))
+    bgp = 'message IN {"*State changed*", "*state changed*"}'
+    calls += [agg("bgp", {"k": {"terms": {"field": "host", "size": 10},
+                                "aggs": {"t": {"date_histogram": {"field": "logtime", "fixed_interval": fi}}}}}, bgp),
+              agg("events", {"s": {"terms": {"field": "severity", "size": 20, "order": {"_key": "desc"}},
+                                   "aggs": {"t": {"terms": {"field": "type", "size": 5}}}}}, "dismissed = false")]
+    return calls
+
+
+def questions() -> dict[str, Callable[[httpx.Client], Any]]:
+    day = {"from": (END - timedelta(hours=24)).isoformat(), "to": END.isoformat()}
+    week = {"from": (END - timedelta(days=7)).isoformat(), "to": END.isoformat()}
+
+    def post(path: str, body: dict[str, Any]) -> Callable[[httpx.Client], Any]:
+        def run(http: httpx.Client) -> Any:
+            return http.post(path, json={**body, "all_clusters": True}, headers=MULTI).raise_for_status().json()
+        return run
+
+    def indices(http: httpx.Client) -> int:
+        size = 0
+        params: dict[str, str] = {}
+        while True:
+            r = http.get("/api/v1/indices", params=params).raise_for_status()
+            size += len(r.content)
+            page = r.json()
+            if "after" not in page:
+                return size
+            params = {"after": page["after"]}
+
+    def overview(http: httpx.Client) -> Any:
+        return [http.post(path, json=body, headers=MULTI).raise_for_status().json() for path, body in overview_calls()]
+
+    return {"search": post("/api/v1/flows/logs", {"time_range": day, "max_page_size": 100,
+                                                   "sort": [{"field": "end_time", "descending": True}]}),
+            "topdest": post("/api/v1/flows/logs/aggregation", {"time_range": week, "aggregations": {
+                "dest": {"terms": {"field": "dest_name_aggr", "size": 10, "order": {"bytes": "desc"}},
+                         "aggs": {"bytes": {"sum": {"field": "bytes_in"}}}}}}),
+            "flowgraph": post("/api/v1/flows/graph", {"time_range": day}),
+            "indices": indices, "overview": overview}
+
+
+def fleet(bench: Bench) -> dict[str, Any]:
+    records, hours, counts = SIZES[bench.mode]
+    if bench.sizes:
+        records = bench.sizes[-1]
+    runs = 8 if bench.quick else 20
+    topo = topology()
+    out: dict[str, Any] = {"fleet_clusters": counts}
+    for n in counts:
+        target = MargayTarget(bench.work_dir / f"fleet-{n}")
+        target.start()
+        try:
+            sent = cpu = 0.0
+            source = fleet_batches(chain(flow_batches(topo, records), other_batches(topo, hours)), n)
+            while part := list(islice(source, 256)):
+                cpu0 = target.cpu()
+                sent += target.ingest(part, 4)[0]
+                cpu += target.cpu() - cpu0
+            target.settle()
+            stored = sum(target.count(t) for t in ("flows", "dns", "audit_kube"))
+            assert stored == sent, f"margay holds {stored:,} of {sent:,} records over {n} clusters"
+            folders, files = target.folders()
+            out[f"fleet_records_{n}"] = int(sent)
+            out[f"fleet_store_folders_{n}"] = folders
+            out[f"fleet_store_files_{n}"] = files
+            out[f"fleet_store_bytes_per_record_{n}"] = round(target.disk_bytes() / max(sent, 1), 2)
+            out[f"fleet_ingest_cpu_s_per_million_{n}"] = round(cpu / max(sent, 1) * 1e6, 2)
+            with httpx.Client(base_url=target.url, timeout=600) as http:
+                for name, q in questions().items():
+                    for _ in range(2):
+                        q(http)
+                    walls: list[float] = []
+                    cpu0 = target.cpu()
+                    for _ in range(runs):
+                        t0 = time.perf_counter()
+                        answer = q(http)
+                        walls.append((time.perf_counter() - t0) * 1000)
+                    out[f"fleet_cpu_ms_{name}_{n}"] = round((target.cpu() - cpu0) * 1000 / runs, 1)
+                    out[f"fleet_p50_ms_{name}_{n}"] = round(percentile(walls, 0.5), 1)
+                    out[f"fleet_p95_ms_{name}_{n}"] = round(percentile(walls, 0.95), 1)
+                    if name == "indices":
+                        out[f"fleet_indices_bytes_{n}"] = answer
+                    if name == "overview":
+                        out["fleet_overview_calls"] = len(answer)
+            bench.log(f"  fleet {n} clusters: {folders} folders, {files} files, ingest "
+                      f"{out[f'fleet_ingest_cpu_s_per_million_{n}']} CPU-s/M, search p50 {out[f'fleet_p50_ms_search_{n}']} "
+                      f"ms, topdest {out[f'fleet_p50_ms_topdest_{n}']}, graph {out[f'fleet_p50_ms_flowgraph_{n}']}, "
+                      f"overview {out[f'fleet_p50_ms_overview_{n}']}")
+        finally:
+            target.stop()
+    lo, hi = counts
+    for name in ("search", "topdest", "flowgraph", "indices", "overview"):
+        for kind in ("p50", "cpu"):
+            a, b = out[f"fleet_{kind}_ms_{name}_{lo}"], out[f"fleet_{kind}_ms_{name}_{hi}"]
+            # CPU is read in clock ticks (10 ms) over the runs: a figure under a tick per run has no ratio.
+            out[f"fleet_ratio_{kind}_{name}_{hi}_vs_{lo}"] = round(b / a, 2) if a >= 10 / runs else None
+    out[f"fleet_ratio_ingest_cpu_{hi}_vs_{lo}"] = round(
+        out[f"fleet_ingest_cpu_s_per_million_{hi}"] / max(out[f"fleet_ingest_cpu_s_per_million_{lo}"], 1e-9), 2)
+    out["notes"] = (f"The same records (the query scenario's flows, {records:,} of them, with {hours} h of DNS and "
+                    f"Kubernetes audit) dealt out line by line to {lo} and to {hi} clusters, one batch per cluster, "
+                    "type and day (at most 10,000 records; a day of more than 200,000 lines in several rounds), 4 "
+                    "clients; server CPU-s per million records over the ingest alone. After compaction settled (merged files deleted): store folders and data files on "
+                    f"disk, then {runs} timed runs after 2 warm-ups of each question over all clusters "
+                    "(x-cluster-id _MULTI_, all_clusters): search: 1 page of 100 flows, 24 h, newest first; "
+                    "topdest: top 10 destinations by bytes, 7 d; flowgraph: the flow visualizer's 24 h graph; "
+                    "indices: GET /api/v1/indices, every page (fleet_indices_bytes_*: the bytes of all pages); "
+                    "overview: the overview page's data calls one after another over its default 3 h range "
+                    "(fleet_overview_calls of them). p50/p95 wall ms and server CPU-ms per run. Targets (issue 25): "
+                    "each query and the overview at the larger count within 2x of the smaller, ingest CPU within "
+                    "1.3x.")
+    return out

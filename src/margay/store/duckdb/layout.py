@@ -1,0 +1,247 @@
+"""The cold layout: a day of a log type merged across clusters into shared files, and one cluster dropped from them.
+
+Recent data live in one folder per Calico index (type, cluster, day), written batch by batch. Once an index has
+had no write for `compact_cold_after` seconds, its files are merged with the other cold indices of the same type
+and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's namespaces, action and time
+(`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or one-namespace read skips the other
+row groups by their min/max statistics, and costs follow rows, not the number of clusters. A shared file carries
+its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
+(store/sql.py: `"cluster" IN (...)` in every WHERE), so a reader of one cluster never sees another's rows.
+
+Dropping one cluster's day (retention) rewrites each shared file holding it without its rows; like a merge, the
+new file and roll-up are fsync'd in scratch, one journal line commits the swap, and recovery rolls it forward.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from pathlib import Path
+
+from ...durable import fsync_path
+from ...ingest.parse import sql_path
+from ...logtypes import REGISTRY, LogType, quote_ident
+from .. import rollup
+from ..catalog import SHARED, DataFile, PartKey
+from ..journal import apply_moves
+from .compactor import Compactor, _mtime
+
+log = logging.getLogger(__name__)
+
+_NAMESPACES = ("source_namespace", "dest_namespace", "client_namespace", "namespace", "objectRef.namespace")
+
+
+def layout_sort(lt: LogType) -> list[str]:
+    """Columns a shared file is sorted by: cluster, the type's namespaces, action, its time field, `_seq`."""
+    cols = {f.name for f in lt.fields}
+    keys = ["cluster", *(n for n in _NAMESPACES if n in cols)]
+    if "action" in cols:
+        keys.append("action")
+    return [*keys, lt.time_field, "_seq"]
+
+
+class Layout(Compactor):
+    """Merges cold indices of a type and day across clusters; rewrites shared files without a dropped cluster."""
+
+    # Chosen by measurement (bench `peers` data, 100k flows, docs/architecture.md): Parquet 2 pages delta-encode
+    # `_seq`, times and counters that the cross-cluster sort leaves unordered (18.7 -> 15.2 B/row with level 9);
+    # 32k-row groups keep one namespace's rows in one or two groups for the row-group statistics.
+    shared_row_group: int = 32_768
+    shared_compression_level: int = 9
+    shared_bloom: float = 0.01  # DuckDB's default false-positive ratio for its dictionary columns' bloom filters
+
+    def _format(self) -> str:
+        """The COPY options of a shared file (Parquet 2 pages: delta-encoded integers, times and `_seq`)."""
+        return (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {int(self.shared_compression_level)}, "
+                f"ROW_GROUP_SIZE {int(self.shared_row_group)}, PARQUET_VERSION V2, "
+                f"BLOOM_FILTER_FALSE_POSITIVE_RATIO {float(self.shared_bloom)}")
+    _drop_lock: threading.Lock
+    _emptied: set[Path]
+
+    def share_cold(self, now: float) -> tuple[int, set[PartKey]]:
+        """Merge the files of cold indices into shared files, per (type, day); returns (merges made, the cold
+        indices, left to this step rather than to the tiers)."""
+        with self.catalog.lock:
+            parts = {k: list(v) for k, v in self.catalog.parts.items()}
+        newest: dict[tuple[str, str], float] = {}
+        for key, files in parts.items():
+            if key[1] != SHARED:
+                td = (key[0], key[2])
+                newest[td] = max(newest.get(td, 0.0), *(_mtime(f.path) for f in files))
+        # A day of a type is merged once none of its indices has had a write for a while: merged one index at
+        # a time as each went cold, the clusters of a fleet would each get their own "shared" file.
+        todo: dict[tuple[str, str], list[tuple[PartKey, DataFile]]] = {}
+        cold: set[PartKey] = set()
+        for key, files in parts.items():
+            if key[1] == SHARED or now - newest[(key[0], key[2])] <= self.compact_cold_after:
+                continue
+            todo.setdefault((key[0], key[2]), []).extend((key, f) for f in files)
+            cold.add(key)
+        merges = 0
+        for (t, day), items in sorted(todo.items()):
+            shared = parts.get((t, SHARED, day), [])
+            small = [f for f in shared if f.rows < self.compact_target_rows // self.compact_min_files]
+            if len(small) >= self.compact_min_files:  # many small shared files (late data, day after day): once more
+                items += [((t, SHARED, day), f) for f in small]
+            for group in _groups(items, self.compact_target_rows):
+                if self._stop.is_set():
+                    return merges, cold
+                if self._share(t, day, group):
+                    merges += 1
+        return merges, cold
+
+    def _share(self, t: str, day: str, group: list[tuple[PartKey, DataFile]]) -> bool:
+        lt = REGISTRY.get(t)
+        if lt is None:
+            return False
+        with self._working():
+            written = self._write_shared(lt, day, group)
+        if written is None:
+            return False
+        new, moves, deletes = written
+        old: dict[PartKey, list[DataFile]] = {}
+        for key, f in group:
+            old.setdefault(key, []).append(f)
+        with self._commit_lock:
+            if new.path.exists() or not self._present(old):
+                for src, _ in moves:
+                    Path(src).unlink(missing_ok=True)
+                return False
+            self.journal.append({"op": "share", "moves": moves, "delete": deletes, "ts": self.clock.now().timestamp()})
+            apply_moves(moves)
+            self.catalog.swap(old, {(t, SHARED, day): [new]})
+            self._emptied.update(self.catalog.part_dir(k) for k in old if k[1] != SHARED)
+        self.merges += 1
+        return True
+
+    def _present(self, old: dict[PartKey, list[DataFile]]) -> bool:
+        with self.catalog.lock:
+            return all(f in self.catalog.parts.get(k, []) for k, fs in old.items() for f in fs)
+
+    def _write_shared(self, lt: LogType, day: str, group: list[tuple[PartKey, DataFile]]
+                      ) -> tuple[DataFile, list[list[str]], list[str]] | None:
+        """Write one shared file (and its roll-up) in scratch, fsync'd; (catalog entry, moves, deletes)."""
+        files = [f for _, f in group]
+        lo, hi, rows = min(f.seq_lo for f in files), max(f.seq_hi for f in files), sum(f.rows for f in files)
+        counts: Counter[str] = Counter()
+        for key, f in group:
+            counts.update(dict(f.clusters) if key[1] == SHARED else {key[1]: f.rows})
+        tmp = self.scratch / f"share-{lt.name}-{day}-{lo}-{hi}.parquet"
+        order = ", ".join(quote_ident(c) for c in layout_sort(lt))
+        cur = self.compact_con.cursor()
+        try:
+            cur.execute(f"COPY (SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY {order}) "  # noqa: S608
+                        f"TO {sql_path(tmp)} ({self._format()})",
+                        [[str(f.path) for f in files]])
+        except Exception:
+            log.exception("merging %s of %s across clusters failed; it stays as it is", day, lt.name)
+            tmp.unlink(missing_ok=True)
+            return None
+        finally:
+            cur.close()
+        fsync_path(tmp)
+        final = self.catalog.part_dir((lt.name, SHARED, day)) / DataFile.name(lo, hi, rows)
+        moves = [[str(tmp), str(final)]]
+        final_r = None
+        if lt.rollup is not None:
+            tmp_r = tmp.with_suffix(".rollup.parquet")
+            if self._write_rollup(lt, tmp, tmp_r):
+                final_r = rollup.sidecar(final, lt)
+                moves.append([str(tmp_r), str(final_r)])
+        deletes = [str(p) for f in files for p in (f.path, f.rollup) if p is not None]
+        if lt.rollup is not None:
+            deletes += [str(rollup.sidecar(f.path, lt)) for f in files]
+        new = DataFile(final, lo, hi, rows, tmp.stat().st_size, final_r, tuple(sorted(counts.items())))
+        return new, moves, sorted(set(deletes))
+
+    def drop_shared(self, t: str, cluster: str, day: str) -> int:
+        """Rewrite the shared files of (t, day) holding `cluster` without its rows; returns the rows removed."""
+        removed = 0
+        key = (t, SHARED, day)
+        lt = REGISTRY.get(t)
+        with self._drop_lock:
+            for _ in range(8):  # a merge may swap a file under us: read the catalog again
+                with self.catalog.lock:
+                    holding = [f for f in self.catalog.parts.get(key, []) if f.rows_of(cluster)]
+                if not holding:
+                    return removed
+                f = holding[0]
+                written = self._without(lt, f, cluster)
+                with self._commit_lock:
+                    if not self._present({key: [f]}):
+                        for src, _ in (written[1] if written else []):
+                            Path(src).unlink(missing_ok=True)
+                        continue
+                    new, moves = written if written else (None, [])
+                    deletes = [str(p) for p in (f.path, f.rollup) if p is not None]
+                    self.journal.append({"op": "unshare", "moves": moves, "delete": deletes,
+                                         "ts": self.clock.now().timestamp()})
+                    apply_moves(moves)
+                    self.catalog.swap({key: [f]}, {key: [new]} if new is not None else {})
+                removed += f.rows_of(cluster)
+        raise RuntimeError(f"could not drop {cluster}'s {day} of {t}: its shared files kept changing")
+
+    def _without(self, lt: LogType | None, f: DataFile, cluster: str) -> tuple[DataFile, list[list[str]]] | None:
+        """`f` rewritten in scratch without `cluster`'s rows (None when no other cluster's rows remain)."""
+        rest = tuple((c, n) for c, n in f.clusters if c != cluster)
+        if not rest:
+            return None
+        rows = sum(n for _, n in rest)
+        tmp = self.scratch / f"unshare-{f.path.name}"
+        cur = self.compact_con.cursor()
+        try:
+            cur.execute(f"COPY (SELECT * FROM read_parquet(?) WHERE \"cluster\" <> ?) TO {sql_path(tmp)} "  # noqa: S608
+                        f"({self._format()})", [str(f.path), cluster])
+        finally:
+            cur.close()
+        fsync_path(tmp)
+        final = f.path.with_name(DataFile.name(f.seq_lo, f.seq_hi, rows))
+        moves = [[str(tmp), str(final)]]
+        final_r = None
+        if lt is not None and lt.rollup is not None:
+            tmp_r = tmp.with_suffix(".rollup.parquet")
+            if self._write_rollup(lt, tmp, tmp_r):
+                final_r = rollup.sidecar(final, lt)
+                moves.append([str(tmp_r), str(final_r)])
+        return DataFile(final, f.seq_lo, f.seq_hi, rows, tmp.stat().st_size, final_r, rest), moves
+
+    def sweep_folders(self) -> None:
+        """Remove the index folders a merge emptied (under the commit lock: a commit may be making one again)."""
+        if not self._emptied:
+            return
+        with self._commit_lock:
+            todo, self._emptied = self._emptied, set()
+            for folder in todo:
+                key = (folder.parent.parent.name, folder.parent.name, folder.name)
+                if key in self.catalog.parts:
+                    continue
+                try:
+                    folder.rmdir()  # only if empty: retired files a reader still holds keep it until next time
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    self._emptied.add(folder)
+                    continue
+                try:
+                    folder.parent.rmdir()
+                except OSError:
+                    pass
+
+
+def _groups(items: list[tuple[PartKey, DataFile]], cap: int) -> list[list[tuple[PartKey, DataFile]]]:
+    """Inputs of one (type, day) in groups of at most `cap` rows (a bigger file alone), by cluster: one shared
+    file holds whole clusters where it can."""
+    out: list[list[tuple[PartKey, DataFile]]] = []
+    group: list[tuple[PartKey, DataFile]] = []
+    rows = 0
+    for key, f in sorted(items, key=lambda kf: (kf[0][1] if kf[0][1] != SHARED else kf[1].clusters[0][0]
+                                                 if kf[1].clusters else "", kf[1].seq_lo)):
+        if group and rows + f.rows > cap:
+            out.append(group)
+            group, rows = [], 0
+        group.append((key, f))
+        rows += f.rows
+    if group:
+        out.append(group)
+    return out

@@ -1,0 +1,93 @@
+"""A fleet on both engines: once the embedded store has merged cold indices across clusters (OpenSearch keeps
+Calico's per-cluster daily indices), every read, count, aggregation, index listing and drop is still per
+cluster, and a reader of one cluster learns nothing of another's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from margay.clock import FakeClock
+from margay.query.model import Query
+from margay.query.selector import parse_selector
+from margay.retention.policy import RetentionPolicy
+from margay.retention.scheduler import RetentionScheduler
+from margay.store.backend import EsPlan, Partition
+from margay.store.duckdb import DuckDBBackend
+
+from .test_contract import DATA, FLOWS, NOW, ingest, ndjson, open_store
+
+CLUSTERS = ["c1", "c2", "c3"]
+MIDNIGHT = int(datetime(2023, 11, 15, tzinfo=UTC).timestamp())
+
+
+@pytest.fixture(params=["duckdb", "opensearch"])
+def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Three clusters' flows (DATA's 60 records over two days, a different share each), settled: on the
+    embedded engine its indices are merged across clusters into one shared file per day."""
+    for store in open_store(request, tmp_path):
+        for no, c in enumerate(CLUSTERS):
+            ingest(store, FLOWS, ndjson(DATA[no * 10:]), cluster=c)
+        if isinstance(store, DuckDBBackend):
+            store.compact_cold_after = 0
+            assert store.compact() == 2
+            store.sweep_folders()
+            assert store.stats()["folders"] == 2 and store.stats()["files"] == 2
+        yield store
+
+
+def held(c: str) -> list[int]:
+    return [r["bytes_out"] for r in DATA[CLUSTERS.index(c) * 10:]]
+
+
+def search(store: Any, clusters: list[str], selector: str | None = None, **kw: Any) -> Any:
+    return store.search(Query(FLOWS, clusters, selector=parse_selector(selector) if selector else None,
+                              selector_text=selector, size=1000, now=NOW, total_hits=True, **kw))
+
+
+def test_reads_counts_and_aggregations_stay_per_cluster(fleet: Any) -> None:
+    for c in CLUSTERS:
+        res = search(fleet, [c])
+        assert sorted(i["bytes_out"] for i in res.items) == held(c) and res.total == len(held(c))
+        assert {i["cluster"] for i in res.items} == {c}
+        others = [o for o in CLUSTERS if o != c]
+        # Naming another cluster finds nothing: not its rows, not its count, not its buckets.
+        sel = f'cluster IN {{"{others[0]}", "{others[1]}"}}'
+        assert search(fleet, [c], sel).total == 0
+        assert fleet.count(Query(FLOWS, [c], selector=parse_selector(sel), selector_text=sel, now=NOW)) == 0
+        agg = fleet.aggregate(Query(FLOWS, [c], now=NOW), {"k": {"terms": {"field": "cluster", "size": 10}}}).result
+        assert [(b["key"], b["doc_count"]) for b in agg["k"]["buckets"]] == [(c, len(held(c)))]
+    both = search(fleet, ["c1", "c3"])
+    assert both.total == len(held("c1")) + len(held("c3"))
+    es = fleet.es_count([EsPlan(FLOWS, {"c2": None})], {}, now=NOW)
+    assert es.body["count"] == len(held("c2"))
+
+
+def test_index_listing_and_dropping_one_clusters_day(fleet: Any) -> None:
+    day14 = {c: sum(1 for r in DATA[i * 10:] if r["end_time"] < MIDNIGHT) for i, c in enumerate(CLUSTERS)}
+    parts = [(p.cluster, p.day, p.docs) for p in fleet.partitions(FLOWS)]
+    assert parts == [(c, d, n) for c in CLUSTERS
+                     for d, n in (("20231114", day14[c]), ("20231115", len(held(c)) - day14[c])) if n]
+    assert all(p.bytes > 0 for p in fleet.partitions(FLOWS))
+    assert fleet.partitions(FLOWS, ["c2"])[0].index == "tigera_secure_ee_flows.c2.20231114"
+    assert fleet.drop(Partition("flows", "c2", "20231114")) == day14["c2"]
+    assert [p.day for p in fleet.partitions(FLOWS, ["c2"])] == ["20231115"]
+    assert search(fleet, ["c2"]).total == len(held("c2")) - day14["c2"]
+    assert sorted(i["bytes_out"] for i in search(fleet, ["c1"]).items) == held("c1")
+    assert search(fleet, ["c3"]).total == len(held("c3"))
+    assert fleet.drop(Partition("flows", "c2", "20231114")) == 0
+    assert fleet.stats()["records"] == sum(len(held(c)) for c in CLUSTERS) - day14["c2"]
+
+
+def test_retention_drops_expired_days_of_every_cluster(fleet: Any) -> None:
+    policy = RetentionPolicy({"flows": 2})  # the 14th expires on the 16th, the 15th on the 17th
+    dropped = RetentionScheduler(fleet, policy, clock=FakeClock(datetime(2023, 11, 16, 12, tzinfo=UTC))).run_once()
+    assert {(p.cluster, p.day) for p in dropped} == {(c, "20231114") for c in CLUSTERS}
+    assert {(p.cluster, p.day) for p in fleet.partitions(FLOWS)} == {(c, "20231115") for c in CLUSTERS}
+    for c in CLUSTERS:
+        assert sorted(i["bytes_out"] for i in search(fleet, [c]).items) == [
+            r["bytes_out"] for r in DATA[CLUSTERS.index(c) * 10:] if r["end_time"] >= MIDNIGHT]
