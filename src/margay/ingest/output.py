@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -20,10 +21,21 @@ def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, compressi
                ) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
     """A converted file spanning several days (or clusters) or holding rejected rows: one file per cluster and
     day, (cluster, day, path, rows), and the rejected rows' (`_seq`, field, message), one per broken rule."""
+    try:
+        return write_split(cur, "SELECT * FROM read_parquet(?)", [str(whole)], out,
+                           f"{compression}, COMPRESSION_LEVEL 1")
+    finally:
+        whole.unlink()
+
+
+def write_split(cur: duckdb.DuckDBPyConnection, select: str, params: list[Any], out: Path, codec: str
+                ) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
+    """The rows of `select` (converted rows: `cluster`, `_day`, `_err`, `_seq`) written as one file per cluster
+    and day under `out`, and the rejected rows' (`_seq`, field, message), one per broken rule."""
     rows = cur.execute(
-        f"COPY (SELECT *, _err IS NULL AS _ok, cluster AS _c FROM read_parquet(?)) TO {sql_path(out)} "  # noqa: S608
-        f"(FORMAT parquet, COMPRESSION {compression}, COMPRESSION_LEVEL 1, PARTITION_BY (_ok, _c, _day), "
-        "WRITE_PARTITION_COLUMNS false, RETURN_STATS true)", [str(whole)]).fetchall()
+        f"COPY (SELECT *, _err IS NULL AS _ok, cluster AS _c FROM ({select})) TO {sql_path(out)} "  # noqa: S608
+        f"(FORMAT parquet, COMPRESSION {codec}, PARTITION_BY (_ok, _c, _day), "
+        "WRITE_PARTITION_COLUMNS false, RETURN_STATS true)", params).fetchall()
     files: list[tuple[str, str, Path, int]] = []
     for filename, count, *_ in rows:
         path = Path(filename)
@@ -38,7 +50,6 @@ def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, compressi
             for part in msg.split(ERR_SEP):
                 fname, _, text = part.partition(FIELD_SEP)
                 bad.append((seq, fname, text))
-    whole.unlink()
     return files, bad
 
 

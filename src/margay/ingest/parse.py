@@ -194,6 +194,9 @@ class Converter:
         self.compression = compression
         self._plans: dict[str, Plan] = {}
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._cursor()
+
     def plan(self, lt: LogType) -> Plan:
         if lt.name not in self._plans:
             self._plans[lt.name] = plan_for(lt)
