@@ -79,6 +79,21 @@ def test_a_group_answers_each_batch_as_if_it_came_alone(tmp_path: Path) -> None:
     grouped.close()
 
 
+def test_a_group_of_one_cluster_splits_by_day_and_names_rejected_lines(tmp_path: Path) -> None:
+    one = [("c0", b) for _, b in batches()]
+    alone = DuckDBBackend(tmp_path / "alone", compact_interval=3600)
+    expected = [alone.ingest_one(FLOWS, c, b, b.count(b"\n") + 1, bkey=None, now=NOW, respond=respond) for c, b in one]
+    grouped = DuckDBBackend(tmp_path / "grouped", compact_interval=3600)
+    group = [pending(c, b, None) for c, b in one]
+    grouped.combiner._run(group)
+    assert grouped.combiner.groups == 1
+    assert [g.outcome for g in group] == expected
+    assert stored(grouped, "c0") == stored(alone, "c0")
+    assert len(grouped.partitions()) == 2  # two days of one cluster
+    alone.close()
+    grouped.close()
+
+
 def test_group_keys_survive_a_restart_and_retries_store_nothing(tmp_path: Path) -> None:
     store = DuckDBBackend(tmp_path, compact_interval=3600)
     group = [pending(c, b, f"k{i}") for i, (c, b) in enumerate(batches())]

@@ -17,13 +17,13 @@ def sql_path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, compression: str
+def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, codec: str
                ) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
     """A converted file spanning several days (or clusters) or holding rejected rows: one file per cluster and
-    day, (cluster, day, path, rows), and the rejected rows' (`_seq`, field, message), one per broken rule."""
+    day, (cluster, day, path, rows), and the rejected rows' (`_seq`, field, message), one per broken rule.
+    `codec` is COPY's compression option (`zstd, COMPRESSION_LEVEL 1`, `snappy`)."""
     try:
-        return write_split(cur, "SELECT * FROM read_parquet(?)", [str(whole)], out,
-                           f"{compression}, COMPRESSION_LEVEL 1")
+        return write_split(cur, "SELECT * FROM read_parquet(?)", [str(whole)], out, codec)
     finally:
         whole.unlink()
 

@@ -250,7 +250,7 @@ class Converter:
                 return
             if count:
                 lines = numbers or _nonblank_line_numbers(body)
-                files, bad = split_file(cur, whole, scratch / "split", self.compression)
+                files, bad = split_file(cur, whole, scratch / "split", f"{self.compression}, COMPRESSION_LEVEL 1")
                 result.files.extend((day, path, rows) for _, day, path, rows in files if rows)
                 for seq, fname, text in bad:
                     result.errors.append(LineError(lines[seq - seq_base - 1], fname, text))

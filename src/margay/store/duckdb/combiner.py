@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 
 MAX_GROUP = 64  # batches in one group
 MAX_GROUP_LINES = 20_000  # lines in one group (each batch is small: fewer than SMALL_BATCH lines)
+MAX_GROUP_BYTES = 32 << 20  # bytes of NDJSON in one group (a small batch may still hold large records)
+
+
+class _Journaled(Exception):
+    """A failure after the group's journal line: the group is committed and must not go again alone."""
 
 
 @dataclass(eq=False)
@@ -98,9 +103,11 @@ class Combiner:
             while not me.finished:
                 with self._lock:
                     group: list[Pending] = []
-                    lines = 0
-                    while queue and len(group) < MAX_GROUP and (not group or lines + queue[0].lines <= MAX_GROUP_LINES):
+                    lines = size = 0
+                    while queue and len(group) < MAX_GROUP and (not group or (
+                            lines + queue[0].lines <= MAX_GROUP_LINES and size + len(queue[0].body) <= MAX_GROUP_BYTES)):
                         lines += queue[0].lines
+                        size += len(queue[0].body)
                         group.append(queue.pop(0))
                 self._run(group)
         finally:
@@ -117,6 +124,9 @@ class Combiner:
                 self._one(group[0])
             else:
                 self._commit(group)
+        except _Journaled as exc:  # committed, but not all in place: answered as a failed commit, never again
+            for item in group:
+                item.outcome, item.error = None, exc.__cause__
         except (duckdb.Error, GroupRefused, MargayError, OSError) as exc:
             # Each batch goes alone and meets its own error there (a bad line named, a full disk reported).
             log.debug("a group of %d batches goes one by one: %s", len(group), exc)
@@ -200,11 +210,16 @@ class Combiner:
             if keys:
                 entry["keys"] = [list(k) for k in keys]
             b.journal.append(entry)
-            apply_moves(moves)
-            for key, f in added:
-                b.catalog.add(key, [f])
-            for bkey, response in keys:
-                b._keys[bkey] = (response, ts)
+            try:
+                # The keys first: should a rename fail, a retry is answered from them (the journal rolls the
+                # files forward on the next start), never stored a second time by going alone.
+                for bkey, response in keys:
+                    b._keys[bkey] = (response, ts)
+                apply_moves(moves)
+                for key, f in added:
+                    b.catalog.add(key, [f])
+            except Exception as exc:
+                raise _Journaled from exc
             b.committed_batches += len(group)
             self.groups += 1
             self.grouped += len(group)
