@@ -64,6 +64,7 @@ def ingest(bench: Bench) -> dict[str, Any]:
             bench.log(f"  {target.name:<10} {clients:>2} clients: {rps:,.0f} records/s, "
                       f"{cpu / n * 1e6:.1f} server CPU s per million")
         out[f"ingest_rps_{kind.name}"] = round(best)
+    out.update(_small_batches(bench, batches))
     # The profile comes from one more margay run, untimed: py-spy pauses the process at every sample.
     target = MargayTarget(bench.work_dir / "ingest-margay").start()
     try:
@@ -76,8 +77,35 @@ def ingest(bench: Bench) -> dict[str, Any]:
                     "bytes of NDJSON each) in gzip batches of 10,000, posted over loopback to margay's bulk API and "
                     "to OpenSearch's _bulk (with Calico's daily indices and margay's generated template, then a "
                     "refresh); each system on a fresh store per client count; the load generator shares the cores. margay's "
-                    "profile is of a fourth, untimed run at 4 clients.")
+                    "profile is of a fourth, untimed run at 4 clients. ingest_*_batch10: the first "
+                    f"{SMALL_BATCH_RECORDS:,} of the same records in batches of 10 from 16 clients (many agents' small "
+                    "batches: the fixed cost of a batch), beside the 10,000-record batches at 16 clients.")
     return out
+
+
+SMALL_BATCH_RECORDS = 20_000
+
+
+def _small_batches(bench: Bench, batches: list[Batch]) -> dict[str, Any]:
+    """Server CPU per million records and per batch when the same records come in batches of 10."""
+    small: list[Batch] = []
+    for b in batches:
+        lines = [x for x in b.body.split(b"\n") if x.strip()]
+        small += [Batch(b.log_type, b.cluster, b.day, b"\n".join(lines[i:i + 10])) for i in range(0, len(lines), 10)]
+    small = small[:SMALL_BATCH_RECORDS // 10]
+    target = MargayTarget(bench.work_dir / "ingest-margay-batch10").start()
+    try:
+        cpu0 = target.cpu()
+        n, seconds = target.ingest(small, 16)
+        cpu = target.cpu() - cpu0
+    finally:
+        target.stop()
+    assert n == sum(b.records for b in small), f"margay stored {n} of {sum(b.records for b in small)}"
+    bench.log(f"  margay     16 clients, batches of 10: {n / seconds:,.0f} records/s, "
+              f"{cpu / n * 1e6:.1f} server CPU s per million, {cpu / len(small) * 1e3:.2f} ms per batch")
+    return {"ingest_rps_margay_batch10": round(n / seconds),
+            "ingest_cpu_s_per_million_margay_batch10": round(cpu / n * 1e6, 2),
+            "ingest_cpu_ms_per_batch_margay_batch10": round(cpu / len(small) * 1e3, 2)}
 
 
 def _load(target: Any, batches: list[Batch] | Any, chunk: int = 64) -> int:

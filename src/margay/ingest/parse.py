@@ -27,9 +27,8 @@ from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
 from ..store.sql import time_sql
+from .output import ERR_SEP, FIELD_SEP, file_facts, split_file, sql_path
 
-ERR_SEP = "\x1e"  # between errors of one row
-FIELD_SEP = "\x1f"  # between a field name and its message
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
 # Bounds on one stored document (a line of a batch): its size, and how deep its objects and arrays nest.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # room for RequestResponse audit events of 1 MiB objects
@@ -41,10 +40,17 @@ _MAX_OBJECT = MAX_DOCUMENT_BYTES + 1
 _READ = ("read_json(?, columns=?, format='newline_delimited', "  # noqa: S608 - constants only
          f"maximum_object_size={_MAX_OBJECT}) WITH ORDINALITY "
          f'POSITIONAL JOIN (SELECT json AS "_raw" FROM read_ndjson_objects(?, maximum_object_size={_MAX_OBJECT}))')
+# The typed read alone, for a plan that reads nothing of the raw objects (DuckDB does not prune the unused
+# positional join: reading the objects costs ~1.5-2 us of a 1.5 kB record's ~10).
+_READ_TYPED = ("read_json(?, columns=?, format='newline_delimited', "  # noqa: S608 - constants only
+               f"maximum_object_size={_MAX_OBJECT}) WITH ORDINALITY")
 _UNKNOWN_KEYS = ("SELECT count(*) FROM (SELECT unnest(json_keys(json)) AS k FROM read_ndjson_objects(?, "  # noqa: S608
                  f"maximum_object_size={_MAX_OBJECT})) WHERE k NOT IN (SELECT unnest(?::VARCHAR[]))")
 # The slow path names bad lines itself; past this many bulk COPY attempts the rest are reported, not retried.
 MAX_COPY_ATTEMPTS = 48
+# Below this many lines a batch is "small": its cost is the fixed cost of statements and files, not records.
+SMALL_BATCH = 1000
+SMALL_CODEC = "snappy"
 _JSON_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*+"')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}\n")
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
@@ -72,10 +78,11 @@ class Converted:
     files: list[tuple[str, Path, int]] = field(default_factory=list)  # (yyyymmdd, file, rows)
     errors: list[LineError] = field(default_factory=list)
     scratch: Path | None = None
+    stored: int | None = None  # records stored, when the files are shared with other batches (ingest/group.py)
 
     @property
     def succeeded(self) -> int:
-        return sum(n for _, _, n in self.files)
+        return self.stored if self.stored is not None else sum(n for _, _, n in self.files)
 
     @property
     def failed_lines(self) -> int:
@@ -84,11 +91,6 @@ class Converted:
     def discard(self) -> None:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
-
-
-def sql_path(path: Path) -> str:
-    """A file path of margay's own (scratch and store folders) as a SQL string literal; COPY takes no parameter."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def time_expr(col: str) -> str:
@@ -130,6 +132,8 @@ class Plan:
     columns: dict[str, str]
     select: str  # parameters: cluster, generated_time, seq base; then read_json's path and columns
     lean: str  # the same for a batch without undeclared keys: `_extra` is NULL without looking
+    grouped: str  # `select` with a list of clusters, one per record (several batches as one: ingest/group.py)
+    lean_raw: bool  # whether `lean` reads the raw objects (kept-as-sent fields); if not, it reads _READ_TYPED
     own: list[str]  # the keys a record may have without going to `_extra`
 
 
@@ -145,14 +149,18 @@ def plan_for(lt: LogType) -> Plan:
             exprs[f.name] = col
     checks = _checks(lt, exprs)
     err = ("NULLIF(concat_ws('" + ERR_SEP + "', " + ", ".join(checks) + "), '')") if checks else "NULL::VARCHAR"
-    select = ", ".join(f"{e} AS {quote_ident(n)}" for n, e in exprs.items())
-    select += (', ?::VARCHAR AS "cluster", ?::TIMESTAMPTZ AS "generated_time", ?::BIGINT + ordinality AS "_seq"'
-               f', {_day_expr(lt, exprs)} AS "_day", {err} AS "_err"')
+    fields = ", ".join(f"{e} AS {quote_ident(n)}" for n, e in exprs.items())
+    rest = (', ?::TIMESTAMPTZ AS "generated_time", ?::BIGINT + ordinality AS "_seq"'
+            f', {_day_expr(lt, exprs)} AS "_day", {err} AS "_err"')
+    select = fields + ', ?::VARCHAR AS "cluster"' + rest
     sent = _sent_exprs(lt, exprs)
-    full = select + "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
+    kept = "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
+    full = select + kept
+    grouped = fields + ', (?::VARCHAR[])[ordinality] AS "cluster"' + rest + kept
     sent[EXTRA_COLUMN] = "NULL::JSON"
     lean = select + "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
-    return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, full, lean, list(own_keys(lt)))
+    return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, full, lean, grouped, bool(sent_fields(lt)),
+                list(own_keys(lt)))
 
 
 def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
@@ -192,6 +200,9 @@ class Converter:
         self.compression = compression
         self._plans: dict[str, Plan] = {}
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._cursor()
+
     def plan(self, lt: LogType) -> Plan:
         if lt.name not in self._plans:
             self._plans[lt.name] = plan_for(lt)
@@ -223,49 +234,36 @@ class Converter:
         whole = scratch / "batch.parquet"
         cur = self._cursor()
         try:
-            # Undeclared keys are rare: one batch-wide look (a hash anti-join over the records' keys) spares
-            # every record of a clean batch the per-record key check; unreferenced, the raw read is pruned.
-            unknown = cur.execute(_UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0]
-            select = plan.select if unknown else plan.lean
-            stats = _stats(cur.execute(
-                f"COPY (SELECT {select} FROM {_READ}) TO {sql_path(whole)} "  # noqa: S608
-                f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, RETURN_STATS true)",
-                [cluster, now, seq_base, str(src), plan.columns, str(src)]))
+            small = body.count(b"\n") < SMALL_BATCH
+            select, read = plan.select, _READ
+            if not small:
+                # Undeclared keys are rare: one batch-wide look (a hash anti-join over the records' keys) spares
+                # every record of a clean batch the per-record key check; unreferenced, the raw read is pruned.
+                # A small batch skips the look: its fixed cost (a statement) is more than the check it spares.
+                unknown = cur.execute(_UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0]
+                if not unknown:
+                    select, read = plan.lean, _READ if plan.lean_raw else _READ_TYPED
+            # A small file is written with a light codec: zstd's set-up per column costs a 10-record batch
+            # about 4 ms, and the compactor rewrites small files with zstd anyway.
+            codec = SMALL_CODEC if small else f"{self.compression}, COMPRESSION_LEVEL 1"
+            params = [cluster, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
+            cur.execute(f"COPY (SELECT {select} FROM {read}) TO {sql_path(whole)} "  # noqa: S608
+                        f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
             src.unlink()
-            count = stats["count"]
+            count, valid, (first, last) = file_facts(whole)
             result.total += count
-            day = stats["cols"].get("_day", {})
-            errors_null = stats["cols"].get("_err", {}).get("null_count", count)
-            if count and errors_null == count and day.get("min") is not None and day["min"] == day.get("max"):
-                result.files.append((day["min"], whole, count))
+            if count and valid == count and first is not None and first == last:
+                result.files.append((first, whole, count))
                 return
             if count:
-                self._split(cur, whole, scratch, seq_base, result, numbers or _nonblank_line_numbers(body))
+                lines = numbers or _nonblank_line_numbers(body)
+                files, bad = split_file(cur, whole, scratch / "split", f"{self.compression}, COMPRESSION_LEVEL 1")
+                result.files.extend((day, path, rows) for _, day, path, rows in files if rows)
+                for seq, fname, text in bad:
+                    result.errors.append(LineError(lines[seq - seq_base - 1], fname, text))
         finally:
             cur.close()
             src.unlink(missing_ok=True)
-
-    def _split(self, cur: duckdb.DuckDBPyConnection, whole: Path, scratch: Path, seq_base: int,
-               result: Converted, lines: list[int]) -> None:
-        """A batch spanning several days or holding rejected rows: one file per day, errors reported."""
-        out = scratch / "split"
-        rows = cur.execute(
-            f"COPY (SELECT *, _err IS NULL AS _ok FROM read_parquet(?)) TO {sql_path(out)} "  # noqa: S608
-            f"(FORMAT parquet, COMPRESSION {self.compression}, COMPRESSION_LEVEL 1, PARTITION_BY (_ok, _day), "
-            "WRITE_PARTITION_COLUMNS false, RETURN_STATS true)", [str(whole)]).fetchall()
-        for filename, count, *_ in rows:
-            path = Path(filename)
-            parts = dict(p.split("=", 1) for p in path.relative_to(out).parent.parts)
-            if parts.get("_ok") == "true":
-                result.files.append((parts["_day"], path, int(count)))
-        bad = sorted((out / "_ok=false").glob("**/*.parquet"))
-        if bad:
-            for seq, msg in cur.execute("SELECT _seq, _err FROM read_parquet(?) ORDER BY _seq",
-                                        [[str(p) for p in bad]]).fetchall():
-                for part in msg.split(ERR_SEP):
-                    fname, _, text = part.partition(FIELD_SEP)
-                    result.errors.append(LineError(lines[seq - seq_base - 1], fname, text))
-        whole.unlink()
 
     def _slow(self, lt: LogType, body: bytes, scratch: Path, cluster: str, now: datetime, seq_base: int,
               result: Converted) -> None:
@@ -309,15 +307,6 @@ class Converter:
             half = len(lines) // 2
             pending.append((lines[half:], numbers[half:], base + half))
             pending.append((lines[:half], numbers[:half], base))
-
-
-def _stats(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """COPY ... RETURN_STATS of one file: its row count and each column's statistics."""
-    names = [d[0] for d in cursor.description or []]
-    row = dict(zip(names, cursor.fetchall()[0], strict=True))
-    cols = {col.strip('"'): {k: (int(v) if k in ("null_count", "num_values") else v) for k, v in st.items()}
-            for col, st in (row["column_statistics"] or {}).items()}
-    return {"count": int(row["count"]), "cols": cols}
 
 
 def _nonblank_line_numbers(body: bytes) -> list[int]:

@@ -24,7 +24,7 @@ import duckdb
 from ...clock import Clock, SystemClock
 from ...durable import fsync_dir, fsync_path
 from ...errors import QueryError
-from ...ingest.parse import Converted, Converter, sql_path
+from ...ingest.parse import SMALL_BATCH, Converted, Converter, sql_path
 from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
@@ -33,6 +33,7 @@ from ..catalog import Catalog, DataFile, PartKey, per_cluster
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler
 from . import dismissals, es, graph, groups, reads
+from .combiner import Combiner, Pending
 from .dismissals import Dismissals
 from .feed import Feed
 from .files import _disk_bytes
@@ -98,6 +99,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._recover()
         self._seq = self.catalog.load()
         self.converter = Converter(self.ingest_con.cursor, self.scratch, compression)
+        self.combiner = Combiner(self)
         self.dismissals = Dismissals(self.data_dir)
         self.deleted = Dismissals(self.data_dir, "deleted.ndjson")  # events deleted by id (Backend.delete)
         self.compiler = SearchCompiler(partial(dismissals.overlay, self.dismissals, deleted=self.deleted))
@@ -127,9 +129,13 @@ class DuckDBBackend(Reader, Feed, Layout):
         for entry in self.journal.entries():
             apply_moves(entry.get("moves", []))
             apply_deletes(entry.get("delete", []))
-            if entry.get("op") == "commit" and entry.get("key") and entry.get("ts", 0) >= cutoff:
-                self._keys[entry["key"]] = (entry["response"], entry["ts"])
-                kept.append({"op": "commit", "key": entry["key"], "response": entry["response"], "ts": entry["ts"]})
+            if entry.get("op") != "commit" or entry.get("ts", 0) < cutoff:
+                continue
+            # A batch's own commit carries its key; a group commit (combiner.py) the keys of all its batches.
+            keyed = [(entry["key"], entry["response"])] if entry.get("key") else []
+            for key, response in keyed + [tuple(k) for k in entry.get("keys", [])]:
+                self._keys[key] = (response, entry["ts"])
+                kept.append({"op": "commit", "key": key, "response": response, "ts": entry["ts"]})
         shutil.rmtree(self.scratch, ignore_errors=True)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.journal.rewrite(kept)
@@ -169,7 +175,17 @@ class DuckDBBackend(Reader, Feed, Layout):
         bkey = _batch_key(lt, cluster, key) if key else None
         if bkey is not None and bkey in self._keys:
             return self._keys[bkey][0], True
-        base = self._reserve(body.count(b"\n") + 1)
+        lines = body.count(b"\n") + 1
+        if lines < SMALL_BATCH:  # shares one conversion and commit with the small batches beside it
+            grouped = self.combiner.submit(Pending(lt, cluster, body, lines, bkey, now, respond))
+            if grouped is not None:
+                return grouped
+        return self.ingest_one(lt, cluster, body, lines, bkey=bkey, now=now, respond=respond)
+
+    def ingest_one(self, lt: LogType, cluster: str, body: bytes, lines: int, *, bkey: str | None, now: datetime,
+                   respond: Any) -> tuple[dict[str, Any], bool]:
+        """Convert and commit one batch on its own."""
+        base = self._reserve(lines)
         try:
             conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base)
             try:

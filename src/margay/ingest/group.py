@@ -1,0 +1,110 @@
+"""Several small batches of one log type converted as one (the embedded store's group commit).
+
+A small batch costs what its statement and files cost (binding the conversion, one Parquet writer per column,
+fsyncs), not what its records cost. Batches that arrive together are therefore converted in one statement:
+each record's cluster comes from a list with one entry per record, `_seq` runs over the whole group, and the
+rejected rows and counts are mapped back to each batch's own line numbers. Should the reader refuse any
+line, the caller converts every batch of the group on its own (`Converter.convert`, which names the line).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..logtypes import LogType
+from .output import file_facts, split_file, sql_path, write_split
+from .parse import _READ, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
+
+
+class GroupRefused(Exception):
+    """The group's records did not come back as sent (a count that does not add up): convert one by one."""
+
+
+@dataclass
+class Group:
+    """A group's files, (cluster, yyyymmdd, file, rows) in a scratch folder, and each batch's own result."""
+
+    files: list[tuple[str, str, Path, int]] = field(default_factory=list)
+    parts: list[Converted] = field(default_factory=list)
+    scratch: Path | None = None
+
+    def discard(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]], *, now: datetime,
+                  seq_base: int) -> Group:
+    """All good records of the (cluster, body) batches, as files shared by the group.
+
+    Raises duckdb.Error when the reader refuses a line, GroupRefused when the counts do not add up.
+    """
+    scratch = conv.scratch_dir / uuid.uuid4().hex
+    scratch.mkdir()
+    group = Group(scratch=scratch)
+    bodies: list[bytes] = []
+    clusters: list[str] = []
+    numbers: list[list[int]] = []
+    ends: list[int] = []  # the last group ordinal of each batch
+    try:
+        for cluster, body in batches:
+            part = Converted(lt, 0, stored=0)
+            body = _prescreen(lt, body, part)
+            lines = _nonblank_line_numbers(body) if body.strip() else []
+            part.total += len(lines)
+            part.stored = len(lines)
+            if lines:
+                bodies.append(body)
+            clusters.extend([cluster] * len(lines))
+            numbers.append(lines)
+            ends.append(len(clusters))
+            group.parts.append(part)
+        if not clusters:
+            return group
+        src = scratch / "in.ndjson"
+        src.write_bytes(b"\n".join(bodies))
+        plan = conv.plan(lt)
+        params = [clusters, now, seq_base, str(src), plan.columns, str(src)]
+        select = f"SELECT {plan.grouped} FROM {_READ}"  # noqa: S608 - constants only
+        cur = conv.cursor()
+        try:
+            if len(set(clusters)) > 1:  # one file per cluster at once (the usual group: many agents' batches)
+                files, bad = write_split(cur, select, params, scratch / "split", "snappy")
+                count = sum(f[3] for f in files) + len({seq for seq, _, _ in bad})
+            else:
+                whole = scratch / "group.parquet"
+                cur.execute(f"COPY ({select}) TO {sql_path(whole)} (FORMAT parquet, COMPRESSION snappy)",
+                            params).fetchall()
+                count, valid, (first_day, last_day) = file_facts(whole)
+                if count == len(clusters) and valid == count and first_day is not None and first_day == last_day:
+                    group.files.append((clusters[0], first_day, whole, count))
+                    for part in group.parts:
+                        part.errors.sort(key=lambda e: e.line)
+                    return group
+                files, bad = split_file(cur, whole, scratch / "split", "snappy")
+        finally:
+            cur.close()
+        if count != len(clusters):
+            raise GroupRefused(f"{count} records came back of {len(clusters)}")
+        group.files.extend(f for f in files if f[3])
+        failed: set[int] = set()
+        for seq, fname, text in bad:
+            ordinal = seq - seq_base
+            i = bisect_left(ends, ordinal)
+            before = ends[i - 1] if i else 0
+            part = group.parts[i]
+            part.errors.append(LineError(numbers[i][ordinal - before - 1], fname, text))
+            if ordinal not in failed:
+                failed.add(ordinal)
+                part.stored = (part.stored or 0) - 1
+        for part in group.parts:
+            part.errors.sort(key=lambda e: e.line)
+        return group
+    except BaseException:
+        group.discard()
+        raise

@@ -1,0 +1,81 @@
+"""The converter's output files: what their Parquet footers say, and their split by cluster, day and validity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+ERR_SEP = "\x1e"  # between errors of one row
+FIELD_SEP = "\x1f"  # between a field name and its message
+
+
+def sql_path(path: Path) -> str:
+    """A file path of margay's own (scratch and store folders) as a SQL string literal; COPY takes no parameter."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, codec: str
+               ) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
+    """A converted file spanning several days (or clusters) or holding rejected rows: one file per cluster and
+    day, (cluster, day, path, rows), and the rejected rows' (`_seq`, field, message), one per broken rule.
+    `codec` is COPY's compression option (`zstd, COMPRESSION_LEVEL 1`, `snappy`)."""
+    try:
+        return write_split(cur, "SELECT * FROM read_parquet(?)", [str(whole)], out, codec)
+    finally:
+        whole.unlink()
+
+
+def write_split(cur: duckdb.DuckDBPyConnection, select: str, params: list[Any], out: Path, codec: str
+                ) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
+    """The rows of `select` (converted rows: `cluster`, `_day`, `_err`, `_seq`) written as one file per cluster
+    and day under `out`, and the rejected rows' (`_seq`, field, message), one per broken rule."""
+    rows = cur.execute(
+        f"COPY (SELECT *, _err IS NULL AS _ok, cluster AS _c FROM ({select})) TO {sql_path(out)} "  # noqa: S608
+        f"(FORMAT parquet, COMPRESSION {codec}, PARTITION_BY (_ok, _c, _day), "
+        "WRITE_PARTITION_COLUMNS false, RETURN_STATS true)", params).fetchall()
+    files: list[tuple[str, str, Path, int]] = []
+    for filename, count, *_ in rows:
+        path = Path(filename)
+        parts = dict(p.split("=", 1) for p in path.relative_to(out).parent.parts)
+        if parts.get("_ok") == "true":
+            files.append((parts["_c"], parts["_day"], path, int(count)))
+    bad: list[tuple[int, str, str]] = []
+    broken = sorted((out / "_ok=false").glob("**/*.parquet"))
+    if broken:
+        for seq, msg in cur.execute("SELECT _seq, _err FROM read_parquet(?) ORDER BY _seq",
+                                    [[str(p) for p in broken]]).fetchall():
+            for part in msg.split(ERR_SEP):
+                fname, _, text = part.partition(FIELD_SEP)
+                bad.append((seq, fname, text))
+    return files, bad
+
+
+def file_facts(path: Path, column: str = "_day") -> tuple[int, int, tuple[str | None, str | None]]:
+    """A converted file's rows, rows without an error, and the least and greatest value of a text column
+    (`_day`, `cluster`), from its Parquet footer.
+
+    Reading the footer of the file just written costs ~0.3 ms; COPY's RETURN_STATS, which gives the same
+    figures for every column as nested maps, cost a batch ~3 ms in DuckDB and Python.
+    """
+    meta = pq.read_metadata(path)
+    rows = meta.num_rows
+    valid: int = rows
+    first: str | None = None
+    last: str | None = None
+    if not meta.num_row_groups:
+        return rows, valid, (first, last)
+    group = meta.row_group(0)
+    where = {group.column(i).path_in_schema: i for i in range(group.num_columns)}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        err = group.column(where["_err"]).statistics
+        valid -= group.num_rows if err is None or not err.has_null_count else group.num_rows - err.null_count
+        day = group.column(where[column]).statistics
+        if day is None or not day.has_min_max:
+            continue
+        first = day.min if first is None else min(first, day.min)
+        last = day.max if last is None else max(last, day.max)
+    return rows, valid, (first, last)
