@@ -18,6 +18,7 @@ from margay.store.backend import Partition
 from margay.store.catalog import SHARED
 from margay.store.duckdb import DuckDBBackend
 from margay.store.duckdb import layout as layout_mod
+from margay.store.duckdb.combiner import Pending
 from margay.store.duckdb.layout import layout_sort
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -179,4 +180,30 @@ def test_a_crash_at_any_point_of_a_merge_or_a_drop_loses_and_duplicates_nothing(
     again.drop(Partition("flows", "beta", "20231114"))
     assert [p.day for p in again.partitions(FLOWS, ["beta"])] == ["20231115"]
     assert values(again, "alpha") == expect["alpha"]
+    again.close()
+
+
+@pytest.mark.parametrize("cap", [5, 10])
+def test_shared_files_made_of_one_group_commit_get_names_of_their_own(tmp_path: Path, cap: int) -> None:
+    """A group commit's files of several clusters share one `_seq` range, so `lo-hi-rows` names alone collide:
+    with shared files of one cluster each (cap 5) only the first merge could land; with alpha and beta in one
+    file and gamma in another (cap 10), the file rewritten without alpha took gamma's name, its rename was
+    skipped and beta's rows were deleted with the old file."""
+    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=0, compact_target_rows=cap)
+    group = [Pending(FLOWS, c, batch(no, 0, 5), 5, f"{c}/flows/g", NOW, lambda conv: {"succeeded": conv.succeeded})
+             for no, c in enumerate(CLUSTERS)]
+    store.combiner._run(group)
+    assert store.combiner.groups == 1 and [g.outcome for g in group] == [({"succeeded": 5}, False)] * 3
+    held = {c: [no * 1_000_000 + j for j in range(5)] for no, c in enumerate(CLUSTERS)}
+    merges = -(-15 // cap)  # 3 files of one cluster, or alpha+beta and gamma
+    assert store.compact() == merges
+    assert len(shared_files(store)) == merges == len({f.path for f in shared_files(store)})
+    assert store.drop(Partition("flows", "alpha", "20231114")) == 5
+    assert values(store, "alpha") == [] and values(store, "beta") == held["beta"]
+    assert values(store, "gamma") == held["gamma"]
+    store.close()
+    again = open_store(tmp_path)
+    assert [values(again, c) for c in CLUSTERS] == [[], held["beta"], held["gamma"]]
+    on_disk = {p for p in (tmp_path / "store").rglob("*.parquet")}
+    assert on_disk == {p for fs in again.catalog.parts.values() for f in fs for p in (f.path, f.rollup) if p is not None}
     again.close()

@@ -11,9 +11,11 @@ its folder and rewrites the shared files holding its rows without them, so reten
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import threading
+import time
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -115,6 +117,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._busy = 0
         self._drop_lock = threading.Lock()  # one drop at a time rewrites shared files (layout.py)
         self._emptied: set[Path] = set()  # index folders a merge across clusters emptied (sweep_folders)
+        self._serial = itertools.count(time.time_ns() // 1000)  # shared files' name suffixes (layout.py)
         self._stop = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
                                            name="margay-compactor", daemon=True)

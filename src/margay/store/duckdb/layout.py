@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from ...durable import fsync_path
@@ -58,6 +59,18 @@ class Layout(Compactor):
                 f"BLOOM_FILTER_FALSE_POSITIVE_RATIO {float(self.shared_bloom)}")
     _drop_lock: threading.Lock
     _emptied: set[Path]
+    _serial: Iterator[int]  # suffixes of shared files' names (_shared_name)
+
+    def _shared_name(self, folder: Path, lo: int, hi: int, rows: int) -> Path:
+        """A new shared file's path. `lo-hi-rows` alone is not unique there: a group commit's files of several
+        clusters share one `_seq` range, so two shared files (or one rewritten without a cluster) can get the
+        same name, and a move onto a taken name is skipped while the journal deletes the old file. A suffix
+        never used by this process (seeded from the clock at start) and no file's on disk makes it unique, also
+        against names an earlier journal line of this run deleted (replay deletes before it moves)."""
+        while True:
+            path = folder / DataFile.name(lo, hi, rows).replace(".parquet", f".{next(self._serial)}.parquet")
+            if not path.exists():
+                return path
 
     def share_cold(self, now: float) -> tuple[int, set[PartKey]]:
         """Merge the files of cold indices into shared files, per (type, day); returns (merges made, the cold
@@ -141,7 +154,7 @@ class Layout(Compactor):
         finally:
             cur.close()
         fsync_path(tmp)
-        final = self.catalog.part_dir((lt.name, SHARED, day)) / DataFile.name(lo, hi, rows)
+        final = self._shared_name(self.catalog.part_dir((lt.name, SHARED, day)), lo, hi, rows)
         moves = [[str(tmp), str(final)]]
         final_r = None
         if lt.rollup is not None:
@@ -196,7 +209,7 @@ class Layout(Compactor):
         finally:
             cur.close()
         fsync_path(tmp)
-        final = f.path.with_name(DataFile.name(f.seq_lo, f.seq_hi, rows))
+        final = self._shared_name(f.path.parent, f.seq_lo, f.seq_hi, rows)
         moves = [[str(tmp), str(final)]]
         final_r = None
         if lt is not None and lt.rollup is not None:
