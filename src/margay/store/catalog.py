@@ -141,9 +141,11 @@ class Catalog:
             return True
 
     def remove(self, key: PartKey) -> list[DataFile]:
+        """Take a partition's files (and roll-ups) out; they are deleted by name, never with their folder,
+        which a later commit may be filling again."""
         with self.lock:
             files = self.parts.pop(key, [])
-            self._retire([str(self.part_dir(key))])
+            self._retire([str(p) for f in files for p in (f.path, f.rollup) if p is not None])
             return files
 
     def pending(self) -> int:

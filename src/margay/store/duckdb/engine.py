@@ -327,10 +327,15 @@ class DuckDBBackend(Reader, Feed, Layout):
         files: list[DataFile] = []
         with self._commit_lock:
             if key in self.catalog.parts:
-                self.journal.append({"op": "drop", "delete": [str(self.catalog.part_dir(key))],
-                                     "ts": self.clock.now().timestamp()})
+                # Its files by name, never its folder: a batch of the same index committed after the drop lands
+                # in that folder, and replaying this line on start-up (before that commit's) must not delete it.
+                paths = [str(p) for f in self.catalog.parts[key] for p in (f.path, f.rollup) if p is not None]
+                self.journal.append({"op": "drop", "delete": paths, "ts": self.clock.now().timestamp()})
                 files = self.catalog.remove(key)
-        return sum(f.rows for f in files) + self.drop_shared(*key)
+                self._emptied.add(self.catalog.part_dir(key))
+        removed = sum(f.rows for f in files) + self.drop_shared(*key)
+        self.sweep_folders()  # the folder goes once empty (now, or after the reads still holding its files)
+        return removed
 
     def checkpoint(self) -> None:
         fsync_dir(self.root)
