@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from margay.ingest.parse import Converted
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.query.model import Query
 from margay.store.duckdb import DuckDBBackend
+from margay.store.duckdb import combiner as combiner_mod
+from margay.store.duckdb import engine as engine_mod
 from margay.store.duckdb.combiner import Pending
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -146,3 +149,40 @@ def test_concurrent_small_batches_are_grouped_and_each_stored_once(tmp_path: Pat
     assert sorted(v for c in ("c0", "c1", "c2", "c3") for v in stored(store, c)) == list(range(1200))
     assert store.combiner.groups > 0  # eight clients, each batch a conversion long: batches met in the queue
     store.close()
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_a_batch_whose_renames_fail_after_its_journal_line_is_kept_once_and_its_retry_answered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grouped: bool) -> None:
+    """The journal line is the commit point: should the renames then fail (a full disk making a folder), the
+    files must stay in scratch for the next start to roll forward, and a retry must be answered from the key.
+    The group discarded its scratch (a retry answered 'stored' for records gone), the lone batch registered its
+    key only after the renames (a retry stored again: the file renamed before the failure came back as a
+    duplicate on start-up)."""
+    store = DuckDBBackend(tmp_path, compact_interval=3600)
+    real = combiner_mod.apply_moves
+
+    def full_disk(moves: list[list[str]]) -> None:
+        real(moves[:1])
+        raise OSError(28, "No space left on device")
+
+    two_days = b"\n".join([line(0), line(1, start_time=DAY2, end_time=DAY2 + 300)])
+    work = [("c0", two_days, "k0"), ("c1", b"\n".join([line(100), line(101)]), "k1")]
+    monkeypatch.setattr(combiner_mod if grouped else engine_mod, "apply_moves", full_disk)
+    if grouped:
+        group = [pending(c, b, k) for c, b, k in work]
+        store.combiner._run(group)
+        assert all(isinstance(g.error, OSError) and g.outcome is None for g in group)
+    else:
+        for c, b, k in work[:1]:
+            with pytest.raises(OSError):
+                store.ingest(FLOWS, c, b, key=k, now=NOW, respond=respond)
+    monkeypatch.undo()
+    for c, b, k in work if grouped else work[:1]:
+        response, replayed = store.ingest(FLOWS, c, b, key=k, now=NOW, respond=respond)
+        assert replayed and response["succeeded"] == 2
+    store.close()
+    again = DuckDBBackend(tmp_path, compact_interval=3600)
+    assert stored(again, "c0") == [0, 1]
+    assert stored(again, "c1") == ([100, 101] if grouped else [])
+    again.close()

@@ -169,6 +169,9 @@ class Combiner:
                 for _, _, path, _ in done.files:
                     fsync_path(path)
                 self._journal(lt, group, done, base, total, responses)
+            except _Journaled:
+                done.scratch = None  # committed: its files stay in scratch for the next start to roll forward
+                raise
             finally:
                 done.discard()
         finally:

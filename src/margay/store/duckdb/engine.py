@@ -225,11 +225,17 @@ class DuckDBBackend(Reader, Feed, Layout):
                 entry["key"] = bkey
                 entry["response"] = response
             self.journal.append(entry)
-            apply_moves(moves)
-            for key, f in added:
-                self.catalog.add(key, [f])
+            # Committed: the key first, so that a retry is answered should a rename fail (the files then stay in
+            # scratch and the journal rolls them forward on the next start), never stored a second time.
             if bkey is not None:
                 self._keys[bkey] = (response, ts)
+            try:
+                apply_moves(moves)
+                for key, f in added:
+                    self.catalog.add(key, [f])
+            except BaseException:
+                conv.scratch = None
+                raise
             self.committed_batches += 1
         return response, False
 
