@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -308,3 +309,25 @@ def test_files_of_an_older_schema_are_read_by_column_name(tmp_path: Path) -> Non
         assert res.total == 2
     finally:
         store.close()
+
+
+def test_a_journal_trimmed_while_merged_files_wait_for_a_read_still_deletes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal is rewritten to its keys once large; files a merge retired while a read held them are
+    deleted later, so their delete must survive the rewrite, or a crash brings them back beside their merge."""
+    store = DuckDBBackend(tmp_path, compact_min_files=4, compact_interval=3600)
+    for i in range(4):
+        ingest(store, batch(i * 10, 10), key=f"k{i}")
+    reading = store.catalog.snapshot()
+    reading.__enter__()  # a read that outlives the merge (and the process)
+    assert store.compact() == 1 and store.catalog.pending() == 4
+    monkeypatch.setattr(store.journal, "size", lambda: 1 << 30)  # past the size that rewrites it
+    store._trim_keys()
+    store._stop.set()  # kill -9: nothing pending is applied
+    store.journal.close()
+    for con in (store.con, store.ingest_con, store.compact_con):
+        con.close()
+    again = DuckDBBackend(tmp_path, compact_interval=3600)
+    assert all_bytes(again) == list(range(40))
+    assert again.ingest(FLOWS, "c", batch(0, 10), key="k0", now=NOW, respond=lambda c: {})[1] is True
+    again.close()

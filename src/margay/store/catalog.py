@@ -154,6 +154,11 @@ class Catalog:
             self._purge()
             return sum(len(paths) for _, paths in self._pending)
 
+    def retired(self) -> list[str]:
+        """The retired paths still waiting for older reads to finish."""
+        with self.lock:
+            return [p for _, paths in self._pending for p in paths]
+
     def _retire(self, paths: list[str]) -> None:
         self._pending.append((self.generation, paths))
         self.generation += 1

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -175,8 +176,14 @@ class Compactor(EngineState):
         cutoff = self.clock.now().timestamp() - self.key_ttl.total_seconds()
         with self._commit_lock:
             self._keys = {k: v for k, v in self._keys.items() if v[1] >= cutoff}
-            self.journal.rewrite([{"op": "commit", "key": k, "response": r, "ts": ts}
-                                  for k, (r, ts) in self._keys.items()])
+            keep: list[dict[str, Any]] = [{"op": "commit", "key": k, "response": r, "ts": ts}
+                                          for k, (r, ts) in self._keys.items()]
+            # Files retired while a read still holds them (merged, dropped) are deleted later: their journal
+            # lines go with this rewrite, so the deletes are carried over, or a crash brings them back.
+            retired = self.catalog.retired()
+            if retired:
+                keep.append({"op": "retire", "delete": retired, "ts": self.clock.now().timestamp()})
+            self.journal.rewrite(keep)
 
 
 def _mtime(path: Path) -> float:
