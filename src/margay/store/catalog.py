@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import QueryError
 from .journal import apply_deletes
@@ -189,6 +190,13 @@ class Catalog:
                 if not self._readers[gen]:
                     del self._readers[gen]
                 self._purge()
+
+
+def journal_seq(entry: dict[str, Any]) -> int:
+    """The highest `_seq` a journal line names: its `seq`, or the files it moves into place or deletes."""
+    names = [Path(dst).name for _, dst in entry.get("moves", [])] + [Path(p).name for p in entry.get("delete", [])]
+    found = [int(m.group(2)) for m in map(_NAME.match, names) if m is not None]
+    return max([int(entry.get("seq", 0)), *found])
 
 
 def cluster_rows(path: Path) -> tuple[tuple[str, int], ...]:

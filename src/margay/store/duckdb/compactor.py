@@ -183,6 +183,7 @@ class Compactor(EngineState):
             retired = self.catalog.retired()
             if retired:
                 keep.append({"op": "retire", "delete": retired, "ts": self.clock.now().timestamp()})
+            keep.append({"op": "seq", "seq": self.head_seq()})  # never reused, even once its records are gone
             self.journal.rewrite(keep)
 
 

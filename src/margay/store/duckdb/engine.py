@@ -31,7 +31,7 @@ from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
 from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, GroupSpec, Partition
-from ..catalog import Catalog, DataFile, PartKey, per_cluster
+from ..catalog import Catalog, DataFile, PartKey, journal_seq, per_cluster
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler
 from . import dismissals, es, graph, groups, reads
@@ -98,8 +98,11 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._commit_lock = threading.Lock()
         self._seq_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # reserved-but-uncommitted ranges: base -> count (see safe_seq)
+        # The highest `_seq` ever given, also of records since dropped (the journal keeps it): reused, a
+        # forwarder's cursor would skip new records, and a record's `_seq` id would name a deleted event's.
+        self._high = 0
         self._recover()
-        self._seq = self.catalog.load()
+        self._seq = max(self.catalog.load(), self._high)
         self.converter = Converter(self.ingest_con.cursor, self.scratch, compression)
         self.combiner = Combiner(self)
         self.dismissals = Dismissals(self.data_dir)
@@ -128,10 +131,11 @@ class DuckDBBackend(Reader, Feed, Layout):
     def _recover(self) -> None:
         """Roll every journaled change forward, forget uncommitted scratch, keep recent batch keys."""
         cutoff = self.clock.now().timestamp() - self.key_ttl.total_seconds()
-        kept = []
+        kept: list[dict[str, Any]] = []
         for entry in self.journal.entries():
             apply_moves(entry.get("moves", []))
             apply_deletes(entry.get("delete", []))
+            self._high = max(self._high, journal_seq(entry))
             if entry.get("op") != "commit" or entry.get("ts", 0) < cutoff:
                 continue
             # A batch's own commit carries its key; a group commit (combiner.py) the keys of all its batches.
@@ -141,7 +145,7 @@ class DuckDBBackend(Reader, Feed, Layout):
                 kept.append({"op": "commit", "key": key, "response": response, "ts": entry["ts"]})
         shutil.rmtree(self.scratch, ignore_errors=True)
         self.scratch.mkdir(parents=True, exist_ok=True)
-        self.journal.rewrite(kept)
+        self.journal.rewrite(kept + [{"op": "seq", "seq": self._high}])
 
     # -- writes ------------------------------------------------------------------------------------------
 

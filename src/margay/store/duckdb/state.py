@@ -49,6 +49,9 @@ class EngineState:
     def safe_seq(self) -> int:
         raise NotImplementedError
 
+    def head_seq(self) -> int:
+        raise NotImplementedError
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         raise NotImplementedError
 
