@@ -207,3 +207,40 @@ def test_shared_files_made_of_one_group_commit_get_names_of_their_own(tmp_path: 
     on_disk = {p for p in (tmp_path / "store").rglob("*.parquet")}
     assert on_disk == {p for fs in again.catalog.parts.values() for f in fs for p in (f.path, f.rollup) if p is not None}
     again.close()
+
+
+def test_every_read_path_of_a_shared_file_stays_in_the_readers_cluster(tmp_path: Path) -> None:
+    """A reader of alpha over a file alpha shares with beta and gamma: pages, hints, L3 flows, the flow graph and
+    aggregations (from roll-ups), groups (processes, DNS/L7), distinct pairs and /es/ name no other cluster."""
+    from margay.query.graph import GraphSpec
+    from margay.store.backend import EsPlan, GroupKey, GroupSpec
+
+    store = open_store(tmp_path)
+    t0 = int(datetime(2023, 11, 14, 10, tzinfo=UTC).timestamp())
+    for c in CLUSTERS:
+        store.ingest(FLOWS, c, b"\n".join(orjson.dumps(dict(
+            orjson.loads(SAMPLES["flows"][0]), start_time=t0 + i * 60, end_time=t0 + i * 60 + 5, bytes_in=i,
+            source_name_aggr=f"w-{c}", dest_name_aggr=f"d-{c}", source_namespace=f"ns-{c}",
+            dest_namespace=f"dn-{c}", host=f"h-{c}")) for i in range(300)), key=None, now=NOW, respond=lambda _: {})
+    assert store.compact() == 1 and len(shared_files(store)) == 1
+    q = Query(FLOWS, ["alpha"], start=datetime(2023, 11, 14, tzinfo=UTC), end=datetime(2023, 11, 15, tzinfo=UTC),
+              now=NOW, size=1000)
+    aggs = {"a": {"terms": {"field": "source_namespace"}},
+            "h": {"date_histogram": {"field": "end_time", "fixed_interval": "1h"},
+                  "aggs": {"n": {"terms": {"field": "dest_namespace"}}}}}
+    got = store.aggregate(q, aggs)
+    graph = store.flow_graph(q, GraphSpec())
+    assert got.path == graph.path == "rollup"
+    plan = [EsPlan(FLOWS, {"alpha": None})]
+    answers = [
+        store.search(q).items, store.field_values(q, "source_namespace", "", 100), store.field_values(q, "host", "", 100),
+        store.l3_flows(q, 0), graph, got.result, store.distinct(q, ["source_namespace", "dest_namespace"]),
+        store.groups(q, GroupSpec(keys=(GroupKey("ns", "source_namespace"), GroupKey("h", "host")),
+                                  sums=(("b", "bytes_in"),)), None),
+        store.es_search(plan, {"size": 5, "aggs": {"x": {"terms": {"field": "source_namespace"}},
+                                                   "c": {"cardinality": {"field": "host"}}}}, now=NOW).body]
+    assert len(answers[0]) == 300 and store.es_count(plan, {}, now=NOW).body["count"] == 300
+    assert store.distinct(q, ["source_namespace", "dest_namespace"]) == [("ns-alpha", "dn-alpha")]
+    text = repr(answers)
+    assert "alpha" in text and "beta" not in text and "gamma" not in text
+    store.close()
