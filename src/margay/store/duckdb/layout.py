@@ -174,17 +174,20 @@ class Layout(Compactor):
         key = (t, SHARED, day)
         lt = REGISTRY.get(t)
         with self._drop_lock:
-            for _ in range(8):  # a merge may swap a file under us: read the catalog again
-                with self.catalog.lock:
-                    holding = [f for f in self.catalog.parts.get(key, []) if f.rows_of(cluster)]
-                if not holding:
-                    return removed
-                f = holding[0]
-                written = self._without(lt, f, cluster)
+            changed = 0  # a merge may swap a file under us: read the catalog again (a few times)
+            while changed < 8:
+                # A snapshot keeps the file on disk while it is rewritten, should a merge retire it meanwhile.
+                with self.catalog.snapshot() as view:
+                    holding = [f for f in view.get(key, []) if f.rows_of(cluster)]
+                    if not holding:
+                        return removed
+                    f = holding[0]
+                    written = self._without(lt, f, cluster)
                 with self._commit_lock:
                     if not self._present({key: [f]}):
                         for src, _ in (written[1] if written else []):
                             Path(src).unlink(missing_ok=True)
+                        changed += 1
                         continue
                     new, moves = written if written else (None, [])
                     deletes = [str(p) for p in (f.path, f.rollup) if p is not None]
