@@ -197,7 +197,7 @@ def _index_filters(request: Request) -> tuple[LogType | None, str, bool, str, st
             raise QueryError(f"{key}: expected a day as yyyymmdd, got {day[:20]!r}")
         days.append(day)
     raw = params.get("limit", str(MAX_INDICES))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_INDICES:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_INDICES:  # "²": isdigit, not int
         raise QueryError(f"limit: expected an integer from 1 to {MAX_INDICES}")
     return lt, cluster.rstrip("*"), prefix, days[0], days[1], int(raw), params.get("after", "")
 
