@@ -256,3 +256,14 @@ def test_processes_of_a_scoped_reader_come_from_flows_it_sees_whole(scoped: Rig)
                      {"name": "/bin/shop-tool", "endpoint": "shop-src-*", "instanceCount": 2, "cluster": "east"}]
     assert scoped.post("frank", "/api/v1/processes", WIDE, cluster="west").status_code == 403
 
+
+def test_all_clusters_names_no_cluster_to_a_reader_of_none(scoped: Rig) -> None:
+    """`all_clusters: true` names no cluster; a caller who may read none gets a 403 that names none either
+    (this server stores one cluster: the 403 named it, while GET /api/v1/clusters lists nothing to them)."""
+    assert scoped.get("mallory", "/api/v1/clusters").json() == {"items": [], "total": 0}
+    for who, path in (("mallory", "/api/v1/flows/logs"), ("mallory", "/api/v1/processes"),
+                      ("mallory", "/api/v1/waf/logs/aggregation"), ("alice", "/api/v1/dns/logs")):
+        r = scoped.post(who, path, {**WIDE, "all_clusters": True}, cluster="_MULTI_")
+        assert r.status_code == 403 and "any cluster" in r.text and "east" not in r.text, (who, path, r.text)
+    named = scoped.post("mallory", "/api/v1/flows/logs", WIDE, cluster="east")
+    assert named.status_code == 403 and "of east" in named.text  # the caller's own words may be said back

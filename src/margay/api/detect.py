@@ -121,7 +121,7 @@ async def dry_run(request: Request) -> JSONResponse:
     if start >= end or end - start > MAX_DRY_RUN:
         raise QueryError(f"from/to: expected a window of at most {MAX_DRY_RUN.days} days with from before to")
     clusters = m.authorize_read(request, alert.logtypes, sorted({c for lt in alert.logtypes
-                                                                  for c in m.backend.clusters(lt)}))
+                                                                  for c in m.backend.clusters(lt)}), named=False)
     found = await asyncio.to_thread(evaluate, m.backend, alert, end, start=start, clusters=clusters)
     events = [e for evs in found.values() for e in evs]
     return JSONResponse({"events": len(events), "by_cluster": {c: len(v) for c, v in found.items()},

@@ -63,7 +63,7 @@ def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: li
     m = request.app.state.margay
     start, end, field = time_range(body, m.clock.now(), default_last=default_last)
     clusters = requested_clusters(request, body, lt)
-    clusters = m.authorize_read(request, [lt, *(also or [])], clusters)
+    clusters = m.authorize_read(request, [lt, *(also or [])], clusters, named=body.get("all_clusters") is not True)
     typed = typed_filters(body, _ENDPOINTS.get(lt.name, lt.name))
     query = Query(logtype=lt, also=also or [], clusters=clusters, start=start, end=end, time_field=field,
                   selector=combine(_selector(body), typed), selector_text=body.get("selector") or None, now=m.clock.now(),
