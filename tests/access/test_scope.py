@@ -267,3 +267,16 @@ def test_all_clusters_names_no_cluster_to_a_reader_of_none(scoped: Rig) -> None:
         assert r.status_code == 403 and "any cluster" in r.text and "east" not in r.text, (who, path, r.text)
     named = scoped.post("mallory", "/api/v1/flows/logs", WIDE, cluster="east")
     assert named.status_code == 403 and "of east" in named.text  # the caller's own words may be said back
+
+
+def test_a_scoped_reader_cannot_dry_run_an_alert_over_whole_clusters(scoped: Rig) -> None:
+    """frank may create GlobalAlerts but reads east only in namespace shop: a dry run's events (counted over the
+    whole cluster, with their records) named the db endpoints. It is refused; a cluster-wide reader's is not."""
+    alert = {"metadata": {"name": "pairs"}, "spec": {
+        "description": "${source_name_aggr} to ${dest_name_aggr}", "severity": 50, "dataSet": "flows",
+        "aggregateBy": ["source_name_aggr", "dest_name_aggr"], "metric": "count", "condition": "gte", "threshold": 1}}
+    body = {"alert": alert, "from": "2023-11-10T00:00:00Z", "to": "2023-11-20T00:00:00Z"}
+    r = scoped.post("frank", "/apis/projectcalico.org/v3/globalalerts/-/dry-run", body)
+    assert r.status_code == 403 and "db-" not in r.text and "some namespaces of east" in r.text, r.text
+    every = scoped.post("admin", "/apis/projectcalico.org/v3/globalalerts/-/dry-run", body)
+    assert every.status_code == 200 and every.json()["events"] == len(PAIRS), every.text
