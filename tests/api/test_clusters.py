@@ -119,6 +119,7 @@ def test_all_clusters_reads_every_readable_cluster_without_naming_them(fleet: An
     ({"all_clusters": True}, "lab", "all_clusters"),
     ({"all_clusters": False}, "_MULTI_", "clusters"),
     ({"clusters": ["Bad_Name"]}, "_MULTI_", "clusters[0]"),
+    ({"clusters": [f"c{i}" for i in range(10_001)]}, "_MULTI_", "clusters"),  # each name is authorized: bounded
 ])
 def test_cluster_selection_is_checked_at_the_edge(fleet: Any, body: dict[str, Any], header: str, field: str) -> None:
     url, admin = fleet
