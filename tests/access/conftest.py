@@ -89,6 +89,9 @@ RBAC: list[dict[str, Any]] = [
     binding("gina-shop-flows", "flows-east-only", {"kind": "User", "name": "gina"}, namespace="shop"),
     cluster_role("l7-east", [lma(["east"], ["l7"])]),
     binding("gina-l7", "l7-east", {"kind": "User", "name": "gina"}),
+    # frank also writes GlobalAlerts (projectcalico.org), and so may dry-run one over the logs he reads.
+    cluster_role("alert-author", [lma(["globalalerts"], verbs=["create"], groups=["projectcalico.org"])]),
+    binding("frank-alerts", "alert-author", {"kind": "Group", "name": "shop-team"}),
     # hank: crossed grants -- the Kubernetes audit log of east and the Calico audit log of west.
     cluster_role("audit-kube-east", [lma(["east"], ["audit_kube"])]),
     cluster_role("audit-ee-west", [lma(["west"], ["audit_ee"])]),

@@ -32,11 +32,13 @@ def flows() -> bytes:
 
 
 def waf() -> bytes:
-    """WAF logs between the pairs: each endpoint is an object (`source.name`, `destination.namespace`)."""
+    """WAF logs between the pairs: each endpoint is an object (`source.name`, `destination.namespace`); each also
+    carries keys no WAF field declares (kept and returned as sent) whose text names the destination."""
     base = orjson.loads(SAMPLES["waf"][0])
     return b"\n".join(orjson.dumps(dict(base, source={"ip": "10.8.8.8", "name": f"{s}-src-0", "namespace": s},
                                         destination={"ip": "10.9.9.9", "hostname": f"{d}-dst", "name": f"{d}-dst-0",
-                                                     "namespace": d}, path=f"/{s}-src-0/to/{d}-dst-0"))
+                                                     "namespace": d}, path=f"/{s}-src-0/to/{d}-dst-0",
+                                        headers={"Host": f"{d}-dst.{d}.svc"}, request_line=f"GET http://{d}-dst/"))
                       for s, d in PAIRS)
 
 
@@ -227,13 +229,18 @@ def test_waf_logs_withhold_the_other_endpoint_inside_its_object(scoped: Rig) -> 
             assert i["path"] == WITHHELD  # the request's text may name the other side
         if i["source"]["namespace"] != "shop":
             assert i["source"]["name"] == WITHHELD and i["withheld"] == ["source"]
+        if i.get("withheld"):  # so may the keys no WAF field declares (kept and returned as sent)
+            assert i["headers"] is None and i["request_line"] == WITHHELD
+        else:
+            assert i["headers"] == {"Host": "shop-dst.shop.svc"} and i["request_line"] == "GET http://shop-dst/"
     assert "db-src-" not in r.text and "db-dst" not in r.text
     hidden = scoped.post("frank", "/api/v1/waf/logs", {**WIDE, "selector": 'destination.name = "db-dst-0"'},
                          cluster="east")
     assert hidden.status_code == 200 and hidden.json()["total_hits"] == 0  # no oracle on withheld names
     es = scoped.http.post("/es/tigera_secure_ee_waf.east.*/_search", json={"size": 10},
                           headers={"authorization": f"Bearer {scoped.token('frank')}"})
-    assert es.status_code == 200 and len(es.json()["hits"]["hits"]) == 3 and "db-src-" not in es.text, es.text
+    assert es.status_code == 200 and len(es.json()["hits"]["hits"]) == 3, es.text
+    assert "db-src-" not in es.text and "db-dst" not in es.text, es.text
     assert len(scoped.post("admin", "/api/v1/waf/logs", WIDE, cluster="east").json()["items"]) == 4
 
 
@@ -248,3 +255,28 @@ def test_processes_of_a_scoped_reader_come_from_flows_it_sees_whole(scoped: Rig)
     assert every == [{"name": "/bin/db-tool", "endpoint": "db-src-*", "instanceCount": 2, "cluster": "east"},
                      {"name": "/bin/shop-tool", "endpoint": "shop-src-*", "instanceCount": 2, "cluster": "east"}]
     assert scoped.post("frank", "/api/v1/processes", WIDE, cluster="west").status_code == 403
+
+
+def test_all_clusters_names_no_cluster_to_a_reader_of_none(scoped: Rig) -> None:
+    """`all_clusters: true` names no cluster; a caller who may read none gets a 403 that names none either
+    (this server stores one cluster: the 403 named it, while GET /api/v1/clusters lists nothing to them)."""
+    assert scoped.get("mallory", "/api/v1/clusters").json() == {"items": [], "total": 0}
+    for who, path in (("mallory", "/api/v1/flows/logs"), ("mallory", "/api/v1/processes"),
+                      ("mallory", "/api/v1/waf/logs/aggregation"), ("alice", "/api/v1/dns/logs")):
+        r = scoped.post(who, path, {**WIDE, "all_clusters": True}, cluster="_MULTI_")
+        assert r.status_code == 403 and "any cluster" in r.text and "east" not in r.text, (who, path, r.text)
+    named = scoped.post("mallory", "/api/v1/flows/logs", WIDE, cluster="east")
+    assert named.status_code == 403 and "of east" in named.text  # the caller's own words may be said back
+
+
+def test_a_scoped_reader_cannot_dry_run_an_alert_over_whole_clusters(scoped: Rig) -> None:
+    """frank may create GlobalAlerts but reads east only in namespace shop: a dry run's events (counted over the
+    whole cluster, with their records) named the db endpoints. It is refused; a cluster-wide reader's is not."""
+    alert = {"metadata": {"name": "pairs"}, "spec": {
+        "description": "${source_name_aggr} to ${dest_name_aggr}", "severity": 50, "dataSet": "flows",
+        "aggregateBy": ["source_name_aggr", "dest_name_aggr"], "metric": "count", "condition": "gte", "threshold": 1}}
+    body = {"alert": alert, "from": "2023-11-10T00:00:00Z", "to": "2023-11-20T00:00:00Z"}
+    r = scoped.post("frank", "/apis/projectcalico.org/v3/globalalerts/-/dry-run", body)
+    assert r.status_code == 403 and "db-" not in r.text and "some namespaces of east" in r.text, r.text
+    every = scoped.post("admin", "/apis/projectcalico.org/v3/globalalerts/-/dry-run", body)
+    assert every.status_code == 200 and every.json()["events"] == len(PAIRS), every.text

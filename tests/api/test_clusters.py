@@ -78,7 +78,9 @@ def test_the_cluster_list_is_searched_and_paged_on_the_server(fleet: Any) -> Non
     assert _get(url, admin, q="nothing-like-it").json() == {"items": [], "total": 0}
     assert _get(url, admin, q="PROD-US").json()["total"] == 12  # names are lowercase: so is the search
     for params, field in (({"q": "prod_"}, "q"), ({"q": "a b"}, "q"), ({"q": "x" * 254}, "q"), ({"limit": "0"}, "limit"),
-                          ({"limit": "1001"}, "limit"), ({"after": "Bad_Name"}, "after"), ({"prefix": "p"}, "prefix")):
+                          ({"limit": "1001"}, "limit"), ({"after": "Bad_Name"}, "after"), ({"prefix": "p"}, "prefix"),
+                          # str.isdigit() takes "²", int() refuses it; and over 4,300 digits (was a 500 each)
+                          ({"limit": "\u00b2"}, "limit"), ({"limit": "9" * 5000}, "limit")):
         r = _get(url, admin, **params)
         assert r.status_code == 400 and field in r.json()["error"]["message"], (params, r.text)
 
@@ -117,6 +119,7 @@ def test_all_clusters_reads_every_readable_cluster_without_naming_them(fleet: An
     ({"all_clusters": True}, "lab", "all_clusters"),
     ({"all_clusters": False}, "_MULTI_", "clusters"),
     ({"clusters": ["Bad_Name"]}, "_MULTI_", "clusters[0]"),
+    ({"clusters": [f"c{i}" for i in range(10_001)]}, "_MULTI_", "clusters"),  # each name is authorized: bounded
 ])
 def test_cluster_selection_is_checked_at_the_edge(fleet: Any, body: dict[str, Any], header: str, field: str) -> None:
     url, admin = fleet

@@ -55,6 +55,7 @@ def test_a_fleet_lists_its_indices_in_filtered_pages(engine: dict[str, Any], tmp
         assert seen == sorted(i["index"] for i in flows["items"]) and len(set(seen)) == len(seen)
         for params, field in (({"log_type": "flowz"}, "log_type"), ({"cluster": "a*b*"}, "cluster"),
                               ({"cluster": "Bad_Name"}, "cluster"), ({"from": "2023-11-14"}, "from"),
-                              ({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"), ({"size": "3"}, "size")):
+                              ({"limit": "0"}, "limit"), ({"limit": "x"}, "limit"),
+                              ({"limit": "\u00b2"}, "limit"), ({"limit": "9" * 5000}, "limit"), ({"size": "3"}, "size")):
             r = http.get("/api/v1/indices", params=params)
             assert r.status_code == 400 and field in r.json()["error"]["message"], (params, r.text)

@@ -184,8 +184,11 @@ class Access:
             return True
         return self.authorizer.allowed(who, OPERATOR, "metrics")
 
-    def plan_read(self, who: Identity, types: list[LogType], clusters: list[str]) -> ReadPlan:
+    def plan_read(self, who: Identity, types: list[LogType], clusters: list[str], *, named: bool = True) -> ReadPlan:
         """Narrow a read to what `who` may see; Forbidden (403) when that is nothing.
+
+        `named`: the caller named the clusters (x-cluster-id, `clusters`); when not (`all_clusters`), the 403
+        names none of them: a caller who may read nothing would learn the name of a one-cluster fleet.
 
         Types readable on none of the asked clusters are dropped (audit `any` with only one audit type);
         a cluster is kept when every remaining type is readable there.
@@ -208,7 +211,8 @@ class Access:
                 plan.scoped[c] = g.namespaces
         if not plan.clusters:
             names = "/".join(dict.fromkeys(n for lt in types for n in lt.rbac[:1]))
-            where = clusters[0] if len(clusters) == 1 else "any of the requested clusters"
+            where = clusters[0] if len(clusters) == 1 and named else \
+                "any of the requested clusters" if named else "any cluster"
             raise Forbidden(f"{who.describe()} may not read {names} logs of {where}",
                             details={"apiGroup": "lma.tigera.io", "verb": "get"})
         return plan

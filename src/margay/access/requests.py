@@ -42,8 +42,9 @@ class RequestAccess:
         """Forbidden unless the caller holds `verb` on the log type in `cluster` (Access.may_act)."""
         self.access.may_act(self.caller(request), lt, cluster, verb)
 
-    def authorize_read(self, request: Request, types: list[LogType], clusters: list[str]) -> list[str]:
-        plan = self.access.plan_read(self.caller(request), types, clusters)
+    def authorize_read(self, request: Request, types: list[LogType], clusters: list[str], *,
+                       named: bool = True) -> list[str]:
+        plan = self.access.plan_read(self.caller(request), types, clusters, named=named)
         request.state.read_plan = plan
         return plan.clusters
 

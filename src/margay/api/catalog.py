@@ -74,7 +74,8 @@ def _cluster_params(request: Request) -> tuple[str, int, str]:
         raise QueryError("q: part of a cluster name (lowercase letters, digits, '-' and '.'), at most 253 characters",
                          details={"field": "q"})
     raw = params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_CLUSTER_PAGE:
+    # ASCII digits only, and few: str.isdigit() also takes "²" and int() refuses it (or 5,000 digits) with a 500
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_CLUSTER_PAGE:
         raise QueryError(f"limit: expected an integer from 1 to {MAX_CLUSTER_PAGE}", details={"field": "limit"})
     after = params.get("after", "")
     if after:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ..detect.alerts import evaluate
 from ..detect.resources import Alert, parse_resource
 from ..detect.templates import template_documents
-from ..errors import ParseError, QueryError
+from ..errors import Forbidden, ParseError, QueryError
 from ..query.model import parse_time
 from .common import JSONResponse
 
@@ -121,7 +121,11 @@ async def dry_run(request: Request) -> JSONResponse:
     if start >= end or end - start > MAX_DRY_RUN:
         raise QueryError(f"from/to: expected a window of at most {MAX_DRY_RUN.days} days with from before to")
     clusters = m.authorize_read(request, alert.logtypes, sorted({c for lt in alert.logtypes
-                                                                  for c in m.backend.clusters(lt)}))
+                                                                  for c in m.backend.clusters(lt)}), named=False)
+    scoped = sorted(request.state.read_plan.scoped)
+    if scoped:  # the alert reads whole clusters: its events would show records of namespaces the caller may not read
+        raise Forbidden(f"a dry run reads whole clusters, as the alert will; {m.caller(request).describe()} may read only "
+                        f"some namespaces of {', '.join(scoped[:5])}", details={"apiGroup": "lma.tigera.io", "verb": "get"})
     found = await asyncio.to_thread(evaluate, m.backend, alert, end, start=start, clusters=clusters)
     events = [e for evs in found.values() for e in evs]
     return JSONResponse({"events": len(events), "by_cluster": {c: len(v) for c, v in found.items()},

@@ -6,7 +6,8 @@ in namespaces N sees the records one of whose endpoints (`LogType.sides`, declar
 - BGP: nothing (its records have no namespace).
 In a visible record, every field naming an endpoint outside N is withheld: replaced by "<withheld>" (objects
 by null), and the record lists the withheld sides under "withheld"; the type's `shared` fields (process
-names, event text) are withheld whenever any endpoint is. A query, aggregation, sort or filter hint that
+names, event text) are withheld whenever any endpoint is, and so are the keys no field of the type declares
+(kept and returned as sent: a WAF record's `headers`, say, may name either endpoint). A query, aggregation, sort or filter hint that
 names a field of an endpoint reads only the records where that endpoint is in N, so neither counts nor
 hints nor sort values reveal withheld names.
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Forbidden
-from ..logtypes.base import LogType, Side
+from ..logtypes.base import LogType, Side, own_keys
 from .selector import And, Compare, InSet, Node, Not, Or
 
 WITHHELD = "<withheld>"
@@ -94,10 +95,11 @@ class Restriction:
         """Withhold the out-of-scope endpoints of records (records of fully readable clusters pass)."""
         if not self.scoped:
             return items
+        declared = frozenset(own_keys(lt))
         for item in items:
             ns = self.scoped.get(item.get("cluster"))  # type: ignore[arg-type]
             if ns is not None:
-                _withhold_record(lt, item, ns)
+                _withhold_record(lt, item, ns, declared)
         return items
 
     def withhold_l3(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,7 +161,7 @@ def _withhold_fields(item: dict[str, Any], fields: Iterable[str]) -> None:
             here[leaf] = _value(here[leaf])
 
 
-def _withhold_record(lt: LogType, item: dict[str, Any], ns: frozenset[str]) -> None:
+def _withhold_record(lt: LogType, item: dict[str, Any], ns: frozenset[str], declared: frozenset[str]) -> None:
     withheld = []
     for side in lt.sides:
         if side.nested:
@@ -171,6 +173,8 @@ def _withhold_record(lt: LogType, item: dict[str, Any], ns: frozenset[str]) -> N
         _withhold_fields(item, side.identity)
     if withheld:
         _withhold_fields(item, lt.shared)
+        for key in [k for k in item if k not in declared]:  # kept as sent, declared by no field: may name either side
+            item[key] = _value(item[key])
         item["withheld"] = list(dict.fromkeys(withheld))
 
 
