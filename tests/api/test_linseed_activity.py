@@ -100,6 +100,10 @@ def test_policy_activity_bulk_and_the_params_driven_read(fresh: str) -> None:
     r = httpx.post(fresh + "/es/tigera_secure_ee_policy_activity.east.*/_search", json=q, timeout=60)
     assert r.status_code == 200, r.text
     assert [h["_source"]["rule"] for h in r.json()["hits"]["hits"]] == ["4|ingress|0", "4|egress|1"]
+    # Calico's single-index name (a `cluster` field in each document) reads the same documents.
+    q = {"query": {"term": {"cluster": "east"}}}
+    r = httpx.post(fresh + "/es/calico_policy_activity/_search", json=q, timeout=60)
+    assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, r.text
 
 
 def _report(ns: str, kind: str, start: str, path: str) -> dict[str, Any]:
@@ -151,3 +155,6 @@ def test_runtime_reports_bulk_and_list(fresh: str) -> None:
     r = httpx.post(fresh + "/es/tigera_secure_ee_runtime.east.*/_search", json=q, timeout=60)
     assert r.status_code == 200, r.text
     assert r.json()["hits"]["total"]["value"] == 3
+    for index in ("calico_runtime_reports", "tigera_secure_ee_runtime.east.fluentd-20231114-000001"):
+        r = httpx.post(fresh + f"/es/{index}/_search", json={"query": {"term": {"cluster": "east"}}}, timeout=60)
+        assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, (index, r.text)
