@@ -164,7 +164,8 @@ def _tls_files(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
 @app.command()
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Native log files (NDJSON, BIRD logs, audit logs).")],
-    type: Annotated[str, typer.Option("--type", "-t", help="flows, dns, audit_ee, audit_kube, bgp, events, l7, waf")],
+    type: Annotated[str, typer.Option("--type", "-t", help="flows, dns, audit_ee, audit_kube, bgp, events, l7, waf, "
+                                                           "policy_activity, runtime")],
     cluster: Annotated[str, typer.Option(help="Cluster the records belong to.")] = "cluster",
     server: Annotated[str | None, typer.Option(help="Send to a running server at this URL.",
                                                 envvar="MARGAY_SERVER")] = None,
@@ -198,7 +199,8 @@ Server = Annotated[str | None, typer.Option(help="URL of a running server, e.g. 
 
 @app.command()
 def query(
-    type: Annotated[str, typer.Argument(help="flows, dns, audit, audit_ee, audit_kube, bgp, events, l7, waf")],
+    type: Annotated[str, typer.Argument(help="flows, dns, audit, audit_ee, audit_kube, bgp, events, l7, waf, "
+                                             "policy_activity, runtime")],
     selector: Annotated[str, typer.Argument(help='Selector, e.g. \'action = "deny" AND dest_namespace IN {"db"}\'')] = "",
     since: Annotated[str, typer.Option(help="How far back: 15m, 1h, 7d, or an RFC 3339 time.")] = "1h",
     until: Annotated[str, typer.Option(help="End of the range: now, or an RFC 3339 time.")] = "now",

@@ -21,6 +21,7 @@ def access_check(
     user: Annotated[str, typer.Argument(help="User name as RBAC subjects name it (alice, "
                                         "system:serviceaccount:NS:NAME).")],
     type: Annotated[str, typer.Argument(help="Log type: flows, dns, audit_ee, audit_kube, bgp, events, l7, waf, "
+                                        "policy_activity, runtime, "
                                         "or 'all' for a table.")],
     cluster: Annotated[str, typer.Argument(help="Cluster name (the RBAC resource).")],
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Ask within this namespace (RoleBindings "

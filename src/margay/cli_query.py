@@ -35,6 +35,9 @@ COLUMNS: dict[str, list[str]] = {
            "count", "duration_mean"],
     "waf": ["@timestamp", "cluster", "source.ip", "destination.namespace", "destination.name", "method", "path",
             "msg"],
+    "policy_activity": ["last_evaluated", "cluster", "policy.kind", "policy.namespace", "policy.name", "rule"],
+    "runtime": ["start_time", "cluster", "type", "pod.namespace", "pod.name", "file.path", "process_start.invocation",
+                "count"],
 }
 COLUMNS["audit_ee"] = COLUMNS["audit_kube"] = COLUMNS["audit"]
 TIME_FIELDS = {t: REGISTRY["audit_ee" if t.startswith("audit") else t].time_field for t in QUERY_TYPES}

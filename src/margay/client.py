@@ -18,7 +18,7 @@ from .logtypes import REGISTRY
 
 QUERY_PATHS = {"flows": "/flows/logs", "dns": "/dns/logs", "audit": "/audit/logs", "audit_ee": "/audit/logs",
                "audit_kube": "/audit/logs", "bgp": "/bgp/logs", "events": "/events", "l7": "/l7/logs",
-               "waf": "/waf/logs"}
+               "waf": "/waf/logs", "policy_activity": "/policy_activity/logs", "runtime": "/runtime/reports"}
 
 
 class ClientError(RuntimeError):

@@ -74,6 +74,9 @@ RBAC: list[dict[str, Any]] = [
                  labels={"margay.io/aggregate-to-ops": "true"}),
     # WAF logs: Calico's lma.tigera.io resourceName `waf` (its dashboards' collection name).
     cluster_role("ops-waf", [lma(["lab"], ["waf"])], labels={"margay.io/aggregate-to-ops": "true"}),
+    # Policy activity and runtime reports: Linseed's handlers' resource names `policyactivity`, `runtimereports`.
+    cluster_role("ops-activity", [lma(["lab"], ["policyactivity", "runtimereports"])],
+                 labels={"margay.io/aggregate-to-ops": "true"}),
     binding("ops", "ops", {"kind": "Group", "name": "ops"}),
     cluster_role("events-everywhere", [lma(["*"], ["ee_events"])]),
     binding("grafana", "events-everywhere", {"kind": "ServiceAccount", "name": "grafana", "namespace": "monitoring"}),
@@ -125,7 +128,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "alice": {("flows", "east")},
     "bob": {(t, c) for t in ("audit_ee", "audit_kube") for c in CLUSTERS},
     "carol": {(t, "west") for t in ALL_TYPES},
-    "dave": {("dns", "lab"), ("bgp", "lab"), ("waf", "lab")},
+    "dave": {("dns", "lab"), ("bgp", "lab"), ("waf", "lab"), ("policy_activity", "lab"), ("runtime", "lab")},
     "grafana": {("events", c) for c in CLUSTERS},
     "eve": set(),
     "mallory": set(),

@@ -103,6 +103,24 @@ def test_cluster_token_writes_only_its_cluster(fresh: Rig) -> None:
                       cluster="east").json()["total_hits"] == 2
 
 
+@pytest.mark.parametrize(("bulk", "read", "name"), [
+    ("/api/v1/policy_activity/logs/bulk", "/api/v1/policy_activity/logs", "policy_activity"),
+    ("/api/v1/runtime/reports/bulk", "/api/v1/runtime/reports", "runtime")])
+def test_cluster_token_writes_policy_activity_and_runtime_reports_only_to_its_cluster(
+        fresh: Rig, bulk: str, read: str, name: str) -> None:
+    w, doc = "writer-east", "\n".join(SAMPLES[name]).encode()
+    r = fresh.post(w, bulk, None, cluster="west", content=doc, headers=NDJSON)
+    assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden"
+    assert fresh.post(w, bulk, None, cluster="east", content=doc, headers=NDJSON).status_code == 200
+    assert fresh.post(w, read, {}, cluster="east").status_code == 403  # the writer cannot read
+    # alice reads east's flows only: no grant of `policyactivity` / `runtimereports`.
+    r = fresh.post("alice", read, {"time_range": {"from": "2000-01-01T00:00:00Z"}}, cluster="east")
+    assert r.status_code == 403 and "web-5d8c9" not in r.text  # (the reads allowed: test_matrix.py)
+    # frank reads all of east's logs, but only in namespace shop: these types have no namespace side.
+    r = fresh.post("frank", read, {"time_range": {"from": "2000-01-01T00:00:00Z"}}, cluster="east")
+    assert r.status_code == 403 and "web-5d8c9" not in r.text, r.text
+
+
 def test_people_write_with_create_on_lma(tmp_path: Path) -> None:
     rbac = RBAC + [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "w"},
                     "rules": [{"apiGroups": ["lma.tigera.io"], "resources": ["east"], "resourceNames": ["flows"],

@@ -142,7 +142,8 @@ def test_access_check_command_against_the_api_server(kube, tmp_path: Path) -> No
         table = _check("dave", "all", "lab", "-g", "ops", *source)
         assert table.returncode == 0
         rows = {line.split()[0]: line.split()[1] for line in table.stdout.splitlines()}
-        assert rows == {t: ("yes" if t in ("dns", "bgp", "waf") else "no") for t in REGISTRY}, table.stdout
+        granted = ("dns", "bgp", "waf", "policy_activity", "runtime")
+        assert rows == {t: ("yes" if t in granted else "no") for t in REGISTRY}, table.stdout
     kube_yes = _check("alice", "flows", "east", "--kubeconfig", kc)
     assert "RBAC: allowed by ClusterRoleBinding" in kube_yes.stdout, kube_yes.stdout
 

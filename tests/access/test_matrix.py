@@ -29,6 +29,9 @@ READS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("events", "/api/v1/events", "events", {}, ("events",)),
     ("l7", "/api/v1/l7/logs", "l7", {}, ("l7",)),
     ("waf", "/api/v1/waf/logs", "waf", {}, ("waf",)),
+    # Linseed's policy activity and runtime reports; no filter hints
+    ("policy_activity", "/api/v1/policy_activity/logs", "", {}, ("policy_activity",)),
+    ("runtime", "/api/v1/runtime/reports", "", {}, ("runtime",)),
     # Linseed's compliance reads (reports/ writes them); no filter hints
     ("snapshots", "/api/v1/compliance/snapshots", "", {}, ("snapshots",)),
     ("reports", "/api/v1/compliance/reports", "", {}, ("compliance_reports",)),

@@ -66,6 +66,8 @@ def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: li
                 default_last: Any = None) -> Query:
     m = request.app.state.margay
     start, end, field = time_range(body, m.clock.now(), default_last=default_last)
+    if field is None and (start, end) != (None, None):
+        field = lt.range_field
     clusters = requested_clusters(request, body, lt)
     clusters = m.authorize_read(request, [lt, *(also or [])], clusters, named=body.get("all_clusters") is not True)
     typed = typed_filters(body, _ENDPOINTS.get(lt.name, lt.name))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from . import audit, bgp, compliance, dns, events, flows, l7, threatfeeds, waf
+from . import audit, bgp, compliance, dns, events, flows, l7, policy_activity, runtime, threatfeeds, waf
 from .base import Field, Kind, LogType, QueryKey, Rollup, Side, quote_ident
 
 REGISTRY: dict[str, LogType] = {
     lt.name: lt
     for lt in (flows.LOGTYPE, dns.LOGTYPE, audit.AUDIT_EE, audit.AUDIT_KUBE, bgp.LOGTYPE, events.LOGTYPE, l7.LOGTYPE,
-               waf.LOGTYPE,
+               waf.LOGTYPE, policy_activity.LOGTYPE, runtime.LOGTYPE,
                compliance.SNAPSHOTS, compliance.REPORTS, compliance.BENCHMARKS, threatfeeds.IPSET,
                threatfeeds.DOMAINNAMESET)
 }
@@ -16,6 +16,7 @@ REGISTRY: dict[str, LogType] = {
 SAMPLES: dict[str, list[str]] = {
     "flows": flows.SAMPLES, "dns": dns.SAMPLES, "audit_ee": audit.SAMPLES_EE, "audit_kube": audit.SAMPLES_KUBE,
     "bgp": bgp.SAMPLES, "events": events.SAMPLES, "l7": l7.SAMPLES, "waf": waf.SAMPLES,
+    "policy_activity": policy_activity.SAMPLES, "runtime": runtime.SAMPLES,
     "snapshots": compliance.SAMPLES_SNAPSHOTS, "compliance_reports": compliance.SAMPLES_REPORTS,
     "benchmark_results": compliance.SAMPLES_BENCHMARKS,
     "threatfeeds_ipset": threatfeeds.SAMPLES_IPSET, "threatfeeds_domainnameset": threatfeeds.SAMPLES_DOMAINNAMESET,

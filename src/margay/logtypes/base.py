@@ -200,6 +200,7 @@ class LogType:
     epoch_timestamp: bool = False  # documents carry `@timestamp` (the time field in epoch ms), as Calico's flows
     aggregation: str | None = None  # the key of its LogCollector aggregation levels (aggregate/ingest.py)
     envelope: str | None = None  # Linseed wraps each document as {"id": ..., <envelope>: {...}} on the wire
+    range_field: str | None = None  # the field a Linseed time_range without `field` bounds, when not time_field
 
     @property
     def scopable(self) -> bool:
@@ -233,7 +234,14 @@ class LogType:
             col = quote_ident(f.name)
             if f.kind is Kind.STRUCT:
                 for c in f.children:
-                    if c.kind in (Kind.STRUCT, Kind.STRUCT_LIST, Kind.JSON):
+                    if c.kind is Kind.STRUCT:  # an object in an object (runtime reports' process_start.hashes)
+                        for g in c.children:
+                            if g.kind not in (Kind.STRUCT, Kind.STRUCT_LIST, Kind.JSON):
+                                name = f"{f.name}.{c.name}.{g.name}"
+                                keys[name] = QueryKey(name, g.kind, f"{col}.{quote_ident(c.name)}.{quote_ident(g.name)}",
+                                                      name)
+                        continue
+                    if c.kind in (Kind.STRUCT_LIST, Kind.JSON):
                         continue
                     keys[f"{f.name}.{c.name}"] = QueryKey(f"{f.name}.{c.name}", c.kind,
                                                           f"{col}.{quote_ident(c.name)}", f"{f.name}.{c.name}")

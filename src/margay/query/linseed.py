@@ -2,7 +2,8 @@
 compile any selector (no engine-specific code). Field by field from Linseed's request structs
 (`linseed/pkg/apis/v1`): FlowLogParams (`ip_matches`, `policy_matches` and its enforced/pending/transit
 forms), AuditLogParams (`kinds`, `verbs`, `response_codes`, `authors`, `stages`, `levels`, `object_refs`),
-DNSLogParams (`domain_matches`) and EventParams (`id`). Within one parameter the values are ORed, the
+DNSLogParams (`domain_matches`), EventParams (`id`) and PolicyActivityParams (`policy`, `rules`,
+`last_evaluated`). Within one parameter the values are ORed, the
 parameters (and the body's `selector`) are ANDed, as Linseed's query builders do.
 """
 
@@ -36,6 +37,7 @@ PARAMS: dict[str, frozenset[str]] = {
     "audit": frozenset({*_AUDIT_LISTS, "object_refs", "ExcludeDryRuns", "exclude_dry_runs"}),
     "dns": frozenset({"domain_matches"}),
     "events": frozenset({"id"}),
+    "policy_activity": frozenset({"policy", "rules", "last_evaluated"}),
 }
 ALL_PARAMS = frozenset().union(*PARAMS.values())
 
@@ -193,6 +195,39 @@ def _domains(body: dict[str, Any]) -> list[Node]:
     return out
 
 
+_POLICY_INFO = ("kind", "namespace", "name")
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time: what Calico's client sends for "no bound"
+
+
+def _policy_activity(body: dict[str, Any]) -> list[Node]:
+    """PolicyActivityParams: `policy` {kind, namespace, name} (each non-empty part must equal), `rules` (any
+    of), `last_evaluated` (at or after; Go's zero time means none), as Linseed's policy backend filters."""
+    out: list[Node] = []
+    policy = body.get("policy")
+    if policy is not None:
+        if not isinstance(policy, dict):
+            raise QueryError("policy: expected an object {kind, namespace, name}")
+        unknown = sorted(set(policy) - set(_POLICY_INFO))
+        if unknown:
+            raise QueryError(f"policy: unknown field {unknown[0]!r}; expected kind, namespace, name")
+        for part in _POLICY_INFO:
+            value = policy.get(part)
+            if value in (None, ""):
+                continue
+            if not isinstance(value, str):
+                raise QueryError(f"policy.{part}: expected a string")
+            out.append(Compare(f"policy.{part}", "=", value))
+    rules: list[Value] = list(_strings(body.get("rules"), "rules"))
+    if rules:
+        out.append(_one_of("rule", rules))
+    since = body.get("last_evaluated")
+    if since not in (None, "", _GO_ZERO_TIME):
+        if not isinstance(since, str):
+            raise QueryError("last_evaluated: expected an RFC 3339 time")
+        out.append(Compare("last_evaluated", ">=", since))
+    return out
+
+
 def typed_filters(body: dict[str, Any], endpoint: str) -> Node | None:
     """The typed parameters of `body` for a Linseed endpoint (flows, audit, dns, events, ...) as one
     selector node, or None. A typed parameter of another endpoint is refused, naming it."""
@@ -213,6 +248,8 @@ def typed_filters(body: dict[str, Any], endpoint: str) -> Node | None:
             if not isinstance(ident, str):
                 raise QueryError("id: expected a string")
             nodes.append(Compare("id", "=", ident))
+    elif endpoint == "policy_activity":
+        nodes += _policy_activity(body)
     if not nodes:
         return None
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))

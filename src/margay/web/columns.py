@@ -14,6 +14,9 @@ DEFAULT_COLUMNS: dict[str, list[str]] = {
     "l7": ["end_time", "cluster", "src_namespace", "dest_service_name", "method", "url", "response_code", "count"],
     "waf": ["@timestamp", "cluster", "source.ip", "destination.namespace", "destination.name", "method", "path",
             "msg"],
+    "policy_activity": ["last_evaluated", "cluster", "policy.kind", "policy.namespace", "policy.name", "rule"],
+    "runtime": ["start_time", "cluster", "type", "pod.namespace", "pod.name", "file.path", "process_start.invocation",
+                "count"],
 }
 DEFAULT_COLUMNS["audit_ee"] = DEFAULT_COLUMNS["audit_kube"] = DEFAULT_COLUMNS["audit"]
 

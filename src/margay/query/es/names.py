@@ -22,7 +22,7 @@ _SUFFIX = re.compile(r"^(?P<cluster>.+?)\.(?:" + _DAY + r"|[a-z][a-z0-9_]*-" + _
 # Calico's single-index base names per margay log type (`calico_L7logs` is how the operator spells one).
 _SINGLE = {"flowlogs": ("flows",), "dnslogs": ("dns",), "auditlogs": ("audit_ee", "audit_kube"),
            "bgplogs": ("bgp",), "l7logs": ("l7",), "alerts": ("events",),
-           "waf": ("waf",)}
+           "waf": ("waf",), "policy": ("policy_activity",), "runtime": ("runtime",)}
 _SINGLE_NAME = re.compile(r"^calico_(?P<base>[a-z0-9]+?)(?:_[a-z0-9]+)?(?:\..*)?\*?$", re.IGNORECASE)
 
 

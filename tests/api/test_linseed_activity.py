@@ -1,0 +1,160 @@
+"""Linseed's policy activity (`linseed/pkg/apis/v1/policy.go`, handler/policy, backend/legacy/policy) and
+runtime reports (`apis/v1/runtime.go`, handler/runtime, backend/legacy/runtime), as Calico's Go client asks,
+on both engines over real HTTP. RBAC (`policyactivity`, `runtimereports`): tests/access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from margay.app import create_app
+from margay.config import Settings
+from margay.logtypes import SAMPLES
+from margay.testing.server import ServerThread
+
+NDJSON = {"content-type": "application/x-ndjson", "x-cluster-id": "east"}
+EAST = {"x-cluster-id": "east"}
+SERVER_KEYS = ("id", "cluster", "generated_time")
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, engine: dict[str, Any]) -> Iterator[str]:
+    with ServerThread(create_app(Settings(data_dir=tmp_path, **engine))) as s:
+        yield s.url
+
+
+def _ndjson(docs: list[dict[str, Any]]) -> bytes:
+    return b"\n".join(orjson.dumps(d) for d in docs)
+
+
+def _read(url: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(url + path, json=body, headers=EAST, timeout=60)
+
+
+def _items(url: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    r = _read(url, path, body)
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+def _as_sent(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in SERVER_KEYS}
+
+
+def _activity(kind: str, ns: str, name: str, rule: str, at: str) -> dict[str, Any]:
+    return {"policy": {"kind": kind, "namespace": ns, "name": name}, "rule": rule, "last_evaluated": at}
+
+
+ACTIVITY = [
+    _activity("NetworkPolicy", "shop", "default.web-ingress", "4|ingress|0", "2023-11-14T22:10:00.123456789Z"),
+    _activity("NetworkPolicy", "shop", "default.web-ingress", "4|egress|1", "2023-11-14T22:11:00Z"),
+    _activity("GlobalNetworkPolicy", "", "security.block-egress", "1|egress|2", "2023-11-14T22:12:00Z"),
+]
+# What Calico's Go client sends for PolicyActivityParams it leaves unset (no omitempty on policy/last_evaluated).
+GO_ZERO = {"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}, "max_page_size": 0,
+           "policy": {"kind": "", "namespace": "", "name": ""}, "last_evaluated": "0001-01-01T00:00:00Z",
+           "sort": None, "selector": ""}
+P = "/api/v1/policy_activity/logs"
+
+
+def test_policy_activity_bulk_and_the_params_driven_read(fresh: str) -> None:
+    bad = {**ACTIVITY[0], "last_evaluated": None}  # the time field is required
+    r = httpx.post(fresh + "/ingestion" + P + "/bulk", content=_ndjson([ACTIVITY[0], bad, *ACTIVITY[1:]]),
+                   headers=NDJSON, timeout=60)
+    assert r.status_code == 200, r.text  # Linseed's bulk: 200 with the per-line errors when any was stored
+    assert (r.json()["total"], r.json()["succeeded"], r.json()["failed"]) == (4, 3, 1)
+    assert r.json()["errors"][0]["line"] == 2 and r.json()["errors"][0]["field"] == "last_evaluated"
+
+    def rules(body: dict[str, Any]) -> list[str]:
+        return [d["rule"] for d in _items(fresh, P, {**GO_ZERO, **body})]
+
+    # Sorted by last_evaluated when no sort is given; values come back as sent, with the cluster and an id.
+    got = _items(fresh, P, GO_ZERO)
+    assert [_as_sent(d) for d in got] == ACTIVITY
+    assert {d["cluster"] for d in got} == {"east"} and all(d["id"] for d in got)
+    assert rules({"policy": {"kind": "NetworkPolicy", "namespace": "shop", "name": ""}}) == ["4|ingress|0",
+                                                                                                "4|egress|1"]
+    assert rules({"policy": {"kind": "", "namespace": "", "name": "security.block-egress"}}) == ["1|egress|2"]
+    assert rules({"rules": ["4|egress|1", "1|egress|2"]}) == ["4|egress|1", "1|egress|2"]
+    assert rules({"last_evaluated": "2023-11-14T22:11:00Z"}) == ["4|egress|1", "1|egress|2"]  # at or after
+    assert rules({"selector": 'policy.namespace = "shop" AND rule = "4|ingress|0"'}) == ["4|ingress|0"]
+    assert rules({"sort": [{"field": "last_evaluated", "descending": True}]}) == ["1|egress|2", "4|egress|1",
+                                                                                  "4|ingress|0"]
+    assert rules({"time_range": {"from": "2023-11-14T22:10:30Z", "to": "2023-11-14T22:11:30Z"}}) == ["4|egress|1"]
+    page = _read(fresh, P, {**GO_ZERO, "max_page_size": 2}).json()
+    assert len(page["items"]) == 2 and page["total_hits"] == 3
+    for body, needle in (({"policy": "x"}, "policy"), ({"policy": {"tier": "a"}}, "policy: unknown field 'tier'"),
+                         ({"policy": {"name": 3}}, "policy.name"), ({"rules": "4|egress|1"}, "rules"),
+                         ({"last_evaluated": "yesterday"}, "last_evaluated"),
+                         ({"ip_matches": [{"ips": ["10.0.0.1"]}]}, "ip_matches: not a parameter of the policy_activity"),
+                         ({"selector": "policy.tier = 1"}, "policy.tier")):
+        r = _read(fresh, P, {**GO_ZERO, **body})
+        assert r.status_code == 400 and needle in r.text and "Traceback" not in r.text, (body, r.text)
+    # Through /es/, by Calico's index name.
+    q = {"query": {"term": {"policy.kind": "NetworkPolicy"}}, "sort": [{"last_evaluated": "asc"}]}
+    r = httpx.post(fresh + "/es/tigera_secure_ee_policy_activity.east.*/_search", json=q, timeout=60)
+    assert r.status_code == 200, r.text
+    assert [h["_source"]["rule"] for h in r.json()["hits"]["hits"]] == ["4|ingress|0", "4|egress|1"]
+    # Calico's single-index name (a `cluster` field in each document) reads the same documents.
+    q = {"query": {"term": {"cluster": "east"}}}
+    r = httpx.post(fresh + "/es/calico_policy_activity/_search", json=q, timeout=60)
+    assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, r.text
+
+
+def _report(ns: str, kind: str, start: str, path: str) -> dict[str, Any]:
+    doc = orjson.loads(SAMPLES["runtime"][0])
+    doc["pod"] = {**doc["pod"], "namespace": ns}
+    return {**doc, "type": kind, "start_time": start, "file": {**doc["file"], "path": path}}
+
+
+REPORTS = [_report("shop", "ProcessStart", "2023-11-14T22:13:20.460223952Z", "/usr/bin/curl"),
+           _report("data", "FileAccess", "2023-11-14T21:00:00Z", "/etc/passwd")]
+R = "/api/v1/runtime/reports"
+
+
+def test_runtime_reports_bulk_and_list(fresh: str) -> None:
+    bad = {**REPORTS[0], "start_time": "not a time"}
+    r = httpx.post(fresh + R + "/bulk", content=_ndjson([*REPORTS, bad]), headers=NDJSON, timeout=60)
+    assert r.status_code == 200, r.text
+    assert (r.json()["total"], r.json()["succeeded"], r.json()["failed"]) == (3, 2, 1)
+    assert r.json()["errors"][0]["line"] == 3 and r.json()["errors"][0]["field"] == "start_time"
+    r = httpx.post(fresh + "/ingestion" + R + "/bulk", content=_ndjson(REPORTS[:1]), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 1, r.text
+
+    def paths(body: dict[str, Any]) -> list[str]:
+        return [d["file"]["path"] for d in _items(fresh, R, body)]
+
+    # Linseed's handler-test body; sorted by start_time; every value (nested objects too) as sent.
+    got = _items(fresh, R, {"time_range": {"from": "2021-04-19T14:25:30.169821857-07:00"}, "timeout": "60s",
+                            "max_page_size": 0})
+    assert [_as_sent(d) for d in got] == [REPORTS[1], REPORTS[0], REPORTS[0]]
+    assert {d["cluster"] for d in got} == {"east"} and len({d["id"] for d in got}) == 3
+    # A time range without `field` bounds generated_time (when margay stored the report), as Linseed's does:
+    # reports that started before `from` but arrived after it are listed; with field start_time they are not.
+    after_start = {"from": "2023-11-15T00:00:00Z"}
+    assert paths({"time_range": after_start}) == ["/etc/passwd", "/usr/bin/curl", "/usr/bin/curl"]
+    assert paths({"time_range": {**after_start, "field": "start_time"}}) == []
+    assert paths({"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}) == []
+    assert paths({"selector": 'pod.namespace = "data"'}) == ["/etc/passwd"]
+    assert paths({"selector": 'type = "ProcessStart" AND file_access.created = false'}) == ["/usr/bin/curl"] * 2
+    assert paths({"sort": [{"field": "start_time", "descending": True}], "max_page_size": 1}) == ["/usr/bin/curl"]
+    for body, needle in (({"selector": "pod.nosuch = 1"}, "pod.nosuch"), ({"max_page_size": -1}, "max_page_size"),
+                         ({"rules": ["x"]}, "rules: not a parameter of the runtime")):
+        r = _read(fresh, R, body)
+        assert r.status_code == 400 and needle in r.text and "Traceback" not in r.text, (body, r.text)
+    # The hashes object inside process_start, in a selector and through /es/.
+    sha0 = REPORTS[0]["process_start"]["hashes"]["md5"]
+    assert len(paths({"selector": f'process_start.hashes.md5 = "{sha0}"'})) == 3
+    sha = REPORTS[0]["process_start"]["hashes"]["sha256"]
+    q = {"query": {"term": {"process_start.hashes.sha256": sha}}}
+    r = httpx.post(fresh + "/es/tigera_secure_ee_runtime.east.*/_search", json=q, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["hits"]["total"]["value"] == 3
+    for index in ("calico_runtime_reports", "tigera_secure_ee_runtime.east.fluentd-20231114-000001"):
+        r = httpx.post(fresh + f"/es/{index}/_search", json={"query": {"term": {"cluster": "east"}}}, timeout=60)
+        assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, (index, r.text)
