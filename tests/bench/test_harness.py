@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,23 @@ def test_settle_waits_for_the_compactor_to_finish(tmp_path: Path) -> None:
         assert target.compaction()[:2] == (merges, rollups)  # and it stayed idle
     finally:
         target.stop()
+
+
+def test_tree_bytes_counts_files_and_skips_one_a_merge_removes_mid_walk(tmp_path: Path, monkeypatch: Any) -> None:
+    from margay.bench import data
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "one").write_bytes(b"x" * 10)
+    (tmp_path / "a" / "b" / "two").write_bytes(b"y" * 32)
+    (tmp_path / "a" / "b" / "gone").write_bytes(b"z" * 1000)
+    assert data.tree_bytes(tmp_path) == 1042
+    real = os.stat
+
+    def stat(path: Any, **kw: Any) -> os.stat_result:
+        if str(path).endswith("gone"):  # removed by the store between the folder's listing and its stat
+            raise FileNotFoundError(path)
+        return real(path, **kw)
+
+    monkeypatch.setattr(data.os, "stat", stat)
+    assert data.tree_bytes(tmp_path) == 42
+    assert data.tree_bytes(tmp_path / "missing") == 0

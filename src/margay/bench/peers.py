@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from ..rig.victorialogs import VictoriaLogs
-from .data import END, Batch, flow_batches, topology
+from .data import END, Batch, flow_batches, topology, tree_bytes
 from .harness import Bench, cpu_seconds, percentile
 from .targets import MargayTarget, post_parallel
 
@@ -245,7 +245,7 @@ class VictoriaLogsTarget:
             self.server.merge()
 
     def _disk(self) -> int:
-        return sum(p.stat().st_size for p in self.server.data_dir.rglob("*") if p.is_file())
+        return tree_bytes(self.server.data_dir)
 
     def bytes_per_flow(self) -> float:
         return self._disk() / max(self.count(), 1)

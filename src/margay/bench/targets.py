@@ -24,7 +24,7 @@ from ..retention.policy import SETTINGS
 from ..rig.children import ServerProcess
 from ..rig.opensearch import OpenSearchNode
 from ..store.mapping import template_for
-from .data import END, Batch
+from .data import END, Batch, tree_bytes
 from .harness import cpu_seconds, rss_mib
 
 Query = Callable[[httpx.Client], Any]
@@ -142,7 +142,7 @@ class MargayTarget:
     def disk_bytes(self, log_type: str | None = None) -> int:
         """Bytes of the store's files on disk (of one log type), as `du` counts them after settle()."""
         root = self.work / "data" / "store" / (log_type or "")
-        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+        return tree_bytes(root)
 
     def folders(self) -> tuple[int, int]:
         """(folders holding data files, data files) of the store on disk."""
