@@ -84,3 +84,19 @@ def test_tree_bytes_counts_files_and_skips_one_a_merge_removes_mid_walk(tmp_path
     monkeypatch.setattr(data.os, "stat", stat)
     assert data.tree_bytes(tmp_path) == 42
     assert data.tree_bytes(tmp_path / "missing") == 0
+
+
+def test_wait_idle_waits_out_a_busy_compactor_and_gives_up_at_its_timeout() -> None:
+    from margay.bench.settle import wait_idle
+
+    states = iter([(0, 0, 1), (1, 0, 1), (1, 1, 0)])  # merging, merging, then idle for good
+    seen: list[tuple[int, int, int]] = []
+
+    def state() -> tuple[int, int, int]:
+        seen.append(next(states, (1, 1, 0)))
+        return seen[-1]
+
+    assert wait_idle(state, cold_at=0, quiet=0.5, timeout=30)
+    assert seen[:3] == [(0, 0, 1), (1, 0, 1), (1, 1, 0)] and len(seen) >= 4  # idle only after an unchanged poll
+    assert not wait_idle(lambda: (0, 0, 1), cold_at=0, quiet=0.5, timeout=3)  # always busy
+    assert not wait_idle(lambda: (1, 1, 0, 5), cold_at=0, quiet=0.5, timeout=3, settled=lambda s: not s[3])

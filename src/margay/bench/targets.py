@@ -26,6 +26,7 @@ from ..rig.opensearch import OpenSearchNode
 from ..store.mapping import template_for
 from .data import END, Batch, tree_bytes
 from .harness import cpu_seconds, rss_mib
+from .settle import wait_idle
 
 Query = Callable[[httpx.Client], Any]
 
@@ -117,19 +118,9 @@ class MargayTarget:
         seconds: the wait starts only after that (plus one compactor pass) since the last write. Then it waits
         for the files those merges replaced to be deleted (`margay_store_retired_files` 0), so the size on disk
         read next is the settled store's, not one still holding merged files awaiting deletion."""
-        deadline = time.monotonic() + timeout
-        cold = self._last_write + self.COLD_AFTER + 10
-        while time.monotonic() < min(cold, deadline):
-            time.sleep(1)
-        last: tuple[float, ...] = ()
-        changed = time.monotonic()
-        while time.monotonic() < deadline:
-            state = self.compaction()
-            if state != last or state[2]:
-                last, changed = state, time.monotonic()
-            elif time.monotonic() - changed >= quiet and not state[3]:
-                return
-            time.sleep(2)
+        if wait_idle(self.compaction, cold_at=self._last_write + self.COLD_AFTER + 10, quiet=quiet, timeout=timeout,
+                     settled=lambda state: not state[3]):
+            return
         raise RuntimeError(f"margay's compactor was still busy after {timeout:.0f} s ({self.work / 'server.log'})")
 
     def compaction(self) -> tuple[float, ...]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..app import _backend
+from ..bench.settle import wait_idle
 from ..clock import FakeClock
 from ..config import Settings
 from ..logtypes import REGISTRY
@@ -92,20 +93,13 @@ def time_alerts(backend: Any, end: datetime, *, runs: int = 5) -> dict[str, Any]
 def settle(backend: Any, *, quiet: float = 10.0, timeout: float = 3600.0) -> None:
     """Wait until the compactor is idle, as a server's store is a minute after its last write: partitions are
     merged once cold (no write for `compact_cold_after` seconds) and merged files get their roll-ups."""
-    deadline = time.monotonic() + timeout
-    cold = time.monotonic() + float(getattr(backend, "compact_cold_after", 60.0)) + 10
-    while time.monotonic() < min(cold, deadline):
-        time.sleep(1)
-    last: tuple[Any, ...] = ()
-    changed = time.monotonic()
-    while time.monotonic() < deadline:
+    def state() -> tuple[float | None, ...]:
         st = backend.stats()
-        state = (st.get("merges"), st.get("rollups_built"), st.get("compacting"))
-        if state != last or state[-1]:
-            last, changed = state, time.monotonic()
-        elif time.monotonic() - changed >= quiet:
-            return
-        time.sleep(2)
+        return (st.get("merges"), st.get("rollups_built"), st.get("compacting"))
+
+    cold = time.monotonic() + float(getattr(backend, "compact_cold_after", 60.0)) + 10
+    if wait_idle(state, cold_at=cold, quiet=quiet, timeout=timeout):
+        return
     raise RuntimeError(f"the compactor was still busy after {timeout:.0f} s")
 
 
