@@ -15,7 +15,6 @@ from margay.ingest.parse import Converted
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.query.model import Query
 from margay.store.duckdb import DuckDBBackend
-from margay.store.duckdb import combiner as combiner_mod
 from margay.store.duckdb import engine as engine_mod
 from margay.store.duckdb.combiner import Pending
 
@@ -160,7 +159,7 @@ def test_a_batch_whose_renames_fail_after_its_journal_line_is_kept_once_and_its_
     key only after the renames (a retry stored again: the file renamed before the failure came back as a
     duplicate on start-up)."""
     store = DuckDBBackend(tmp_path, compact_interval=3600)
-    real = combiner_mod.apply_moves
+    real = engine_mod.apply_moves  # a group's files are placed by the engine too (engine._place)
 
     def full_disk(moves: list[list[str]]) -> None:
         real(moves[:1])
@@ -168,7 +167,7 @@ def test_a_batch_whose_renames_fail_after_its_journal_line_is_kept_once_and_its_
 
     two_days = b"\n".join([line(0), line(1, start_time=DAY2, end_time=DAY2 + 300)])
     work = [("c0", two_days, "k0"), ("c1", b"\n".join([line(100), line(101)]), "k1")]
-    monkeypatch.setattr(combiner_mod if grouped else engine_mod, "apply_moves", full_disk)
+    monkeypatch.setattr(engine_mod, "apply_moves", full_disk)
     if grouped:
         group = [pending(c, b, k) for c, b, k in work]
         store.combiner._run(group)

@@ -31,7 +31,6 @@ from ...ingest.group import Group, GroupRefused, convert_group
 from ...ingest.parse import Converted
 from ...logtypes import LogType
 from ..catalog import DataFile, PartKey
-from ..journal import apply_moves
 
 if TYPE_CHECKING:
     from .engine import DuckDBBackend
@@ -218,9 +217,7 @@ class Combiner:
                 # files forward on the next start), never stored a second time by going alone.
                 for bkey, response in keys:
                     b._keys[bkey] = (response, ts)
-                apply_moves(moves)
-                for key, f in added:
-                    b.catalog.add(key, [f])
+                b._place(entry, added, base)  # a failed rename: its files placed later (engine.py)
             except Exception as exc:
                 raise _Journaled from exc
             b.committed_batches += len(group)

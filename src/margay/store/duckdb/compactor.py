@@ -35,6 +35,7 @@ class Compactor(EngineState):
         Tiered merging bounds write amplification: a record is rewritten about log_F(target / batch)
         times (F = compact_min_files) while its index is hot, and once more when it goes cold.
         """
+        self.place_stranded()  # commits whose renames failed go into place first, once the disk allows
         # Cold indices (no write for a while, e.g. yesterday's) are merged across clusters into shared files
         # (layout.py); the tiers below keep the hot ones' file counts down meanwhile.
         merges, cold = self.share_cold(time.time())
@@ -180,6 +181,8 @@ class Compactor(EngineState):
                                           for k, (r, ts) in self._keys.items()]
             # Files retired while a read still holds them (merged, dropped) are deleted later: their journal
             # lines go with this rewrite, so the deletes are carried over, or a crash brings them back.
+            # So are the commits whose renames failed: their files wait in scratch for this line (engine._place).
+            keep += [entry for entry, _, _ in self._stranded]
             retired = self.catalog.retired()
             if retired:
                 keep.append({"op": "retire", "delete": retired, "ts": self.clock.now().timestamp()})

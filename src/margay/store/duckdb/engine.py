@@ -11,6 +11,7 @@ its folder and rewrites the shared files holding its rows without them, so reten
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import shutil
@@ -98,6 +99,9 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._commit_lock = threading.Lock()
         self._seq_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # reserved-but-uncommitted ranges: base -> count (see safe_seq)
+        # Commits whose renames failed after their journal line (_place): (journal entry, catalog entries, base).
+        self._stranded: list[tuple[dict[str, Any], list[tuple[PartKey, DataFile]], int]] = []
+        self._held: set[int] = set()  # their `_seq` ranges, kept in flight until placed
         # The highest `_seq` ever given, also of records since dropped (the journal keeps it): reused, a
         # forwarder's cursor would skip new records, and a record's `_seq` id would name a deleted event's.
         self._high = 0
@@ -158,7 +162,8 @@ class DuckDBBackend(Reader, Feed, Layout):
 
     def _release(self, base: int) -> None:
         with self._seq_lock:
-            self._inflight.pop(base, None)
+            if base not in self._held:  # a stranded commit's range stays until its files are placed
+                self._inflight.pop(base, None)
 
     def safe_seq(self) -> int:
         """The safe watermark: every record with `_seq` <= this is committed (or will never exist).
@@ -234,14 +239,53 @@ class DuckDBBackend(Reader, Feed, Layout):
             if bkey is not None:
                 self._keys[bkey] = (response, ts)
             try:
-                apply_moves(moves)
-                for key, f in added:
-                    self.catalog.add(key, [f])
+                self._place(entry, added, base)
             except BaseException:
                 conv.scratch = None
                 raise
             self.committed_batches += 1
         return response, False
+
+    def _place(self, entry: dict[str, Any], added: list[tuple[PartKey, DataFile]], base: int) -> None:
+        """Rename a journaled commit's files into place and list them (the commit lock held).
+
+        Should a rename fail (a full disk making a folder), the commit is stranded: its files wait in scratch,
+        its `_seq` range stays in flight (forwarders wait below it instead of moving their cursors past records
+        a restart would bring back), its journal line survives rewrites (_trim_keys), and each compaction round
+        tries again (place_stranded)."""
+        try:
+            apply_moves(entry["moves"])
+        except BaseException:
+            with self._seq_lock:
+                self._held.add(base)
+            self._stranded.append((entry, added, base))
+            for folder in {Path(src).parent for src, _ in entry["moves"]}:
+                with contextlib.suppress(OSError):  # its retry is answered as stored: its names must last too
+                    fsync_dir(folder)
+            raise
+        for key, f in added:
+            self.catalog.add(key, [f])
+
+    def place_stranded(self) -> int:
+        """Place the files of commits whose renames failed, once they can be; returns how many commits."""
+        with self._commit_lock:
+            left = []
+            for entry, added, base in self._stranded:
+                try:
+                    apply_moves(entry["moves"])
+                except OSError:
+                    left.append((entry, added, base))
+                    continue
+                for key, f in added:
+                    self.catalog.add(key, [f])
+                with self._seq_lock:
+                    self._held.discard(base)
+                    self._inflight.pop(base, None)
+            placed = len(self._stranded) - len(left)
+            self._stranded = left
+        if placed:
+            log.warning("placed the files of %d commit(s) whose renames had failed", placed)
+        return placed
 
     def head_seq(self) -> int:
         """The highest `_seq` reserved so far (a forwarder that starts at `latest` begins here)."""

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from ...clock import Clock
-from ..catalog import Catalog
+from ..catalog import Catalog, DataFile, PartKey
 from ..journal import Journal
 from ..sql import SearchCompiler
 from .dismissals import Dismissals
@@ -36,6 +36,7 @@ class EngineState:
     deleted: Dismissals
     _keys: dict[str, tuple[dict[str, Any], float]]  # idempotency keys -> (response, stored at)
     _commit_lock: threading.Lock
+    _stranded: list[tuple[dict[str, Any], list[tuple[PartKey, DataFile]], int]]  # commits whose renames failed (engine.py _place)
     _counts: dict[tuple[str, bytes], int]
     _counts_lock: threading.Lock
     _schemas: dict[Path, int | None]
@@ -50,6 +51,9 @@ class EngineState:
         raise NotImplementedError
 
     def head_seq(self) -> int:
+        raise NotImplementedError
+
+    def place_stranded(self) -> int:  # engine.py
         raise NotImplementedError
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
