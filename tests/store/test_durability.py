@@ -4,6 +4,8 @@ shared folders, and a merge or drop whose renames fail after its journal line.""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,12 @@ import pytest
 
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.query.model import Query
+from margay.store.backend import Partition
 from margay.store.duckdb import DuckDBBackend
 from margay.store.duckdb import combiner as combiner_mod
+from margay.store.duckdb import compactor as compactor_mod
 from margay.store.duckdb import engine as engine_mod
+from margay.store.duckdb import layout as layout_mod
 from margay.store.duckdb.combiner import Pending
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -139,4 +144,48 @@ def test_a_journal_rewrite_keeps_a_failed_commits_renames(
     assert stored(again, "a") == [0, 1, 100, 101, 102]
     assert ingest(again, "a", batch(100, 2), key="k1") == ({"succeeded": 3}, True)
     assert stored(again, "a") == [0, 1, 100, 101, 102] and on_disk_is_listed(again)
+    again.close()
+
+
+@pytest.mark.parametrize("step", ["tier", "share", "rollup"])
+def test_a_merge_whose_inputs_a_drop_takes_meanwhile_gives_up_quietly_and_the_next_round_merges(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, step: str) -> None:
+    """Suspicion 3: retention drops an index while a merge reads its files. The merge read files the drop had
+    deleted: a tier merge failed the whole compaction round (roll-ups and other partitions too) with a logged
+    traceback, a cold merge logged one; no record was lost or revived. Now a merge holds its inputs on disk
+    while it writes, and gives up at its commit (an input is no longer listed) without an error."""
+    cold = step == "share"
+    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_min_files=2, compact_cold_after=0 if cold else 1e9)
+    n = 1000 if step == "rollup" else 10  # a roll-up is built for a file of 1000 x compact_min_files rows or more
+    for c in ("a", "b"):
+        for i in range(2):
+            ingest(store, c, batch(i * n + (10_000 if c == "b" else 0), n), key=f"{c}{i}")
+    b = list(range(10_000, 10_000 + 2 * n))
+    if step == "rollup":
+        assert store.compact() == 2 and not store.build_rollups(1)  # one 2000-row file each, with its roll-up
+        for fs in store.catalog.parts.values():  # as if written before roll-ups existed
+            fs[0].rollup.unlink()  # type: ignore[union-attr]
+            fs[0] = replace(fs[0], rollup=None)
+    target = layout_mod.Layout if cold else compactor_mod.Compactor
+    name = {"share": "_write_shared", "tier": "_merge_files", "rollup": "_write_rollup"}[step]
+    real = getattr(target, name)
+    calls: list[Any] = []
+
+    def racing(self: DuckDBBackend, *args: Any) -> Any:
+        if not calls:  # retention drops `a`'s day as the first merge starts reading
+            calls.append(store.drop(Partition("flows", "a", DAY)))
+        return real(self, *args)
+
+    monkeypatch.setattr(target, name, racing)
+    with caplog.at_level(logging.WARNING):
+        store.compact()
+    assert calls == [2 * n] and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    monkeypatch.undo()
+    assert stored(store, "a") == [] and stored(store, "b") == b
+    store.compact()  # the next round merges what is left
+    assert [len(fs) for fs in store.catalog.parts.values()] == [1]
+    assert stored(store, "b") == b and all(f.rollup for fs in store.catalog.parts.values() for f in fs)
+    store.close()
+    again = DuckDBBackend(tmp_path, compact_interval=3600)
+    assert stored(again, "a") == [] and stored(again, "b") == b and on_disk_is_listed(again)
     again.close()

@@ -70,7 +70,9 @@ class Compactor(EngineState):
             if self._stop.is_set():
                 break
             tmp = self.scratch / f"rollup-{f.seq_lo}-{f.seq_hi}-{f.rows}.parquet"
-            with self._working():
+            with self._working(), self.catalog.snapshot() as view:  # a drop meanwhile: its file stays to be read
+                if f not in view.get(key, []):
+                    continue
                 written = self._write_rollup(REGISTRY[key[0]], f.path, tmp)
             if not written:
                 continue
@@ -118,7 +120,11 @@ class Compactor(EngineState):
             self._busy -= 1
 
     def _merge(self, key: PartKey, group: list[DataFile]) -> bool:
-        with self._working():
+        # A snapshot keeps the inputs on disk while they are read: a drop meanwhile (retention) deleted them
+        # under the COPY, which failed the whole round; now the merge gives up at its commit (inputs unlisted).
+        with self._working(), self.catalog.snapshot() as view:
+            if not all(f in view.get(key, []) for f in group):
+                return False
             merged = self._merge_files(key, group)
         self.merges += int(merged)
         return merged

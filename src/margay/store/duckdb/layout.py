@@ -108,14 +108,17 @@ class Layout(Compactor):
         lt = REGISTRY.get(t)
         if lt is None:
             return False
-        with self._working():
+        old: dict[PartKey, list[DataFile]] = {}
+        for key, f in group:
+            old.setdefault(key, []).append(f)
+        # A snapshot keeps the inputs on disk while they are read (a drop meanwhile deleted them under the COPY).
+        with self._working(), self.catalog.snapshot() as view:
+            if not all(f in view.get(k, []) for k, fs in old.items() for f in fs):
+                return False
             written = self._write_shared(lt, day, group)
         if written is None:
             return False
         new, moves, deletes = written
-        old: dict[PartKey, list[DataFile]] = {}
-        for key, f in group:
-            old.setdefault(key, []).append(f)
         with self._commit_lock:
             if new.path.exists() or not self._present(old):
                 for src, _ in moves:
