@@ -16,6 +16,7 @@ import pytest
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.query.model import Query
 from margay.store.backend import Partition
+from margay.store.catalog import SHARED
 from margay.store.duckdb import DuckDBBackend
 from margay.store.duckdb import combiner as combiner_mod
 from margay.store.duckdb import compactor as compactor_mod
@@ -147,6 +148,10 @@ def test_a_journal_rewrite_keeps_a_failed_commits_renames(
     again.close()
 
 
+def _shared(store: DuckDBBackend) -> list[Any]:
+    return [f for (_, c, _), fs in store.catalog.parts.items() if c == SHARED for f in fs]
+
+
 @pytest.mark.parametrize("step", ["tier", "share", "rollup"])
 def test_a_merge_whose_inputs_a_drop_takes_meanwhile_gives_up_quietly_and_the_next_round_merges(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, step: str) -> None:
@@ -188,4 +193,25 @@ def test_a_merge_whose_inputs_a_drop_takes_meanwhile_gives_up_quietly_and_the_ne
     store.close()
     again = DuckDBBackend(tmp_path, compact_interval=3600)
     assert stored(again, "a") == [] and stored(again, "b") == b and on_disk_is_listed(again)
+    again.close()
+
+
+def test_a_shared_day_emptied_by_drops_leaves_no_folder(tmp_path: Path) -> None:
+    """Suspicion 4, a small real leak: dropping the last cluster of a shared day left `<type>/_shared/<day>/`
+    empty, one folder per type and day for good (never listed as an index, nor counted in stats, but walked by
+    every start-up's scan). It is swept like an index folder; a start-up sweeps those a crash left."""
+    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=0)
+    for c in ("a", "b"):
+        ingest(store, c, batch(0, 5), key=c)
+    assert store.compact() == 1 and len(_shared(store)) == 1
+    store.sweep_folders()
+    for c in ("a", "b"):
+        store.drop(Partition("flows", c, DAY))
+    assert store.partitions() == [] and store.stats()["folders"] == 0
+    assert not (tmp_path / "store" / "flows" / SHARED).exists()
+    store.close()
+    (tmp_path / "store" / "flows" / SHARED / DAY).mkdir(parents=True)  # as a crash before the sweep leaves it
+    again = DuckDBBackend(tmp_path, compact_interval=3600)
+    again.sweep_folders()
+    assert not (tmp_path / "store" / "flows").exists() or not any((tmp_path / "store" / "flows").iterdir())
     again.close()

@@ -123,7 +123,9 @@ class DuckDBBackend(Reader, Feed, Layout):
         self.rollups_built = 0
         self._busy = 0
         self._drop_lock = threading.Lock()  # one drop at a time rewrites shared files (layout.py)
-        self._emptied: set[Path] = set()  # index folders a merge across clusters emptied (sweep_folders)
+        # Index folders a merge across clusters or a drop emptied (sweep_folders); at start-up, those a crash left.
+        self._emptied: set[Path] = {p for p in self.root.glob("*/*/*") if (p.parent.parent.name, p.parent.name,
+                                                                            p.name) not in self.catalog.parts}
         self._serial = itertools.count(time.time_ns() // 1000)  # shared files' name suffixes (layout.py)
         self._stop = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),

@@ -198,6 +198,8 @@ class Layout(Compactor):
                                          "ts": self.clock.now().timestamp()})
                     apply_moves(moves)
                     self.catalog.swap({key: [f]}, {key: [new]} if new is not None else {})
+                    if key not in self.catalog.parts:  # its last cluster gone: the folder goes too
+                        self._emptied.add(self.catalog.part_dir(key))
                 removed += f.rows_of(cluster)
         raise RuntimeError(f"could not drop {cluster}'s {day} of {t}: its shared files kept changing")
 
