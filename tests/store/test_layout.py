@@ -17,7 +17,7 @@ from margay.query.selector import parse_selector
 from margay.store.backend import Partition
 from margay.store.catalog import SHARED
 from margay.store.duckdb import DuckDBBackend
-from margay.store.duckdb import layout as layout_mod
+from margay.store.duckdb import compactor as compactor_mod
 from margay.store.duckdb.combiner import Pending
 from margay.store.duckdb.layout import layout_sort
 
@@ -157,7 +157,7 @@ def test_a_crash_at_any_point_of_a_merge_or_a_drop_loses_and_duplicates_nothing(
     if point == "before-journal":  # the new file is in scratch, fsync'd; the journal line never written
         monkeypatch.setattr(store.journal, "append", die)
     elif point == "after-journal":  # committed, nothing renamed yet
-        monkeypatch.setattr(layout_mod, "apply_moves", die)
+        monkeypatch.setattr(compactor_mod, "apply_moves", die)  # Compactor._settle renames for the layout too
     else:  # renamed into place, the catalog not updated, the replaced files not deleted
         monkeypatch.setattr(store.catalog, "swap", die)
     with pytest.raises(Crash):

@@ -160,9 +160,28 @@ class Compactor(EngineState):
                                  "delete": [str(f.path) for f in group]
                                  + ([str(rollup.sidecar(f.path, lt)) for f in group] if lt and lt.rollup else []),
                                  "ts": self.clock.now().timestamp()})
-            apply_moves(moves)
+            if not self._settle(moves):
+                return False
+            final_r = final_r if final_r is not None and final_r.exists() else None
             self.catalog.replace(key, group, DataFile(final, lo, hi, rows, final.stat().st_size, final_r))
         return True
+
+    def _settle(self, moves: list[list[str]]) -> bool:
+        """Rename a journaled merge's files into place (the commit lock held); True if its data file is there.
+
+        Should a rename fail after the journal line, a data file in place keeps the change (a roll-up left out
+        is built later); otherwise the change is voided: its scratch files go, so that replay moves nothing, and
+        replay deletes a change's inputs only once its data file is in place (engine._recover). Left as it was,
+        the catalog stayed on the inputs while replay would make the change: a data file already renamed came
+        back beside the next merge of the same rows (every record twice)."""
+        try:
+            apply_moves(moves)
+            return True
+        except OSError:
+            log.exception("renaming a merge into place failed")
+            for src, _ in moves:
+                Path(src).unlink(missing_ok=True)
+            return Path(moves[0][1]).exists()
 
     def _compact_loop(self, interval: float) -> None:
         try:

@@ -139,8 +139,12 @@ class DuckDBBackend(Reader, Feed, Layout):
         cutoff = self.clock.now().timestamp() - self.key_ttl.total_seconds()
         kept: list[dict[str, Any]] = []
         for entry in self.journal.entries():
-            apply_moves(entry.get("moves", []))
-            apply_deletes(entry.get("delete", []))
+            moves = entry.get("moves", [])
+            apply_moves(moves)
+            # A change's replaced files go only once its new file is in place: a merge whose renames failed after
+            # its line was voided (compactor._settle), and its inputs stayed in use.
+            if not moves or Path(moves[0][1]).exists():
+                apply_deletes(entry.get("delete", []))
             self._high = max(self._high, journal_seq(entry))
             if entry.get("op") != "commit" or entry.get("ts", 0) < cutoff:
                 continue

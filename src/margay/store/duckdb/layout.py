@@ -18,6 +18,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ...durable import fsync_path
@@ -25,7 +26,6 @@ from ...ingest.parse import sql_path
 from ...logtypes import REGISTRY, LogType, quote_ident
 from .. import rollup
 from ..catalog import SHARED, DataFile, PartKey
-from ..journal import apply_moves
 from .compactor import Compactor, _mtime
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,10 @@ class Layout(Compactor):
                     Path(src).unlink(missing_ok=True)
                 return False
             self.journal.append({"op": "share", "moves": moves, "delete": deletes, "ts": self.clock.now().timestamp()})
-            apply_moves(moves)
+            if not self._settle(moves):
+                return False
+            if new.rollup is not None and not new.rollup.exists():
+                new = replace(new, rollup=None)
             self.catalog.swap(old, {(t, SHARED, day): [new]})
             self._emptied.update(self.catalog.part_dir(k) for k in old if k[1] != SHARED)
         self.merges += 1
@@ -196,7 +199,11 @@ class Layout(Compactor):
                     deletes = [str(p) for p in (f.path, f.rollup) if p is not None]
                     self.journal.append({"op": "unshare", "moves": moves, "delete": deletes,
                                          "ts": self.clock.now().timestamp()})
-                    apply_moves(moves)
+                    if moves and not self._settle(moves):
+                        raise OSError(f"could not drop {cluster}'s {day} of {t}: its rewritten shared file "
+                                      "could not be renamed into place")
+                    if new is not None and new.rollup is not None and not new.rollup.exists():
+                        new = replace(new, rollup=None)
                     self.catalog.swap({key: [f]}, {key: [new]} if new is not None else {})
                     if key not in self.catalog.parts:  # its last cluster gone: the folder goes too
                         self._emptied.add(self.catalog.part_dir(key))
