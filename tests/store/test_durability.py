@@ -121,7 +121,7 @@ def test_forwarders_never_move_past_a_commit_whose_renames_failed(
     more, pos = forward(store, pos)
     assert sorted(more) == ([100, 101, 102, 200, 201] if not grouped else [100, 101, 102, 200, 201, 500, 501])
     assert stored(store, "a") == [0, 1, 100, 101, 102, 200, 201] and store.safe_seq() == store.head_seq()
-    assert on_disk_is_listed(store)
+    assert on_disk_is_listed(store) and not any(store.scratch.iterdir())  # its scratch folder went with it
     crash(store)
     again = DuckDBBackend(tmp_path, compact_interval=3600)
     assert forward(again, pos)[0] == [] and stored(again, "a") == [0, 1, 100, 101, 102, 200, 201]
@@ -281,3 +281,4 @@ def test_a_merge_or_drop_whose_renames_fail_after_its_journal_line_stays_consist
     again.drop(Partition("flows", "a", DAY))  # and the store goes on
     assert stored(again, "a") == [] and stored(again, "b") == held["b"]
     again.close()
+

@@ -284,6 +284,10 @@ class DuckDBBackend(Reader, Feed, Layout):
                     continue
                 for key, f in added:
                     self.catalog.add(key, [f])
+                for src, _ in entry["moves"]:  # the batch's scratch folder (its body too), kept for this
+                    rel = Path(src).relative_to(self.scratch).parts
+                    if len(rel) > 1:
+                        shutil.rmtree(self.scratch / rel[0], ignore_errors=True)
                 with self._seq_lock:
                     self._held.discard(base)
                     self._inflight.pop(base, None)
