@@ -116,11 +116,13 @@ def test_forwarders_never_move_past_a_commit_whose_renames_failed(
     assert ingest(store, "a", batch(200, 2), key="k2") == ({"succeeded": 2}, False)
     sent, pos = forward(store, 0)
     assert sent == [0, 1]  # held before the failed commit's range, not past it
+    assert store.stats()["stranded_commits"] == 1
     assert ingest(store, "a", body=batch(100, 2), key="k1")[1] is True  # its retry: answered, not stored again
     store.compact()  # the disk has room again: the stranded files are placed first
     more, pos = forward(store, pos)
     assert sorted(more) == ([100, 101, 102, 200, 201] if not grouped else [100, 101, 102, 200, 201, 500, 501])
     assert stored(store, "a") == [0, 1, 100, 101, 102, 200, 201] and store.safe_seq() == store.head_seq()
+    assert store.stats()["stranded_commits"] == 0
     assert on_disk_is_listed(store) and not any(store.scratch.iterdir())  # its scratch folder went with it
     crash(store)
     again = DuckDBBackend(tmp_path, compact_interval=3600)

@@ -380,6 +380,7 @@ class DuckDBBackend(Reader, Feed, Layout):
                 "files": len(files), "partitions": indices, "records": sum(f.rows for f in files),
                 "folders": len({f.path.parent for f in files}), "retired_files": self.catalog.pending(),
                 "committed_batches": self.committed_batches, "journal_bytes": self.journal.size(),
+                "stranded_commits": len(self._stranded),  # journaled, their renames failed: placed later
                 "merges": self.merges, "rollups_built": self.rollups_built, "compacting": self.compacting}
 
     # -- maintenance -------------------------------------------------------------------------------------
