@@ -103,8 +103,7 @@ class KubeAuthorizer:
     def namespaces(self, user: Identity, cluster: str, rbac_name: str, *, verb: str = "get") -> frozenset[str]:
         if user.is_writer or self._namespaces is None:
             return frozenset()
-        answers = self.kube.access_many(user, verb, GROUP, [(cluster, rbac_name, ns) for ns in self._namespaces()])
-        return frozenset(ns for (_, _, ns), allowed in answers.items() if allowed)
+        return self.kube.namespaces_allowed(user, verb, GROUP, cluster, rbac_name, list(self._namespaces()))
 
     def prefetch(self, user: Identity, clusters: list[str], rbac_names: list[str], *, verb: str = "get") -> None:
         if not user.is_writer:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import secrets
 import ssl
 import tempfile
 import threading
@@ -19,9 +21,13 @@ import yaml
 from ..errors import BackendError, ConfigError
 from .cache import TTLCache
 from .identity import Identity, person
+from .rules import UNKNOWN, Rules, impersonation, parse
 from .tokens import digest
 
+log = logging.getLogger("margay.access")
+
 REVIEWERS = 16  # concurrent SubjectAccessReviews per margay server
+RULES_PAUSE = 60.0  # after the API server refused impersonation: seconds before margay tries rules reviews again
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -109,7 +115,9 @@ def in_cluster(sa_dir: Path = SA_DIR, environ: dict[str, str] | None = None) -> 
 
 
 class KubeClient:
-    """The two review calls margay makes, each answer cached briefly in a bounded cache."""
+    """The review calls margay makes (TokenReview, SubjectAccessReview and, impersonating the caller,
+    SelfSubjectRulesReview), each answer cached briefly in a bounded cache. Rules are cached per (caller,
+    namespace), at most maxsize // 4 of them; "" is the cluster-wide scope."""
 
     def __init__(self, conn: Connection, *, timeout: float = 5.0, ttl: float = 10.0, maxsize: int = 10_000,
                  audiences: list[str] | None = None, clock: Callable[[], float] | None = None,
@@ -119,10 +127,14 @@ class KubeClient:
         kw: dict[str, Any] = {"clock": clock} if clock else {}
         self.tokens: TTLCache[Identity | bool] = TTLCache(maxsize, ttl, **kw)
         self.decisions: TTLCache[bool] = TTLCache(maxsize, ttl, **kw)
+        self.rules: TTLCache[Rules] = TTLCache(max(maxsize // 4, 16), ttl, **kw)
+        self.clock = clock or self.rules.clock
         self.http = httpx.Client(base_url=conn.server, verify=conn.verify, cert=conn.cert, timeout=timeout,
                                  auth=conn.basic, transport=transport,
                                  limits=httpx.Limits(max_connections=REVIEWERS, max_keepalive_connections=REVIEWERS))
         self.reviews = 0  # SubjectAccessReviews sent (for metrics and tests)
+        self.rules_reviews = 0  # SelfSubjectRulesReviews sent
+        self._rules_paused_until = 0.0
         self._count = threading.Lock()
         self._pool = ThreadPoolExecutor(REVIEWERS, thread_name_prefix="margay-sar")
 
@@ -130,15 +142,19 @@ class KubeClient:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.http.close()
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {"accept": "application/json"}
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None,
+              extra: list[tuple[str, str]] | None = None) -> httpx.Response:
+        headers = [("accept", "application/json")]
         bearer = self.conn.bearer()
         if bearer:
-            headers["authorization"] = f"Bearer {bearer}"
+            headers.append(("authorization", f"Bearer {bearer}"))
         try:
-            r = self.http.post(path, json=body, headers=headers)
+            return self.http.request(method, path, json=body, headers=headers + (extra or []))
         except httpx.HTTPError as exc:
             raise BackendError(f"Kubernetes API server {self.conn.server} unreachable: {exc}") from None
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = self._send("POST", path, body)
         if r.status_code != 201 and r.status_code != 200:
             raise BackendError(f"Kubernetes API server answered {r.status_code} to {path}: {r.text[:300]}")
         try:
@@ -173,7 +189,10 @@ class KubeClient:
                namespace: str = "") -> bool | None:
         """The cached answer for one request, or None. A cached "yes" to a wider request answers it too:
         under Kubernetes RBAC, `resource: *` (any resource) or an empty name (every name) is only allowed by a
-        rule that covers every narrower request."""
+        rule that covers every narrower request. Cached rules of the caller answer it where they are exact."""
+        rules = self.rules.get((who, namespace))
+        if rules is not None and (decided := rules.decide(verb, group, resource, name)) is not None:
+            return decided
         wider = [(resource, name), ("*", name), (resource, ""), ("*", "")]
         for r, n in wider if resource != "*" or name else wider[-1:]:
             hit = self.decisions.get((who, verb, group, r, n, namespace))
@@ -222,6 +241,9 @@ class KubeClient:
             return
         if self.access(who, verb, group, "*", ""):
             return
+        rules = self.rules_for(who, "")
+        if rules.complete and rules.proven:
+            return  # the caller's cluster-wide rules answer every pair (cached with them)
         wide = self.access_many(who, verb, group, [("*", n, "") for n in names])
         names = [n for n in names if not wide[("*", n, "")]]
         if not names:
@@ -230,6 +252,67 @@ class KubeClient:
             whole = self.access_many(who, verb, group, [(r, "", "") for r in resources])
             resources = [r for r in resources if not whole[(r, "", "")]]
         self.access_many(who, verb, group, [(r, n, "") for r in resources for n in names])
+
+    def rules_for(self, who: Identity, namespace: str) -> Rules:
+        """The caller's rules in `namespace` ("": cluster-wide), cached; UNKNOWN when there is no exact way to
+        ask (see rules.py): then SubjectAccessReviews decide."""
+        hit = self.rules.get((who, namespace))
+        if hit is not None:
+            return hit
+        rules = self.review_rules(who, namespace)
+        self.rules.put((who, namespace), rules)
+        return rules
+
+    def review_rules(self, who: Identity, namespace: str) -> Rules:
+        """One uncached SelfSubjectRulesReview made as `who` (impersonated). The cluster-wide scope asks about
+        a namespace of a fresh random name and counts its allows only once that namespace is known not to
+        exist (so no RoleBinding can have added to them)."""
+        headers = impersonation(who)
+        if headers is None or self.clock() < self._rules_paused_until:
+            return UNKNOWN
+        probe = namespace or f"margay-rules-{secrets.token_hex(8)}"
+        with self._count:
+            self.rules_reviews += 1
+        r = self._send("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                       {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                        "spec": {"namespace": probe}}, headers)
+        if r.status_code == 403:  # margay may not impersonate (deploy/server.yaml does not grant it by default)
+            self._rules_paused_until = self.clock() + RULES_PAUSE
+            log.warning("the API server refused margay's SelfSubjectRulesReview as %s (%s): access is decided by "
+                        "SubjectAccessReviews alone for %.0f s (grant margay `impersonate` on users, groups and "
+                        "serviceaccounts for one rules review per caller: docs/access.md)",
+                        who.name, r.text[:200], RULES_PAUSE)
+            return UNKNOWN
+        if r.status_code not in (200, 201):
+            raise BackendError(f"Kubernetes API server answered {r.status_code} to a rules review: {r.text[:300]}")
+        try:
+            doc = r.json()
+        except ValueError:
+            raise BackendError("Kubernetes API server sent a non-JSON answer to a rules review") from None
+        proven = bool(namespace) or self._send("GET", f"/api/v1/namespaces/{probe}").status_code == 404
+        return parse(doc if isinstance(doc, dict) else {}, proven=proven)
+
+    def namespaces_allowed(self, who: Identity, verb: str, group: str, resource: str, name: str,
+                           namespaces: list[str]) -> frozenset[str]:
+        """The namespaces in which a namespaced SubjectAccessReview would allow the request: the caller's
+        rules in each namespace (one rules review per namespace, concurrently, then cached for every
+        cluster and name), and a review each where the rules are not exact. With more namespaces than a
+        quarter of the rules cache holds, reviews alone (the rules would evict each other)."""
+        scoped: dict[str, Rules | None] = dict.fromkeys(namespaces)
+        if len(namespaces) <= self.rules.maxsize // 4:
+            scoped = {ns: self.rules.get((who, ns)) for ns in namespaces}
+            missing = [ns for ns, rules in scoped.items() if rules is None]
+            if len(missing) == 1:
+                scoped[missing[0]] = self.rules_for(who, missing[0])
+            elif missing:
+                scoped.update(zip(missing, self._pool.map(lambda ns: self.rules_for(who, ns), missing), strict=True))
+        decided = {ns: rules.decide(verb, group, resource, name) if rules is not None else None
+                   for ns, rules in scoped.items()}
+        if undecided := [ns for ns, d in decided.items() if d is None]:
+            for (_, _, ns), allowed in self.access_many(who, verb, group, [(resource, name, ns) for ns in undecided]
+                                                        ).items():
+                decided[ns] = allowed
+        return frozenset(ns for ns, allowed in decided.items() if allowed)
 
     def review_access(self, who: Identity, verb: str, group: str, resource: str, name: str,
                       namespace: str = "") -> tuple[bool, str]:

@@ -27,6 +27,19 @@ SIZES = {"quick": (150_000, 24, [10, 100]), "full": (3_000_000, 24 * 7, [10, 100
 MULTI = {"x-cluster-id": "_MULTI_"}
 
 
+def by_type(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """A day's batches at a time, reordered so each log type's come together (the simulator yields DNS and audit
+    cluster by cluster, type after type): the dealing then sends one batch per cluster, type and day, not one per
+    simulated cluster. Holds one day of the batches given (DNS and audit: ~25 MB)."""
+    day: list[Batch] = []
+    for b in batches:
+        if day and b.day != day[0].day:
+            yield from sorted(day, key=lambda x: x.log_type)  # stable: each type's batches keep their order
+            day = []
+        day.append(b)
+    yield from sorted(day, key=lambda x: x.log_type)
+
+
 def fleet_batches(batches: Iterator[Batch], clusters: int, held_max: int = 200_000) -> Iterator[Batch]:
     """The same records dealt out to `clusters` clusters: each (type, day)'s lines, one after another, to the
     next cluster; each cluster's lines go out in batches of at most BATCH records, when the type's day ends
@@ -151,12 +164,25 @@ def fleet(bench: Bench) -> dict[str, Any]:
         target.start()
         try:
             sent = cpu = 0.0
-            source = fleet_batches(chain(flow_batches(topo, records), other_batches(topo, hours)), n)
+            batches = 0
+            t0 = time.perf_counter()
+            source = fleet_batches(chain(flow_batches(topo, records), by_type(other_batches(topo, hours))), n)
             while part := list(islice(source, 256)):
                 cpu0 = target.cpu()
                 sent += target.ingest(part, 4)[0]
                 cpu += target.cpu() - cpu0
+                batches += len(part)
+            ingest_wall = time.perf_counter() - t0
+            bench.log(f"  fleet {n} clusters: {int(sent):,} records in {batches:,} batches, {ingest_wall:.0f} s wall, "
+                      f"{cpu:.0f} server CPU-s; settling")
+            t0, cpu0 = time.perf_counter(), target.cpu()
             target.settle()
+            out[f"fleet_batches_{n}"] = batches
+            out[f"fleet_ingest_wall_s_{n}"] = round(ingest_wall, 1)
+            out[f"fleet_settle_wall_s_{n}"] = round(time.perf_counter() - t0, 1)
+            out[f"fleet_settle_cpu_s_{n}"] = round(target.cpu() - cpu0, 1)
+            bench.log(f"  fleet {n} clusters: settled in {out[f'fleet_settle_wall_s_{n}']} s wall, "
+                      f"{out[f'fleet_settle_cpu_s_{n}']} server CPU-s")
             stored = sum(target.count(t) for t in ("flows", "dns", "audit_kube"))
             assert stored == sent, f"margay holds {stored:,} of {sent:,} records over {n} clusters"
             folders, files = target.folders()
@@ -178,6 +204,8 @@ def fleet(bench: Bench) -> dict[str, Any]:
                     out[f"fleet_cpu_ms_{name}_{n}"] = round((target.cpu() - cpu0) * 1000 / runs, 1)
                     out[f"fleet_p50_ms_{name}_{n}"] = round(percentile(walls, 0.5), 1)
                     out[f"fleet_p95_ms_{name}_{n}"] = round(percentile(walls, 0.95), 1)
+                    bench.log(f"  fleet {n} clusters: {name} p50 {out[f'fleet_p50_ms_{name}_{n}']} ms, "
+                              f"{out[f'fleet_cpu_ms_{name}_{n}']} CPU-ms")
                     if name == "indices":
                         out[f"fleet_indices_bytes_{n}"] = answer
                     if name == "overview":

@@ -8,6 +8,7 @@
 - aggregate, agent, forward, ui: the side paths' own measurements.
 - hostile: a batch built for the per-line slow path against a good one of the same size (bench/hostile.py).
 - peers: margay beside ClickHouse (chDB) and VictoriaLogs on the same flows, two data variants (bench/peers.py).
+- fleet, rbac: one store for 10 and 1,000 clusters, and RBAC over 1,000 clusters (bench/fleet.py, bench/rbac.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .data import END, Batch, flow_batches, flow_start, other_batches, topology
 from .fleet import fleet
 from .harness import Bench, peak_rss_mib, percentile
 from .profile import profiled
+from .rbac import rbac
 from .targets import MargayTarget, OpenSearchTarget
 
 # Both systems. OpenSearch loads 12-23k flow records/s here (bulk-load settings), so 10 M and 50 M take ~1 h 45 min: `large`.
@@ -437,4 +439,4 @@ def reports(bench: Bench) -> dict[str, Any]:
 
 SCENARIOS = {"ingest": ingest, "query": query, "scale": scale, "mixed": mixed, "aggregate": aggregate,
              "agent": agent, "forward": forward, "hostile": hostile, "detect": detect, "reports": reports,
-             "peers": peers, "fleet": fleet}
+             "peers": peers, "fleet": fleet, "rbac": rbac}
