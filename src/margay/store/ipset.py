@@ -176,7 +176,8 @@ def doc_fields(lt: LogType, names: Iterable[str] | None) -> tuple[str, ...] | No
         return None
     own = {"id", "cluster", "generated_time"} | ({"@timestamp"} if lt.epoch_timestamp else set())
     out = tuple(dict.fromkeys(names))
-    unknown = [n for n in out if n not in lt.field_map and n not in own]
+    declared = lt.field_map  # built per access
+    unknown = [n for n in out if n not in declared and n not in own]
     if unknown:
         raise QueryError(f"returning: {', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not "
                          f"a field of {lt.name} documents")
