@@ -155,3 +155,27 @@ def test_ipv6_cidrs_are_matched_outside_the_engine_and_an_empty_set_keeps_the_cu
     assert sorted((e["source_ip"], e["record"]["suspicious_prefix"] or "") for e in got) == [
         ("10.0.0.3", ""), ("2001:db8::7", "2001:db8::/32")]
     det.close()
+
+
+def test_events_from_the_narrow_documents_equal_those_from_whole_flows(store, clock):
+    """The matcher asks the engine for EVENT_FIELDS of each hit only: every event (id and every field) is the
+    one flow_event makes from the whole flow document."""
+    from margay.detect.feeds import FeedStatus
+    from margay.detect.matching import IP_FIELDS, _ip_matcher, flow_event, search_feed
+    from margay.detect.resources import ThreatFeed
+
+    t0 = int(clock.now().timestamp()) - 600
+    records = [flow(0, "10.0.0.1", "185.220.101.4", t0), flow(1, "203.0.113.77", "10.0.0.2", t0, "dst", "deny"),
+               flow(2, "10.0.0.3", "8.8.8.8", t0), flow(3, "203.0.113.9", "185.220.101.4", t0, "dst")]
+    records[3].update(source_port=None, dest_name="evil-1", source_name="web-1-abc", host=None)
+    put(store, FLOWS, records, clock.now())
+    entries = ("185.220.101.4", "203.0.113.0/24")
+    status = FeedStatus(entries=entries)
+    got = search_feed(store, ThreatFeed("ips", url=None), status)
+    whole = store.records_with_ips(FLOWS, 0, IP_FIELDS, entries, 100, upto=got.upto)
+    ipm = _ip_matcher(entries)
+    expected = []
+    for d in whole:
+        src, dst = ipm.match(d["source_ip"]), ipm.match(d["dest_ip"])
+        expected.append(flow_event("ips", d, dst or src, dst is None))  # as the matcher attributes a hit
+    assert len(expected) == 3 and got.events == {"c1": expected}

@@ -845,6 +845,27 @@ def test_records_with_ips_takes_a_big_set(store: Any) -> None:
     assert [(h["start_time"] - T0) // 60 for h in hits] == sorted([4, *range(1, 60, 2)])
 
 
+def test_records_with_ips_returns_the_fields_asked_for_as_the_whole_document_has_them(store: Any) -> None:
+    """`returning` narrows each hit to those fields (declared ones, nulls included, and the document's own id,
+    cluster, generated_time, @timestamp), each valued exactly as in the whole document; unknown names are
+    refused, named."""
+    from margay.errors import QueryError
+
+    ingest(store, FLOWS, ndjson(DATA))
+    upto, fields, ips = store.head_seq(), ("source_ip", "dest_ip"), ["10.0.1.0/24", "10.0.0.4"]
+    whole = store.records_with_ips(FLOWS, 0, fields, ips, 1000, upto=upto)
+    asked = ("id", "cluster", "start_time", "dest_port", "source_name", "source_ip", "dest_domains", "action",
+             "@timestamp", "generated_time", "proto")
+    narrow = store.records_with_ips(FLOWS, 0, fields, ips, 1000, upto=upto, returning=asked)
+    assert len(whole) == 31 and any(d["dest_port"] is None for d in whole)  # 30 odd i and i = 4; some nulls
+    assert narrow == [{**{k: d[k] for k in asked}, "_seq": d["_seq"], "_time": d["_time"]} for d in whole]
+    assert all(set(d) == {*asked, "_seq", "_time"} for d in narrow)
+    with pytest.raises(QueryError, match="'bogus'"):
+        store.records_with_ips(FLOWS, 0, fields, ips, 10, upto=upto, returning=("action", "bogus"))
+    with pytest.raises(QueryError, match="returning"):
+        store.records_with_ips(FLOWS, 0, fields, ips, 10, upto=upto, returning=())
+
+
 def test_a_page_of_the_largest_size(loaded: Any) -> None:
     """max_page_size 10,000 (the result window of OpenSearch) pages like any other size."""
     res = loaded.search(Query(FLOWS, ["c1"], size=10_000, now=NOW))

@@ -389,7 +389,7 @@ def detect(bench: Bench) -> dict[str, Any]:
     """The detector on the embedded store: a 100,000-entry IP feed matched while ingesting 100,000 flows, and
     GlobalAlerts with aggregateBy over the last 24 h (quick: of those flows; full: of 10 M flows in
     24 h, or `--sizes`' largest count)."""
-    from ..detect.bench import alert_bench
+    from ..detect.bench import alert_bench, day_of_flows
     from ..detect.bench import bench as detect_bench
 
     end = END
@@ -398,18 +398,22 @@ def detect(bench: Bench) -> dict[str, Any]:
                        alerts=bench.quick)
     if not bench.quick:
         flows = bench.sizes[-1] if bench.sizes else 10_000_000
-        # a topology that makes `flows` level-0 records in 24 h (~510 records per namespace and 5 minutes)
+        # a topology that makes `flows` level-0 records in 24 h (~510 records per namespace and 5 minutes),
+        # one hour rendered and repeated in bulk, stored in 50,000-record batches
         topo = topology(max(1, -(-flows // (288 * 505))))
-        out |= alert_bench(flow_batches(topo, flows, end=end), end, work_dir=bench.work_dir, log=bench.log)
+        out |= alert_bench(day_of_flows(topo, flows, end=end), end, work_dir=bench.work_dir, log=bench.log)
     out["notes"] = ("detect_alert_<name>_24h_*: GlobalAlerts over the last 24 h of detect_alert_flows flows (quick: "
                     "detect_records), p50/p95 wall of 5 and mean CPU (the process, engine threads included): "
                     "ns_pair_sum = action = allow, aggregateBy source_namespace, dest_namespace, sum bytes_out; "
                     "ns_port_count = aggregateBy source_namespace, dest_port, count. detect_ingest_*: the flows "
                     "ingested through Backend.ingest alone, then with a thread matching a 100,000-entry IP feed (10 % "
                     "CIDRs) against the new records every 0.5 s (CPU loss: the whole process; moves with the "
-                    "machine's load, which stretches ingest and so adds searches). detect_seq_<10k|all>_*: the same "
-                    "sequentially, matching's CPU measured apart from ingest's, a search after every 10,000 records "
-                    "or one over all of them (the detector searches once a minute).")
+                    "machine's load, which stretches ingest and so adds searches; 120 times the detector's cadence). "
+                    "detect_seq_<minute|10k>_*: the same sequentially, matching's CPU measured apart from ingest's, "
+                    "at the detector's cadence (a search a minute: detect_minute_records at this run's ingest rate, "
+                    "all of them when more than the run's records: detect_seq_minute_window_records) and after "
+                    "every 10,000 records. Full mode: the alerts' flows are one simulated hour repeated to 24 h "
+                    "(bulk, times rewritten), stored through Backend.ingest in 50,000-record batches.")
     return out
 
 

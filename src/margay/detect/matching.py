@@ -165,6 +165,11 @@ class Hits:
 
 
 IP_FIELDS = ("source_ip", "dest_ip")
+# What flow_event reads of a flow (Calico's suspicious-IP event: the flow's endpoints, ports, protocol, action,
+# reporter and id; margay adds host and cluster): the engines render these of each hit, not the whole flow.
+EVENT_FIELDS = ("id", "cluster", "start_time", "host", "action", "reporter", "proto",
+                "source_ip", "source_port", "source_namespace", "source_name", "source_name_aggr",
+                "dest_ip", "dest_port", "dest_namespace", "dest_name", "dest_name_aggr")
 
 
 def _ip_matcher(entries: tuple[str, ...]) -> IPMatcher:
@@ -196,7 +201,7 @@ def _ip_hits(backend: Backend, feed: ThreatFeed, entries: tuple[str, ...], after
     found = 0
     pos = after
     while pos < upto:
-        page = backend.records_with_ips(FLOWS, pos, IP_FIELDS, entries, limit, upto=upto)
+        page = backend.records_with_ips(FLOWS, pos, IP_FIELDS, entries, limit, upto=upto, returning=EVENT_FIELDS)
         if not page:
             break
         found += len(page)

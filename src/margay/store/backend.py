@@ -209,12 +209,14 @@ class Backend(Protocol):
         ...
 
     def records_with_ips(self, lt: LogType, after_seq: int, fields: Sequence[str], ips: Sequence[str], limit: int,
-                         *, upto: int | None = None) -> list[dict[str, Any]]:
+                         *, upto: int | None = None, returning: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Like records_after, but only the documents whose value in one of `fields` (IP keys of `lt`) is in
         `ips` (addresses and CIDRs, IPv4 or IPv6; a bad member is a QueryError). The engine matches the whole
         set (the new records' distinct IPs looked up in the set's sorted numbers on the embedded store, `terms` on
         OpenSearch): only the hits come back, so a big threat feed costs one pass over the new records' IP
-        columns, not a document per record."""
+        columns, not a document per record. `returning`: only these fields of each document (declared fields,
+        id, cluster, generated_time, @timestamp; anything else is a QueryError), as the whole document has
+        them - what a matcher's event needs, without rendering the rest."""
         ...
 
     # -- partitions --------------------------------------------------------------------------------------

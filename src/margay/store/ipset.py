@@ -167,3 +167,20 @@ def ip_keys(lt: LogType, fields: Iterable[str]) -> list[QueryKey]:
     if not out:
         raise QueryError("name at least one IP key to match")
     return out
+
+
+def doc_fields(lt: LogType, names: Iterable[str] | None) -> tuple[str, ...] | None:
+    """The document fields a matcher asked for (records_with_ips' `returning`), each a declared field of the
+    log type or one of the document's own (id, cluster, generated_time, @timestamp); None: the whole document."""
+    if names is None:
+        return None
+    own = {"id", "cluster", "generated_time"} | ({"@timestamp"} if lt.epoch_timestamp else set())
+    out = tuple(dict.fromkeys(names))
+    declared = lt.field_map  # built per access
+    unknown = [n for n in out if n not in declared and n not in own]
+    if unknown:
+        raise QueryError(f"returning: {', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not "
+                         f"a field of {lt.name} documents")
+    if not out:
+        raise QueryError("returning: name at least one field, or leave it out for whole documents")
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,14 +28,15 @@ def time_sql(expr: str, kind: Kind) -> str:
     return f"strftime({expr}, {_TS_FORMAT})" if kind is Kind.TIMESTAMP else expr
 
 
-def field_parts(lt: LogType) -> list[str]:
-    """`name := value` of each declared field but `id` for struct_pack: the stored column as margay renders
-    it, or the value as sent where it was kept (`_sent_<field>`, see logtypes.base.sent_fields)."""
+def field_parts(lt: LogType, only: Collection[str] | None = None) -> list[str]:
+    """`name := value` of each declared field but `id` (of those in `only`, if given) for struct_pack: the
+    stored column as margay renders it, or the value as sent where it was kept (`_sent_<field>`, see
+    logtypes.base.sent_fields)."""
     sent = set(sent_fields(lt))
     parts = []
     for f in lt.fields:
         col = quote_ident(f.name)
-        if f.name == "id":
+        if f.name == "id" or (only is not None and f.name not in only):
             continue
         value = time_sql(col, f.kind)
         if f.name in sent:
@@ -54,15 +55,18 @@ def with_extra(doc: str) -> str:
             f"ELSE substr(d, 1, length(d) - 1) || ',' || substr(CAST({extra} AS VARCHAR), 2) END)[1]")
 
 
-def doc_expr(lt: LogType) -> str:
-    """SQL that renders one stored row as the JSON document clients see (to_json of a struct)."""
-    parts = field_parts(lt)
+def doc_expr(lt: LogType, only: Collection[str] | None = None) -> str:
+    """SQL that renders one stored row as the JSON document clients see (to_json of a struct); with `only`,
+    just those of its fields (validated names: see store.ipset.doc_fields), undeclared keys left out."""
+    parts = field_parts(lt, only)
     ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
-    parts.append(f'"id" := {ident}')
-    parts.append(f'"cluster" := "cluster", "generated_time" := {time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}')
+    own = {"id": ident, "cluster": '"cluster"',
+           "generated_time": time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}
     if lt.epoch_timestamp:
-        parts.append(f'"@timestamp" := {quote_ident(lt.time_field)} * 1000')
-    return with_extra("to_json(struct_pack(" + ", ".join(parts) + "))")
+        own["@timestamp"] = f"{quote_ident(lt.time_field)} * 1000"
+    parts += [f"{quote_ident(name)} := {value}" for name, value in own.items() if only is None or name in only]
+    doc = "to_json(struct_pack(" + ", ".join(parts) + "))"
+    return with_extra(doc) if only is None else doc
 
 
 def empty_relation(lt: LogType) -> str:

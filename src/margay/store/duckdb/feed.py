@@ -19,7 +19,8 @@ from ...logtypes import Kind, LogType, quote_ident
 from ...logtypes.base import sent_columns
 from ...query.selector import And, Node
 from ..catalog import DataFile, PartKey
-from ..ipset import ip_keys, lookup, parse_ipset
+from ..ipset import doc_fields, ip_keys, lookup, parse_ipset
+from ..sql import doc_expr
 from .dismissals import not_deleted
 from .files import _file_fact, _keeps_sent
 from .reader import _query_error
@@ -79,12 +80,14 @@ class Feed(EngineState):
         return f"(SELECT * FROM {rel} UNION ALL BY NAME SELECT {nulls} WHERE false)"  # noqa: S608 - registry names
 
     def records_with_ips(self, lt: LogType, after_seq: int, fields: Sequence[str], ips: Sequence[str], limit: int,
-                         *, upto: int | None = None) -> list[dict[str, Any]]:
+                         *, upto: int | None = None, returning: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """The new records' distinct IP values are read once and looked up in the set's sorted number arrays
         (kept with the parsed set, so a run re-hashes nothing of it): exact members and IPv4 CIDRs by number
         (an exact hit also by its canonical text), the few non-IPv4 values against the set's text and IPv6
-        CIDRs. Only when something matched are the hits' `_seq`, then their documents, read."""
+        CIDRs. Only when something matched are the hits' `_seq`, then their documents, read (with `returning`,
+        only those columns: Parquet decodes what the narrower document names, not the type's every column)."""
         keys = ip_keys(lt, fields)
+        only = doc_fields(lt, returning)
         ipset = parse_ipset(ips)
         upto = self.safe_seq() if upto is None else upto
         if upto <= after_seq or limit <= 0 or not ipset.entries:
@@ -114,7 +117,7 @@ class Feed(EngineState):
                 files = [path for path, lo, hi in spans  # only the files holding a hit are read whole
                          if (i := bisect.bisect_left(page, lo)) < len(page) and page[i] <= hi]
                 rows = cur.execute(
-                    f"SELECT _seq, {_time_expr(lt)}, {self.compiler.doc(lt)} FROM "  # noqa: S608
+                    f"SELECT _seq, {_time_expr(lt)}, {self._doc(lt, only)} FROM "  # noqa: S608
                     f"{self._feed_relation(lt, files)} AS t WHERE _seq >= ? AND _seq <= ? AND list_contains(?, _seq) "
                     "ORDER BY _seq", [files, page[0], page[-1], page]).fetchall()
             except duckdb.Error as exc:
@@ -122,6 +125,9 @@ class Feed(EngineState):
             finally:
                 cur.close()
         return _records(rows)
+
+    def _doc(self, lt: LogType, only: tuple[str, ...] | None) -> str:
+        return self.compiler.doc(lt) if only is None else _narrow_doc(lt, only)
 
     def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
         """(records with `_seq` > after_seq, epoch seconds the oldest of them was stored) - a forwarder's lag."""
@@ -140,6 +146,19 @@ class Feed(EngineState):
             finally:
                 cur.close()
         return int(n), (float(oldest) if oldest is not None else None)
+
+
+_NARROW: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _narrow_doc(lt: LogType, only: tuple[str, ...]) -> str:
+    """A document of just these (validated) fields, built once per log type and field list."""
+    key = (lt.name, only)
+    if key not in _NARROW:
+        if len(_NARROW) >= 64:
+            _NARROW.clear()
+        _NARROW[key] = doc_expr(lt, only)
+    return _NARROW[key]
 
 
 def _ips_sql(cols: list[str]) -> str:

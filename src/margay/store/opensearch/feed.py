@@ -10,7 +10,7 @@ from typing import Any
 
 from ...logtypes import LogType
 from ...query.selector import Node
-from ..ipset import ip_keys, parse_ipset
+from ..ipset import doc_fields, ip_keys, parse_ipset
 from ..mapping import ID_FIELD, SEQ_FIELD
 from .client import _SEQ_SHIFT, FEED_GRACE_MS, Client
 
@@ -47,27 +47,33 @@ class Feed(Client):
             return []
         return self._records(lt, self._feed_query(lt, after_seq, upto, where), limit)
 
-    def _records(self, lt: LogType, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` documents the query matches, in `_seq` order, each with `_seq` and `_time`."""
+    def _records(self, lt: LogType, query: dict[str, Any], limit: int,
+                 only: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` documents the query matches, in `_seq` order, each with `_seq` and `_time`; with
+        `only`, just those fields of each (source filtering: the rest never leaves the node)."""
         self.ensure_ready()
+        body: dict[str, Any] = {"query": query, "size": limit, "sort": [{SEQ_FIELD: "asc"}], "track_total_hits": False}
+        if only is not None:
+            body["_source"] = {"includes": [*only, SEQ_FIELD, lt.time_field]}
         result = self.request("POST", f"/{self.prefix}{lt.index_prefix}.*/_search",
-                              params={"ignore_unavailable": "true", "allow_no_indices": "true"},
-                              body={"query": query, "size": limit, "sort": [{SEQ_FIELD: "asc"}],
-                                    "track_total_hits": False})
+                              params={"ignore_unavailable": "true", "allow_no_indices": "true"}, body=body)
         out = []
         for h in result["hits"]["hits"]:
             doc = h["_source"]
             seq = doc.pop(SEQ_FIELD)
             doc.pop(ID_FIELD, None)
             doc["_seq"], doc["_time"] = seq, _epoch_of(doc.get(lt.time_field))
+            if only is not None and lt.time_field not in only:
+                doc.pop(lt.time_field, None)
             out.append(doc)
         return out
 
     def records_with_ips(self, lt: LogType, after_seq: int, fields: Sequence[str], ips: Sequence[str], limit: int,
-                         *, upto: int | None = None) -> list[dict[str, Any]]:
+                         *, upto: int | None = None, returning: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """`terms` queries on the `ip`-mapped fields (they take CIDRs, IPv4 and IPv6), the set chunked below
-        `index.max_terms_count`; only the hits come back."""
+        `index.max_terms_count`; only the hits come back (with `returning`, only those fields of them)."""
         keys = ip_keys(lt, fields)
+        only = doc_fields(lt, returning)
         ipset = parse_ipset(ips)
         upto = self.safe_seq() if upto is None else upto
         if upto <= after_seq or limit <= 0 or not ipset.entries:
@@ -77,7 +83,7 @@ class Feed(Client):
                   for k in keys for i in range(0, len(members), TERMS_CHUNK)]
         query = {"bool": {"filter": [{"range": {SEQ_FIELD: {"gt": after_seq, "lte": upto}}},
                                      {"bool": {"should": should, "minimum_should_match": 1}}]}}
-        return self._records(lt, query, limit)
+        return self._records(lt, query, limit, only)
 
     def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]:
         self.ensure_ready()
