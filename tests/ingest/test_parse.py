@@ -181,3 +181,23 @@ def test_reader_messages_carry_no_server_paths(converter: Converter, tmp_path: P
     exc = duckdb.InvalidInputException(f'Invalid Input Error: JSON transform error in file "{tmp_path}/x/in.ndjson", '
                                        'in line 1: Object {"a":1} has duplicate key "a"')
     assert str(tmp_path) not in _reader_message(exc) and "duplicate key" in _reader_message(exc)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 1000, 2 * 1024 * 1024 - 1, 2 * 1024 * 1024 + 7])
+def test_line_length_bound_is_exact_wherever_the_line_sits(converter: Converter, offset: int) -> None:
+    """The size bound finds an oversized line by windows without splitting the body: a line of exactly the
+    limit passes, one byte more is refused, wherever it starts among short lines."""
+    from margay.ingest.parse import MAX_DOCUMENT_BYTES
+
+    good = SAMPLES["flows"][0].encode()
+    head = good[:-1] + b',"padding":"'
+    lead = (good + b"\n") * (offset // (len(good) + 1))
+    fits = head + b"x" * (MAX_DOCUMENT_BYTES - len(head) - 2) + b'"}'
+    over = head + b"x" * (MAX_DOCUMENT_BYTES - len(head) - 1) + b'"}'
+    assert len(fits) == MAX_DOCUMENT_BYTES and len(over) == MAX_DOCUMENT_BYTES + 1
+    n_lead = lead.count(b"\n")
+    for line, refused in ((fits, False), (over, True)):
+        body = lead + line + b"\n" + good
+        conv = converter.convert(REGISTRY["flows"], body, cluster="c", now=NOW, seq_base=0)
+        assert [e.line for e in conv.errors] == ([n_lead + 1] if refused else [])
+        assert conv.succeeded == n_lead + 1 + (0 if refused else 1)

@@ -208,16 +208,20 @@ class Converter:
             self._plans[lt.name] = plan_for(lt)
         return self._plans[lt.name]
 
-    def convert(self, lt: LogType, body: bytes, *, cluster: str, now: datetime, seq_base: int) -> Converted:
-        """All good records of `body` as Parquet; `_seq` of the n-th record is seq_base + n."""
+    def convert(self, lt: LogType, body: bytes, *, cluster: str, now: datetime, seq_base: int,
+                newlines: int | None = None) -> Converted:
+        """All good records of `body` as Parquet; `_seq` of the n-th record is seq_base + n. `newlines`, when
+        the caller has counted them, spares counting them again (~0.8 ms a 10,000-record batch)."""
         scratch = self.scratch_dir / uuid.uuid4().hex
         scratch.mkdir()
         result = Converted(lt, 0, scratch=scratch)
-        body = _prescreen(lt, body, result)
-        if not body.strip():
+        screened = _prescreen(lt, body, result)
+        if screened is not body:
+            body, newlines = screened, None
+        if not body or body.isspace():  # stops at the first other byte; strip() would copy the whole body
             return result
         try:
-            self._copy(lt, body, scratch, cluster, now, seq_base, result, numbers=None)
+            self._copy(lt, body, scratch, cluster, now, seq_base, result, numbers=None, newlines=newlines)
         except duckdb.Error as exc:
             _raise_if_disk_full(exc)
             shutil.rmtree(scratch / "out", ignore_errors=True)
@@ -226,7 +230,7 @@ class Converter:
         return result
 
     def _copy(self, lt: LogType, body: bytes, scratch: Path, cluster: str, now: datetime, seq_base: int,
-              result: Converted, numbers: list[int] | None) -> None:
+              result: Converted, numbers: list[int] | None, newlines: int | None = None) -> None:
         """One pass: parse, convert, check and write Parquet; split by day and validity only when needed."""
         plan = self.plan(lt)
         src = scratch / "in.ndjson"
@@ -234,7 +238,7 @@ class Converter:
         whole = scratch / "batch.parquet"
         cur = self._cursor()
         try:
-            small = body.count(b"\n") < SMALL_BATCH
+            small = (body.count(b"\n") if newlines is None else newlines) < SMALL_BATCH
             select, read = plan.select, _READ
             if not small:
                 # Undeclared keys are rare: one batch-wide look (a hash anti-join over the records' keys) spares
@@ -322,7 +326,7 @@ def _prescreen(lt: LogType, body: bytes, result: Converted) -> bytes:
     """
     bad: dict[int, LineError] = {}
     lines: list[bytes] | None = None
-    if len(body) > MAX_DOCUMENT_BYTES:
+    if len(body) > MAX_DOCUMENT_BYTES and _may_hold_long_line(body):
         lines = body.split(b"\n")
         for number, line in enumerate(lines, start=1):
             if len(line) > MAX_DOCUMENT_BYTES:
@@ -346,6 +350,14 @@ def _prescreen(lt: LogType, body: bytes, result: Converted) -> bytes:
         result.total += 1
         result.errors.append(err)
     return b"\n".join(lines)
+
+
+def _may_hold_long_line(body: bytes) -> bool:
+    """Whether a line of `body` may be longer than MAX_DOCUMENT_BYTES: a line that long covers a whole aligned
+    window of half that size, so every window holding a newline rules it out (a few memchr calls instead of
+    splitting a 15 MB batch into its lines: ~1.6 us a record)."""
+    window = MAX_DOCUMENT_BYTES // 2
+    return any(body.find(b"\n", start, start + window) < 0 for start in range(0, len(body) - window + 1, window))
 
 
 def _deep_field(line: bytes, lt: LogType) -> str | None:

@@ -205,7 +205,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         """Convert and commit one batch on its own."""
         base = self._reserve(lines)
         try:
-            conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base)
+            conv = self.converter.convert(lt, body, cluster=cluster, now=now, seq_base=base, newlines=lines - 1)
             try:
                 response = respond(conv)
                 if not conv.files and bkey is None:
