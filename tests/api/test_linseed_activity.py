@@ -4,6 +4,7 @@ on both engines over real HTTP. RBAC (`policyactivity`, `runtimereports`): tests
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,53 @@ def test_policy_activity_bulk_and_the_params_driven_read(fresh: str) -> None:
     assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, r.text
 
 
+def _linseed_id(cluster: str, doc: dict[str, Any]) -> str:
+    """Linseed's genDeterministicID: sha256 of cluster|tenant|kind|namespace|name|rule (no tenant here)."""
+    p = doc["policy"]
+    return hashlib.sha256(f"{cluster}||{p['kind']}|{p['namespace']}|{p['name']}|{doc['rule']}".encode()).hexdigest()
+
+
+def test_policy_activity_keeps_one_document_per_rule_the_newest(fresh: str) -> None:
+    """Linseed's policy backend upserts: one document per (cluster, policy, rule), replaced only by a strictly
+    newer last_evaluated, across days (a newer report lands in a later daily index) and within a batch."""
+    a, b = ACTIVITY[0], ACTIVITY[2]
+
+    def post(docs: list[dict[str, Any]]) -> None:
+        r = httpx.post(fresh + P + "/bulk", content=_ndjson(docs), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["succeeded"] == len(docs) and not r.json()["failed"], r.text
+
+    def read(body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = _read(fresh, P, {**GO_ZERO, "time_range": {"from": "2023-11-01T00:00:00Z", "to": "2023-12-01T00:00:00Z"},
+                             **(body or {})})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    post([a, b])
+    # The next day: a newer report of `a` (twice in one batch, the newest wins) and an older one of `b`.
+    a2 = {**a, "last_evaluated": "2023-11-15T09:00:00.5Z"}
+    post([{**a, "last_evaluated": "2023-11-15T08:00:00Z"}, a2, {**b, "last_evaluated": "2023-11-14T20:00:00Z"}])
+    got = read()
+    assert got["total_hits"] == 2, got
+    assert [_as_sent(d) for d in got["items"]] == [b, a2]
+    # Each document's id is Linseed's deterministic id.
+    assert {d["id"] for d in got["items"]} == {_linseed_id("east", a), _linseed_id("east", b)}
+    # The superseded report of `a` answers no read: not within its own day, not in a count or an aggregation.
+    day1 = {"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}
+    assert [d["rule"] for d in read(day1)["items"]] == [b["rule"]]
+    r = _read(fresh, P + "/aggregation", {**GO_ZERO, **day1, "aggregations": {"r": {"terms": {"field": "rule"}}}})
+    assert r.status_code == 200, r.text
+    assert [(x["key"], x["doc_count"]) for x in r.json()["r"]["buckets"]] == [(b["rule"], 1)]
+    r = httpx.post(fresh + "/es/tigera_secure_ee_policy_activity.east.*/_search",
+                   json={"query": {"term": {"rule": a["rule"]}}}, timeout=60)
+    assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 1, r.text
+    assert r.json()["hits"]["hits"][0]["_source"]["last_evaluated"] == a2["last_evaluated"]
+    # A report of the same time is not newer: the stored one (and when it was stored) stays.
+    before = {d["rule"]: d["generated_time"] for d in read()["items"]}
+    post([a2])
+    after = read()
+    assert after["total_hits"] == 2 and {d["rule"]: d["generated_time"] for d in after["items"]} == before
+
+
 def _report(ns: str, kind: str, start: str, path: str) -> dict[str, Any]:
     doc = orjson.loads(SAMPLES["runtime"][0])
     doc["pod"] = {**doc["pod"], "namespace": ns}
@@ -134,12 +182,16 @@ def test_runtime_reports_bulk_and_list(fresh: str) -> None:
                             "max_page_size": 0})
     assert [_as_sent(d) for d in got] == [REPORTS[1], REPORTS[0], REPORTS[0]]
     assert {d["cluster"] for d in got} == {"east"} and len({d["id"] for d in got}) == 3
-    # A time range without `field` bounds generated_time (when margay stored the report), as Linseed's does:
-    # reports that started before `from` but arrived after it are listed; with field start_time they are not.
+    # Linseed's runtime list bounds generated_time (when margay stored the report) by `from` alone, at or after
+    # it; `to` and `field` are ignored: reports that started before `from` but arrived after it are listed.
     after_start = {"from": "2023-11-15T00:00:00Z"}
-    assert paths({"time_range": after_start}) == ["/etc/passwd", "/usr/bin/curl", "/usr/bin/curl"]
-    assert paths({"time_range": {**after_start, "field": "start_time"}}) == []
-    assert paths({"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}) == []
+    every = ["/etc/passwd", "/usr/bin/curl", "/usr/bin/curl"]
+    assert paths({"time_range": after_start}) == every
+    assert paths({"time_range": {**after_start, "field": "start_time"}}) == every
+    assert paths({"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}) == every
+    assert paths({"time_range": {"from": "2099-01-01T00:00:00Z", "to": "2099-01-02T00:00:00Z"}}) == []
+    last = max(d["generated_time"] for d in got)  # the second batch's: `from` equal to it still lists it
+    assert paths({"time_range": {"from": last, "to": "2023-11-15T00:00:00Z"}}) == ["/usr/bin/curl"]
     assert paths({"selector": 'pod.namespace = "data"'}) == ["/etc/passwd"]
     assert paths({"selector": 'type = "ProcessStart" AND file_access.created = false'}) == ["/usr/bin/curl"] * 2
     assert paths({"sort": [{"field": "start_time", "descending": True}], "max_page_size": 1}) == ["/usr/bin/curl"]

@@ -65,7 +65,8 @@ def requested_clusters(request: Request, body: dict[str, Any], lt: LogType) -> l
 def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: list[LogType] | None = None,
                 default_last: Any = None) -> Query:
     m = request.app.state.margay
-    start, end, field = time_range(body, m.clock.now(), default_last=default_last)
+    # Linseed's runtime list bounds generated_time by `from` alone and ignores `to` and `field`.
+    start, end, field = time_range(body, m.clock.now(), default_last=default_last, from_only=lt.range_from_only)
     if field is None and (start, end) != (None, None):
         field = lt.range_field
     clusters = requested_clusters(request, body, lt)
