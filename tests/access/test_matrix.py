@@ -29,9 +29,9 @@ READS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("events", "/api/v1/events", "events", {}, ("events",)),
     ("l7", "/api/v1/l7/logs", "l7", {}, ("l7",)),
     ("waf", "/api/v1/waf/logs", "waf", {}, ("waf",)),
-    # Linseed's policy activity and runtime reports; no filter hints
-    ("policy_activity", "/api/v1/policy_activity/logs", "", {}, ("policy_activity",)),
-    ("runtime", "/api/v1/runtime/reports", "", {}, ("runtime",)),
+    # Linseed's policy activity and runtime reports (filter hints: the UI's explorer tabs)
+    ("policy_activity", "/api/v1/policy_activity/logs", "policy_activity", {}, ("policy_activity",)),
+    ("runtime", "/api/v1/runtime/reports", "runtime", {}, ("runtime",)),
     # Linseed's compliance reads (reports/ writes them); no filter hints
     ("snapshots", "/api/v1/compliance/snapshots", "", {}, ("snapshots",)),
     ("reports", "/api/v1/compliance/reports", "", {}, ("compliance_reports",)),
@@ -190,6 +190,7 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     covered |= {"/api/v1/flows/graph"}  # built on build_query like /flows; its RBAC tests: tests/web/test_api.py
     covered |= {"/api/v1/reports/{name}/run"}  # a report run; its RBAC tests (with the reads): test_reports.py
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
-                for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf")}
+                for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf",
+                          "policy_activity", "runtime")}
     assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"
     assert set(REGISTRY) == {t for *_, ts in READS for t in ts}

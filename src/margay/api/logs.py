@@ -249,7 +249,8 @@ def routes() -> list[Route]:
         out.append(Route("/api/v1" + path, search, methods=["POST"]))
         agg_path = "/api/v1" + path + "/aggregation"
         out.append(Route(agg_path, aggregation, methods=["POST"]))
-    for name in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf"):
+    for name in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf", "policy_activity",
+                 "runtime"):
         async def hints(request: Request, name: str = name) -> JSONResponse:
             return await field_values(request, name, request.path_params["field"])
 
