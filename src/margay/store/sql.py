@@ -66,8 +66,11 @@ def latest_key_sql(lt: LogType) -> str:
 def latest_relation(lt: LogType, rel: str) -> str:
     """`rel` with only the record that answers for each identity of a `latest_of` type: the newest by its time
     field, the first stored among equals (Linseed overwrites only with a strictly newer one)."""
+    keys = lt.query_keys()
+    # Partitioned by the identity's columns, not by its hash: hashing every row cost ~10x the read.
+    parts = ", ".join(['"cluster"'] + [f"coalesce(CAST({keys[k].sql} AS VARCHAR), '')" for k in lt.latest_of])
     order = f'{quote_ident(lt.time_field)} DESC NULLS LAST, "_seq"'
-    return (f"(SELECT * FROM {rel} QUALIFY row_number() OVER (PARTITION BY {latest_key_sql(lt)} "  # noqa: S608
+    return (f"(SELECT * FROM {rel} QUALIFY row_number() OVER (PARTITION BY {parts} "  # noqa: S608
             f"ORDER BY {order}) = 1)")
 
 
