@@ -35,6 +35,7 @@ from .api import (
 from .api.common import error_response, shape_error
 from .api.reports import routes as report_routes
 from .api.threatfeeds import routes as threatfeed_routes
+from .api.throttle import WriteThrottle
 from .clock import Clock, SystemClock
 from .config import Settings
 from .detect.service import DetectionService
@@ -69,6 +70,7 @@ class Margay(RequestAccess):
                                             interval=settings.retention_interval, metrics=self.metrics)
         self.disk = DiskGuard(settings.data_dir, settings.min_free_bytes, metrics=self.metrics)
         self.aggregation = IngestAggregation.from_file(settings.config)
+        self.throttle = WriteThrottle()  # Linseed's hourly write throttle of policy activity (api/throttle.py)
         # Forwarders (forward/): LogCollector additionalStores, each following the store in its own thread.
         self.forwarding = Forwarding.from_file(settings.config, self.backend, settings.data_dir, self.metrics)
         # Intrusion detection (detect/): threat feeds and GlobalAlerts that raise events through the store.

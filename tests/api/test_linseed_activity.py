@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from margay.app import create_app
+from margay.clock import FakeClock
 from margay.config import Settings
 from margay.logtypes import SAMPLES
 from margay.testing.server import ServerThread
@@ -113,25 +115,44 @@ def _linseed_id(cluster: str, doc: dict[str, Any]) -> str:
     return hashlib.sha256(f"{cluster}||{p['kind']}|{p['namespace']}|{p['name']}|{doc['rule']}".encode()).hexdigest()
 
 
-def test_policy_activity_keeps_one_document_per_rule_the_newest(fresh: str) -> None:
+@pytest.fixture
+def clocked(tmp_path: Path, engine: dict[str, Any]) -> Iterator[tuple[str, FakeClock]]:
+    clock = FakeClock(datetime(2023, 11, 16, tzinfo=UTC))
+    with ServerThread(create_app(Settings(data_dir=tmp_path, **engine), clock=clock)) as s:
+        yield s.url, clock
+
+
+def test_policy_activity_keeps_one_document_per_rule_the_newest(clocked: tuple[str, FakeClock]) -> None:
     """Linseed's policy backend upserts: one document per (cluster, policy, rule), replaced only by a strictly
-    newer last_evaluated, across days (a newer report lands in a later daily index) and within a batch."""
+    newer last_evaluated, across days (a newer report lands in a later daily index) and within a batch; and
+    it writes one identity at most once an hour (its in-memory throttle), counting the others as stored."""
+    url, clock = clocked
     a, b = ACTIVITY[0], ACTIVITY[2]
 
-    def post(docs: list[dict[str, Any]]) -> None:
-        r = httpx.post(fresh + P + "/bulk", content=_ndjson(docs), headers=NDJSON, timeout=60)
-        assert r.status_code == 200 and r.json()["succeeded"] == len(docs) and not r.json()["failed"], r.text
+    def post(docs: list[dict[str, Any]], status: int = 200) -> dict[str, Any]:
+        r = httpx.post(url + P + "/bulk", content=_ndjson(docs), headers=NDJSON, timeout=60)
+        assert r.status_code == status, r.text
+        return dict(r.json())
 
     def read(body: dict[str, Any] | None = None) -> dict[str, Any]:
-        r = _read(fresh, P, {**GO_ZERO, "time_range": {"from": "2023-11-01T00:00:00Z", "to": "2023-12-01T00:00:00Z"},
-                             **(body or {})})
+        r = _read(url, P, {**GO_ZERO, "time_range": {"from": "2023-11-01T00:00:00Z", "to": "2023-12-01T00:00:00Z"},
+                           **(body or {})})
         assert r.status_code == 200, r.text
         return dict(r.json())
 
-    post([a, b])
-    # The next day: a newer report of `a` (twice in one batch, the newest wins) and an older one of `b`.
+    def ok(answer: dict[str, Any], n: int) -> None:
+        assert (answer["total"], answer["succeeded"], answer["failed"]) == (n, n, 0), answer
+
+    ok(post([a, b]), 2)
+    # Within the hour a newer report of `a` is answered as stored and not written (Linseed's dedupWindow).
+    clock.advance(timedelta(minutes=59))
+    ok(post([{**a, "last_evaluated": "2023-11-15T07:00:00Z"}]), 1)
+    assert [_as_sent(d) for d in read()["items"]] == [a, b]
+    # An hour on, the next day: a newer report of `a` (twice in one batch, the newest wins) and an older one
+    # of `b`, which changes nothing.
+    clock.advance(timedelta(minutes=1))
     a2 = {**a, "last_evaluated": "2023-11-15T09:00:00.5Z"}
-    post([{**a, "last_evaluated": "2023-11-15T08:00:00Z"}, a2, {**b, "last_evaluated": "2023-11-14T20:00:00Z"}])
+    ok(post([{**a, "last_evaluated": "2023-11-15T08:00:00Z"}, a2, {**b, "last_evaluated": "2023-11-14T20:00:00Z"}]), 3)
     got = read()
     assert got["total_hits"] == 2, got
     assert [_as_sent(d) for d in got["items"]] == [b, a2]
@@ -140,18 +161,25 @@ def test_policy_activity_keeps_one_document_per_rule_the_newest(fresh: str) -> N
     # The superseded report of `a` answers no read: not within its own day, not in a count or an aggregation.
     day1 = {"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}
     assert [d["rule"] for d in read(day1)["items"]] == [b["rule"]]
-    r = _read(fresh, P + "/aggregation", {**GO_ZERO, **day1, "aggregations": {"r": {"terms": {"field": "rule"}}}})
+    r = _read(url, P + "/aggregation", {**GO_ZERO, **day1, "aggregations": {"r": {"terms": {"field": "rule"}}}})
     assert r.status_code == 200, r.text
     assert [(x["key"], x["doc_count"]) for x in r.json()["r"]["buckets"]] == [(b["rule"], 1)]
-    r = httpx.post(fresh + "/es/tigera_secure_ee_policy_activity.east.*/_search",
+    r = httpx.post(url + "/es/tigera_secure_ee_policy_activity.east.*/_search",
                    json={"query": {"term": {"rule": a["rule"]}}}, timeout=60)
     assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 1, r.text
     assert r.json()["hits"]["hits"][0]["_source"]["last_evaluated"] == a2["last_evaluated"]
     # A report of the same time is not newer: the stored one (and when it was stored) stays.
+    clock.advance(timedelta(hours=2))
     before = {d["rule"]: d["generated_time"] for d in read()["items"]}
-    post([a2])
+    ok(post([a2]), 1)
     after = read()
     assert after["total_hits"] == 2 and {d["rule"]: d["generated_time"] for d in after["items"]} == before
+    # A refused line marks nothing: the next good report of its rule is written at once.
+    c = ACTIVITY[1]
+    answer = post([{**c, "last_evaluated": "not a time"}], status=400)
+    assert answer["failed"] == 1 and answer["succeeded"] == 0
+    ok(post([c]), 1)
+    assert [d["rule"] for d in read()["items"]] == [c["rule"], b["rule"], a["rule"]]
 
 
 def _report(ns: str, kind: str, start: str, path: str) -> dict[str, Any]:

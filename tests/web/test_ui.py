@@ -326,8 +326,8 @@ def test_policy_activity_and_runtime_tabs(wide: Any, site: Site) -> None:
                 "last_evaluated": at(minutes)}
 
     _bulk(site, "/api/v1/policy_activity/logs/bulk", [rule("default.web-ingress", "4|ingress|0", 30),
-                                                      rule("default.web-ingress", "4|egress|1", 20)])
-    _bulk(site, "/api/v1/policy_activity/logs/bulk", [rule("default.web-ingress", "4|ingress|0", 10)])
+                                                      rule("default.web-ingress", "4|egress|1", 20),
+                                                      rule("default.web-ingress", "4|ingress|0", 10)])
     report = json.loads(SAMPLES["runtime"][0])
     _bulk(site, "/api/v1/runtime/reports/bulk", [{**report, "start_time": at(15), "end_time": at(14)}])
 
@@ -337,7 +337,8 @@ def test_policy_activity_and_runtime_tabs(wide: Any, site: Site) -> None:
     assert heads == ["last_evaluated", "cluster", "policy.kind", "policy.namespace", "policy.name", "rule"]
     rows = wide.locator("#results tbody tr")
     assert rows.count() == 2  # the superseded report of 4|ingress|0 is not a row
-    assert sorted(wide.locator("#results tbody td:nth-child(6)").all_inner_texts()) == ["4|egress|1", "4|ingress|0"]
+    # Newest first: the newest report of 4|ingress|0 is its row.
+    assert wide.locator("#results tbody td:nth-child(6)").all_inner_texts() == ["4|ingress|0", "4|egress|1"]
     assert wide.locator(".tabs a.active").inner_text() == "policy_activity"
     shot(wide, "explore-policy-activity")
 
