@@ -148,6 +148,8 @@ def test_policy_activity_keeps_one_document_per_rule_the_newest(clocked: tuple[s
     clock.advance(timedelta(minutes=59))
     ok(post([{**a, "last_evaluated": "2023-11-15T07:00:00Z"}]), 1)
     assert [_as_sent(d) for d in read()["items"]] == [a, b]
+    metrics = httpx.get(url + "/-/metrics", timeout=30).text  # the drop is counted
+    assert 'margay_dropped_records_total{cluster="east",reason="throttled",type="policy_activity"} 1' in metrics
     # An hour on, the next day: a newer report of `a` (twice in one batch, the newest wins) and an older one
     # of `b`, which changes nothing.
     clock.advance(timedelta(minutes=1))

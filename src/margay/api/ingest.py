@@ -72,6 +72,8 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     throttled, kept = 0, []
     if lt.latest_of:  # Linseed's hourly write throttle per identity (throttle.py); counted as stored
         body, throttled, kept = m.throttle.admit(lt, cluster, body, m.clock.now())
+        if throttled:  # counted, never silent
+            m.metrics.inc("margay_dropped_records_total", throttled, reason="throttled", type=lt.name, cluster=cluster)
         if throttled and not body.strip():
             return JSONResponse({"total": throttled, "succeeded": throttled, "failed": 0, "errors": []})
 
