@@ -29,6 +29,7 @@ from .api import (
     linseed_flows,
     logs,
     operator,
+    policy_activity,
     processes,
     statistics,
 )
@@ -187,7 +188,8 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *counts.routes(), *statistics.routes(),
-              *flows.routes(), *linseed_flows.routes(), *processes.routes(), *graph.routes(), *events.routes(),
+              *flows.routes(), *linseed_flows.routes(), *processes.routes(), *policy_activity.routes(),
+              *graph.routes(), *events.routes(),
               *catalog.routes(), *es.routes(), *globalreports.routes(), *detect.routes(), *report_routes(), *threatfeed_routes(),
               *session.routes(), *pages.routes()]
     sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)

@@ -240,3 +240,55 @@ def test_runtime_reports_bulk_and_list(fresh: str) -> None:
     for index in ("calico_runtime_reports", "tigera_secure_ee_runtime.east.fluentd-20231114-000001"):
         r = httpx.post(fresh + f"/es/{index}/_search", json={"query": {"term": {"cluster": "east"}}}, timeout=60)
         assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, (index, r.text)
+
+
+def test_policy_activity_per_policy_as_linseeds_get_policy_activities(fresh: str) -> None:
+    """POST /policy_activity (handler/policy GetPolicyActivities): per policy asked for, its newest time and
+    its rules by (generation, direction, index), in the request's order."""
+    np_, gnp = ("NetworkPolicy", "shop", "default.web"), ("GlobalNetworkPolicy", "", "security.block")
+    docs = [_activity(*np_, "3|ingress|0", "2023-11-14T22:00:00Z"), _activity(*np_, "3|ingress|1", "2023-11-14T22:05:00Z"),
+            _activity(*np_, "4|ingress|0", "2023-11-14T22:10:00.123456789Z"),
+            _activity(*np_, "4|egress|__IMPLICIT_DENIED__", "2023-11-14T22:20:00Z"),
+            _activity(*gnp, "1|egress|2", "2023-11-14T22:30:00Z"),
+            _activity("NetworkPolicy", "other", "default.web", "4|ingress|0", "2023-11-14T22:40:00Z")]
+    r = httpx.post(fresh + P + "/bulk", content=_ndjson(docs), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 6, r.text
+
+    def ask(body: dict[str, Any]) -> list[dict[str, Any]]:
+        r = _read(fresh, "/api/v1/policy_activity", body)
+        assert r.status_code == 200, r.text
+        items = list(r.json()["items"])
+        for it in items:
+            it["rules"].sort(key=lambda x: (x["direction"], x["index"], x["generation"]))
+        return items
+
+    def pol(kind: str, ns: str, name: str, gen: int | None = None) -> dict[str, Any]:
+        return {"kind": kind, "namespace": ns, "name": name, **({"generation": gen} if gen else {})}
+
+    def rule(direction: str, index: str, gen: int, at: str) -> dict[str, Any]:
+        return {"direction": direction, "index": index, "generation": gen, "last_evaluated": at}
+
+    got = ask({"policies": [pol(*gnp), pol(*np_)]})
+    assert got == [
+        {"policy": pol(*gnp), "last_evaluated": "2023-11-14T22:30:00Z",
+         "rules": [rule("egress", "2", 1, "2023-11-14T22:30:00Z")]},
+        {"policy": pol(*np_), "last_evaluated": "2023-11-14T22:20:00Z",
+         "rules": [rule("egress", "implicit_deny", 4, "2023-11-14T22:20:00Z"),
+                   rule("ingress", "0", 3, "2023-11-14T22:00:00Z"),
+                   rule("ingress", "0", 4, "2023-11-14T22:10:00.123456789Z"),
+                   rule("ingress", "1", 3, "2023-11-14T22:05:00Z")]}]
+    # One generation; a time range on last_evaluated; an empty namespace matches any but answers the global key.
+    assert [[(x["generation"], x["index"]) for x in it["rules"]] for it in ask({"policies": [pol(*np_, 4)]})] \
+        == [[(4, "implicit_deny"), (4, "0")]]
+    window = ask({"policies": [pol(*np_), pol(*gnp)], "from": "2023-11-14T22:06:00Z", "to": "2023-11-14T22:25:00Z"})
+    assert [(it["policy"]["name"], len(it["rules"])) for it in window] == [("default.web", 2)]
+    assert ask({"policies": [pol("NetworkPolicy", "", "default.web")]}) == []
+    assert ask({"policies": []}) == [] and ask({}) == []
+    for body, needle in (({"policies": [{"kind": "NetworkPolicy"}]}, "policies[0].name"),
+                         ({"policies": [pol(*np_, 0) | {"generation": 0}]}, "policies[0].generation"),
+                         ({"policies": [{**pol(*np_), "tier": "x"}]}, "unknown field 'tier'"),
+                         ({"policies": "x"}, "policies: expected a list"), ({"selector": "x"}, "unknown field"),
+                         ({"policies": [pol(*np_)], "from": "2023-11-15T00:00:00Z", "to": "2023-11-14T00:00:00Z"},
+                          "after")):
+        r = _read(fresh, "/api/v1/policy_activity", body)
+        assert r.status_code == 400 and needle in r.text and "Traceback" not in r.text, (body, r.text)
