@@ -29,12 +29,14 @@ from .api import (
     linseed_flows,
     logs,
     operator,
+    policy_activity,
     processes,
     statistics,
 )
 from .api.common import error_response, shape_error
 from .api.reports import routes as report_routes
 from .api.threatfeeds import routes as threatfeed_routes
+from .api.throttle import WriteThrottle
 from .clock import Clock, SystemClock
 from .config import Settings
 from .detect.service import DetectionService
@@ -69,6 +71,7 @@ class Margay(RequestAccess):
                                             interval=settings.retention_interval, metrics=self.metrics)
         self.disk = DiskGuard(settings.data_dir, settings.min_free_bytes, metrics=self.metrics)
         self.aggregation = IngestAggregation.from_file(settings.config)
+        self.throttle = WriteThrottle()  # Linseed's hourly write throttle of policy activity (api/throttle.py)
         # Forwarders (forward/): LogCollector additionalStores, each following the store in its own thread.
         self.forwarding = Forwarding.from_file(settings.config, self.backend, settings.data_dir, self.metrics)
         # Intrusion detection (detect/): threat feeds and GlobalAlerts that raise events through the store.
@@ -185,7 +188,8 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
         m.close()
 
     routes = [*operator.routes(), *ingest.routes(), *logs.routes(), *counts.routes(), *statistics.routes(),
-              *flows.routes(), *linseed_flows.routes(), *processes.routes(), *graph.routes(), *events.routes(),
+              *flows.routes(), *linseed_flows.routes(), *processes.routes(), *policy_activity.routes(),
+              *graph.routes(), *events.routes(),
               *catalog.routes(), *es.routes(), *globalreports.routes(), *detect.routes(), *report_routes(), *threatfeed_routes(),
               *session.routes(), *pages.routes()]
     sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)

@@ -6,11 +6,12 @@ must match them on every endpoint, and a refused read must carry no log data.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from margay.logtypes import REGISTRY
+from margay.logtypes import REGISTRY, SAMPLES
 
 from .conftest import CLUSTERS, EXPECTED, Rig
 
@@ -29,9 +30,9 @@ READS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("events", "/api/v1/events", "events", {}, ("events",)),
     ("l7", "/api/v1/l7/logs", "l7", {}, ("l7",)),
     ("waf", "/api/v1/waf/logs", "waf", {}, ("waf",)),
-    # Linseed's policy activity and runtime reports; no filter hints
-    ("policy_activity", "/api/v1/policy_activity/logs", "", {}, ("policy_activity",)),
-    ("runtime", "/api/v1/runtime/reports", "", {}, ("runtime",)),
+    # Linseed's policy activity and runtime reports (filter hints: the UI's explorer tabs)
+    ("policy_activity", "/api/v1/policy_activity/logs", "policy_activity", {}, ("policy_activity",)),
+    ("runtime", "/api/v1/runtime/reports", "runtime", {}, ("runtime",)),
     # Linseed's compliance reads (reports/ writes them); no filter hints
     ("snapshots", "/api/v1/compliance/snapshots", "", {}, ("snapshots",)),
     ("reports", "/api/v1/compliance/reports", "", {}, ("compliance_reports",)),
@@ -114,6 +115,16 @@ def test_every_read_endpoint(rig: Rig, who: str) -> None:
                     refused_without_data(r, what + " count", problems)
                 elif r.status_code != 200 or r.json().get("global_count") != sum(want.values()):
                     problems.append(f"{what} count: got {r.status_code} {r.text[:200]}, want {sum(want.values())}")
+            # Linseed's per-policy activity: the sample policies' rules, merged over the clusters read
+            if path == "/api/v1/policy_activity/logs":
+                asked_for = [{"kind": d["policy"]["kind"], "namespace": d["policy"]["namespace"],
+                              "name": d["policy"]["name"]} for d in map(json.loads, SAMPLES["policy_activity"])]
+                r = rig.post(who, "/api/v1/policy_activity", {**cbody, "policies": asked_for}, cluster=header)
+                if want is None:
+                    refused_without_data(r, what + " per-policy activity", problems)
+                elif r.status_code != 200 or sum(len(it["rules"]) for it in r.json()["items"]) != (
+                        len(asked_for) if sum(want.values()) else 0):
+                    problems.append(f"{what} per-policy activity: got {r.status_code} {r.text[:200]}, want {want}")
             # Linseed's event statistics
             if path == "/api/v1/events":
                 r = rig.post(who, path + "/statistics", {**body, "field_values": {"type": {"count": True}}},
@@ -187,9 +198,11 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     covered |= {"/api/v1/flows/logs/count", "/api/v1/events/statistics"}  # checked with the reads above
     covered |= {"/api/v1/dns/flows", "/api/v1/l7/flows"}  # checked with the dns and l7 reads above
     covered |= {"/api/v1/processes"}  # checked with the flows reads above (and in test_scope.py)
+    covered |= {"/api/v1/policy_activity"}  # checked with the policy activity reads above
     covered |= {"/api/v1/flows/graph"}  # built on build_query like /flows; its RBAC tests: tests/web/test_api.py
     covered |= {"/api/v1/reports/{name}/run"}  # a report run; its RBAC tests (with the reads): test_reports.py
     covered |= {"/api/v1/{n}/fields/{field}/values".replace("{n}", n)
-                for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf")}
+                for n in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf",
+                          "policy_activity", "runtime")}
     assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"
     assert set(REGISTRY) == {t for *_, ts in READS for t in ts}

@@ -38,7 +38,8 @@ def test_an_empty_server_says_it_is_empty_not_forbidden(tmp_path: Path) -> None:
         for token in (admin, BOB):  # nothing stored: no one is denied anything, there is nothing yet
             me = whoami(server.url, token)
             assert me["empty"] is True and me["clusters"] == [] and me["all_clusters"] == 0
-            assert me["logs"] == dict.fromkeys(("flows", "dns", "audit", "bgp", "events", "l7", "waf"), "none_yet")
+            assert me["logs"] == dict.fromkeys(("flows", "dns", "audit", "bgp", "events", "l7", "waf", "policy_activity",
+                                                "runtime"), "none_yet")
         r = httpx.post(server.url + "/api/v1/flows/logs/bulk", content="\n".join(SAMPLES["flows"]).encode(),
                        headers={"authorization": f"Bearer {admin}", "x-cluster-id": "prod",
                                 "content-type": "application/x-ndjson"}, timeout=30)

@@ -4,7 +4,9 @@ on both engines over real HTTP. RBAC (`policyactivity`, `runtimereports`): tests
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import orjson
 import pytest
 
 from margay.app import create_app
+from margay.clock import FakeClock
 from margay.config import Settings
 from margay.logtypes import SAMPLES
 from margay.testing.server import ServerThread
@@ -106,6 +109,81 @@ def test_policy_activity_bulk_and_the_params_driven_read(fresh: str) -> None:
     assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, r.text
 
 
+def _linseed_id(cluster: str, doc: dict[str, Any]) -> str:
+    """Linseed's genDeterministicID: sha256 of cluster|tenant|kind|namespace|name|rule (no tenant here)."""
+    p = doc["policy"]
+    return hashlib.sha256(f"{cluster}||{p['kind']}|{p['namespace']}|{p['name']}|{doc['rule']}".encode()).hexdigest()
+
+
+@pytest.fixture
+def clocked(tmp_path: Path, engine: dict[str, Any]) -> Iterator[tuple[str, FakeClock]]:
+    clock = FakeClock(datetime(2023, 11, 16, tzinfo=UTC))
+    with ServerThread(create_app(Settings(data_dir=tmp_path, **engine), clock=clock)) as s:
+        yield s.url, clock
+
+
+def test_policy_activity_keeps_one_document_per_rule_the_newest(clocked: tuple[str, FakeClock]) -> None:
+    """Linseed's policy backend upserts: one document per (cluster, policy, rule), replaced only by a strictly
+    newer last_evaluated, across days (a newer report lands in a later daily index) and within a batch; and
+    it writes one identity at most once an hour (its in-memory throttle), counting the others as stored."""
+    url, clock = clocked
+    a, b = ACTIVITY[0], ACTIVITY[2]
+
+    def post(docs: list[dict[str, Any]], status: int = 200) -> dict[str, Any]:
+        r = httpx.post(url + P + "/bulk", content=_ndjson(docs), headers=NDJSON, timeout=60)
+        assert r.status_code == status, r.text
+        return dict(r.json())
+
+    def read(body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = _read(url, P, {**GO_ZERO, "time_range": {"from": "2023-11-01T00:00:00Z", "to": "2023-12-01T00:00:00Z"},
+                           **(body or {})})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def ok(answer: dict[str, Any], n: int) -> None:
+        assert (answer["total"], answer["succeeded"], answer["failed"]) == (n, n, 0), answer
+
+    ok(post([a, b]), 2)
+    # Within the hour a newer report of `a` is answered as stored and not written (Linseed's dedupWindow).
+    clock.advance(timedelta(minutes=59))
+    ok(post([{**a, "last_evaluated": "2023-11-15T07:00:00Z"}]), 1)
+    assert [_as_sent(d) for d in read()["items"]] == [a, b]
+    metrics = httpx.get(url + "/-/metrics", timeout=30).text  # the drop is counted
+    assert 'margay_dropped_records_total{cluster="east",reason="throttled",type="policy_activity"} 1' in metrics
+    # An hour on, the next day: a newer report of `a` (twice in one batch, the newest wins) and an older one
+    # of `b`, which changes nothing.
+    clock.advance(timedelta(minutes=1))
+    a2 = {**a, "last_evaluated": "2023-11-15T09:00:00.5Z"}
+    ok(post([{**a, "last_evaluated": "2023-11-15T08:00:00Z"}, a2, {**b, "last_evaluated": "2023-11-14T20:00:00Z"}]), 3)
+    got = read()
+    assert got["total_hits"] == 2, got
+    assert [_as_sent(d) for d in got["items"]] == [b, a2]
+    # Each document's id is Linseed's deterministic id.
+    assert {d["id"] for d in got["items"]} == {_linseed_id("east", a), _linseed_id("east", b)}
+    # The superseded report of `a` answers no read: not within its own day, not in a count or an aggregation.
+    day1 = {"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}
+    assert [d["rule"] for d in read(day1)["items"]] == [b["rule"]]
+    r = _read(url, P + "/aggregation", {**GO_ZERO, **day1, "aggregations": {"r": {"terms": {"field": "rule"}}}})
+    assert r.status_code == 200, r.text
+    assert [(x["key"], x["doc_count"]) for x in r.json()["r"]["buckets"]] == [(b["rule"], 1)]
+    r = httpx.post(url + "/es/tigera_secure_ee_policy_activity.east.*/_search",
+                   json={"query": {"term": {"rule": a["rule"]}}}, timeout=60)
+    assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 1, r.text
+    assert r.json()["hits"]["hits"][0]["_source"]["last_evaluated"] == a2["last_evaluated"]
+    # A report of the same time is not newer: the stored one (and when it was stored) stays.
+    clock.advance(timedelta(hours=2))
+    before = {d["rule"]: d["generated_time"] for d in read()["items"]}
+    ok(post([a2]), 1)
+    after = read()
+    assert after["total_hits"] == 2 and {d["rule"]: d["generated_time"] for d in after["items"]} == before
+    # A refused line marks nothing: the next good report of its rule is written at once.
+    c = ACTIVITY[1]
+    answer = post([{**c, "last_evaluated": "not a time"}], status=400)
+    assert answer["failed"] == 1 and answer["succeeded"] == 0
+    ok(post([c]), 1)
+    assert [d["rule"] for d in read()["items"]] == [c["rule"], b["rule"], a["rule"]]
+
+
 def _report(ns: str, kind: str, start: str, path: str) -> dict[str, Any]:
     doc = orjson.loads(SAMPLES["runtime"][0])
     doc["pod"] = {**doc["pod"], "namespace": ns}
@@ -134,12 +212,16 @@ def test_runtime_reports_bulk_and_list(fresh: str) -> None:
                             "max_page_size": 0})
     assert [_as_sent(d) for d in got] == [REPORTS[1], REPORTS[0], REPORTS[0]]
     assert {d["cluster"] for d in got} == {"east"} and len({d["id"] for d in got}) == 3
-    # A time range without `field` bounds generated_time (when margay stored the report), as Linseed's does:
-    # reports that started before `from` but arrived after it are listed; with field start_time they are not.
+    # Linseed's runtime list bounds generated_time (when margay stored the report) by `from` alone, at or after
+    # it; `to` and `field` are ignored: reports that started before `from` but arrived after it are listed.
     after_start = {"from": "2023-11-15T00:00:00Z"}
-    assert paths({"time_range": after_start}) == ["/etc/passwd", "/usr/bin/curl", "/usr/bin/curl"]
-    assert paths({"time_range": {**after_start, "field": "start_time"}}) == []
-    assert paths({"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}) == []
+    every = ["/etc/passwd", "/usr/bin/curl", "/usr/bin/curl"]
+    assert paths({"time_range": after_start}) == every
+    assert paths({"time_range": {**after_start, "field": "start_time"}}) == every
+    assert paths({"time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}}) == every
+    assert paths({"time_range": {"from": "2099-01-01T00:00:00Z", "to": "2099-01-02T00:00:00Z"}}) == []
+    last = max(d["generated_time"] for d in got)  # the second batch's: `from` equal to it still lists it
+    assert paths({"time_range": {"from": last, "to": "2023-11-15T00:00:00Z"}}) == ["/usr/bin/curl"]
     assert paths({"selector": 'pod.namespace = "data"'}) == ["/etc/passwd"]
     assert paths({"selector": 'type = "ProcessStart" AND file_access.created = false'}) == ["/usr/bin/curl"] * 2
     assert paths({"sort": [{"field": "start_time", "descending": True}], "max_page_size": 1}) == ["/usr/bin/curl"]
@@ -158,3 +240,55 @@ def test_runtime_reports_bulk_and_list(fresh: str) -> None:
     for index in ("calico_runtime_reports", "tigera_secure_ee_runtime.east.fluentd-20231114-000001"):
         r = httpx.post(fresh + f"/es/{index}/_search", json={"query": {"term": {"cluster": "east"}}}, timeout=60)
         assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 3, (index, r.text)
+
+
+def test_policy_activity_per_policy_as_linseeds_get_policy_activities(fresh: str) -> None:
+    """POST /policy_activity (handler/policy GetPolicyActivities): per policy asked for, its newest time and
+    its rules by (generation, direction, index), in the request's order."""
+    np_, gnp = ("NetworkPolicy", "shop", "default.web"), ("GlobalNetworkPolicy", "", "security.block")
+    docs = [_activity(*np_, "3|ingress|0", "2023-11-14T22:00:00Z"), _activity(*np_, "3|ingress|1", "2023-11-14T22:05:00Z"),
+            _activity(*np_, "4|ingress|0", "2023-11-14T22:10:00.123456789Z"),
+            _activity(*np_, "4|egress|__IMPLICIT_DENIED__", "2023-11-14T22:20:00Z"),
+            _activity(*gnp, "1|egress|2", "2023-11-14T22:30:00Z"),
+            _activity("NetworkPolicy", "other", "default.web", "4|ingress|0", "2023-11-14T22:40:00Z")]
+    r = httpx.post(fresh + P + "/bulk", content=_ndjson(docs), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 6, r.text
+
+    def ask(body: dict[str, Any]) -> list[dict[str, Any]]:
+        r = _read(fresh, "/api/v1/policy_activity", body)
+        assert r.status_code == 200, r.text
+        items = list(r.json()["items"])
+        for it in items:
+            it["rules"].sort(key=lambda x: (x["direction"], x["index"], x["generation"]))
+        return items
+
+    def pol(kind: str, ns: str, name: str, gen: int | None = None) -> dict[str, Any]:
+        return {"kind": kind, "namespace": ns, "name": name, **({"generation": gen} if gen else {})}
+
+    def rule(direction: str, index: str, gen: int, at: str) -> dict[str, Any]:
+        return {"direction": direction, "index": index, "generation": gen, "last_evaluated": at}
+
+    got = ask({"policies": [pol(*gnp), pol(*np_)]})
+    assert got == [
+        {"policy": pol(*gnp), "last_evaluated": "2023-11-14T22:30:00Z",
+         "rules": [rule("egress", "2", 1, "2023-11-14T22:30:00Z")]},
+        {"policy": pol(*np_), "last_evaluated": "2023-11-14T22:20:00Z",
+         "rules": [rule("egress", "implicit_deny", 4, "2023-11-14T22:20:00Z"),
+                   rule("ingress", "0", 3, "2023-11-14T22:00:00Z"),
+                   rule("ingress", "0", 4, "2023-11-14T22:10:00.123456789Z"),
+                   rule("ingress", "1", 3, "2023-11-14T22:05:00Z")]}]
+    # One generation; a time range on last_evaluated; an empty namespace matches any but answers the global key.
+    assert [[(x["generation"], x["index"]) for x in it["rules"]] for it in ask({"policies": [pol(*np_, 4)]})] \
+        == [[(4, "implicit_deny"), (4, "0")]]
+    window = ask({"policies": [pol(*np_), pol(*gnp)], "from": "2023-11-14T22:06:00Z", "to": "2023-11-14T22:25:00Z"})
+    assert [(it["policy"]["name"], len(it["rules"])) for it in window] == [("default.web", 2)]
+    assert ask({"policies": [pol("NetworkPolicy", "", "default.web")]}) == []
+    assert ask({"policies": []}) == [] and ask({}) == []
+    for body, needle in (({"policies": [{"kind": "NetworkPolicy"}]}, "policies[0].name"),
+                         ({"policies": [pol(*np_, 0) | {"generation": 0}]}, "policies[0].generation"),
+                         ({"policies": [{**pol(*np_), "tier": "x"}]}, "unknown field 'tier'"),
+                         ({"policies": "x"}, "policies: expected a list"), ({"selector": "x"}, "unknown field"),
+                         ({"policies": [pol(*np_)], "from": "2023-11-15T00:00:00Z", "to": "2023-11-14T00:00:00Z"},
+                          "after")):
+        r = _read(fresh, "/api/v1/policy_activity", body)
+        assert r.status_code == 400 and needle in r.text and "Traceback" not in r.text, (body, r.text)

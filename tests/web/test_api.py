@@ -96,7 +96,7 @@ def test_restricted_user_graph_and_whoami(site: Site) -> None:
 
 def test_logtypes_catalog(site: Site) -> None:
     items = {t["name"]: t for t in call(site, "/api/v1/logtypes", method="GET").json()["items"]}
-    assert set(items) == {"flows", "dns", "audit", "bgp", "events", "l7", "waf"}
+    assert set(items) == {"flows", "dns", "audit", "bgp", "events", "l7", "waf", "policy_activity", "runtime"}
     assert "dest_namespace" in {k["name"] for k in items["flows"]["keys"]}
     assert items["audit"]["types"] == ["audit_ee", "audit_kube"]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from margay.logtypes import SAMPLES
 from margay.logtypes.policy import readable
 from margay.web.session import sign_in_page as sign_in
 
@@ -82,6 +84,7 @@ def test_sign_in_page(wide: Any, site: Site) -> None:
 @pytest.mark.parametrize("frag,name", [("#/overview", "overview"), ("#/explore/flows", "explore"),
                                        ("#/explore/dns", "explore"), ("#/explore/audit", "explore"),
                                        ("#/explore/bgp", "explore"), ("#/explore/waf", "explore"),
+                                       ("#/explore/policy_activity", "explore"), ("#/explore/runtime", "explore"),
                                        ("#/events", "events"), ("#/graph", "graph")])
 def test_page_loads_without_console_errors(wide: Any, site: Site, frag: str, name: str) -> None:
     errors = open_ui(wide, site, frag, wait=name)
@@ -301,3 +304,53 @@ def test_bench_measures_first_render(browser: Any, site: Site) -> None:
 
     out = bench(site.url, site.token, time_range="now-3h", runs=1, browser=browser)
     assert 0 < out["overview_first_render_s"] < 30 and 0 < out["graph_first_render_s"] < 30
+
+
+def _bulk(site: Site, path: str, docs: list[dict[str, Any]]) -> None:
+    r = httpx.post(site.url + path, content=b"\n".join(json.dumps(d).encode() for d in docs), timeout=30,
+                   headers={"authorization": f"Bearer {site.token}", "x-cluster-id": "cluster",
+                            "content-type": "application/x-ndjson"})
+    assert r.status_code == 200 and r.json()["succeeded"] == len(docs), r.text
+
+
+def test_policy_activity_and_runtime_tabs(wide: Any, site: Site) -> None:
+    """The explorer's tabs for Linseed's policy activity (one row per rule: the newest report) and runtime
+    reports, with their default columns."""
+    now = datetime.now(UTC)
+
+    def at(minutes: int) -> str:
+        return (now - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def rule(name: str, r: str, minutes: int) -> dict[str, Any]:
+        return {"policy": {"kind": "NetworkPolicy", "namespace": "shop", "name": name}, "rule": r,
+                "last_evaluated": at(minutes)}
+
+    _bulk(site, "/api/v1/policy_activity/logs/bulk", [rule("default.web-ingress", "4|ingress|0", 30),
+                                                      rule("default.web-ingress", "4|egress|1", 20),
+                                                      rule("default.web-ingress", "4|ingress|0", 10)])
+    report = json.loads(SAMPLES["runtime"][0])
+    _bulk(site, "/api/v1/runtime/reports/bulk", [{**report, "start_time": at(15), "end_time": at(14)}])
+
+    errors = open_ui(wide, site, "#/explore/policy_activity", wait="explore")
+    wide.wait_for_selector("#results")
+    heads = [t.strip(" ↓↑") for t in wide.locator("#results thead th").all_inner_texts()]
+    assert heads == ["last_evaluated", "cluster", "policy.kind", "policy.namespace", "policy.name", "rule"]
+    rows = wide.locator("#results tbody tr")
+    assert rows.count() == 2  # the superseded report of 4|ingress|0 is not a row
+    # Newest first: the newest report of 4|ingress|0 is its row.
+    assert wide.locator("#results tbody td:nth-child(6)").all_inner_texts() == ["4|ingress|0", "4|egress|1"]
+    assert wide.locator(".tabs a.active").inner_text() == "policy_activity"
+    shot(wide, "explore-policy-activity")
+
+    wide.evaluate("window.__margayRendered = {}")
+    wide.click(".tabs a[href='#/explore/runtime']")
+    wide.wait_for_function("() => window.__margayRendered.explore", timeout=30_000)
+    wide.wait_for_selector("#results")
+    heads = [t.strip(" ↓↑") for t in wide.locator("#results thead th").all_inner_texts()]
+    assert heads == ["start_time", "cluster", "type", "pod.namespace", "pod.name", "file.path",
+                     "process_start.invocation", "count"]
+    assert wide.locator("#results tbody td:nth-child(6)").all_inner_texts() == [report["file"]["path"]]
+    wide.click("#results tbody tr >> nth=0")
+    wide.wait_for_selector("#drawer:not([hidden])")
+    assert report["process_start"]["hashes"]["sha256"] in wide.locator("#drawer").inner_text()
+    assert wide.locator(".error").count() == 0 and not errors, errors

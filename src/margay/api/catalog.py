@@ -22,7 +22,8 @@ from .common import JSONResponse
 
 # The log types as the UI and the Linseed-shaped API name them (audit = audit_ee + audit_kube).
 UI_TYPES = {"flows": ["flows"], "dns": ["dns"], "audit": ["audit_ee", "audit_kube"], "bgp": ["bgp"],
-            "events": ["events"], "l7": ["l7"], "waf": ["waf"]}
+            "events": ["events"], "l7": ["l7"], "waf": ["waf"], "policy_activity": ["policy_activity"],
+            "runtime": ["runtime"]}
 
 
 async def whoami(request: Request) -> JSONResponse:

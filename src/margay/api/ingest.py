@@ -69,10 +69,18 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     if not body.strip() and not noise and not extra_errors:
         raise ParseError("the body holds no records: send one JSON object per line")
 
+    throttled, kept = 0, []
+    if lt.latest_of:  # Linseed's hourly write throttle per identity (throttle.py); counted as stored
+        body, throttled, kept = m.throttle.admit(lt, cluster, body, m.clock.now())
+        if throttled:  # counted, never silent
+            m.metrics.inc("margay_dropped_records_total", throttled, reason="throttled", type=lt.name, cluster=cluster)
+        if throttled and not body.strip():
+            return JSONResponse({"total": throttled, "succeeded": throttled, "failed": 0, "errors": []})
+
     def respond(conv: Converted) -> dict[str, Any]:
         errors = sorted([*extra_errors, *conv.errors], key=lambda e: e.line)
         response: dict[str, Any] = {
-            "total": conv.total + len(extra_errors), "succeeded": conv.succeeded,
+            "total": conv.total + len(extra_errors) + throttled, "succeeded": conv.succeeded + throttled,
             "failed": len({e.line for e in errors}),
             "errors": [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]],
         }
@@ -93,6 +101,10 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
                                                  now=m.clock.now(), respond=respond)
     if replayed:
         return JSONResponse(response, headers={"idempotent-replayed": "true"}, status_code=bulk_status(response))
+    if kept:
+        refused = ({n for n, _ in kept} if "errors_truncated" in response
+                   else {e["line"] for e in response["errors"]})
+        m.throttle.mark(lt, cluster, kept, refused, m.clock.now())
     m.metrics.inc("margay_records_accepted_total", response["succeeded"], type=lt.name, cluster=cluster)
     m.metrics.inc("margay_records_rejected_total", response["failed"], type=lt.name, cluster=cluster)
     status = bulk_status(response)

@@ -65,7 +65,8 @@ def requested_clusters(request: Request, body: dict[str, Any], lt: LogType) -> l
 def build_query(request: Request, body: dict[str, Any], lt: LogType, *, also: list[LogType] | None = None,
                 default_last: Any = None) -> Query:
     m = request.app.state.margay
-    start, end, field = time_range(body, m.clock.now(), default_last=default_last)
+    # Linseed's runtime list bounds generated_time by `from` alone and ignores `to` and `field`.
+    start, end, field = time_range(body, m.clock.now(), default_last=default_last, from_only=lt.range_from_only)
     if field is None and (start, end) != (None, None):
         field = lt.range_field
     clusters = requested_clusters(request, body, lt)
@@ -248,7 +249,8 @@ def routes() -> list[Route]:
         out.append(Route("/api/v1" + path, search, methods=["POST"]))
         agg_path = "/api/v1" + path + "/aggregation"
         out.append(Route(agg_path, aggregation, methods=["POST"]))
-    for name in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf"):
+    for name in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf", "policy_activity",
+                 "runtime"):
         async def hints(request: Request, name: str = name) -> JSONResponse:
             return await field_values(request, name, request.path_params["field"])
 

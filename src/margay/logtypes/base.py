@@ -201,6 +201,10 @@ class LogType:
     aggregation: str | None = None  # the key of its LogCollector aggregation levels (aggregate/ingest.py)
     envelope: str | None = None  # Linseed wraps each document as {"id": ..., <envelope>: {...}} on the wire
     range_field: str | None = None  # the field a Linseed time_range without `field` bounds, when not time_field
+    range_from_only: bool = False  # Linseed bounds that field by time_range.from alone (at or after); `to` is ignored
+    # One record per (cluster, these query keys): the one with the newest time field (ties: the first stored)
+    # answers every read; the others are superseded (Linseed's upserted policy activity). See store/latest.py.
+    latest_of: tuple[str, ...] = ()
 
     @property
     def scopable(self) -> bool:

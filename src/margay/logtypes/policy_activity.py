@@ -24,6 +24,9 @@ LOGTYPE = LogType(
     retention_days=91,  # the operator's fixed ILM for tigera_secure_ee_policy_activity (no LogStorage key)
     retention_setting=None,
     aliases={"timestamp": "last_evaluated"},
+    # Linseed keeps one document per (cluster, policy, rule), its id a hash of them, overwritten only by a
+    # strictly newer last_evaluated (backend/legacy/policy: genDeterministicID, Create): the newest answers.
+    latest_of=("policy.kind", "policy.namespace", "policy.name", "rule"),
     bulk_path="/policy_activity/logs/bulk",
     query_path="/policy_activity/logs",
 )

@@ -44,8 +44,10 @@ LOGTYPE = LogType(
     bulk_path="/runtime/reports/bulk",
     query_path="/runtime/reports",
     # Linseed's runtime list bounds `time_range` on generated_time (when margay stored the report), so a
-    # poller asking "since my last read" gets reports of any start_time that arrived since.
+    # poller asking "since my last read" gets reports of any start_time that arrived since: generated_time at
+    # or after `from`; `to` and `field` are ignored (backend/legacy/runtime: a range query with From only).
     range_field="generated_time",
+    range_from_only=True,
 )
 
 SAMPLES: list[str] = [

@@ -88,9 +88,10 @@ class Query:
         return self.time_field or self.logtype.time_field
 
 
-def time_range(body: dict[str, Any], now: datetime, *, default_last: timedelta | None = None
-               ) -> tuple[datetime | None, datetime | None, str | None]:
-    """Linseed's `time_range {from, to, field}`; a missing range means all time (or the default window)."""
+def time_range(body: dict[str, Any], now: datetime, *, default_last: timedelta | None = None,
+               from_only: bool = False) -> tuple[datetime | None, datetime | None, str | None]:
+    """Linseed's `time_range {from, to, field}`; a missing range means all time (or the default window).
+    `from_only` (Linseed's runtime list): only `from` bounds, `to` and `field` are read as nothing."""
     tr = body.get("time_range")
     if tr is None:
         if default_last is None:
@@ -99,6 +100,8 @@ def time_range(body: dict[str, Any], now: datetime, *, default_last: timedelta |
     if not isinstance(tr, dict):
         raise QueryError("time_range: expected an object {from, to, field}")
     start = parse_time(tr["from"], now, what="time_range.from") if tr.get("from") not in (None, "") else None
+    if from_only:
+        return start, None, None
     end = parse_time(tr["to"], now, what="time_range.to") if tr.get("to") not in (None, "") else now
     if start is not None and end is not None and start > end:
         raise QueryError(f"time_range: from ({start.isoformat()}) is after to ({end.isoformat()})")

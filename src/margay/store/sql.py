@@ -55,11 +55,33 @@ def with_extra(doc: str) -> str:
             f"ELSE substr(d, 1, length(d) - 1) || ',' || substr(CAST({extra} AS VARCHAR), 2) END)[1]")
 
 
+def latest_key_sql(lt: LogType) -> str:
+    """The identity of a `latest_of` type's record, as Linseed's deterministic document id: the SHA-256 (hex)
+    of `<cluster>|<tenant>|<key>|...`, with no tenant and '' for a missing value (Linseed's policy backend,
+    genDeterministicID). Registry names only."""
+    keys = lt.query_keys()
+    parts = ['"cluster"', "''"] + [f"coalesce(CAST({keys[k].sql} AS VARCHAR), '')" for k in lt.latest_of]
+    return "sha256(" + " || '|' || ".join(parts) + ")"
+
+
+def latest_relation(lt: LogType, rel: str) -> str:
+    """`rel` with only the record that answers for each identity of a `latest_of` type: the newest by its time
+    field, the first stored among equals (Linseed overwrites only with a strictly newer one)."""
+    keys = lt.query_keys()
+    # Partitioned by the identity's columns, not by its hash: hashing every row cost ~10x the read.
+    parts = ", ".join(['"cluster"'] + [f"coalesce(CAST({keys[k].sql} AS VARCHAR), '')" for k in lt.latest_of])
+    order = f'{quote_ident(lt.time_field)} DESC NULLS LAST, "_seq"'
+    return (f"(SELECT * FROM {rel} QUALIFY row_number() OVER (PARTITION BY {parts} "  # noqa: S608
+            f"ORDER BY {order}) = 1)")
+
+
 def doc_expr(lt: LogType, only: Collection[str] | None = None) -> str:
     """SQL that renders one stored row as the JSON document clients see (to_json of a struct); with `only`,
     just those of its fields (validated names: see store.ipset.doc_fields), undeclared keys left out."""
     parts = field_parts(lt, only)
     ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
+    if lt.latest_of:  # one document per identity: its id is the identity, as Linseed's
+        ident = latest_key_sql(lt)
     own = {"id": ident, "cluster": '"cluster"',
            "generated_time": time_sql(chr(34) + "generated_time" + chr(34), Kind.TIMESTAMP)}
     if lt.epoch_timestamp:
@@ -108,7 +130,7 @@ class SearchCompiler:
         if tkey not in keys:
             raise QueryError(f"time_range.field: {tkey!r} is not a time field of {lt.name}")
         tk = keys[tkey]
-        lower = ">" if tkey == "generated_time" else ">="
+        lower = ">" if tkey == "generated_time" and not lt.range_from_only else ">="
         for bound, op in ((query.start, lower), (query.end, "<=")):
             if bound is None:
                 continue

@@ -17,6 +17,7 @@ from ...query.model import Query
 from .. import rollup
 from ..backend import Partition, SearchResult
 from ..catalog import SHARED, DataFile, PartKey, per_cluster
+from ..sql import latest_relation
 from . import dismissals
 from .files import _disk_bytes, _file_fact, _keeps_sent, _schema_id, _time_span
 from .state import EngineState
@@ -58,7 +59,9 @@ class Reader(EngineState):
     def _day_files(self, query: Query, view: dict[PartKey, list[DataFile]]) -> list[tuple[str, DataFile]]:
         """(partition day, file) of the files a query can touch: by day, then by each file's time span."""
         lt: LogType = query.logtype
-        by_day = query.time_key == lt.time_field
+        # A type read as its latest records needs every file of its clusters: a record in range may be
+        # superseded by one outside it (store/sql.py: latest_relation), so nothing is pruned by time.
+        by_day = query.time_key == lt.time_field and not lt.latest_of
         lo = query.start.astimezone(UTC).strftime("%Y%m%d") if query.start is not None and by_day else None
         hi = query.end.astimezone(UTC).strftime("%Y%m%d") if query.end is not None and by_day else None
         names = {t.name for t in query.logtypes}
@@ -113,7 +116,8 @@ class Reader(EngineState):
             rel = self._relation(files, query.logtype)
             rel_params = [[str(f.path) for f in files]]
             rows_in = sum(f.rows for f in files)
-            windows = self.compiler.windows(query, rows_in)
+            # A narrower window's files could miss the record that supersedes one inside it (latest_of).
+            windows = [None] if query.logtype.latest_of else self.compiler.windows(query, rows_in)
             whole = self.compiler.search(query, rel, rel_params)
             count_sql, count_params = self._count_sql(query, view, whole) if query.total_hits else ("", [])
             total = self._remembered(count_sql, count_params) if query.total_hits else None
@@ -163,7 +167,12 @@ class Reader(EngineState):
     def _relation(self, files: list[DataFile], lt: LogType | None = None) -> str:
         """`read_parquet` over `files` (one parameter): matching columns by name only when the files'
         schemas differ (files written before a registry change), which costs every statement ~1 ms.
-        Files written before values were kept as sent (no `_extra` column) get its columns as NULL."""
+        Files written before values were kept as sent (no `_extra` column) get its columns as NULL. A
+        `latest_of` type's relation holds only each identity's answering record (store/sql.py)."""
+        rel = self._files_relation(files, lt)
+        return latest_relation(lt, rel) if lt is not None and lt.latest_of else rel
+
+    def _files_relation(self, files: list[DataFile], lt: LogType | None) -> str:
         schemas = {_file_fact(self._schemas, f.path, partial(_schema_id, f.path)) for f in files}
         if lt is not None and not all(_file_fact(self._kept, f.path, partial(_keeps_sent, f.path)) for f in files):
             nulls = ", ".join(f"CAST(NULL AS JSON) AS {quote_ident(c)}" for c in sent_columns(lt))

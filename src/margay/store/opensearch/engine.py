@@ -37,6 +37,7 @@ from .client import _SEQ_SHIFT, BULK_CHUNK_BYTES, RETRY_STATUS, _reason
 from .es import EsPassthrough
 from .feed import Feed
 from .indices import Indices
+from .latest import write_latest
 from .reads import Reads
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,11 @@ class OpenSearchBackend(Reads, EsPassthrough, Feed, Indices):
         try:
             response = respond(conv)
             id_prefix = _batch_id(lt, cluster, key)[:24] if key is not None else uuid.uuid4().hex[:24]
-            failures = self._bulk(self._actions(lt, cluster, conv, base, id_prefix))
+            if lt.latest_of:  # one document per identity, the newest (latest.py)
+                failures = write_latest(self.request, self._bulk, lambda day: self.index(lt, cluster, day),
+                                        self.con, lt, conv, base, _doc_sql(lt))
+            else:
+                failures = self._bulk(self._actions(lt, cluster, conv, base, id_prefix))
             if failures:
                 _add_failures(response, body, conv, failures)
             if key is None:

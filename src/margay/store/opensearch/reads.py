@@ -39,7 +39,7 @@ class Reads(Client):
             raise QueryError(f"time_range.field: {tkey!r} is not a time field of {lt.name}")
         tk = keys[tkey]
         bounds: dict[str, Any] = {}
-        lower = "gt" if tkey == "generated_time" else "gte"
+        lower = "gt" if tkey == "generated_time" and not lt.range_from_only else "gte"
         for bound, op in ((query.start, lower), (query.end, "lte")):
             if bound is not None:
                 bounds[op] = _time_value(bound, tk.kind)

@@ -60,7 +60,7 @@ export function esc(v) {
   return String(v).replace(/[&<>"'`=]/g, (c) => "&#" + c.charCodeAt(0) + ";");
 }
 
-// The clusters of the selection the viewer may read for a UI log type (flows, dns, audit, bgp, events, l7);
+// The clusters of the selection the viewer may read for a UI log type (flows, dns, audit, bgp, events, l7, waf, policy_activity, runtime);
 // marked `all` while every cluster is selected (api() then asks for all_clusters).
 export function readable(type) {
   const per = (state.me && state.me.readable[type]) || {};

@@ -3,8 +3,9 @@ import { api, fmtNum, fmtTime, h, interval, notReadable, openDrawer, pageHash, r
 import { track } from "./app.js";
 import { chartTime, isoTime, timeAxis } from "./time.js";
 
-const TYPES = ["flows", "dns", "audit", "bgp", "events", "l7", "waf"];
-const PATH = { flows: "flows/logs", dns: "dns/logs", audit: "audit/logs", bgp: "bgp/logs", events: "events", l7: "l7/logs", waf: "waf/logs" };
+const TYPES = ["flows", "dns", "audit", "bgp", "events", "l7", "waf", "policy_activity", "runtime"];
+const PATH = { flows: "flows/logs", dns: "dns/logs", audit: "audit/logs", bgp: "bgp/logs", events: "events", l7: "l7/logs", waf: "waf/logs",
+  policy_activity: "policy_activity/logs", runtime: "runtime/reports" };
 const PAGE = 50;
 const EXPORT_MAX = 10000;
 
@@ -20,7 +21,7 @@ export function get(rec, path) {
 function cell(v, key) {
   if (key === "policy") return verdictCell(v);
   if (v == null) return "";
-  if (/time|Timestamp/.test(key)) return fmtTime(v);
+  if (/time|Timestamp|evaluated/.test(key)) return fmtTime(v);
   if (key === "action") return h("span", { class: `pill ${v}` }, v);
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
