@@ -224,6 +224,13 @@ class Backend(Protocol):
 
     def drop(self, partition: Partition) -> int: ...
 
+    def drop_many(self, partitions: Sequence[Partition]) -> dict[str, int]:
+        """Drop several Calico indices at once (retention expires a type's day for every cluster together);
+        returns the records removed per index name (0 for one already gone). The embedded engine rewrites each
+        shared file once without all of them; OpenSearch deletes whole indices together and deletes the given
+        clusters' documents of an index it shares with others in one `_delete_by_query`."""
+        ...
+
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
