@@ -14,6 +14,7 @@ from margay.store.catalog import SHARED
 from margay.store.duckdb import DuckDBBackend
 from margay.store.duckdb import compactor as compactor_mod
 from margay.store.journal import apply_moves
+from margay.store.opensearch.indices import _chunks
 
 from .test_layout import FLOWS, NOW, batch, crash, shared_files, values
 
@@ -95,6 +96,45 @@ def test_one_drop_spans_days_types_and_per_cluster_folders(tmp_path: Path) -> No
 
 class Crash(Exception):
     pass
+
+
+def test_a_crash_after_the_folders_line_and_before_the_shared_files_keeps_the_shared_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unmerged indices' files go under one `drop` line; killed before the first shared file's line, they
+    stay gone after a restart, the shared rows stay whole, and the drop run again finishes the job."""
+    store = open_store(tmp_path)
+    held = fill(store)
+    store.ingest(FLOWS, "alpha", batch(0, 300, 20), key="late", now=NOW, respond=lambda _: {})  # the 14th, unmerged
+    append = store.journal.append
+
+    def journal(entry: dict[str, Any]) -> None:
+        if entry["op"] == "unshare":
+            raise Crash
+        append(entry)
+
+    monkeypatch.setattr(store.journal, "append", journal)
+    with pytest.raises(Crash):
+        store.drop_many([Partition("flows", c, DAY) for c in GONE])
+    crash(store)
+    monkeypatch.undo()
+    again = open_store(tmp_path)
+    assert [values(again, c) for c in CLUSTERS] == [held[c] for c in CLUSTERS]  # alpha's late 20 dropped
+    parts = [Partition("flows", c, DAY) for c in GONE]
+    assert again.drop_many(parts) == {p.index: 300 for p in parts}
+    assert [values(again, c) for c in CLUSTERS] == [
+        without_day14(held[c]) if c in GONE else held[c] for c in CLUSTERS]
+    again.close()
+
+
+@pytest.mark.parametrize("budget", [1, 60, 3_000])
+def test_opensearch_drops_name_indices_in_requests_of_bounded_length(budget: int) -> None:
+    """A request line over OpenSearch's 4 KB `http.max_initial_line_length` is refused: index names go in groups
+    whose comma-joined list stays within the budget (a longer single name alone), each name once, in order."""
+    names = [f"tigera_secure_ee_flows.cluster-{i:04d}.20231114" for i in range(200)]
+    chunks = list(_chunks(names, budget))
+    assert [n for c in chunks for n in c] == names
+    assert all(len(",".join(c)) <= budget or len(c) == 1 for c in chunks)
+    assert len(chunks) == {1: 200, 60: 200, 3_000: 4}[budget]
 
 
 @pytest.mark.parametrize("nth", [1, 2])
