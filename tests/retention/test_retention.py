@@ -14,6 +14,7 @@ from margay.clock import FakeClock
 from margay.config import Settings
 from margay.errors import ConfigError
 from margay.logtypes import REGISTRY
+from margay.metrics import Registry
 from margay.retention import DiskGuard, RetentionPolicy, RetentionScheduler
 from margay.store.backend import Partition
 from margay.store.duckdb import DuckDBBackend
@@ -32,14 +33,17 @@ class FakeBackend:
     def __init__(self, parts: list[Partition]) -> None:
         self.parts = list(parts)
         self.dropped: list[Partition] = []
+        self.calls: list[list[Partition]] = []
 
     def partitions(self) -> list[Partition]:
         return list(self.parts)
 
-    def drop(self, p: Partition) -> int:
-        self.parts.remove(p)
-        self.dropped.append(p)
-        return p.docs
+    def drop_many(self, parts: list[Partition]) -> dict[str, int]:
+        self.calls.append(list(parts))
+        for p in parts:
+            self.parts.remove(p)
+            self.dropped.append(p)
+        return {p.index: p.docs for p in parts}
 
 
 def test_logstorage_days_and_defaults(tmp_path: Path) -> None:
@@ -90,6 +94,24 @@ def test_dry_run_drops_nothing() -> None:
     backend = FakeBackend([Partition("flows", "c", "20250101", 1, 1)])
     sched = RetentionScheduler(backend, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
     assert len(sched.run_once(dry_run=True)) == 1 and backend.dropped == []
+
+
+def test_a_type_and_day_expired_for_many_clusters_goes_in_one_drop_and_is_counted_per_partition() -> None:
+    """Retention expires a type's day for every cluster together: one drop_many per (type, day), so the embedded
+    store rewrites a shared file once rather than once per cluster; metrics stay per partition."""
+    clusters = [f"c{i}" for i in range(5)]
+    backend = FakeBackend([Partition(t, c, d, 3, 30) for t in ("flows", "dns") for c in clusters
+                           for d in ("20260101", "20260102", "20260110")])
+    metrics = Registry()
+    sched = RetentionScheduler(backend, RetentionPolicy({**RetentionPolicy().days, "flows": 2, "dns": 2}),
+                               clock=FakeClock(datetime(2026, 1, 4, tzinfo=UTC)), metrics=metrics)
+    assert len(sched.run_once()) == 20
+    assert [(c[0].log_type, c[0].day, sorted(p.cluster for p in c)) for c in backend.calls] == [
+        (t, d, clusters) for t in ("dns", "flows") for d in ("20260101", "20260102")]
+    assert metrics.get("margay_retention_dropped_partitions_total", type="flows", cluster="c3") == 2
+    assert metrics.get("margay_retention_dropped_records_total", type="dns", cluster="c0") == 6
+    assert metrics.get("margay_retention_freed_bytes_total", type="flows") == 300
+    assert {p.day for p in backend.parts} == {"20260110"}
 
 
 def _dir_bytes(path: Path) -> int:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class RetentionScheduler:
-    """Applies a RetentionPolicy to a Backend (anything with `partitions()` and `drop(partition)`)."""
+    """Applies a RetentionPolicy to a Backend (anything with `partitions()` and `drop_many(partitions)`)."""
 
     def __init__(self, backend: Any, policy: RetentionPolicy | None = None, *, clock: Clock | None = None,
                  interval: float = 900.0, metrics: Any = None) -> None:
@@ -38,20 +38,29 @@ class RetentionScheduler:
         return [p for p in self.backend.partitions() if self.policy.expired(p, when)]
 
     def run_once(self, *, dry_run: bool = False) -> list[Partition]:
-        """Drop every expired partition (or only list them with dry_run); returns them."""
+        """Drop every expired partition (or only list them with dry_run); returns them.
+
+        The partitions of a type and day go in one `drop_many`: most often every cluster of a type expires the
+        same day, and the embedded store then rewrites each shared file of that day once, not once per cluster.
+        A failed group stops the run (the next run tries again); the groups before it are logged and counted."""
         with self._lock:
             now = self.clock.now()
             gone = self.expired(now)
             if dry_run:
                 return gone
+            days: dict[tuple[str, str], list[Partition]] = defaultdict(list)
             for p in gone:
-                self.backend.drop(p)
-                log.info("retention dropped %s (%d records, %d bytes)", p.index, p.docs, p.bytes)
-                if self.metrics is not None:
-                    self.metrics.inc("margay_retention_dropped_partitions_total", type=p.log_type, cluster=p.cluster)
-                    self.metrics.inc("margay_retention_dropped_records_total", p.docs, type=p.log_type,
-                                     cluster=p.cluster)
-                    self.metrics.inc("margay_retention_freed_bytes_total", p.bytes, type=p.log_type)
+                days[(p.log_type, p.day)].append(p)
+            for _, group in sorted(days.items()):
+                self.backend.drop_many(group)
+                for p in group:
+                    log.info("retention dropped %s (%d records, %d bytes)", p.index, p.docs, p.bytes)
+                    if self.metrics is not None:
+                        self.metrics.inc("margay_retention_dropped_partitions_total", type=p.log_type,
+                                         cluster=p.cluster)
+                        self.metrics.inc("margay_retention_dropped_records_total", p.docs, type=p.log_type,
+                                         cluster=p.cluster)
+                        self.metrics.inc("margay_retention_freed_bytes_total", p.bytes, type=p.log_type)
             self.last_run = now
             return gone
 

@@ -226,6 +226,13 @@ class Backend(Protocol):
 
     def drop(self, partition: Partition) -> int: ...
 
+    def drop_many(self, partitions: Sequence[Partition]) -> dict[str, int]:
+        """Drop several Calico indices at once (retention expires a type's day for every cluster together);
+        returns the records removed per index name (0 for one already gone). The embedded engine rewrites each
+        shared file once without all of them; OpenSearch deletes whole indices a few dozen per request and the
+        given clusters' documents of an index it shares with others by id (`_bulk`)."""
+        ...
+
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...

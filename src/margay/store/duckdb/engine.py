@@ -17,6 +17,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -386,20 +387,31 @@ class DuckDBBackend(Reader, Feed, Layout):
     # -- maintenance -------------------------------------------------------------------------------------
 
     def drop(self, partition: Partition) -> int:
-        """Drop one Calico index: its own folder (gone once running reads finish) and its rows in the day's
-        shared files (each rewritten without them, layout.py); returns its record count."""
-        key = (partition.log_type, partition.cluster, partition.day)
-        files: list[DataFile] = []
+        """Drop one Calico index; returns its record count (drop_many)."""
+        return self.drop_many([partition])[partition.index]
+
+    def drop_many(self, partitions: Sequence[Partition]) -> dict[str, int]:
+        """Drop Calico indices: their own folders (gone once running reads finish) and their rows in their days'
+        shared files, each file rewritten once without all of them (layout.py); returns records per index."""
+        keys = {(p.log_type, p.cluster, p.day): p.index for p in partitions}
+        removed = dict.fromkeys(keys.values(), 0)
         with self._commit_lock:
-            if key in self.catalog.parts:
-                # Its files by name, never its folder: a batch of the same index committed after the drop lands
-                # in that folder, and replaying this line on start-up (before that commit's) must not delete it.
-                paths = [str(p) for f in self.catalog.parts[key] for p in (f.path, f.rollup) if p is not None]
+            # Their files by name, never their folders: a batch of the same index committed after the drop lands
+            # in that folder, and replaying this line on start-up (before that commit's) must not delete it.
+            mine = [k for k in keys if k in self.catalog.parts]
+            paths = [str(p) for k in mine for f in self.catalog.parts[k] for p in (f.path, f.rollup) if p is not None]
+            if mine:
                 self.journal.append({"op": "drop", "delete": paths, "ts": self.clock.now().timestamp()})
-                files = self.catalog.remove(key)
-                self._emptied.add(self.catalog.part_dir(key))
-        removed = sum(f.rows for f in files) + self.drop_shared(*key)
-        self.sweep_folders()  # the folder goes once empty (now, or after the reads still holding its files)
+            for k in mine:
+                removed[keys[k]] += sum(f.rows for f in self.catalog.remove(k))
+                self._emptied.add(self.catalog.part_dir(k))
+        days: dict[tuple[str, str], list[str]] = {}
+        for t, cluster, day in keys:
+            days.setdefault((t, day), []).append(cluster)
+        for (t, day), clusters in sorted(days.items()):
+            for cluster, n in self.drop_shared(t, day, clusters).items():
+                removed[keys[(t, cluster, day)]] += n
+        self.sweep_folders()  # the folders go once empty (now, or after the reads still holding their files)
         return removed
 
     def checkpoint(self) -> None:

@@ -8,8 +8,9 @@ row groups by their min/max statistics, and costs follow rows, not the number of
 its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
 (store/sql.py: `"cluster" IN (...)` in every WHERE), so a reader of one cluster never sees another's rows.
 
-Dropping one cluster's day (retention) rewrites each shared file holding it without its rows; like a merge, the
-new file and roll-up are fsync'd in scratch, one journal line commits the swap, and recovery rolls it forward.
+Dropping clusters' day (retention: often every cluster of a type at once) rewrites each shared file holding any of
+them once, without all of their rows, or deletes it when no other cluster remains; like a merge, the new file and
+roll-up are fsync'd in scratch, one journal line per file commits the swap, and recovery rolls it forward.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -174,9 +175,12 @@ class Layout(Compactor):
         new = DataFile(final, lo, hi, rows, tmp.stat().st_size, final_r, tuple(sorted(counts.items())))
         return new, moves, sorted(set(deletes))
 
-    def drop_shared(self, t: str, cluster: str, day: str) -> int:
-        """Rewrite the shared files of (t, day) holding `cluster` without its rows; returns the rows removed."""
-        removed = 0
+    def drop_shared(self, t: str, day: str, clusters: Collection[str]) -> Counter[str]:
+        """Rewrite each shared file of (t, day) holding any of `clusters` once, without all of their rows (or
+        delete it when no other cluster's rows remain); returns the rows removed per cluster. Retention expires
+        a type's day for every cluster at once: one rewrite per file, not one per cluster (docs/retention.md)."""
+        removed: Counter[str] = Counter()
+        gone = frozenset(clusters)
         key = (t, SHARED, day)
         lt = REGISTRY.get(t)
         with self._drop_lock:
@@ -184,11 +188,11 @@ class Layout(Compactor):
             while changed < 8:
                 # A snapshot keeps the file on disk while it is rewritten, should a merge retire it meanwhile.
                 with self.catalog.snapshot() as view:
-                    holding = [f for f in view.get(key, []) if f.rows_of(cluster)]
+                    holding = [f for f in view.get(key, []) if any(c in gone for c, _ in f.clusters)]
                     if not holding:
                         return removed
                     f = holding[0]
-                    written = self._without(lt, f, cluster)
+                    written = self._without(lt, f, gone)
                 with self._commit_lock:
                     if not self._present({key: [f]}):
                         for src, _ in (written[1] if written else []):
@@ -200,27 +204,29 @@ class Layout(Compactor):
                     self.journal.append({"op": "unshare", "moves": moves, "delete": deletes,
                                          "ts": self.clock.now().timestamp()})
                     if moves and not self._settle(moves):
-                        raise OSError(f"could not drop {cluster}'s {day} of {t}: its rewritten shared file "
-                                      "could not be renamed into place")
+                        raise OSError(f"could not drop {len(gone)} clusters' {day} of {t}: its rewritten shared "
+                                      "file could not be renamed into place")
                     if new is not None and new.rollup is not None and not new.rollup.exists():
                         new = replace(new, rollup=None)
                     self.catalog.swap({key: [f]}, {key: [new]} if new is not None else {})
                     if key not in self.catalog.parts:  # its last cluster gone: the folder goes too
                         self._emptied.add(self.catalog.part_dir(key))
-                removed += f.rows_of(cluster)
-        raise RuntimeError(f"could not drop {cluster}'s {day} of {t}: its shared files kept changing")
+                removed.update({c: n for c, n in f.clusters if c in gone})
+        raise RuntimeError(f"could not drop {len(gone)} clusters' {day} of {t}: its shared files kept changing")
 
-    def _without(self, lt: LogType | None, f: DataFile, cluster: str) -> tuple[DataFile, list[list[str]]] | None:
-        """`f` rewritten in scratch without `cluster`'s rows (None when no other cluster's rows remain)."""
-        rest = tuple((c, n) for c, n in f.clusters if c != cluster)
+    def _without(self, lt: LogType | None, f: DataFile, gone: frozenset[str]
+                 ) -> tuple[DataFile, list[list[str]]] | None:
+        """`f` rewritten in scratch without the rows of the clusters `gone` (None when no other cluster's rows
+        remain). The clusters go as one list parameter, never as SQL text."""
+        rest = tuple((c, n) for c, n in f.clusters if c not in gone)
         if not rest:
             return None
         rows = sum(n for _, n in rest)
         tmp = self.scratch / f"unshare-{f.path.name}"
         cur = self.compact_con.cursor()
         try:
-            cur.execute(f"COPY (SELECT * FROM read_parquet(?) WHERE \"cluster\" <> ?) TO {sql_path(tmp)} "  # noqa: S608
-                        f"({self._format()})", [str(f.path), cluster])
+            cur.execute(f"COPY (SELECT * FROM read_parquet(?) WHERE NOT list_contains(?::VARCHAR[], \"cluster\")) "  # noqa: S608
+                        f"TO {sql_path(tmp)} ({self._format()})", [str(f.path), sorted(gone)])
         finally:
             cur.close()
         fsync_path(tmp)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
 from opensearchpy.exceptions import NotFoundError
 
 from ...errors import BackendError, QueryError
@@ -52,25 +54,62 @@ class Indices(Client):
 
     def drop(self, partition: Partition) -> int:
         """Delete a daily index (or, when it also holds other clusters' records, just this cluster's)."""
+        return self.drop_many([partition])[partition.index]
+
+    def drop_many(self, partitions: Sequence[Partition]) -> dict[str, int]:
+        """Delete daily indices, a few dozen per request; an index also holding other clusters' records loses
+        only the given clusters' documents (_delete_clusters). Records removed per index."""
         from ...logtypes import get
 
-        lt = get(partition.log_type)
-        index = self.index(lt, partition.cluster, partition.day)
-        try:
-            result = self.request("POST", f"/{index}/_search", body={
-                "size": 0, "aggs": {"c": {"terms": {"field": "cluster", "size": 1000}}}})
-        except NotFoundError:
-            return 0
-        per = {b["key"]: b["doc_count"] for b in result["aggregations"]["c"]["buckets"]}
-        if set(per) - {partition.cluster}:
-            self.request("POST", f"/{index}/_delete_by_query", params={"refresh": "true"},
-                         body={"query": {"term": {"cluster": partition.cluster}}})
-        else:
+        wanted: dict[str, set[str]] = {}  # OpenSearch index -> the clusters dropped from it
+        named: dict[tuple[str, str], str] = {}  # (OpenSearch index, cluster) -> the Calico index name
+        for p in partitions:
+            index = self.index(get(p.log_type), p.cluster, p.day)
+            wanted.setdefault(index, set()).add(p.cluster)
+            named[(index, p.cluster)] = p.index
+        held: dict[str, dict[str, int]] = {}  # OpenSearch index -> its documents per cluster
+        for chunk in _chunks(sorted(wanted)):
+            names = ",".join(chunk)
             try:
-                self.request("DELETE", f"/{index}")
+                result = self.request("POST", f"/{names}/_search", params={"ignore_unavailable": "true"}, body={
+                    "size": 0, "track_total_hits": False, "aggs": {"i": {
+                        "terms": {"field": "_index", "size": len(chunk)},
+                        "aggs": {"c": {"terms": {"field": "cluster", "size": 1000}}}}}})
             except NotFoundError:
-                return 0
-        return int(per.get(partition.cluster, 0))
+                result = {}
+            for b in result.get("aggregations", {}).get("i", {}).get("buckets", []):
+                held[b["key"]] = {c["key"]: c["doc_count"] for c in b["c"]["buckets"]}
+            whole = [i for i in chunk if not set(held.get(i, {})) - wanted[i]]
+            if whole:
+                try:
+                    self.request("DELETE", "/" + ",".join(whole), params={"ignore_unavailable": "true"})
+                except NotFoundError:
+                    pass
+            for index in chunk:
+                if index not in whole:
+                    self._delete_clusters(index, sorted(wanted[index]))
+        removed = dict.fromkeys(named.values(), 0)
+        for (index, cluster), name in named.items():
+            removed[name] += int(held.get(index, {}).get(cluster, 0))
+        return removed
+
+    def _delete_clusters(self, index: str, clusters: list[str]) -> None:
+        """Delete the clusters' documents of an index others share, by id with `_bulk` (`terms` on cluster, up to
+        10,000 a round): like dismissals (reads.py), this needs no reindex module, which `_delete_by_query` does
+        (a node without it answers "no handler found")."""
+        while True:
+            found = self.request("POST", f"/{index}/_search", body={
+                "query": {"terms": {"cluster": clusters}}, "size": 10_000, "_source": False})
+            hits = found["hits"]["hits"]
+            if not hits:
+                return
+            lines = b"".join(orjson.dumps({"delete": {"_index": h["_index"], "_id": h["_id"]}}) + b"\n" for h in hits)
+            result = self.request("POST", "/_bulk", params={"refresh": "true"}, body=lines,
+                                  headers={"content-type": "application/x-ndjson"})
+            failed = [i for i in result.get("items", []) if next(iter(i.values())).get("status", 500) >= 300]
+            if failed:
+                raise BackendError(f"OpenSearch did not delete {len(failed)} documents of {index}: "
+                                   f"{next(iter(failed[0].values())).get('error')}; retention tries again")
 
     def stats(self) -> dict[str, Any]:
         try:
@@ -80,3 +119,18 @@ class Indices(Client):
         return {"backend": self.name, "url": _redact(self.url), "bytes": sum(p.bytes for p in parts),
                 "partitions": len(parts), "records": sum(p.docs for p in parts),
                 "committed_batches": self.committed_batches}
+
+
+def _chunks(names: list[str], budget: int = 3_000) -> Iterator[list[str]]:
+    """Index names in groups whose comma-joined list stays within `budget` characters: a request line longer
+    than OpenSearch's `http.max_initial_line_length` (4 KB) is refused."""
+    chunk: list[str] = []
+    size = 0
+    for name in names:
+        if chunk and size + len(name) + 1 > budget:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(name)
+        size += len(name) + 1
+    if chunk:
+        yield chunk
