@@ -208,3 +208,30 @@ def test_impersonation_only_for_identities_the_api_server_sees_alike() -> None:
     assert impersonation(person("zoë")) is None  # not a header value
     assert impersonation(person("a\r\nImpersonate-Group: system:masters")) is None
     assert impersonation(Identity("margay:cluster:east", cluster="east")) is None  # writers read nothing
+
+
+@pytest.mark.parametrize("impersonate", [True, False], ids=["rules", "reviews-only"])
+def test_an_empty_resource_name_grants_no_other_name(kube, tmp_path: Path, impersonate: bool) -> None:  # type: ignore[no-untyped-def]
+    """`resourceNames: [""]` matches only a request for the empty name, yet a SubjectAccessReview asking about
+    the empty name (margay's "every name" question) is allowed by it: the caller below may read no log type of
+    any cluster, and must not get every name of f0000 (or of every cluster) from the wider-answer cache."""
+    tag = secrets.token_hex(3)
+    objects = [cluster_role(f"empty-{tag}", [lma([FLEET[0]], [""]), lma(["*"], [""])]),
+               binding(f"empty-{tag}", f"empty-{tag}", {"kind": "User", "name": f"empty-{tag}"})]
+    assert all(r.status_code in (200, 201) for r in kube.api.apply(objects))
+    client = KubeClient(from_kubeconfig(margay_identity(kube, tmp_path / "kc", impersonate=impersonate)), ttl=600)
+    who = person(f"empty-{tag}")
+    names = ["flows", "dns", "audit", "policyactivity"]
+    try:
+        assert client.review_access(who, "get", GROUP, FLEET[0], "flows")[0] is False  # what the API server says
+        client.prefetch(who, "get", GROUP, FLEET[:5], names)
+        got = {(c, n): client.access(who, "get", GROUP, c, n) for c in FLEET[:5] for n in names}
+        assert not any(got.values()), sorted(k for k, v in got.items() if v)
+        client.decisions.clear()
+        client.rules.clear()
+        # asked about every name of a cluster first (prefetch's per-cluster stage), then about one name
+        for cluster in (FLEET[0], FLEET[1]):
+            client.access(who, "get", GROUP, cluster, "")
+            assert client.access(who, "get", GROUP, cluster, "dns") is False, cluster
+    finally:
+        client.close()

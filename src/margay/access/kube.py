@@ -188,8 +188,9 @@ class KubeClient:
     def cached(self, who: Identity, verb: str, group: str, resource: str, name: str,
                namespace: str = "") -> bool | None:
         """The cached answer for one request, or None. A cached "yes" to a wider request answers it too:
-        under Kubernetes RBAC, `resource: *` (any resource) or an empty name (every name) is only allowed by a
-        rule that covers every narrower request. Cached rules of the caller answer it where they are exact."""
+        under Kubernetes RBAC, `resource: *` (any resource) or "every name" (asked as a fresh random name, see
+        `access`) is only allowed by a rule that covers every narrower request. Cached rules of the caller
+        answer it where they are exact."""
         rules = self.rules.get((who, namespace))
         if rules is not None and (decided := rules.decide(verb, group, resource, name)) is not None:
             return decided
@@ -201,11 +202,15 @@ class KubeClient:
         return None
 
     def access(self, who: Identity, verb: str, group: str, resource: str, name: str, namespace: str = "") -> bool:
-        """SubjectAccessReview (authorization.k8s.io/v1) for one resource request (cached)."""
+        """SubjectAccessReview (authorization.k8s.io/v1) for one resource request (cached). An empty `name`
+        asks about every name: the review names a fresh random resource, which only a rule without
+        `resourceNames` allows (a review of the empty name is also allowed by `resourceNames: [""]`, a rule
+        that grants no other name)."""
         hit = self.cached(who, verb, group, resource, name, namespace)
         if hit is not None:
             return hit
-        allowed, _ = self.review_access(who, verb, group, resource, name, namespace)
+        asked = name or f"margay-any-{secrets.token_hex(8)}"
+        allowed, _ = self.review_access(who, verb, group, resource, asked, namespace)
         self.decisions.put((who, verb, group, resource, name, namespace), allowed)
         return allowed
 

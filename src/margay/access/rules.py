@@ -30,7 +30,9 @@ UNAUTHENTICATED = "system:unauthenticated"
 
 @dataclass(frozen=True)
 class Compiled:
-    """One resource rule with its lists as sets; an empty `names` means every name."""
+    """One resource rule with its lists as sets; an empty `names` means every name. Asked about the empty
+    name (margay's "every name" question), only a rule without names allows: `resourceNames: [""]` grants
+    the empty name alone."""
 
     verbs: frozenset[str]
     groups: frozenset[str]
@@ -39,7 +41,7 @@ class Compiled:
 
     def allows(self, verb: str, group: str, resource: str, name: str) -> bool:
         return ((verb in self.verbs or "*" in self.verbs) and (group in self.groups or "*" in self.groups)
-                and (resource in self.resources or "*" in self.resources) and (not self.names or name in self.names))
+                and (resource in self.resources or "*" in self.resources) and (not self.names or bool(name) and name in self.names))
 
 
 @dataclass(frozen=True)
