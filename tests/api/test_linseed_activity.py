@@ -292,3 +292,22 @@ def test_policy_activity_per_policy_as_linseeds_get_policy_activities(fresh: str
                           "after")):
         r = _read(fresh, "/api/v1/policy_activity", body)
         assert r.status_code == 400 and needle in r.text and "Traceback" not in r.text, (body, r.text)
+
+
+def test_the_throttle_never_answers_for_a_rule_it_did_not_store(clocked: tuple[str, FakeClock]) -> None:
+    """The throttle's identity must be the stored one: a JSON `true` is stored as the keyword 'true', so a
+    later report of the rule 'True' is another rule and must be written, not answered as stored and dropped
+    (a writer's own cluster only, but a 2xx for a record never stored)."""
+    url, clock = clocked
+    base = ACTIVITY[0]
+
+    def post(doc: dict[str, Any]) -> None:
+        r = httpx.post(url + P + "/bulk", content=_ndjson([doc]), headers=NDJSON, timeout=60)
+        assert r.status_code == 200 and r.json()["succeeded"] == 1, r.text
+
+    post({**base, "rule": True})
+    clock.advance(timedelta(minutes=1))
+    post({**base, "rule": "True"})
+    r = _read(url, P, {**GO_ZERO, "time_range": {"from": "2023-11-01T00:00:00Z", "to": "2023-12-01T00:00:00Z"}})
+    assert r.status_code == 200, r.text
+    assert sorted(d["rule"] for d in r.json()["items"]) == ["True", "true"], r.json()["items"]

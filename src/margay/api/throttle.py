@@ -41,8 +41,10 @@ def _key(lt: LogType, cluster: str, ident: Identity) -> Key:
 
 
 def identity(lt: LogType, doc: Any) -> Identity | None:
-    """The record's `latest_of` values ('' for a missing one), or None when its shape is not the type's (the
-    converter then reports the line)."""
+    """The record's `latest_of` values ('' for a missing one), or None when its shape is not the type's or a
+    value is not a string (the converter reports the line, or stores the value rendered its own way — a JSON
+    `true` as 'true' — which this could not tell from the string 'True': such a line is written, never
+    throttled)."""
     if not isinstance(doc, dict):
         return None
     out: list[str] = []
@@ -50,7 +52,7 @@ def identity(lt: LogType, doc: Any) -> Identity | None:
         value: Any = doc
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if value is not None and not isinstance(value, str | int | float):
+        if value is not None and not isinstance(value, str):
             return None
         out.append("" if value is None else str(value))
     return tuple(out)
