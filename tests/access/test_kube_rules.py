@@ -214,9 +214,10 @@ def test_impersonation_only_for_identities_the_api_server_sees_alike() -> None:
 def test_an_empty_resource_name_grants_no_other_name(kube, tmp_path: Path, impersonate: bool) -> None:  # type: ignore[no-untyped-def]
     """`resourceNames: [""]` matches only a request for the empty name, yet a SubjectAccessReview asking about
     the empty name (margay's "every name" question) is allowed by it: the caller below may read no log type of
-    any cluster, and must not get every name of f0000 (or of every cluster) from the wider-answer cache."""
+    any cluster, and must not get every name of f0000 (or of every cluster) from the wider-answer cache. For
+    a nameless verb (list) the empty name is the real question: allowed, as the API server allows it."""
     tag = secrets.token_hex(3)
-    objects = [cluster_role(f"empty-{tag}", [lma([FLEET[0]], [""]), lma(["*"], [""])]),
+    objects = [cluster_role(f"empty-{tag}", [lma([FLEET[0]], [""]), lma(["*"], [""]), lma([FLEET[2]], [""], ["list"])]),
                binding(f"empty-{tag}", f"empty-{tag}", {"kind": "User", "name": f"empty-{tag}"})]
     assert all(r.status_code in (200, 201) for r in kube.api.apply(objects))
     client = KubeClient(from_kubeconfig(margay_identity(kube, tmp_path / "kc", impersonate=impersonate)), ttl=600)
@@ -233,5 +234,12 @@ def test_an_empty_resource_name_grants_no_other_name(kube, tmp_path: Path, imper
         for cluster in (FLEET[0], FLEET[1]):
             client.access(who, "get", GROUP, cluster, "")
             assert client.access(who, "get", GROUP, cluster, "dns") is False, cluster
+        # a list request has no name: there the empty name is the API server's own question, and allowed
+        assert client.review_access(who, "list", GROUP, FLEET[2], "")[0] is True
+        assert client.access(who, "list", GROUP, FLEET[2], "") is True
+        assert client.access(who, "list", GROUP, FLEET[3], "") is False
+        if impersonate:
+            rules = client.rules_for(who, "")
+            assert (rules.decide("list", GROUP, FLEET[2], ""), rules.decide("get", GROUP, FLEET[0], "")) == (True, False)
     finally:
         client.close()

@@ -229,3 +229,25 @@ def test_reload_on_change_and_fail_closed(tmp_path: Path) -> None:
 def test_invalid_objects_are_config_errors(doc: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         Policy([doc])
+
+
+def test_an_empty_resource_name_is_not_every_name(tmp_path: Path) -> None:
+    """`resourceNames: [""]` grants the empty name alone. For a named verb margay's empty name means every
+    name (ReportRights.may_view_all: get on every GlobalReport and GlobalReportType), which such a rule must
+    not grant; for a nameless verb (list, create) the empty name is Kubernetes' own question, allowed."""
+    from margay.access.authorizer import LocalAuthorizer
+    from margay.access.guard import Access
+    from margay.access.reports import ReportRights
+
+    calico = ["projectcalico.org"]
+    docs = [role("r", rule(["globalreports", "globalreporttypes"], [""], ["get", "list"], calico),
+                 rule(["globalalerts"], [""], ["create"], calico)), bind("b", "r", user("alice"))]
+    (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(docs))
+    access = Access("tokens", authorizer=LocalAuthorizer(PolicySource(tmp_path / "rbac.yaml")))
+    rights = ReportRights(access, ALICE)
+    assert not rights.may_view_all() and not rights.may_view("inventory", "weekly")
+    assert rights.may_list()
+    access.may_manage(ALICE, "create", "globalalerts")  # nameless: allowed, no exception
+    p = Policy(docs)
+    assert not p.allowed(ALICE, "get", "projectcalico.org", "globalreports", "")
+    assert p.allowed(ALICE, "list", "projectcalico.org", "globalreports", "")

@@ -21,7 +21,7 @@ import yaml
 from ..errors import BackendError, ConfigError
 from .cache import TTLCache
 from .identity import Identity, person
-from .rules import UNKNOWN, Rules, impersonation, parse
+from .rules import NAMELESS_VERBS, UNKNOWN, Rules, impersonation, parse
 from .tokens import digest
 
 log = logging.getLogger("margay.access")
@@ -203,13 +203,14 @@ class KubeClient:
 
     def access(self, who: Identity, verb: str, group: str, resource: str, name: str, namespace: str = "") -> bool:
         """SubjectAccessReview (authorization.k8s.io/v1) for one resource request (cached). An empty `name`
-        asks about every name: the review names a fresh random resource, which only a rule without
-        `resourceNames` allows (a review of the empty name is also allowed by `resourceNames: [""]`, a rule
-        that grants no other name)."""
+        with a verb whose requests are named (get, update, ...) asks about every name: the review names a
+        fresh random resource, which only a rule without `resourceNames` allows (a review of the empty name is
+        also allowed by `resourceNames: [""]`, a rule that grants no other name). For list, watch, create and
+        deletecollection the empty name is the API server's own question and is asked as it is."""
         hit = self.cached(who, verb, group, resource, name, namespace)
         if hit is not None:
             return hit
-        asked = name or f"margay-any-{secrets.token_hex(8)}"
+        asked = name or (name if verb in NAMELESS_VERBS else f"margay-any-{secrets.token_hex(8)}")
         allowed, _ = self.review_access(who, verb, group, resource, asked, namespace)
         self.decisions.put((who, verb, group, resource, name, namespace), allowed)
         return allowed

@@ -23,6 +23,7 @@ import yaml
 
 from ..errors import ConfigError
 from .identity import MASTERS, SA_PREFIX, Identity
+from .rules import NAMELESS_VERBS
 
 log = logging.getLogger("margay.access")
 
@@ -38,11 +39,15 @@ class Rule:
     resource_names: tuple[str, ...] = ()
 
     def allows(self, verb: str, group: str, resource: str, name: str) -> bool:
-        """rbacv1helpers.{Verb,APIGroup,Resource,ResourceName}Matches, for a request without subresource."""
+        """rbacv1helpers.{Verb,APIGroup,Resource,ResourceName}Matches, for a request without subresource. An
+        empty name with a named verb (get, update, ...) is margay's "every name" question, which only a rule
+        without resourceNames allows (`resourceNames: [""]` grants no name); with a nameless verb (list,
+        create, ...) it is Kubernetes' own, matched literally."""
         return ((verb in self.verbs or "*" in self.verbs)
                 and (group in self.api_groups or "*" in self.api_groups)
                 and (resource in self.resources or "*" in self.resources)
-                and (not self.resource_names or name in self.resource_names))
+                and (not self.resource_names
+                     or (bool(name) or verb in NAMELESS_VERBS) and name in self.resource_names))
 
 
 @dataclass(frozen=True)

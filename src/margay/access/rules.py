@@ -24,6 +24,9 @@ from typing import Any
 
 from .identity import AUTHENTICATED, Identity
 
+# Verbs whose requests carry no name in Kubernetes (the empty name is what the API server itself asks): for
+# them "" is the exact question; for the others margay's "" means every name (see Compiled, KubeClient.access).
+NAMELESS_VERBS = frozenset({"list", "watch", "create", "deletecollection"})
 ANONYMOUS = "system:anonymous"
 UNAUTHENTICATED = "system:unauthenticated"
 
@@ -31,8 +34,8 @@ UNAUTHENTICATED = "system:unauthenticated"
 @dataclass(frozen=True)
 class Compiled:
     """One resource rule with its lists as sets; an empty `names` means every name. Asked about the empty
-    name (margay's "every name" question), only a rule without names allows: `resourceNames: [""]` grants
-    the empty name alone."""
+    name with a verb whose requests are named (margay's "every name" question), only a rule without names
+    allows: `resourceNames: [""]` grants no name."""
 
     verbs: frozenset[str]
     groups: frozenset[str]
@@ -41,7 +44,7 @@ class Compiled:
 
     def allows(self, verb: str, group: str, resource: str, name: str) -> bool:
         return ((verb in self.verbs or "*" in self.verbs) and (group in self.groups or "*" in self.groups)
-                and (resource in self.resources or "*" in self.resources) and (not self.names or bool(name) and name in self.names))
+                and (resource in self.resources or "*" in self.resources) and (not self.names or (bool(name) or verb in NAMELESS_VERBS) and name in self.names))
 
 
 @dataclass(frozen=True)
