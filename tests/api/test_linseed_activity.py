@@ -311,3 +311,15 @@ def test_the_throttle_never_answers_for_a_rule_it_did_not_store(clocked: tuple[s
     r = _read(url, P, {**GO_ZERO, "time_range": {"from": "2023-11-01T00:00:00Z", "to": "2023-12-01T00:00:00Z"}})
     assert r.status_code == 200, r.text
     assert sorted(d["rule"] for d in r.json()["items"]) == ["True", "true"], r.json()["items"]
+
+
+def test_policy_activity_answers_the_largest_request_it_accepts(fresh: str) -> None:
+    """MAX_POLICIES policies, each with a namespace and a generation (four terms apiece), are a valid request:
+    answered, on either engine, not refused by the engine's clause limits as a server error."""
+    docs = [_activity("NetworkPolicy", "shop", f"p{i}", "2|ingress|0", "2023-11-14T22:00:00Z") for i in range(3)]
+    r = httpx.post(fresh + P + "/bulk", content=_ndjson(docs), headers=NDJSON, timeout=60)
+    assert r.status_code == 200 and r.json()["succeeded"] == 3, r.text
+    policies = [{"kind": "NetworkPolicy", "namespace": "shop", "name": f"p{i}", "generation": 2} for i in range(1000)]
+    r = _read(fresh, "/api/v1/policy_activity", {"policies": policies})
+    assert r.status_code == 200, r.text[:500]
+    assert [it["policy"]["name"] for it in r.json()["items"]] == ["p0", "p1", "p2"]

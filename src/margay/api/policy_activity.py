@@ -33,6 +33,9 @@ from .logs import _timed, build_query
 PAGE = 1000
 MAX_POLICIES = 1000
 MAX_RULES = 100_000  # rule documents read at most
+# Policies per search: each is up to four terms, and OpenSearch refuses a query of more than 1,024 clauses
+# (maxClauseCount) as a server error; a larger request is read in several searches, its rules merged.
+CHUNK = 200
 _FIELDS = ("kind", "namespace", "name", "generation")
 _BODY = {"from", "to", "policies", "clusters", "all_clusters"}
 _SPECIAL = {"__IMPLICIT_DENIED__": "implicit_deny", "__UNKNOWN__": "unknown"}
@@ -128,18 +131,19 @@ async def policy_activity(request: Request) -> JSONResponse:
         query.end = None  # Linseed: no upper bound unless `to` is given
     if not policies:
         return JSONResponse({"items": []})
-    query = replace(query, selector=combine(query.selector, _selector(policies)), size=PAGE, after_key=None,
-                    sort=[SortKey("last_evaluated", False)], total_hits=False)
+    base = replace(query, size=PAGE, after_key=None, sort=[SortKey("last_evaluated", False)], total_hits=False)
     docs: list[dict[str, Any]] = []
-    while True:
-        page = await _timed(request, "policy_activity", m.backend.search, query)
-        docs += page.items
-        if page.after_key is None:
-            break
-        if len(docs) >= MAX_RULES:
-            raise QueryError(f"policies: more than {MAX_RULES} rule reports match; ask for fewer policies")
-        query = replace(query, after_key=page.after_key)
-    m.access_log(request, lt, query, len(docs))
+    for i in range(0, len(policies), CHUNK):
+        query = replace(base, selector=combine(base.selector, _selector(policies[i:i + CHUNK])))
+        while True:
+            page = await _timed(request, "policy_activity", m.backend.search, query)
+            docs += page.items
+            if len(docs) >= MAX_RULES and (page.after_key is not None or i + CHUNK < len(policies)):
+                raise QueryError(f"policies: more than {MAX_RULES} rule reports match; ask for fewer policies")
+            if page.after_key is None:
+                break
+            query = replace(query, after_key=page.after_key)
+    m.access_log(request, lt, base, len(docs))
     return JSONResponse({"items": summarize(policies, docs, m.clock.now())})
 
 
