@@ -19,7 +19,7 @@ from margay.access.guard import Access
 from margay.access.identity import Identity, person
 from margay.access.kube import KubeClient, from_kubeconfig
 from margay.access.rbac import Policy
-from margay.access.rules import impersonation
+from margay.access.rules import impersonation, parse
 from margay.logtypes import REGISTRY
 
 from .conftest import binding, cluster_role, kube_people, lma
@@ -243,3 +243,23 @@ def test_an_empty_resource_name_grants_no_other_name(kube, tmp_path: Path, imper
             assert (rules.decide("list", GROUP, FLEET[2], ""), rules.decide("get", GROUP, FLEET[0], "")) == (True, False)
     finally:
         client.close()
+
+
+def test_an_incomplete_listing_decides_neither_way() -> None:
+    """`incomplete: true` means an authorizer did not list its rules: a webhook (kube-apiserver's says so for
+    every caller). One placed before RBAC may deny what an RBAC rule allows — a SubjectAccessReview then
+    answers no — so with an incomplete listing the rules' allows are not trusted either (SubjectAccessReviews
+    decide); an RBAC evaluation error alone (a binding to a missing role) still lets its listed allows count."""
+    rule = {"verbs": ["get"], "apiGroups": [GROUP], "resources": ["east"], "resourceNames": ["flows"]}
+    webhook = parse({"status": {"resourceRules": [rule], "incomplete": True,
+                                "evaluationError": "webhook authorizer does not support user rule resolution"}},
+                    proven=True)
+    assert webhook.decide("get", GROUP, "east", "flows") is None
+    assert webhook.decide("get", GROUP, "west", "flows") is None
+    missing_role = parse({"status": {"resourceRules": [rule], "incomplete": False,
+                                     "evaluationError": 'clusterrole.rbac.authorization.k8s.io "x" not found'}},
+                         proven=True)
+    assert missing_role.decide("get", GROUP, "east", "flows") is True
+    assert missing_role.decide("get", GROUP, "west", "flows") is None
+    exact = parse({"status": {"resourceRules": [rule], "incomplete": False}}, proven=True)
+    assert (exact.decide("get", GROUP, "east", "flows"), exact.decide("get", GROUP, "west", "flows")) == (True, False)

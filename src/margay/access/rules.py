@@ -9,7 +9,9 @@ about a namespace with a fresh random name and then checks it does not exist: no
 so the rules are the ClusterRoleBindings' alone. The answer is used only as far as it is exact:
 
 - an allow follows from a listed rule, as kube-apiserver's RBAC matches it (`rbac.Rule.allows`), and counts
-  only when the namespace asked is the one meant (a real N, or a probe namespace proven absent);
+  only when the namespace asked is the one meant (a real N, or a probe namespace proven absent) and every
+  authorizer listed its rules (`incomplete: false`): a webhook, which cannot list them, may also deny — one
+  placed before RBAC denies what an RBAC rule allows — so an incomplete listing decides nothing;
 - a deny counts only when the listing is complete: `incomplete` (an authorizer that cannot list rules, e.g. a
   webhook, or a node) or an `evaluationError` leaves it to SubjectAccessReviews.
 
@@ -53,12 +55,13 @@ class Rules:
 
     rules: tuple[Compiled, ...] = ()
     complete: bool = False  # every authorizer listed its rules without error: what no rule allows is denied
-    proven: bool = False  # the rules are those of the scope meant: what a rule allows is allowed
+    proven: bool = False  # the rules are those of the scope meant: what a rule allows is allowed ...
+    listed: bool = False  # ... when every authorizer listed its rules (none that might deny was left out)
 
     def decide(self, verb: str, group: str, resource: str, name: str) -> bool | None:
         """True or False where the review's answer is exact, None where a SubjectAccessReview must decide."""
         if any(r.allows(verb, group, resource, name) for r in self.rules):
-            return True if self.proven else None
+            return True if self.proven and self.listed else None
         return False if self.complete else None
 
 
@@ -82,7 +85,8 @@ def parse(doc: dict[str, Any], *, proven: bool) -> Rules:
     status = doc.get("status")
     if not isinstance(status, dict):
         return UNKNOWN
-    complete = status.get("incomplete") is False and not status.get("evaluationError")
+    listed = status.get("incomplete") is False
+    complete = listed and not status.get("evaluationError")
     out = []
     for raw in status.get("resourceRules") or []:
         lists = [raw.get(k) or [] if isinstance(raw, dict) else None
@@ -92,4 +96,4 @@ def parse(doc: dict[str, Any], *, proven: bool) -> Rules:
             continue
         verbs, groups, resources, names = (frozenset(v or ()) for v in lists)
         out.append(Compiled(verbs, groups, resources, names))
-    return Rules(tuple(out), complete=complete, proven=proven)
+    return Rules(tuple(out), complete=complete, proven=proven, listed=listed)
