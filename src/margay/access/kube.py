@@ -210,7 +210,7 @@ class KubeClient:
         hit = self.cached(who, verb, group, resource, name, namespace)
         if hit is not None:
             return hit
-        asked = name or (name if verb in NAMELESS_VERBS else f"margay-any-{secrets.token_hex(8)}")
+        asked = name if name or verb in NAMELESS_VERBS else f"margay-any-{secrets.token_hex(8)}"
         allowed, _ = self.review_access(who, verb, group, resource, asked, namespace)
         self.decisions.put((who, verb, group, resource, name, namespace), allowed)
         return allowed

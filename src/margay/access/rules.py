@@ -46,7 +46,8 @@ class Compiled:
 
     def allows(self, verb: str, group: str, resource: str, name: str) -> bool:
         return ((verb in self.verbs or "*" in self.verbs) and (group in self.groups or "*" in self.groups)
-                and (resource in self.resources or "*" in self.resources) and (not self.names or (bool(name) or verb in NAMELESS_VERBS) and name in self.names))
+                and (resource in self.resources or "*" in self.resources)
+                and (not self.names or (bool(name) or verb in NAMELESS_VERBS) and name in self.names))
 
 
 @dataclass(frozen=True)
