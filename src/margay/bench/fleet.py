@@ -179,6 +179,11 @@ def questions() -> dict[str, Callable[[httpx.Client], Any]]:
                 "dest": {"terms": {"field": "dest_name_aggr", "size": 10, "order": {"bytes": "desc"}},
                          "aggs": {"bytes": {"sum": {"field": "bytes_in"}}}}}}),
             "flowgraph": post("/api/v1/flows/graph", {"time_range": day}),
+            # An all-cluster request that reads nothing (a minute without data): its fixed cost, which grows
+            # with the clusters, apart from any question's own.
+            "empty": post("/api/v1/flows/logs/aggregation", {"time_range": {
+                "from": (END - timedelta(days=400)).isoformat(), "to": (END - timedelta(days=400, minutes=-1)).isoformat()},
+                "aggregations": {"a": {"terms": {"field": "action"}}}}),
             "indices": indices,
             # The endpoint's first page at its default limit (MAX_INDICES, 10,000: no UI page calls it), and the
             # UI's fleet call: the cluster picker's first page (web/static/picker.js, 50 names).
@@ -270,6 +275,8 @@ def fleet(bench: Bench) -> dict[str, Any]:
                     f"disk, then {runs} timed runs after 2 warm-ups of each question over all clusters "
                     "(x-cluster-id _MULTI_, all_clusters): search: 1 page of 100 flows, 24 h, newest first; "
                     "topdest: top 10 destinations by bytes, 7 d; flowgraph: the flow visualizer's 24 h graph; "
+                    "empty: an all-cluster aggregation over a minute without data (an all-cluster request's fixed "
+                    "cost); "
                     "indices: GET /api/v1/indices, every page (fleet_indices_bytes_*: the bytes of all pages); "
                     "indices_first: its first page at the default limit (10,000); clusters_page: GET "
                     "/api/v1/clusters?limit=50, the UI cluster picker's first page; "
