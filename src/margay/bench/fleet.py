@@ -1,8 +1,11 @@
 """A fleet: the same records stored over few and many clusters (`fleet` scenario, issue 25).
 
-The records of the `query` scenario's data (flows, DNS and Kubernetes audit over 7 days) are dealt out, line by
-line, to N clusters (`fleet-0001`..), one batch per cluster, type and day (at most 10,000 records; a day of
-more than 200,000 lines goes out in several rounds, the bench's memory bound), as a fleet's agents would; margay stores them and, once compaction settled, answers the questions whose cost
+The records of the `query` scenario's data (flows, DNS and Kubernetes audit over 7 days) are dealt out by flow
+to N clusters (`fleet-0001`..): a stable hash of a record's flow key (the fields its type's roll-up groups by,
+cluster apart) picks its cluster, so all records of one flow belong to one cluster as in a real fleet. Each
+cluster gets one batch per type and day (at most 10,000 records; a day of more than 200,000 lines goes out in
+several rounds, the bench's memory bound), sent by CLIENTS concurrent senders as a fleet's agents would send
+them; margay stores them and, once compaction settled, answers the questions whose cost
 issue 25 found following the number of clusters: a search page over all clusters (24 h), the top destinations
 (7 d), the flow graph (24 h), `GET /api/v1/indices` (every page), and the overview's data calls (its default
 3 h range, all clusters). Server CPU beside wall time: the machine is shared.
@@ -11,13 +14,16 @@ issue 25 found following the number of clusters: a search page over all clusters
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from itertools import chain, islice
 from typing import Any
 
 import httpx
+import orjson
 
+from ..logtypes import REGISTRY
 from .data import BATCH, END, Batch, flow_batches, other_batches, topology
 from .harness import Bench, percentile
 from .targets import MargayTarget
@@ -25,6 +31,23 @@ from .targets import MargayTarget
 # (flow records, hours of DNS and audit, the two cluster counts)
 SIZES = {"quick": (150_000, 24, [10, 100]), "full": (3_000_000, 24 * 7, [10, 1000]), "large": (3_000_000, 24 * 7, [10, 1000])}
 MULTI = {"x-cluster-id": "_MULTI_"}
+# Concurrent senders, the same at every cluster count: a fleet's agents send at once (margay's group commit
+# amortizes concurrent batches only when they arrive together); 4, one host's worth, under-states a fleet.
+CLIENTS = 32
+
+
+def flow_key(log_type: str) -> Callable[[bytes], bytes]:
+    """A record's flow key as bytes: the values of the fields its type's roll-up groups by, cluster apart (a
+    type without a roll-up: the whole record). Records with the same key make one roll-up row per hour."""
+    lt = REGISTRY.get(log_type)
+    dims = [d for d in lt.rollup.dims if d != "cluster"] if lt is not None and lt.rollup is not None else []
+    if not dims:
+        return lambda line: line
+
+    def key(line: bytes) -> bytes:
+        rec = orjson.loads(line)
+        return orjson.dumps([rec.get(d) for d in dims])
+    return key
 
 
 def by_type(batches: Iterator[Batch]) -> Iterator[Batch]:
@@ -41,9 +64,10 @@ def by_type(batches: Iterator[Batch]) -> Iterator[Batch]:
 
 
 def fleet_batches(batches: Iterator[Batch], clusters: int, held_max: int = 200_000) -> Iterator[Batch]:
-    """The same records dealt out to `clusters` clusters: each (type, day)'s lines, one after another, to the
-    next cluster; each cluster's lines go out in batches of at most BATCH records, when the type's day ends
-    or when `held_max` lines are held (the bench's memory bound: ~300 MB of flow lines)."""
+    """The same records dealt out by flow to `clusters` clusters: a record goes to the cluster a stable hash
+    (CRC-32) of its flow key picks, the same on every run and day; each cluster's lines go out in batches of at
+    most BATCH records, when the type's day ends or when `held_max` lines are held (the bench's memory bound:
+    ~300 MB of flow lines)."""
     names = [f"fleet-{i:04d}" for i in range(1, clusters + 1)]
     lanes: list[list[bytes]] = [[] for _ in names]
     held: tuple[str, str] | None = None
@@ -61,14 +85,32 @@ def fleet_batches(batches: Iterator[Batch], clusters: int, held_max: int = 200_0
             yield from flush(held)
             n = 0
         held = key
+        fkey = flow_key(b.log_type)
         for line in b.body.split(b"\n"):
             if line.strip():
-                lanes[n % clusters].append(line)
+                lanes[zlib.crc32(fkey(line)) % clusters].append(line)
                 n += 1
-                if n % held_max == 0:  # a day's lines keep their turn: the next round starts where this one ended
+                if n % held_max == 0:  # the bench's memory bound: a day of more lines goes out in rounds
                     yield from flush(key)
     if held is not None:
         yield from flush(held)
+
+
+def settled(target: MargayTarget, wait: float = 60.0, rounds: int = 10) -> int:
+    """settle(), then again `wait` seconds later until the store's folders and files stay the same across a
+    round: on a loaded machine the compactor may begin merging a fleet's cold partitions only after settle's
+    quiet window (a full run measured 993 folders and 4,402 files at 1,000 clusters, where the store settles
+    to 15 and 18, and timed the compaction as the questions' CPU). Returns the rounds taken."""
+    target.settle()
+    seen = target.folders()
+    for i in range(1, rounds + 1):
+        time.sleep(wait)
+        target.settle()
+        now = target.folders()
+        if now == seen:
+            return i
+        seen = now
+    raise RuntimeError(f"the store's folders and files still change after {rounds} settle rounds: {seen}")
 
 
 def overview_calls() -> list[tuple[str, dict[str, Any]]]:
@@ -140,6 +182,11 @@ def questions() -> dict[str, Callable[[httpx.Client], Any]]:
                 return size
             params = {"after": page["after"]}
 
+    def first_page(path: str, params: dict[str, str]) -> Callable[[httpx.Client], int]:
+        def run(http: httpx.Client) -> int:
+            return len(http.get(path, params=params).raise_for_status().content)
+        return run
+
     def overview(http: httpx.Client) -> Any:
         return [http.post(path, json=body, headers=MULTI).raise_for_status().json() for path, body in overview_calls()]
 
@@ -149,7 +196,17 @@ def questions() -> dict[str, Callable[[httpx.Client], Any]]:
                 "dest": {"terms": {"field": "dest_name_aggr", "size": 10, "order": {"bytes": "desc"}},
                          "aggs": {"bytes": {"sum": {"field": "bytes_in"}}}}}}),
             "flowgraph": post("/api/v1/flows/graph", {"time_range": day}),
-            "indices": indices, "overview": overview}
+            # An all-cluster request that reads nothing (a minute without data): its fixed cost, which grows
+            # with the clusters, apart from any question's own.
+            "empty": post("/api/v1/flows/logs/aggregation", {"time_range": {
+                "from": (END - timedelta(days=400)).isoformat(), "to": (END - timedelta(days=400, minutes=-1)).isoformat()},
+                "aggregations": {"a": {"terms": {"field": "action"}}}}),
+            "indices": indices,
+            # The endpoint's first page at its default limit (MAX_INDICES, 10,000: no UI page calls it), and the
+            # UI's fleet call: the cluster picker's first page (web/static/picker.js, 50 names).
+            "indices_first": first_page("/api/v1/indices", {}),
+            "clusters_page": first_page("/api/v1/clusters", {"limit": "50"}),
+            "overview": overview}
 
 
 def fleet(bench: Bench) -> dict[str, Any]:
@@ -169,14 +226,14 @@ def fleet(bench: Bench) -> dict[str, Any]:
             source = fleet_batches(chain(flow_batches(topo, records), by_type(other_batches(topo, hours))), n)
             while part := list(islice(source, 256)):
                 cpu0 = target.cpu()
-                sent += target.ingest(part, 4)[0]
+                sent += target.ingest(part, CLIENTS)[0]
                 cpu += target.cpu() - cpu0
                 batches += len(part)
             ingest_wall = time.perf_counter() - t0
             bench.log(f"  fleet {n} clusters: {int(sent):,} records in {batches:,} batches, {ingest_wall:.0f} s wall, "
                       f"{cpu:.0f} server CPU-s; settling")
             t0, cpu0 = time.perf_counter(), target.cpu()
-            target.settle()
+            out[f"fleet_settle_rounds_{n}"] = settled(target)
             out[f"fleet_batches_{n}"] = batches
             out[f"fleet_ingest_wall_s_{n}"] = round(ingest_wall, 1)
             out[f"fleet_settle_wall_s_{n}"] = round(time.perf_counter() - t0, 1)
@@ -191,6 +248,7 @@ def fleet(bench: Bench) -> dict[str, Any]:
             out[f"fleet_store_files_{n}"] = files
             out[f"fleet_store_bytes_per_record_{n}"] = round(target.disk_bytes() / max(sent, 1), 2)
             out[f"fleet_ingest_cpu_s_per_million_{n}"] = round(cpu / max(sent, 1) * 1e6, 2)
+            out[f"fleet_ingest_cpu_ms_per_batch_{n}"] = round(cpu * 1000 / max(batches, 1), 1)
             with httpx.Client(base_url=target.url, timeout=600) as http:
                 for name, q in questions().items():
                     for _ in range(2):
@@ -206,8 +264,8 @@ def fleet(bench: Bench) -> dict[str, Any]:
                     out[f"fleet_p95_ms_{name}_{n}"] = round(percentile(walls, 0.95), 1)
                     bench.log(f"  fleet {n} clusters: {name} p50 {out[f'fleet_p50_ms_{name}_{n}']} ms, "
                               f"{out[f'fleet_cpu_ms_{name}_{n}']} CPU-ms")
-                    if name == "indices":
-                        out[f"fleet_indices_bytes_{n}"] = answer
+                    if name in ("indices", "indices_first", "clusters_page"):
+                        out[f"fleet_{name}_bytes_{n}"] = answer
                     if name == "overview":
                         out["fleet_overview_calls"] = len(answer)
             bench.log(f"  fleet {n} clusters: {folders} folders, {files} files, ingest "
@@ -217,7 +275,7 @@ def fleet(bench: Bench) -> dict[str, Any]:
         finally:
             target.stop()
     lo, hi = counts
-    for name in ("search", "topdest", "flowgraph", "indices", "overview"):
+    for name in questions():
         for kind in ("p50", "cpu"):
             a, b = out[f"fleet_{kind}_ms_{name}_{lo}"], out[f"fleet_{kind}_ms_{name}_{hi}"]
             # CPU is read in clock ticks (10 ms) over the runs: a figure under a tick per run has no ratio.
@@ -225,13 +283,22 @@ def fleet(bench: Bench) -> dict[str, Any]:
     out[f"fleet_ratio_ingest_cpu_{hi}_vs_{lo}"] = round(
         out[f"fleet_ingest_cpu_s_per_million_{hi}"] / max(out[f"fleet_ingest_cpu_s_per_million_{lo}"], 1e-9), 2)
     out["notes"] = (f"The same records (the query scenario's flows, {records:,} of them, with {hours} h of DNS and "
-                    f"Kubernetes audit) dealt out line by line to {lo} and to {hi} clusters, one batch per cluster, "
-                    "type and day (at most 10,000 records; a day of more than 200,000 lines in several rounds), 4 "
-                    "clients; server CPU-s per million records over the ingest alone. After compaction settled (merged files deleted): store folders and data files on "
+                    f"Kubernetes audit) dealt out by flow to {lo} and to {hi} clusters (a CRC-32 of the fields the "
+                    "type's roll-up groups by, cluster apart, picks a record's cluster: a flow's records all belong "
+                    "to one cluster; audit, without a roll-up, by the whole record), one batch per cluster, "
+                    "type and day (at most 10,000 records; a day of more than 200,000 lines in several rounds), "
+                    f"{CLIENTS} concurrent clients at either count (fleet_ingest_cpu_ms_per_batch_*: server CPU-ms per "
+                    "batch); server CPU-s per million records over the ingest alone. After compaction settled (merged files "
+                    "deleted; settled again 60 s later until the folders and files stay the same: "
+                    "fleet_settle_rounds_*): store folders and data files on "
                     f"disk, then {runs} timed runs after 2 warm-ups of each question over all clusters "
                     "(x-cluster-id _MULTI_, all_clusters): search: 1 page of 100 flows, 24 h, newest first; "
                     "topdest: top 10 destinations by bytes, 7 d; flowgraph: the flow visualizer's 24 h graph; "
+                    "empty: an all-cluster aggregation over a minute without data (an all-cluster request's fixed "
+                    "cost); "
                     "indices: GET /api/v1/indices, every page (fleet_indices_bytes_*: the bytes of all pages); "
+                    "indices_first: its first page at the default limit (10,000); clusters_page: GET "
+                    "/api/v1/clusters?limit=50, the UI cluster picker's first page; "
                     "overview: the overview page's data calls one after another over its default 3 h range "
                     "(fleet_overview_calls of them). p50/p95 wall ms and server CPU-ms per run. Targets (issue 25): "
                     "each query and the overview at the larger count within 2x of the smaller, ingest CPU within "
