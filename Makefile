@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench rig clean venv
+.PHONY: demo test lint bench rig clean venv native
 
 WEB := src/margay/web
 WEB_STAMP := $(WEB)/node_modules/.installed
@@ -20,7 +20,8 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	touch $(WEB_STAMP)
 
 # What running margay needs, nothing more: `make demo` installs only this (~30 s on a warm pip cache).
-$(RUN_STAMP): pyproject.toml
+# It builds ingest's C scanner (setup.py) where gcc and Python's headers are; without them margay still runs.
+$(RUN_STAMP): pyproject.toml setup.py src/margay/ingest/_keyscan.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e .
 	touch $(RUN_STAMP)
@@ -39,8 +40,12 @@ demo: $(RUN_STAMP) $(WEB_STAMP)
 rig: venv
 	bash scripts/rig/install.sh
 
+# The C scanner again, should the first install have gone without a compiler (make rig installs gcc).
+native: $(RUN_STAMP)
+	$(BIN)/python -c "import margay.ingest._keyscan" 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check -e .
+
 ## make test: everything above, then every test
-test: venv rig
+test: venv rig native
 	$(BIN)/pytest
 
 lint: venv

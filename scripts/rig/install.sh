@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .rig
 apt_needed=()
-for pkg in rsyslog rsyslog-gnutls rsyslog-elasticsearch chromium openssl; do
+for pkg in rsyslog rsyslog-gnutls rsyslog-elasticsearch chromium openssl gcc python3-dev; do  # gcc: ingest's C scanner
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_needed+=("$pkg")
 done
 if [ ${#apt_needed[@]} -gt 0 ]; then

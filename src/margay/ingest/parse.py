@@ -27,6 +27,7 @@ from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
 from ..store.sql import time_sql
+from .keyscan import KeyScanner, Verdict
 from .output import ERR_SEP, FIELD_SEP, file_facts, split_file, sql_path
 
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
@@ -135,6 +136,7 @@ class Plan:
     grouped: str  # `select` with a list of clusters, one per record (several batches as one: ingest/group.py)
     lean_raw: bool  # whether `lean` reads the raw objects (kept-as-sent fields); if not, it reads _READ_TYPED
     own: list[str]  # the keys a record may have without going to `_extra`
+    keys: KeyScanner  # the batch-wide look for other keys (in C; DuckDB's `_UNKNOWN_KEYS` when it is unsure)
 
 
 def plan_for(lt: LogType) -> Plan:
@@ -159,8 +161,9 @@ def plan_for(lt: LogType) -> Plan:
     grouped = fields + ', (?::VARCHAR[])[ordinality] AS "cluster"' + rest + kept
     sent[EXTRA_COLUMN] = "NULL::JSON"
     lean = select + "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
+    own = own_keys(lt)
     return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, full, lean, grouped, bool(sent_fields(lt)),
-                list(own_keys(lt)))
+                list(own), KeyScanner(own))
 
 
 def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
@@ -241,10 +244,14 @@ class Converter:
             small = (body.count(b"\n") if newlines is None else newlines) < SMALL_BATCH
             select, read = plan.select, _READ
             if not small:
-                # Undeclared keys are rare: one batch-wide look (a hash anti-join over the records' keys) spares
-                # every record of a clean batch the per-record key check; unreferenced, the raw read is pruned.
-                # A small batch skips the look: its fixed cost (a statement) is more than the check it spares.
-                unknown = cur.execute(_UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0]
+                # Undeclared keys are rare: one batch-wide look spares every record of a clean batch the
+                # per-record key check; unreferenced, the raw read is pruned. The C scanner answers it in one
+                # pass over the bytes (ingest/keyscan.py); DuckDB's anti-join over the records' keys (a second
+                # parse) only when the scanner is unsure or absent. A small batch skips the look: its fixed
+                # cost (a statement) is more than the check it spares.
+                verdict = plan.keys.scan(body)
+                unknown = verdict is Verdict.UNDECLARED or (
+                    verdict is Verdict.UNSURE and cur.execute(_UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0])
                 if not unknown:
                     select, read = plan.lean, _READ if plan.lean_raw else _READ_TYPED
             # A small file is written with a light codec: zstd's set-up per column costs a 10-record batch

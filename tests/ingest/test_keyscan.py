@@ -1,0 +1,203 @@
+"""The C scanner of undeclared keys agrees with DuckDB's look (json_keys) wherever it answers, and says UNSURE
+on whatever it does not understand; margay answers the same without it."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from margay.ingest import keyscan
+from margay.ingest.keyscan import KeyScanner, Verdict
+from margay.ingest.parse import _UNKNOWN_KEYS
+from margay.logtypes import REGISTRY
+from margay.logtypes.base import own_keys
+from margay.store.duckdb import connect
+
+OWN = own_keys(REGISTRY["flows"])
+SCANNER = KeyScanner(OWN)
+CLEAN, UNDECLARED, UNSURE = Verdict.CLEAN, Verdict.UNDECLARED, Verdict.UNSURE
+
+
+def test_the_scanner_is_built() -> None:
+    # setup.py builds it on `pip install -e .`; the Makefile's rig step installs gcc and Python's headers.
+    assert keyscan.NATIVE and SCANNER.native, "ingest/_keyscan.c was not built: pip install -e . (needs gcc)"
+
+
+@pytest.mark.parametrize(("line", "verdict"), [
+    (b'{"source_ip":"10.0.0.1","dest_port":80}', CLEAN),
+    (b'{"source_ip":"10.0.0.1","dest_portx":80}', UNDECLARED),
+    (b'{}', CLEAN),
+    (b' \t{ \r} \t', CLEAN),
+    (b'{ "source_ip" :\t"a" , "host"\r:\r1 }', CLEAN),
+    (b'{"source_ip":"a\\"b,\\"nope\\":1","host":"\\\\"}', CLEAN),  # escaped quotes and a trailing backslash
+    (b'{"source_ip":"\\\\\\"","zz":1}', UNDECLARED),
+    (b'{"source_labels":{"zz":[1,"]}",{"q":"{"}]},"host":"h"}', CLEAN),  # nested keys are not top-level
+    (b'{"policies":[[[[{}]]]],"zz":null}', UNDECLARED),
+    (b'{"source_ip":"\xc3\xa9\xf0\x9f\x98\x80"}', CLEAN),
+    (b'{"\xc3\xa9":1}', UNDECLARED),
+    (b'{"":1}', UNDECLARED),
+    (b'{"source_ip":1,"source_ip":2}', CLEAN),  # duplicates: the reader refuses them, json_keys lists both
+    (b'{"bytes_in":-1.5e+3,"bytes_out":true,"host":false,"action":null,"proto":NaN}', CLEAN),
+    (b'{"sourc\\u0065_ip":1}', UNSURE),  # json_keys decodes it: DuckDB decides
+    (b'{"a\\"b":1}', UNSURE),
+    (b'[1,2]', UNSURE),
+    (b'"source_ip"', UNSURE),
+    (b'{"source_ip":1,}', UNSURE),
+    (b'{"source_ip":1 /* c */}', UNSURE),
+    (b'{"source_ip":1}{"host":1}', UNSURE),
+    (b'{"source_ip":1', UNSURE),
+    (b'{"source_ip":"x', UNSURE),
+    (b'{"source_ip":[1,\n2]}', UNSURE),
+    (b'\xef\xbb\xbf{"source_ip":1}', UNSURE),
+    (b'{"' + b"k" * 100_000 + b'":1}', UNDECLARED),
+])
+def test_lines(line: bytes, verdict: Verdict) -> None:
+    assert SCANNER.scan(line) is verdict
+
+
+def test_batches() -> None:
+    ok, other = b'{"source_ip":"a","host":"b"}', b'{"host":"b","zz":1}'
+    assert SCANNER.scan(b"") is CLEAN
+    assert SCANNER.scan(b"\n\n \n") is CLEAN
+    assert SCANNER.scan(b"\r\n".join([ok] * 5) + b"\r\n") is CLEAN
+    assert SCANNER.scan(b"\n".join([ok] * 1000 + [other] + [ok])) is UNDECLARED
+    assert SCANNER.scan(b"\n".join([ok, b"[]", other])) is UNSURE  # stops at what it does not understand
+    assert SCANNER.scan(bytearray(ok)) is CLEAN and SCANNER.scan(memoryview(ok)) is CLEAN
+
+
+def test_without_the_extension_every_look_is_unsure() -> None:
+    plain = KeyScanner(OWN, native=False)
+    assert not plain.native and plain.scan(b'{"source_ip":1}') is UNSURE
+
+
+# -- fuzzing against DuckDB's look ---------------------------------------------------------------------
+
+_DECLARED = list(OWN)
+_NEAR = ["source_ip ", "Source_ip", "source_i", "source_ipp", "_extra", "sourceip", "source_ip\t", "cluster2"]
+_ODD = ["", "é", "😀", "a b", "k:", '"', "\\", "{", "}", "[", "]", ",", ":", "\x7f", "source_ip\"", "/"]
+
+
+def _escape_char(rng: random.Random, ch: str, rate: float) -> str:
+    if ch == '"':
+        return '\\"'
+    if ch == "\\":
+        return "\\\\"
+    if ord(ch) < 0x20:
+        return f"\\u{ord(ch):04x}"
+    if ord(ch) < 0x10000 and not 0xD800 <= ord(ch) < 0xE000 and rng.random() < rate:
+        return f"\\u{ord(ch):04x}"
+    if ch == "/" and rng.random() < rate * 5:
+        return "\\/"
+    return ch
+
+
+def _string(rng: random.Random, text: str, rate: float = 0.05) -> tuple[str, bool]:
+    """A JSON string for `text`, some characters escaped at random; and whether it holds an escape."""
+    out = "".join(_escape_char(rng, ch, rate) for ch in text)
+    return '"' + out + '"', "\\" in out
+
+
+def _ws(rng: random.Random) -> str:
+    return "" if rng.random() < 0.7 else "".join(rng.choice(" \t\r") for _ in range(rng.randint(1, 3)))
+
+
+def _text(rng: random.Random) -> str:
+    pool = ['"', "\\", "{", "}", "[", "]", ",", ":", "a", "é", "😀", " ", "\t", "/", "*", "x" * 40, '\\"', "\\\\"]
+    return "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+
+
+def _value(rng: random.Random, depth: int) -> str:
+    r = rng.random()
+    if depth < 4 and r < 0.15:
+        items = [_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+        return "[" + _ws(rng) + ("," + _ws(rng)).join(items) + _ws(rng) + "]"
+    if depth < 4 and r < 0.3:
+        pairs = [_string(rng, rng.choice(_DECLARED + _NEAR + _ODD + [_text(rng)]))[0] + _ws(rng) + ":" + _ws(rng)
+                 + _value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+        return "{" + _ws(rng) + ("," + _ws(rng)).join(pairs) + _ws(rng) + "}"
+    if r < 0.65:
+        return _string(rng, _text(rng))[0]
+    return rng.choice(["0", "-1", "12345678901234", "1.5e-7", "-0.0", "true", "false", "null", "NaN", "1E+2"])
+
+
+def _line(rng: random.Random) -> tuple[str, bool]:
+    """A valid NDJSON line (mostly objects of declared keys), and whether a key of it is escaped."""
+    if rng.random() < 0.03:
+        return rng.choice(["[]", "[1,{\"zz\":1}]", "1", '"x"', "null", "true"]), True
+    escaped_key = False
+    pairs = []
+    undeclared = rng.random() < 0.3
+    for _ in range(rng.randint(0, 12)):
+        if undeclared and rng.random() < 0.15:
+            key = rng.choice(_NEAR + _ODD + [_text(rng), "k" * rng.choice([1, 300, 5000])])
+        else:
+            key = rng.choice(_DECLARED)
+        text, esc = _string(rng, key, 0.05 if rng.random() < 0.02 else 0.0)
+        escaped_key |= esc
+        pairs.append(_ws(rng) + text + _ws(rng) + ":" + _ws(rng) + _value(rng, 1) + _ws(rng))
+    return _ws(rng) + "{" + ",".join(pairs) + "}" + _ws(rng), escaped_key
+
+
+def _truth_per_line(lines: list[str], tmp: Path) -> list[bool]:
+    """Per line: whether DuckDB's json_keys finds a key outside the declared set."""
+    path = tmp / "lines.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    con = connect()
+    rows = con.execute("SELECT coalesce(len(list_filter(json_keys(json), lambda k: NOT list_contains(?::VARCHAR[], k))), 0) "
+                       "FROM read_ndjson_objects(?, maximum_object_size=16777216)", [list(OWN), str(path)]).fetchall()
+    assert len(rows) == len(lines)
+    return [n > 0 for (n,) in rows]
+
+
+def test_fuzz_agrees_with_duckdb(tmp_path: Path) -> None:
+    rng = random.Random(20261206)
+    made = [_line(rng) for _ in range(6000)]
+    lines = [text for text, _ in made]
+    truth = _truth_per_line(lines, tmp_path)
+    unsure = 0
+    for (text, escaped_key), found in zip(made, truth, strict=True):
+        verdict = SCANNER.scan(text.encode())
+        if verdict is UNSURE:
+            unsure += 1
+            assert escaped_key or not text.strip().startswith("{"), text  # only what it cannot read as is
+            continue
+        assert verdict is (UNDECLARED if found else CLEAN), text
+    assert sum(truth) > 500 and unsure < len(lines) // 5, (sum(truth), unsure)
+    # Whole batches, as the converter asks: DuckDB's own statement decides the truth.
+    con = connect()
+    answered = 0
+    for i in range(300):
+        chosen = rng.sample(lines, rng.randint(1, 40))
+        sep = rng.choice(["\n", "\r\n", "\n\n"])
+        body = (sep.join(chosen) + rng.choice(["", sep])).encode()
+        path = tmp_path / f"b{i}.ndjson"
+        path.write_bytes(body)
+        found = con.execute(_UNKNOWN_KEYS, [str(path), list(OWN)]).fetchall()[0][0] > 0
+        verdict = SCANNER.scan(body)
+        if verdict is not UNSURE:
+            answered += 1
+            assert verdict is (UNDECLARED if found else CLEAN), body[:500]
+    assert answered > 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(_DECLARED), st.text(max_size=12)),
+                       st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False,
+                                    allow_infinity=False) | st.text(max_size=20),
+                                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                                  max_size=4),
+                                    max_leaves=12),
+                       max_size=10),
+       st.booleans())
+def test_any_object_as_python_writes_it(doc: dict, ascii_only: bool) -> None:
+    line = json.dumps(doc, ensure_ascii=ascii_only).encode()
+    verdict = SCANNER.scan(line)
+    if any("\\" in json.dumps(k, ensure_ascii=ascii_only) for k in doc):
+        assert verdict in (UNSURE, UNDECLARED if set(doc) - set(OWN) else CLEAN)
+        return
+    assert verdict is (UNDECLARED if set(doc) - set(OWN) else CLEAN), line
