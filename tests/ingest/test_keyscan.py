@@ -70,6 +70,14 @@ def test_batches() -> None:
     assert SCANNER.scan(bytearray(ok)) is CLEAN and SCANNER.scan(memoryview(ok)) is CLEAN
 
 
+def test_an_uninitialised_key_set_refuses_to_scan() -> None:
+    from margay.ingest._keyscan import KeySet
+    with pytest.raises(RuntimeError, match="not initialised"):
+        KeySet.__new__(KeySet).scan(b"{}")
+    with pytest.raises(TypeError):
+        KeySet(("source_ip", 1))
+
+
 def test_without_the_extension_every_look_is_unsure() -> None:
     plain = KeyScanner(OWN, native=False)
     assert not plain.native and plain.scan(b'{"source_ip":1}') is UNSURE

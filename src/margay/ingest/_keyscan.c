@@ -100,7 +100,9 @@ static void init_classes(void) {
     }
 }
 
-static inline int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+static inline int is_ws(char c) {
+    return (unsigned char)c <= ' ' && (c == ' ' || c == '\t' || c == '\r'); /* most bytes fail the first test */
+}
 
 /* The first '"' or '\\' in [q, end), or end. SSE2 (x86-64's baseline) takes 16 bytes a step: a flow
  * record's ~110 strings are mostly shorter than a memchr call is worth. */
@@ -291,6 +293,10 @@ static int scan(const KeySet *s, const char *p, const char *end, int32_t *next_o
 }
 
 static PyObject *KeySet_scan(KeySet *self, PyObject *arg) {
+    if (self->table == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "KeySet was not initialised");
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
