@@ -322,7 +322,8 @@ def agent(bench: Bench) -> dict[str, Any]:
     out = agent_bench(lines=30_000 if bench.quick else 500_000, work_dir=bench.work_dir, outage=outage, rate=rate)
     out["notes"] = (f"margay agent tailing a {out['agent_lines']:,}-line flows.log into a margay server on the same "
                     "machine; CPU (wait4) and peak RSS (VmHWM) are the agent process's own, wall time from its start to the "
-                    f"last ack. Drain: the server down for {outage:.0f} s while Felix writes {rate:,.0f} lines/s (spooled "
+                    "last ack, which includes the server's work (agent_server_cpu_s: the server's CPU meanwhile). "
+                    f"Drain: the server down for {outage:.0f} s while Felix writes {rate:,.0f} lines/s (spooled "
                     "in 0.2 s batches), then the server starts: agent_drain_reconnect_s until the first ack (retry backoff), "
                     "agent_drain_lines_per_s from the first ack to the last (agent_drain_vs_live: that / the live "
                     "rate), agent_drain_lines_per_s_incl_reconnect from the server's start.")
