@@ -14,6 +14,7 @@ def test_bench_measures_throughput_cpu_rss_and_the_drain_after_an_outage(tmp_pat
     assert abs(result["agent_cpu_s_per_10k_flows"] - result["agent_cpu_s"] / 3000 * 10_000) < 0.01
     assert abs(result["agent_lines_per_cpu_s"] - 3000 / result["agent_cpu_s"]) < 0.01 * result["agent_lines_per_cpu_s"]
     assert 10 < result["agent_rss_peak_mib"] < 4096
+    assert result["agent_server_cpu_s"] > 0  # the server converted and stored 3,000 records meanwhile
     lines = result["agent_outage_lines"]
     assert 900 <= lines <= 1000 and result["agent_drain_records_shipped"] == lines
     # the backlog of ~10 small spooled batches is sent coalesced, in fewer requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -75,3 +76,6 @@ def test_bench_measures_each_level() -> None:
     res = bench(body)
     assert res["records_in"] == 20 and set(res["levels"]) == {0, 1, 2, 3}
     assert res["levels"][3]["records_out"] == 2 and res["levels"][3]["records_per_s"] > 0
+    # the process's CPU per level: DuckDB parses and groups the records, so never zero; at most wall x cores
+    for r in res["levels"].values():
+        assert 0 < r["cpu_s"] <= r["seconds"] * (os.cpu_count() or 1) + 0.05

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -300,10 +301,15 @@ def test_policy_traces_read_like_the_python_rule(wide: Any, site: Site) -> None:
 
 
 def test_bench_measures_first_render(browser: Any, site: Site) -> None:
+    from margay.bench.harness import cpu_seconds
     from margay.web import bench
 
-    out = bench(site.url, site.token, time_range="now-3h", runs=1, browser=browser)
+    out = bench(site.url, site.token, time_range="now-3h", runs=1, browser=browser,
+                cpu=lambda: cpu_seconds(os.getpid()))
     assert 0 < out["overview_first_render_s"] < 30 and 0 < out["graph_first_render_s"] < 30
+    # the overview draws its panels from a dozen or more API calls, the flow visualizer from a few
+    assert out["overview_api_calls"] >= 10 and out["graph_api_calls"] >= 1
+    assert out["overview_server_cpu_s"] > 0 and out["graph_server_cpu_s"] > 0
 
 
 def _bulk(site: Site, path: str, docs: list[dict[str, Any]]) -> None:

@@ -72,6 +72,7 @@ def bench(lines: int = 200_000, work_dir: Path | None = None, batch_bytes: int =
           senders: int = 2, timeout: float = 600.0, outage: float = 0.0, rate: float = 1000.0) -> dict[str, Any]:
     """Ship `lines` flow records through a real agent to a real server; with `outage` > 0, also the drain
     of what `rate` lines/s for `outage` seconds left in the spool. Measured, never assumed."""
+    from ..bench.harness import cpu_seconds
     from ..rig.children import AgentProcess, ServerProcess
 
     env = {"MARGAY_AGENT_BATCH_BYTES": str(batch_bytes), "MARGAY_AGENT_SENDERS": str(senders),
@@ -85,10 +86,13 @@ def bench(lines: int = 200_000, work_dir: Path | None = None, batch_bytes: int =
         server = ServerProcess(root / "data").start()
         agent = AgentProcess(root / "state", server.url, sources={"flows": flows}, env=env)
         try:
+            assert server.proc is not None
+            server_cpu0 = cpu_seconds(server.proc.pid)
             started = time.perf_counter()
             agent.start()
             shipped = _wait_shipped(agent, lines, timeout)
             elapsed = time.perf_counter() - started
+            server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
             cpu, rss = _stop(agent)
         finally:
             agent.kill()
@@ -104,6 +108,8 @@ def bench(lines: int = 200_000, work_dir: Path | None = None, batch_bytes: int =
             "agent_cpu_s_per_10k_flows": round(cpu / shipped * 10_000, 4) if shipped else None,
             "agent_lines_per_cpu_s": round(shipped / cpu, 1) if cpu else None,
             "agent_rss_peak_mib": round(rss, 1),
+            # The server's CPU over the same time: the wall time above is the agent's and the server's work.
+            "agent_server_cpu_s": round(server_cpu, 3),
         }
         if outage > 0:
             out.update(drain(root / "drain", outage, rate, env, timeout))

@@ -306,7 +306,9 @@ def aggregate(bench: Bench) -> dict[str, Any]:
         out[f"aggregate_level{level}_records_out"] = r["records_out"]
         out[f"aggregate_level{level}_reduction"] = r["reduction"]
         out[f"aggregate_level{level}_rps"] = r["records_per_s"]
-    out["notes"] = "Felix aggregation levels over simulated level-0 flows: record reduction and records/s in."
+        out[f"aggregate_level{level}_cpu_s"] = r["cpu_s"]
+    out["notes"] = ("Felix aggregation levels over simulated level-0 flows: record reduction, records/s in (wall) "
+                    "and the process's CPU seconds per level (aggregate_level*_cpu_s, every thread).")
     return out
 
 
@@ -320,7 +322,8 @@ def agent(bench: Bench) -> dict[str, Any]:
     out = agent_bench(lines=30_000 if bench.quick else 500_000, work_dir=bench.work_dir, outage=outage, rate=rate)
     out["notes"] = (f"margay agent tailing a {out['agent_lines']:,}-line flows.log into a margay server on the same "
                     "machine; CPU (wait4) and peak RSS (VmHWM) are the agent process's own, wall time from its start to the "
-                    f"last ack. Drain: the server down for {outage:.0f} s while Felix writes {rate:,.0f} lines/s (spooled "
+                    "last ack, which includes the server's work (agent_server_cpu_s: the server's CPU meanwhile). "
+                    f"Drain: the server down for {outage:.0f} s while Felix writes {rate:,.0f} lines/s (spooled "
                     "in 0.2 s batches), then the server starts: agent_drain_reconnect_s until the first ack (retry backoff), "
                     "agent_drain_lines_per_s from the first ack to the last (agent_drain_vs_live: that / the live "
                     "rate), agent_drain_lines_per_s_incl_reconnect from the server's start.")
@@ -354,14 +357,15 @@ def scale(bench: Bench) -> dict[str, Any]:
             out[f"scale_records_{label}"] = loaded
             out[f"bytes_per_flow_margay_{label}"] = round(target.bytes_per_record("flows"), 2)
             bench.log(f"  margay: {loaded:,} flow records, L3 flows p95 {out[f'l3flows_24h_p95_ms_{label}']} ms")
-        ui = ui_bench(target.url, None, time_range="now-24h", runs=3)
+        ui = ui_bench(target.url, None, time_range="now-24h", runs=3, cpu=target.cpu)
         out.update({f"ui_{k}": v for k, v in ui.items() if isinstance(v, int | float)})
         out["scale_rss_peak_mib"] = round(peak_rss_mib(target.pid), 1)
     finally:
         target.stop()
     out["notes"] = (f"margay alone, {', '.join(f'{s:,}' for s in SCALE[bench.mode])} level-0 flow records ending "
                     "now: POST /api/v1/flows (page of 1000) and POST /api/v1/flows/graph over the last 24 h, and "
-                    "the web UI's time to first render (overview, flow visualizer) in Chromium (ui_*, seconds).")
+                    "the web UI's time to first render (overview, flow visualizer) in Chromium (ui_*, seconds), with the "
+                    "server's CPU per render (ui_*_server_cpu_s) and the API calls each page made (ui_*_api_calls).")
     return out
 
 
@@ -374,8 +378,11 @@ def forward(bench: Bench) -> dict[str, Any]:
         if isinstance(raw.get(store), dict):
             out[f"forward_rps_{store}"] = raw[store]["records_per_s"]
             out[f"forward_retries_{store}"] = raw[store]["retries"]
+            out[f"forward_cpu_s_{store}"] = raw[store]["cpu_s"]
     out["notes"] = ("Delivery throughput per store (records/s) from an empty cursor to the real peers: SeaweedFS "
-                    "(S3), rsyslog (TCP), an OpenTelemetry Collector splunk_hec receiver.")
+                    "(S3), rsyslog (TCP), an OpenTelemetry Collector splunk_hec receiver. forward_cpu_s_*: the "
+                    "bench process's CPU seconds while that store delivered (forwarder, store reads, the sink's "
+                    "client; the peers are processes of their own).")
     return out
 
 

@@ -75,7 +75,7 @@ def bench(records: int = 50_000, work_dir: Path | None = None, stores: tuple[str
             [config] = from_documents([{"kind": "LogCollector", "spec": {"additionalStores": {kind: spec}}}])
             metrics = Registry()
             fwd = Forwarder(config, backend, make_sink(config, metrics), root / f"state-{kind}", metrics=metrics)
-            started = time.perf_counter()
+            started, cpu0 = time.perf_counter(), time.process_time()
             fwd.start()
             delivered = 0.0
             deadline = time.monotonic() + timeout
@@ -84,9 +84,10 @@ def bench(records: int = 50_000, work_dir: Path | None = None, stores: tuple[str
                 if delivered >= stored:
                     break
                 time.sleep(0.02)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
             fwd.stop()
             results[kind] = {"records": int(delivered), "seconds": round(seconds, 3),
                              "records_per_s": round(delivered / seconds) if seconds else 0,
+                             "cpu_s": round(cpu, 3),
                              "retries": int(metrics.get("margay_forward_retries_total", store=kind))}
     return results
