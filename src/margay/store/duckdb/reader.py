@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # every match's sort values in memory (16 bytes or so each), a separate count statement costs 5-10 ms.
 _INLINE_TOTAL_ROWS = 262_144
 # A search over at most this many stored rows renders its page's documents in its first statement (rendering
-# every match costs less than the second statement: the audit search over 116 rows, 6.8 -> 5.3 CPU-ms).
+# every match costs less than the second statement: the audit search over 116 rows, ~6.8 -> ~4.8 CPU-ms).
 _ONE_PASS_ROWS = 512
 
 
