@@ -244,6 +244,14 @@ def test_narrowed_search_pages_are_the_whole_range_pages(tmp_path: Path, times: 
             assert _walk(store, q) == whole
         finally:
             duckdb_mod._INLINE_TOTAL_ROWS = inline
+        # Documents rendered in the first statement (a tiny input) or fetched by a second one: the same pages.
+        for one_pass in (0, 10_000):
+            store._counts.clear()
+            kept, duckdb_mod._ONE_PASS_ROWS = duckdb_mod._ONE_PASS_ROWS, one_pass
+            try:
+                assert _walk(store, q) == whole, f"one pass up to {one_pass} rows"
+            finally:
+                duckdb_mod._ONE_PASS_ROWS = kept
     finally:
         store.close()
 

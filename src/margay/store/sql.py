@@ -201,10 +201,13 @@ class SearchCompiler:
         return out
 
     def search(self, query: Query, rel: str, rel_params: list[Any],
-               window: tuple[str, list[Any]] | None = None, *, total: bool = False) -> SearchPlan:
+               window: tuple[str, list[Any]] | None = None, *, total: bool = False,
+               docs: bool = False) -> SearchPlan:
         """Phase one of a search: the page's sort values, then `_seq` (a tiebreak). With `total`, a
         first page over the whole range also counts every hit (a last column, `count(*) OVER ()`): one pass
-        instead of two, for inputs small enough to hold their matches' sort values."""
+        instead of two, for inputs small enough to hold their matches' sort values. With `docs`, each row
+        also carries its rendered document after `_seq` (before the count): the search in one statement,
+        for inputs so small that rendering every match costs less than a second statement (`fetch`)."""
         lt: LogType = query.logtype
         if total and (window is not None or query.after_key):
             raise ValueError("a total is counted with the first page of the whole range only")
@@ -231,15 +234,19 @@ class SearchCompiler:
             if not isinstance(offset, int) or offset < 0:
                 raise QueryError("after_key.startFrom: expected a non-negative integer")
         # Phase one sorts only the sort keys (narrow rows); `fetch` renders the page's documents afterwards.
-        sel = ", ".join(exprs) + (", count(*) OVER ()" if total else "")
+        sel = ", ".join(exprs) + (f", {self.doc(lt)}" if docs else "") + (", count(*) OVER ()" if total else "")
         sql = (f"SELECT {sel} {src}{page_sql} ORDER BY {order} LIMIT ? OFFSET ?")  # noqa: S608
         return SearchPlan(sql, params + page_params + [query.size + 1, offset],
                           f"SELECT count(*) {count_src}", count_params)  # noqa: S608
 
-    def fetch(self, lt: LogType, rel: str) -> str:
-        """Documents of the given `_seq`s (params: relation's, lowest, highest, list of seqs)."""
+    def fetch(self, lt: LogType, rel: str, where: str = "TRUE") -> str:
+        """Documents of the given `_seq`s (params: relation's, lowest, highest, list of seqs, then `where`'s).
+        `where` is the search's own condition (`where(query)`): it selects no other row of those `_seq`s, and
+        its columns' row-group statistics let DuckDB skip the row groups between the page's rows, each of
+        which it would otherwise decode in every column (~0.15 ms per column per 32 Ki-row group)."""
         return (f'SELECT "_seq", {self.doc(lt)} FROM {rel} AS t '  # noqa: S608 - registry names only
-                'WHERE "_seq" BETWEEN ? AND ? AND "_seq" IN (SELECT unnest(?::BIGINT[]))')  # a semi-join: ~25 % less CPU
+                'WHERE "_seq" BETWEEN ? AND ? AND "_seq" IN (SELECT unnest(?::BIGINT[]))'  # a semi-join: ~25 % less CPU
+                f" AND {where}")
 
 
 def _keyset(exprs: list[str], desc: list[bool], values: list[Any]) -> tuple[str, list[Any]]:

@@ -116,7 +116,11 @@ def grouped(run: Runner, scope: Scope, key_sql: str, key_params: list[Any], *, c
     groups = f"(SELECT {''.join(x + ', ' for x in g)}_g{d} AS k, {count} AS c{ms} {inner.sql} GROUP BY ALL)"
     cols = ", ".join([*g, "k", "c"] + [f"m{i}" for i in range(len(exprs or []))])
     params = [] if total_all else [min_count]  # in the order of their `?`
-    if not g:  # the top level: one ranking, so a top-N sort instead of a window's full sort (~2 ms a request)
+    if not g and min_count <= 1:  # every bucket counts at least one row: no bucket to drop, all in the total
+        sql = (f"SELECT {cols}, hash(k) AS _h, sum(c) OVER () AS _total, NULL AS _rn "  # noqa: S608
+               f"FROM {groups} ORDER BY {order}{' LIMIT ?' if limit is not None else ''}")
+        rows = run(sql, inner.params + ([limit] if limit is not None else []))
+    elif not g:  # the top level: one ranking, so a top-N sort instead of a window's full sort (~2 ms a request)
         sql = (f"SELECT {cols}, hash(k) AS _h, {total} OVER () AS _total, NULL AS _rn "  # noqa: S608
                f"FROM {groups} QUALIFY c >= ? ORDER BY {order}{' LIMIT ?' if limit is not None else ''}")
         rows = run(sql, params + inner.params + [min_count] + ([limit] if limit is not None else []))

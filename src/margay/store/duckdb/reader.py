@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 # A search over at most this many stored rows counts its hits while it finds its first page: the count needs
 # every match's sort values in memory (16 bytes or so each), a separate count statement costs 5-10 ms.
 _INLINE_TOTAL_ROWS = 262_144
+# A search over at most this many stored rows renders its page's documents in its first statement (rendering
+# every match costs less than the second statement: the audit search over 116 rows, ~6.8 -> ~4.8 CPU-ms).
+_ONE_PASS_ROWS = 512
 
 
 class Reader(EngineState):
@@ -123,16 +127,22 @@ class Reader(EngineState):
             total = self._remembered(count_sql, count_params) if query.total_hits else None
             # A small input's first page counts its hits in the same pass (see SearchCompiler.search).
             inline = query.total_hits and total is None and not query.after_key and rows_in <= _INLINE_TOTAL_ROWS
+            # A tiny input renders its documents in the same pass too: no second statement (`fetch`).
+            one_pass = rows_in <= _ONE_PASS_ROWS
+            docs: dict[int, bytes] = {}
             cur = self.cursor()
             try:
                 for window in windows:  # narrow first: a full page there is the answer
                     counted = inline and window is None
-                    if counted:
-                        plan = self.compiler.search(query, rel, rel_params, window, total=True)
-                    elif window is None:
-                        plan = whole
+                    if window is None:
+                        plan = (self.compiler.search(query, rel, rel_params, total=counted, docs=one_pass)
+                                if counted or one_pass else whole)
                     else:  # only the files whose time span reaches into the window
                         near = self._window_files(files, query, window)
+                        if len(near) == len(files):
+                            # No file left out: DuckDB's own top-N filter skips the row groups outside the
+                            # page as the window would, and a window that misses would cost a statement.
+                            continue
                         plan = self.compiler.search(query, self._relation(near, query.logtype), [[str(f.path) for f in near]], window)
                     rows = cur.execute(plan.sql, plan.params).fetchall()
                     if counted:
@@ -140,19 +150,22 @@ class Reader(EngineState):
                         rows = [r[:-1] for r in rows]
                     if len(rows) > query.size:
                         break
+                if one_pass and window is None:
+                    docs = {r[-2]: r[-1] for r in rows[: query.size]}
+                    rows = [r[:-1] for r in rows]
                 if query.total_hits and total is None:
                     total = self._remember(count_sql, count_params,
                                            int(cur.execute(count_sql, count_params).fetchall()[0][0]))
                 more = len(rows) > query.size
                 rows = rows[: query.size]
-                docs: dict[int, bytes] = {}
                 seqs = [r[-1] for r in rows]
-                if seqs:
+                if seqs and not docs:
                     lo, hi = min(seqs), max(seqs)
                     # Only the files whose sequence range can hold the page's records are opened again.
                     wanted = [f for f in files if f.seq_hi >= lo and f.seq_lo <= hi]
-                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, self._relation(wanted, query.logtype)),
-                                                [[str(f.path) for f in wanted], lo, hi, seqs]).fetchall():
+                    where, where_params = self.compiler.where(query)
+                    for seq, doc in cur.execute(self.compiler.fetch(query.logtype, self._relation(wanted, query.logtype), where),
+                                                [[str(f.path) for f in wanted], lo, hi, seqs, *where_params]).fetchall():
                         docs[seq] = doc
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
@@ -181,11 +194,16 @@ class Reader(EngineState):
             return "read_parquet(?, union_by_name = true)"
         return "read_parquet(?)"
 
+    def _by_name(self, paths: list[Path]) -> bool:
+        """Whether files must be read matching columns by name: their schemas differ (or one is unreadable)."""
+        schemas = {_file_fact(self._schemas, p, partial(_schema_id, p)) for p in paths}
+        return len(schemas) != 1 or None in schemas
+
     def _count_sql(self, query: Query, view: dict[PartKey, list[DataFile]], plan: Any) -> tuple[str, list[Any]]:
         """How to count a search's hits: over roll-ups when its selector and filters name only their
         dimensions (pre-summed hours, raw rows at the edges), else over the raw rows."""
         if rollup.usable(query):
-            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            rel = rollup.union_source(query.logtype, query, self._day_files(query, view), self._by_name)
             if rel is not None:
                 src, params = self.compiler.source(query, rel[0], rel[1])
                 return f'SELECT coalesce(sum("_count"), 0) {src}', params
@@ -219,7 +237,7 @@ class Reader(EngineState):
         raw rows elsewhere, `_count` rows each); (False, None) when no file in range has a roll-up. The
         caller decides that the question qualifies (`rollup.aggs_qualify` / `rollup.usable`)."""
         with self.catalog.snapshot() as view:
-            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            rel = rollup.union_source(query.logtype, query, self._day_files(query, view), self._by_name)
             if rel is None:
                 return False, None
             cur = self.cursor()
