@@ -30,7 +30,7 @@ from ...errors import MargayError
 from ...ingest.group import Group, GroupRefused, convert_group
 from ...ingest.parse import Converted
 from ...logtypes import LogType
-from ..catalog import DataFile, PartKey
+from ..catalog import SHARED, DataFile, PartKey
 
 if TYPE_CHECKING:
     from .engine import DuckDBBackend
@@ -165,7 +165,7 @@ class Combiner:
                                  now=group[0].now, seq_base=base)
             try:
                 responses = self._responses(group, done)
-                for _, _, path, _ in done.files:
+                for _, path, _, _ in done.files:
                     fsync_path(path)
                 self._journal(lt, group, done, base, total, responses)
             except _Journaled:
@@ -194,14 +194,20 @@ class Combiner:
         b = self.backend
         moves: list[list[str]] = []
         added: list[tuple[PartKey, DataFile]] = []
-        for i, (cluster, day, path, rows) in enumerate(done.files):
-            key = (lt.name, cluster, day)
+        for i, (day, path, rows, clusters) in enumerate(done.files):
+            # One file per day for the whole group: a cluster's own index folder when the group is of one cluster,
+            # else the day's shared folder, the file knowing its rows per cluster (as a cold shared file does).
+            shared = len(clusters) > 1
+            key = (lt.name, SHARED if shared else clusters[0][0], day)
             name = DataFile.name(base + 1, base + total + 1, rows)
-            if i:
+            if shared:  # `.g<n>`: a group's file (DataFile.grouped), its days' files told apart by n
+                name = name.replace(".parquet", f".g{i}.parquet")
+            elif i:
                 name = name.replace(".parquet", f".{i}.parquet")
             final = b.catalog.part_dir(key) / name
             moves.append([str(path), str(final)])
-            added.append((key, DataFile(final, base + 1, base + total + 1, rows, path.stat().st_size)))
+            added.append((key, DataFile(final, base + 1, base + total + 1, rows, path.stat().st_size,
+                                        clusters=clusters if shared else ())))
         with b._commit_lock:
             if any(item.bkey is not None and item.bkey in b._keys for item in group):
                 raise GroupRefused("a batch of the group was committed meanwhile")

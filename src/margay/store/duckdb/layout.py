@@ -27,7 +27,7 @@ from ...ingest.parse import sql_path
 from ...logtypes import REGISTRY, LogType, quote_ident
 from .. import rollup
 from ..catalog import SHARED, DataFile, PartKey
-from .compactor import Compactor, _mtime
+from .compactor import Compactor, _mtime, _tier
 
 log = logging.getLogger(__name__)
 
@@ -75,27 +75,30 @@ class Layout(Compactor):
 
     def share_cold(self, now: float) -> tuple[int, set[PartKey]]:
         """Merge the files of cold indices into shared files, per (type, day); returns (merges made, the cold
-        indices, left to this step rather than to the tiers)."""
+        indices, left to this step rather than to the tiers).
+
+        A day's hot files are its indices' own and its group commits' (combiner.py: one file for the clusters
+        of a group's batches, in `_seq` order, `DataFile.grouped`); merged shared files join them only once 16
+        small ones gathered (late data, day after day), so one late batch does not rewrite a shared file."""
         with self.catalog.lock:
             parts = {k: list(v) for k, v in self.catalog.parts.items()}
-        newest: dict[tuple[str, str], float] = {}
+        hot: dict[tuple[str, str], list[tuple[PartKey, DataFile]]] = {}
         for key, files in parts.items():
-            if key[1] != SHARED:
-                td = (key[0], key[2])
-                newest[td] = max(newest.get(td, 0.0), *(_mtime(f.path) for f in files))
-        # A day of a type is merged once none of its indices has had a write for a while: merged one index at
+            hot.setdefault((key[0], key[2]), []).extend(
+                (key, f) for f in files if key[1] != SHARED or f.grouped)
+        # A day of a type is merged once none of its hot files has had a write for a while: merged one index at
         # a time as each went cold, the clusters of a fleet would each get their own "shared" file.
         todo: dict[tuple[str, str], list[tuple[PartKey, DataFile]]] = {}
         cold: set[PartKey] = set()
-        for key, files in parts.items():
-            if key[1] == SHARED or now - newest[(key[0], key[2])] <= self.compact_cold_after:
+        for td, items in hot.items():
+            if not items or now - max(_mtime(f.path) for _, f in items) <= self.compact_cold_after:
                 continue
-            todo.setdefault((key[0], key[2]), []).extend((key, f) for f in files)
-            cold.add(key)
+            todo[td] = items
+            cold.update(k for k, _ in items)
         merges = 0
         for (t, day), items in sorted(todo.items()):
             shared = parts.get((t, SHARED, day), [])
-            small = [f for f in shared if f.rows < self.compact_target_rows // self.compact_min_files]
+            small = [f for f in shared if not f.grouped and f.rows < self.compact_target_rows // self.compact_min_files]
             if len(small) >= self.compact_min_files:  # many small shared files (late data, day after day): once more
                 items += [((t, SHARED, day), f) for f in small]
             for group in _groups(items, self.compact_target_rows):
@@ -104,6 +107,20 @@ class Layout(Compactor):
                 if self._share(t, day, group):
                     merges += 1
         return merges, cold
+
+    def tier_shared(self, key: PartKey, files: list[DataFile], fanout: int) -> int:
+        """Merge a hot day's group commits' files (many clusters each) in tiers of `fanout` like sizes into shared
+        files sorted as a cold one (one cluster's rows together, in a few row groups); returns merges made."""
+        tiers: dict[int, list[DataFile]] = {}
+        for f in files:
+            if f.grouped and f.rows < self.compact_target_rows // fanout:
+                tiers.setdefault(_tier(f.rows, fanout), []).append(f)
+        merges = 0
+        for group in tiers.values():
+            while len(group) >= fanout and not self._stop.is_set():
+                chunk, group = group[:fanout], group[fanout:]
+                merges += int(self._share(key[0], key[2], [(key, f) for f in chunk]))
+        return merges
 
     def _share(self, t: str, day: str, group: list[tuple[PartKey, DataFile]]) -> bool:
         lt = REGISTRY.get(t)
