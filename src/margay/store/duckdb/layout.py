@@ -62,14 +62,16 @@ class Layout(Compactor):
     _emptied: set[Path]
     _serial: Iterator[int]  # suffixes of shared files' names (_shared_name)
 
-    def _shared_name(self, folder: Path, lo: int, hi: int, rows: int) -> Path:
+    def _shared_name(self, folder: Path, lo: int, hi: int, rows: int, *, grouped: bool = False) -> Path:
         """A new shared file's path. `lo-hi-rows` alone is not unique there: a group commit's files of several
         clusters share one `_seq` range, so two shared files (or one rewritten without a cluster) can get the
         same name, and a move onto a taken name is skipped while the journal deletes the old file. A suffix
         never used by this process (seeded from the clock at start) and no file's on disk makes it unique, also
-        against names an earlier journal line of this run deleted (replay deletes before it moves)."""
+        against names an earlier journal line of this run deleted (replay deletes before it moves). `grouped`
+        keeps a group commit's mark (`.g`) on its file rewritten without a dropped cluster: still to be merged."""
+        mark = ".g" if grouped else "."
         while True:
-            path = folder / DataFile.name(lo, hi, rows).replace(".parquet", f".{next(self._serial)}.parquet")
+            path = folder / DataFile.name(lo, hi, rows).replace(".parquet", f"{mark}{next(self._serial)}.parquet")
             if not path.exists():
                 return path
 
@@ -247,7 +249,7 @@ class Layout(Compactor):
         finally:
             cur.close()
         fsync_path(tmp)
-        final = self._shared_name(f.path.parent, f.seq_lo, f.seq_hi, rows)
+        final = self._shared_name(f.path.parent, f.seq_lo, f.seq_hi, rows, grouped=f.grouped)
         moves = [[str(tmp), str(final)]]
         final_r = None
         if lt is not None and lt.rollup is not None:
