@@ -185,3 +185,38 @@ def test_a_batch_whose_renames_fail_after_its_journal_line_is_kept_once_and_its_
     assert stored(again, "c0") == [0, 1]
     assert stored(again, "c1") == ([100, 101] if grouped else [])
     again.close()
+
+
+def test_batches_converted_on_their_own_at_once_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API calls ingest from many threads (so small batches can wait for a group commit); large batches,
+    each converted on its own with its reader's buffers, are still converted at most CONVERSIONS at a time."""
+    import time
+
+    store = DuckDBBackend(tmp_path, compact_interval=3600)
+    lock = threading.Lock()
+    active, peak = [0], [0]
+    real = store.ingest_one
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[dict[str, Any], bool]:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.02)  # long enough for every thread to be waiting at the bound
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(store, "ingest_one", counted)
+    body = b"\n".join(line(i) for i in range(engine_mod.SMALL_BATCH))
+    threads = [threading.Thread(target=store.ingest, args=(FLOWS, f"c{i}", body),
+                                kwargs={"key": None, "now": NOW, "respond": respond})
+               for i in range(engine_mod.CONVERSIONS * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == engine_mod.CONVERSIONS
+    assert all(len(stored(store, f"c{i}")) == engine_mod.SMALL_BATCH for i in range(engine_mod.CONVERSIONS * 2))
+    store.close()

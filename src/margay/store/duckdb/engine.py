@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import shutil
 import threading
 import time
@@ -47,6 +48,7 @@ from .reader import Reader
 log = logging.getLogger(__name__)
 
 DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+CONVERSIONS = min(32, (os.cpu_count() or 1) + 4)  # batches converted alone at once (asyncio's default executor)
 
 
 def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,
@@ -91,6 +93,10 @@ class DuckDBBackend(Reader, Feed, Layout):
         # and a cap makes concurrent batches queue for it (4 at once were 6x slower under 512 MiB).
         self.ingest_con = connect(spill_dir=self.scratch / "spill-ingest")
         self.ingest_con.execute("SET threads = 1")
+        # Batches converted on their own at once (each reserves its reader's buffers): the API calls ingest from
+        # many threads so that small batches can wait for a group commit (api/ingest.py), so the bound is here,
+        # as many as asyncio's default executor had threads.
+        self._converting = threading.BoundedSemaphore(CONVERSIONS)
         # Runs in the compactor thread only, at low CPU priority.
         self.compact_con = connect(memory_bytes=memory_bytes // 2, spill_dir=self.scratch / "spill-compact")
         self.compact_con.execute("SET threads = 1")
@@ -199,7 +205,8 @@ class DuckDBBackend(Reader, Feed, Layout):
             grouped = self.combiner.submit(Pending(lt, cluster, body, lines, bkey, now, respond))
             if grouped is not None:
                 return grouped
-        return self.ingest_one(lt, cluster, body, lines, bkey=bkey, now=now, respond=respond)
+        with self._converting:
+            return self.ingest_one(lt, cluster, body, lines, bkey=bkey, now=now, respond=respond)
 
     def ingest_one(self, lt: LogType, cluster: str, body: bytes, lines: int, *, bkey: str | None, now: datetime,
                    respond: Any) -> tuple[dict[str, Any], bool]:
