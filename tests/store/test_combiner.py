@@ -71,7 +71,7 @@ def test_a_group_answers_each_batch_as_if_it_came_alone(tmp_path: Path) -> None:
     for cluster in ("c0", "c1", "c2"):
         assert stored(grouped, cluster) == stored(alone, cluster)
     assert stored(grouped, "c0") == [0, 1, 2, 3, 4, 300, 301, 302, 303, 304, 700, 701, 702]
-    # One file per cluster and day, and every record has its own `_seq`.
+    # The same indices (one file per day holds every cluster of the group), and every record has its own `_seq`.
     parts = {(p.cluster, p.day) for p in grouped.partitions()}
     assert parts == {(p.cluster, p.day) for p in alone.partitions()}
     seqs = grouped.con.execute("SELECT count(*), count(DISTINCT _seq) FROM read_parquet(?, union_by_name=true)",
@@ -209,7 +209,7 @@ def test_batches_converted_on_their_own_at_once_are_bounded(tmp_path: Path, monk
                 active[0] -= 1
 
     monkeypatch.setattr(store, "ingest_one", counted)
-    body = b"\n".join(line(i) for i in range(engine_mod.SMALL_BATCH))
+    body = b"\n".join(line(i) for i in range(engine_mod.GROUP_BELOW))
     threads = [threading.Thread(target=store.ingest, args=(FLOWS, f"c{i}", body),
                                 kwargs={"key": None, "now": NOW, "respond": respond})
                for i in range(engine_mod.CONVERSIONS * 2)]
@@ -218,5 +218,5 @@ def test_batches_converted_on_their_own_at_once_are_bounded(tmp_path: Path, monk
     for t in threads:
         t.join()
     assert peak[0] == engine_mod.CONVERSIONS
-    assert all(len(stored(store, f"c{i}")) == engine_mod.SMALL_BATCH for i in range(engine_mod.CONVERSIONS * 2))
+    assert all(len(stored(store, f"c{i}")) == engine_mod.GROUP_BELOW for i in range(engine_mod.CONVERSIONS * 2))
     store.close()

@@ -10,6 +10,7 @@ Prints one JSON line per run."""
 import json, pickle, subprocess, sys
 from pathlib import Path
 
+CLIENTS = (32,)  # the fleet scenario's senders
 ONE = r'''
 import json, pickle, sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def main() -> None:
         batches = list(F.fleet_batches(chain(flow_batches(topo, 150_000), F.by_type(other_batches(topo, 24))), clusters))
         pickle.dump(batches, open(cache, "wb"))
     for rep in range(reps):
-        for clients in (32, 4):
+        for clients in CLIENTS:
             for side, python in (("before", before), ("after", after)):
                 out = subprocess.run([python, "-c", ONE, str(cache), str(clients), f"/tmp/fleet-fixed-ab/{side}"],
                                      capture_output=True, text=True, check=True).stdout

@@ -29,7 +29,7 @@ import duckdb
 from ...clock import Clock, SystemClock
 from ...durable import fsync_dir, fsync_path
 from ...errors import QueryError
-from ...ingest.parse import SMALL_BATCH, Converted, Converter, sql_path
+from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
@@ -38,7 +38,7 @@ from ..catalog import Catalog, DataFile, PartKey, journal_seq, per_cluster
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler
 from . import dismissals, es, graph, groups, reads
-from .combiner import Combiner, Pending
+from .combiner import GROUP_BELOW, Combiner, Pending
 from .dismissals import Dismissals
 from .feed import Feed
 from .files import _disk_bytes
@@ -201,7 +201,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         if bkey is not None and bkey in self._keys:
             return self._keys[bkey][0], True
         lines = body.count(b"\n") + 1
-        if lines < SMALL_BATCH:  # shares one conversion and commit with the small batches beside it
+        if lines < GROUP_BELOW:  # shares one conversion and commit with the batches beside it
             grouped = self.combiner.submit(Pending(lt, cluster, body, lines, bkey, now, respond))
             if grouped is not None:
                 return grouped
