@@ -4,7 +4,8 @@ Layout: `<data>/store/<log type>/<cluster>/<yyyymmdd>/<seq_lo>-<seq_hi>-<rows>.p
 per (log type, cluster, day) partition: Calico's `tigera_secure_ee_<type>.<cluster>.<yyyymmdd>` index.
 Ingest converts a batch to Parquet with one DuckDB COPY (no per-record Python), fsyncs it, writes one
 journal line (the commit point, which also keeps the idempotency key), renames the files into place and
-only then answers: an acknowledged batch survives kill -9. A background compactor merges small files so reads
+only then answers: an acknowledged batch survives kill -9. Batches that arrive together share one conversion
+and one file per day for all their clusters (combiner.py). A background compactor merges small files so reads
 stay fast, and merges cold days across clusters into shared files (layout.py). Dropping a partition deletes
 its folder and rewrites the shared files holding its rows without them, so retention frees disk.
 """

@@ -1,11 +1,12 @@
 """The cold layout: a day of a log type merged across clusters into shared files, and one cluster dropped from them.
 
-Recent data live in one folder per Calico index (type, cluster, day), written batch by batch. Once an index has
-had no write for `compact_cold_after` seconds, its files are merged with the other cold indices of the same type
-and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's namespaces, action and time
-(`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or one-namespace read skips the other
-row groups by their min/max statistics, and costs follow rows, not the number of clusters. A shared file carries
-its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
+Recent data live in one folder per Calico index (type, cluster, day), written batch by batch, and in the day's
+shared folder as group commits' files of many clusters (`.g<n>`, combiner.py; merged in tiers while hot). Once
+a day's hot files have had no write for `compact_cold_after` seconds, they are merged with the other cold
+indices of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's
+namespaces, action and time (`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or
+one-namespace read skips the other row groups by their min/max statistics, and costs follow rows, not the number
+of clusters. A shared file carries its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
 (store/sql.py: `"cluster" IN (...)` in every WHERE), so a reader of one cluster never sees another's rows.
 
 Dropping clusters' day (retention: often every cluster of a type at once) rewrites each shared file holding any of
