@@ -141,3 +141,42 @@ def test_a_crash_at_any_step_of_a_group_commit_loses_and_duplicates_nothing(
     for c in CLUSTERS:
         assert values(again, c) == held(590, 20)[c]
     again.close()
+
+
+@pytest.mark.parametrize("point", ["before-journal", "after-journal", "after-moves"])
+def test_a_crash_at_any_step_of_merging_group_files_loses_and_duplicates_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str) -> None:
+    from margay.store.duckdb import compactor as compactor_mod
+
+    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4)
+    want: dict[str, list[int]] = {c: [] for c in CLUSTERS}
+    for i in range(4):
+        store.combiner._run(group_of(CLUSTERS, i * 10, 10, f"t{i}"))
+        for c, v in held(i * 10, 10).items():
+            want[c] += v
+
+    class Crash(Exception):
+        pass
+
+    def die(*_: Any, **__: Any) -> Any:
+        raise Crash
+
+    if point == "before-journal":  # the merged file fsync'd in scratch, no journal line
+        monkeypatch.setattr(store.journal, "append", die)
+    elif point == "after-journal":  # committed, nothing renamed yet
+        monkeypatch.setattr(compactor_mod, "apply_moves", die)
+    else:  # renamed into place, the catalog not swapped, the group files not deleted
+        monkeypatch.setattr(store.catalog, "swap", die)
+    with pytest.raises(Crash):
+        store.compact()
+    crash(store)
+    monkeypatch.undo()
+    again = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4)
+    for c in CLUSTERS:
+        assert values(again, c) == sorted(want[c])
+    merged = point != "before-journal"  # committed: rolled forward, the group files deleted
+    assert [f.grouped for f in shared(again)] == ([False] if merged else [True] * 4)
+    assert not list((tmp_path / "scratch").rglob("*.parquet")) and on_disk_is_listed(again, tmp_path)
+    assert again.compact() == (0 if merged else 1)  # and the store goes on
+    assert [values(again, c) for c in CLUSTERS] == [sorted(want[c]) for c in CLUSTERS]
+    again.close()
