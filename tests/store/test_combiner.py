@@ -71,7 +71,7 @@ def test_a_group_answers_each_batch_as_if_it_came_alone(tmp_path: Path) -> None:
     for cluster in ("c0", "c1", "c2"):
         assert stored(grouped, cluster) == stored(alone, cluster)
     assert stored(grouped, "c0") == [0, 1, 2, 3, 4, 300, 301, 302, 303, 304, 700, 701, 702]
-    # One file per cluster and day, and every record has its own `_seq`.
+    # The same indices (one file per day holds every cluster of the group), and every record has its own `_seq`.
     parts = {(p.cluster, p.day) for p in grouped.partitions()}
     assert parts == {(p.cluster, p.day) for p in alone.partitions()}
     seqs = grouped.con.execute("SELECT count(*), count(DISTINCT _seq) FROM read_parquet(?, union_by_name=true)",
@@ -185,3 +185,38 @@ def test_a_batch_whose_renames_fail_after_its_journal_line_is_kept_once_and_its_
     assert stored(again, "c0") == [0, 1]
     assert stored(again, "c1") == ([100, 101] if grouped else [])
     again.close()
+
+
+def test_batches_converted_on_their_own_at_once_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API calls ingest from many threads (so small batches can wait for a group commit); large batches,
+    each converted on its own with its reader's buffers, are still converted at most CONVERSIONS at a time."""
+    import time
+
+    store = DuckDBBackend(tmp_path, compact_interval=3600)
+    lock = threading.Lock()
+    active, peak = [0], [0]
+    real = store.ingest_one
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[dict[str, Any], bool]:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.02)  # long enough for every thread to be waiting at the bound
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(store, "ingest_one", counted)
+    body = b"\n".join(line(i) for i in range(engine_mod.GROUP_BELOW))
+    threads = [threading.Thread(target=store.ingest, args=(FLOWS, f"c{i}", body),
+                                kwargs={"key": None, "now": NOW, "respond": respond})
+               for i in range(engine_mod.CONVERSIONS * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == engine_mod.CONVERSIONS
+    assert all(len(stored(store, f"c{i}")) == engine_mod.GROUP_BELOW for i in range(engine_mod.CONVERSIONS * 2))
+    store.close()

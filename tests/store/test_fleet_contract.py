@@ -1,6 +1,7 @@
-"""A fleet on both engines: once the embedded store has merged cold indices across clusters (OpenSearch keeps
-Calico's per-cluster daily indices), every read, count, aggregation, index listing and drop is still per
-cluster, and a reader of one cluster learns nothing of another's rows."""
+"""A fleet on both engines: once the embedded store has merged cold indices across clusters, and while its
+hot data are group commits' files of many clusters (OpenSearch keeps Calico's per-cluster daily indices),
+every read, count, aggregation, index listing and drop is still per cluster, and a reader of one cluster
+learns nothing of another's rows."""
 
 from __future__ import annotations
 
@@ -19,17 +20,31 @@ from margay.retention.policy import RetentionPolicy
 from margay.retention.scheduler import RetentionScheduler
 from margay.store.backend import EsPlan, Partition
 from margay.store.duckdb import DuckDBBackend
+from margay.store.duckdb.combiner import Pending
 
-from .test_contract import DATA, FLOWS, NOW, ingest, ndjson, open_store
+from .test_contract import DATA, FLOWS, NOW, ingest, ndjson, open_store, respond
 
 CLUSTERS = ["c1", "c2", "c3"]
 MIDNIGHT = int(datetime(2023, 11, 15, tzinfo=UTC).timestamp())
 
 
-@pytest.fixture(params=["duckdb", "opensearch"])
+@pytest.fixture(params=["duckdb", "duckdb-hot", "opensearch"])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Three clusters' flows (DATA's 60 records over two days, a different share each), settled: on the
-    embedded engine its indices are merged across clusters into one shared file per day."""
+    embedded engine its indices are merged across clusters into one shared file per day. `duckdb-hot`: the
+    three clusters' batches arrived together, and their group commit wrote one file per day for all three
+    (store/duckdb/combiner.py), not yet merged."""
+    if request.param == "duckdb-hot":
+        store = DuckDBBackend(tmp_path, compact_interval=3600)
+        group = [Pending(FLOWS, c, ndjson(DATA[no * 10:]), len(DATA) - no * 10, None, NOW, respond)
+                 for no, c in enumerate(CLUSTERS)]
+        store.combiner._run(group)
+        assert store.combiner.groups == 1 and all(g.outcome is not None for g in group)
+        assert store.stats()["folders"] == 2 and store.stats()["files"] == 2
+        assert all(f.grouped for fs in store.catalog.parts.values() for f in fs)
+        yield store
+        store.close()
+        return
     for store in open_store(request, tmp_path):
         for no, c in enumerate(CLUSTERS):
             ingest(store, FLOWS, ndjson(DATA[no * 10:]), cluster=c)

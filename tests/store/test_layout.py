@@ -185,17 +185,19 @@ def test_a_crash_at_any_point_of_a_merge_or_a_drop_loses_and_duplicates_nothing(
 
 @pytest.mark.parametrize("cap", [5, 10])
 def test_shared_files_made_of_one_group_commit_get_names_of_their_own(tmp_path: Path, cap: int) -> None:
-    """A group commit's files of several clusters share one `_seq` range, so `lo-hi-rows` names alone collide:
-    with shared files of one cluster each (cap 5) only the first merge could land; with alpha and beta in one
-    file and gamma in another (cap 10), the file rewritten without alpha took gamma's name, its rename was
-    skipped and beta's rows were deleted with the old file."""
+    """Files holding one group commit's rows share its `_seq` range, so `lo-hi-rows` names alone collide (when a
+    group wrote a file per cluster, shared files of one cluster each (cap 5) saw only the first merge land, and
+    a file rewritten without alpha took gamma's name, its rename skipped and beta's rows deleted with the old
+    file). A group now writes one file for its clusters (`.g0`), merged whole whatever the cap; the file
+    rewritten without alpha keeps its range and must still get a name of its own."""
     store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=0, compact_target_rows=cap)
     group = [Pending(FLOWS, c, batch(no, 0, 5), 5, f"{c}/flows/g", NOW, lambda conv: {"succeeded": conv.succeeded})
              for no, c in enumerate(CLUSTERS)]
     store.combiner._run(group)
     assert store.combiner.groups == 1 and [g.outcome for g in group] == [({"succeeded": 5}, False)] * 3
     held = {c: [no * 1_000_000 + j for j in range(5)] for no, c in enumerate(CLUSTERS)}
-    merges = -(-15 // cap)  # 3 files of one cluster, or alpha+beta and gamma
+    assert [f.path.name for f in shared_files(store)] == [f"{1:016d}-{16:016d}-15.g0.parquet"]
+    merges = 1  # the group's one file, bigger than the cap, goes alone
     assert store.compact() == merges
     assert len(shared_files(store)) == merges == len({f.path for f in shared_files(store)})
     assert store.drop(Partition("flows", "alpha", "20231114")) == 5
@@ -209,20 +211,27 @@ def test_shared_files_made_of_one_group_commit_get_names_of_their_own(tmp_path: 
     again.close()
 
 
-def test_every_read_path_of_a_shared_file_stays_in_the_readers_cluster(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hot", [False, True])
+def test_every_read_path_of_a_shared_file_stays_in_the_readers_cluster(tmp_path: Path, hot: bool) -> None:
     """A reader of alpha over a file alpha shares with beta and gamma: pages, hints, L3 flows, the flow graph and
-    aggregations (from roll-ups), groups (processes, DNS/L7), distinct pairs and /es/ name no other cluster."""
+    aggregations (from roll-ups), groups (processes, DNS/L7), distinct pairs and /es/ name no other cluster.
+    `hot`: the file is the three clusters' group commit (combiner.py), not yet merged (no roll-up: raw rows)."""
     from margay.query.graph import GraphSpec
     from margay.store.backend import EsPlan, GroupKey, GroupSpec
 
     store = open_store(tmp_path)
     t0 = int(datetime(2023, 11, 14, 10, tzinfo=UTC).timestamp())
-    for c in CLUSTERS:
-        store.ingest(FLOWS, c, b"\n".join(orjson.dumps(dict(
-            orjson.loads(SAMPLES["flows"][0]), start_time=t0 + i * 60, end_time=t0 + i * 60 + 5, bytes_in=i,
-            source_name_aggr=f"w-{c}", dest_name_aggr=f"d-{c}", source_namespace=f"ns-{c}",
-            dest_namespace=f"dn-{c}", host=f"h-{c}")) for i in range(300)), key=None, now=NOW, respond=lambda _: {})
-    assert store.compact() == 1 and len(shared_files(store)) == 1
+    bodies = {c: b"\n".join(orjson.dumps(dict(
+        orjson.loads(SAMPLES["flows"][0]), start_time=t0 + i * 60, end_time=t0 + i * 60 + 5, bytes_in=i,
+        source_name_aggr=f"w-{c}", dest_name_aggr=f"d-{c}", source_namespace=f"ns-{c}",
+        dest_namespace=f"dn-{c}", host=f"h-{c}")) for i in range(300)) for c in CLUSTERS}
+    if hot:
+        store.combiner._run([Pending(FLOWS, c, b, 300, None, NOW, lambda _: {}) for c, b in bodies.items()])
+        assert [f.grouped for f in shared_files(store)] == [True]
+    else:
+        for c, b in bodies.items():
+            store.ingest(FLOWS, c, b, key=None, now=NOW, respond=lambda _: {})
+        assert store.compact() == 1 and len(shared_files(store)) == 1
     q = Query(FLOWS, ["alpha"], start=datetime(2023, 11, 14, tzinfo=UTC), end=datetime(2023, 11, 15, tzinfo=UTC),
               now=NOW, size=1000)
     aggs = {"a": {"terms": {"field": "source_namespace"}},
@@ -230,7 +239,7 @@ def test_every_read_path_of_a_shared_file_stays_in_the_readers_cluster(tmp_path:
                   "aggs": {"n": {"terms": {"field": "dest_namespace"}}}}}
     got = store.aggregate(q, aggs)
     graph = store.flow_graph(q, GraphSpec())
-    assert got.path == graph.path == "rollup"
+    assert got.path == graph.path == ("raw" if hot else "rollup")
     plan = [EsPlan(FLOWS, {"alpha": None})]
     answers = [
         store.search(q).items, store.field_values(q, "source_namespace", "", 100), store.field_values(q, "host", "", 100),

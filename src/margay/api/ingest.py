@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +22,12 @@ from .common import JSONResponse, header_cluster, read_body
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
 MAX_REPORTED_ERRORS = 1000
+# The store's ingest call holds its thread until the batch is committed, and small batches that arrive together
+# wait for one group commit (store/duckdb/combiner.py). On asyncio's default executor (cores + 4 threads, shared
+# with gunzip and every read) a group could hold at most ~5 batches however many agents send; a thread waiting
+# for its group costs no CPU. The store bounds its own concurrent conversions.
+INGEST_THREADS = 64
+_INGEST = ThreadPoolExecutor(max_workers=INGEST_THREADS, thread_name_prefix="margay-ingest")
 
 
 def bulk_status(response: dict[str, Any]) -> int:
@@ -97,8 +106,8 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
 
         body = unwrap(body, lt.envelope)
     body = await at_ingest(m, lt, cluster, body)  # aggregated first when configured for the cluster
-    response, replayed = await asyncio.to_thread(m.backend.ingest, lt, cluster, body, key=key,
-                                                 now=m.clock.now(), respond=respond)
+    call = partial(m.backend.ingest, lt, cluster, body, key=key, now=m.clock.now(), respond=respond)
+    response, replayed = await asyncio.get_running_loop().run_in_executor(_INGEST, contextvars.copy_context().run, call)
     if replayed:
         return JSONResponse(response, headers={"idempotent-replayed": "true"}, status_code=bulk_status(response))
     if kept:

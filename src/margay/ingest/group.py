@@ -1,10 +1,14 @@
 """Several small batches of one log type converted as one (the embedded store's group commit).
 
 A small batch costs what its statement and files cost (binding the conversion, one Parquet writer per column,
-fsyncs), not what its records cost. Batches that arrive together are therefore converted in one statement:
-each record's cluster comes from a list with one entry per record, `_seq` runs over the whole group, and the
-rejected rows and counts are mapped back to each batch's own line numbers. Should the reader refuse any
-line, the caller converts every batch of the group on its own (`Converter.convert`, which names the line).
+fsyncs), not what its records cost. Batches that arrive together are therefore converted in one statement into
+one file per day, whatever their clusters: each record's cluster comes from a list with one entry per record
+(the file's `cluster` column), `_seq` runs over the whole group, and the rejected rows and counts are mapped
+back to each batch's own line numbers. Should the reader refuse any line, the caller converts every batch of
+the group on its own (`Converter.convert`, which names the line).
+
+One file per cluster instead (a Parquet writer per cluster, the previous design) cost a group of ~20 batches
+of ~150 flows from as many clusters ~7 ms of CPU per batch more (bench/results/before-after/README.md).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import shutil
 import uuid
 from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from ..logtypes import LogType
-from .output import file_facts, split_file, sql_path, write_split
+from .output import cluster_counts, file_facts, split_file, sql_path
 from .parse import _READ, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
 
 
@@ -27,9 +32,10 @@ class GroupRefused(Exception):
 
 @dataclass
 class Group:
-    """A group's files, (cluster, yyyymmdd, file, rows) in a scratch folder, and each batch's own result."""
+    """A group's files in a scratch folder, one per day: (yyyymmdd, file, rows, rows per cluster sorted by
+    cluster), and each batch's own result."""
 
-    files: list[tuple[str, str, Path, int]] = field(default_factory=list)
+    files: list[tuple[str, Path, int, tuple[tuple[str, int], ...]]] = field(default_factory=list)
     parts: list[Converted] = field(default_factory=list)
     scratch: Path | None = None
 
@@ -73,25 +79,23 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
         select = f"SELECT {plan.grouped} FROM {_READ}"  # noqa: S608 - constants only
         cur = conv.cursor()
         try:
-            if len(set(clusters)) > 1:  # one file per cluster at once (the usual group: many agents' batches)
-                files, bad = write_split(cur, select, params, scratch / "split", "snappy")
-                count = sum(f[3] for f in files) + len({seq for seq, _, _ in bad})
-            else:
-                whole = scratch / "group.parquet"
-                cur.execute(f"COPY ({select}) TO {sql_path(whole)} (FORMAT parquet, COMPRESSION snappy)",
-                            params).fetchall()
-                count, valid, (first_day, last_day) = file_facts(whole)
-                if count == len(clusters) and valid == count and first_day is not None and first_day == last_day:
-                    group.files.append((clusters[0], first_day, whole, count))
-                    for part in group.parts:
-                        part.errors.sort(key=lambda e: e.line)
-                    return group
-                files, bad = split_file(cur, whole, scratch / "split", "snappy")
+            whole = scratch / "group.parquet"
+            cur.execute(f"COPY ({select}) TO {sql_path(whole)} (FORMAT parquet, COMPRESSION snappy)",
+                        params).fetchall()
+            count, valid, (first_day, last_day) = file_facts(whole)
+            if count == len(clusters) and valid == count and first_day is not None and first_day == last_day:
+                counts = Counter(clusters)  # every record stored: its rows per cluster are the batches' lines
+                group.files.append((first_day, whole, count, tuple(sorted(counts.items()))))
+                for part in group.parts:
+                    part.errors.sort(key=lambda e: e.line)
+                return group
+            # Rare: rejected rows, or a group spanning midnight. One file per day still (its clusters counted).
+            files, bad = split_file(cur, whole, scratch / "split", "snappy", by_cluster=False)
         finally:
             cur.close()
         if count != len(clusters):
             raise GroupRefused(f"{count} records came back of {len(clusters)}")
-        group.files.extend(f for f in files if f[3])
+        group.files.extend((day, path, rows, cluster_counts(path)) for _, day, path, rows in files if rows)
         failed: set[int] = set()
         for seq, fname, text in bad:
             ordinal = seq - seq_base

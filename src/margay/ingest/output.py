@@ -17,31 +17,33 @@ def sql_path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, codec: str
+def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, codec: str, *, by_cluster: bool = True
                ) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
     """A converted file spanning several days (or clusters) or holding rejected rows: one file per cluster and
     day, (cluster, day, path, rows), and the rejected rows' (`_seq`, field, message), one per broken rule.
     `codec` is COPY's compression option (`zstd, COMPRESSION_LEVEL 1`, `snappy`)."""
     try:
-        return write_split(cur, "SELECT * FROM read_parquet(?)", [str(whole)], out, codec)
+        return write_split(cur, "SELECT * FROM read_parquet(?)", [str(whole)], out, codec, by_cluster=by_cluster)
     finally:
         whole.unlink()
 
 
-def write_split(cur: duckdb.DuckDBPyConnection, select: str, params: list[Any], out: Path, codec: str
-                ) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
+def write_split(cur: duckdb.DuckDBPyConnection, select: str, params: list[Any], out: Path, codec: str, *,
+                by_cluster: bool = True) -> tuple[list[tuple[str, str, Path, int]], list[tuple[int, str, str]]]:
     """The rows of `select` (converted rows: `cluster`, `_day`, `_err`, `_seq`) written as one file per cluster
-    and day under `out`, and the rejected rows' (`_seq`, field, message), one per broken rule."""
+    and day under `out` (per day only, its cluster "", when not `by_cluster`), and the rejected rows' (`_seq`,
+    field, message), one per broken rule."""
+    by = "_ok, _c, _day" if by_cluster else "_ok, _day"
     rows = cur.execute(
         f"COPY (SELECT *, _err IS NULL AS _ok, cluster AS _c FROM ({select})) TO {sql_path(out)} "  # noqa: S608
-        f"(FORMAT parquet, COMPRESSION {codec}, PARTITION_BY (_ok, _c, _day), "
+        f"(FORMAT parquet, COMPRESSION {codec}, PARTITION_BY ({by}), "
         "WRITE_PARTITION_COLUMNS false, RETURN_STATS true)", params).fetchall()
     files: list[tuple[str, str, Path, int]] = []
     for filename, count, *_ in rows:
         path = Path(filename)
         parts = dict(p.split("=", 1) for p in path.relative_to(out).parent.parts)
         if parts.get("_ok") == "true":
-            files.append((parts["_c"], parts["_day"], path, int(count)))
+            files.append((parts.get("_c", ""), parts["_day"], path, int(count)))
     bad: list[tuple[int, str, str]] = []
     broken = sorted((out / "_ok=false").glob("**/*.parquet"))
     if broken:
@@ -79,3 +81,11 @@ def file_facts(path: Path, column: str = "_day") -> tuple[int, int, tuple[str | 
         first = day.min if first is None else min(first, day.min)
         last = day.max if last is None else max(last, day.max)
     return rows, valid, (first, last)
+
+
+def cluster_counts(path: Path) -> tuple[tuple[str, int], ...]:
+    """Rows per cluster of a converted file, sorted by cluster (its `cluster` column: a group's file split by day)."""
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(pq.read_table(path, columns=["cluster"]).column("cluster"))
+    return tuple(sorted((str(c["values"]), int(c["counts"])) for c in counts.to_pylist()))

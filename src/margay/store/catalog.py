@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import QueryError
 from .journal import apply_deletes
 
-_NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.\d+)?\.parquet$")  # never a `.rollup-<tag>.parquet` sidecar
+_NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.g?\d+)?\.parquet$")  # never a `.rollup-<tag>.parquet` sidecar
+_GROUPED = re.compile(r"\.g\d+\.parquet$")
 
 PartKey = tuple[str, str, str]  # (log type, cluster, yyyymmdd); cluster SHARED: the day's shared files
 SHARED = "_shared"  # never a cluster name (a DNS-1123 subdomain starts with a letter or digit)
@@ -33,6 +34,12 @@ class DataFile:
     rollup: Path | None = field(default=None, compare=False)  # its roll-up sidecar (store/rollup.py), if any
     # A shared file's rows per cluster, sorted by cluster; empty for a file of one partition.
     clusters: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+
+    @property
+    def grouped(self) -> bool:
+        """A group commit's file of several clusters (`<lo>-<hi>-<rows>.g<n>.parquet` in a shared folder): in
+        `_seq` order as written, merged with its day's other hot files like an index's own (layout.py)."""
+        return _GROUPED.search(self.path.name) is not None
 
     def rows_of(self, cluster: str) -> int:
         """Rows of `cluster` in a shared file."""

@@ -40,12 +40,15 @@ class Compactor(EngineState):
         # (layout.py); the tiers below keep the hot ones' file counts down meanwhile.
         merges, cold = self.share_cold(time.time())
         with self.catalog.lock:
-            candidates = [(k, list(v)) for k, v in self.catalog.parts.items() if k[1] != SHARED]
+            candidates = [(k, list(v)) for k, v in self.catalog.parts.items()]
         fanout = self.compact_min_files
         for key, files in candidates:
             if self._stop.is_set():
                 break
             if key in cold:
+                continue
+            if key[1] == SHARED:  # a hot day's group commits (layout.py)
+                merges += self.tier_shared(key, files, fanout)
                 continue
             tiers: dict[int, list[DataFile]] = {}
             for f in files:

@@ -4,7 +4,8 @@ Layout: `<data>/store/<log type>/<cluster>/<yyyymmdd>/<seq_lo>-<seq_hi>-<rows>.p
 per (log type, cluster, day) partition: Calico's `tigera_secure_ee_<type>.<cluster>.<yyyymmdd>` index.
 Ingest converts a batch to Parquet with one DuckDB COPY (no per-record Python), fsyncs it, writes one
 journal line (the commit point, which also keeps the idempotency key), renames the files into place and
-only then answers: an acknowledged batch survives kill -9. A background compactor merges small files so reads
+only then answers: an acknowledged batch survives kill -9. Batches that arrive together share one conversion
+and one file per day for all their clusters (combiner.py). A background compactor merges small files so reads
 stay fast, and merges cold days across clusters into shared files (layout.py). Dropping a partition deletes
 its folder and rewrites the shared files holding its rows without them, so retention frees disk.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import shutil
 import threading
 import time
@@ -28,7 +30,7 @@ import duckdb
 from ...clock import Clock, SystemClock
 from ...durable import fsync_dir, fsync_path
 from ...errors import QueryError
-from ...ingest.parse import SMALL_BATCH, Converted, Converter, sql_path
+from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
@@ -37,7 +39,7 @@ from ..catalog import Catalog, DataFile, PartKey, journal_seq, per_cluster
 from ..journal import Journal, apply_deletes, apply_moves
 from ..sql import SearchCompiler
 from . import dismissals, es, graph, groups, reads
-from .combiner import Combiner, Pending
+from .combiner import GROUP_BELOW, Combiner, Pending
 from .dismissals import Dismissals
 from .feed import Feed
 from .files import _disk_bytes
@@ -47,6 +49,7 @@ from .reader import Reader
 log = logging.getLogger(__name__)
 
 DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+CONVERSIONS = min(32, (os.cpu_count() or 1) + 4)  # batches converted alone at once (asyncio's default executor)
 
 
 def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,
@@ -91,6 +94,10 @@ class DuckDBBackend(Reader, Feed, Layout):
         # and a cap makes concurrent batches queue for it (4 at once were 6x slower under 512 MiB).
         self.ingest_con = connect(spill_dir=self.scratch / "spill-ingest")
         self.ingest_con.execute("SET threads = 1")
+        # Batches converted on their own at once (each reserves its reader's buffers): the API calls ingest from
+        # many threads so that small batches can wait for a group commit (api/ingest.py), so the bound is here,
+        # as many as asyncio's default executor had threads.
+        self._converting = threading.BoundedSemaphore(CONVERSIONS)
         # Runs in the compactor thread only, at low CPU priority.
         self.compact_con = connect(memory_bytes=memory_bytes // 2, spill_dir=self.scratch / "spill-compact")
         self.compact_con.execute("SET threads = 1")
@@ -195,11 +202,12 @@ class DuckDBBackend(Reader, Feed, Layout):
         if bkey is not None and bkey in self._keys:
             return self._keys[bkey][0], True
         lines = body.count(b"\n") + 1
-        if lines < SMALL_BATCH:  # shares one conversion and commit with the small batches beside it
+        if lines < GROUP_BELOW:  # shares one conversion and commit with the batches beside it
             grouped = self.combiner.submit(Pending(lt, cluster, body, lines, bkey, now, respond))
             if grouped is not None:
                 return grouped
-        return self.ingest_one(lt, cluster, body, lines, bkey=bkey, now=now, respond=respond)
+        with self._converting:
+            return self.ingest_one(lt, cluster, body, lines, bkey=bkey, now=now, respond=respond)
 
     def ingest_one(self, lt: LogType, cluster: str, body: bytes, lines: int, *, bkey: str | None, now: datetime,
                    respond: Any) -> tuple[dict[str, Any], bool]:

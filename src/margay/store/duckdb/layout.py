@@ -1,11 +1,12 @@
 """The cold layout: a day of a log type merged across clusters into shared files, and one cluster dropped from them.
 
-Recent data live in one folder per Calico index (type, cluster, day), written batch by batch. Once an index has
-had no write for `compact_cold_after` seconds, its files are merged with the other cold indices of the same type
-and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's namespaces, action and time
-(`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or one-namespace read skips the other
-row groups by their min/max statistics, and costs follow rows, not the number of clusters. A shared file carries
-its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
+Recent data live in one folder per Calico index (type, cluster, day), written batch by batch, and in the day's
+shared folder as group commits' files of many clusters (`.g<n>`, combiner.py; merged in tiers while hot). Once
+a day's hot files have had no write for `compact_cold_after` seconds, they are merged with the other cold
+indices of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's
+namespaces, action and time (`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or
+one-namespace read skips the other row groups by their min/max statistics, and costs follow rows, not the number
+of clusters. A shared file carries its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
 (store/sql.py: `"cluster" IN (...)` in every WHERE), so a reader of one cluster never sees another's rows.
 
 Dropping clusters' day (retention: often every cluster of a type at once) rewrites each shared file holding any of
@@ -27,7 +28,7 @@ from ...ingest.parse import sql_path
 from ...logtypes import REGISTRY, LogType, quote_ident
 from .. import rollup
 from ..catalog import SHARED, DataFile, PartKey
-from .compactor import Compactor, _mtime
+from .compactor import Compactor, _mtime, _tier
 
 log = logging.getLogger(__name__)
 
@@ -62,40 +63,45 @@ class Layout(Compactor):
     _emptied: set[Path]
     _serial: Iterator[int]  # suffixes of shared files' names (_shared_name)
 
-    def _shared_name(self, folder: Path, lo: int, hi: int, rows: int) -> Path:
+    def _shared_name(self, folder: Path, lo: int, hi: int, rows: int, *, grouped: bool = False) -> Path:
         """A new shared file's path. `lo-hi-rows` alone is not unique there: a group commit's files of several
         clusters share one `_seq` range, so two shared files (or one rewritten without a cluster) can get the
         same name, and a move onto a taken name is skipped while the journal deletes the old file. A suffix
         never used by this process (seeded from the clock at start) and no file's on disk makes it unique, also
-        against names an earlier journal line of this run deleted (replay deletes before it moves)."""
+        against names an earlier journal line of this run deleted (replay deletes before it moves). `grouped`
+        keeps a group commit's mark (`.g`) on its file rewritten without a dropped cluster: still to be merged."""
+        mark = ".g" if grouped else "."
         while True:
-            path = folder / DataFile.name(lo, hi, rows).replace(".parquet", f".{next(self._serial)}.parquet")
+            path = folder / DataFile.name(lo, hi, rows).replace(".parquet", f"{mark}{next(self._serial)}.parquet")
             if not path.exists():
                 return path
 
     def share_cold(self, now: float) -> tuple[int, set[PartKey]]:
         """Merge the files of cold indices into shared files, per (type, day); returns (merges made, the cold
-        indices, left to this step rather than to the tiers)."""
+        indices, left to this step rather than to the tiers).
+
+        A day's hot files are its indices' own and its group commits' (combiner.py: one file for the clusters
+        of a group's batches, in `_seq` order, `DataFile.grouped`); merged shared files join them only once 16
+        small ones gathered (late data, day after day), so one late batch does not rewrite a shared file."""
         with self.catalog.lock:
             parts = {k: list(v) for k, v in self.catalog.parts.items()}
-        newest: dict[tuple[str, str], float] = {}
+        hot: dict[tuple[str, str], list[tuple[PartKey, DataFile]]] = {}
         for key, files in parts.items():
-            if key[1] != SHARED:
-                td = (key[0], key[2])
-                newest[td] = max(newest.get(td, 0.0), *(_mtime(f.path) for f in files))
-        # A day of a type is merged once none of its indices has had a write for a while: merged one index at
+            hot.setdefault((key[0], key[2]), []).extend(
+                (key, f) for f in files if key[1] != SHARED or f.grouped)
+        # A day of a type is merged once none of its hot files has had a write for a while: merged one index at
         # a time as each went cold, the clusters of a fleet would each get their own "shared" file.
         todo: dict[tuple[str, str], list[tuple[PartKey, DataFile]]] = {}
         cold: set[PartKey] = set()
-        for key, files in parts.items():
-            if key[1] == SHARED or now - newest[(key[0], key[2])] <= self.compact_cold_after:
+        for td, items in hot.items():
+            if not items or now - max(_mtime(f.path) for _, f in items) <= self.compact_cold_after:
                 continue
-            todo.setdefault((key[0], key[2]), []).extend((key, f) for f in files)
-            cold.add(key)
+            todo[td] = items
+            cold.update(k for k, _ in items)
         merges = 0
         for (t, day), items in sorted(todo.items()):
             shared = parts.get((t, SHARED, day), [])
-            small = [f for f in shared if f.rows < self.compact_target_rows // self.compact_min_files]
+            small = [f for f in shared if not f.grouped and f.rows < self.compact_target_rows // self.compact_min_files]
             if len(small) >= self.compact_min_files:  # many small shared files (late data, day after day): once more
                 items += [((t, SHARED, day), f) for f in small]
             for group in _groups(items, self.compact_target_rows):
@@ -104,6 +110,20 @@ class Layout(Compactor):
                 if self._share(t, day, group):
                     merges += 1
         return merges, cold
+
+    def tier_shared(self, key: PartKey, files: list[DataFile], fanout: int) -> int:
+        """Merge a hot day's group commits' files (many clusters each) in tiers of `fanout` like sizes into shared
+        files sorted as a cold one (one cluster's rows together, in a few row groups); returns merges made."""
+        tiers: dict[int, list[DataFile]] = {}
+        for f in files:
+            if f.grouped and f.rows < self.compact_target_rows // fanout:
+                tiers.setdefault(_tier(f.rows, fanout), []).append(f)
+        merges = 0
+        for group in tiers.values():
+            while len(group) >= fanout and not self._stop.is_set():
+                chunk, group = group[:fanout], group[fanout:]
+                merges += int(self._share(key[0], key[2], [(key, f) for f in chunk]))
+        return merges
 
     def _share(self, t: str, day: str, group: list[tuple[PartKey, DataFile]]) -> bool:
         lt = REGISTRY.get(t)
@@ -230,7 +250,7 @@ class Layout(Compactor):
         finally:
             cur.close()
         fsync_path(tmp)
-        final = self._shared_name(f.path.parent, f.seq_lo, f.seq_hi, rows)
+        final = self._shared_name(f.path.parent, f.seq_lo, f.seq_hi, rows, grouped=f.grouped)
         moves = [[str(tmp), str(final)]]
         final_r = None
         if lt is not None and lt.rollup is not None:

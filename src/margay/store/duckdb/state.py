@@ -62,5 +62,8 @@ class EngineState:
     def share_cold(self, now: float) -> tuple[int, set[Any]]:  # layout.py: (merges, cold PartKeys)
         raise NotImplementedError
 
+    def tier_shared(self, key: Any, files: list[Any], fanout: int) -> int:  # layout.py: merges made
+        raise NotImplementedError
+
     def sweep_folders(self) -> None:  # layout.py
         raise NotImplementedError

@@ -31,6 +31,7 @@ from ...errors import BackendError, QueryError
 from ...ingest.parse import Converted, Converter, LineError, _check_line, _nonblank_line_numbers
 from ...logtypes import Kind, LogType, quote_ident
 from ..duckdb import connect
+from ..duckdb.engine import CONVERSIONS
 from ..mapping import ID_FIELD, SEQ_FIELD
 from ..sql import field_parts, time_sql, with_extra
 from .client import _SEQ_SHIFT, BULK_CHUNK_BYTES, RETRY_STATUS, _reason
@@ -78,6 +79,9 @@ class OpenSearchBackend(Reads, EsPassthrough, Feed, Indices):
         self.con = connect()
         self.con.execute("SET threads = 1")
         self.converter = Converter(self.con.cursor, self.scratch)
+        # Batches converted and written at once: the API calls ingest from many threads (api/ingest.py, for the
+        # embedded store's group commits), so the bound it had from asyncio's default executor is kept here.
+        self._writing = threading.BoundedSemaphore(CONVERSIONS)
         self._ready = False
         self.committed_batches = 0
         self._inflight: dict[int, int] = {}  # seq base -> writes in flight with it (the feed's watermark)
@@ -96,6 +100,11 @@ class OpenSearchBackend(Reads, EsPassthrough, Feed, Indices):
     def ingest(self, lt: LogType, cluster: str, body: bytes, *, key: str | None, now: datetime,
                respond: Any) -> tuple[dict[str, Any], bool]:
         """Convert, bulk-write and (with a key) record one NDJSON batch. Returns (response, replayed)."""
+        with self._writing:
+            return self._ingest(lt, cluster, body, key=key, now=now, respond=respond)
+
+    def _ingest(self, lt: LogType, cluster: str, body: bytes, *, key: str | None, now: datetime,
+                respond: Any) -> tuple[dict[str, Any], bool]:
         self.ensure_ready()
         if key is not None:
             prior = self.seen(lt, cluster, key)
