@@ -22,8 +22,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ..logtypes import LogType
+from .keyscan import Verdict
 from .output import cluster_counts, file_facts, split_file, sql_path
-from .parse import _READ, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
+from .parse import _READ, _READ_TYPED, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
 
 
 class GroupRefused(Exception):
@@ -73,10 +74,17 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
         if not clusters:
             return group
         src = scratch / "in.ndjson"
-        src.write_bytes(b"\n".join(bodies))
+        joined = b"\n".join(bodies)
+        src.write_bytes(joined)
         plan = conv.plan(lt)
-        params = [clusters, now, seq_base, str(src), plan.columns, str(src)]
-        select = f"SELECT {plan.grouped} FROM {_READ}"  # noqa: S608 - constants only
+        # The C scanner's look for undeclared keys (ingest/keyscan.py): a clean group is converted without the
+        # per-record key check; otherwise (or unsure) every record is checked, never a second batch-wide parse.
+        if plan.keys.scan(joined) is Verdict.CLEAN:
+            select, read = plan.grouped_lean, _READ if plan.lean_raw else _READ_TYPED
+        else:
+            select, read = plan.grouped, _READ
+        params = [clusters, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
+        select = f"SELECT {select} FROM {read}"  # noqa: S608 - constants only
         cur = conv.cursor()
         try:
             whole = scratch / "group.parquet"

@@ -134,6 +134,7 @@ class Plan:
     select: str  # parameters: cluster, generated_time, seq base; then read_json's path and columns
     lean: str  # the same for a batch without undeclared keys: `_extra` is NULL without looking
     grouped: str  # `select` with a list of clusters, one per record (several batches as one: ingest/group.py)
+    grouped_lean: str  # `lean` with that list
     lean_raw: bool  # whether `lean` reads the raw objects (kept-as-sent fields); if not, it reads _READ_TYPED
     own: list[str]  # the keys a record may have without going to `_extra`
     keys: KeyScanner  # the batch-wide look for other keys (in C; DuckDB's `_UNKNOWN_KEYS` when it is unsure)
@@ -160,10 +161,12 @@ def plan_for(lt: LogType) -> Plan:
     full = select + kept
     grouped = fields + ', (?::VARCHAR[])[ordinality] AS "cluster"' + rest + kept
     sent[EXTRA_COLUMN] = "NULL::JSON"
-    lean = select + "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
+    lean_kept = "".join(f", {e} AS {quote_ident(n)}" for n, e in sent.items())
+    lean = select + lean_kept
+    grouped_lean = fields + ', (?::VARCHAR[])[ordinality] AS "cluster"' + rest + lean_kept
     own = own_keys(lt)
-    return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, full, lean, grouped, bool(sent_fields(lt)),
-                list(own), KeyScanner(own))
+    return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, full, lean, grouped, grouped_lean,
+                bool(sent_fields(lt)), list(own), KeyScanner(own))
 
 
 def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
@@ -243,17 +246,15 @@ class Converter:
         try:
             small = (body.count(b"\n") if newlines is None else newlines) < SMALL_BATCH
             select, read = plan.select, _READ
-            if not small:
-                # Undeclared keys are rare: one batch-wide look spares every record of a clean batch the
-                # per-record key check; unreferenced, the raw read is pruned. The C scanner answers it in one
-                # pass over the bytes (ingest/keyscan.py); DuckDB's anti-join over the records' keys (a second
-                # parse) only when the scanner is unsure or absent. A small batch skips the look: its fixed
-                # cost (a statement) is more than the check it spares.
-                verdict = plan.keys.scan(body)
-                unknown = verdict is Verdict.UNDECLARED or (
-                    verdict is Verdict.UNSURE and cur.execute(_UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0])
-                if not unknown:
-                    select, read = plan.lean, _READ if plan.lean_raw else _READ_TYPED
+            # Undeclared keys are rare: one batch-wide look spares every record of a clean batch the
+            # per-record key check; unreferenced, the raw read is pruned. The C scanner answers it in one
+            # pass over the bytes (ingest/keyscan.py); DuckDB's anti-join over the records' keys (a second
+            # parse) only when the scanner is unsure or absent, and not for a small batch: there its fixed
+            # cost (a statement) is more than the check it spares.
+            verdict = plan.keys.scan(body)
+            if verdict is Verdict.CLEAN or (verdict is Verdict.UNSURE and not small and not cur.execute(
+                    _UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0]):
+                select, read = plan.lean, _READ if plan.lean_raw else _READ_TYPED
             # A small file is written with a light codec: zstd's set-up per column costs a 10-record batch
             # about 4 ms, and the compactor rewrites small files with zstd anyway.
             codec = SMALL_CODEC if small else f"{self.compression}, COMPRESSION_LEVEL 1"
