@@ -162,3 +162,25 @@ def test_retention_of_one_cluster_never_deletes_documents_of_no_named_cluster(fl
     assert fleet.drop_many([Partition("flows", c, "20231114") for c in CLUSTERS]) == {
         Partition("flows", c, "20231114").index: 0 for c in CLUSTERS}
     assert all(search(fleet, [c]).total == len(held(c)) - day14[c] for c in CLUSTERS)
+
+
+@pytest.mark.parametrize("fleet", ["opensearch"], indirect=True)  # per-cluster indices: OpenSearch's layout
+def test_es_aggregations_that_ignore_the_query_see_only_the_readers_documents(fleet: Any) -> None:
+    """The /es/ pass-through narrows the query to the caller's clusters; a `global` aggregation ignores the query
+    and `terms` with min_doc_count 0 lists the index's whole term dictionary, so another shipper's documents in
+    c1's index (another cluster's, or without a cluster) were counted and named to a reader of c1."""
+    c1 = fleet.index(FLOWS, "c1", "20231114")
+    doc = fleet.request("POST", f"/{c1}/_search", body={"size": 1})["hits"]["hits"][0]["_source"]
+    fleet.request("POST", f"/{c1}/_doc", params={"refresh": "true"}, body={**doc, "cluster": "other", "proto": "sctp"})
+    fleet.request("POST", f"/{c1}/_doc", params={"refresh": "true"},
+                  body={**{k: v for k, v in doc.items() if k != "cluster"}, "proto": "gre"})
+    body = {"size": 0, "query": {"term": {"proto": "tcp"}}, "aggs": {
+        "g": {"global": {}, "aggs": {"p": {"terms": {"field": "proto", "size": 10}}}},
+        "z": {"terms": {"field": "proto", "min_doc_count": 0, "size": 10}},
+        "c": {"terms": {"field": "cluster", "min_doc_count": 0, "size": 10}}}}
+    got = fleet.es_search([EsPlan(FLOWS, {"c1": None})], body, now=NOW).body["aggregations"]
+    assert got["g"]["doc_count"] == len(held("c1"))
+    mine = {d["proto"] for d in search(fleet, ["c1"]).items}
+    assert {b["key"] for b in got["g"]["p"]["buckets"]} == mine
+    assert {b["key"] for b in got["z"]["buckets"]} == mine
+    assert [b["key"] for b in got["c"]["buckets"]] == ["c1"]
