@@ -86,6 +86,36 @@ def test_gzip_bodies(server: ServerThread, client: Client) -> None:
     assert r.status_code == 200 and r.json()["succeeded"] == 4
 
 
+def test_a_gzip_body_of_several_members_is_read_whole(server: ServerThread, client: Client) -> None:
+    """A gzip body may be several members back to back (RFC 1952; what `cat a.gz b.gz`, pigz and many
+    shippers' per-chunk compression send): only the first was read, the rest dropped under a 200 that
+    counted only its lines. Every member is read; bytes after the last that are not gzip are a 400; the
+    limit holds over all members together."""
+    lines = body("flows").split(b"\n")
+    two = gzip.compress(b"\n".join(lines[:2]) + b"\n") + gzip.compress(b"\n".join(lines[2:]))
+    headers = {**NDJSON, "content-encoding": "gzip", "x-cluster-id": "members"}
+    r = httpx.post(server.url + PATHS["flows"], content=two, headers=headers)
+    assert r.status_code == 200 and (r.json()["total"], r.json()["succeeded"]) == (4, 4), r.text
+    assert client.search("flows", {}, ["members"])["total_hits"] == 4
+    r = httpx.post(server.url + PATHS["flows"], content=gzip.compress(body("flows")) + b"trailing junk",
+                   headers=headers)
+    assert r.status_code == 400 and "gzip" in r.json()["error"]["message"], r.text
+    r = httpx.post(server.url + PATHS["flows"], content=zlib.compress(body("flows")) + b"junk",
+                   headers={**headers, "content-encoding": "deflate"})
+    assert r.status_code == 400 and "deflate" in r.json()["error"]["message"], r.text
+    assert client.search("flows", {}, ["members"])["total_hits"] == 4
+
+
+def test_the_limit_holds_over_every_gzip_member(data_dir) -> None:  # type: ignore[no-untyped-def]
+    from margay.app import create_app
+    from margay.config import Settings
+
+    with ServerThread(create_app(Settings(data_dir=data_dir, max_body_bytes=2000))) as s:
+        member = gzip.compress(b"{}\n" * 300)  # 900 bytes each inflated: three are over the limit
+        r = httpx.post(s.url + PATHS["flows"], content=member * 3, headers={**NDJSON, "content-encoding": "gzip"})
+        assert r.status_code == 413, r.text
+
+
 def test_idempotency_key_stores_a_retried_batch_once(server: ServerThread, client: Client) -> None:
     headers = {**NDJSON, "idempotency-key": "batch-0001", "x-cluster-id": "c9"}
     first = httpx.post(server.url + PATHS["flows"], content=body("flows"), headers=headers)

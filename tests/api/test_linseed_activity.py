@@ -323,3 +323,29 @@ def test_policy_activity_answers_the_largest_request_it_accepts(fresh: str) -> N
     r = _read(fresh, "/api/v1/policy_activity", {"policies": policies})
     assert r.status_code == 200, r.text[:500]
     assert [it["policy"]["name"] for it in r.json()["items"]] == ["p0", "p1", "p2"]
+
+
+def test_policy_activity_ids_never_collide_across_identities_or_clusters(clocked: tuple[str, FakeClock]) -> None:
+    """Linseed's id hashes `cluster|tenant|kind|namespace|name|rule`: namespace `a|b`, name `c` and namespace
+    `a`, name `b|c` give the same string, so the newer report replaced the other on OpenSearch (and both
+    answered with one id on the embedded store). Each identity keeps its own document and id; a record whose
+    values hold no `|` before the rule keeps Linseed's id; the same identity of another cluster is its own."""
+    url, _ = clocked
+    one = _activity("NetworkPolicy", "a|b", "c", "1|ingress|0", "2023-11-14T10:00:00Z")
+    two = _activity("NetworkPolicy", "a", "b|c", "1|ingress|0", "2023-11-14T11:00:00Z")
+    three = _activity("NetworkPolicy|a", "b", "c", "1|ingress|0", "2023-11-14T12:00:00Z")
+    plain = ACTIVITY[0]
+    for cluster, docs in (("east", [one]), ("east", [two, plain]), ("east", [three]), ("west", [one])):
+        r = httpx.post(url + P + "/bulk", content=_ndjson(docs), timeout=60,
+                       headers={**NDJSON, "x-cluster-id": cluster})
+        assert r.status_code == 200 and r.json()["failed"] == 0, r.text
+    got = _items(url, P, {**GO_ZERO, "time_range": {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}})
+    assert [_as_sent(d) for d in got] == [one, two, three, plain]
+    assert len({d["id"] for d in got}) == 4
+    assert [d["id"] for d in got][3] == _linseed_id("east", plain)
+    assert _linseed_id("east", one) == _linseed_id("east", two)  # the ambiguity the ids avoid
+    r = httpx.post(url + P, json={**GO_ZERO, "time_range": {"from": "2023-11-14T00:00:00Z",
+                                                            "to": "2023-11-15T00:00:00Z"}},
+                   headers={"x-cluster-id": "west"}, timeout=60)
+    assert r.status_code == 200 and [_as_sent(d) for d in r.json()["items"]] == [one], r.text
+    assert r.json()["items"][0]["id"] not in {d["id"] for d in got}

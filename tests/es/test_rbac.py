@@ -137,3 +137,46 @@ def test_a_scoped_reader_learns_nothing_of_the_withheld_side(es: tuple[httpx.Cli
     assert full.status_code == 200, full.text
     seen = "secret" in full.text or '"doc_count":1' in full.text or full.json()["hits"]["total"]["value"] == 1
     assert seen, f"the admin must see what frank may not (else the check is vacuous): {full.text[:300]}"
+
+
+_MAP = "state.v = state.v ?: []; state.v.add(doc['dest_ip'].toString())"
+
+
+@pytest.mark.parametrize("body", [
+    {"size": 0, "track_total_hits": True, "query": {"regexp": {"dest_name_aggr": "secret.*"}}},
+    {"size": 0, "track_total_hits": True, "query": {"fuzzy": {"dest_service_name": {"value": "secret-svd"}}}},
+    {"size": 0, "track_total_hits": True, "query": {"simple_query_string": {"query": "secret*"}}},
+    {"size": 0, "track_total_hits": True, "query": {"match_bool_prefix": {"dest_service_name": "secret"}}},
+    {"size": 5, "track_total_hits": True, "post_filter": {"term": {"dest_ip": "10.99.0.1"}}},
+    {"size": 0, "aggs": {"f": {"filter": {"regexp": {"dest_name_aggr": "secret.*"}}}}},
+    {"size": 0, "aggs": {"t": {"terms": {"field": "dest_name_aggr", "min_doc_count": 0, "size": 100}}}},
+    {"size": 0, "aggs": {"g": {"global": {}, "aggs": {"t": {"terms": {"field": "dest_name_aggr", "size": 100}},
+                                                     "h": {"top_hits": {"size": 100}}}}}},
+    {"size": 0, "aggs": {"s": {"significant_terms": {"field": "dest_name_aggr", "min_doc_count": 0}}}},
+    {"size": 0, "aggs": {"s": {"scripted_metric": {"init_script": "state.v = []", "map_script": _MAP,
+                                                    "combine_script": "return state.v",
+                                                    "reduce_script": "return states"}}}},
+], ids=["regexp", "fuzzy", "simple_query_string", "match_bool_prefix", "post_filter", "filter-regexp",
+        "min_doc_count-0", "global", "significant_terms", "scripted_metric"])
+def test_no_search_feature_looks_past_a_scoped_readers_narrowing(es: tuple[httpx.Client, str], body: dict) -> None:
+    """The pass-through to OpenSearch narrowed only the query: query types the check of named fields did not
+    know (regexp, fuzzy, simple_query_string...), post_filter, `global` aggregations (which ignore the query),
+    `terms` with min_doc_count 0 (the index's whole term dictionary), significant_terms and scripted_metric each
+    told frank the withheld destination of a shop flow, or the other namespaces' values. Now he gets what the
+    embedded engine answers: a 400 for what it does not do, and only readable values for what it does."""
+    http, admin = es
+    r = _search(http, "frank", "tigera_secure_ee_flows.east.*", body)
+    assert r.status_code in (200, 400), r.text
+    assert "secret" not in r.text and "10.99.0.1" not in r.text, r.text
+    if r.status_code == 200 and body.get("track_total_hits"):
+        assert r.json()["hits"]["total"]["value"] == 0, r.text
+    aggs = body.get("aggs", {})
+    if "t" in aggs:  # min_doc_count 0: on both engines, the values of the records frank may read
+        assert r.status_code == 200, r.text
+        assert [b["key"] for b in r.json()["aggregations"]["t"]["buckets"]] == ["cart-6f7b8-*"]
+    if "f" in aggs and r.status_code == 200:
+        assert r.json()["aggregations"]["f"]["doc_count"] == 0, r.text
+    if "g" in aggs:
+        visible = http.post("/tigera_secure_ee_flows.east.*/_count", json={},
+                            headers={"authorization": f"Bearer {token_of('frank')}"}).json()["count"]
+        assert r.status_code == 400 or r.json()["aggregations"]["g"]["doc_count"] == visible, r.text

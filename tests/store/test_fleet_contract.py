@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from opensearchpy.exceptions import NotFoundError
 
@@ -146,3 +147,55 @@ def test_an_opensearch_index_shared_with_another_cluster_keeps_its_records(fleet
     with pytest.raises(NotFoundError):  # c2's index held only c2's documents: deleted, not emptied
         fleet.request("GET", f"/{fleet.index(FLOWS, 'c2', '20231114')}")
     assert fleet.request("GET", f"/{c1}/_count")["count"] == 1
+
+
+@pytest.mark.parametrize("fleet", ["opensearch"], indirect=True)  # per-cluster indices: OpenSearch's layout
+def test_retention_of_one_cluster_never_deletes_documents_of_no_named_cluster(fleet: Any) -> None:
+    """Documents without a `cluster` field (another shipper's, e.g. Calico's fluentd before Linseed) are no
+    cluster's records for margay: no read shows them. The drop counted the index's documents per cluster with a
+    `terms` aggregation, which leaves those out, found nothing but the dropped cluster and deleted the whole
+    index. Now only the named clusters' documents go; the others stay, whatever their number of clusters."""
+    c1, c2 = fleet.index(FLOWS, "c1", "20231114"), fleet.index(FLOWS, "c2", "20231114")
+    doc = fleet.request("POST", f"/{c1}/_search", body={"size": 1})["hits"]["hits"][0]["_source"]
+    stray = {k: v for k, v in doc.items() if k != "cluster"}
+    fleet.request("POST", f"/{c1}/_doc", params={"refresh": "true"}, body=stray)
+    # More foreign clusters than a `terms` aggregation's page held (1,000): none of them may go either.
+    lines = b"".join(b'{"index":{}}\n' + orjson.dumps({**doc, "cluster": f"x{i}"}) + b"\n" for i in range(1_001))
+    fleet.request("POST", f"/{c2}/_bulk", params={"refresh": "true"}, body=lines,
+                  headers={"content-type": "application/x-ndjson"})
+    day14 = {c: sum(1 for r in DATA[i * 10:] if r["end_time"] < MIDNIGHT) for i, c in enumerate(CLUSTERS)}
+    dropped = RetentionScheduler(fleet, RetentionPolicy({"flows": 2}),
+                                 clock=FakeClock(datetime(2023, 11, 16, 12, tzinfo=UTC))).run_once()
+    assert {(p.cluster, p.day) for p in dropped} >= {(c, "20231114") for c in CLUSTERS}
+    assert fleet.request("GET", f"/{c1}/_count")["count"] == 1
+    assert fleet.request("POST", f"/{c1}/_search", body={"size": 1})["hits"]["hits"][0]["_source"] == stray
+    assert fleet.request("GET", f"/{c2}/_count")["count"] == 1_001
+    assert fleet.request("POST", f"/{c2}/_count", body={"query": {"prefix": {"cluster": "c"}}})["count"] == 0
+    with pytest.raises(NotFoundError):  # c3's index held only c3's documents: deleted
+        fleet.request("GET", f"/{fleet.index(FLOWS, 'c3', '20231114')}")
+    # drop_many counts exactly what it removed: nothing more of the named clusters is left.
+    assert fleet.drop_many([Partition("flows", c, "20231114") for c in CLUSTERS]) == {
+        Partition("flows", c, "20231114").index: 0 for c in CLUSTERS}
+    assert all(search(fleet, [c]).total == len(held(c)) - day14[c] for c in CLUSTERS)
+
+
+@pytest.mark.parametrize("fleet", ["opensearch"], indirect=True)  # per-cluster indices: OpenSearch's layout
+def test_es_aggregations_that_ignore_the_query_see_only_the_readers_documents(fleet: Any) -> None:
+    """The /es/ pass-through narrows the query to the caller's clusters; a `global` aggregation ignores the query
+    and `terms` with min_doc_count 0 lists the index's whole term dictionary, so another shipper's documents in
+    c1's index (another cluster's, or without a cluster) were counted and named to a reader of c1."""
+    c1 = fleet.index(FLOWS, "c1", "20231114")
+    doc = fleet.request("POST", f"/{c1}/_search", body={"size": 1})["hits"]["hits"][0]["_source"]
+    fleet.request("POST", f"/{c1}/_doc", params={"refresh": "true"}, body={**doc, "cluster": "other", "proto": "sctp"})
+    fleet.request("POST", f"/{c1}/_doc", params={"refresh": "true"},
+                  body={**{k: v for k, v in doc.items() if k != "cluster"}, "proto": "gre"})
+    body = {"size": 0, "query": {"term": {"proto": "tcp"}}, "aggs": {
+        "g": {"global": {}, "aggs": {"p": {"terms": {"field": "proto", "size": 10}}}},
+        "z": {"terms": {"field": "proto", "min_doc_count": 0, "size": 10}},
+        "c": {"terms": {"field": "cluster", "min_doc_count": 0, "size": 10}}}}
+    got = fleet.es_search([EsPlan(FLOWS, {"c1": None})], body, now=NOW).body["aggregations"]
+    assert got["g"]["doc_count"] == len(held("c1"))
+    mine = {d["proto"] for d in search(fleet, ["c1"]).items}
+    assert {b["key"] for b in got["g"]["p"]["buckets"]} == mine
+    assert {b["key"] for b in got["z"]["buckets"]} == mine
+    assert [b["key"] for b in got["c"]["buckets"]] == ["c1"]

@@ -58,10 +58,20 @@ def with_extra(doc: str) -> str:
 def latest_key_sql(lt: LogType) -> str:
     """The identity of a `latest_of` type's record, as Linseed's deterministic document id: the SHA-256 (hex)
     of `<cluster>|<tenant>|<key>|...`, with no tenant and '' for a missing value (Linseed's policy backend,
-    genDeterministicID). Registry names only."""
+    genDeterministicID). Registry names only.
+
+    Linseed's string is ambiguous when a value other than the last holds a `|` (kind `K`, namespace `a|b`,
+    name `c` and namespace `a`, name `b|c` give one id, so one report would replace the other): such a record's
+    id is the SHA-256 of the JSON array of its values instead. A cluster name never holds `|` nor starts with
+    `[`, so the two forms never meet and every (cluster, identity) has an id of its own; the last value (the
+    rule, `3|ingress|0`) may hold `|`, as Linseed's string still parses one way."""
     keys = lt.query_keys()
-    parts = ['"cluster"', "''"] + [f"coalesce(CAST({keys[k].sql} AS VARCHAR), '')" for k in lt.latest_of]
-    return "sha256(" + " || '|' || ".join(parts) + ")"
+    values = ['"cluster"', "''"] + [f"coalesce(CAST({keys[k].sql} AS VARCHAR), '')" for k in lt.latest_of]
+    linseed = "sha256(" + " || '|' || ".join(values) + ")"
+    risky = " OR ".join(f"contains({v}, '|')" for v in values[2:-1])
+    if not risky:
+        return linseed
+    return f"(CASE WHEN {risky} THEN sha256(to_json([{', '.join(values)}])) ELSE {linseed} END)"
 
 
 def latest_relation(lt: LogType, rel: str) -> str:

@@ -121,7 +121,7 @@ class OpenSearchBackend(Reads, EsPassthrough, Feed, Indices):
             id_prefix = _batch_id(lt, cluster, key)[:24] if key is not None else uuid.uuid4().hex[:24]
             if lt.latest_of:  # one document per identity, the newest (latest.py)
                 failures = write_latest(self.request, self._bulk, lambda day: self.index(lt, cluster, day),
-                                        self.con, lt, conv, base, _doc_sql(lt))
+                                        self.con, lt, cluster, conv, base, _doc_sql(lt))
             else:
                 failures = self._bulk(self._actions(lt, cluster, conv, base, id_prefix))
             if failures:

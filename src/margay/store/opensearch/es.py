@@ -11,6 +11,7 @@ import orjson
 from ...errors import BackendError
 from ..backend import EsAnswer, EsPlan
 from .client import Client
+from .es_scope import check_limited, drop_unreadable_zeros, scope_globals, unscope_globals, zero_buckets
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,13 @@ class EsPassthrough(Client):
             narrowed["highlight"] = {**hl, "highlight_query": query or {"match_all": {}}}
         return ",".join(names), narrowed
 
-    def _es_call(self, plans: list[EsPlan], body: dict[str, Any], api: str, params: dict[str, Any]) -> EsAnswer:
+    def _es_call(self, plans: list[EsPlan], body: dict[str, Any], api: str, params: dict[str, Any],
+                 now: datetime) -> EsAnswer:
+        check_limited(plans, body, now, count=api == "_count")  # es_scope.py: what would look past the narrowing
         indices, narrowed = self._es_narrowed(plans, body)
+        scopes = narrowed["query"]["bool"]["filter"]
+        narrowing = scopes[0] if scopes else {"match_none": {}}
+        narrowed, globals_ = scope_globals(narrowed, narrowing)
         params = {"ignore_unavailable": "true", "allow_no_indices": "true", **params}
         status, _, content = self.es_request("POST", f"/{indices}/{api}", params, orjson.dumps(narrowed))
         try:
@@ -58,8 +64,22 @@ class EsPassthrough(Client):
         except orjson.JSONDecodeError:
             raise BackendError(f"OpenSearch answered {status} with a body that is not JSON") from None
         if status < 300:
+            unscope_globals(answer, globals_)
+            zeros: list[tuple[str, list[Any]]] = []
+            zero_buckets(body.get("aggs", body.get("aggregations")), answer.get("aggregations"), zeros)
+            if zeros:
+                drop_unreadable_zeros(zeros, lambda aggs: self._es_universe(indices, narrowing, aggs))
             self._es_withhold(plans, answer)
         return EsAnswer(status, answer)
+
+    def _es_universe(self, indices: str, narrowing: dict[str, Any], aggs: dict[str, Any]) -> Any:
+        """Aggregations over every readable document of the indices (the narrowing without the request's query)."""
+        status, _, content = self.es_request("POST", f"/{indices}/_search", {
+            "ignore_unavailable": "true", "allow_no_indices": "true"}, orjson.dumps(
+                {"size": 0, "track_total_hits": False, "query": narrowing, "aggs": aggs}))
+        if status >= 300:
+            raise BackendError(f"OpenSearch answered {status} to the readable values' search")
+        return orjson.loads(content).get("aggregations")
 
     def _es_withhold(self, plans: list[EsPlan], node: Any) -> None:
         """Unprefix `_index` and withhold out-of-scope fields in every hit, top_hits included."""
@@ -87,7 +107,7 @@ class EsPassthrough(Client):
 
     def es_search(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime,
                   total_as_int: bool = False) -> EsAnswer:
-        return self._es_call(plans, body, "_search", {"rest_total_hits_as_int": "true"} if total_as_int else {})
+        return self._es_call(plans, body, "_search", {"rest_total_hits_as_int": "true"} if total_as_int else {}, now)
 
     def es_count(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime) -> EsAnswer:
-        return self._es_call(plans, body, "_count", {})
+        return self._es_call(plans, body, "_count", {}, now)

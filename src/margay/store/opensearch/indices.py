@@ -57,8 +57,13 @@ class Indices(Client):
         return self.drop_many([partition])[partition.index]
 
     def drop_many(self, partitions: Sequence[Partition]) -> dict[str, int]:
-        """Delete daily indices, a few dozen per request; an index also holding other clusters' records loses
-        only the given clusters' documents (_delete_clusters). Records removed per index."""
+        """Delete daily indices, a few dozen per request; an index that also holds any other document loses
+        only the given clusters' documents (_delete_clusters). Records removed per index.
+
+        A partition is its cluster's documents (those whose `cluster` names it: what every read selects), so
+        an index is deleted whole only when it holds nothing else — not another cluster's documents, and not
+        documents without a `cluster` field (written by another shipper, e.g. Calico's fluentd before
+        Linseed): no margay read shows those as anyone's, so no cluster's retention may delete them."""
         from ...logtypes import get
 
         wanted: dict[str, set[str]] = {}  # OpenSearch index -> the clusters dropped from it
@@ -67,19 +72,23 @@ class Indices(Client):
             index = self.index(get(p.log_type), p.cluster, p.day)
             wanted.setdefault(index, set()).add(p.cluster)
             named[(index, p.cluster)] = p.index
-        held: dict[str, dict[str, int]] = {}  # OpenSearch index -> its documents per cluster
+        held: dict[str, dict[str, int]] = {}  # OpenSearch index -> its documents of the dropped clusters
         for chunk in _chunks(sorted(wanted)):
             names = ",".join(chunk)
-            try:
+            dropped = sorted({c for i in chunk for c in wanted[i]})
+            try:  # exact counts: every index of the chunk, each of the dropped clusters (`include`)
                 result = self.request("POST", f"/{names}/_search", params={"ignore_unavailable": "true"}, body={
                     "size": 0, "track_total_hits": False, "aggs": {"i": {
                         "terms": {"field": "_index", "size": len(chunk)},
-                        "aggs": {"c": {"terms": {"field": "cluster", "size": 1000}}}}}})
+                        "aggs": {"c": {"terms": {"field": "cluster", "include": dropped, "size": len(dropped)}}}}}})
             except NotFoundError:
                 result = {}
+            total: dict[str, int] = {}
             for b in result.get("aggregations", {}).get("i", {}).get("buckets", []):
                 held[b["key"]] = {c["key"]: c["doc_count"] for c in b["c"]["buckets"]}
-            whole = [i for i in chunk if not set(held.get(i, {})) - wanted[i]]
+                total[b["key"]] = b["doc_count"]
+            mine = {i: sum(n for c, n in held.get(i, {}).items() if c in wanted[i]) for i in chunk}
+            whole = [i for i in chunk if total.get(i, 0) == mine[i]]
             if whole:
                 try:
                     self.request("DELETE", "/" + ",".join(whole), params={"ignore_unavailable": "true"})
@@ -87,6 +96,7 @@ class Indices(Client):
                     pass
             for index in chunk:
                 if index not in whole:
+                    log.info("%s keeps %d documents of no dropped cluster", index, total[index] - mine[index])
                     self._delete_clusters(index, sorted(wanted[index]))
         removed = dict.fromkeys(named.values(), 0)
         for (index, cluster), name in named.items():

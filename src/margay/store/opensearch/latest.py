@@ -53,14 +53,20 @@ def _candidates(con: Any, lt: LogType, conv: Converted, base: int, doc_sql: str
     return best
 
 
-def _stored(request: Callable[..., Any], pattern: str, idents: list[str]) -> dict[str, list[tuple[str, int]]]:
-    """{identity: [(index, version)]} of the documents stored under these ids in the cluster's indices."""
+def _stored(request: Callable[..., Any], pattern: str, cluster: str, idents: list[str]
+            ) -> dict[str, list[tuple[str, int]]]:
+    """{identity: [(index, version)]} of the cluster's documents stored under these ids in its indices.
+
+    Only documents whose `cluster` is the writer's: the pattern `<prefix>.<cluster>.*` also matches the
+    indices of a cluster named `<cluster>.<more>`, and what is found here is what gets deleted."""
     out: dict[str, list[tuple[str, int]]] = {}
     for i in range(0, len(idents), _IDS_PER_LOOKUP):
         chunk = idents[i:i + _IDS_PER_LOOKUP]
         res = request("POST", f"/{pattern}/_search",
                       params={"ignore_unavailable": "true", "allow_no_indices": "true"},
-                      body={"query": {"ids": {"values": chunk}}, "version": True, "_source": False,
+                      body={"query": {"bool": {"filter": [{"ids": {"values": chunk}},
+                                                           {"term": {"cluster": cluster}}]}},
+                            "version": True, "_source": False,
                             "size": 10_000})
         for hit in res.get("hits", {}).get("hits", []):
             out.setdefault(hit["_id"], []).append((hit["_index"], int(hit.get("_version", 0))))
@@ -68,13 +74,13 @@ def _stored(request: Callable[..., Any], pattern: str, idents: list[str]) -> dic
 
 
 def write_latest(request: Callable[..., Any], bulk: Bulk, index_of: Callable[[str], str], con: Any,
-                 lt: LogType, conv: Converted, base: int, doc_sql: str) -> dict[int, str]:
+                 lt: LogType, cluster: str, conv: Converted, base: int, doc_sql: str) -> dict[int, str]:
     """Write a converted batch of a `latest_of` type; returns {ordinal: reason} of refused documents."""
     with _LOCK:
         best = _candidates(con, lt, conv, base, doc_sql)
         if not best:
             return {}
-        stored = _stored(request, index_of("*"), sorted(best))
+        stored = _stored(request, index_of("*"), cluster, sorted(best))
         writes: list[tuple[int, bytes]] = []
         stale: dict[int, list[bytes]] = {}
         for ident, (us, n, day, doc) in best.items():
