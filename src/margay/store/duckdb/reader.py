@@ -16,7 +16,7 @@ from ...logtypes.base import sent_columns
 from ...query.model import Query
 from .. import rollup
 from ..backend import Partition, SearchResult
-from ..catalog import SHARED, DataFile, PartKey, per_cluster
+from ..catalog import SHARED, DataFile, PartKey
 from ..sql import latest_relation
 from . import dismissals
 from .files import _disk_bytes, _file_fact, _keeps_sent, _schema_id, _time_span
@@ -38,14 +38,13 @@ class Reader(EngineState):
         return cur
 
     def clusters(self, lt: LogType | None = None) -> list[str]:
-        with self.catalog.lock:
-            return sorted({k[1] for k in per_cluster(self.catalog.parts) if lt is None or k[0] == lt.name})
+        return list(self.catalog.indices().clusters(lt.name if lt is not None else None))
 
     def partitions(self, lt: LogType | None = None, clusters: list[str] | None = None,
                    *, with_sizes: bool = True) -> list[Partition]:
-        with self.catalog.lock:
-            items = [(k, v) for k, v in per_cluster(self.catalog.parts).items()
-                     if (lt is None or k[0] == lt.name) and (clusters is None or k[1] in clusters)]
+        wanted = set(clusters) if clusters is not None else None
+        items = [(k, v) for k, v in self.catalog.indices().held.items()
+                 if (lt is None or k[0] == lt.name) and (wanted is None or k[1] in wanted)]
         # A shared file's bytes are counted to each cluster in proportion to its rows there.
         return [Partition(k[0], k[1], k[2], rows, sum(_disk_bytes(f) if not f.clusters
                                                       else round(_disk_bytes(f) * f.rows_of(k[1]) / max(f.rows, 1))
@@ -67,15 +66,27 @@ class Reader(EngineState):
         names = {t.name for t in query.logtypes}
         wanted = set(query.clusters)
         # A shared file is read when it holds a row of a queried cluster; every read's WHERE names the clusters
-        # (SearchCompiler.where), so the other clusters' rows in it never reach an answer, nor a count.
+        # (SearchCompiler.where) unless all the files' rows are of queried clusters (_covers), so the other
+        # clusters' rows in it never reach an answer, nor a count.
         out = [(d, f) for (t, c, d), files in sorted(view.items()) for f in files
-               if t in names and (c in wanted if c != SHARED else any(fc in wanted for fc, _ in f.clusters))
+               if t in names and (c in wanted if c != SHARED else not f.cluster_set.isdisjoint(wanted))
                and (lo is None or d >= lo) and (hi is None or d <= hi)]
         if not by_day or (query.start is None and query.end is None):
             return out
         start = query.start.timestamp() if query.start is not None else float("-inf")
         end = query.end.timestamp() if query.end is not None else float("inf")
         return [(d, f) for d, f in out if self._overlaps(f, lt.time_field, start, end)]
+
+    @staticmethod
+    def _covers(query: Query, files: list[DataFile]) -> bool:
+        """Whether every row of `files` (chosen by _day_files: a partition's files are of a queried cluster)
+        belongs to a queried cluster: then the statements need no cluster condition (an all-cluster read of a
+        reader allowed every cluster names none of them: 1,000 names cost every statement ~7 ms)."""
+        shared = [f for f in files if f.clusters]
+        if not shared:
+            return True
+        wanted = set(query.clusters)
+        return all(f.cluster_set <= wanted for f in shared)
 
     def _overlaps(self, f: DataFile, field: str, start: float, end: float) -> bool:
         """Whether `f` may hold a row whose `field` lies in [start, end] (epoch seconds), by the file's
@@ -95,14 +106,16 @@ class Reader(EngineState):
         return [f for f in files if self._overlaps(f, query.time_key, lo, hi)] or files[:1]
 
     def read(self, query: Query, fn: Any) -> Any:
-        """Run `fn(cursor, relation_sql, relation_params)` over a snapshot of the query's files."""
+        """Run `fn(cursor, relation_sql, relation_params, covered)` over a snapshot of the query's files
+        (`covered`: see _covers)."""
         with self.catalog.snapshot() as view:
             files = self._data_files(query, view)
             cur = self.cursor()
             try:
                 if not files:
-                    return fn(cur, None, [])
-                return fn(cur, self._relation(files, query.logtype), [[str(f.path) for f in files]])
+                    return fn(cur, None, [], True)
+                return fn(cur, self._relation(files, query.logtype), [[str(f.path) for f in files]],
+                          self._covers(query, files))
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
             finally:
@@ -116,9 +129,10 @@ class Reader(EngineState):
             rel = self._relation(files, query.logtype)
             rel_params = [[str(f.path) for f in files]]
             rows_in = sum(f.rows for f in files)
+            covered = self._covers(query, files)  # and so is every subset of them
             # A narrower window's files could miss the record that supersedes one inside it (latest_of).
             windows = [None] if query.logtype.latest_of else self.compiler.windows(query, rows_in)
-            whole = self.compiler.search(query, rel, rel_params)
+            whole = self.compiler.search(query, rel, rel_params, covered=covered)
             count_sql, count_params = self._count_sql(query, view, whole) if query.total_hits else ("", [])
             total = self._remembered(count_sql, count_params) if query.total_hits else None
             # A small input's first page counts its hits in the same pass (see SearchCompiler.search).
@@ -128,12 +142,13 @@ class Reader(EngineState):
                 for window in windows:  # narrow first: a full page there is the answer
                     counted = inline and window is None
                     if counted:
-                        plan = self.compiler.search(query, rel, rel_params, window, total=True)
+                        plan = self.compiler.search(query, rel, rel_params, window, total=True, covered=covered)
                     elif window is None:
                         plan = whole
                     else:  # only the files whose time span reaches into the window
                         near = self._window_files(files, query, window)
-                        plan = self.compiler.search(query, self._relation(near, query.logtype), [[str(f.path) for f in near]], window)
+                        plan = self.compiler.search(query, self._relation(near, query.logtype),
+                                                    [[str(f.path) for f in near]], window, covered=covered)
                     rows = cur.execute(plan.sql, plan.params).fetchall()
                     if counted:
                         total = self._remember(count_sql, count_params, int(rows[0][-1]) if rows else 0)
@@ -185,9 +200,10 @@ class Reader(EngineState):
         """How to count a search's hits: over roll-ups when its selector and filters name only their
         dimensions (pre-summed hours, raw rows at the edges), else over the raw rows."""
         if rollup.usable(query):
-            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            days = self._day_files(query, view)
+            rel = rollup.union_source(query.logtype, query, days)
             if rel is not None:
-                src, params = self.compiler.source(query, rel[0], rel[1])
+                src, params = self.compiler.source(query, rel[0], rel[1], covered=self._covers(query, [f for _, f in days]))
                 return f'SELECT coalesce(sum("_count"), 0) {src}', params
         return plan.count_sql, plan.count_params
 
@@ -208,8 +224,8 @@ class Reader(EngineState):
 
     def run_over(self, query: Query, build: Any) -> Any:
         """`build(source_sql, params)` -> list of (sql, params) is run in order; returns the last rows."""
-        def run(cur: duckdb.DuckDBPyConnection, rel: str | None, rel_params: list[Any]) -> Any:
-            src, params = self.compiler.source(query, rel, rel_params)
+        def run(cur: duckdb.DuckDBPyConnection, rel: str | None, rel_params: list[Any], covered: bool) -> Any:
+            src, params = self.compiler.source(query, rel, rel_params, covered=covered)
             return build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
 
         return self.read(query, run)
@@ -219,12 +235,13 @@ class Reader(EngineState):
         raw rows elsewhere, `_count` rows each); (False, None) when no file in range has a roll-up. The
         caller decides that the question qualifies (`rollup.aggs_qualify` / `rollup.usable`)."""
         with self.catalog.snapshot() as view:
-            rel = rollup.union_source(query.logtype, query, self._day_files(query, view))
+            days = self._day_files(query, view)
+            rel = rollup.union_source(query.logtype, query, days)
             if rel is None:
                 return False, None
             cur = self.cursor()
             try:
-                src, params = self.compiler.source(query, rel[0], rel[1])
+                src, params = self.compiler.source(query, rel[0], rel[1], covered=self._covers(query, [f for _, f in days]))
                 return True, build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
