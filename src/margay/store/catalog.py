@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -40,9 +40,13 @@ class DataFile:
         """The clusters a shared file holds rows of (empty for a file of one partition)."""
         return frozenset(c for c, _ in self.clusters)
 
+    @cached_property
+    def _rows_by_cluster(self) -> dict[str, int]:
+        return dict(self.clusters)
+
     def rows_of(self, cluster: str) -> int:
         """Rows of `cluster` in a shared file."""
-        return dict(self.clusters).get(cluster, 0)
+        return self._rows_by_cluster.get(cluster, 0)
 
     @staticmethod
     def name(seq_lo: int, seq_hi: int, rows: int) -> str:
@@ -63,6 +67,13 @@ class Indices:
     def __init__(self, parts: dict[PartKey, list[DataFile]]) -> None:
         self.held = per_cluster(parts)
         self._clusters: dict[str | None, list[str]] = {}
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """`make()`, once for these indices (an engine's facts about them, e.g. their sizes)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     def clusters(self, log_type: str | None = None) -> list[str]:
         """The clusters holding some index (of `log_type`), sorted; do not change the list returned."""
