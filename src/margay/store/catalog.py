@@ -60,7 +60,7 @@ class DataFile:
         return cls(path, int(m.group(1)), int(m.group(2)), int(m.group(3)), path.stat().st_size)
 
 
-class Indices:
+class HeldIndices:
     """The Calico indices a catalog holds at one generation (`per_cluster`), with the clusters they name: built
     once per change of the file lists (Catalog.indices), not per request; read-only."""
 
@@ -84,7 +84,7 @@ class Indices:
 
 class Catalog:
     # The indices as of a generation: every change of the file lists bumps `generation` under the lock.
-    _indexed: tuple[int, Indices] | None = None
+    _indexed: tuple[int, HeldIndices] | None = None
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -133,13 +133,13 @@ class Catalog:
         self.generation += 1  # an index list taken before (Catalog.indices) is stale
         return top
 
-    def indices(self) -> Indices:
+    def indices(self) -> HeldIndices:
         """The indices held and their clusters, rebuilt only after the file lists changed (a commit, a merge,
         a roll-up attached, a drop): an all-cluster read at 1,000 clusters no longer walks every partition."""
         with self.lock:
             indexed = self._indexed
             if indexed is None or indexed[0] != self.generation:
-                indexed = self._indexed = (self.generation, Indices(self.parts))
+                indexed = self._indexed = (self.generation, HeldIndices(self.parts))
             return indexed[1]
 
     def add(self, key: PartKey, files: list[DataFile]) -> None:
