@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import replace
+from pathlib import Path
 
 import orjson
+import pytest
 
 from margay.bench.data import BATCH, Batch, flow_batches, other_batches, topology
 from margay.bench.fleet import by_type, fleet_batches, flow_key
@@ -79,3 +82,22 @@ def test_dns_and_audit_of_a_day_go_out_once_per_cluster() -> None:
     per = Counter((b.log_type, b.day, b.cluster) for b in out)
     assert set(per.values()) == {1} and len(per) == 12  # 2 types x 2 days x 3 clusters, one batch each
     assert sorted(line for b in out for line in b.body.split()) == sorted(line for b in src for line in b.body.split())
+
+
+def test_a_store_that_changes_while_the_questions_run_voids_the_figures(tmp_path: Path) -> None:
+    """The guard after the questions (every mode): the same store passes; a store with a new partition folder
+    (as a merge or a late write makes) fails the run instead of reporting the compactor's CPU as the questions'."""
+    from margay.bench.fleet import still_settled, store_state
+    from margay.bench.targets import MargayTarget
+
+    batches = list(flow_batches(topology(2), 400, batch=200))
+    target = MargayTarget(tmp_path / "m").start()
+    try:
+        target.ingest([replace(batches[0], cluster="fleet-0001")], 1)
+        seen = store_state(target)
+        still_settled(target, seen, 1)
+        target.ingest([replace(batches[1], cluster="fleet-0002")], 1)
+        with pytest.raises(RuntimeError, match="changed while its questions ran"):
+            still_settled(target, seen, 2)
+    finally:
+        target.stop()

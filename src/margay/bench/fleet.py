@@ -113,6 +113,22 @@ def settled(target: MargayTarget, wait: float = 60.0, rounds: int = 10) -> int:
     raise RuntimeError(f"the store's folders and files still change after {rounds} settle rounds: {seen}")
 
 
+def store_state(target: MargayTarget) -> tuple[Any, ...]:
+    """(merges made, roll-ups built, store folders, data files): what must not change while questions are timed."""
+    return (*target.compaction()[:2], *target.folders())
+
+
+def still_settled(target: MargayTarget, seen: tuple[Any, ...], clusters: int) -> None:
+    """Refuse a count's figures when the store changed while its questions ran (a merge or roll-up made, folders
+    or files changed): their CPU would be the compactor's. settled() waits for a store that stays the same; this
+    checks, in every mode, that it did until the last question (a full run's unsettled questions were timed
+    during 1,000 clusters' merges)."""
+    now = store_state(target)
+    if now != seen:
+        raise RuntimeError(f"the store of {clusters} clusters changed while its questions ran (merges, roll-ups, "
+                           f"folders, files: {seen} before, {now} after): its figures are void")
+
+
 def overview_calls() -> list[tuple[str, dict[str, Any]]]:
     """The overview page's data calls (web/static/overview.js and changes.js), over its default 3 h range."""
     rng = {"from": (END - timedelta(hours=3)).isoformat(), "to": END.isoformat()}
@@ -249,6 +265,7 @@ def fleet(bench: Bench) -> dict[str, Any]:
             out[f"fleet_store_bytes_per_record_{n}"] = round(target.disk_bytes() / max(sent, 1), 2)
             out[f"fleet_ingest_cpu_s_per_million_{n}"] = round(cpu / max(sent, 1) * 1e6, 2)
             out[f"fleet_ingest_cpu_ms_per_batch_{n}"] = round(cpu * 1000 / max(batches, 1), 1)
+            seen = store_state(target)
             with httpx.Client(base_url=target.url, timeout=600) as http:
                 for name, q in questions().items():
                     for _ in range(2):
@@ -268,6 +285,8 @@ def fleet(bench: Bench) -> dict[str, Any]:
                         out[f"fleet_{name}_bytes_{n}"] = answer
                     if name == "overview":
                         out["fleet_overview_calls"] = len(answer)
+            still_settled(target, seen, n)
+            out[f"fleet_store_unchanged_by_questions_{n}"] = True
             bench.log(f"  fleet {n} clusters: {folders} folders, {files} files, ingest "
                       f"{out[f'fleet_ingest_cpu_s_per_million_{n}']} CPU-s/M, search p50 {out[f'fleet_p50_ms_search_{n}']} "
                       f"ms, topdest {out[f'fleet_p50_ms_topdest_{n}']}, graph {out[f'fleet_p50_ms_flowgraph_{n}']}, "
@@ -290,7 +309,8 @@ def fleet(bench: Bench) -> dict[str, Any]:
                     f"{CLIENTS} concurrent clients at either count (fleet_ingest_cpu_ms_per_batch_*: server CPU-ms per "
                     "batch); server CPU-s per million records over the ingest alone. After compaction settled (merged files "
                     "deleted; settled again 60 s later until the folders and files stay the same: "
-                    "fleet_settle_rounds_*): store folders and data files on "
+                    "fleet_settle_rounds_*; checked unchanged after the last question - merges, roll-ups, folders, "
+                    "files - or the run fails: fleet_store_unchanged_by_questions_*): store folders and data files on "
                     f"disk, then {runs} timed runs after 2 warm-ups of each question over all clusters "
                     "(x-cluster-id _MULTI_, all_clusters): search: 1 page of 100 flows, 24 h, newest first; "
                     "topdest: top 10 destinations by bytes, 7 d; flowgraph: the flow visualizer's 24 h graph; "

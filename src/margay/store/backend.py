@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..logtypes import LogType
@@ -31,7 +32,7 @@ class Partition:
     docs: int = 0
     bytes: int = 0
 
-    @property
+    @cached_property  # named once: the embedded store keeps its Partitions between commits
     def index(self) -> str:
         from ..logtypes import get
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,18 @@ class DataFile:
         `_seq` order as written, merged with its day's other hot files like an index's own (layout.py)."""
         return _GROUPED.search(self.path.name) is not None
 
+    @cached_property
+    def cluster_set(self) -> frozenset[str]:
+        """The clusters a shared file holds rows of (empty for a file of one partition)."""
+        return frozenset(c for c, _ in self.clusters)
+
+    @cached_property
+    def _rows_by_cluster(self) -> dict[str, int]:
+        return dict(self.clusters)
+
     def rows_of(self, cluster: str) -> int:
         """Rows of `cluster` in a shared file."""
-        return dict(self.clusters).get(cluster, 0)
+        return self._rows_by_cluster.get(cluster, 0)
 
     @staticmethod
     def name(seq_lo: int, seq_hi: int, rows: int) -> str:
@@ -57,7 +67,32 @@ class DataFile:
         return cls(path, int(m.group(1)), int(m.group(2)), int(m.group(3)), path.stat().st_size)
 
 
+class HeldIndices:
+    """The Calico indices a catalog holds at one generation (`per_cluster`), with the clusters they name: built
+    once per change of the file lists (Catalog.indices), not per request; read-only."""
+
+    def __init__(self, parts: dict[PartKey, list[DataFile]]) -> None:
+        self.held = per_cluster(parts)
+        self._clusters: dict[str | None, list[str]] = {}
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """`make()`, once for these indices (an engine's facts about them, e.g. their sizes)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def clusters(self, log_type: str | None = None) -> list[str]:
+        """The clusters holding some index (of `log_type`), sorted; do not change the list returned."""
+        if log_type not in self._clusters:
+            self._clusters[log_type] = sorted({c for t, c, _ in self.held if log_type is None or t == log_type})
+        return self._clusters[log_type]
+
+
 class Catalog:
+    # The indices as of a generation: every change of the file lists bumps `generation` under the lock.
+    _indexed: tuple[int, HeldIndices] | None = None
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.lock = threading.RLock()
@@ -102,7 +137,17 @@ class Catalog:
             top = max(top, f.seq_hi)
         for files in self.parts.values():
             files.sort(key=lambda f: f.seq_lo)
+        self.generation += 1  # an index list taken before (Catalog.indices) is stale
         return top
+
+    def indices(self) -> HeldIndices:
+        """The indices held and their clusters, rebuilt only after the file lists changed (a commit, a merge,
+        a roll-up attached, a drop): an all-cluster read at 1,000 clusters no longer walks every partition."""
+        with self.lock:
+            indexed = self._indexed
+            if indexed is None or indexed[0] != self.generation:
+                indexed = self._indexed = (self.generation, HeldIndices(self.parts))
+            return indexed[1]
 
     def add(self, key: PartKey, files: list[DataFile]) -> None:
         with self.lock:
