@@ -275,3 +275,13 @@ def test_no_read_past_the_end_of_the_body() -> None:
                            capture_output=True, text=True, timeout=300, check=False)
     assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
     assert int(child.stdout) == sum(len(b) + 1 for b in bodies)
+
+
+def test_threads_share_one_key_set_while_the_gil_is_released() -> None:
+    # The scan's per-call state (the predicted next keys) lives on the C stack, the KeySet is only read.
+    from concurrent.futures import ThreadPoolExecutor
+    clean = b"\n".join([b'{"source_ip":"a","host":"b","dest_port":1}', b'{"host":"b","source_ip":"a"}'] * 20000)
+    other = clean + b'\n{"host":"b","zz":1}'
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(SCANNER.scan, [clean, other] * 40))
+    assert answers == [CLEAN, UNDECLARED] * 40
