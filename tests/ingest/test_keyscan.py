@@ -28,7 +28,7 @@ def test_the_scanner_is_built() -> None:
     assert keyscan.NATIVE and SCANNER.native, "ingest/_keyscan.c was not built: pip install -e . (needs gcc)"
 
 
-@pytest.mark.parametrize(("line", "verdict"), [
+_LINES = [
     (b'{"source_ip":"10.0.0.1","dest_port":80}', CLEAN),
     (b'{"source_ip":"10.0.0.1","dest_portx":80}', UNDECLARED),
     (b'{}', CLEAN),
@@ -55,7 +55,10 @@ def test_the_scanner_is_built() -> None:
     (b'{"source_ip":[1,\n2]}', UNSURE),
     (b'\xef\xbb\xbf{"source_ip":1}', UNSURE),
     (b'{"' + b"k" * 100_000 + b'":1}', UNDECLARED),
-])
+]
+
+
+@pytest.mark.parametrize(("line", "verdict"), _LINES)
 def test_lines(line: bytes, verdict: Verdict) -> None:
     assert SCANNER.scan(line) is verdict
 
@@ -209,3 +212,76 @@ def test_any_object_as_python_writes_it(doc: dict, ascii_only: bool) -> None:
         assert verdict in (UNSURE, UNDECLARED if set(doc) - set(OWN) else CLEAN)
         return
     assert verdict is (UNDECLARED if set(doc) - set(OWN) else CLEAN), line
+
+
+# -- hostile bodies: memory safety and error paths -------------------------------------------------------
+
+def test_a_failed_init_leaves_no_half_built_set() -> None:
+    # It used to keep the keys before the bad one and answer with them; now it refuses until initialised again.
+    from margay.ingest._keyscan import KeySet
+    ks = KeySet.__new__(KeySet)
+    with pytest.raises(TypeError):
+        ks.__init__(("source_ip", 1))
+    with pytest.raises(RuntimeError, match="not initialised"):
+        ks.scan(b'{"source_ip":1}')
+    ks.__init__(("source_ip",))
+    assert ks.scan(b'{"source_ip":1}') == CLEAN and ks.scan(b'{"host":1}') == UNDECLARED
+    with pytest.raises(RuntimeError, match="already initialised"):
+        ks.__init__(("host",))
+
+
+@pytest.mark.parametrize("body", [b'{"source_ip":"x\\', b'{"source_ip":"\\', b'{"\\', b'{"source_ip":"\\u00',
+                                  b'{"source_ip":{"a":"\\', b'{"source_ip":"\\"'])
+def test_a_body_ending_in_an_escape_is_unsure(body: bytes) -> None:
+    assert SCANNER.scan(body) is UNSURE
+
+
+# Every cut of these bodies is scanned with its last byte just before a PROT_NONE page: a read past the body's
+# end is a SIGSEGV of the child, whatever the allocator would have hidden.
+_GUARD_PAGE_CHILD = r"""
+import ctypes, mmap, sys
+from margay.ingest.keyscan import KeyScanner
+from margay.logtypes import REGISTRY
+from margay.logtypes.base import own_keys
+scanner = KeyScanner(own_keys(REGISTRY["flows"]))
+bodies = [bytes.fromhex(h) for h in sys.stdin.read().split()]
+page = mmap.PAGESIZE
+area = mmap.mmap(-1, 3 * page)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+base = ctypes.addressof(ctypes.c_char.from_buffer(area))
+assert libc.mprotect(base + 2 * page, page, 0) == 0, ctypes.get_errno()
+view = memoryview(area)
+scans = 0
+for body in bodies:
+    for cut in range(len(body) + 1):
+        part = body[:cut]
+        view[2 * page - cut:2 * page] = part
+        assert scanner.scan(view[2 * page - cut:2 * page]) in (0, 1, 2)
+        scans += 1
+print(scans)
+"""
+
+
+def test_no_read_past_the_end_of_the_body() -> None:
+    import subprocess
+    import sys
+    flow = json.dumps({k: "v" * (i % 23) for i, k in enumerate(OWN)}, separators=(",", ":")).encode()
+    bodies = [line for line, _ in _LINES if len(line) < 4000]
+    bodies += [flow, flow + b"\n" + flow.replace(b'"host"', b'"hostx"'), b"\n\n\r\n", b"\x00" * 40,
+               b'{"source_ip":"' + b"\\\\" * 40 + b'"}', b'{"source_labels":' + b"[" * 300 + b"]" * 300 + b"}",
+               b'{"policies":{"a":"' + b"x" * 33 + b'\\"}"}}', b'{"source_ip":1' + b" " * 40 + b"}"]
+    child = subprocess.run([sys.executable, "-c", _GUARD_PAGE_CHILD], input=" ".join(b.hex() for b in bodies),
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    assert int(child.stdout) == sum(len(b) + 1 for b in bodies)
+
+
+def test_threads_share_one_key_set_while_the_gil_is_released() -> None:
+    # The scan's per-call state (the predicted next keys) lives on the C stack, the KeySet is only read.
+    from concurrent.futures import ThreadPoolExecutor
+    clean = b"\n".join([b'{"source_ip":"a","host":"b","dest_port":1}', b'{"host":"b","source_ip":"a"}'] * 20000)
+    other = clean + b'\n{"host":"b","zz":1}'
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(SCANNER.scan, [clean, other] * 40))
+    assert answers == [CLEAN, UNDECLARED] * 40

@@ -138,6 +138,9 @@ static inline const char *skip_string(const char *p, const char *end, int *escap
             return q;
         }
         *escaped = 1;
+        if (end - q <= 2) {
+            return NULL; /* the body ends at the backslash or its character: no room for a closing quote */
+        }
         q += 2; /* the escaped character: '"' or '\\' among others; \uXXXX's digits hold neither */
     }
 }
@@ -225,7 +228,7 @@ static int scan(const KeySet *s, const char *p, const char *end, int32_t *next_o
                 }
                 p = q + 1;
             } else if (c == '{' || c == '[') {
-                int depth = 0;
+                Py_ssize_t depth = 0; /* bounded by the body's length: no overflow */
                 for (;;) {
                     if (p >= end) {
                         return UNSURE;
@@ -326,6 +329,17 @@ static PyObject *KeySet_scan(KeySet *self, PyObject *arg) {
     return PyLong_FromLong(r);
 }
 
+/* Back to the uninitialised state (scan refuses it, __init__ may run again): no half-built set answers. */
+static void KeySet_forget(KeySet *self) {
+    PyMem_Free(self->keys);
+    PyMem_Free(self->table);
+    self->keys = NULL;
+    self->table = NULL;
+    self->nkeys = 0;
+    self->mask = 0;
+    Py_CLEAR(self->owner);
+}
+
 static int KeySet_init(KeySet *self, PyObject *args, PyObject *kwds) {
     PyObject *keys;
     static char *kwlist[] = {"keys", NULL};
@@ -337,39 +351,41 @@ static int KeySet_init(KeySet *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(keys);
-    PyObject *owner = PyTuple_New(n);
-    if (owner == NULL) {
+    if (n > (Py_ssize_t)1 << 24) { /* the table's size below must not overflow */
+        PyErr_SetString(PyExc_ValueError, "too many keys");
         return -1;
     }
     uint32_t size = 8;
     while (size < (uint32_t)n * 4) {
         size <<= 1;
     }
+    self->owner = PyTuple_New(n);
     self->keys = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Key));
     self->table = PyMem_Calloc(size, sizeof(int32_t));
-    self->owner = owner;
-    if (self->keys == NULL || self->table == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (self->owner == NULL || self->keys == NULL || self->table == NULL) {
+        if (self->owner != NULL) {
+            PyErr_NoMemory();
+        }
+        goto fail;
     }
     self->mask = size - 1;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyTuple_GET_ITEM(keys, i);
         if (!PyUnicode_Check(item)) {
             PyErr_SetString(PyExc_TypeError, "keys must be str");
-            return -1;
+            goto fail;
         }
         Py_ssize_t kn;
         const char *utf8 = PyUnicode_AsUTF8AndSize(item, &kn);
         if (utf8 == NULL) {
-            return -1;
+            goto fail;
         }
         Py_ssize_t padded = (kn + 2 + 15) & ~(Py_ssize_t)15;
         PyObject *b = PyBytes_FromStringAndSize(NULL, padded);
         if (b == NULL) {
-            return -1;
+            goto fail;
         }
-        PyTuple_SET_ITEM(owner, i, b);
+        PyTuple_SET_ITEM(self->owner, i, b);
         char *kp = PyBytes_AS_STRING(b);
         memcpy(kp, utf8, (size_t)kn);
         kp[kn] = '"';
@@ -389,12 +405,13 @@ static int KeySet_init(KeySet *self, PyObject *args, PyObject *kwds) {
         self->nkeys++;
     }
     return 0;
+fail:
+    KeySet_forget(self);
+    return -1;
 }
 
 static void KeySet_dealloc(KeySet *self) {
-    PyMem_Free(self->keys);
-    PyMem_Free(self->table);
-    Py_XDECREF(self->owner);
+    KeySet_forget(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
