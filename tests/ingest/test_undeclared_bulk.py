@@ -3,7 +3,6 @@ scanner (ingest/keyscan.py), or DuckDB alone (a build without the extension)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,7 @@ from margay.ingest.parse import SMALL_BATCH
 from margay.logtypes.base import own_keys
 from margay.query.model import Query
 from margay.query.selector import parse_selector
-from margay.store.duckdb import DuckDBBackend
-from margay.store.opensearch import OpenSearchBackend
-from store.test_contract import FLOWS, NOW, cleanup, flow, respond
+from store.test_contract import FLOWS, NOW, flow, open_store, respond
 
 N = SMALL_BATCH + 500  # a large batch: the look runs
 
@@ -31,19 +28,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setattr(keyscan, "_NativeKeySet", None)
     else:
         assert keyscan.NATIVE
-    if engine == "duckdb":
-        backend: Any = DuckDBBackend(tmp_path, compact_interval=3600)
-        yield backend
-        backend.close()
-        return
-    url = request.getfixturevalue("opensearch")
-    prefix = f"ks{uuid.uuid4().hex[:8]}-"
-    backend = OpenSearchBackend(url, prefix=prefix, refresh="true")
-    try:
-        yield backend
-    finally:
-        backend.close()
-        cleanup(url, prefix)
+    yield from open_store(request, tmp_path, engine)
 
 
 def _ingest(store: Any, lines: list[bytes]) -> None:

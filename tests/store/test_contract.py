@@ -66,8 +66,9 @@ def ingest(store: Any, lt: LogType, body: bytes, *, cluster: str = "c1", key: st
     return store.ingest(lt, cluster, body, key=key, now=NOW, respond=respond)
 
 
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "duckdb":
+def open_store(request: pytest.FixtureRequest, tmp_path: Path, engine: str | None = None) -> Iterator[Any]:
+    """A fresh store on `engine` (default: the fixture's param), its OpenSearch indices removed after."""
+    if (engine or request.param) == "duckdb":
         backend: Any = DuckDBBackend(tmp_path, compact_interval=3600)
         yield backend
         backend.close()
