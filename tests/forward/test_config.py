@@ -14,6 +14,7 @@ from margay.forward import from_documents
 from margay.forward.forwarder import drop_fields
 from margay.logtypes import REGISTRY
 from margay.store.duckdb import DuckDBBackend
+from margay.store.duckdb.combiner import GROUP_BELOW
 
 
 def _doc(stores):
@@ -94,8 +95,9 @@ def test_safe_watermark_holds_back_in_flight_batches(tmp_path):
     samples = __import__("margay.logtypes").logtypes.SAMPLES["dns"]
     body = "\n".join(samples).encode()
     # The first batch is large (small batches of one log type are group-committed one group at a time, so a
-    # small one would queue behind it); the second, small, commits while the first is still in flight.
-    first_body = "\n".join(samples[i % len(samples)] for i in range(1000)).encode()
+    # small one would queue behind it, and a group commits before it answers); the second, small, commits
+    # while the first is still in flight.
+    first_body = "\n".join(samples[i % len(samples)] for i in range(GROUP_BELOW)).encode()
     try:
         gate, entered = threading.Event(), threading.Event()
 
@@ -116,7 +118,7 @@ def test_safe_watermark_holds_back_in_flight_batches(tmp_path):
         assert backend.records_after(lt, 0, 1000) == []
         gate.set()
         first.join(10)
-        seqs = [r["_seq"] for r in backend.records_after(lt, 0, 2000)]
+        seqs = [r["_seq"] for r in backend.records_after(lt, 0, 2 * GROUP_BELOW)]
         assert seqs == sorted(seqs) and len(seqs) == first_body.count(b"\n") + body.count(b"\n") + 2
         assert backend.safe_seq() == backend.head_seq()
         assert backend.backlog(lt, seqs[2])[0] == len(seqs) - 3
