@@ -56,6 +56,7 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
     group = Group(scratch=scratch)
     bodies: list[bytes] = []
     clusters: list[str] = []
+    counts: Counter[str] = Counter()  # records per cluster, counted per batch (not per record)
     numbers: list[list[int]] = []
     ends: list[int] = []  # the last group ordinal of each batch
     try:
@@ -68,6 +69,7 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             if lines:
                 bodies.append(body)
             clusters.extend([cluster] * len(lines))
+            counts[cluster] += len(lines)
             numbers.append(lines)
             ends.append(len(clusters))
             group.parts.append(part)
@@ -92,7 +94,7 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
                         params).fetchall()
             count, valid, (first_day, last_day) = file_facts(whole)
             if count == len(clusters) and valid == count and first_day is not None and first_day == last_day:
-                counts = Counter(clusters)  # every record stored: its rows per cluster are the batches' lines
+                # Every record stored: its rows per cluster are the batches' lines.
                 group.files.append((first_day, whole, count, tuple(sorted(counts.items()))))
                 for part in group.parts:
                     part.errors.sort(key=lambda e: e.line)
