@@ -42,18 +42,21 @@ def time_sql(expr: str, kind: Kind) -> str:
     return f"strftime({expr}, {_TS_FORMAT})" if kind is Kind.TIMESTAMP else expr
 
 
-def field_parts(lt: LogType, only: Collection[str] | None = None) -> list[str]:
+def field_parts(lt: LogType, only: Collection[str] | None = None, nulls: Collection[str] = ()) -> list[str]:
     """`name := value` of each declared field but `id` (of those in `only`, if given) for struct_pack: the
     stored column as margay renders it, or the value as sent where it was kept (`_sent_<field>`, see
-    logtypes.base.sent_fields)."""
+    logtypes.base.sent_fields). Columns in `nulls` (NULL in every row read) are typed NULL constants, so
+    DuckDB does not decode them."""
     sent = set(sent_fields(lt))
     parts = []
     for f in lt.fields:
         col = quote_ident(f.name)
         if f.name == "id" or (only is not None and f.name not in only):
             continue
-        value = time_sql(col, f.kind)
-        if f.name in sent:
+        value = time_sql(col if f.name not in nulls else f"CAST(NULL AS {f.sql_type()})", f.kind)
+        if f.name in sent and SENT_PREFIX + f.name in nulls:
+            value = f"to_json({value})"
+        elif f.name in sent:
             value = f"coalesce({quote_ident(SENT_PREFIX + f.name)}, to_json({value}))"
         parts.append(f"{col} := {value}")
     return parts
@@ -99,10 +102,12 @@ def latest_relation(lt: LogType, rel: str) -> str:
             f"ORDER BY {order}) = 1)")
 
 
-def doc_expr(lt: LogType, only: Collection[str] | None = None) -> str:
+def doc_expr(lt: LogType, only: Collection[str] | None = None, nulls: Collection[str] = ()) -> str:
     """SQL that renders one stored row as the JSON document clients see (to_json of a struct); with `only`,
-    just those of its fields (validated names: see store.ipset.doc_fields), undeclared keys left out."""
-    parts = field_parts(lt, only)
+    just those of its fields (validated names: see store.ipset.doc_fields), undeclared keys left out. `nulls`:
+    declared and kept-as-sent columns NULL in every row read (see field_parts; `_extra` there: no undeclared
+    keys to join)."""
+    parts = field_parts(lt, only, nulls)
     ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
     if lt.latest_of:  # one document per identity: its id is the identity, as Linseed's
         ident = latest_key_sql(lt)
@@ -112,7 +117,7 @@ def doc_expr(lt: LogType, only: Collection[str] | None = None) -> str:
         own["@timestamp"] = f"{quote_ident(lt.time_field)} * 1000"
     parts += [f"{quote_ident(name)} := {value}" for name, value in own.items() if only is None or name in only]
     doc = "to_json(struct_pack(" + ", ".join(parts) + "))"
-    return with_extra(doc) if only is None else doc
+    return with_extra(doc) if only is None and EXTRA_COLUMN not in nulls else doc
 
 
 def empty_relation(lt: LogType) -> str:
@@ -134,14 +139,18 @@ class SearchCompiler:
     """Builds parameterised SQL for the Query model; user values only ever travel as parameters."""
 
     def __init__(self, selector_of: Callable[[Any], Any] | None = None) -> None:
-        self._docs: dict[str, str] = {}
+        self._docs: dict[tuple[str, frozenset[str]], str] = {}
         # The engine's view of a query's selector (the embedded engine's dismissal overlay), if any.
         self.selector_of = selector_of or (lambda query: query.selector)
 
-    def doc(self, lt: LogType) -> str:
-        if lt.name not in self._docs:
-            self._docs[lt.name] = doc_expr(lt)
-        return self._docs[lt.name]
+    def doc(self, lt: LogType, nulls: frozenset[str] = frozenset()) -> str:
+        """The type's document SQL (doc_expr), with the columns in `nulls` as constants; made once per set."""
+        key = (lt.name, nulls)
+        if key not in self._docs:
+            if len(self._docs) >= 256:  # sets of all-NULL columns follow the files: few, but bounded
+                self._docs.pop(next(iter(self._docs)))
+            self._docs[key] = doc_expr(lt, nulls=nulls)
+        return self._docs[key]
 
     def where(self, query: Query, *, covered: bool = False) -> tuple[str, list[Any]]:
         """The query's conditions. `covered`: every row of the relation read belongs to one of the query's
@@ -231,12 +240,13 @@ class SearchCompiler:
 
     def search(self, query: Query, rel: str, rel_params: list[Any],
                window: tuple[str, list[Any]] | None = None, *, total: bool = False,
-               docs: bool = False, covered: bool = False) -> SearchPlan:
+               docs: bool = False, covered: bool = False, nulls: frozenset[str] = frozenset()) -> SearchPlan:
         """Phase one of a search: the page's sort values, then `_seq` (a tiebreak). With `total`, a
         first page over the whole range also counts every hit (a last column, `count(*) OVER ()`): one pass
         instead of two, for inputs small enough to hold their matches' sort values. With `docs`, each row
         also carries its rendered document after `_seq` (before the count): the search in one statement,
-        for inputs so small that rendering every match costs less than a second statement (`fetch`)."""
+        for inputs so small that rendering every match costs less than a second statement (`fetch`); `nulls`
+        as `fetch`'s."""
         lt: LogType = query.logtype
         if total and (window is not None or query.after_key):
             raise ValueError("a total is counted with the first page of the whole range only")
@@ -263,17 +273,18 @@ class SearchCompiler:
             if not isinstance(offset, int) or offset < 0:
                 raise QueryError("after_key.startFrom: expected a non-negative integer")
         # Phase one sorts only the sort keys (narrow rows); `fetch` renders the page's documents afterwards.
-        sel = ", ".join(exprs) + (f", {self.doc(lt)}" if docs else "") + (", count(*) OVER ()" if total else "")
+        sel = ", ".join(exprs) + (f", {self.doc(lt, nulls)}" if docs else "") + (", count(*) OVER ()" if total else "")
         sql = (f"SELECT {sel} {src}{page_sql} ORDER BY {order} LIMIT ? OFFSET ?")  # noqa: S608
         return SearchPlan(sql, params + page_params + [query.size + 1, offset],
                           f"SELECT count(*) {count_src}", count_params)  # noqa: S608
 
-    def fetch(self, lt: LogType, rel: str, where: str = "TRUE") -> str:
+    def fetch(self, lt: LogType, rel: str, where: str = "TRUE", nulls: frozenset[str] = frozenset()) -> str:
         """Documents of the given `_seq`s (params: relation's, lowest, highest, list of seqs, then `where`'s).
         `where` is the search's own condition (`where(query)`): it selects no other row of those `_seq`s, and
         its columns' row-group statistics let DuckDB skip the row groups between the page's rows, each of
-        which it would otherwise decode in every column (~0.15 ms per column per 32 Ki-row group)."""
-        return (f'SELECT "_seq", {self.doc(lt)} FROM {rel} AS t '  # noqa: S608 - registry names only
+        which it would otherwise decode in every column (~0.15 ms per column per 32 Ki-row group). `nulls`:
+        columns NULL in every row of `rel`'s files, rendered as constants (see doc_expr)."""
+        return (f'SELECT "_seq", {self.doc(lt, nulls)} FROM {rel} AS t '  # noqa: S608 - registry names only
                 'WHERE "_seq" BETWEEN ? AND ? AND "_seq" IN (SELECT unnest(?::BIGINT[]))'  # a semi-join: ~25 % less CPU
                 f" AND {where}")
 

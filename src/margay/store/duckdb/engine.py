@@ -125,6 +125,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._kept: dict[Path, bool] = {}  # whether a data file has the kept-as-sent columns (_relation)
         self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
         self._spans: dict[tuple[Path, str], tuple[float, float]] = {}  # a file's time span by field (_overlaps)
+        self._nulls: dict[Path, frozenset[str]] = {}  # a file's all-NULL columns (Reader._nulls_of)
         self.committed_batches = 0
         # Compaction activity, for stats() and the metrics: merges and roll-ups made, and one being written.
         self.merges = 0

@@ -53,6 +53,29 @@ def _keeps_sent(path: Path) -> bool:
         return True  # DuckDB will say what is wrong with it
 
 
+def _null_columns(path: Path) -> frozenset[str]:
+    """The top-level, non-nested columns of a Parquet file that are NULL in every row, by its row groups'
+    null counts (a document fetch renders them as constants instead of decoding them). Nested columns are
+    never listed: a list's leaf counts an empty list as null, and `[]` is not `null`. Empty if unknown."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException):
+        return frozenset()
+    out = set()
+    for i in range(meta.num_columns):
+        col = meta.schema.column(i)
+        if col.max_repetition_level != 0 or col.max_definition_level != 1:
+            continue  # a list, a struct's member, or a required column
+        for rg in range(meta.num_row_groups):
+            group = meta.row_group(rg)
+            stats = group.column(i).statistics
+            if group.num_rows and (stats is None or not stats.has_null_count or stats.null_count != group.num_rows):
+                break
+        else:
+            out.add(col.name)
+    return frozenset(out)
+
+
 def _time_span(path: Path, field: str) -> tuple[float, float]:
     """(lowest, highest) of a time column in a Parquet file, epoch seconds, from its row-group statistics;
     (-inf, inf) when the file has no such statistics (or no such column)."""

@@ -42,6 +42,7 @@ class EngineState:
     _schemas: dict[Path, int | None]
     _kept: dict[Path, bool]
     _spans: dict[tuple[Path, str], tuple[float, float]]
+    _nulls: dict[Path, frozenset[str]]
     merges: int
     rollups_built: int
     _busy: int
