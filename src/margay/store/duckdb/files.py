@@ -64,7 +64,7 @@ def _null_columns(path: Path) -> frozenset[str]:
     out = set()
     for i in range(meta.num_columns):
         col = meta.schema.column(i)
-        if col.max_repetition_level != 0 or col.max_definition_level != 1:
+        if col.max_repetition_level != 0 or col.max_definition_level != 1 or col.path != col.name:
             continue  # a list, a struct's member, or a required column
         for rg in range(meta.num_row_groups):
             group = meta.row_group(rg)
