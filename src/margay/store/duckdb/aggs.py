@@ -167,7 +167,7 @@ class Aggregator(Buckets):
             level = self._with_empty(scope, key_sql, key_params, order, size, parents)
         else:
             level = grouped(self.run, scope, key_sql, key_params, count=self.count, exprs=exprs, order=order_sql,
-                            limit=size, min_count=min_count, total_all=False)
+                            limit=size, min_count=min_count, total_all=False, hashed=len(found) < len(subs))
         kids = [(*p, r[0]) for p in parents for r in level.rows.get(p, [])]
         below = self._below({n: sp for n, sp in subs.items() if n not in found}, scope, key_sql, key_params, level,
                             kids, cond)
@@ -243,7 +243,7 @@ class Aggregator(Buckets):
             return {}
         found, exprs = self._inline(subs)
         level = grouped(self.run, scope, bucket_expr, bparams, count=self.count, exprs=exprs,
-                        min_count=max(min_count, 1))
+                        min_count=max(min_count, 1), hashed=len(found) < len(subs))
 
         def following(k: int) -> int:
             return k + step if unit == "fixed" else self._next(k, unit, tz)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -272,13 +273,14 @@ class Reader(EngineState):
 
         return self.read(query, run)
 
-    def run_rolled(self, query: Query, build: Any) -> tuple[bool, Any]:
+    def run_rolled(self, query: Query, build: Any, measures: Collection[str] | None = None) -> tuple[bool, Any]:
         """Like `run_over`, over the query's roll-up source (store/rollup.py: roll-up rows of whole hours,
-        raw rows elsewhere, `_count` rows each); (False, None) when no file in range has a roll-up. The
-        caller decides that the question qualifies (`rollup.aggs_qualify` / `rollup.usable`)."""
+        raw rows elsewhere, `_count` rows each, only the `measures` named if any); (False, None) when no file
+        in range has a roll-up. The caller decides that the question qualifies (`rollup.aggs_qualify` /
+        `rollup.usable`)."""
         with self.catalog.snapshot() as view:
             days = self._day_files(query, view)
-            rel = rollup.union_source(query.logtype, query, days, self._by_name)
+            rel = rollup.union_source(query.logtype, query, days, self._by_name, measures)
             if rel is None:
                 return False, None
             cur = self.cursor()

@@ -5,7 +5,7 @@ FROM + WHERE; `run_rolled` the same over roll-up rows where it can (store/rollup
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +15,12 @@ from ...query.l3 import KEY, LISTS, SUMS, item
 from ...query.linseed_aggs import linseed_request
 from ...query.model import Query
 from ..backend import Aggregated, FieldValue
-from ..rollup import aggs_qualify, metric_sql
+from ..rollup import agg_measures, aggs_qualify, metric_sql
 from .aggs import Aggregator, Scope
 from .levels import Runner
 
 RunOver = Callable[[Query, Callable[..., Any]], Any]
-RunRolled = Callable[[Query, Callable[..., Any]], tuple[bool, Any]]
+RunRolled = Callable[[Query, Callable[..., Any], Collection[str]], tuple[bool, Any]]
 
 
 def aggregate(run_over: RunOver, run_rolled: RunRolled, query: Query, aggs: dict[str, Any]) -> Aggregated:
@@ -32,7 +32,7 @@ def aggregate(run_over: RunOver, run_rolled: RunRolled, query: Query, aggs: dict
                                                                                                Scope(src, params))
 
     if aggs_qualify(query, request):  # exact over roll-ups (store/rollup.py)
-        done, result = run_rolled(query, build(True))
+        done, result = run_rolled(query, build(True), agg_measures(query.logtype, request))
         if done:
             return Aggregated(result, "rollup")
     return Aggregated(run_over(query, build(False)), "raw")
