@@ -188,6 +188,8 @@ def ingest_rss(work: Path) -> dict[str, Any]:
             cpu0 = _server_cpu(target.pid)
             n, seconds = target.ingest(batches, clients)
             out[f"ingest_cpu_s_{clients}c"] = round(_server_cpu(target.pid) - cpu0, 2)
+            out[f"ingest_seconds_{clients}c"] = round(seconds, 2)
+            out[f"ingest_rps_{clients}c"] = round(n / seconds)
             out[f"ingest_rss_mib_{clients}c"] = round(target.rss(), 1)
             out[f"ingest_rss_peak_mib_{clients}c"] = round(peak_rss_mib(target.pid), 1)
         finally:

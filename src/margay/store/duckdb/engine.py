@@ -49,7 +49,14 @@ from .reader import Reader
 log = logging.getLogger(__name__)
 
 DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-CONVERSIONS = min(32, (os.cpu_count() or 1) + 4)  # batches converted alone at once (asyncio's default executor)
+# Batches converted alone at once. Each is single-threaded and holds its JSON reader's buffers (~100 MiB for
+# a 10,000-flow batch) until its COPY ends: more at once than cores + 1 add no records/s, only memory
+# (6 at once on 2 cores peaked 373-387 MiB for the ingest scenario at 16 clients, 3 at once ~323).
+CONVERSIONS = min(32, (os.cpu_count() or 1) + 1)
+# The compactor's engine cap: a cold day's cross-cluster merge sorts all its rows (layout.py) and fills what it
+# may (a 300,000-flow day held +490 MiB at 512 MiB). Below ~288 MiB DuckDB's external sort of a 1 M-row day
+# costs ~5x the CPU; at 288 it costs ~+5 % (+20 % for 300,000 rows) and peaks ~170 MiB lower.
+COMPACT_MEMORY_BYTES = 288 << 20
 
 
 def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,
@@ -96,10 +103,11 @@ class DuckDBBackend(Reader, Feed, Layout):
         self.ingest_con.execute("SET threads = 1")
         # Batches converted on their own at once (each reserves its reader's buffers): the API calls ingest from
         # many threads so that small batches can wait for a group commit (api/ingest.py), so the bound is here,
-        # as many as asyncio's default executor had threads.
+        # cores + 1 (CONVERSIONS above).
         self._converting = threading.BoundedSemaphore(CONVERSIONS)
-        # Runs in the compactor thread only, at low CPU priority.
-        self.compact_con = connect(memory_bytes=memory_bytes // 2, spill_dir=self.scratch / "spill-compact")
+        # Runs in the compactor thread only, at low CPU priority; its cap is what a cold merge's sort takes.
+        self.compact_con = connect(memory_bytes=min(memory_bytes // 2, COMPACT_MEMORY_BYTES),
+                                   spill_dir=self.scratch / "spill-compact")
         self.compact_con.execute("SET threads = 1")
         self.catalog = Catalog(self.root)
         self.journal = Journal(self.data_dir / "journal.ndjson")
