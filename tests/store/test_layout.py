@@ -267,3 +267,28 @@ def test_a_cluster_held_by_many_shared_files_of_a_day_is_dropped_from_all(tmp_pa
     assert values(store, "alpha") == [] and values(store, "beta") == [1_000_000 + j for j in range(5)]
     assert [p.cluster for p in store.partitions()] == ["beta"] and len(shared_files(store)) == 1
     store.close()
+
+
+def test_shared_files_keep_dictionaries_for_columns_of_few_values_and_group_workload_pairs(tmp_path: Path) -> None:
+    """A column chunk of more distinct values than `shared_dictionary_limit` is not dictionary-encoded (its
+    dictionary and bloom filter outweighed what they saved); one of few values is. Within a namespace and action,
+    rows sort by aggregated names before time. Both are read back as stored."""
+    store = open_store(tmp_path)
+    base = orjson.loads(SAMPLES["flows"][0])
+    names, n = store.shared_dictionary_limit * 5 // 4, 8 * store.shared_dictionary_limit  # a few over the limit
+    body = b"\n".join(orjson.dumps(dict(
+        base, start_time=T0 + j // 8, end_time=T0 + j // 8 + 5, source_name=f"web-{j % names}",
+        dest_name_aggr=f"db-{(n - j) % 3}-*")) for j in range(n))
+    store.ingest(FLOWS, "alpha", body, key="k", now=NOW, respond=lambda _: {})
+    assert store.compact() == 1
+    [f] = shared_files(store)
+    meta = pq.ParquetFile(f.path).metadata
+    chunks = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    assert "RLE_DICTIONARY" not in chunks["source_name"].encodings
+    assert "RLE_DICTIONARY" in chunks["dest_name_aggr"].encodings
+    rows = pq.read_table(f.path, columns=["dest_name_aggr", "end_time"]).to_pylist()
+    assert [r["dest_name_aggr"] for r in rows] == sorted(r["dest_name_aggr"] for r in rows)
+    assert values(store, "alpha", 'source_name = "web-7"') == [base["bytes_in"]] * len(range(7, n, names))
+    assert values(store, "alpha", 'dest_name_aggr = "db-1-*"') == [base["bytes_in"]] * len(
+        [j for j in range(n) if (n - j) % 3 == 1])
+    store.close()

@@ -98,7 +98,8 @@ class Compactor(EngineState):
         try:
             cur.execute("SET TimeZone='UTC'")
             cur.execute(f"COPY ({rollup.build_sql(lt, 'read_parquet(?)')}) TO {sql_path(out)} "
-                        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 122880, PARQUET_VERSION V2)",
+                        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 122880, PARQUET_VERSION V2, "
+                        "DICTIONARY_SIZE_LIMIT 256)",  # peers data: 1.73 -> 1.67 B/flow, no read dearer
                         [str(data)])
         except duckdb.Error:
             log.exception("roll-up of %s failed; its aggregations read the raw rows", data)

@@ -4,7 +4,7 @@ Recent data live in one folder per Calico index (type, cluster, day), written ba
 shared folder as group commits' files of many clusters (`.g<n>`, combiner.py; merged in tiers while hot). Once
 a day's hot files have had no write for `compact_cold_after` seconds, they are merged with the other cold
 indices of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's
-namespaces, action and time (`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or
+namespaces, action, aggregated names and time (`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or
 one-namespace read skips the other row groups by their min/max statistics, and costs follow rows, not the number
 of clusters. A shared file carries its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
 (store/sql.py: `"cluster" IN (...)` in every WHERE), so a reader of one cluster never sees another's rows.
@@ -33,14 +33,20 @@ from .compactor import Compactor, _mtime, _tier
 log = logging.getLogger(__name__)
 
 _NAMESPACES = ("source_namespace", "dest_namespace", "client_namespace", "namespace", "objectRef.namespace")
+# Aggregated endpoint names (a deployment's pods as one `name-*`): the rows of one workload pair sit together, so
+# their names, IPs, labels and policies repeat in runs (peers data: -0.14 / -0.30 B/flow, sim / highcard, and the
+# denied page and search no dearer).
+_AGGR_NAMES = ("source_name_aggr", "src_name_aggr", "client_name_aggr", "dest_name_aggr")
 
 
 def layout_sort(lt: LogType) -> list[str]:
-    """Columns a shared file is sorted by: cluster, the type's namespaces, action, its time field, `_seq`."""
+    """Columns a shared file is sorted by: cluster, the type's namespaces, action, its aggregated endpoint names,
+    its time field, `_seq`."""
     cols = {f.name for f in lt.fields}
     keys = ["cluster", *(n for n in _NAMESPACES if n in cols)]
     if "action" in cols:
         keys.append("action")
+    keys += [n for n in _AGGR_NAMES if n in cols]
     return [*keys, lt.time_field, "_seq"]
 
 
@@ -53,12 +59,19 @@ class Layout(Compactor):
     shared_row_group: int = 32_768
     shared_compression_level: int = 9
     shared_bloom: float = 0.01  # DuckDB's default false-positive ratio for its dictionary columns' bloom filters
+    # A column chunk with more distinct values than this is not dictionary-encoded (nor gets a bloom filter, which
+    # DuckDB writes for dictionary columns only). DuckDB's own limit (a few thousand values in a 32k-row group) let
+    # names, IPs and process ids into dictionaries whose pages and bloom filters outweighed the indices they
+    # saved. 256 saved more bytes but made the 3-page search ~35 % dearer (plain strings to decode); 2,048 costs no
+    # read measured (bench/results/before-after/README.md, "Bytes per flow at rest").
+    shared_dictionary_limit: int = 2048
 
     def _format(self) -> str:
         """The COPY options of a shared file (Parquet 2 pages: delta-encoded integers, times and `_seq`)."""
         return (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {int(self.shared_compression_level)}, "
                 f"ROW_GROUP_SIZE {int(self.shared_row_group)}, PARQUET_VERSION V2, "
-                f"BLOOM_FILTER_FALSE_POSITIVE_RATIO {float(self.shared_bloom)}")
+                f"BLOOM_FILTER_FALSE_POSITIVE_RATIO {float(self.shared_bloom)}, "
+                f"DICTIONARY_SIZE_LIMIT {int(self.shared_dictionary_limit)}")
     _drop_lock: threading.Lock
     _emptied: set[Path]
     _serial: Iterator[int]  # suffixes of shared files' names (_shared_name)
