@@ -27,10 +27,18 @@ class _KeySet(Protocol):
 
 try:
     from ._keyscan import KeySet as _NativeKeySet
-except ImportError:  # built without a C compiler (setup.py's extension is optional)
+    from ._keyscan import count_newlines as _native_count
+except ImportError:  # built without a C compiler (setup.py's extension is optional), or an older build
     _NativeKeySet = None
+    _native_count = None
 
 NATIVE = _NativeKeySet is not None
+
+
+def count_newlines(body: bytes) -> int:
+    """`body.count(b"\\n")` at memchr's speed when the extension is built (bytes.count compares byte by byte:
+    ~0.8 us a 1.5 kB record, paid by every batch to reserve its `_seq`s)."""
+    return _native_count(body) if _native_count is not None else body.count(b"\n")
 
 
 class KeyScanner:
