@@ -26,6 +26,22 @@ CLEAN, UNDECLARED, UNSURE = Verdict.CLEAN, Verdict.UNDECLARED, Verdict.UNSURE
 def test_the_scanner_is_built() -> None:
     # setup.py builds it on `pip install -e .`; the Makefile's rig step installs gcc and Python's headers.
     assert keyscan.NATIVE and SCANNER.native, "ingest/_keyscan.c was not built: pip install -e . (needs gcc)"
+    assert keyscan._native_count is not None, "an older build of ingest/_keyscan.c: pip install -e ."
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"\n", b"a", b"\r", b"\n" * 17, b"x" * 15, b"\x8a", b"\x00"]), max_size=300),
+       st.integers(0, 15))
+def test_newlines_are_counted_as_bytes_count_does(parts: list[bytes], skip: int) -> None:
+    body = b"".join(parts)[skip:]  # every alignment, and tails shorter than a 16-byte step
+    assert keyscan.count_newlines(body) == body.count(b"\n")
+    assert keyscan.count_newlines(memoryview(body)) == body.count(b"\n")
+
+
+def test_newlines_of_long_bodies_are_counted_whole() -> None:
+    # Past 255 steps of 16 bytes the byte counters are summed and begin again: none may wrap.
+    for body in (b"\n" * 100_003, (b"a" * 1_499 + b"\n") * 9_335, b"\n" * (16 * 255 + 1) + b"x" * 33 + b"\n"):
+        assert keyscan.count_newlines(body) == body.count(b"\n")
 
 
 _LINES = [

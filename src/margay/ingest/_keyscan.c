@@ -433,9 +433,48 @@ static PyTypeObject KeySetType = {
     .tp_methods = KeySet_methods,
 };
 
+/* The newlines of a batch: 16 bytes a step (memchr for the tail), without the GIL (bytes.count compares byte by byte: ~0.8 us
+   a 1.5 kB record, as much as the whole key scan). */
+static PyObject *count_newlines(PyObject *module, PyObject *arg) {
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = 0;
+    const char *p = view.buf;
+    const char *end = p + view.len;
+    Py_BEGIN_ALLOW_THREADS
+#ifdef __SSE2__
+    /* Each step subtracts the compare's -1s from 16 byte counters, summed (psadbw) before any can wrap. */
+    const __m128i nl = _mm_set1_epi8('\n');
+    const __m128i zero = _mm_setzero_si128();
+    while (end - p >= 16) {
+        __m128i acc = zero;
+        for (int i = 0; i < 255 && end - p >= 16; i++, p += 16) {
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
+        }
+        __m128i sums = _mm_sad_epu8(acc, zero);
+        n += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
+    }
+#endif
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(n);
+}
+
+static PyMethodDef keyscan_functions[] = {
+    {"count_newlines", (PyCFunction)count_newlines, METH_O, "count_newlines(body) -> the number of b'\\n' in body"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef keyscan_module = {
     PyModuleDef_HEAD_INIT, "_keyscan", "The undeclared-key look of ingest, in C (see ingest/keyscan.py).", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    keyscan_functions, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__keyscan(void) {

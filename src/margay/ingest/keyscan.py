@@ -11,7 +11,9 @@ scanner: every look is UNSURE, and the answers are the same, only slower.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Protocol
 
 
@@ -26,11 +28,20 @@ class _KeySet(Protocol):
 
 
 try:
-    from ._keyscan import KeySet as _NativeKeySet
+    _keyscan: ModuleType | None = importlib.import_module("._keyscan", __package__)
 except ImportError:  # built without a C compiler (setup.py's extension is optional)
-    _NativeKeySet = None
+    _keyscan = None
+_NativeKeySet = getattr(_keyscan, "KeySet", None)
+# A build from before count_newlines keeps its scanner; `make native` rebuilds it (the test of the build says so).
+_native_count: Callable[[bytes], int] | None = getattr(_keyscan, "count_newlines", None)
 
 NATIVE = _NativeKeySet is not None
+
+
+def count_newlines(body: bytes) -> int:
+    """`body.count(b"\\n")` at C speed (16 bytes a step) when the extension is built (bytes.count compares byte by byte:
+    ~0.8 us a 1.5 kB record, paid by every batch to reserve its `_seq`s)."""
+    return _native_count(body) if _native_count is not None else body.count(b"\n")
 
 
 class KeyScanner:

@@ -27,7 +27,7 @@ from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
 from ..store.sql import time_sql
-from .keyscan import KeyScanner, Verdict
+from .keyscan import KeyScanner, Verdict, count_newlines
 from .output import ERR_SEP, FIELD_SEP, file_facts, split_file, sql_path
 
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
@@ -244,7 +244,7 @@ class Converter:
         whole = scratch / "batch.parquet"
         cur = self._cursor()
         try:
-            small = (body.count(b"\n") if newlines is None else newlines) < SMALL_BATCH
+            small = (count_newlines(body) if newlines is None else newlines) < SMALL_BATCH
             select, read = plan.select, _READ
             # Undeclared keys are rare: one batch-wide look spares every record of a clean batch the
             # per-record key check; unreferenced, the raw read is pruned. The C scanner answers it in one

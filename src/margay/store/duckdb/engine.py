@@ -30,6 +30,7 @@ import duckdb
 from ...clock import Clock, SystemClock
 from ...durable import fsync_dir, fsync_path
 from ...errors import QueryError
+from ...ingest.keyscan import count_newlines
 from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
 from ...query.graph import GraphRows, GraphSpec
@@ -210,7 +211,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         bkey = _batch_key(lt, cluster, key) if key else None
         if bkey is not None and bkey in self._keys:
             return self._keys[bkey][0], True
-        lines = body.count(b"\n") + 1
+        lines = count_newlines(body) + 1
         if lines < GROUP_BELOW:  # shares one conversion and commit with the batches beside it
             grouped = self.combiner.submit(Pending(lt, cluster, body, lines, bkey, now, respond))
             if grouped is not None:
