@@ -38,6 +38,12 @@ def bulk_status(response: dict[str, Any]) -> int:
     return 200 if response.get("succeeded") or not response.get("failed") else 400
 
 
+def _blank(body: bytes) -> bool:
+    """Whether a body holds only whitespace: `isspace` stops at the first other byte, where `strip()` copied a
+    15 MB batch (~0.8 us a record)."""
+    return not body or body.isspace()
+
+
 def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -96,14 +102,14 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
             if converted is None:
                 raise ParseError("expected an audit.k8s.io/v1 EventList object (or send NDJSON events)")
             body = converted
-        if not body.strip() and not noise and not extra_errors:
+        if _blank(body) and not noise and not extra_errors:
             raise ParseError("the body holds no records: send one JSON object per line")
         if lt.latest_of:  # Linseed's hourly write throttle per identity (throttle.py); counted as stored
             body, throttled, kept = m.throttle.admit(lt, cluster, body, m.clock.now())
             if throttled:  # counted, never silent
                 m.metrics.inc("margay_dropped_records_total", throttled, reason="throttled", type=lt.name,
                               cluster=cluster)
-            if throttled and not body.strip():
+            if throttled and _blank(body):
                 return JSONResponse({"total": throttled, "succeeded": throttled, "failed": 0, "errors": []})
         if lt.envelope:  # Linseed's threat-feed bulk: {"id", "data": {...}} per line
             from ..detect.push import unwrap
@@ -117,7 +123,7 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
         # Inflating on asyncio's default executor first cost each request a second trip through the event loop.
         def inflate_and_ingest() -> Any:
             body = inflate(raw, encoding, limit)
-            if not body or body.isspace():
+            if _blank(body):
                 raise ParseError("the body holds no records: send one JSON object per line")
             return m.backend.ingest(lt, cluster, body, key=key, now=m.clock.now(), respond=respond)
 
