@@ -56,6 +56,21 @@ def test_empty_body_is_refused(server: ServerThread) -> None:
     assert r.status_code == 400 and "no records" in r.json()["error"]["message"]
 
 
+def test_an_encoded_body_of_no_records_is_refused_and_an_unknown_encoding_is_415(server: ServerThread) -> None:
+    """An NDJSON body is inflated in the ingest thread, beside the store's call: its checks hold there too."""
+    for encoded, encoding in ((gzip.compress(b" \n\n\t"), "gzip"), (zlib.compress(b""), "deflate"),
+                              (b"\n", "identity")):
+        r = httpx.post(server.url + PATHS["flows"], content=encoded,
+                       headers={**NDJSON, "content-encoding": encoding, "x-cluster-id": "empty"})
+        assert r.status_code == 400 and "no records" in r.json()["error"]["message"], (encoding, r.text)
+    r = httpx.post(server.url + PATHS["flows"], content=body("flows"),
+                   headers={**NDJSON, "content-encoding": "br", "x-cluster-id": "empty"})
+    assert r.status_code == 415 and "Content-Encoding 'br'" in r.json()["error"]["message"]
+    r = httpx.post(server.url + PATHS["flows"], content=body("flows"),
+                   headers={**NDJSON, "content-encoding": "identity", "x-cluster-id": "empty"})
+    assert r.status_code == 200 and r.json()["succeeded"] == 4
+
+
 def test_wrong_content_type_is_415(server: ServerThread) -> None:
     r = httpx.post(server.url + PATHS["flows"], content=body("flows"), headers={"content-type": "text/csv"})
     assert r.status_code == 415

@@ -6,10 +6,12 @@ clusters: 1,401 batches at 1,000 (all but 8 under 1,000 lines, ~150 records each
 margay installed from its own checkout: the server runs that venv's code), rep after rep.
 
 Usage: .venv/bin/python bench/results/before-after/fleet_fixed_ab.py BEFORE_PYTHON AFTER_PYTHON [REPS] [CLUSTERS]
-Prints one JSON line per run."""
-import json, pickle, subprocess, sys
+Prints one JSON line per run. FLEET_AB_WORK=DIR puts the two stores under DIR (default /tmp/fleet-fixed-ab), so that
+two people's runs on one machine do not share a store; the batches stay cached in /tmp/fleet-fixed-ab."""
+import json, os, pickle, subprocess, sys
 from pathlib import Path
 
+WORK = os.environ.get("FLEET_AB_WORK", "/tmp/fleet-fixed-ab")
 CLIENTS = (32,)  # the fleet scenario's senders
 ONE = r'''
 import json, pickle, sys
@@ -47,7 +49,7 @@ def main() -> None:
     for rep in range(reps):
         for clients in CLIENTS:
             for side, python in (("before", before), ("after", after)):
-                out = subprocess.run([python, "-c", ONE, str(cache), str(clients), f"/tmp/fleet-fixed-ab/{side}"],
+                out = subprocess.run([python, "-c", ONE, str(cache), str(clients), f"{WORK}/{side}"],
                                      capture_output=True, text=True, check=True).stdout
                 print(json.dumps({"rep": rep, "side": side, **json.loads(out.strip().splitlines()[-1])}), flush=True)
 

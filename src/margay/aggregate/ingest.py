@@ -132,11 +132,17 @@ def aggregate_batch(policy: IngestAggregation, lt: LogType, cluster: str, body: 
     return result.body, result.records_in, result.records_out
 
 
+def aggregating(m: Any, lt: LogType) -> bool:
+    """Whether some cluster's batches of this type are aggregated at ingest (at_ingest may change a body)."""
+    policy: IngestAggregation | None = getattr(m, "aggregation", None)
+    return policy is not None and bool(policy.clusters) and lt.name in ("flows", "dns")
+
+
 async def at_ingest(m: Any, lt: LogType, cluster: str, body: bytes) -> bytes:
     """The ingest hook: the batch as it should be stored (aggregated when configured for this cluster)."""
-    policy: IngestAggregation | None = getattr(m, "aggregation", None)
-    if policy is None or not policy.clusters or lt.name not in ("flows", "dns"):
+    if not aggregating(m, lt):
         return body
+    policy: IngestAggregation = m.aggregation
     out, n_in, n_out = await asyncio.to_thread(aggregate_batch, policy, lt, cluster, body)
     if n_in:
         m.metrics.inc("margay_aggregated_records_in_total", n_in, type=lt.name, cluster=cluster)

@@ -46,6 +46,15 @@ def header_cluster(request: Request) -> str:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, decompressed when gzip/deflate, refused with 413 past `limit` bytes."""
+    raw, encoding = await read_raw(request, limit)
+    if not encoding:
+        return raw
+    return await asyncio.to_thread(_decompress, raw, encoding, limit)
+
+
+async def read_raw(request: Request, limit: int) -> tuple[bytes, str]:
+    """The request body as sent and its Content-Encoding ("" for none), refused with 413 past `limit` bytes or
+    415 for an encoding other than gzip/deflate; `inflate` decodes it (in a worker thread: it is CPU)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes; "
@@ -57,13 +66,17 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"body is over the limit of {limit} bytes; send smaller batches")
         chunks.append(chunk)
-    body = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "").lower().strip()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "x-gzip", "deflate"):
+    if encoding == "identity":
+        encoding = ""
+    if encoding not in ("", "gzip", "x-gzip", "deflate"):
         raise ParseError(f"unsupported Content-Encoding {encoding!r}: use gzip or none", status=415)
-    return await asyncio.to_thread(_decompress, body, encoding, limit)
+    return b"".join(chunks), encoding
+
+
+def inflate(raw: bytes, encoding: str, limit: int) -> bytes:
+    """The body `read_raw` returned, decompressed (blocking)."""
+    return _decompress(raw, encoding, limit) if encoding else raw
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -12,13 +13,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ..aggregate.ingest import at_ingest
+from ..aggregate.ingest import aggregating, at_ingest
 from ..errors import ParseError
 from ..ingest.native import bird_to_ndjson, eventlist_to_ndjson
 from ..ingest.parse import Converted
 from ..logtypes import REGISTRY, LogType
 from ..names import valid_cluster
-from .common import JSONResponse, header_cluster, read_body
+from .common import JSONResponse, header_cluster, inflate, read_raw
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
 MAX_REPORTED_ERRORS = 1000
@@ -70,27 +71,11 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
         prior = m.backend.seen(lt, cluster, key)
         if prior is not None:
             return JSONResponse(prior, headers={"idempotent-replayed": "true"}, status_code=bulk_status(prior))
-    body = await read_body(request, m.settings.max_body_bytes)
+    limit = m.settings.max_body_bytes
+    raw, encoding = await read_raw(request, limit)
     extra_errors: list[Any] = []
     noise = 0
-    if native_bird:
-        body, extra_errors, _lines, noise = bird_to_ndjson(
-            body, host=request.query_params.get("host"), ip_version=request.query_params.get("ip_version"))
-    elif native_eventlist:
-        converted = eventlist_to_ndjson(body)
-        if converted is None:
-            raise ParseError("expected an audit.k8s.io/v1 EventList object (or send NDJSON events)")
-        body = converted
-    if _blank(body) and not noise and not extra_errors:
-        raise ParseError("the body holds no records: send one JSON object per line")
-
     throttled, kept = 0, []
-    if lt.latest_of:  # Linseed's hourly write throttle per identity (throttle.py); counted as stored
-        body, throttled, kept = m.throttle.admit(lt, cluster, body, m.clock.now())
-        if throttled:  # counted, never silent
-            m.metrics.inc("margay_dropped_records_total", throttled, reason="throttled", type=lt.name, cluster=cluster)
-        if throttled and _blank(body):
-            return JSONResponse({"total": throttled, "succeeded": throttled, "failed": 0, "errors": []})
 
     def respond(conv: Converted) -> dict[str, Any]:
         errors = sorted([*extra_errors, *conv.errors], key=lambda e: e.line)
@@ -107,12 +92,43 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
             raise ParseError("the body holds no records: send one JSON object per line")
         return response
 
-    if lt.envelope:  # Linseed's threat-feed bulk: {"id", "data": {...}} per line
-        from ..detect.push import unwrap
+    if native_bird or native_eventlist or lt.latest_of or lt.envelope or aggregating(m, lt):
+        body = await asyncio.to_thread(inflate, raw, encoding, limit) if encoding else raw
+        if native_bird:
+            body, extra_errors, _lines, noise = bird_to_ndjson(
+                body, host=request.query_params.get("host"), ip_version=request.query_params.get("ip_version"))
+        elif native_eventlist:
+            converted = eventlist_to_ndjson(body)
+            if converted is None:
+                raise ParseError("expected an audit.k8s.io/v1 EventList object (or send NDJSON events)")
+            body = converted
+        if _blank(body) and not noise and not extra_errors:
+            raise ParseError("the body holds no records: send one JSON object per line")
+        if lt.latest_of:  # Linseed's hourly write throttle per identity (throttle.py); counted as stored
+            body, throttled, kept = m.throttle.admit(lt, cluster, body, m.clock.now())
+            if throttled:  # counted, never silent
+                m.metrics.inc("margay_dropped_records_total", throttled, reason="throttled", type=lt.name,
+                              cluster=cluster)
+            if throttled and _blank(body):
+                return JSONResponse({"total": throttled, "succeeded": throttled, "failed": 0, "errors": []})
+        if lt.envelope:  # Linseed's threat-feed bulk: {"id", "data": {...}} per line
+            from ..detect.push import unwrap
 
-        body = unwrap(body, lt.envelope)
-    body = await at_ingest(m, lt, cluster, body)  # aggregated first when configured for the cluster
-    call = partial(m.backend.ingest, lt, cluster, body, key=key, now=m.clock.now(), respond=respond)
+            body = unwrap(body, lt.envelope)
+        body = await at_ingest(m, lt, cluster, body)  # aggregated first when configured for the cluster
+        call: Callable[[], Any] = partial(m.backend.ingest, lt, cluster, body, key=key, now=m.clock.now(),
+                                          respond=respond)
+    else:
+        # NDJSON as sent (every fleet agent's batch): the ingest thread inflates and stores it in one hand-off.
+        # Inflating on asyncio's default executor first cost each request a second trip through the event loop.
+        def inflate_and_ingest() -> Any:
+            body = inflate(raw, encoding, limit)
+            if _blank(body):
+                raise ParseError("the body holds no records: send one JSON object per line")
+            return m.backend.ingest(lt, cluster, body, key=key, now=m.clock.now(), respond=respond)
+
+        call = inflate_and_ingest
+
     response, replayed = await asyncio.get_running_loop().run_in_executor(_INGEST, contextvars.copy_context().run, call)
     if replayed:
         return JSONResponse(response, headers={"idempotent-replayed": "true"}, status_code=bulk_status(response))

@@ -6,7 +6,7 @@ acknowledged are untouched. Queries, retention and drops keep working, so space 
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,19 @@ from ..errors import InsufficientStorage
 
 
 def free_bytes(path: Path) -> int:
-    """Free bytes on the volume holding `path` (its nearest existing parent)."""
-    p = Path(path).resolve()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return shutil.disk_usage(p).free
+    """Free bytes on the volume holding `path` (its nearest existing parent), as `shutil.disk_usage` counts them.
+
+    Asked on every ingest request: one statvfs of the path, which exists once the server runs. Resolving it first
+    (a `Path.resolve`, a readlink per component) was ~1/8 of the event loop's Python time under a fleet's load.
+    """
+    try:
+        st = os.statvfs(path)
+    except FileNotFoundError:
+        p = Path(path).resolve()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        st = os.statvfs(p)
+    return st.f_bavail * st.f_frsize
 
 
 class DiskGuard:
