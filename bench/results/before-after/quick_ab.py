@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/results/before-after/quick_ab.py OUT.json OLD_CHECKOUT NEW_CHECKOUT
         [--rounds 2] [--scenario ingest --scenario query ...] [--work /tmp/quick-ab]
-    .venv/bin/python bench/results/before-after/quick_ab.py --table OUT.json
+    .venv/bin/python bench/results/before-after/quick_ab.py --table OUT.json [MORE.json ...]
 
 Each checkout's own `margay bench --mode quick --scenario S` runs with that checkout's `src` first on
 PYTHONPATH (same interpreter and packages), old then new for every scenario, `--rounds` times, so both codes
@@ -59,8 +59,8 @@ def run(out_file: Path, old: Path, new: Path, rounds: int, scenarios: list[str],
                 out_file.write_bytes(orjson.dumps({"runs": runs}, option=orjson.OPT_INDENT_2))
 
 
-def table(out_file: Path) -> str:
-    runs = orjson.loads(out_file.read_bytes())["runs"]
+def table(out_files: list[Path]) -> str:
+    runs = [row for f in out_files for row in orjson.loads(f.read_bytes())["runs"]]
     values: dict[str, dict[str, list[float]]] = {}
     for row in runs:
         for key, value in row["metrics"].items():
@@ -93,7 +93,7 @@ def table(out_file: Path) -> str:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("out", type=Path)
-    p.add_argument("old", type=Path, nargs="?")
+    p.add_argument("old", type=Path, nargs="?", help="the old checkout (with --table: more result files)")
     p.add_argument("new", type=Path, nargs="?")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--scenario", action="append")
@@ -101,7 +101,7 @@ def main() -> None:
     p.add_argument("--table", action="store_true")
     a = p.parse_args()
     if a.table:
-        print(table(a.out))
+        print(table([f for f in (a.out, a.old, a.new) if f is not None]))
         return
     run(a.out, a.old, a.new, a.rounds, a.scenario or SCENARIOS, a.work)
 
