@@ -66,7 +66,9 @@ def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,
     aggregations past it spill to `spill_dir` (made on first spill, removed on close; without one DuckDB
     would use `.tmp` in the working directory)."""
     con = duckdb.connect(str(path), config=DUCKDB_CONFIG)
-    con.execute("SET TimeZone='UTC'")
+    # GLOBAL: every cursor of the engine (the readers', the feed's, the compactor's) inherits it; a plain SET
+    # holds for this connection only, and a cursor would read in the process's TZ.
+    con.execute("SET GLOBAL TimeZone='UTC'")
     if memory_bytes > 0:
         con.execute(f"SET memory_limit = '{int(memory_bytes)}B'")
     if spill_dir is not None:

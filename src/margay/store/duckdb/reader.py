@@ -38,9 +38,9 @@ class Reader(EngineState):
     """The Backend's read side: snapshots of the file lists, the two-phase search, `run_over`/`run_rolled`."""
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self.con.cursor()
-        cur.execute("SET TimeZone='UTC'")
-        return cur
+        """A cursor of the read engine: in UTC as the engine is (engine.py `connect`: SET GLOBAL; a statement
+        per read cost the top DNS domains' request ~0.1 of ~2.6 ms)."""
+        return self.con.cursor()
 
     def clusters(self, lt: LogType | None = None) -> list[str]:
         return list(self.catalog.indices().clusters(lt.name if lt is not None else None))
