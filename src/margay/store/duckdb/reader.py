@@ -32,15 +32,21 @@ _INLINE_TOTAL_ROWS = 262_144
 # A search over at most this many stored rows renders its page's documents in its first statement (rendering
 # every match costs less than the second statement: the audit search over 116 rows, ~6.8 -> ~4.8 CPU-ms).
 _ONE_PASS_ROWS = 512
+# A read of at most this many stored rows runs on the one-thread engine (engine.py: small_con). On the query
+# scenario's data (122k flows) each question cost less CPU and less wall time on one thread: the top DNS domains
+# ~2.9 -> ~2.45 CPU-ms, the flow graph ~11 -> ~8.5, a 100-flow search over a day ~25 -> ~22. Larger reads keep
+# every core (not measured here: the bound is this data's size, rounded up).
+SMALL_READ_ROWS = 262_144
 
 
 class Reader(EngineState):
     """The Backend's read side: snapshots of the file lists, the two-phase search, `run_over`/`run_rolled`."""
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self.con.cursor()
-        cur.execute("SET TimeZone='UTC'")
-        return cur
+    def cursor(self, rows: int | None = None) -> duckdb.DuckDBPyConnection:
+        """A cursor of the read engines, for a read of `rows` stored rows (None: unknown): the one-thread
+        engine's up to SMALL_READ_ROWS. In UTC as the engines are (engine.py `connect`: SET GLOBAL; a
+        statement per read cost the top DNS domains' request ~0.1 of ~2.6 ms)."""
+        return (self.small_con if rows is not None and rows <= SMALL_READ_ROWS else self.con).cursor()
 
     def clusters(self, lt: LogType | None = None) -> list[str]:
         return list(self.catalog.indices().clusters(lt.name if lt is not None else None))
@@ -120,7 +126,7 @@ class Reader(EngineState):
         (`covered`: see _covers)."""
         with self.catalog.snapshot() as view:
             files = self._data_files(query, view)
-            cur = self.cursor()
+            cur = self.cursor(sum(f.rows for f in files))
             try:
                 if not files:
                     return fn(cur, None, [], True)
@@ -155,7 +161,7 @@ class Reader(EngineState):
             # denied page, 40 hits in 102k rows: ~15-25 % less CPU in-process).
             one_pass = rows_in <= _ONE_PASS_ROWS or few
             docs: dict[int, bytes] = {}
-            cur = self.cursor()
+            cur = self.cursor(rows_in)
             try:
                 for window in windows:  # narrow first: a full page there is the answer
                     counted = inline and window is None
@@ -283,7 +289,7 @@ class Reader(EngineState):
             rel = rollup.union_source(query.logtype, query, days, self._by_name, measures)
             if rel is None:
                 return False, None
-            cur = self.cursor()
+            cur = self.cursor(sum(f.rows for _, f in days))
             try:
                 src, params = self.compiler.source(query, rel[0], rel[1], covered=self._covers(query, [f for _, f in days]))
                 return True, build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)

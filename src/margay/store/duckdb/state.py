@@ -27,6 +27,7 @@ class EngineState:
     compact_target_rows: int
     compact_cold_after: float
     con: duckdb.DuckDBPyConnection  # reads, every core
+    small_con: duckdb.DuckDBPyConnection  # reads of few rows, one thread
     ingest_con: duckdb.DuckDBPyConnection
     compact_con: duckdb.DuckDBPyConnection
     catalog: Catalog
