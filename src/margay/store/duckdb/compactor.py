@@ -20,6 +20,7 @@ from ...logtypes import REGISTRY, LogType
 from .. import rollup
 from ..catalog import SHARED, DataFile, PartKey
 from ..journal import apply_moves
+from . import memory
 from .state import EngineState
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,8 @@ class Compactor(EngineState):
             pass
         while not self._stop.wait(interval):
             try:
-                self.compact()
+                if self.compact():
+                    memory.release()  # a merge's sort freed up to the compactor's cap: give it back
                 self.sweep_folders()
                 self._trim_keys()
             except Exception:  # noqa: BLE001 - compaction is an optimisation; it retries next round
