@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from margay.store.duckdb import DuckDBBackend, memory
@@ -57,7 +58,7 @@ def test_release_gives_a_threads_freed_heap_back() -> None:
         libc.free(kept[0])
 
 
-def test_the_compactor_releases_after_a_round_that_merged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_compactor_releases_its_engine_after_a_round_that_merged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
     real = memory.release
 
@@ -70,6 +71,7 @@ def test_the_compactor_releases_after_a_round_that_merged(tmp_path: Path, monkey
     try:
         for i in range(4):
             ingest(store, batch(i * 100, 100))
+        first = store.compact_con
         idle = threading.Thread(target=store._compact_loop, args=(0.01,))  # the loop itself, on its own
         idle.start()
         deadline = time.monotonic() + 30
@@ -77,6 +79,10 @@ def test_the_compactor_releases_after_a_round_that_merged(tmp_path: Path, monkey
             assert time.monotonic() < deadline, "no merge, or no release after it"
             time.sleep(0.05)
         assert store.stats()["files"] == 1
+        assert store.compact_con is not first  # a fresh engine: the one that merged is closed
+        with pytest.raises(duckdb.ConnectionException):
+            first.execute("SELECT 1")
+        assert store.compact_con.execute("SELECT current_setting('threads')").fetchone() == (1,)
         n = len(calls)
         time.sleep(0.3)  # rounds with nothing to do release nothing
         assert len(calls) == n
