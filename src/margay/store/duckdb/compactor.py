@@ -20,6 +20,7 @@ from ...logtypes import REGISTRY, LogType
 from .. import rollup
 from ..catalog import SHARED, DataFile, PartKey
 from ..journal import apply_moves
+from . import memory
 from .state import EngineState
 
 log = logging.getLogger(__name__)
@@ -194,11 +195,24 @@ class Compactor(EngineState):
             pass
         while not self._stop.wait(interval):
             try:
-                self.compact()
+                if self.compact():
+                    self._fresh_engine()
                 self.sweep_folders()
                 self._trim_keys()
             except Exception:  # noqa: BLE001 - compaction is an optimisation; it retries next round
                 log.exception("compaction failed")
+
+    def _fresh_engine(self) -> None:
+        """Give back what a round's merges and roll-ups left held: the compactor's DuckDB engine kept ~100 MiB
+        after a cold merge that `duckdb_memory()` does not count (the query scenario's 120,000 flows, in
+        process: 413 MiB RSS after compaction, 286 once the engine was closed and the allocator trimmed), and
+        glibc kept what DuckDB freed. A fresh engine costs ~1 ms a round with work. A retention drop
+        (layout.drop_shared) uses the engine under `_drop_lock`: the swap waits for it."""
+        fresh = self.compact_engine()
+        with self._drop_lock:
+            old, self.compact_con = self.compact_con, fresh
+        old.close()
+        memory.release()
 
     def _trim_keys(self) -> None:
         if self.journal.size() < 64 * 1024 * 1024:

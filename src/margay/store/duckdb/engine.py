@@ -114,9 +114,8 @@ class DuckDBBackend(Reader, Feed, Layout):
         # cores + 1 (CONVERSIONS above).
         self._converting = threading.BoundedSemaphore(CONVERSIONS)
         # Runs in the compactor thread only, at low CPU priority; its cap is what a cold merge's sort takes.
-        self.compact_con = connect(memory_bytes=min(memory_bytes // 2, COMPACT_MEMORY_BYTES),
-                                   spill_dir=self.scratch / "spill-compact")
-        self.compact_con.execute("SET threads = 1")
+        self._compact_bytes = min(memory_bytes // 2, COMPACT_MEMORY_BYTES)
+        self.compact_con = self.compact_engine()
         self.catalog = Catalog(self.root)
         self.journal = Journal(self.data_dir / "journal.ndjson")
         self._keys: dict[str, tuple[dict[str, Any], float]] = {}
@@ -156,6 +155,13 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
                                            name="margay-compactor", daemon=True)
         self._compactor.start()
+
+    def compact_engine(self) -> duckdb.DuckDBPyConnection:
+        """A new engine for the compactor: single-threaded, capped (COMPACT_MEMORY_BYTES); the compactor makes a
+        fresh one after each round that merged (compactor.py: a closed engine gives back what it kept)."""
+        con = connect(memory_bytes=self._compact_bytes, spill_dir=self.scratch / "spill-compact")
+        con.execute("SET threads = 1")
+        return con
 
     # -- recovery ----------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ...logtypes import Kind, LogType, quote_ident
 from ...logtypes.base import sent_columns
@@ -98,6 +97,8 @@ class Feed(EngineState):
             files = [path for path, _, _ in spans]
             if not files:
                 return []
+            import pyarrow.compute as pc  # here, not at start-up: ~9 MiB of RSS (ipset.lookup)
+
             cur = self.cursor()
             try:
                 cols = [k.sql for k in keys]

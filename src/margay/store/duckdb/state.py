@@ -37,6 +37,7 @@ class EngineState:
     deleted: Dismissals
     _keys: dict[str, tuple[dict[str, Any], float]]  # idempotency keys -> (response, stored at)
     _commit_lock: threading.Lock
+    _drop_lock: threading.Lock
     _stranded: list[tuple[dict[str, Any], list[tuple[PartKey, DataFile]], int]]  # commits whose renames failed (engine.py _place)
     _counts: dict[tuple[str, bytes], int]
     _counts_lock: threading.Lock
@@ -65,6 +66,9 @@ class EngineState:
         raise NotImplementedError
 
     def tier_shared(self, key: Any, files: list[Any], fanout: int) -> int:  # layout.py: merges made
+        raise NotImplementedError
+
+    def compact_engine(self) -> duckdb.DuckDBPyConnection:  # engine.py
         raise NotImplementedError
 
     def sweep_folders(self) -> None:  # layout.py

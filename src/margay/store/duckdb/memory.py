@@ -1,0 +1,43 @@
+"""Giving memory back to the system after a large statement (the compactor's merges and roll-ups).
+
+DuckDB frees a statement's buffers when it ends, to the C allocator: glibc's keeps freed pages mapped in
+the arena of the thread that freed them, so a cold merge's sort (up to the compactor's cap, 288 MiB) stayed
+in the server's RSS for as long as it ran, although nothing used it. `malloc_trim(0)` returns the free
+pages of every arena (madvise), which costs a few milliseconds; on a C library without it this does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+from functools import cache
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        fn = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
+        return None
+    if fn is None:
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def release() -> bool:
+    """Return the allocator's free pages to the system; True if the C library could (glibc's malloc_trim)."""
+    fn = _trim()
+    if fn is None:
+        return False
+    fn(0)
+    return True
+
+
+__all__ = ["release"]
