@@ -1,6 +1,6 @@
-"""The peers scenario's systems answer the same questions alike: margay, ClickHouse (chDB) and a real
-VictoriaLogs on the same small set of flows. A figure compared across systems is only worth something if
-each system was asked the same thing."""
+"""The peers scenario's systems answer the same questions alike: margay, ClickHouse (chDB), a real
+VictoriaLogs and a real OpenSearch on the same small set of flows. A figure compared across systems is only
+worth something if each system was asked the same thing."""
 
 from __future__ import annotations
 
@@ -12,34 +12,20 @@ import pytest
 
 from margay.bench.data import flow_batches, topology
 from margay.bench.peers import ClickHouseTarget, MargayPeer, VictoriaLogsTarget, high_cardinality
+from margay.bench.peers_check import disagreements, reduce
+from margay.bench.peers_opensearch import OpenSearchPeer
 
 pytestmark = pytest.mark.rig
 
 
-def _top(system: Any, answer: Any) -> dict[str, int]:
-    if system.name == "clickhouse":
-        rows = [orjson.loads(x) for x in answer.splitlines() if x.strip()]
-        return {r["dest_name_aggr"]: int(r["b"]) for r in rows}
-    if system.name == "victorialogs":
-        return {r["dest_name_aggr"]: int(float(r["b"])) for r in answer}
-    buckets = answer["dest"]["buckets"]
-    return {b["key"]: int(b["bytes"]["value"]) for b in buckets}
-
-
-def _page(system: Any, answer: Any) -> int:
-    if system.name == "clickhouse":
-        return len([x for x in answer.splitlines() if x.strip()])
-    if system.name == "victorialogs":
-        return len(answer)
-    return len(answer["items"])
-
-
 def test_every_system_answers_the_same_questions_alike(tmp_path: Path) -> None:
+    """OpenSearch runs on a node of its own: the peer reads its JVM's CPU and the whole node's flow indices."""
     batches = list(flow_batches(topology(), 6_000))
     records = sum(b.records for b in batches)
-    tops, pages = {}, {}
+    answers: dict[str, dict[str, Any]] = {}
     for system in (MargayPeer(tmp_path / "m"), ClickHouseTarget(tmp_path / "ch"),
-                   ClickHouseTarget(tmp_path / "chp", projection=True), VictoriaLogsTarget(tmp_path / "vl")):
+                   ClickHouseTarget(tmp_path / "chp", projection=True), VictoriaLogsTarget(tmp_path / "vl"),
+                   OpenSearchPeer(tmp_path / "os")):
         system.start()
         try:
             n, _, cpu = system.ingest(batches)
@@ -48,16 +34,16 @@ def test_every_system_answers_the_same_questions_alike(tmp_path: Path) -> None:
                 system.settle()
             assert system.count() == records
             assert system.bytes_per_flow() > 0
-            q = system.questions()
             label = system.name + str(getattr(system, "projection", ""))
-            tops[label] = _top(system, q["topdest"]())
-            pages[label] = _page(system, q["denied"]())
-            assert len(q["search"]()) == 3
+            answers[label] = {name: reduce(system.name, name, q()) for name, q in system.questions().items()}
+            assert system.config()["engine"]
         finally:
             system.stop()
-    first = next(iter(tops.values()))
-    assert len(first) == 10 and all(t == first for t in tops.values()), tops
-    assert len(set(pages.values())) == 1 and next(iter(pages.values())) > 0, pages
+    assert disagreements(answers) == []
+    assert len(answers["margay"]["topdest"]) == 10 and answers["margay"]["denied"] > 0
+    assert answers["opensearch"]["search"] == answers["margay"]["search"] and sum(answers["margay"]["search"]) > 0
+    graph = answers["opensearch"]["flowgraph"]
+    assert graph == answers["clickhouseFalse"]["flowgraph"] and {a for _, _, a in graph} == {"allow", "deny"}
 
 
 def test_the_high_cardinality_variant_spreads_pods_ips_and_ports() -> None:

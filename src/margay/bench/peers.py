@@ -1,19 +1,20 @@
-"""margay beside ClickHouse (embedded, through chDB) and VictoriaLogs on the same flows (`peers` scenario).
+"""margay beside ClickHouse (embedded, through chDB), VictoriaLogs and OpenSearch on the same flows (`peers`
+scenario).
 
 Every system gets the same level-0 Felix flow records and answers the same four questions: a search (3 pages
 of 100, one namespace + allow, 24 h, newest first), the denied flows of one namespace (1 page), the top 10
 destinations by bytes over 7 days, and the flow visualizer's 24 h namespace graph. Each figure is the
 server's CPU (ms per query, seconds per million records ingested) beside wall time: this machine is shared
 and noisy, CPU is what the systems spend. Two data variants: the simulator's, and a high-cardinality one
-(10x pods, distinct IPs and ports) so no figure depends on the simulator's regularity.
+(10x pods, distinct IPs and ports) so no figure depends on the simulator's regularity. The run fails unless
+every system answered each question alike (peers_check).
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,13 @@ import httpx
 import orjson
 
 from ..rig.victorialogs import VictoriaLogs
-from .data import END, Batch, flow_batches, topology, tree_bytes
+from .data import Batch, flow_batches, topology, tree_bytes
 from .harness import Bench, cpu_seconds, percentile
+from .peers_check import CLUSTER, DAY, WEEK, Question, disagreements, reduce
+from .peers_opensearch import OpenSearchPeer
 from .targets import MargayTarget, post_parallel
 
-DAY = (END - timedelta(hours=24), END)
-WEEK = (END - timedelta(days=7), END)
-CLUSTER = "cluster"  # the questions ask one cluster, as the UI does
 SIZES = {"quick": 100_000, "full": 2_000_000, "large": 10_000_000}
-
-# A timed question: run it once, return anything (the answer is materialised, as a client would).
-Question = Callable[[], Any]
 
 
 def high_cardinality(batches: Iterator[Batch], factor: int = 10) -> Iterator[Batch]:
@@ -353,7 +350,9 @@ def peers(bench: Bench) -> dict[str, Any]:
                               ClickHouseTarget(bench.work_dir / "peers-ch"),
                               ClickHouseTarget(bench.work_dir / "peers-ch-bulk", bulk=True),
                               ClickHouseTarget(bench.work_dir / "peers-ch-proj", projection=True),
-                              VictoriaLogsTarget(bench.work_dir / "peers-vl")]
+                              VictoriaLogsTarget(bench.work_dir / "peers-vl"),
+                              OpenSearchPeer(bench.work_dir / "peers-os")]
+        answers: dict[str, dict[str, Any]] = {}
         for system in systems:
             label = system.name + (f"_{system.variant}" if isinstance(system, ClickHouseTarget) else "")
             system.start()
@@ -372,7 +371,9 @@ def peers(bench: Bench) -> dict[str, Any]:
                 out[f"peers_settle_cpu_s_per_million_{key}"] = round(cpu_settle / n * 1e6, 2)
                 out[f"peers_ingest_rps_{key}"] = round(n / wall)
                 out[f"peers_bytes_per_flow_{key}"] = round(system.bytes_per_flow(), 2)
+                answers[label] = {}
                 for name, q in system.questions().items():
+                    answers[label][name] = reduce(system.name, name, q())
                     walls, cpu_ms = _ask(system, q, runs)
                     out[f"peers_cpu_ms_{name}_{key}"] = round(cpu_ms, 1)
                     out[f"peers_p50_ms_{name}_{key}"] = round(percentile(walls, 0.5), 1)
@@ -386,13 +387,18 @@ def peers(bench: Bench) -> dict[str, Any]:
             finally:
                 system.stop()
         out[f"peers_records_{variant}"] = n_records
+        # Every system must have answered alike, or its figures compare different work.
+        wrong = disagreements(answers)
+        if wrong:
+            raise RuntimeError(f"the {variant} variant's systems answered differently:\n" + "\n".join(wrong))
+        out[f"peers_answers_agree_{variant}"] = len(systems)
     out["notes"] = (f"{records:,} level-0 Felix flows (two clusters) per variant: sim (the simulator's) and highcard "
                     "(10x pods, distinct IPs and client ports). Each system on a fresh store: ingest (server CPU-s per "
                     "million records and records/s), then compaction settled (OPTIMIZE FINAL / force_merge / the "
-                    "compactor idle; its server CPU per million records apart: peers_settle_cpu_s_per_million_*, "
+                    "compactor idle / OpenSearch's flush, force merge to one segment and refresh; its server CPU per million records apart: peers_settle_cpu_s_per_million_*, "
                     "the merges and roll-ups done after the timed ingest, plus idle CPU while waiting), then bytes per flow and four questions of cluster 'cluster', "
                     f"{runs} timed runs after 2 warm-ups: server CPU-ms per question (chDB: this process's CPU, it "
-                    "runs in-process) and wall p50/p95. search: 3 pages of 100, namespace shop + allow, 24 h, newest "
+                    "runs in-process; OpenSearch: its JVM's) and wall p50/p95. Before timing, each answer is checked against the first system's: the same page sizes, the same top 10 with the same bytes, the same namespace graph (margay's graph folds reporters into edges: not compared); the run fails otherwise (peers_answers_agree_<variant>: systems that agreed). search: 3 pages of 100, namespace shop + allow, 24 h, newest "
                     "first; denied: 1 page of shop's denied flows; topdest: top 10 destinations by bytes, 7 days; "
                     "flowgraph: namespace pairs x action with bytes and flows, 24 h. peers_config holds each "
                     "system's configuration.")

@@ -7,7 +7,8 @@
 - mixed: sustained ingest at half the measured maximum with 10 query clients; errors, p95, RSS over time.
 - aggregate, agent, forward, ui: the side paths' own measurements.
 - hostile: a batch built for the per-line slow path against a good one of the same size (bench/hostile.py).
-- peers: margay beside ClickHouse (chDB) and VictoriaLogs on the same flows, two data variants (bench/peers.py).
+- peers: margay beside ClickHouse (chDB), VictoriaLogs and OpenSearch on the same flows, two data variants
+  (bench/peers.py).
 - fleet, rbac: one store for 10 and 1,000 clusters, and RBAC over 1,000 clusters (bench/fleet.py, bench/rbac.py).
 """
 
