@@ -1,5 +1,5 @@
 // The router and the header: sign-in, cluster selector, time range; each page lives in its own module.
-import { api, closeDrawer, disposeCharts, globalsFrom, h, lib, state, withGlobals } from "./core.js";
+import { api, closeDrawer, disposeCharts, globalsFrom, h, lib, preloadLib, state, withGlobals } from "./core.js";
 import { fromInput, inputValue, isUTC, localZoneName, setUTC } from "./time.js";
 import { initPicker, pickerLabel } from "./picker.js";
 
@@ -128,7 +128,11 @@ async function start() {
     if (document.querySelector("form.signin")) return;  // the sign-in form reports a refused token itself
     signin("Your session has ended or its token was refused; sign in again."); });
   rangeControls();
-  import(pageOf(route().page)[0]).catch(() => {});  // the page's code loads while the session is checked (render reports a failure)
+  // The page's code and library load while the session is checked (render reports a failure).
+  const [first, , firstLib] = pageOf(route().page);
+  import(first).catch(() => {});
+  const drawsWith = firstLib || { overview: "echarts", graph: "cytoscape" }[route().page];
+  if (drawsWith) preloadLib(drawsWith);
   try { await load(); } catch (err) { if (err.status === 401) return signin(); main.replaceChildren(h("div", { class: "error" }, err.message)); return; }
   window.addEventListener("hashchange", render);
   render();

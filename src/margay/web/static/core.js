@@ -280,6 +280,12 @@ window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
 // needs one, not in the shell's head: no page waits for a library it does not draw with, and a page that does
 // asks for it before its data (the browser parses it while the server answers). Each loads once.
 const libs = {};
+// Fetch a library without running it yet (the shell's first page: it downloads while the session is checked,
+// before the page's requests keep the server busy; lib() then runs it from the cache).
+export function preloadLib(name) {
+  if (libs[name] || document.querySelector(`link[data-lib="${name}"]`)) return;
+  document.head.append(h("link", { rel: "preload", as: "script", href: `/ui/vendor/${name}.js`, fetchpriority: "high", "data-lib": name }));
+}
 export function lib(name) {
   if (!libs[name]) {
     libs[name] = new Promise((resolve, reject) => {
