@@ -20,7 +20,15 @@ def bucket_sql(ts: str, tz: Any, unit: str, step: int) -> tuple[str, list[Any]]:
     """SQL (epoch ms) that floors a TIMESTAMPTZ to its bucket start in local time `tz`, and its params."""
     from zoneinfo import ZoneInfo
 
-    if tz is UTC or isinstance(tz, ZoneInfo):
+    if tz is UTC:
+        # UTC (every request without a time_zone): the instant's wall clock is its epoch, so the row's
+        # microseconds as a plain TIMESTAMP need no ICU zone conversion (two per row otherwise: ~3x the
+        # statement's CPU on a 300 k-row histogram).
+        plain = f"make_timestamp(epoch_us({ts}))"
+        if unit == "fixed":
+            return f"epoch_ms(time_bucket(to_milliseconds({int(step)}), {plain}, TIMESTAMP '1970-01-01 00:00:00'))", []
+        return f"epoch_ms(date_trunc('{TRUNC[unit]}', {plain}))", []
+    if isinstance(tz, ZoneInfo):
         name = zone_name(tz)
         lp: list[Any] = [name]
         bp: list[Any] = [name]
@@ -40,7 +48,7 @@ def bucket_sql(ts: str, tz: Any, unit: str, step: int) -> tuple[str, list[Any]]:
         inner = f"time_bucket(to_milliseconds({int(step)}), {local}, TIMESTAMP '1970-01-01 00:00:00')"
     else:
         inner = f"date_trunc('{TRUNC[unit]}', {local})"
-    if tz is UTC or isinstance(tz, ZoneInfo):
+    if isinstance(tz, ZoneInfo):
         return f"epoch_ms({back(inner)})", bp + lp
     return f"epoch_ms({back(inner)})", lp + bp
 

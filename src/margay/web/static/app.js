@@ -1,18 +1,9 @@
 // The router and the header: sign-in, cluster selector, time range; each page lives in its own module.
-import { api, closeDrawer, globalsFrom, h, state, withGlobals } from "./core.js";
+import { api, closeDrawer, disposeCharts, globalsFrom, h, lib, preloadLib, state, withGlobals } from "./core.js";
 import { fromInput, inputValue, isUTC, localZoneName, setUTC } from "./time.js";
-import { overview } from "./overview.js";
-import { explorer } from "./explorer.js";
-import { graph } from "./graph.js";
-import { events } from "./events.js";
-import { alerts, feeds } from "./detect.js";
-import { reports } from "./reports.js";
 import { initPicker, pickerLabel } from "./picker.js";
 
 const main = document.getElementById("main");
-let charts = [];
-export function track(chart) { charts.push(chart); return chart; }
-window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
 
 function route() {
   const [path, qs] = location.hash.replace(/^#/, "").split("?");
@@ -98,11 +89,21 @@ function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSO
 // A change of range, clusters or zone is a new history entry with the state in its URL.
 function navigate() { location.hash = withGlobals(location.hash); }
 
-const PAGES = { overview, explore: explorer, graph, events, alerts, feeds, reports };
+// Each page's module, loaded when the page is first shown (the shell fetches and parses only the code of the
+// page on screen), its function, and the library it needs before it starts (the overview and the flow
+// visualizer ask for theirs beside their data themselves).
+const PAGES = {
+  overview: ["./overview.js", "overview"], explore: ["./explorer.js", "explorer", "echarts"], graph: ["./graph.js", "graph"],
+  events: ["./events.js", "events"], alerts: ["./detect.js", "alerts"], feeds: ["./detect.js", "feeds"],
+  reports: ["./reports.js", "reports", "echarts"],
+};
+const pageOf = (name) => PAGES[name] || PAGES.overview;
+let shown = 0;  // the latest render: an earlier one whose module arrives late draws nothing
 
-export function render() {
+export async function render() {
+  const mine = ++shown;
   closeDrawer();
-  charts.forEach((c) => c.dispose()); charts = [];
+  disposeCharts();
   let r = route();
   if (state.me) globalsFrom(r.params, state.me.clusters);
   // A hash without the state (a page's own link) gets it, without a new history entry.
@@ -110,9 +111,12 @@ export function render() {
   if (full !== location.hash) { history.replaceState(null, "", full); r = route(); }
   syncControls();
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === r.page));
-  const page = PAGES[r.page] || overview;
+  const [file, fn, needs] = pageOf(r.page);
   main.replaceChildren();
-  page(main, r);
+  let page;
+  try { [page] = await Promise.all([import(file).then((m) => m[fn]), needs ? lib(needs) : null]); }
+  catch (err) { if (mine === shown) main.replaceChildren(h("div", { class: "error" }, err.message)); return; }
+  if (mine === shown) page(main, r);
 }
 
 async function start() {
@@ -124,6 +128,11 @@ async function start() {
     if (document.querySelector("form.signin")) return;  // the sign-in form reports a refused token itself
     signin("Your session has ended or its token was refused; sign in again."); });
   rangeControls();
+  // The page's code and library load while the session is checked (render reports a failure).
+  const [first, , firstLib] = pageOf(route().page);
+  import(first).catch(() => {});
+  const drawsWith = firstLib || { overview: "echarts", graph: "cytoscape" }[route().page];
+  if (drawsWith) preloadLib(drawsWith);
   try { await load(); } catch (err) { if (err.status === 401) return signin(); main.replaceChildren(h("div", { class: "error" }, err.message)); return; }
   window.addEventListener("hashchange", render);
   render();

@@ -270,6 +270,36 @@ export function showError(el, err) {
   el.replaceChildren(h("div", { class: "error" }, err.message || String(err)));
 }
 
+// The charts of the page on screen: resized with the window, disposed when the page changes.
+let charts = [];
+export function track(chart) { charts.push(chart); return chart; }
+export function disposeCharts() { charts.forEach((c) => c.dispose()); charts = []; }
+window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
+
+// The vendored libraries (`echarts`, `cytoscape`: globals, web/pages.py serves them) load when a page first
+// needs one, not in the shell's head: no page waits for a library it does not draw with, and a page that does
+// asks for it before its data (the browser parses it while the server answers). Each loads once.
+const libs = {};
+// Fetch a library without running it yet (the shell's first page: it downloads while the session is checked,
+// before the page's requests keep the server busy; lib() then runs it from the cache).
+export function preloadLib(name) {
+  if (libs[name] || document.querySelector(`link[data-lib="${name}"]`)) return;
+  document.head.append(h("link", { rel: "preload", as: "script", href: `/ui/vendor/${name}.js`, fetchpriority: "high", "data-lib": name }));
+}
+export function lib(name) {
+  if (!libs[name]) {
+    libs[name] = new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = `/ui/vendor/${name}.js`;
+      s.fetchPriority = "high";  // a script added by code is low priority: it would wait behind the page's API calls
+      s.onload = () => (window[name] ? resolve(window[name]) : reject(new Error(`${name} is not defined`)));
+      s.onerror = () => { delete libs[name]; reject(new Error(`${name} could not be loaded from /ui/vendor/${name}.js (not installed? \`make venv\` installs the UI's libraries)`)); };
+      document.head.append(s);
+    });
+  }
+  return libs[name];
+}
+
 // Pages report when their first data has been drawn (the benchmark and the tests wait for it).
 export function rendered(page) {
   window.__margayRendered = window.__margayRendered || {};

@@ -1,6 +1,5 @@
 // The log explorer: a selector query bar with completion and inline errors, a histogram, a table, a drawer.
-import { api, fmtNum, fmtTime, h, interval, notReadable, openDrawer, pageHash, readable, rendered, showError, state, timeRange, traceList, verdict, verdictCell, withGlobals } from "./core.js";
-import { track } from "./app.js";
+import { api, fmtNum, fmtTime, h, interval, notReadable, openDrawer, pageHash, readable, rendered, showError, state, timeRange, traceList, track, verdict, verdictCell, withGlobals } from "./core.js";
 import { chartTime, isoTime, timeAxis } from "./time.js";
 
 const TYPES = ["flows", "dns", "audit", "bgp", "events", "l7", "waf", "policy_activity", "runtime"];

@@ -1,5 +1,5 @@
 // The flow visualizer: the server's aggregated graph (POST /api/v1/flows/graph) drawn with cytoscape.
-import { api, explorerLink, fmtBytes, fmtNum, h, notReadable, quote, readable, readableHit, rendered, showError, state, timeRange } from "./core.js";
+import { api, explorerLink, fmtBytes, fmtNum, h, lib, notReadable, quote, readable, readableHit, rendered, showError, state, timeRange } from "./core.js";
 
 const EDGE = { allow: "#2e9d5b", deny: "#d64545", mixed: "#e69a1c" };
 const NAMES = { namespace: "namespace", workload: "workload", service: "service", host: "host", networkset: "network set",
@@ -44,8 +44,10 @@ export function graph(main, r) {
   if (policy.value) parts.push(`policies.enforced_policies IN {${quote("*" + policy.value + "*")}}`);
   const selector = parts.join(" AND ");
 
-  api("POST", "/api/v1/flows/graph", { time_range: timeRange(), selector: selector || undefined, expand, max_nodes: +cap.value, by_cluster: byCluster }, { clusters })
-    .then((g) => draw(g)).catch((err) => { showError(side, err); rendered("graph"); });
+  // cytoscape loads beside the graph's data (asked for first, so it is parsed while the server answers).
+  Promise.all([lib("cytoscape"),
+    api("POST", "/api/v1/flows/graph", { time_range: timeRange(), selector: selector || undefined, expand, max_nodes: +cap.value, by_cluster: byCluster }, { clusters })])
+    .then(([, g]) => draw(g)).catch((err) => { showError(side, err); rendered("graph"); });
 
   function draw(g) {
     const by = metric.value;
@@ -83,7 +85,7 @@ export function graph(main, r) {
         { selector: ":selected", style: { "overlay-color": "#f0a830", "overlay-opacity": 0.25, opacity: 1 } },
       ],
       layout: expand.length ? { name: "preset", positions: layered(g), fit: true, padding: 24 }
-        : boxes.length ? { name: "preset" }
+        : boxes.length ? { name: "preset", fit: false }  // sideBySide lays the boxes out and fits once
         : { name: "cose", animate: false, randomize: false, nodeRepulsion: () => 12000, idealEdgeLength: () => 90,
           gravity: 2, componentSpacing: 60, nodeDimensionsIncludeLabels: true, padding: 20, numIter: 1000 },
     });

@@ -1,13 +1,17 @@
 // The overview dashboard: one aggregation request per panel, each panel linking to the explorer.
-import { api, esc, explorerLink, fmtBytes, fmtNum, globalParams, h, interval, notReadable, quote, readable, rendered, showError, state, timeRange, withGlobals } from "./core.js";
-import { track } from "./app.js";
+import { api, esc, explorerLink, fmtBytes, fmtNum, globalParams, h, interval, lib, notReadable, quote, readable, rendered, showError, state, timeRange, track, withGlobals } from "./core.js";
 import { chartTime, timeAxis } from "./time.js";
 import { CHANGES_SELECTOR, changesPanel } from "./changes.js";
 
 const COLORS = { flows: "#2f6fdf", dns: "#8e44ad", audit: "#16a085", bgp: "#7f8c8d", events: "#d64545", l7: "#e67e22" };
 const TIME = { flows: "end_time", dns: "end_time", audit: "requestReceivedTimestamp", bgp: "logtime", events: "time", l7: "end_time" };
 
+// Each panel's data; echarts (which every panel drawing a chart needs) is asked for before the first of them,
+// so it is not queued behind the panels' requests (six at a time per host).
 function agg(type, aggregations, selector, extra = {}) {
+  return Promise.all([lib("echarts"), aggData(type, aggregations, selector, extra)]).then(([, res]) => res);
+}
+function aggData(type, aggregations, selector, extra) {
   return api("POST", `/api/v1/${type === "flows" ? "flows/logs" : type === "dns" ? "dns/logs" : type === "audit" ? "audit/logs" : type === "bgp" ? "bgp/logs" : type === "l7" ? "l7/logs" : "events"}/aggregation`,
     { time_range: timeRange(), selector: selector || undefined, aggregations, ...extra }, { clusters: readable(type) });
 }

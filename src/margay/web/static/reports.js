@@ -1,7 +1,6 @@
 // Compliance reports: the GlobalReports of a cluster and their runs (GET /api/v1/reports), each run's UI summary
 // drawn as its report type describes it, downloads, run now, and the difference between two runs.
-import { api, esc, fmtTime, h, rendered, showError, state } from "./core.js";
-import { track } from "./app.js";
+import { api, esc, fmtTime, h, rendered, showError, state, track } from "./core.js";
 
 const DIFF = [
   ["becameIngressUnprotected", "Became ingress-unprotected", "bad"], ["becameEgressUnprotected", "Became egress-unprotected", "bad"],
