@@ -280,3 +280,26 @@ def test_a_scoped_reader_cannot_dry_run_an_alert_over_whole_clusters(scoped: Rig
     assert r.status_code == 403 and "db-" not in r.text and "some namespaces of east" in r.text, r.text
     every = scoped.post("admin", "/apis/projectcalico.org/v3/globalalerts/-/dry-run", body)
     assert every.status_code == 200 and every.json()["events"] == len(PAIRS), every.text
+
+
+def test_event_statistics_count_only_what_a_scoped_reader_may_see(scoped: Rig) -> None:
+    """The statistics' per-field values and their severity histograms' selectors name fields of an endpoint as
+    any read does: a value of a withheld endpoint is neither listed nor counted (it named db-src-0 / db-dst-0,
+    and a histogram's selector on a withheld name counted the events holding it)."""
+    def values(who: str, *names: str) -> dict[str, dict[str, int]]:
+        fields = {f: {"count": True, "group_by_severity": True} for f in names}
+        r = scoped.post(who, "/api/v1/events/statistics", {**WIDE, "field_values": fields}, cluster="east")
+        assert r.status_code == 200, r.text
+        return {f: {v["value"]: v["count"] for v in r.json()["field_values"][f]} for f in fields}
+
+    # One side named: the events where that side is in shop; both: the events with both in shop (as aggregations).
+    assert values("frank", "source_name") == {"source_name": {"shop-src-0": 2}}
+    assert values("frank", "dest_name") == {"dest_name": {"shop-dst-0": 2}}
+    assert values("frank", "source_name", "dest_name") == {"source_name": {"shop-src-0": 1},
+                                                           "dest_name": {"shop-dst-0": 1}}
+    assert values("admin", "dest_name") == {"dest_name": {"shop-dst-0": 2, "db-dst-0": 2}}
+    probe = [{"name": "hidden", "selector": 'dest_name = "db-dst-0"'}, {"name": "seen", "selector": ""}]
+    r = scoped.post("frank", "/api/v1/events/statistics", {**WIDE, "severity_histograms": probe}, cluster="east")
+    assert r.status_code == 200, r.text
+    histograms = r.json()["severity_histograms"]
+    assert histograms["hidden"] == [] and sum(b["value"] for b in histograms["seen"]) == 3, r.text

@@ -138,6 +138,7 @@ class Reader(EngineState):
                 cur.close()
 
     def search(self, query: Query) -> SearchResult:
+        query = query.naming()  # the reader's restriction narrowed by what the query names, in the engine
         with self.catalog.snapshot() as view:
             files = self._data_files(query, view)
             if not files:
