@@ -388,7 +388,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         found = reads.present_ids(self.run_over, replace(
             query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)).naming())
         ok = [i for i in ids if i in found]
-        self.dismissals.add(query.clusters[0], ok)
+        self.dismissals.add(query.clusters[0], ok, query.restriction.scoped.get(query.clusters[0]))
         return ok
 
     def delete(self, query: Query, ids: list[str]) -> list[str]:
@@ -403,7 +403,7 @@ class DuckDBBackend(Reader, Feed, Layout):
             query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)).naming())
         ok = [i for i in ids if i in found]
         # Data files never change: the ids are logged durably and every compiled read leaves them out.
-        self.deleted.add(query.clusters[0], ok)
+        self.deleted.add(query.clusters[0], ok, query.restriction.scoped.get(query.clusters[0]))
         return ok
 
     def stats(self) -> dict[str, Any]:
