@@ -323,3 +323,22 @@ def test_deleting_or_dismissing_an_id_leaves_the_events_outside_the_namespaces_a
                        cluster="east").json()["items"]
     assert sorted((i["id"], i["source_namespace"], bool(i.get("dismissed"))) for i in left) == [
         ("twin-delete", "db", False), ("twin-dismiss", "db", False), ("twin-dismiss", "shop", True)]
+
+
+def test_a_point_in_time_search_names_its_fields_as_any_search(scoped: Rig) -> None:
+    """A point in time keeps the plans of its opening (no body): a search in it that named a withheld side's
+    field, or asked for raw values, read them over the records where only the other side is in shop."""
+    auth = {"authorization": f"Bearer {scoped.token('frank')}"}
+    opened = scoped.http.post("/es/tigera_secure_ee_flows.east.*/_pit", params={"keep_alive": "1m"}, headers=auth)
+    assert opened.status_code == 200, opened.text
+    pit = {"id": opened.json()["id"], "keep_alive": "1m"}
+    aggs = {"d": {"terms": {"field": "dest_name_aggr", "size": 10}}}
+    r = scoped.http.post("/es/_search", json={"pit": pit, "size": 10, "aggs": aggs}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert {b["key"] for b in r.json()["aggregations"]["d"]["buckets"]} == {"shop-dst-*"}, r.text
+    probe = {"pit": pit, "size": 0, "query": {"term": {"dest_name_aggr": "db-dst-*"}}, "track_total_hits": True}
+    r = scoped.http.post("/es/_search", json=probe, headers=auth)
+    assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 0, r.text
+    raw = scoped.http.post("/es/_search", json={"pit": pit, "size": 10, "docvalue_fields": ["dest_name_aggr"]},
+                           headers=auth)
+    assert raw.status_code == 403 and "db-dst-" not in raw.text, raw.text

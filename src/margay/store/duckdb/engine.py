@@ -33,6 +33,7 @@ from ...errors import QueryError
 from ...ingest.keyscan import count_newlines
 from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
+from ...query.es.request import scope_plans
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
 from ...query.restriction import agg_fields
@@ -369,10 +370,12 @@ class DuckDBBackend(Reader, Feed, Layout):
 
     def es_search(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime,
                   total_as_int: bool = False) -> EsAnswer:
+        plans = scope_plans(plans, body)
         return EsAnswer(200, es.search(self, plans, body, now=now, shards=self._shards(plans),
                                        total_as_int=total_as_int))
 
     def es_count(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime) -> EsAnswer:
+        plans = scope_plans(plans, body)
         shards = self._shards(plans)
         return EsAnswer(200, {"count": es.count(self, plans, body, now=now),
                               "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}})
