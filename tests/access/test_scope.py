@@ -280,3 +280,65 @@ def test_a_scoped_reader_cannot_dry_run_an_alert_over_whole_clusters(scoped: Rig
     assert r.status_code == 403 and "db-" not in r.text and "some namespaces of east" in r.text, r.text
     every = scoped.post("admin", "/apis/projectcalico.org/v3/globalalerts/-/dry-run", body)
     assert every.status_code == 200 and every.json()["events"] == len(PAIRS), every.text
+
+
+def test_event_statistics_count_only_what_a_scoped_reader_may_see(scoped: Rig) -> None:
+    """The statistics' per-field values and their severity histograms' selectors name fields of an endpoint as
+    any read does: a value of a withheld endpoint is neither listed nor counted (it named db-src-0 / db-dst-0,
+    and a histogram's selector on a withheld name counted the events holding it)."""
+    def values(who: str, *names: str) -> dict[str, dict[str, int]]:
+        fields = {f: {"count": True, "group_by_severity": True} for f in names}
+        r = scoped.post(who, "/api/v1/events/statistics", {**WIDE, "field_values": fields}, cluster="east")
+        assert r.status_code == 200, r.text
+        return {f: {v["value"]: v["count"] for v in r.json()["field_values"][f]} for f in fields}
+
+    # One side named: the events where that side is in shop; both: the events with both in shop (as aggregations).
+    assert values("frank", "source_name") == {"source_name": {"shop-src-0": 2}}
+    assert values("frank", "dest_name") == {"dest_name": {"shop-dst-0": 2}}
+    assert values("frank", "source_name", "dest_name") == {"source_name": {"shop-src-0": 1},
+                                                           "dest_name": {"shop-dst-0": 1}}
+    assert values("admin", "dest_name") == {"dest_name": {"shop-dst-0": 2, "db-dst-0": 2}}
+    probe = [{"name": "hidden", "selector": 'dest_name = "db-dst-0"'}, {"name": "seen", "selector": ""}]
+    r = scoped.post("frank", "/api/v1/events/statistics", {**WIDE, "severity_histograms": probe}, cluster="east")
+    assert r.status_code == 200, r.text
+    histograms = r.json()["severity_histograms"]
+    assert histograms["hidden"] == [] and sum(b["value"] for b in histograms["seen"]) == 3, r.text
+
+
+def test_deleting_or_dismissing_an_id_leaves_the_events_outside_the_namespaces_alone(scoped: Rig) -> None:
+    """Two events of east may carry one id (a writer's own ids; on two days they are two documents on OpenSearch
+    too). ivan, who may delete east's events in namespace shop, deletes the shop one; frank, who reads them,
+    dismisses the shop one: the db ones stay, undismissed (the embedded engine deleted and dismissed both)."""
+    docs = [{"id": f"twin-{verb}", "time": 1700000000 + 86400 * k, "type": "global_alert", "severity": 5,
+             "description": "x", "source_namespace": ns, "dest_namespace": ns}
+            for verb in ("delete", "dismiss") for k, ns in enumerate(("shop", "db"))]
+    r = scoped.post("admin", "/api/v1/events/bulk", None, cluster="east",
+                    content=b"\n".join(orjson.dumps(d) for d in docs), headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 200 and r.json()["succeeded"] == 4, r.text
+    for who, verb in (("ivan", "DELETE"), ("frank", "PUT")):
+        r = scoped.http.request(verb, "/api/v1/events/bulk", json={"ids": [f"twin-{verb == 'PUT' and 'dismiss' or 'delete'}"]},
+                                headers={"authorization": f"Bearer {scoped.token(who)}", "x-cluster-id": "east"})
+        assert r.status_code == 200 and r.json()["succeeded"] == 1, r.text
+    left = scoped.post("admin", "/api/v1/events", {**WIDE, "selector": 'id IN {"twin-delete", "twin-dismiss"}'},
+                       cluster="east").json()["items"]
+    assert sorted((i["id"], i["source_namespace"], bool(i.get("dismissed"))) for i in left) == [
+        ("twin-delete", "db", False), ("twin-dismiss", "db", False), ("twin-dismiss", "shop", True)]
+
+
+def test_a_point_in_time_search_names_its_fields_as_any_search(scoped: Rig) -> None:
+    """A point in time keeps the plans of its opening (no body): a search in it that named a withheld side's
+    field, or asked for raw values, read them over the records where only the other side is in shop."""
+    auth = {"authorization": f"Bearer {scoped.token('frank')}"}
+    opened = scoped.http.post("/es/tigera_secure_ee_flows.east.*/_pit", params={"keep_alive": "1m"}, headers=auth)
+    assert opened.status_code == 200, opened.text
+    pit = {"id": opened.json()["id"], "keep_alive": "1m"}
+    aggs = {"d": {"terms": {"field": "dest_name_aggr", "size": 10}}}
+    r = scoped.http.post("/es/_search", json={"pit": pit, "size": 10, "aggs": aggs}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert {b["key"] for b in r.json()["aggregations"]["d"]["buckets"]} == {"shop-dst-*"}, r.text
+    probe = {"pit": pit, "size": 0, "query": {"term": {"dest_name_aggr": "db-dst-*"}}, "track_total_hits": True}
+    r = scoped.http.post("/es/_search", json=probe, headers=auth)
+    assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 0, r.text
+    raw = scoped.http.post("/es/_search", json={"pit": pit, "size": 10, "docvalue_fields": ["dest_name_aggr"]},
+                           headers=auth)
+    assert raw.status_code == 403 and "db-dst-" not in raw.text, raw.text

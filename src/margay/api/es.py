@@ -24,7 +24,7 @@ from ..logtypes import REGISTRY
 from ..names import valid_cluster
 from ..query.es import names
 from ..query.es.fieldcaps import field_caps
-from ..query.es.request import Target, named, query_params_into, resolve
+from ..query.es.request import Target, query_params_into, resolve
 from ..query.restriction import Restriction
 from ..store.backend import EsAnswer, EsPlan
 from ..store.mapping import mapping_for
@@ -39,9 +39,6 @@ QUERY_BODY_LIMIT = 10 * 1024 * 1024  # a search, count or msearch body (_bulk ha
 
 # Request parts that read stored values beside the hits' _source: not for namespace-scoped readers, whose
 # withheld values they would show.
-_RAW_VALUES = frozenset({"script", "scripts", "script_fields", "docvalue_fields", "fields", "highlight",
-                         "stored_fields", "runtime_mappings", "suggest", "collapse", "rescore", "inner_hits"})
-
 
 # elasticsearch-py 8 and 9 refuse a server whose answers lack this header (as OpenSearch's do, so clients
 # that test for OpenSearch are not misled: margay speaks the Elasticsearch 7.10 API).
@@ -100,31 +97,15 @@ def _targets(m: Any, request: Request, pattern: str) -> list[Target]:
     return resolve(parts, {(lt.name, c) for lt, c, _ in pairs}, pattern)
 
 
-def _uses_raw_values(node: Any) -> bool:
-    if isinstance(node, dict):
-        return any(k in _RAW_VALUES or _uses_raw_values(v) for k, v in node.items())
-    if isinstance(node, list):
-        return any(_uses_raw_values(v) for v in node)
-    return False
-
-
 def _plans(m: Any, request: Request, targets: list[Target], body: dict[str, Any]) -> list[EsPlan]:
-    """Each target's own read plan: its readable clusters, their days, and its restriction."""
+    """Each target's own read plan: its readable clusters, their days, and its restriction (which the engine
+    narrows by the fields each body names: query/es/request.py scope_plans)."""
     who = m.caller(request)
-    names = named(body)
     out = []
     for t in targets:
         plan = m.access.plan_read(who, [t.lt], t.clusters)
         days = {c: (frozenset(d) if d is not None else None) for c, d in t.days.items() if c in plan.clusters}
         restriction = Restriction({c: ns for c, ns in plan.scoped.items() if c in days})
-        if restriction:
-            if "*" in names:
-                raise Forbidden("query_string searches over every field are not available to namespace-scoped "
-                                "readers; name the fields, or use term queries")
-            if _uses_raw_values(body):
-                raise Forbidden("scripts, fields, docvalue_fields and highlights are not available to "
-                                "namespace-scoped readers (they would show withheld values)")
-            restriction = restriction.naming(t.lt, names)
         if t.lt.name == "compliance_reports":  # Calico's report RBAC (access/reports.py), whatever the path
             restriction = replace(restriction, rows=m.report_rows(request, list(days)))
         out.append(EsPlan(t.lt, days, restriction))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import QueryError
 from ..logtypes import LogType
-from .restriction import NONE, Restriction
+from .restriction import NONE, Restriction, selector_keys
 from .selector import Node
 
 MAX_PAGE_SIZE = 10_000
@@ -86,6 +87,15 @@ class Query:
     @property
     def time_key(self) -> str:
         return self.time_field or self.logtype.time_field
+
+    def naming(self, keys: Iterable[str] = ()) -> Query:
+        """This query as an engine runs it: its restriction narrowed to the rows where every endpoint it names
+        is in scope -- in its selector, its sort and `keys` (what an aggregation, a hint or a grouping reads).
+        Each engine calls it on every read, whatever built the query, so no path can skip it (restriction.py)."""
+        if not self.restriction.scoped:
+            return self
+        named = selector_keys(self.selector) | {s.key for s in self.sort} | set(keys)
+        return replace(self, restriction=self.restriction.naming(self.logtype, named))
 
 
 def time_range(body: dict[str, Any], now: datetime, *, default_last: timedelta | None = None,

@@ -111,6 +111,13 @@ class GroupSpec:
         return [n for n, _ in self.sums] + [n for n, _ in self.mins] + [n for n, _ in self.maxs] + \
             [n for n, _, _ in self.means] + [n for n, _ in self.distincts]
 
+    @property
+    def fields(self) -> list[str]:
+        """Every field the grouping reads (its keys, its metrics and their weights)."""
+        weights = [w for _, _, w in self.means if w is not None]
+        return [k.field for k in self.keys] + [f for _, f in (*self.sums, *self.mins, *self.maxs, *self.distincts)] + \
+            [f for _, f, _ in self.means] + weights
+
 
 @dataclass(frozen=True)
 class FieldValue:

@@ -4,13 +4,13 @@ engine (Backend.es_search / es_count), and the parsing and shaping of search req
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ...errors import NotFound, QueryError
+from ...errors import Forbidden, NotFound, QueryError
 from ...logtypes import REGISTRY, LogType
-from ...store.backend import Partition
+from ...store.backend import EsPlan, Partition
 from ..restriction import agg_fields
 from .dsl import named_fields
 from .hitfields import check_highlight
@@ -103,6 +103,36 @@ def named(body: dict[str, Any]) -> set[str]:
     out = named_fields(body.get("query")) | {s.name for s in sort_specs(body.get("sort"))}
     aggs = body.get("aggs") or body.get("aggregations") or {}
     return out | agg_fields(aggs) | _agg_queries(aggs)
+
+
+# What shows a document's values past its `_source` (which the engines withhold): refused to scoped readers.
+RAW_VALUES = frozenset({"script", "scripts", "script_fields", "docvalue_fields", "fields", "highlight",
+                        "stored_fields", "runtime_mappings", "suggest", "collapse", "rescore", "inner_hits"})
+
+
+def uses_raw_values(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(k in RAW_VALUES or uses_raw_values(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(uses_raw_values(v) for v in node)
+    return False
+
+
+def scope_plans(plans: list[EsPlan], body: dict[str, Any]) -> list[EsPlan]:
+    """The plans as an engine runs `body` on them: each namespace-scoped restriction narrowed to the records
+    where every endpoint the body names is in scope (`named`), and what would show withheld values refused.
+    Both engines call it on every `/es/` search and count, so a body run later in a point in time or a scroll
+    opened without it is narrowed by what it names too."""
+    if not any(p.restriction.scoped for p in plans):
+        return plans
+    names = named(body)
+    if "*" in names:
+        raise Forbidden("query_string searches over every field are not available to namespace-scoped "
+                        "readers; name the fields, or use term queries")
+    if uses_raw_values(body):
+        raise Forbidden("scripts, fields, docvalue_fields and highlights are not available to "
+                        "namespace-scoped readers (they would show withheld values)")
+    return [replace(p, restriction=p.restriction.naming(p.lt, names)) if p.restriction.scoped else p for p in plans]
 
 
 def _agg_queries(aggs: Any) -> set[str]:

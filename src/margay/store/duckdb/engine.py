@@ -33,8 +33,10 @@ from ...errors import QueryError
 from ...ingest.keyscan import count_newlines
 from ...ingest.parse import Converted, Converter, sql_path
 from ...logtypes import LogType
+from ...query.es.request import scope_plans
 from ...query.graph import GraphRows, GraphSpec
 from ...query.model import Query
+from ...query.restriction import agg_fields
 from ..backend import Aggregated, EsAnswer, EsPlan, FieldValue, GroupSpec, Partition
 from ..catalog import Catalog, DataFile, PartKey, journal_seq, per_cluster
 from ..journal import Journal, apply_deletes, apply_moves
@@ -336,26 +338,27 @@ class DuckDBBackend(Reader, Feed, Layout):
 
     # -- reads -------------------------------------------------------------------------------------------
 
+    # Every read narrows the reader's restriction by the fields it names (Query.naming), here in the engine.
     def count(self, query: Query) -> int:
-        return reads.count(self.run_over, query)
+        return reads.count(self.run_over, query.naming())
 
     def aggregate(self, query: Query, aggs: dict[str, Any]) -> Aggregated:
-        return reads.aggregate(self.run_over, self.run_rolled, query, aggs)
+        return reads.aggregate(self.run_over, self.run_rolled, query.naming(agg_fields(aggs)), aggs)
 
     def l3_flows(self, query: Query, offset: int) -> list[dict[str, Any]]:
-        return reads.l3_flows(self.run_over, query, offset)
+        return reads.l3_flows(self.run_over, query.naming(), offset)
 
     def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows:
-        return graph.flow_graph(self.run_over, self.run_rolled, query, spec)
+        return graph.flow_graph(self.run_over, self.run_rolled, query.naming(), spec)
 
     def distinct(self, query: Query, fields: list[str]) -> list[tuple[Any, ...]]:
         return reads.distinct(self.run_over, query, fields)
 
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]:
-        return reads.field_values(self.run_over, query, field, prefix, size)
+        return reads.field_values(self.run_over, query.naming([field]), field, prefix, size)
 
     def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
-        return groups.groups(self.run_over, query, spec, after)
+        return groups.groups(self.run_over, query.naming(spec.fields), spec, after)
 
     def doc(self, lt: LogType) -> str:
         return self.compiler.doc(lt)
@@ -367,10 +370,12 @@ class DuckDBBackend(Reader, Feed, Layout):
 
     def es_search(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime,
                   total_as_int: bool = False) -> EsAnswer:
+        plans = scope_plans(plans, body)
         return EsAnswer(200, es.search(self, plans, body, now=now, shards=self._shards(plans),
                                        total_as_int=total_as_int))
 
     def es_count(self, plans: list[EsPlan], body: dict[str, Any], *, now: datetime) -> EsAnswer:
+        plans = scope_plans(plans, body)
         shards = self._shards(plans)
         return EsAnswer(200, {"count": es.count(self, plans, body, now=now),
                               "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}})
@@ -384,9 +389,9 @@ class DuckDBBackend(Reader, Feed, Layout):
             raise QueryError(f"{query.logtype.name} records cannot be dismissed (one cluster of events at a time)")
         sel = InSet("id", tuple(ids))
         found = reads.present_ids(self.run_over, replace(
-            query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)))
+            query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)).naming())
         ok = [i for i in ids if i in found]
-        self.dismissals.add(query.clusters[0], ok)
+        self.dismissals.add(query.clusters[0], ok, query.restriction.scoped.get(query.clusters[0]))
         return ok
 
     def delete(self, query: Query, ids: list[str]) -> list[str]:
@@ -398,10 +403,10 @@ class DuckDBBackend(Reader, Feed, Layout):
             raise QueryError(f"{query.logtype.name} records cannot be deleted (one cluster of events at a time)")
         sel = InSet("id", tuple(ids))
         found = reads.present_ids(self.run_over, replace(
-            query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)))
+            query, selector=sel if query.selector is None else And((query.selector, sel)), size=len(ids)).naming())
         ok = [i for i in ids if i in found]
         # Data files never change: the ids are logged durably and every compiled read leaves them out.
-        self.deleted.add(query.clusters[0], ok)
+        self.deleted.add(query.clusters[0], ok, query.restriction.scoped.get(query.clusters[0]))
         return ok
 
     def stats(self) -> dict[str, Any]:

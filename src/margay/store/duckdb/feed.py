@@ -47,7 +47,7 @@ class Feed(EngineState):
         if upto <= after_seq or limit <= 0:
             return []
         if lt.dismissable:  # events deleted since they were stored are no longer fed
-            gone = not_deleted(self.deleted, self.deleted.clusters())
+            gone = not_deleted(self.deleted, lt, self.deleted.clusters())
             if gone is not None:
                 where = gone if where is None else And((where, gone))
         cond, cparams = _where_sql(lt, where)

@@ -138,6 +138,7 @@ class Reader(EngineState):
                 cur.close()
 
     def search(self, query: Query) -> SearchResult:
+        query = query.naming()  # the reader's restriction narrowed by what the query names, in the engine
         with self.catalog.snapshot() as view:
             files = self._data_files(query, view)
             if not files:
@@ -210,7 +211,7 @@ class Reader(EngineState):
         after = {"searchFrom": list(rows[-1])} if more and rows else None
         items = [orjson.loads(docs[s]) for s in seqs if s in docs]
         if query.logtype.dismissable:
-            items = dismissals.mark(self.dismissals, items)
+            items = dismissals.mark(self.dismissals, query.logtype, items)
         return SearchResult(query.restriction.withhold(query.logtype, items), total, after)
 
     def _nulls_of(self, files: list[DataFile], rel: str) -> frozenset[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ...errors import BackendError
+from ...query.es.request import scope_plans
 from ..backend import EsAnswer, EsPlan
 from .client import Client
 from .es_scope import check_limited, drop_unreadable_zeros, scope_globals, unscope_globals, zero_buckets
@@ -52,6 +53,7 @@ class EsPassthrough(Client):
 
     def _es_call(self, plans: list[EsPlan], body: dict[str, Any], api: str, params: dict[str, Any],
                  now: datetime) -> EsAnswer:
+        plans = scope_plans(plans, body)  # the restriction narrowed by what this body names
         check_limited(plans, body, now, count=api == "_count")  # es_scope.py: what would look past the narrowing
         indices, narrowed = self._es_narrowed(plans, body)
         scopes = narrowed["query"]["bool"]["filter"]

@@ -15,6 +15,7 @@ from ...query.l3 import KEY, SUMS
 from ...query.l3 import item as l3_item
 from ...query.linseed_aggs import linseed_request
 from ...query.model import Query, SortKey, parse_time
+from ...query.restriction import agg_fields
 from ..backend import Aggregated, FieldValue, GroupSpec, SearchResult
 from ..mapping import DATE_FORMAT, ID_FIELD, SEQ_FIELD, exact_field, nested_path
 from .client import _HIDDEN, MAX_GROUPS, MAX_RESULT_WINDOW, Client
@@ -66,7 +67,9 @@ class Reads(Client):
         answer: dict[str, Any] = self.request("POST", f"/{indices}/_search", params=params, body=body)
         return answer
 
+    # Every read narrows the reader's restriction by the fields it names (Query.naming), here in the engine.
     def search(self, query: Query) -> SearchResult:
+        query = query.naming()
         lt: LogType = query.logtype
         sort = query.sort or [SortKey(lt.time_field, False)]
         keys = lt.query_keys()
@@ -116,7 +119,7 @@ class Reads(Client):
 
     def aggregate(self, query: Query, aggs: dict[str, Any]) -> Aggregated:
         """Elasticsearch aggregations over the query's records, run in OpenSearch."""
-        return Aggregated(self._aggregate(query, aggs), "native")
+        return Aggregated(self._aggregate(query.naming(agg_fields(aggs)), aggs), "native")
 
     def _aggregate(self, query: Query, aggs: dict[str, Any]) -> dict[str, Any]:
         lt: LogType = query.logtype
@@ -170,6 +173,7 @@ class Reads(Client):
 
     def l3_flows(self, query: Query, offset: int) -> list[dict[str, Any]]:
         """Flow logs grouped by endpoint pair (Linseed's /flows), largest traffic first, one page + 1."""
+        query = query.naming()
         keys, sums = KEY, SUMS
         sources = [{k: {"terms": {"field": k, "missing_bucket": True}}} for k in keys]
         subs: dict[str, Any] = {c: {"sum": {"field": c}} for c in sums}
@@ -191,6 +195,7 @@ class Reads(Client):
 
     def flow_graph(self, query: Query, spec: GraphSpec) -> GraphRows:
         """Composite groups of GRAPH_KEYS (and the least domain of a net destination), folded in Python."""
+        query = query.naming()
         sources: list[dict[str, Any]] = [{k: {"terms": {"field": k, "missing_bucket": True}}} for k in GRAPH_KEYS]
         sources.append({"dest_domain": {"terms": {"missing_bucket": True, "script": {"lang": "painless", "source": (
             "doc['dest_type'].size() > 0 && doc['dest_type'].value == 'net' && doc['dest_domains'].size() > 0 "
@@ -207,6 +212,7 @@ class Reads(Client):
         return GraphRows(edges, hidden, "native")
 
     def count(self, query: Query) -> int:
+        query = query.naming()
         indices = self._indices(query)
         if indices is None:
             return 0
@@ -228,6 +234,7 @@ class Reads(Client):
         """The ids of `ids` the query finds, after one `_bulk` of `action` (+ `doc`) per record found."""
         if not query.logtype.dismissable or len(query.clusters) != 1:
             raise QueryError(f"{query.logtype.name} records cannot be {verb[1]} (one cluster of events at a time)")
+        query = query.naming()
         indices = self._indices(query)
         if indices is None or not ids:
             return []
@@ -251,10 +258,12 @@ class Reads(Client):
     def groups(self, query: Query, spec: GroupSpec, after: dict[str, Any] | None) -> list[dict[str, Any]]:
         from . import groups
 
+        query = query.naming(spec.fields)
         return groups.buckets(self._search(query, groups.body(query, spec, after, self._where(query))), spec)
 
     def field_values(self, query: Query, key: str, prefix: str, size: int) -> list[FieldValue]:
         """Filter hints: the commonest values of a key (starting with `prefix`, any case), count then value."""
+        query = query.naming([key])
         lt: LogType = query.logtype
         qk = lt.query_keys()[key]
         stringy = qk.kind in (Kind.KEYWORD, Kind.TEXT, Kind.KEYWORD_LIST, Kind.IP, Kind.IP_LIST)
