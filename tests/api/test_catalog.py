@@ -18,8 +18,14 @@ RBAC = [
     {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "bob"},
      "subjects": [{"kind": "User", "name": "bob", "apiGroup": "rbac.authorization.k8s.io"}],
      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "audit-only"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "dev-flows"},
+     "rules": [{"apiGroups": ["lma.tigera.io"], "resources": ["dev"], "resourceNames": ["flows"], "verbs": ["get"]}]},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "carol"},
+     "subjects": [{"kind": "User", "name": "carol", "apiGroup": "rbac.authorization.k8s.io"}],
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "dev-flows"}},
 ]
 BOB = "tok-bob-0123456789abcdef"
+CAROL = "tok-carol-0123456789abcd"
 
 
 def whoami(url: str, token: str) -> dict[str, object]:
@@ -37,7 +43,7 @@ def test_an_empty_server_says_it_is_empty_not_forbidden(tmp_path: Path) -> None:
     with ServerThread(app) as server:
         for token in (admin, BOB):  # nothing stored: no one is denied anything, there is nothing yet
             me = whoami(server.url, token)
-            assert me["empty"] is True and me["clusters"] == [] and me["all_clusters"] == 0
+            assert me["empty"] is True and me["clusters"] == [] and "all_clusters" not in me
             assert me["logs"] == dict.fromkeys(("flows", "dns", "audit", "bgp", "events", "l7", "waf", "policy_activity",
                                                 "runtime"), "none_yet")
         r = httpx.post(server.url + "/api/v1/flows/logs/bulk", content="\n".join(SAMPLES["flows"]).encode(),
@@ -49,3 +55,23 @@ def test_an_empty_server_says_it_is_empty_not_forbidden(tmp_path: Path) -> None:
         bob = whoami(server.url, BOB)  # flows exist and bob may not read them; audit logs do not exist yet
         assert bob["empty"] is False and bob["logs"]["flows"] == "denied" and bob["logs"]["audit"] == "none_yet"
         assert bob["clusters"] == ["prod"]  # audit* on every cluster: readable once audit logs arrive
+
+
+def test_whoami_tells_nothing_of_logs_the_caller_may_not_read(tmp_path: Path) -> None:
+    """carol may read flows of cluster dev only: flows sent by prod must not turn her "no flows yet" into
+    "denied" (that would tell her prod's flows exist), and whoami does not count the clusters she cannot read."""
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump([{"token": CAROL, "user": "carol"}]))
+    (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
+    app = create_app(Settings(data_dir=tmp_path / "data", tokens=tmp_path / "tokens.yaml",
+                              rbac=tmp_path / "rbac.yaml", admin_token=True))
+    admin = app.state.margay.access.admin_token
+    with ServerThread(app) as server:
+        for cluster, kind in (("prod", "flows"), ("dev", "dns")):
+            r = httpx.post(server.url + f"/api/v1/{kind}/logs/bulk", content="\n".join(SAMPLES[kind]).encode(),
+                           headers={"authorization": f"Bearer {admin}", "x-cluster-id": cluster,
+                                    "content-type": "application/x-ndjson"}, timeout=30)
+            assert r.status_code == 200 and r.json()["failed"] == 0, r.text
+        carol = whoami(server.url, CAROL)
+        assert carol["clusters"] == ["dev"] and "all_clusters" not in carol
+        assert carol["logs"]["flows"] == "none_yet"  # dev has sent no flows; prod's are not hers to know of
+        assert carol["logs"]["dns"] == "denied"  # she may read DNS logs of no cluster

@@ -271,7 +271,7 @@ def test_a_scoped_reader_sees_only_their_clusters(page: Any, fleet: Fleet) -> No
     page.click("#cluster-button")
     page.wait_for_selector("#cluster-list input")
     assert listed(page) == SAM_READS
-    assert f"{N - 3} other cluster(s) are not readable" in page.inner_text("#cluster-menu")
+    assert "not readable" not in page.inner_text("#cluster-menu")  # not even how many others there are
     page.fill("#cluster-search", "fleet-2")
     page.wait_for_selector("#cluster-list >> text=No cluster matches")
     page.keyboard.press("Escape")

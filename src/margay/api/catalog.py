@@ -30,7 +30,8 @@ async def whoami(request: Request) -> JSONResponse:
     """Who the caller is and what they may read; `logs` tells "no logs yet" apart from an RBAC denial.
 
     logs[type] is "readable" (some cluster's stored logs of this type are readable), "none_yet" (no
-    cluster has sent logs of this type yet: not an access problem) or "denied" (logs exist, none readable);
+    readable cluster has sent logs of this type yet, and the caller may read it in some known cluster) or
+    "denied" (the caller may read it in no known cluster) — never from logs the caller may not read;
     `empty` is true while the server stores no logs at all.
     """
     m = request.app.state.margay
@@ -51,12 +52,17 @@ async def whoami(request: Request) -> JSONResponse:
             elif any(grants):
                 per[c] = "namespaces"
         readable[name] = per
-        has = [c for t in types for c in stored[t]]
-        logs[name] = ("none_yet" if not has else
-                      "readable" if any(granted[(t, c)] for t in types for c in stored[t]) else "denied")
+        # Never from what is withheld: "denied" says the caller may read this type in no known cluster,
+        # whether or not some cluster the caller cannot read has sent such logs.
+        if any(granted[(t, c)] for t in types for c in stored[t]):
+            logs[name] = "readable"
+        elif not clusters or any(granted[(t, c)] for t in types for c in clusters):
+            logs[name] = "none_yet"
+        else:
+            logs[name] = "denied"
     return JSONResponse({"user": who.describe(), "groups": list(who.groups), "auth": m.access.mode,
                          "clusters": sorted({c for per in readable.values() for c in per}),
-                         "all_clusters": len(clusters or []), "readable": readable,
+                         "readable": readable,
                          "empty": not clusters, "logs": logs})
 
 

@@ -31,7 +31,6 @@ function openPicker() {
   draft = { all: !!state.all, names: new Set(state.all ? [] : state.clusters || []) };
   const input = h("input", { type: "search", id: "cluster-search", placeholder: "Search clusters…", autocomplete: "off",
     oninput: () => { clearTimeout(timer); timer = setTimeout(() => load(input.value.trim()), 150); } });
-  const hidden = (state.me ? state.me.all_clusters : 0) - mine().length;
   el("cluster-menu").replaceChildren(
     input,
     h("div", { class: "picker-bar" },
@@ -40,8 +39,7 @@ function openPicker() {
       h("span", { id: "cluster-count" })),
     h("div", { class: "list", id: "cluster-list" }),
     h("div", { id: "cluster-more" }),
-    mine().length ? "" : h("div", { class: "note" }, "No cluster you may read has logs yet."),
-    hidden > 0 ? h("div", { class: "note" }, `${hidden} other cluster(s) are not readable with your token.`) : "");
+    mine().length ? "" : h("div", { class: "note" }, "No cluster you may read has logs yet."));
   el("cluster-picker").classList.add("open");
   refresh();
   load("");
