@@ -60,8 +60,7 @@ def test_a_group_of_many_clusters_writes_one_file_per_day_read_per_cluster(tmp_p
 
 
 def test_group_files_merge_in_tiers_while_hot_and_with_the_days_indices_once_cold(tmp_path: Path) -> None:
-    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4,
-                          compact_grouped_files=4)
+    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4)
     want: dict[str, list[int]] = {c: [] for c in CLUSTERS}
     for i in range(4):  # four groups of the 14th: one tier of four files
         store.combiner._run(group_of(CLUSTERS, i * 10, 10, f"t{i}"))
@@ -87,29 +86,6 @@ def test_group_files_merge_in_tiers_while_hot_and_with_the_days_indices_once_col
         assert values(store, c) == sorted(want[c])
     assert store.compact() == 0  # settled: nothing merged twice
     assert on_disk_is_listed(store, tmp_path)
-    store.close()
-
-
-def test_a_hot_days_group_files_wait_for_a_wider_tier_and_merge_once_when_cold(tmp_path: Path) -> None:
-    # Four group files are a tier of the indices' files (compact_min_files=4) but not of group files
-    # (engine.GROUPED_TIER): they stay while the day is hot, and the day's cold merge is their one rewrite.
-    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4)
-    assert store.compact_grouped_files == engine_mod.GROUPED_TIER > 4
-    want: dict[str, list[int]] = {c: [] for c in CLUSTERS}
-    for i in range(4):
-        store.combiner._run(group_of(CLUSTERS, i * 10, 10, f"t{i}"))
-        for c, v in held(i * 10, 10).items():
-            want[c] += v
-    assert store.compact() == 0 and len(shared(store)) == 4 and all(f.grouped for f in shared(store))
-    for c in CLUSTERS:
-        assert values(store, c) == sorted(want[c])
-    store.compact_cold_after = 0
-    assert store.compact() == 1
-    (merged,) = shared(store)
-    assert not merged.grouped and merged.rollup is not None and merged.clusters == tuple((c, 40) for c in CLUSTERS)
-    for c in CLUSTERS:
-        assert values(store, c) == sorted(want[c])
-    assert store.compact() == 0 and on_disk_is_listed(store, tmp_path)
     store.close()
 
 
@@ -188,8 +164,7 @@ def test_a_crash_at_any_step_of_merging_group_files_loses_and_duplicates_nothing
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str) -> None:
     from margay.store.duckdb import compactor as compactor_mod
 
-    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4,
-                          compact_grouped_files=4)
+    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4)
     want: dict[str, list[int]] = {c: [] for c in CLUSTERS}
     for i in range(4):
         store.combiner._run(group_of(CLUSTERS, i * 10, 10, f"t{i}"))
@@ -212,8 +187,7 @@ def test_a_crash_at_any_step_of_merging_group_files_loses_and_duplicates_nothing
         store.compact()
     crash(store)
     monkeypatch.undo()
-    again = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4,
-                          compact_grouped_files=4)
+    again = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4)
     for c in CLUSTERS:
         assert values(again, c) == sorted(want[c])
     merged = point != "before-journal"  # committed: rolled forward, the group files deleted

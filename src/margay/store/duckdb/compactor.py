@@ -48,8 +48,8 @@ class Compactor(EngineState):
                 break
             if key in cold:
                 continue
-            if key[1] == SHARED:  # a hot day's group commits (layout.py), in wider tiers (GROUPED_TIER)
-                merges += self.tier_shared(key, files, self.compact_grouped_files)
+            if key[1] == SHARED:  # a hot day's group commits (layout.py)
+                merges += self.tier_shared(key, files, fanout)
                 continue
             tiers: dict[int, list[DataFile]] = {}
             for f in files:

@@ -58,11 +58,6 @@ CONVERSIONS = min(32, (os.cpu_count() or 1) + 1)
 # may (a 300,000-flow day held +490 MiB at 512 MiB). Below ~288 MiB DuckDB's external sort of a 1 M-row day
 # costs ~5x the CPU; at 288 it costs ~+5 % (+20 % for 300,000 rows) and peaks ~170 MiB lower.
 COMPACT_MEMORY_BYTES = 288 << 20
-# A hot day's group files (`.g`, many clusters each) are merged in tiers of this many like-sized files, not of
-# `compact_min_files`: such a merge is the sorted cross-cluster one (layout.py) that the day's cold merge makes
-# anyway, so while the day is hot it only moves that work earlier, and in smaller pieces (more files and roll-ups
-# over the same rows). 128 bounds a hot day's small group files about as 16 per index bounds 8 clusters'.
-GROUPED_TIER = 128
 
 
 def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,
@@ -88,7 +83,7 @@ class DuckDBBackend(Reader, Feed, Layout):
     def __init__(self, data_dir: Path, *, clock: Clock | None = None, key_ttl: timedelta = timedelta(days=1),
                  compact_min_files: int = 16, compact_target_rows: int = 1_000_000,
                  compact_interval: float = 5.0, compact_cold_after: float = 60.0, compression: str = "zstd",
-                 memory_bytes: int = 1 << 30, compact_grouped_files: int = GROUPED_TIER) -> None:
+                 memory_bytes: int = 1 << 30) -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / "store"
         self.scratch = self.data_dir / "scratch"
@@ -96,7 +91,6 @@ class DuckDBBackend(Reader, Feed, Layout):
         self.clock = clock or SystemClock()
         self.key_ttl = key_ttl
         self.compact_min_files = compact_min_files
-        self.compact_grouped_files = compact_grouped_files
         self.compact_target_rows = compact_target_rows
         self.compact_cold_after = compact_cold_after
         # Memory: reads may hold `memory_bytes`, the compactor half of it; past that they spill to scratch (wiped

@@ -24,7 +24,6 @@ class EngineState:
     clock: Clock
     key_ttl: timedelta
     compact_min_files: int
-    compact_grouped_files: int
     compact_target_rows: int
     compact_cold_after: float
     con: duckdb.DuckDBPyConnection  # reads, every core
