@@ -89,6 +89,22 @@ def test_group_files_merge_in_tiers_while_hot_and_with_the_days_indices_once_col
     store.close()
 
 
+def test_a_group_of_more_batches_than_one_writev_takes_stores_each_record_once(tmp_path: Path) -> None:
+    # The group's input is written from its bodies in writev calls of group._IOV_MAX buffers (a body and a
+    # newline each): a group of more batches than one call takes holds every record once, in order.
+    from margay.ingest import group as group_mod
+
+    store = open_store(tmp_path)
+    store.compact_cold_after = 3600
+    n = group_mod._IOV_MAX // 2 + 3  # batches of one flow: more than one writev call of buffers
+    items = [Pending(FLOWS, "alpha", batch(0, 100 + i, 1), 1, f"alpha/one/{i}", NOW,
+                     lambda conv: {"succeeded": conv.succeeded}) for i in range(n)]
+    store.combiner._commit(items)
+    assert [g.outcome for g in items] == [({"succeeded": 1}, False)] * n
+    assert values(store, "alpha") == list(range(100, 100 + n))
+    store.close()
+
+
 def test_dropping_a_cluster_from_a_group_file_keeps_the_others_and_its_mark(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.compact_cold_after = 3600

@@ -13,6 +13,7 @@ of ~150 flows from as many clusters ~7 ms of CPU per batch more (bench/results/b
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from bisect import bisect_left
@@ -25,6 +26,30 @@ from ..logtypes import LogType
 from .keyscan import Verdict
 from .output import cluster_counts, file_facts, split_file, sql_path
 from .parse import _READ, _READ_TYPED, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
+
+_IOV_MAX = 512  # buffers per writev call (Linux allows 1,024)
+
+
+def _write_joined(path: Path, bodies: list[bytes]) -> None:
+    """The bodies one after another, a newline between two, as one file: written from the bodies themselves
+    (`os.writev`), not from a joined copy of them (a copy of ~1.5 kB a record cost ~0.9 us a record)."""
+    parts: list[bytes] = []
+    for i, body in enumerate(bodies):
+        if i:
+            parts.append(b"\n")
+        parts.append(body)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for i in range(0, len(parts), _IOV_MAX):
+            chunk = parts[i:i + _IOV_MAX]
+            want = sum(len(b) for b in chunk)
+            done = os.writev(fd, chunk)
+            if done < want:  # a short write (rare: signals, a large group): the rest the plain way
+                rest = b"".join(chunk)[done:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+    finally:
+        os.close(fd)
 
 
 class GroupRefused(Exception):
@@ -76,12 +101,12 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
         if not clusters:
             return group
         src = scratch / "in.ndjson"
-        joined = b"\n".join(bodies)
-        src.write_bytes(joined)
+        _write_joined(src, bodies)
         plan = conv.plan(lt)
         # The C scanner's look for undeclared keys (ingest/keyscan.py): a clean group is converted without the
         # per-record key check; otherwise (or unsure) every record is checked, never a second batch-wide parse.
-        if plan.keys.scan(joined) is Verdict.CLEAN:
+        # Batch by batch (each holds whole lines): the group is clean when every batch is.
+        if all(plan.keys.scan(body) is Verdict.CLEAN for body in bodies):
             select, read = plan.grouped_lean, _READ if plan.lean_raw else _READ_TYPED
         else:
             select, read = plan.grouped, _READ
