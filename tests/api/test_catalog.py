@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -34,11 +35,16 @@ def whoami(url: str, token: str) -> dict[str, object]:
     return dict(r.json())
 
 
-def test_an_empty_server_says_it_is_empty_not_forbidden(tmp_path: Path) -> None:
-    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump([{"token": BOB, "user": "bob"}]))
+def _app(tmp_path: Path, token: str, user: str) -> Any:
+    """A server with local RBAC (RBAC above), an admin token and one user's token."""
+    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump([{"token": token, "user": user}]))
     (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
-    app = create_app(Settings(data_dir=tmp_path / "data", tokens=tmp_path / "tokens.yaml",
-                              rbac=tmp_path / "rbac.yaml", admin_token=True))
+    return create_app(Settings(data_dir=tmp_path / "data", tokens=tmp_path / "tokens.yaml",
+                               rbac=tmp_path / "rbac.yaml", admin_token=True))
+
+
+def test_an_empty_server_says_it_is_empty_not_forbidden(tmp_path: Path) -> None:
+    app = _app(tmp_path, BOB, "bob")
     admin = app.state.margay.access.admin_token
     with ServerThread(app) as server:
         for token in (admin, BOB):  # nothing stored: no one is denied anything, there is nothing yet
@@ -60,10 +66,7 @@ def test_an_empty_server_says_it_is_empty_not_forbidden(tmp_path: Path) -> None:
 def test_whoami_tells_nothing_of_logs_the_caller_may_not_read(tmp_path: Path) -> None:
     """carol may read flows of cluster dev only: flows sent by prod must not turn her "no flows yet" into
     "denied" (that would tell her prod's flows exist), and whoami does not count the clusters she cannot read."""
-    (tmp_path / "tokens.yaml").write_text(yaml.safe_dump([{"token": CAROL, "user": "carol"}]))
-    (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
-    app = create_app(Settings(data_dir=tmp_path / "data", tokens=tmp_path / "tokens.yaml",
-                              rbac=tmp_path / "rbac.yaml", admin_token=True))
+    app = _app(tmp_path, CAROL, "carol")
     admin = app.state.margay.access.admin_token
     with ServerThread(app) as server:
         for cluster, kind in (("prod", "flows"), ("dev", "dns")):
