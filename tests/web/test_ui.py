@@ -277,7 +277,7 @@ def test_restricted_user_sees_only_their_cluster(wide: Any, site: Site) -> None:
     wide.click("#cluster-button")
     wide.wait_for_selector("#cluster-list input")
     assert wide.locator("#cluster-list input").evaluate_all("els => els.map(e => e.value)") == ["app-cluster-1"]
-    assert "1 other cluster(s) are not readable" in wide.inner_text("#cluster-menu")
+    assert "not readable" not in wide.inner_text("#cluster-menu")  # not even how many others there are
     wide.wait_for_selector("#results")
     clusters = set(wide.locator("#results tbody td:nth-child(2)").all_inner_texts())
     assert clusters == {"app-cluster-1"}
