@@ -55,8 +55,9 @@ async def processes(request: Request) -> JSONResponse:
     query = build_query(request, body, lt)
     if query.end is None:
         query.end = m.clock.now()  # Linseed: from the start of the timeline until now
-    query = replace(query, selector=combine(query.selector, _WITH_PROCESS), size=PAGE, after_key=None,
-                    restriction=query.restriction.naming(lt, [k.field for k in PROCESSES.keys]))
+    # A scoped reader gets only processes whose every endpoint is in its namespaces: the engine's groups()
+    # narrows by the grouping's fields (Query.naming).
+    query = replace(query, selector=combine(query.selector, _WITH_PROCESS), size=PAGE, after_key=None)
     items: list[dict[str, Any]] = []
     after: dict[str, Any] | None = None
     while len(items) < MAX_PROCESSES:

@@ -352,7 +352,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         return graph.flow_graph(self.run_over, self.run_rolled, query.naming(), spec)
 
     def distinct(self, query: Query, fields: list[str]) -> list[tuple[Any, ...]]:
-        return reads.distinct(self.run_over, query, fields)
+        return reads.distinct(self.run_over, query.naming(fields), fields)
 
     def field_values(self, query: Query, field: str, prefix: str, size: int) -> list[FieldValue]:
         return reads.field_values(self.run_over, query.naming([field]), field, prefix, size)

@@ -167,6 +167,7 @@ class Reads(Client):
         from ..backend import check_distinct
 
         check_distinct(query, fields)
+        query = query.naming(fields)
         sources = [{f: {"terms": {"field": f, "missing_bucket": True}}} for f in fields]
         rows = [tuple(b["key"][f] for f in fields) for b in self._groups(query, sources, {})]
         return sorted(rows, key=lambda t: tuple("" if v is None else str(v) for v in t))
