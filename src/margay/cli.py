@@ -290,10 +290,11 @@ def bench(
 ) -> None:
     """Run the benchmark scenarios and write bench/results/ (JSON per scenario, latest.json, SUMMARY.md).
 
-    A large run's results go to <date>-<scenario>-large.json beside the full run's; latest.json takes the
-    unsuffixed query numbers (p95s, records, bytes per record) from the largest data measured.
+    Each mode's results go to their own file, <date>-<scenario>.json (quick), <date>-<scenario>-full.json and
+    <date>-<scenario>-large.json, so a run never overwrites another mode's; latest.json takes the unsuffixed
+    query numbers (p95s, records, bytes per record) from the largest data measured.
     """
-    from .bench.harness import parse_sizes, rebuild, run
+    from .bench.harness import MODES, parse_sizes, rebuild, run
     from .bench.scenarios import SCENARIOS
 
     if summarize:
@@ -305,7 +306,7 @@ def bench(
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         fail(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    if mode not in ("quick", "full", "large"):
+    if mode not in MODES:
         fail("--mode must be quick, full or large")
     try:
         counts = parse_sizes(sizes) if sizes else None

@@ -1,4 +1,4 @@
-"""The benchmark harness's bookkeeping: sizes, and a large run's results beside the full run's."""
+"""The benchmark harness's bookkeeping: sizes, and each mode's results (quick, full, large) beside the others'."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def test_sizes_read_like_people_write_them() -> None:
             parse_sizes(bad)
 
 
-def test_a_large_run_lands_beside_the_full_run_and_its_sizes_win(tmp_path: Path) -> None:
+def test_each_mode_lands_beside_the_others_and_the_largest_sizes_win(tmp_path: Path) -> None:
     def query(bench: Any) -> dict[str, Any]:
-        size = (bench.sizes or [2_000_000])[-1]
+        size = (bench.sizes or [{"quick": 120_000, "full": 2_000_000}[bench.mode]])[-1]
         return {"records": size, "query_p95_ms_search_margay": size / 1e5,
                 f"query_p95_ms_search_{size // 1_000_000}m_margay": size / 1e5, "notes": f"at {size:,}"}
 
@@ -31,7 +31,7 @@ def test_a_large_run_lands_beside_the_full_run_and_its_sizes_win(tmp_path: Path)
     run({"query": query}, ["query"], mode="full", work_dir=work, out_dir=out, log=lambda _: None)
     latest = run({"query": query}, ["query"], mode="large", work_dir=work, out_dir=out, log=lambda _: None,
                  sizes=[10_000_000])
-    assert len(list(out.glob("*-query.json"))) == 1 and len(list(out.glob("*-query-large.json"))) == 1
+    assert len(list(out.glob("*-query-full.json"))) == 1 and len(list(out.glob("*-query-large.json"))) == 1
     # Both sizes stay; the unsuffixed names take the largest data measured.
     assert latest["query_p95_ms_search_2m_margay"] == 20 and latest["query_p95_ms_search_10m_margay"] == 100
     assert latest["records"] == 10_000_000 and latest["query_p95_ms_search_margay"] == 100
@@ -41,6 +41,13 @@ def test_a_large_run_lands_beside_the_full_run_and_its_sizes_win(tmp_path: Path)
     # A later full run does not take the unsuffixed names back from the large one.
     latest = run({"query": query}, ["query"], mode="full", work_dir=work, out_dir=out, log=lambda _: None)
     assert latest["records"] == 10_000_000
+    # A quick run (`make bench`) the same day keeps its own file: the full run's stays, and its figures win.
+    latest = run({"query": query}, ["query"], mode="quick", work_dir=work, out_dir=out, log=lambda _: None)
+    assert len(list(out.glob("*-query.json"))) == 1 and len(list(out.glob("*-query-full.json"))) == 1
+    assert orjson.loads(next(out.glob("*-query.json")).read_bytes())["metrics"]["records"] == 120_000
+    assert latest["records"] == 10_000_000 and latest["query_p95_ms_search_2m_margay"] == 20
+    assert latest["query_p95_ms_search_0m_margay"] == 1.2  # the quick run's own size is still listed
+    assert "## query (full)" in (out / "SUMMARY.md").read_text()
 
 
 def test_settle_waits_for_the_compactor_to_finish(tmp_path: Path) -> None:

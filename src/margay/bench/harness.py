@@ -73,9 +73,12 @@ def parse_sizes(text: str) -> list[int]:
     return sorted(out)
 
 
+MODES = ("quick", "full", "large")  # smallest data first
+
+
 @dataclass
 class Bench:
-    mode: str  # quick | full | large
+    mode: str  # one of MODES
     work_dir: Path
     out_dir: Path
     log: Callable[[str], None]
@@ -99,15 +102,15 @@ def run(scenarios: Mapping[str, Scenario], names: list[str], *, mode: str, work_
         metrics = scenarios[name](bench)
         result = {"scenario": name, "mode": mode, "date": datetime.now(UTC).isoformat(), "machine": machine(),
                   "seconds": round(time.perf_counter() - started, 1), "metrics": metrics}
-        stem = f"{date}-{name}" + ("-large" if mode == "large" else "")  # beside, not over, the full run's
+        stem = f"{date}-{name}" + ("" if mode == "quick" else f"-{mode}")  # each mode's run beside the others'
         (out_dir / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return rebuild(out_dir)
 
 
 def rebuild(out_dir: Path) -> dict[str, Any]:
-    """latest.json and SUMMARY.md from the newest result file of every scenario (and of every scenario's
-    large run) in `out_dir`. Large runs are applied last: the unsuffixed metrics a scenario names at its
-    largest size (query p95s, records) come from the largest data measured."""
+    """latest.json and SUMMARY.md from the newest result file of every scenario in each mode (quick, full,
+    large) in `out_dir`. Quick runs are applied first and large runs last: the unsuffixed metrics a scenario
+    names at its largest size (query p95s, records) come from the largest data measured."""
     newest: dict[str, dict[str, Any]] = {}
     for path in sorted(out_dir.glob("*.json")):
         try:
@@ -115,11 +118,12 @@ def rebuild(out_dir: Path) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             continue
         if isinstance(doc, dict) and "scenario" in doc and "metrics" in doc:
-            key = doc["scenario"] + (" (large)" if doc.get("mode") == "large" else "")
+            mode = doc.get("mode", "quick")
+            key = doc["scenario"] + ("" if mode == "quick" else f" ({mode})")
             if key not in newest or doc["date"] > newest[key]["date"]:
                 newest[key] = doc
     latest: dict[str, Any] = {}
-    for _, doc in sorted(newest.items(), key=lambda kv: (kv[1].get("mode") == "large", kv[0])):
+    for _, doc in sorted(newest.items(), key=lambda kv: (MODES.index(kv[1].get("mode", "quick")), kv[0])):
         latest.update({k: v for k, v in doc["metrics"].items() if isinstance(v, int | float)})
     (out_dir / "latest.json").write_bytes(orjson.dumps(latest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     (out_dir / "SUMMARY.md").write_text(markdown(sorted(newest.items()), latest))
