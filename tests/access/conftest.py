@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import httpx
 import pytest
 import yaml
 
+from margay.access.identity import Identity
+from margay.access.kube import KubeClient, from_kubeconfig
 from margay.app import create_app
 from margay.config import Settings
 from margay.logtypes import REGISTRY, SAMPLES
@@ -223,3 +226,25 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                 r.counts[name] = res.json()["succeeded"]
         yield r
         r.http.close()
+
+
+@pytest.fixture(scope="package")
+def subject_access_reviews(kube: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[
+        tuple[Identity, str, str, str, str], bool]:
+    """The real API server's SubjectAccessReview answer for every case of the matrix (tests/access/cases.py,
+    16,896 uncached reviews over the matrix's RBAC): asked once, then held up against the local evaluator
+    (test_kube_real) and against the rules reviews (test_kube_rules). The RBAC the cases touch is the
+    matrix's alone: other tests add objects for callers of their own (tagged names) only."""
+    from .cases import GROUP, cases
+
+    kube_people(kube)  # the matrix's RBAC objects, namespaces and service accounts, in the API server
+    path = kube.kubeconfig_for("margay", tmp_path_factory.mktemp("agree") / "kubeconfig")
+    client = KubeClient(from_kubeconfig(path), ttl=0.001)
+    try:
+        asked = cases()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda c: client.review_access(c[0], c[1], GROUP, c[2], c[3], c[4])[0], asked))
+        assert client.reviews == len(asked)
+        return dict(zip(asked, answers, strict=True))
+    finally:
+        client.close()

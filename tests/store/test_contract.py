@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from conftest import drop_prefix
 from margay.app import create_app
 from margay.config import Settings
 from margay.ingest.parse import Converted
@@ -102,9 +103,7 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def cleanup(url: str, prefix: str) -> None:
-    httpx.delete(f"{url}/{prefix}*", params={"expand_wildcards": "all"})
-    for lt in REGISTRY.values():
-        httpx.delete(f"{url}/_index_template/{prefix}{lt.index_prefix}")
+    drop_prefix(url, prefix)
 
 
 @pytest.fixture
