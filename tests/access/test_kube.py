@@ -7,6 +7,9 @@ server is read back from the API server's own audit log. The full matrix in this
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +108,61 @@ def test_api_server_down_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="unreachable"):
         client.review_token("x")
     client.close()
+
+
+def _server_dropping_first(drops: int) -> tuple[socket.socket, list[int]]:
+    """An HTTP/1.1 server on 127.0.0.1:0 that reads each request, closes the first `drops` connections without
+    a word (a keep-alive connection the API server closed as the request went out), then answers allowed."""
+    body = json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                       "status": {"allowed": True, "reason": "test"}}).encode()
+    srv = socket.create_server(("127.0.0.1", 0))
+    seen: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(next(v for k, _, v in (line.partition(b":") for line in head.split(b"\r\n"))
+                                  if k.strip().lower() == b"content-length"))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                seen.append(len(seen))
+                if len(seen) <= drops:
+                    continue  # closed without an answer
+                conn.sendall(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, seen
+
+
+@pytest.mark.parametrize("drops", [1, 2])
+def test_a_connection_dropped_before_its_answer_is_tried_once_more(drops: int) -> None:
+    from margay.access.identity import Identity
+    from margay.access.kube import Connection, KubeClient
+    from margay.errors import BackendError
+
+    srv, seen = _server_dropping_first(drops)
+    client = KubeClient(Connection(server=f"http://127.0.0.1:{srv.getsockname()[1]}"), timeout=5)
+    try:
+        who = Identity("alice", ("devs",))
+        if drops == 1:  # the review is sent again on a new connection and answered
+            assert client.review_access(who, "get", "lma.tigera.io", "clusters", "flows") == (True, "test")
+            assert len(seen) == 2
+        else:  # twice in a row: the server is reported gone, once, not retried forever
+            with pytest.raises(BackendError, match="unreachable"):
+                client.review_access(who, "get", "lma.tigera.io", "clusters", "flows")
+            assert len(seen) == 2
+    finally:
+        client.close()
+        srv.close()
 
 
 def test_ttl_cache_is_bounded() -> None:

@@ -148,10 +148,20 @@ class KubeClient:
         bearer = self.conn.bearer()
         if bearer:
             headers.append(("authorization", f"Bearer {bearer}"))
-        try:
-            return self.http.request(method, path, json=body, headers=headers + (extra or []))
-        except httpx.HTTPError as exc:
-            raise BackendError(f"Kubernetes API server {self.conn.server} unreachable: {exc}") from None
+        for attempt in (1, 2):
+            try:
+                return self.http.request(method, path, json=body, headers=headers + (extra or []))
+            except httpx.TimeoutException as exc:  # once: a second try would double the wait
+                raise BackendError(f"Kubernetes API server {self.conn.server} unreachable: {exc}") from None
+            except httpx.TransportError as exc:
+                # A pooled keep-alive connection the server closed as the request went out (or one that broke
+                # under it) fails before any answer: every call here is a review or a read that changes nothing,
+                # so it is sent once more, on a new connection, before the caller is told the server is gone.
+                if attempt == 2:
+                    raise BackendError(f"Kubernetes API server {self.conn.server} unreachable: {exc}") from None
+            except httpx.HTTPError as exc:
+                raise BackendError(f"Kubernetes API server {self.conn.server} unreachable: {exc}") from None
+        raise AssertionError("unreachable")
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         r = self._send("POST", path, body)
