@@ -44,6 +44,33 @@ def test_newlines_of_long_bodies_are_counted_whole() -> None:
         assert keyscan.count_newlines(body) == body.count(b"\n")
 
 
+def _records(body: bytes) -> int:
+    return len([line for line in body.split(b"\n") if line.strip()])  # group.py's numbering before count_records
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from([b"\n", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\xa0", b"\x85", b"\x00",
+                                 b"{}", b"x" * 20, b"\r\n", b" \n\t"]), max_size=200), st.integers(0, 7))
+def test_records_are_the_lines_strip_keeps(parts: list[bytes], skip: int) -> None:
+    # Python's bytes.strip() is the definition (ASCII whitespace: space, \t \n \v \f \r, not \x1c or \xa0).
+    body = b"".join(parts)[skip:]
+    assert keyscan.count_records(body) == _records(body)
+    assert keyscan.count_records(memoryview(body)) == _records(body)
+    assert keyscan._native_records is not None
+    keyscan._native_records, native = None, keyscan._native_records
+    try:  # the fallback of a build without the extension answers the same
+        assert keyscan.count_records(body) == _records(body)
+    finally:
+        keyscan._native_records = native
+
+
+def test_records_of_real_batches() -> None:
+    line = json.dumps({"source_ip": "10.0.0.1", "host": "h" * 1500}).encode()
+    for body in (b"", b"\n", line, line + b"\n", b"\n".join([line] * 5000), b"\r\n \n".join([line] * 7) + b"\n\n ",
+                 b"\n\n" + line + b"\n\x0c\n" + line + b"\x0b"):
+        assert keyscan.count_records(body) == _records(body)
+
+
 _LINES = [
     (b'{"source_ip":"10.0.0.1","dest_port":80}', CLEAN),
     (b'{"source_ip":"10.0.0.1","dest_portx":80}', UNDECLARED),

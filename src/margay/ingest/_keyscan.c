@@ -8,7 +8,8 @@
  * answer UNSURE, and the caller asks DuckDB.
  *
  * KeySet(keys: tuple[str, ...]).scan(body: bytes-like) -> 0 (every top-level key declared), 1 (a top-level
- * key is not declared), 2 (unsure). The GIL is released while scanning.
+ * key is not declared), 2 (unsure). The GIL is released while scanning. Beside it, count_newlines(body) and
+ * count_records(body) (the lines that are not blank), both without the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -467,8 +468,48 @@ static PyObject *count_newlines(PyObject *module, PyObject *arg) {
     return PyLong_FromSsize_t(n);
 }
 
+/* The records of a batch: its lines that hold a byte other than ASCII whitespace (what bytes.strip() keeps;
+   the reader skips the others), without the GIL. A group commit needs each batch's count to map its rows back
+   (ingest/group.py); Python's numbering of the non-blank lines cost ~0.76 us a 1.5 kB record, this a memchr a
+   line. */
+static PyObject *count_records(PyObject *module, PyObject *arg) {
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = 0;
+    const char *p = view.buf;
+    const char *end = p + view.len;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < end) {
+        /* Py_ISSPACE's set: ' ', \t, \n, \v, \f, \r */
+        while (p < end && (*p == ' ' || (*p >= '\t' && *p <= '\r' && *p != '\n'))) {
+            p++;
+        }
+        if (p == end) {
+            break;
+        }
+        if (*p == '\n') {
+            p++;
+            continue;
+        }
+        n++;
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (p == NULL) {
+            break;
+        }
+        p++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef keyscan_functions[] = {
     {"count_newlines", (PyCFunction)count_newlines, METH_O, "count_newlines(body) -> the number of b'\\n' in body"},
+    {"count_records", (PyCFunction)count_records, METH_O,
+     "count_records(body) -> the number of lines of body holding a byte that is not ASCII whitespace"},
     {NULL, NULL, 0, NULL},
 };
 

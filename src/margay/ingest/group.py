@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..logtypes import LogType
-from .keyscan import Verdict
+from .keyscan import Verdict, count_records
 from .output import cluster_counts, file_facts, split_file, sql_path
 from .parse import _READ, _READ_TYPED, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
 
@@ -82,20 +82,21 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
     bodies: list[bytes] = []
     clusters: list[str] = []
     counts: Counter[str] = Counter()  # records per cluster, counted per batch (not per record)
-    numbers: list[list[int]] = []
+    screened: list[bytes] = []  # each batch's body as converted, for its line numbers should a row be rejected
     ends: list[int] = []  # the last group ordinal of each batch
     try:
         for cluster, body in batches:
             part = Converted(lt, 0, stored=0)
             body = _prescreen(lt, body, part)
-            lines = _nonblank_line_numbers(body) if body.strip() else []
-            part.total += len(lines)
-            part.stored = len(lines)
-            if lines:
+            # Counted in C; the lines are numbered only for a group with rejected rows (below).
+            records = count_records(body)
+            part.total += records
+            part.stored = records
+            if records:
                 bodies.append(body)
-            clusters.extend([cluster] * len(lines))
-            counts[cluster] += len(lines)
-            numbers.append(lines)
+            clusters.extend([cluster] * records)
+            counts[cluster] += records
+            screened.append(body)
             ends.append(len(clusters))
             group.parts.append(part)
         if not clusters:
@@ -132,11 +133,14 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             raise GroupRefused(f"{count} records came back of {len(clusters)}")
         group.files.extend((day, path, rows, cluster_counts(path)) for _, day, path, rows in files if rows)
         failed: set[int] = set()
+        numbers: dict[int, list[int]] = {}
         for seq, fname, text in bad:
             ordinal = seq - seq_base
             i = bisect_left(ends, ordinal)
             before = ends[i - 1] if i else 0
             part = group.parts[i]
+            if i not in numbers:
+                numbers[i] = _nonblank_line_numbers(screened[i])
             part.errors.append(LineError(numbers[i][ordinal - before - 1], fname, text))
             if ordinal not in failed:
                 failed.add(ordinal)

@@ -34,6 +34,7 @@ except ImportError:  # built without a C compiler (setup.py's extension is optio
 _NativeKeySet = getattr(_keyscan, "KeySet", None)
 # A build from before count_newlines keeps its scanner; `make native` rebuilds it (the test of the build says so).
 _native_count: Callable[[bytes], int] | None = getattr(_keyscan, "count_newlines", None)
+_native_records: Callable[[bytes], int] | None = getattr(_keyscan, "count_records", None)
 
 NATIVE = _NativeKeySet is not None
 
@@ -42,6 +43,15 @@ def count_newlines(body: bytes) -> int:
     """`body.count(b"\\n")` at C speed (16 bytes a step) when the extension is built (bytes.count compares byte by byte:
     ~0.8 us a 1.5 kB record, paid by every batch to reserve its `_seq`s)."""
     return _native_count(body) if _native_count is not None else body.count(b"\n")
+
+
+def count_records(body: bytes) -> int:
+    """The lines of `body` that are not blank (a byte other than ASCII whitespace, as `bytes.strip` sees it): the
+    records the reader returns, in C when the extension is built (numbering them in Python cost a group commit
+    ~0.76 us a 1.5 kB record)."""
+    if _native_records is not None:
+        return _native_records(body)
+    return sum(1 for line in body.split(b"\n") if line.strip())
 
 
 class KeyScanner:
