@@ -34,14 +34,17 @@ async function sendBatch() {
   } catch (err) { batch.forEach((b) => b.reject(err)); }
 }
 
-// Each chart's box, read once for all panels when the page is built (one layout), so that no chart's
-// initialisation reads the DOM after another chart's was written (a forced layout per chart).
-const boxes = new WeakMap();
-function measure(els) {
-  for (const el of els) boxes.set(el, { width: el.clientWidth, height: el.clientHeight });
+// Every chart's box, read once for all panels when the first chart is drawn (one layout, after the page's
+// requests left), so that no chart's initialisation reads the DOM after another chart's was written (a forced
+// layout per chart). overview() resets it.
+let boxes = null;
+function measure() {
+  boxes = new WeakMap();
+  for (const el of document.querySelectorAll("#main section[data-panel] .chart")) boxes.set(el, { width: el.clientWidth, height: el.clientHeight });
 }
 
 function chart(el, option) {
+  if (!boxes) measure();
   const box = boxes.get(el);
   const c = track(echarts.init(el, null, { renderer: "canvas", ...(box && box.width && box.height ? box : {}) }));
   const opt = { animation: false, ...chartTime(), textStyle: { fontFamily: "inherit" }, grid: { left: 50, right: 14, top: 24, bottom: 26, containLabel: false }, ...option };
@@ -92,7 +95,7 @@ function bars(el, rows, { type, key, fmt = fmtNum, color = "#2f6fdf", extra = ""
   el.dataset.labels = JSON.stringify([...labels.values()]);
 }
 
-// A panel: its card now, its data and drawing when `fill` runs (after every card is on the page and measured).
+// A panel: its card now, its data and drawing when `fill` runs (once every card is on the page).
 function card(grid, span, title, type, link, fill, what) {
   const body = h("div", { class: "chart" });
   const el = h("section", { class: `card ${span}`, "data-panel": title }, h("h3", {}, title, link ? h("a", { href: link }, "explore →") : null), body);
@@ -105,6 +108,7 @@ const buckets = (res, name) => ((res || {})[name] || {}).buckets || [];
 
 export function overview(main) {
   clusterFlows = null;
+  boxes = null;
   main.append(h("h2", {}, "Overview"));
   const grid = h("div", { class: "grid" });
   main.append(grid);
@@ -240,9 +244,7 @@ export function overview(main) {
     c.on("click", (p) => { location.hash = `#/events?severity=${p.name.replace("severity ", "")}`; });
   }, "events"));
 
-  const fills = jobs.filter(Boolean);
-  measure(grid.querySelectorAll(".chart"));
-  Promise.all(fills.map((fill) => fill())).then(() => rendered("overview"));
+  Promise.all(jobs.filter(Boolean).map((fill) => fill())).then(() => rendered("overview"));
 }
 
 // The busiest clusters of the selection: flows and denied flows (one aggregation over the flow logs, terms on
