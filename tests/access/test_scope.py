@@ -342,3 +342,37 @@ def test_a_point_in_time_search_names_its_fields_as_any_search(scoped: Rig) -> N
     raw = scoped.http.post("/es/_search", json={"pit": pit, "size": 10, "docvalue_fields": ["dest_name_aggr"]},
                            headers=auth)
     assert raw.status_code == 403 and "db-dst-" not in raw.text, raw.text
+
+
+def test_a_batch_of_aggregations_answers_each_item_as_its_own_route(scoped: Rig) -> None:
+    """POST /api/v1/aggregations: each item narrowed as its route narrows it (frank's flows to shop), an item
+    the reader may not read (gina's DNS) is that item's 403 while the others are answered."""
+    items = [{"log_type": "flows", **WIDE, "aggregations": {"d": {"terms": {"field": "dest_name_aggr"}},
+                                                            "n": {"terms": {"field": "action"}}}},
+             {"log_type": "dns", **WIDE, "aggregations": {"q": {"terms": {"field": "qname"}}}},
+             {"log_type": "events", **WIDE, "aggregations": {"d": {"terms": {"field": "dest_name"}}}},
+             {"log_type": "audit", "type": "any", **WIDE, "aggregations": {"v": {"terms": {"field": "verb"}}}}]
+    routes = {"flows": "flows/logs", "dns": "dns/logs", "events": "events", "audit": "audit/logs"}
+    answers = {}
+    for who in ("frank", "gina", "admin"):
+        r = scoped.post(who, "/api/v1/aggregations", {"requests": items}, cluster="east")
+        assert r.status_code == 200, r.text
+        answers[who] = got = r.json()["responses"]
+        for item, answer in zip(items, got, strict=True):
+            body = {k: v for k, v in item.items() if k != "log_type"}
+            alone = scoped.post(who, f"/api/v1/{routes[item['log_type']]}/aggregation", body, cluster="east")
+            if alone.status_code == 200:
+                assert answer == {"status": 200, "aggregations": alone.json(),
+                                  "path": alone.headers["x-margay-aggregation-path"]}, (who, item["log_type"])
+            else:
+                assert answer == {"status": alone.status_code, **alone.json()}, (who, item["log_type"])
+    assert {b["key"] for b in answers["frank"][0]["aggregations"]["d"]["buckets"]} == {"shop-dst-*"}
+    assert {b["key"] for b in answers["admin"][0]["aggregations"]["d"]["buckets"]} == {"shop-dst-*", "db-dst-*"}
+    assert "db-dst-0" not in orjson.dumps(answers["frank"]).decode()
+    assert answers["gina"][1]["status"] == 403 and answers["gina"][1]["error"]["type"] == "forbidden"
+    assert answers["gina"][0]["status"] == 200 and answers["gina"][0]["aggregations"]["d"]["buckets"]
+    # Streamed, the same answers.
+    r = scoped.post("gina", "/api/v1/aggregations", {"requests": items}, cluster="east",
+                    headers={"accept": "application/x-ndjson"})
+    lines = sorted((orjson.loads(x) for x in r.text.splitlines()), key=lambda x: x["index"])
+    assert [{k: v for k, v in x.items() if k != "index"} for x in lines] == answers["gina"]

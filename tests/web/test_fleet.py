@@ -98,6 +98,10 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
+ROUTES = {"flows": "flows/logs", "dns": "dns/logs", "audit": "audit/logs", "bgp": "bgp/logs", "l7": "l7/logs",
+          "events": "events"}
+
+
 class Calls:
     """The data requests a page sends (POSTs under /api/v1/), and the picker's searches."""
 
@@ -110,6 +114,14 @@ class Calls:
         path = req.url.split("/", 3)[3]
         if path.startswith("api/v1/clusters"):
             self.searches.append(req.url)
+        elif req.method == "POST" and path == "api/v1/aggregations":
+            # The overview's batch: each item as the request its type's aggregation route would have had
+            # (its clusters in x-cluster-id when it names one, else _MULTI_ with the list or all_clusters).
+            for item in json.loads(req.post_data)["requests"]:
+                body = {k: v for k, v in item.items() if k != "log_type"}
+                named = body.get("clusters") or []
+                self.data.append({"path": f"api/v1/{ROUTES[item['log_type']]}/aggregation", "batched": True,
+                                  "cluster": named[0] if len(named) == 1 else "_MULTI_", "body": body})
         elif req.method == "POST" and path.startswith("api/v1/"):
             self.data.append({"path": path, "cluster": req.headers.get("x-cluster-id"),
                               "body": json.loads(req.post_data or "{}")})

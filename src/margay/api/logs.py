@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ..errors import QueryError
+from ..errors import Forbidden, MargayError, ParseError, QueryError
 from ..logtypes import REGISTRY, LogType, get
 from ..names import valid_cluster
 from ..query.linseed import combine, typed_filters
 from ..query.model import Query, page_size, sort_keys, time_range
-from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body
+from .common import MULTI_CLUSTER, JSONResponse, header_cluster, json_body, shape_error
 
 MAX_HINTS = 1000
 MAX_NAMED_CLUSTERS = 10_000  # `clusters` of one read: each is authorized (a review each with Kubernetes); 400k took 8 CPU-s
@@ -124,6 +127,17 @@ async def search_logs(request: Request, name: str) -> JSONResponse:
 async def aggregate_logs(request: Request, name: str) -> JSONResponse:
     m = request.app.state.margay
     body = await json_body(request)
+    lt, query, aggs = prepare_aggregation(request, name, body)
+    result = await _timed(request, "aggregation", m.backend.aggregate, query, aggs)
+    m.metrics.inc("margay_aggregations_total", path=result.path)
+    m.access_log(request, lt, query, None)
+    # Linseed answers the aggregations map itself (not wrapped in {"aggregations": ...}).
+    return JSONResponse(result.result, headers={"x-margay-aggregation-path": result.path})
+
+
+def prepare_aggregation(request: Request, name: str, body: dict[str, Any]) -> tuple[LogType, Query, dict[str, Any]]:
+    """One aggregation request checked and narrowed to what the caller may read (RBAC, namespace scope): the
+    log type, the query and the aggregations, for `/api/v1/<type>/.../aggregation` and each batch item."""
     lt, also = _types_for(request, name, body)
     query = build_query(request, body, lt, also=also)
     aggs = body.get("aggregations") or body.get("aggs") or {}
@@ -136,11 +150,100 @@ async def aggregate_logs(request: Request, name: str) -> JSONResponse:
                        "aggs": aggs}}
     if not isinstance(aggs, dict):
         raise QueryError("aggregations: expected an object of name -> aggregation")
-    result = await _timed(request, "aggregation", m.backend.aggregate, query, aggs)
-    m.metrics.inc("margay_aggregations_total", path=result.path)
-    m.access_log(request, lt, query, None)
-    # Linseed answers the aggregations map itself (not wrapped in {"aggregations": ...}).
-    return JSONResponse(result.result, headers={"x-margay-aggregation-path": result.path})
+    return lt, query, aggs
+
+
+MAX_BATCH = 64  # aggregation requests in one batch (the overview sends 24)
+Prepared = tuple[LogType, Query, dict[str, Any], Any] | MargayError
+
+
+async def aggregate_batch(request: Request, names: list[str]) -> Response:
+    """POST /api/v1/aggregations: several aggregation requests in one round trip, like `_msearch`.
+
+    `{"requests": [{"log_type": "flows", ...the body of /api/v1/flows/logs/aggregation...}, ...]}` answers
+    `{"responses": [...]}` in the same order: `{"status": 200, "aggregations": {...}, "path": "rollup|raw"}`,
+    the aggregations map the item's own route answers, or `{"status": 403, "error": {...}}` for an item the
+    caller may not read (the others are answered). Each item goes through that route's code
+    (prepare_aggregation: RBAC, namespace scope, the same query), with the request's x-cluster-id as its
+    own header. A malformed item makes the whole batch a 4xx whose message starts with `requests[i]`.
+    With `Accept: application/x-ndjson` the answers stream as each is ready, one line each with its `index`
+    (an error only the engine finds is then that item's line, status 400).
+    """
+    m = request.app.state.margay
+    body = await json_body(request)
+    prepared = _prepare_batch(request, names, body)
+
+    async def answer(i: int, p: Prepared) -> dict[str, Any]:
+        if isinstance(p, MargayError):
+            return {"index": i, "status": p.status, **p.envelope()}
+        lt, query, aggs, plan = p
+        try:
+            res = await _timed(request, "aggregation", m.backend.aggregate, query, aggs)
+        except MargayError as exc:
+            failed = _naming(exc, i)
+            return {"index": i, "status": failed.status, **failed.envelope(), "_error": failed}
+        except Exception as exc:  # noqa: BLE001  # a request of the wrong shape is the item's 400, as on its route
+            shaped = shape_error(exc)
+            if shaped is None:
+                raise
+            failed = _naming(shaped, i)
+            return {"index": i, "status": 400, **failed.envelope(), "_error": failed}
+        m.metrics.inc("margay_aggregations_total", path=res.path)
+        request.state.read_plan = plan  # the item's own, for its access log line
+        m.access_log(request, lt, query, None)
+        return {"index": i, "status": 200, "aggregations": res.result, "path": res.path}
+
+    if "application/x-ndjson" in request.headers.get("accept", ""):
+        async def lines() -> AsyncIterator[bytes]:
+            for done in asyncio.as_completed([answer(i, p) for i, p in enumerate(prepared)]):
+                entry = await done
+                entry.pop("_error", None)
+                yield orjson.dumps(entry) + b"\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+    out = await asyncio.gather(*(answer(i, p) for i, p in enumerate(prepared)))
+    for entry in out:
+        failed = entry.pop("_error", None)
+        if isinstance(failed, (QueryError, ParseError)):
+            raise failed
+        del entry["index"]
+    return JSONResponse({"responses": out})
+
+
+def _prepare_batch(request: Request, names: list[str], body: dict[str, Any]) -> list[Prepared]:
+    """Each item checked and narrowed as its own route would (a 4xx naming the first malformed one); an item
+    the caller may not read is kept as its 403."""
+    items = body.get("requests")
+    unknown = sorted(set(body) - {"requests"})
+    if unknown:
+        raise QueryError(f"unknown key {unknown[0][:40]!r}: expected only \"requests\"", details={"field": unknown[0][:40]})
+    if not isinstance(items, list) or not items:
+        raise QueryError("requests: expected a list of aggregation requests, each with its log_type",
+                         details={"field": "requests"})
+    if len(items) > MAX_BATCH:
+        raise QueryError(f"requests: at most {MAX_BATCH} in one batch, got {len(items)}", details={"field": "requests"})
+    prepared: list[Prepared] = []
+    for i, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise QueryError(f"expected an object, got {type(item).__name__}")
+            name = item.get("log_type")
+            if name not in names:
+                raise QueryError(f"log_type: expected one of {', '.join(names)}, got {str(name)[:40]!r}")
+            lt, query, aggs = prepare_aggregation(request, name, {k: v for k, v in item.items() if k != "log_type"})
+            prepared.append((lt, query, aggs, getattr(request.state, "read_plan", None)))
+        except Forbidden as exc:  # this item only, as its own route would answer it
+            prepared.append(exc)
+        except MargayError as exc:
+            raise _naming(exc, i) from None
+    return prepared
+
+
+def _naming(exc: MargayError, i: int) -> MargayError:
+    """The same error (type, status, details) with the batch item it is about named first (and in details)."""
+    details = {**exc.details, "item": i} if isinstance(exc.details, dict) else {"item": i} if exc.details is None \
+        else exc.details
+    return type(exc)(f"requests[{i}]: {exc.message}", details=details, status=exc.status)
 
 
 def _auto_interval(query: Query, buckets: int) -> str:
@@ -249,6 +352,12 @@ def routes() -> list[Route]:
         out.append(Route("/api/v1" + path, search, methods=["POST"]))
         agg_path = "/api/v1" + path + "/aggregation"
         out.append(Route(agg_path, aggregation, methods=["POST"]))
+    names = sorted(paths)
+
+    async def batch(request: Request) -> Response:
+        return await aggregate_batch(request, names)
+
+    out.append(Route("/api/v1/aggregations", batch, methods=["POST"]))
     for name in ("flows", "dns", "audit", "audit_ee", "audit_kube", "bgp", "events", "l7", "waf", "policy_activity",
                  "runtime"):
         async def hints(request: Request, name: str = name) -> JSONResponse:

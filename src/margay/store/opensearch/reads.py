@@ -128,7 +128,7 @@ class Reads(Client):
             return {}
         result = self._search(query, {"query": self._where(query), "size": 0, "track_total_hits": False,
                                       "aggs": {n: es for n, (es, _) in wrapped.items()}})
-        if result is None:
+        if result is None or "aggregations" not in result:  # no index of the type in these clusters
             result = self._search_empty(lt, {n: es for n, (es, _) in wrapped.items()})
         got = result.get("aggregations", {})
         return {n: unwrap(got[n]) for n, (_, unwrap) in wrapped.items()}

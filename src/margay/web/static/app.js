@@ -35,8 +35,9 @@ async function signin(message) {
 }
 
 async function load() {
-  state.me = await api("GET", "/api/v1/whoami");
-  const t = await api("GET", "/api/v1/logtypes");
+  // Both at once: the page's requests wait for the caller's clusters, not for a second round trip.
+  const [me, t] = await Promise.all([api("GET", "/api/v1/whoami"), api("GET", "/api/v1/logtypes")]);
+  state.me = me;
   state.types = Object.fromEntries(t.items.map((x) => [x.name, x]));
   const mine = state.me.clusters;
   state.clusters = (state.clusters || []).filter((c) => mine.includes(c));
@@ -90,10 +91,10 @@ function setRange(r) { state.range = r; localStorage.setItem("margay.range", JSO
 function navigate() { location.hash = withGlobals(location.hash); }
 
 // Each page's module, loaded when the page is first shown (the shell fetches and parses only the code of the
-// page on screen), its function, and the library it needs before it starts (the overview and the flow
-// visualizer ask for theirs beside their data themselves).
+// page on screen), its function, the library it needs before it starts (the overview and the flow
+// visualizer ask for theirs beside their data themselves), and the modules it imports beyond core.js/time.js.
 const PAGES = {
-  overview: ["./overview.js", "overview"], explore: ["./explorer.js", "explorer", "echarts"], graph: ["./graph.js", "graph"],
+  overview: ["./overview.js", "overview", null, ["./changes.js"]], explore: ["./explorer.js", "explorer", "echarts"], graph: ["./graph.js", "graph"],
   events: ["./events.js", "events"], alerts: ["./detect.js", "alerts"], feeds: ["./detect.js", "feeds"],
   reports: ["./reports.js", "reports", "echarts"],
 };
@@ -129,8 +130,8 @@ async function start() {
     signin("Your session has ended or its token was refused; sign in again."); });
   rangeControls();
   // The page's code and library load while the session is checked (render reports a failure).
-  const [first, , firstLib] = pageOf(route().page);
-  import(first).catch(() => {});
+  const [first, , firstLib, imports] = pageOf(route().page);
+  for (const file of [first, ...(imports || [])]) import(file).catch(() => {});  // its imports too: no second wave
   const drawsWith = firstLib || { overview: "echarts", graph: "cytoscape" }[route().page];
   if (drawsWith) preloadLib(drawsWith);
   try { await load(); } catch (err) { if (err.status === 401) return signin(); main.replaceChildren(h("div", { class: "error" }, err.message)); return; }

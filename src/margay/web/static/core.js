@@ -39,6 +39,10 @@ export async function api(method, path, body, { clusters } = {}) {
     else { headers["x-cluster-id"] = "_MULTI_"; payload = { ...(payload || {}), clusters }; }
   }
   const res = await fetch(path, { method, headers, credentials: "same-origin", body: payload ? JSON.stringify(payload) : undefined });
+  return answer(res);
+}
+
+async function answer(res) {
   const text = await res.text();
   let doc = null;
   try { doc = text ? JSON.parse(text) : null; } catch { doc = null; }
@@ -48,6 +52,35 @@ export async function api(method, path, body, { clusters } = {}) {
     throw err;
   }
   return doc;
+}
+
+// A request answered in NDJSON lines (POST /api/v1/aggregations with Accept: application/x-ndjson): `line`
+// gets each parsed line as it arrives, so a page draws what is ready while the server works on the rest.
+export async function apiLines(path, body, line) {
+  const headers = { "content-type": "application/json", accept: "application/x-ndjson", "x-cluster-id": "_MULTI_" };
+  const csrf = csrfToken();
+  if (csrf) headers["x-csrf-token"] = csrf;
+  const res = await fetch(path, { method: "POST", headers, credentials: "same-origin", body: JSON.stringify(body) });
+  if (!res.ok || !res.body) return answer(res);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const text = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (text.trim()) line(JSON.parse(text));
+    }
+  }
+  if (buf.trim()) line(JSON.parse(buf));
+}
+
+// The clusters of a read as body fields under x-cluster-id _MULTI_ (a batch item's own selection).
+export function clusterFields(clusters) {
+  return clusters.all ? { all_clusters: true } : { clusters: [...clusters] };
 }
 
 function csrfToken() {
@@ -274,7 +307,8 @@ export function showError(el, err) {
 let charts = [];
 export function track(chart) { charts.push(chart); return chart; }
 export function disposeCharts() { charts.forEach((c) => c.dispose()); charts = []; }
-window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
+// "auto": the element's size now (a chart made with a measured width and height would otherwise keep it).
+window.addEventListener("resize", () => charts.forEach((c) => c.resize({ width: "auto", height: "auto" })));
 
 // The vendored libraries (`echarts`, `cytoscape`: globals, web/pages.py serves them) load when a page first
 // needs one, not in the shell's head: no page waits for a library it does not draw with, and a page that does

@@ -1,5 +1,5 @@
-// The overview dashboard: one aggregation request per panel, each panel linking to the explorer.
-import { api, esc, explorerLink, fmtBytes, fmtNum, globalParams, h, interval, lib, notReadable, quote, readable, rendered, showError, state, timeRange, track, withGlobals } from "./core.js";
+// The overview dashboard: every panel's aggregation in one streamed request, each panel linking to the explorer.
+import { ApiError, apiLines, clusterFields, esc, explorerLink, fmtBytes, fmtNum, globalParams, h, interval, lib, notReadable, quote, readable, rendered, showError, state, timeRange, track, withGlobals } from "./core.js";
 import { chartTime, timeAxis } from "./time.js";
 import { CHANGES_SELECTOR, changesPanel } from "./changes.js";
 
@@ -7,17 +7,46 @@ const COLORS = { flows: "#2f6fdf", dns: "#8e44ad", audit: "#16a085", bgp: "#7f8c
 const TIME = { flows: "end_time", dns: "end_time", audit: "requestReceivedTimestamp", bgp: "logtime", events: "time", l7: "end_time" };
 
 // Each panel's data; echarts (which every panel drawing a chart needs) is asked for before the first of them,
-// so it is not queued behind the panels' requests (six at a time per host).
+// so it is not queued behind the panels' requests.
 function agg(type, aggregations, selector, extra = {}) {
   return Promise.all([lib("echarts"), aggData(type, aggregations, selector, extra)]).then(([, res]) => res);
 }
+// The aggregations the panels ask for while the page is built go out as one request,
+// POST /api/v1/aggregations (each item the body of the type's own aggregation route, answered by that route's
+// code): one round trip where Chromium would queue two dozen six at a time. An item the viewer may not read
+// fails its panel alone.
+let pending = null;
 function aggData(type, aggregations, selector, extra) {
-  return api("POST", `/api/v1/${type === "flows" ? "flows/logs" : type === "dns" ? "dns/logs" : type === "audit" ? "audit/logs" : type === "bgp" ? "bgp/logs" : type === "l7" ? "l7/logs" : "events"}/aggregation`,
-    { time_range: timeRange(), selector: selector || undefined, aggregations, ...extra }, { clusters: readable(type) });
+  const item = { log_type: type, time_range: timeRange(), selector: selector || undefined, aggregations, ...extra,
+    ...clusterFields(readable(type)) };
+  if (!pending) { pending = []; queueMicrotask(sendBatch); }
+  return new Promise((resolve, reject) => pending.push({ item, resolve, reject }));
+}
+async function sendBatch() {
+  const batch = pending;
+  pending = null;
+  try {
+    await apiLines("/api/v1/aggregations", { requests: batch.map((b) => b.item) }, (r) => {
+      const b = batch[r.index];
+      if (r.status === 200) b.resolve(r.aggregations); else b.reject(new ApiError(r.status, r));
+    });
+    batch.forEach((b) => b.reject(new Error("the server's answer ended before this panel's data")));  // no-op once settled
+  } catch (err) { batch.forEach((b) => b.reject(err)); }
+}
+
+// Every chart's box, read once for all panels when the first chart is drawn (one layout, after the page's
+// requests left), so that no chart's initialisation reads the DOM after another chart's was written (a forced
+// layout per chart). overview() resets it.
+let boxes = null;
+function measure() {
+  boxes = new WeakMap();
+  for (const el of document.querySelectorAll("#main section[data-panel] .chart")) boxes.set(el, { width: el.clientWidth, height: el.clientHeight });
 }
 
 function chart(el, option) {
-  const c = track(echarts.init(el, null, { renderer: "canvas" }));
+  if (!boxes) measure();
+  const box = boxes.get(el);
+  const c = track(echarts.init(el, null, { renderer: "canvas", ...(box && box.width && box.height ? box : {}) }));
   const opt = { animation: false, ...chartTime(), textStyle: { fontFamily: "inherit" }, grid: { left: 50, right: 14, top: 24, bottom: 26, containLabel: false }, ...option };
   if (opt.xAxis && opt.xAxis.type === "time") opt.xAxis = timeAxis(state.range, opt.xAxis);
   c.setOption(opt);
@@ -66,26 +95,36 @@ function bars(el, rows, { type, key, fmt = fmtNum, color = "#2f6fdf", extra = ""
   el.dataset.labels = JSON.stringify([...labels.values()]);
 }
 
+// A panel: its card now, its data and drawing when `fill` runs (once every card is on the page).
 function card(grid, span, title, type, link, fill, what) {
   const body = h("div", { class: "chart" });
   const el = h("section", { class: `card ${span}`, "data-panel": title }, h("h3", {}, title, link ? h("a", { href: link }, "explore →") : null), body);
   grid.append(el);
-  if (!readable(type).length) { body.replaceWith(notReadable(type, what)); return Promise.resolve(); }
-  return fill(body).catch((err) => showError(body, err));
+  if (!readable(type).length) { body.replaceWith(notReadable(type, what)); return null; }
+  return () => fill(body).catch((err) => showError(body, err));
 }
 
 const buckets = (res, name) => ((res || {})[name] || {}).buckets || [];
 
 export function overview(main) {
+  clusterFlows = null;
+  boxes = null;
   main.append(h("h2", {}, "Overview"));
   const grid = h("div", { class: "grid" });
   main.append(grid);
   const step = interval(60), fi = step + "s";
   const jobs = [];
 
+  // DNS latency and L7 duration over time: their histograms' buckets carry each bucket's record count too, so
+  // the volume chart draws DNS and L7 from them (one histogram per type, asked for once).
+  const STATS = { dns: { m: { avg: { field: "latency_mean" } }, x: { max: { field: "latency_max" } } },
+    l7: { m: { avg: { field: "duration_mean" } }, x: { max: { field: "duration_max" } } } };
+  const stats = {};
+  const overTime = (t) => stats[t] || (stats[t] = agg(t, { t: { date_histogram: { field: TIME[t], fixed_interval: fi }, aggs: STATS[t] } }));
+
   jobs.push(card(grid, "span8", "Log volume over time", "flows", null, async (el) => {
     const types = ["flows", "dns", "l7", "audit", "bgp", "events"].filter((t) => readable(t).length);
-    const res = await Promise.all(types.map((t) => agg(t, { t: { date_histogram: { field: TIME[t], fixed_interval: fi } } })));
+    const res = await Promise.all(types.map((t) => (STATS[t] ? overTime(t) : agg(t, { t: { date_histogram: { field: TIME[t], fixed_interval: fi } } }))));
     chart(el, {
       legend: { top: 0, right: 0 }, tooltip: { trigger: "axis" },
       xAxis: { type: "time" }, yAxis: { type: "log", min: 1, axisLabel: { formatter: fmtNum } },
@@ -95,8 +134,7 @@ export function overview(main) {
   }));
 
   jobs.push(card(grid, "span4", "Flows: allowed vs denied", "flows", explorerLink("flows", 'action = "deny"'), async (el) => {
-    const res = await agg("flows", { a: { terms: { field: "action" }, aggs: { f: { sum: { field: "num_flows" } } } } });
-    const v = Object.fromEntries(buckets(res, "a").map((b) => [b.key, b.f.value]));
+    const v = await actionTotals();
     const c = chart(el, { tooltip: { trigger: "item", formatter: (p) => `${esc(p.name)}: ${esc(fmtNum(p.value))} flows (${esc(p.percent)}%)` },
       legend: { bottom: 0 },
       title: { text: fmtNum((v.deny || 0)) + " denied", subtext: `${(100 * (v.deny || 0) / Math.max(1, (v.allow || 0) + (v.deny || 0))).toFixed(2)}% of ${fmtNum((v.allow || 0) + (v.deny || 0))} flows`,
@@ -147,7 +185,7 @@ export function overview(main) {
   }, "DNS"));
 
   jobs.push(card(grid, "span4", "DNS latency (mean / max, ms)", "dns", explorerLink("dns", ""), async (el) => {
-    const res = await agg("dns", { t: { date_histogram: { field: "end_time", fixed_interval: fi }, aggs: { m: { avg: { field: "latency_mean" } }, x: { max: { field: "latency_max" } } } } });
+    const res = await overTime("dns");
     const b = buckets(res, "t");
     chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0 }, xAxis: { type: "time" }, yAxis: { type: "value" },
       series: [{ name: "mean", type: "line", showSymbol: false, color: "#8e44ad", data: b.map((x) => [x.key, x.m.value == null ? null : x.m.value / 1e6]) },
@@ -166,7 +204,7 @@ export function overview(main) {
     c.on("click", (p) => { location.hash = explorerLink("l7", `response_code = ${quote(p.name)}`); });
   }, "L7"));
   jobs.push(card(grid, "span4", "HTTP duration (L7, mean / max, ms)", "l7", explorerLink("l7", ""), async (el) => {
-    const res = await agg("l7", { t: { date_histogram: { field: "end_time", fixed_interval: fi }, aggs: { m: { avg: { field: "duration_mean" } }, x: { max: { field: "duration_max" } } } } });
+    const res = await overTime("l7");
     const b = buckets(res, "t");
     chart(el, { tooltip: { trigger: "axis" }, legend: { top: 0, right: 0 }, xAxis: { type: "time" }, yAxis: { type: "value" },
       // duration_mean / duration_max are nanoseconds (spec §L7), drawn in ms like DNS latency.
@@ -206,7 +244,7 @@ export function overview(main) {
     c.on("click", (p) => { location.hash = `#/events?severity=${p.name.replace("severity ", "")}`; });
   }, "events"));
 
-  Promise.all(jobs).then(() => rendered("overview"));
+  Promise.all(jobs.filter(Boolean).map((fill) => fill())).then(() => rendered("overview"));
 }
 
 // The busiest clusters of the selection: flows and denied flows (one aggregation over the flow logs, terms on
@@ -214,10 +252,32 @@ export function overview(main) {
 // count only, so each asks for a bucket per selected cluster (all of them: one bucket each, even at 1,000) and
 // the columns rank them here. Each name narrows the selection to that cluster.
 const CLUSTER_COLS = [["flows", "flows"], ["denied", "denied flows"], ["events", "active events"]];
+const MAX_CLUSTER_BUCKETS = 10000;
+// The flow sums per cluster and action, asked for once per page (the per-cluster panel and the allowed vs
+// denied totals both draw from it).
+let clusterFlows = null;
+const clusterFlowsAgg = () => clusterFlows || (clusterFlows = agg("flows", { c: { terms: { field: "cluster", size: Math.min(MAX_CLUSTER_BUCKETS, readable("flows").length) },
+  aggs: { f: { sum: { field: "num_flows" } }, a: { terms: { field: "action", size: 5 }, aggs: { f: { sum: { field: "num_flows" } } } } } } }));
+
+// Flows per action ({allow, deny}). With several clusters the per-cluster panel's answer holds them (a bucket
+// for every cluster, nothing left over): its sums added up, with no request of their own; else asked for.
+async function actionTotals() {
+  const flows = readable("flows");
+  if (flows.length > 1 && flows.length <= MAX_CLUSTER_BUCKETS) {
+    const c = ((await clusterFlowsAgg()) || {}).c || {};
+    if (!c.sum_other_doc_count) {
+      const v = {};
+      for (const b of c.buckets || []) for (const a of b.a.buckets) v[a.key] = (v[a.key] || 0) + a.f.value;
+      return v;
+    }
+  }
+  const res = await agg("flows", { a: { terms: { field: "action" }, aggs: { f: { sum: { field: "num_flows" } } } } });
+  return Object.fromEntries(buckets(res, "a").map((b) => [b.key, b.f.value]));
+}
+
 async function clustersPanel(el) {
   const [flows, events] = await Promise.all([
-    agg("flows", { c: { terms: { field: "cluster", size: Math.min(10000, readable("flows").length) }, aggs: { f: { sum: { field: "num_flows" } },
-      a: { terms: { field: "action", size: 5 }, aggs: { f: { sum: { field: "num_flows" } } } } } } }),
+    clusterFlowsAgg(),
     readable("events").length ? agg("events", { c: { terms: { field: "cluster", size: Math.min(10000, readable("events").length) } } }, "dismissed = false") : null]);
   const rows = new Map();
   const row = (c) => rows.get(c) || rows.set(c, { cluster: c, flows: 0, denied: 0, events: 0 }).get(c);
