@@ -8,35 +8,18 @@ overview sent before it derived three panels from others).
 """
 
 import json
-import os
 import sys
 
 import httpx
+
+from agg_common import ROUTES, cpu, items
 
 s = json.load(open(sys.argv[1]))["new"]
 n = int(sys.argv[2])
 
 
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-b = json.load(
-    open(
-        sys.argv[3]
-        if len(sys.argv) > 3
-        else os.path.join(os.path.dirname(__file__), "overview-batch-items.json")
-    )
-)["batch"]
-R = {
-    "flows": "flows/logs",
-    "dns": "dns/logs",
-    "audit": "audit/logs",
-    "bgp": "bgp/logs",
-    "l7": "l7/logs",
-    "events": "events",
-}
+b = items(sys.argv[3] if len(sys.argv) > 3 else None)
+R = ROUTES
 res = {"batch": [], "batch-ndjson": [], "one by one": []}
 with httpx.Client(base_url=s["url"], timeout=60, headers={"x-cluster-id": "_MULTI_"}) as http:
     for r in range(n):

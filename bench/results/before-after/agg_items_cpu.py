@@ -4,32 +4,16 @@ the new server in turn (s12-ui).
     .venv/bin/python bench/results/before-after/agg_items_cpu.py SERVERS.json RUNS [ITEMS.json]
 """
 
-import json, os, sys, httpx
+import json, sys, httpx
+
+from agg_common import ROUTES, cpu, items
 
 servers = json.load(open(sys.argv[1]))
 n = int(sys.argv[2])
 
 
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-b = json.load(
-    open(
-        sys.argv[3]
-        if len(sys.argv) > 3
-        else os.path.join(os.path.dirname(__file__), "overview-batch-items.json")
-    )
-)["batch"]
-R = {
-    "flows": "flows/logs",
-    "dns": "dns/logs",
-    "audit": "audit/logs",
-    "bgp": "bgp/logs",
-    "l7": "l7/logs",
-    "events": "events",
-}
+b = items(sys.argv[3] if len(sys.argv) > 3 else None)
+R = ROUTES
 tot = {"old": 0, "new": 0}
 for it in b:
     body = {k: v for k, v in it.items() if k != "log_type"}
