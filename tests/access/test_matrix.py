@@ -42,6 +42,12 @@ READS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("domainnameset", "/api/v1/threatfeeds/domainnameset", "", {}, ("threatfeeds_domainnameset",)),
 ]
 NO_AGGREGATION = {"/api/v1/threatfeeds/ipset", "/api/v1/threatfeeds/domainnameset"}
+# The `log_type` of each aggregation route's requests in a POST /api/v1/aggregations batch.
+BATCH_TYPE = {"/api/v1/flows/logs": "flows", "/api/v1/dns/logs": "dns", "/api/v1/audit/logs": "audit",
+              "/api/v1/bgp/logs": "bgp", "/api/v1/events": "events", "/api/v1/l7/logs": "l7", "/api/v1/waf/logs": "waf",
+              "/api/v1/policy_activity/logs": "policy_activity", "/api/v1/runtime/reports": "runtime",
+              "/api/v1/compliance/snapshots": "snapshots", "/api/v1/compliance/reports": "compliance_reports",
+              "/api/v1/compliance/benchmarks": "benchmark_results"}
 
 
 def expected(rig: Rig, who: str, types: tuple[str, ...], clusters: list[str]) -> dict[str, int] | None:
@@ -108,6 +114,20 @@ def test_every_read_endpoint(rig: Rig, who: str) -> None:
                 buckets = {b["key"]: b["doc_count"] for b in r.json()["c"]["buckets"]}
                 if buckets != want:
                     problems.append(f"{what} aggregation: got {buckets}, want {want}")
+            # the same aggregation as the one item of a batch (POST /api/v1/aggregations): a refused item is its
+            # own 403 without data (or the whole request's, for a caller who may read nothing at all)
+            item = {"log_type": BATCH_TYPE[path], **body, "aggregations": {"c": {"terms": {"field": "cluster"}}}}
+            r = rig.post(who, "/api/v1/aggregations", {"requests": [item]}, cluster=header)
+            answer = r.json()["responses"][0] if r.status_code == 200 else None
+            if want is None:
+                if answer is None:
+                    refused_without_data(r, what + " batch", problems)
+                elif answer.get("status") != 403 or "aggregations" in answer or any(m in r.text for m in DATA_MARKERS):
+                    problems.append(f"{what} batch: expected the item's 403 without data, got {r.text[:300]}")
+            elif answer is None or answer.get("status") != 200:
+                problems.append(f"{what} batch: expected 200, got {r.status_code} {r.text[:200]}")
+            elif (got_b := {b["key"]: b["doc_count"] for b in answer["aggregations"]["c"]["buckets"]}) != want:
+                problems.append(f"{what} batch: got {got_b}, want {want}")
             # Linseed's flow log count
             if path == "/api/v1/flows/logs":
                 r = rig.post(who, path + "/count", {**body, "count_type": "global"}, cluster=header)
@@ -196,6 +216,7 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
     covered = {p for _, p, _, _, _ in READS} | {p + "/aggregation" for _, p, _, _, _ in READS
                                                 if p not in NO_AGGREGATION} | {"/api/v1/flows"}
     covered |= {"/api/v1/flows/logs/count", "/api/v1/events/statistics"}  # checked with the reads above
+    covered |= {"/api/v1/aggregations"}  # each aggregation above also as a batch's item
     covered |= {"/api/v1/dns/flows", "/api/v1/l7/flows"}  # checked with the dns and l7 reads above
     covered |= {"/api/v1/processes"}  # checked with the flows reads above (and in test_scope.py)
     covered |= {"/api/v1/policy_activity"}  # checked with the policy activity reads above
@@ -206,3 +227,4 @@ def test_matrix_covers_every_query_route(rig: Rig) -> None:
                           "policy_activity", "runtime")}
     assert reads - covered == set(), f"read endpoints missing from the access matrix: {sorted(reads - covered)}"
     assert set(REGISTRY) == {t for *_, ts in READS for t in ts}
+    assert set(BATCH_TYPE) == {p for _, p, *_ in READS} - NO_AGGREGATION
