@@ -34,8 +34,11 @@ class RequestAccess:
         who = getattr(request.state, "identity", None)
         return who if who is not None else NO_AUTH
 
-    def write_cluster(self, request: Request, cluster: str) -> str:
-        return self.access.may_write(self.caller(request), type_of_path(request.url.path),
+    def write_cluster(self, request: Request, cluster: str, lt: LogType | None = None) -> str:
+        """The cluster the caller may write `cluster`'s logs of `lt` into (Access.may_write). A route that knows
+        its log type passes it: finding it from the path builds a URL object per request (~2 % of the event
+        loop's samples under a fleet's many small batches)."""
+        return self.access.may_write(self.caller(request), lt or type_of_path(request.url.path),
                                      request.headers.get("x-cluster-id"), cluster)
 
     def authorize_verb(self, request: Request, lt: LogType, cluster: str, verb: str) -> None:
