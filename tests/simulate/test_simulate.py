@@ -334,7 +334,12 @@ def test_live_traffic_is_the_backfill_continued(topo: Topology) -> None:
 
 
 def test_resume_points_continue_after_what_the_server_stores(topo: Topology, server: Any) -> None:
-    start = datetime.fromtimestamp(time.time() // 3600 * 3600 - 4 * 3600, UTC)
+    # The newest hour-aligned start at least 4 hours back whose first two hours hold every kind: the rare kinds
+    # (WAF, events) are drawn per hour, and some hours have none.
+    latest = datetime.fromtimestamp(time.time() // 3600 * 3600 - 4 * 3600, UTC)
+    start = next(s for s in (latest - timedelta(hours=h) for h in range(48))
+                 if all(any(True for c in topo.clusters for _ in feed.records(topo, c, kind, s, s + timedelta(hours=2)))
+                        for kind in feed.KINDS))
     first = post_to_server(server.url, topo, start, start + timedelta(hours=2))
     assert all(first.values()), first
     resume = feed.resume_points(server.url, topo, start - timedelta(days=1))
