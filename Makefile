@@ -42,7 +42,7 @@ rig: venv
 
 # The C scanner again, should the first install have gone without a compiler (make rig installs gcc).
 native: $(RUN_STAMP)
-	$(BIN)/python -c "from margay.ingest._keyscan import KeySet, count_newlines, count_records" 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check -e .
+	$(BIN)/python -c "from margay.ingest._keyscan import KeySet, count_newlines, count_records; from margay.ingest._columns import Parser" 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check -e .
 
 ## make test: everything above, then every test
 test: venv rig native

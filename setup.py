@@ -1,10 +1,13 @@
-"""The build's one part pyproject.toml cannot declare: the optional C scanner of ingest (ingest/_keyscan.c).
+"""The build's one part pyproject.toml cannot declare: ingest's optional C extensions, the scanner of undeclared
+keys (ingest/_keyscan.c) and the parser of records into Arrow columns (ingest/_columns.c).
 
-It is optional: without a C compiler (or Python's headers) the build goes on without it, and margay asks
-DuckDB instead (ingest/keyscan.py) -- the same answers, ~4.8 us a record slower on a large batch.
+Both are optional: without a C compiler (or Python's headers) the build goes on without them, and margay asks
+DuckDB instead (ingest/keyscan.py, read_json) -- the same answers, slower.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("margay.ingest._keyscan", ["src/margay/ingest/_keyscan.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+SOURCES = {"_keyscan": ["_keyscan.c"], "_columns": ["_columns.c", "_columns_json.c"]}
+setup(ext_modules=[Extension(f"margay.ingest.{name}", [f"src/margay/ingest/{f}" for f in files], optional=True,
+                             depends=["src/margay/ingest/_columns.h"], extra_compile_args=["-O2"])
+                   for name, files in SOURCES.items()])

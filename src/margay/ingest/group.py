@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..logtypes import LogType
 from .keyscan import Verdict, count_records
-from .output import cluster_counts, file_facts, split_file, sql_path
+from .output import cluster_counts, copy_arrow, file_facts, split_file, sql_path
 from .parse import _READ, _READ_TYPED, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
 
 _IOV_MAX = 512  # buffers per writev call (Linux allows 1,024)
@@ -101,23 +101,28 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             group.parts.append(part)
         if not clusters:
             return group
-        src = scratch / "in.ndjson"
-        _write_joined(src, bodies)
         plan = conv.plan(lt)
-        # The C scanner's look for undeclared keys (ingest/keyscan.py): a clean group is converted without the
-        # per-record key check; otherwise (or unsure) every record is checked, never a second batch-wide parse.
-        # Batch by batch (each holds whole lines): the group is clean when every batch is.
-        if all(plan.keys.scan(body) is Verdict.CLEAN for body in bodies):
-            select, read = plan.grouped_lean, _READ if plan.lean_raw else _READ_TYPED
-        else:
-            select, read = plan.grouped, _READ
-        params = [clusters, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
-        select = f"SELECT {select} FROM {read}"  # noqa: S608 - constants only
+        whole = scratch / "group.parquet"
         cur = conv.cursor()
         try:
-            whole = scratch / "group.parquet"
-            cur.execute(f"COPY ({select}) TO {sql_path(whole)} (FORMAT parquet, COMPRESSION snappy)",
-                        params).fetchall()
+            # Parsed in C (ingest/columns.py) when every record is plainly of its columns' types and keys: no
+            # file of the bodies, no key look, no read_json to bind.
+            table = plan.arrow.table(bodies) if plan.arrow is not None else None
+            if table is not None:
+                copy_arrow(cur, table, plan.grouped_lean, whole, "snappy", [clusters, now, seq_base])
+            else:
+                src = scratch / "in.ndjson"
+                _write_joined(src, bodies)
+                # The C scanner's look for undeclared keys (ingest/keyscan.py): a clean group is converted without
+                # the per-record key check; otherwise (or unsure) every record is checked, never a second
+                # batch-wide parse. Batch by batch (each holds whole lines): the group is clean when every one is.
+                if all(plan.keys.scan(body) is Verdict.CLEAN for body in bodies):
+                    select, read = plan.grouped_lean, _READ if plan.lean_raw else _READ_TYPED
+                else:
+                    select, read = plan.grouped, _READ
+                params = [clusters, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
+                cur.execute(f"COPY (SELECT {select} FROM {read}) TO {sql_path(whole)} "  # noqa: S608 - constants
+                            "(FORMAT parquet, COMPRESSION snappy)", params).fetchall()
             count, valid, (first_day, last_day) = file_facts(whole)
             if count == len(clusters) and valid == count and first_day is not None and first_day == last_day:
                 # Every record stored: its rows per cluster are the batches' lines.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,19 @@ FIELD_SEP = "\x1f"  # between a field name and its message
 def sql_path(path: Path) -> str:
     """A file path of margay's own (scratch and store folders) as a SQL string literal; COPY takes no parameter."""
     return "'" + str(path).replace("'", "''") + "'"
+
+
+def copy_arrow(cur: duckdb.DuckDBPyConnection, table: Any, select: str, out: Path, codec: str,
+               params: list[Any]) -> None:
+    """`SELECT {select} FROM` an Arrow table of the C parser's (ingest/columns.py), written to `out` as Parquet.
+    The table is a view of the cursor's own connection for the statement (a name of margay's, never data's)."""
+    view = f"_arrow_{uuid.uuid4().hex}"
+    cur.register(view, table)
+    try:
+        cur.execute(f"COPY (SELECT {select} FROM {view}) TO {sql_path(out)} "  # noqa: S608 - constants only
+                    f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
+    finally:
+        cur.unregister(view)
 
 
 def split_file(cur: duckdb.DuckDBPyConnection, whole: Path, out: Path, codec: str, *, by_cluster: bool = True

@@ -27,8 +27,9 @@ from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
 from ..store.sql import time_sql
+from .columns import ArrowReader
 from .keyscan import KeyScanner, Verdict, count_newlines
-from .output import ERR_SEP, FIELD_SEP, file_facts, split_file, sql_path
+from .output import ERR_SEP, FIELD_SEP, copy_arrow, file_facts, split_file, sql_path
 
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
 # Bounds on one stored document (a line of a batch): its size, and how deep its objects and arrays nest.
@@ -138,6 +139,9 @@ class Plan:
     lean_raw: bool  # whether `lean` reads the raw objects (kept-as-sent fields); if not, it reads _READ_TYPED
     own: list[str]  # the keys a record may have without going to `_extra`
     keys: KeyScanner  # the batch-wide look for other keys (in C; DuckDB's `_UNKNOWN_KEYS` when it is unsure)
+    # The typed read in C (ingest/columns.py), for a type whose `lean` needs no raw objects and whose columns it
+    # reads; None: read_json always. It declines a batch with other keys, so it also answers the look above.
+    arrow: ArrowReader | None = None
 
 
 def plan_for(lt: LogType) -> Plan:
@@ -165,8 +169,10 @@ def plan_for(lt: LogType) -> Plan:
     lean = select + lean_kept
     grouped_lean = fields + ', (?::VARCHAR[])[ordinality] AS "cluster"' + rest + lean_kept
     own = own_keys(lt)
-    return Plan({f.name: f.sql_type(raw=True) for f in lt.fields}, full, lean, grouped, grouped_lean,
-                bool(sent_fields(lt)), list(own), KeyScanner(own))
+    columns = {f.name: f.sql_type(raw=True) for f in lt.fields}
+    lean_raw = bool(sent_fields(lt))
+    return Plan(columns, full, lean, grouped, grouped_lean, lean_raw, list(own), KeyScanner(own),
+                None if lean_raw else ArrowReader.for_columns(columns, own))
 
 
 def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
@@ -240,28 +246,32 @@ class Converter:
         """One pass: parse, convert, check and write Parquet; split by day and validity only when needed."""
         plan = self.plan(lt)
         src = scratch / "in.ndjson"
-        src.write_bytes(body)
         whole = scratch / "batch.parquet"
         cur = self._cursor()
         try:
             small = (count_newlines(body) if newlines is None else newlines) < SMALL_BATCH
-            select, read = plan.select, _READ
-            # Undeclared keys are rare: one batch-wide look spares every record of a clean batch the
-            # per-record key check; unreferenced, the raw read is pruned. The C scanner answers it in one
-            # pass over the bytes (ingest/keyscan.py); DuckDB's anti-join over the records' keys (a second
-            # parse) only when the scanner is unsure or absent, and not for a small batch: there its fixed
-            # cost (a statement) is more than the check it spares.
-            verdict = plan.keys.scan(body)
-            if verdict is Verdict.CLEAN or (verdict is Verdict.UNSURE and not small and not cur.execute(
-                    _UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0]):
-                select, read = plan.lean, _READ if plan.lean_raw else _READ_TYPED
             # A small file is written with a light codec: zstd's set-up per column costs a 10-record batch
             # about 4 ms, and the compactor rewrites small files with zstd anyway.
             codec = SMALL_CODEC if small else f"{self.compression}, COMPRESSION_LEVEL 1"
-            params = [cluster, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
-            cur.execute(f"COPY (SELECT {select} FROM {read}) TO {sql_path(whole)} "  # noqa: S608
-                        f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
-            src.unlink()
+            table = plan.arrow.table([body]) if plan.arrow is not None and numbers is None else None
+            if table is not None:  # parsed in C: no undeclared keys, every value of its column's type
+                copy_arrow(cur, table, plan.lean, whole, codec, [cluster, now, seq_base])
+            else:
+                src.write_bytes(body)
+                select, read = plan.select, _READ
+                # Undeclared keys are rare: one batch-wide look spares every record of a clean batch the
+                # per-record key check; unreferenced, the raw read is pruned. The C scanner answers it in one
+                # pass over the bytes (ingest/keyscan.py); DuckDB's anti-join over the records' keys (a second
+                # parse) only when the scanner is unsure or absent, and not for a small batch: there its fixed
+                # cost (a statement) is more than the check it spares.
+                verdict = plan.keys.scan(body)
+                if verdict is Verdict.CLEAN or (verdict is Verdict.UNSURE and not small and not cur.execute(
+                        _UNKNOWN_KEYS, [str(src), plan.own]).fetchall()[0][0]):
+                    select, read = plan.lean, _READ if plan.lean_raw else _READ_TYPED
+                params = [cluster, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
+                cur.execute(f"COPY (SELECT {select} FROM {read}) TO {sql_path(whole)} "  # noqa: S608
+                            f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
+            src.unlink(missing_ok=True)
             count, valid, (first, last) = file_facts(whole)
             result.total += count
             if count and valid == count and first is not None and first == last:

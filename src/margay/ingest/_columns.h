@@ -1,0 +1,122 @@
+/* The column tree of the C parser into Arrow columns (_columns.c: the tree and Python; _columns_json.c: the
+ * parse) and the appends both use. */
+#ifndef MARGAY_COLUMNS_H
+#define MARGAY_COLUMNS_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5 };
+#define MAX_SKIP_DEPTH 64
+enum { OK = 0, DECLINE = -1, NOMEM = -2 };
+#define MAX_SPEC_DEPTH 6
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} Buf;
+
+typedef struct Col Col;
+struct Col {
+    int kind;
+    char *key; /* UTF-8, as the JSON key */
+    Py_ssize_t key_len;
+    Buf valid;  /* a bit per value, LSB first */
+    Buf data;   /* K_INT: int64 values; K_STR: the strings' bytes */
+    Buf offs;   /* K_STR, K_LIST: int32 offsets, one more than values */
+    Py_ssize_t rows, nulls;
+    Col *child; /* K_LIST: the elements */
+    Col *fields; /* K_STRUCT */
+    Py_ssize_t nfields;
+    int32_t *table; /* K_STRUCT: open addressing over fields, index + 1, 0 empty */
+    uint32_t mask;
+    Py_ssize_t filled; /* K_STRUCT's field: the struct value it was last set for (a repeated key declines) */
+    Py_ssize_t after; /* K_STRUCT's field: the field that followed it in the last object (records list their
+                         keys in one order: a compare with the guess spares the hash) */
+    Py_ssize_t first; /* K_STRUCT: the first key of its last object (the same guess) */
+};
+
+int mc_grow(Buf *b, size_t more);
+int mc_push_null(Col *c);
+uint32_t mc_hash_key(const char *p, Py_ssize_t n);
+Py_ssize_t mc_find_field(const Col *s, const char *p, Py_ssize_t n);
+/* Every record of [p, end) as one more value of root (a struct whose fields are the columns). */
+int mc_parse_body(Col *root, const char *p, const char *end);
+
+static inline int reserve(Buf *b, size_t more) {
+    return b->len + more <= b->cap ? OK : mc_grow(b, more);
+}
+
+static inline int put(Buf *b, const void *src, size_t n) {
+    if (reserve(b, n) != OK) {
+        return NOMEM;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+    return OK;
+}
+
+/* One more value's validity bit (and its null count). */
+static inline int push_bit(Col *c, int valid) {
+    size_t byte = (size_t)(c->rows >> 3);
+    if (byte >= c->valid.len) {
+        if (reserve(&c->valid, 1) != OK) {
+            return NOMEM;
+        }
+        c->valid.p[c->valid.len++] = 0;
+    }
+    if (valid) {
+        c->valid.p[byte] |= (char)(1u << (c->rows & 7));
+    } else {
+        c->nulls++;
+    }
+    c->rows++;
+    return OK;
+}
+
+static inline int push_offset(Buf *offs, size_t at) {
+    if (at > INT32_MAX) {
+        return DECLINE; /* past Arrow's 32-bit offsets: the reader's way instead */
+    }
+    int32_t o = (int32_t)at;
+    return put(offs, &o, sizeof o);
+}
+
+static inline int is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+static inline const char *skip_ws(const char *p, const char *end) {
+    while (p < end && is_ws(*p)) {
+        p++;
+    }
+    return p;
+}
+
+static inline int same(const char *a, const char *b, Py_ssize_t n) {
+    while (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return 0;
+        }
+        a += 8;
+        b += 8;
+        n -= 8;
+    }
+    while (n > 0) {
+        if (*a++ != *b++) {
+            return 0;
+        }
+        n--;
+    }
+    return 1;
+}
+
+#endif

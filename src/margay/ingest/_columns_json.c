@@ -1,0 +1,606 @@
+/* The parse of the C parser into Arrow columns: NDJSON bytes into the column tree (_columns.h); what it
+ * accepts and declines is said in _columns.c. */
+#include "_columns.h"
+
+int mc_grow(Buf *b, size_t more) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more) {
+        if (cap > SIZE_MAX / 2) {
+            return NOMEM;
+        }
+        cap *= 2;
+    }
+    char *q = realloc(b->p, cap);
+    if (q == NULL) {
+        return NOMEM;
+    }
+    b->p = q;
+    b->cap = cap;
+    return OK;
+}
+
+int mc_push_null(Col *c) {
+    switch (c->kind) {
+    case K_SKIP:
+        return OK;
+    case K_INT: {
+        int64_t zero = 0;
+        if (put(&c->data, &zero, sizeof zero) != OK) {
+            return NOMEM;
+        }
+        break;
+    }
+    case K_STR:
+        if (push_offset(&c->offs, c->data.len) != OK) {
+            return DECLINE;
+        }
+        break;
+    case K_LIST:
+        if (push_offset(&c->offs, (size_t)c->child->rows) != OK) {
+            return DECLINE;
+        }
+        break;
+    default:
+        for (Py_ssize_t i = 0; i < c->nfields; i++) {
+            int r = mc_push_null(&c->fields[i]);
+            if (r != OK) {
+                return r;
+            }
+        }
+    }
+    return push_bit(c, 0);
+}
+
+uint32_t mc_hash_key(const char *p, Py_ssize_t n) {
+    uint32_t h = 2166136261u ^ (uint32_t)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    }
+    return h;
+}
+
+Py_ssize_t mc_find_field(const Col *s, const char *p, Py_ssize_t n) {
+    uint32_t i = mc_hash_key(p, n) & s->mask;
+    for (;;) {
+        int32_t slot = s->table[i];
+        if (slot == 0) {
+            return -1;
+        }
+        const Col *f = &s->fields[slot - 1];
+        if (f->key_len == n && memcmp(f->key, p, (size_t)n) == 0) {
+            return slot - 1;
+        }
+        i = (i + 1) & s->mask;
+    }
+}
+
+static int hex4(const char *p, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (uint32_t)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v |= (uint32_t)(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            v |= (uint32_t)(c - 'A' + 10);
+        } else {
+            return DECLINE;
+        }
+    }
+    *out = v;
+    return OK;
+}
+
+/* The length of the UTF-8 sequence at p (a lead byte >= 0x80), 0 if it is not well-formed. */
+static int utf8_len(const unsigned char *p, const unsigned char *end) {
+    unsigned c = p[0];
+    int n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) {
+            lo = 0xA0;
+        } else if (c == 0xED) {
+            hi = 0x9F;
+        }
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) {
+            lo = 0x90;
+        } else if (c == 0xF4) {
+            hi = 0x8F;
+        }
+    } else {
+        return 0;
+    }
+    if (end - p < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (int i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xBF) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* The first byte in [q, end) that ends a plain run of a string: '"', '\\', a control byte or a byte >= 0x80. */
+static inline const char *plain_run(const char *q, const char *end) {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i slash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)q);
+        /* signed compare: bytes >= 0x80 are negative, so "v < 0x20" catches them with the control bytes */
+        __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                       _mm_cmplt_epi8(v, space));
+        int m = _mm_movemask_epi8(special);
+        if (m != 0) {
+            return q + __builtin_ctz((unsigned)m);
+        }
+        q += 16;
+    }
+#endif
+    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80) {
+        q++;
+    }
+    return q;
+}
+
+/* p just past the opening quote; decodes into out, leaves *pp past the closing quote. */
+static int parse_string(Buf *out, const char **pp, const char *end) {
+    const char *p = *pp;
+    for (;;) {
+        const char *q = plain_run(p, end);
+        if (q > p && put(out, p, (size_t)(q - p)) != OK) {
+            return NOMEM;
+        }
+        p = q;
+        if (p >= end) {
+            return DECLINE;
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            *pp = p + 1;
+            return OK;
+        }
+        if (c < 0x20) {
+            return DECLINE;
+        }
+        if (c >= 0x80) {
+            int n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+            if (n == 0 || put(out, p, (size_t)n) != OK) {
+                return n == 0 ? DECLINE : NOMEM;
+            }
+            p += n;
+            continue;
+        }
+        /* a backslash */
+        if (end - p < 2) {
+            return DECLINE;
+        }
+        char e = p[1], ch;
+        p += 2;
+        switch (e) {
+        case '"': ch = '"'; break;
+        case '\\': ch = '\\'; break;
+        case '/': ch = '/'; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u': {
+            uint32_t cp, lo;
+            if (end - p < 4 || hex4(p, &cp) != OK || cp == 0) {
+                return DECLINE;
+            }
+            p += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return DECLINE;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) != OK || lo < 0xDC00 || lo > 0xDFFF) {
+                    return DECLINE;
+                }
+                p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            char u[4];
+            size_t n;
+            if (cp < 0x80) {
+                u[0] = (char)cp;
+                n = 1;
+            } else if (cp < 0x800) {
+                u[0] = (char)(0xC0 | (cp >> 6));
+                u[1] = (char)(0x80 | (cp & 0x3F));
+                n = 2;
+            } else if (cp < 0x10000) {
+                u[0] = (char)(0xE0 | (cp >> 12));
+                u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                u[2] = (char)(0x80 | (cp & 0x3F));
+                n = 3;
+            } else {
+                u[0] = (char)(0xF0 | (cp >> 18));
+                u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                u[3] = (char)(0x80 | (cp & 0x3F));
+                n = 4;
+            }
+            if (put(out, u, n) != OK) {
+                return NOMEM;
+            }
+            continue;
+        }
+        default:
+            return DECLINE;
+        }
+        if (put(out, &ch, 1) != OK) {
+            return NOMEM;
+        }
+    }
+}
+
+/* A JSON integer that fits int64, with no fraction or exponent. */
+static inline int parse_int(int64_t *out, const char **pp, const char *end) {
+    const char *p = *pp;
+    int neg = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9') {
+        return DECLINE;
+    }
+    if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9') {
+        return DECLINE; /* a leading zero: not JSON */
+    }
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    uint64_t v = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (limit - d) / 10) {
+            return DECLINE;
+        }
+        v = v * 10 + d;
+        p++;
+    }
+    if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {
+        return DECLINE;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    *pp = p;
+    return OK;
+}
+
+/* A JSON number of any form (a key the columns do not hold: read_json drops it, but refuses bad JSON). */
+static int skip_number(const char **pp, const char *end) {
+    const char *p = *pp;
+    if (p < end && *p == '-') {
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9') {
+        return DECLINE;
+    }
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') {
+            return DECLINE;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        if (p >= end || *p < '0' || *p > '9') {
+            return DECLINE;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    *pp = p;
+    return OK;
+}
+
+/* Any JSON value, checked and dropped; `scratch` takes its strings. Objects and arrays nest at most
+ * MAX_SKIP_DEPTH deep (deeper declines); a repeated key in a dropped object is not looked for: the reader's
+ * verdict on it does not reach the columns. */
+static int skip_value(Buf *scratch, const char **pp, const char *end, int depth) {
+    const char *p = *pp;
+    int r;
+    if (p >= end) {
+        return DECLINE;
+    }
+    switch (*p) {
+    case '"':
+        p++;
+        scratch->len = 0;
+        if ((r = parse_string(scratch, &p, end)) != OK) {
+            return r;
+        }
+        break;
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *word = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
+        size_t n = strlen(word);
+        if ((size_t)(end - p) < n || memcmp(p, word, n) != 0) {
+            return DECLINE;
+        }
+        p += n;
+        break;
+    }
+    case '[':
+    case '{': {
+        char close = *p == '[' ? ']' : '}';
+        int object = *p == '{';
+        if (depth >= MAX_SKIP_DEPTH) {
+            return DECLINE;
+        }
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == close) {
+            p++;
+            break;
+        }
+        for (;;) {
+            if (object) {
+                if (p >= end || *p != '"') {
+                    return DECLINE;
+                }
+                p++;
+                scratch->len = 0;
+                if ((r = parse_string(scratch, &p, end)) != OK) {
+                    return r;
+                }
+                p = skip_ws(p, end);
+                if (p >= end || *p != ':') {
+                    return DECLINE;
+                }
+                p = skip_ws(p + 1, end);
+            }
+            if ((r = skip_value(scratch, &p, end, depth + 1)) != OK) {
+                return r;
+            }
+            p = skip_ws(p, end);
+            if (p < end && *p == ',') {
+                p = skip_ws(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == close) {
+                p++;
+                break;
+            }
+            return DECLINE;
+        }
+        break;
+    }
+    default:
+        if ((r = skip_number(&p, end)) != OK) {
+            return r;
+        }
+    }
+    *pp = p;
+    return OK;
+}
+
+static int parse_object(Col *s, const char **pp, const char *end);
+
+/* An integer or string value (not null) into c; *pp at its first byte, left past it. Inline in the record's
+ * loop: most of a flow's values are these. */
+static inline int scalar_value(Col *c, const char **pp, const char *end) {
+    const char *p = *pp;
+    int r;
+    if (c->kind == K_INT) {
+        int64_t v;
+        if ((r = parse_int(&v, &p, end)) != OK) {
+            return r;
+        }
+        if (put(&c->data, &v, sizeof v) != OK) {
+            return NOMEM;
+        }
+    } else {
+        if (p >= end || *p != '"') {
+            return DECLINE;
+        }
+        p++;
+        if ((r = parse_string(&c->data, &p, end)) != OK) {
+            return r;
+        }
+        if ((r = push_offset(&c->offs, c->data.len)) != OK) {
+            return r;
+        }
+    }
+    *pp = p;
+    return push_bit(c, 1);
+}
+
+/* One value into c; *pp at its first byte (no white space), left past it. */
+static int parse_value(Col *c, const char **pp, const char *end) {
+    const char *p = *pp;
+    if (p >= end) {
+        return DECLINE;
+    }
+    if (*p == 'n') {
+        if (end - p < 4 || memcmp(p, "null", 4) != 0) {
+            return DECLINE;
+        }
+        *pp = p + 4;
+        return mc_push_null(c);
+    }
+    int r;
+    switch (c->kind) {
+    case K_SKIP:
+        if ((r = skip_value(&c->data, &p, end, 0)) != OK) {
+            return r;
+        }
+        *pp = p;
+        return OK;
+    case K_INT:
+    case K_STR:
+        return scalar_value(c, pp, end);
+    case K_LIST:
+        if (*p != '[') {
+            return DECLINE;
+        }
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == ']') {
+            p++;
+        } else {
+            for (;;) {
+                if ((r = parse_value(c->child, &p, end)) != OK) {
+                    return r;
+                }
+                p = skip_ws(p, end);
+                if (p < end && *p == ',') {
+                    p = skip_ws(p + 1, end);
+                    continue;
+                }
+                if (p < end && *p == ']') {
+                    p++;
+                    break;
+                }
+                return DECLINE;
+            }
+        }
+        if ((r = push_offset(&c->offs, (size_t)c->child->rows)) != OK) {
+            return r;
+        }
+        break;
+    default:
+        if (*p != '{') {
+            return DECLINE;
+        }
+        if ((r = parse_object(c, &p, end)) != OK) {
+            return r;
+        }
+    }
+    *pp = p;
+    return push_bit(c, 1);
+}
+
+/* An object into the fields of s (as its value number s->rows); *pp at '{'. Fields it lacks are null. */
+static int parse_object(Col *s, const char **pp, const char *end) {
+    const char *p = skip_ws(*pp + 1, end);
+    Py_ssize_t row = s->rows;
+    Py_ssize_t next = s->first;
+    Py_ssize_t *hint = &s->first;
+    int r;
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            if (p >= end || *p != '"') {
+                return DECLINE;
+            }
+            const char *k = ++p;
+            Py_ssize_t i = -1;
+            if (next >= 0 && next < s->nfields) { /* the guess: its bytes and a closing quote */
+                const Col *g = &s->fields[next];
+                if (end - k > g->key_len && k[g->key_len] == '"' && same(g->key, k, g->key_len)) {
+                    i = next;
+                    p = k + g->key_len;
+                }
+            }
+            if (i < 0) {
+                while (p < end && *p != '"' && *p != '\\' && *p != '\n') {
+                    p++;
+                }
+                if (p >= end || *p != '"') {
+                    return DECLINE; /* unclosed, or an escape in a key */
+                }
+                i = mc_find_field(s, k, p - k);
+                *hint = i;
+            }
+            if (i < 0) {
+                return DECLINE; /* not declared: the reader's way keeps it (or refuses it) */
+            }
+            Col *f = &s->fields[i];
+            if (f->filled == row) {
+                return DECLINE; /* a key twice in one object */
+            }
+            f->filled = row;
+            hint = &f->after;
+            next = f->after;
+            p = skip_ws(p + 1, end);
+            if (p >= end || *p != ':') {
+                return DECLINE;
+            }
+            p = skip_ws(p + 1, end);
+            if ((f->kind == K_INT || f->kind == K_STR) && p < end && *p != 'n' ? (r = scalar_value(f, &p, end)) != OK
+                                                                      : (r = parse_value(f, &p, end)) != OK) {
+                return r;
+            }
+            p = skip_ws(p, end);
+            if (p < end && *p == ',') {
+                p = skip_ws(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == '}') {
+                p++;
+                break;
+            }
+            return DECLINE;
+        }
+    }
+    for (Py_ssize_t i = 0; i < s->nfields; i++) {
+        Col *f = &s->fields[i];
+        if (f->filled != row) {
+            f->filled = row;
+            if ((r = mc_push_null(f)) != OK) {
+                return r;
+            }
+        }
+    }
+    *pp = p;
+    return OK;
+}
+
+/* Every record of [p, end) as one more value of the root struct (its validity is not kept). */
+int mc_parse_body(Col *root, const char *p, const char *end) {
+    /* No parse step passes a '\n' (white space here is ' ', '\t' and '\r'; a string refuses control bytes), so
+       each record is parsed up to the body's end, not its line's: no search for the line's end first. */
+    while (p < end) {
+        const char *q = skip_ws(p, end);
+        if (q == end) {
+            break;
+        }
+        if (*q == '\n') {
+            p = q + 1;
+            continue;
+        }
+        int r;
+        if (*q != '{') {
+            return DECLINE;
+        }
+        if ((r = parse_object(root, &q, end)) != OK) {
+            return r;
+        }
+        q = skip_ws(q, end);
+        if (q < end) {
+            if (*q != '\n') {
+                return DECLINE;
+            }
+            q++;
+        }
+        root->rows++;
+        p = q;
+    }
+    return OK;
+}

@@ -1,0 +1,136 @@
+"""The typed read of ingest in C, for log types whose columns are integers, strings, lists and structs (flows, L7).
+
+`ArrowReader.table(bodies)` parses NDJSON bodies straight into an Arrow table of the declared columns (plus
+`ordinality`, 1-based, as read_json's WITH ORDINALITY gives it), which the conversion's SELECT then reads as it
+reads read_json (ingest/_columns.c says what it accepts). It answers None when it declines a body -- a value of
+another type than its column's, an undeclared or repeated key, anything not plainly JSON -- and the caller
+converts the old way, which names the bad lines. The same rows come out either way
+(tests/ingest/test_columns.py compares them).
+
+Why: DuckDB's read_json spent ~2.5 us of a 1.5 kB flow's ~6 us COPY on the parse and binding its 63 typed
+columns cost every statement 5-7 ms, most of a small group commit's cost
+(bench/results/before-after/README.md, "A native parser").
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+try:
+    from ._columns import Parser
+except ImportError:  # built without a C compiler: read_json does it all
+    Parser = None
+
+INT, STR, LIST, STRUCT, SKIP = 1, 2, 3, 4, 5
+_FIELD = re.compile(r'\s*"((?:[^"]|"")+)"\s+')
+Spec = tuple[str, int, tuple[Any, ...]]
+
+
+def _parse_type(sql: str, pos: int = 0) -> tuple[tuple[int, tuple[Any, ...], pa.DataType], int] | None:
+    """One DuckDB type of the supported grammar from sql[pos:]: (kind, children, Arrow type), end; None else."""
+    if sql.startswith("BIGINT", pos):
+        found: tuple[int, tuple[Any, ...], pa.DataType] = (INT, (), pa.int64())
+        pos += 6
+    elif sql.startswith("VARCHAR", pos):
+        found, pos = (STR, (), pa.string()), pos + 7
+    elif sql.startswith("STRUCT(", pos):
+        pos += 7
+        fields: list[Spec] = []
+        arrow: list[pa.Field] = []
+        while True:
+            m = _FIELD.match(sql, pos)
+            if m is None:
+                return None
+            name = m.group(1).replace('""', '"')
+            inner = _parse_type(sql, m.end())
+            if inner is None:
+                return None
+            (kind, children, typ), pos = inner
+            fields.append((name, kind, children))
+            arrow.append(pa.field(name, typ))
+            if sql.startswith(", ", pos):
+                pos += 2
+                continue
+            if sql.startswith(")", pos):
+                pos += 1
+                break
+            return None
+        found = (STRUCT, tuple(fields), pa.struct(arrow))
+    else:
+        return None
+    while sql.startswith("[]", pos):
+        kind, children, typ = found
+        found = (LIST, (("l", kind, children),), pa.list_(pa.field("l", typ)))
+        pos += 2
+    return found, pos
+
+
+class ArrowReader:
+    """The C parser for one log type's declared columns, and the Arrow table it makes of a batch."""
+
+    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = ()) -> None:
+        """`dropped`: keys a record may hold that are not columns (read_json skips them; any other key
+        declines)."""
+        spec: list[Spec] = []
+        types: list[pa.DataType] = []
+        for name, sql in columns.items():
+            parsed = _parse_type(sql)
+            if parsed is None or parsed[1] != len(sql):
+                raise ValueError(f"{name}: {sql} is not a type the C parser reads")
+            (kind, children, typ), _ = parsed
+            spec.append((name, kind, children))
+            types.append(typ)
+        if Parser is None:
+            raise ValueError("the C parser is not built")
+        spec += [(key, SKIP, ()) for key in dropped if key not in columns]
+        self._parser = Parser(tuple(spec))
+        self._names = [*columns, "ordinality"]
+        self._types = types
+        self._ordinals = array("q")
+
+    @classmethod
+    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = ()) -> ArrowReader | None:
+        try:
+            return cls(columns, dropped)
+        except ValueError:
+            return None
+
+    def table(self, bodies: Sequence[bytes]) -> pa.Table | None:
+        out = self._parser.parse(bodies)
+        if out is None:
+            return None
+        rows, cols = out
+        arrays = [_array(typ, rows, col) for typ, col in zip(self._types, cols, strict=False)]
+        if rows > len(self._ordinals):  # 1, 2, 3, ... kept between batches: a slice of it per batch
+            self._ordinals = array("q", range(1, max(rows, 2 * len(self._ordinals)) + 1))
+        arrays.append(pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(self._ordinals)]))
+        return pa.Table.from_arrays(arrays, names=self._names)
+
+
+def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:
+    valid = None if col[0] is None else pa.py_buffer(col[0])
+    nulls = col[1]
+    if pa.types.is_int64(typ):
+        return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls)
+    if pa.types.is_string(typ):
+        return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2]), pa.py_buffer(col[3])],
+                                     null_count=nulls)
+    if pa.types.is_list(typ):
+        child = _array(typ.value_type, _child_rows(col[3]), col[3])
+        return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls, children=[child])
+    children = [_array(typ.field(i).type, rows, f) for i, f in enumerate(col[2])]
+    return pa.Array.from_buffers(typ, rows, [valid], null_count=nulls, children=children)
+
+
+def _child_rows(col: tuple[Any, ...]) -> int:
+    """The number of values of a list's element column, from its own buffers."""
+    if len(col) == 3 and isinstance(col[2], bytes):  # int64 values
+        return len(col[2]) // 8
+    if isinstance(col[2], bytes):  # offsets: one more than values
+        return len(col[2]) // 4 - 1
+    return _child_rows(col[2][0])  # a struct: its first field's count
