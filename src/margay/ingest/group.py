@@ -16,16 +16,28 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from array import array
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+
 from ..logtypes import LogType
 from .keyscan import Verdict, count_records
 from .output import cluster_counts, copy_arrow, file_facts, split_file, sql_path
-from .parse import _READ, _READ_TYPED, Converted, Converter, LineError, _nonblank_line_numbers, _prescreen
+from .parse import (
+    _READ,
+    _READ_TYPED,
+    GROUP_CLUSTER,
+    Converted,
+    Converter,
+    LineError,
+    _nonblank_line_numbers,
+    _prescreen,
+)
 
 _IOV_MAX = 512  # buffers per writev call (Linux allows 1,024)
 
@@ -50,6 +62,19 @@ def _write_joined(path: Path, bodies: list[bytes]) -> None:
                     rest = rest[os.write(fd, rest):]
     finally:
         os.close(fd)
+
+
+def _cluster_column(batches: list[tuple[str, bytes]], ends: list[int]) -> pa.Array:
+    """Each record's cluster, as a dictionary array of the group's clusters (built from the batches' counts,
+    not per record in Python)."""
+    names: dict[str, int] = {}
+    indices = array("i")
+    start = 0
+    for (cluster, _), end in zip(batches, ends, strict=True):
+        indices.extend(array("i", [names.setdefault(cluster, len(names))]) * (end - start))
+        start = end
+    return pa.DictionaryArray.from_arrays(pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)]),
+                                          pa.array(list(names), pa.string()))
 
 
 class GroupRefused(Exception):
@@ -108,8 +133,9 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             # Parsed in C (ingest/columns.py) when every record is plainly of its columns' types and keys: no
             # file of the bodies, no key look, no read_json to bind.
             table = plan.arrow.table(bodies) if plan.arrow is not None else None
-            if table is not None:
-                copy_arrow(cur, table, plan.grouped_lean, whole, "snappy", [clusters, now, seq_base])
+            if table is not None and table.num_rows == len(clusters):  # (count_records's blank lines are its own)
+                table = table.append_column(GROUP_CLUSTER, _cluster_column(batches, ends))
+                copy_arrow(cur, table, plan.grouped_arrow, whole, "snappy", [now, seq_base])
             else:
                 src = scratch / "in.ndjson"
                 _write_joined(src, bodies)

@@ -53,6 +53,7 @@ MAX_COPY_ATTEMPTS = 48
 # Below this many lines a batch is "small": its cost is the fixed cost of statements and files, not records.
 SMALL_BATCH = 1000
 SMALL_CODEC = "snappy"
+GROUP_CLUSTER = "_group_cluster"  # a group's cluster column in the C parser's table (no declared field starts with _)
 _JSON_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*+"')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}\n")
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
@@ -142,6 +143,9 @@ class Plan:
     # The typed read in C (ingest/columns.py), for a type whose `lean` needs no raw objects and whose columns it
     # reads; None: read_json always. It declines a batch with other keys, so it also answers the look above.
     arrow: ArrowReader | None = None
+    # `grouped_lean` over that table, each record's cluster in its column GROUP_CLUSTER (parameters: generated
+    # time, seq base): no list of clusters to bind per statement.
+    grouped_arrow: str = ""
 
 
 def plan_for(lt: LogType) -> Plan:
@@ -171,8 +175,9 @@ def plan_for(lt: LogType) -> Plan:
     own = own_keys(lt)
     columns = {f.name: f.sql_type(raw=True) for f in lt.fields}
     lean_raw = bool(sent_fields(lt))
+    grouped_arrow = fields + f', {quote_ident(GROUP_CLUSTER)}::VARCHAR AS "cluster"' + rest + lean_kept
     return Plan(columns, full, lean, grouped, grouped_lean, lean_raw, list(own), KeyScanner(own),
-                None if lean_raw else ArrowReader.for_columns(columns, own))
+                None if lean_raw else ArrowReader.for_columns(columns, own), grouped_arrow)
 
 
 def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
