@@ -23,11 +23,23 @@
 
 /* ---- the column tree: built from the spec, emptied per parse, handed to Python as bytes ---- */
 
-/* Kept between parses up to this size a buffer (reallocating them per batch cost ~10 % in page faults). */
-#define KEEP_BYTES ((size_t)8 << 20)
+/* Kept between parses while all of a parser's buffers hold at most this much (reallocating them per batch cost
+ * ~10 % in page faults); a larger batch's are freed after it. */
+#define KEEP_BYTES ((size_t)16 << 20)
+
+static size_t col_capacity(const Col *c) {
+    size_t n = c->valid.cap + c->data.cap + c->offs.cap;
+    if (c->child != NULL) {
+        n += col_capacity(c->child);
+    }
+    for (Py_ssize_t i = 0; i < c->nfields; i++) {
+        n += col_capacity(&c->fields[i]);
+    }
+    return n;
+}
 
 static void buf_reset(Buf *b, int keep) {
-    if (!keep || b->cap > KEEP_BYTES) {
+    if (!keep) {
         free(b->p);
         b->p = NULL;
         b->cap = 0;
@@ -299,7 +311,7 @@ static PyObject *Parser_parse(Parser *self, PyObject *arg) {
     } else {
         result = Py_NewRef(Py_None);
     }
-    col_clear(&self->root, 1); /* a parse's values do not outlive it; its buffers up to KEEP_BYTES do */
+    col_clear(&self->root, col_capacity(&self->root) <= KEEP_BYTES); /* the values do not outlive the parse */
     PyThread_release_lock(self->lock);
 done:
     for (Py_ssize_t i = 0; i < got; i++) {
