@@ -207,6 +207,17 @@ def test_no_read_past_the_end_of_the_body() -> None:
     assert parses == sum(len(b) + 1 for b in bodies) and taken >= len(bodies)
 
 
+def test_memory_is_bounded_by_the_body() -> None:
+    # `{}` is a whole flow row of nulls: ~400 bytes of columns for 3 bytes of body, so a 100 MB body of them
+    # would take ~14 GB. Past 64 MiB + 8 bytes a byte of the bodies the parser declines (the reader streams it).
+    reader = _reader()
+    assert reader.table([b"{}\n" * 400_000]) is None
+    assert reader.table([b"{}\n"] * 400_000) is None  # the room is the bodies' bytes in all
+    assert reader.table([b"{}\n" * 100_000]).num_rows == 100_000  # within it
+    assert reader.table([(FIXTURES / "flow_logs_legacy.txt").read_bytes().strip() + b"\n"] * 400) is not None  # 24 MB
+    assert reader.table([b"{}"]).num_rows == 1  # and the parser is whole after a decline
+
+
 def test_threads_take_turns_on_one_parser() -> None:
     # The column tree is a parse's scratch: a lock keeps two threads' parses of one Parser apart (the GIL is
     # released while parsing). The converter gives each thread a parser of its own; this shares one on purpose.
