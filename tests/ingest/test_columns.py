@@ -207,6 +207,17 @@ def test_no_read_past_the_end_of_the_body() -> None:
     assert parses == sum(len(b) + 1 for b in bodies) and taken >= len(bodies)
 
 
+def test_memory_is_bounded_by_the_body() -> None:
+    # `{}` is a whole flow row of nulls: ~400 bytes of columns for 3 bytes of body, so a 100 MB body of them
+    # would take ~14 GB. Past 64 MiB + 8 bytes a byte of the bodies the parser declines (the reader streams it).
+    reader = _reader()
+    assert reader.table([b"{}\n" * 400_000]) is None
+    assert reader.table([b"{}\n"] * 400_000) is None  # the room is the bodies' bytes in all
+    assert reader.table([b"{}\n" * 100_000]).num_rows == 100_000  # within it
+    assert reader.table([(FIXTURES / "flow_logs_legacy.txt").read_bytes().strip() + b"\n"] * 400) is not None  # 24 MB
+    assert reader.table([b"{}"]).num_rows == 1  # and the parser is whole after a decline
+
+
 def test_threads_take_turns_on_one_parser() -> None:
     # The column tree is a parse's scratch: a lock keeps two threads' parses of one Parser apart (the GIL is
     # released while parsing). The converter gives each thread a parser of its own; this shares one on purpose.
@@ -230,6 +241,50 @@ def test_threads_take_turns_on_one_parser() -> None:
     for t in threads:
         t.join()
     assert not errors, errors[:1]
+
+
+def test_threads_share_the_ordinals(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One reader serves the ingest pool's threads. A thread that saw the old (short) 1, 2, 3, ... before another
+    # grew it may store its own shorter one after: a reader must use the one it checked, not read it again.
+    reader = columns.ArrowReader(FLOWS.columns, [s[0] for s in _reader()._spec if s[1] == columns.SKIP])
+    assert reader.table([b"{}\n" * 10]) is not None
+    small_built, big_read = threading.Event(), threading.Event()
+    real_array, real_int64 = columns.array, pa.int64
+    small = threading.current_thread()
+
+    def slow_array(code: str, values: range) -> Any:
+        if threading.current_thread() is small and not big.is_alive():
+            big.start()
+            small_built.wait(10)  # checked before the big one grew it; stored after
+        return real_array(code, values)
+
+    def int64() -> pa.DataType:
+        if threading.current_thread() is not small:
+            small_built.set()
+            big_read.wait(10)  # the big one has stored its own; the small one stores now
+        else:
+            big_read.set()
+        return real_int64()
+
+    class Pa:
+        def __getattr__(self, name: str) -> Any:
+            return int64 if name == "int64" else getattr(pa, name)
+
+    monkeypatch.setattr(columns, "array", slow_array)
+    monkeypatch.setattr(columns, "pa", Pa())
+    got: list[Any] = []
+
+    def work() -> None:
+        try:
+            got.append(reader.table([b"{}\n" * 1000]))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            got.append(exc)
+
+    big = threading.Thread(target=work)
+    assert reader.table([b"{}\n" * 15]) is not None
+    big.join()
+    assert isinstance(got[0], pa.Table), got
+    assert got[0]["ordinality"].to_pylist() == list(range(1, 1001))
 
 
 def test_a_bad_spec_is_refused() -> None:

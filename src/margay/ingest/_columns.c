@@ -27,6 +27,12 @@
  * ~10 % in page faults); a larger batch's are freed after it. */
 #define KEEP_BYTES ((size_t)16 << 20)
 
+/* A parse's buffers may hold at most ROOM_BYTES + ROOM_PER_BYTE * its bodies' bytes (mc_room), else it declines:
+ * an attacker's 100 MB body of `{}` lines would otherwise take ~14 GB (and as much again handed to Python).
+ * Real records take ~0.6 byte a byte (flows and L7 fixtures), at most twice that as capacity. */
+#define ROOM_BYTES ((size_t)64 << 20)
+#define ROOM_PER_BYTE 8
+
 static size_t col_capacity(const Col *c) {
     size_t n = c->valid.cap + c->data.cap + c->offs.cap;
     if (c->child != NULL) {
@@ -282,11 +288,21 @@ static PyObject *Parser_parse(Parser *self, PyObject *arg) {
     int r = OK;
     Py_BEGIN_ALLOW_THREADS
     PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    size_t room = ROOM_BYTES, held = col_capacity(&self->root);
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        size_t more = (size_t)views[i].len;
+        room = more > (SIZE_MAX - room) / ROOM_PER_BYTE ? SIZE_MAX : room + more * ROOM_PER_BYTE;
+    }
+    mc_room = room > held ? room - held : 0; /* (this thread's: the parse runs on it) */
+    mc_over = 0;
     col_clear(&self->root, 1);
     r = col_start(&self->root);
     for (Py_ssize_t i = 0; i < nb && r == OK; i++) {
         const char *p = views[i].buf;
         r = mc_parse_body(&self->root, p, p + views[i].len);
+    }
+    if (r == NOMEM && mc_over) {
+        r = DECLINE; /* past its room, not out of memory */
     }
     Py_END_ALLOW_THREADS
     if (r == OK) {

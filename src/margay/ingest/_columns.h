@@ -41,6 +41,12 @@ struct Col {
     Py_ssize_t first; /* K_STRUCT: the first key of its last object (the same guess) */
 };
 
+/* What the parse on this thread may still add to its column tree's buffers, and whether it asked for more (a
+ * batch whose records are mostly nulls can make ~140 bytes of columns of each byte of its body: `{}` is a whole
+ * flow row). mc_grow fails past it; the parse then declines, and the reader's way streams the batch. */
+extern _Thread_local size_t mc_room;
+extern _Thread_local int mc_over;
+
 int mc_grow(Buf *b, size_t more);
 int mc_push_null(Col *c);
 uint32_t mc_hash_key(const char *p, Py_ssize_t n);

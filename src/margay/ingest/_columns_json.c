@@ -2,6 +2,9 @@
  * accepts and declines is said in _columns.c. */
 #include "_columns.h"
 
+_Thread_local size_t mc_room;
+_Thread_local int mc_over;
+
 int mc_grow(Buf *b, size_t more) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + more) {
@@ -10,10 +13,15 @@ int mc_grow(Buf *b, size_t more) {
         }
         cap *= 2;
     }
+    if (cap - b->cap > mc_room) {
+        mc_over = 1;
+        return NOMEM;
+    }
     char *q = realloc(b->p, cap);
     if (q == NULL) {
         return NOMEM;
     }
+    mc_room -= cap - b->cap;
     b->p = q;
     b->cap = cap;
     return OK;

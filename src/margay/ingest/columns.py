@@ -111,9 +111,12 @@ class ArrowReader:
             return None
         rows, cols = out
         arrays = [_array(typ, rows, col) for typ, col in zip(self._types, cols, strict=False)]
-        if rows > len(self._ordinals):  # 1, 2, 3, ... kept between batches: a slice of it per batch
-            self._ordinals = array("q", range(1, max(rows, 2 * len(self._ordinals)) + 1))
-        arrays.append(pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(self._ordinals)]))
+        # 1, 2, 3, ... kept between batches: a slice of it per batch. Read once: the reader is shared by the
+        # ingest pool's threads, and another's smaller one may replace it between a check and a second read.
+        ordinals = self._ordinals
+        if rows > len(ordinals):
+            ordinals = self._ordinals = array("q", range(1, max(rows, 2 * len(ordinals)) + 1))
+        arrays.append(pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(ordinals)]))
         return pa.Table.from_arrays(arrays, names=self._names)
 
 
