@@ -29,9 +29,10 @@
 
 /* A parse's buffers may hold at most ROOM_BYTES + ROOM_PER_BYTE * its bodies' bytes (mc_room), else it declines:
  * an attacker's 100 MB body of `{}` lines would otherwise take ~14 GB (and as much again handed to Python).
- * Real records take ~0.6 byte a byte (flows and L7 fixtures), at most twice that as capacity. */
+ * Real records take ~0.6 byte a byte (flows and L7 fixtures), at most twice that as capacity; a sparser batch
+ * past 4 bytes a byte goes the reader's way (a 100 MB body may hold ~464 MB of columns here at most). */
 #define ROOM_BYTES ((size_t)64 << 20)
-#define ROOM_PER_BYTE 8
+#define ROOM_PER_BYTE 4
 
 static size_t col_capacity(const Col *c) {
     size_t n = c->valid.cap + c->data.cap + c->offs.cap;
