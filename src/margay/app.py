@@ -196,6 +196,7 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
     middleware = [Middleware(session.SecurityHeaders)]
     if m.access.enabled:
         middleware.append(Middleware(AuthMiddleware, access=m.access, sessions=sessions))
+    middleware.append(Middleware(ingest.BulkRoutes))  # bulk POSTs past the router (api/ingest.py)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m
