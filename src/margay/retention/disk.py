@@ -19,8 +19,8 @@ def free_bytes(path: Path) -> int:
     """Free bytes on the volume holding `path` (its nearest existing parent), as `shutil.disk_usage` counts them.
 
     Asked by the disk guard before an ingest request's body is read: one statvfs of the path, which exists once
-    the server runs. Resolving it first
-    (a `Path.resolve`, a readlink per component) was ~1/8 of the event loop's Python time under a fleet's load.
+    the server runs. Resolving it first (a `Path.resolve`, a readlink per component) was ~1/8 of the event loop's
+    Python time under a fleet's load.
     """
     try:
         st = os.statvfs(path)
@@ -34,9 +34,9 @@ def free_bytes(path: Path) -> int:
 
 # A reading this far above the floor may answer the requests of the next REUSE_SECONDS (the server's guard): a
 # fleet's agents send hundreds of small batches a second, and each statvfs on the event loop gave the GIL away
-# to the ingest threads and waited to take it back (~20 us of the loop's CPU a request, more than the rest of
-# the guard and the route's checks together: bench/results/before-after/README.md, "s13-fleet"). Crossing
-# 1 GiB in a tenth of a second would take 10 GB/s of batches; near the floor every request reads it again.
+# to the ingest threads and waited to take it back (~20 us of the loop's CPU a request in-process, a fifth of
+# the ASGI app's: bench/results/before-after/README.md, "A fleet's small batches: the event loop's share").
+# Crossing 1 GiB in a tenth of a second would take 10 GB/s of batches; near the floor every request reads again.
 REUSE_MARGIN = 1 << 30
 REUSE_SECONDS = 0.1
 
