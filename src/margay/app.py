@@ -46,6 +46,7 @@ from .kube.cluster import ClusterSource
 from .metrics import Registry, standard
 from .reports.service import ReportService, dumps_source
 from .retention import DiskGuard, RetentionPolicy, RetentionScheduler
+from .retention.disk import REUSE_SECONDS
 from .store.backend import Backend
 from .store.duckdb import DuckDBBackend
 from .web import pages, session
@@ -69,7 +70,8 @@ class Margay(RequestAccess):
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).
         self.retention = RetentionScheduler(self.backend, RetentionPolicy.from_file(settings.config), clock=self.clock,
                                             interval=settings.retention_interval, metrics=self.metrics)
-        self.disk = DiskGuard(settings.data_dir, settings.min_free_bytes, metrics=self.metrics)
+        self.disk = DiskGuard(settings.data_dir, settings.min_free_bytes, metrics=self.metrics,
+                              reuse_for=REUSE_SECONDS)
         self.aggregation = IngestAggregation.from_file(settings.config)
         self.throttle = WriteThrottle()  # Linseed's hourly write throttle of policy activity (api/throttle.py)
         # Forwarders (forward/): LogCollector additionalStores, each following the store in its own thread.
@@ -196,6 +198,7 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
     middleware = [Middleware(session.SecurityHeaders)]
     if m.access.enabled:
         middleware.append(Middleware(AuthMiddleware, access=m.access, sessions=sessions))
+    middleware.append(Middleware(ingest.BulkRoutes))  # bulk POSTs past the router (api/ingest.py)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={MargayError: _margay_error, Exception: _unexpected})
     app.state.margay = m

@@ -173,3 +173,39 @@ def test_free_bytes_is_the_volumes_free_space_for_the_path_or_its_nearest_existi
         # The volume is shared with other writers: free space may move a little between the two looks.
         assert abs(free_bytes(path) - shutil.disk_usage(tmp_path).free) < 256 * 2**20
     assert not (tmp_path / "not").exists()
+
+
+def test_disk_guard_reuses_a_reading_far_above_the_floor_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's guard asks the volume at most every REUSE_SECONDS while it has REUSE_MARGIN to spare; near
+    the floor it asks on every request, and below it every request is refused."""
+    from margay.errors import InsufficientStorage
+    from margay.retention import disk
+
+    now = [1000.0]
+    monkeypatch.setattr(disk.time, "monotonic", lambda: now[0])
+    free = {"bytes": 10 * disk.REUSE_MARGIN}
+    asked: list[int] = []
+
+    def ask(_p: Path) -> int:
+        asked.append(free["bytes"])
+        return free["bytes"]
+
+    guard = DiskGuard(Path("/data"), disk.REUSE_MARGIN, free=ask, reuse_for=disk.REUSE_SECONDS)
+    for _ in range(5):
+        guard.check()
+    assert len(asked) == 1  # far above the floor: one reading answers the next tenth of a second
+    now[0] += disk.REUSE_SECONDS
+    free["bytes"] = disk.REUSE_MARGIN + disk.REUSE_MARGIN // 2  # within REUSE_MARGIN of the floor
+    for _ in range(3):
+        guard.check()
+    assert len(asked) == 4  # asked again once the reading was old, then on every request
+    free["bytes"] = disk.REUSE_MARGIN - 1
+    for _ in range(2):
+        with pytest.raises(InsufficientStorage):
+            guard.check()
+    assert len(asked) == 6
+    plain = DiskGuard(Path("/data"), disk.REUSE_MARGIN, free=ask)  # reuse_for=0: every request asks
+    free["bytes"] = 10 * disk.REUSE_MARGIN
+    plain.check()
+    plain.check()
+    assert len(asked) == 8

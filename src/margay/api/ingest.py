@@ -12,14 +12,15 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..aggregate.ingest import aggregating, at_ingest
-from ..errors import ParseError
+from ..errors import MargayError, ParseError
 from ..ingest.native import bird_to_ndjson, eventlist_to_ndjson
 from ..ingest.parse import Converted
 from ..logtypes import REGISTRY, LogType
 from ..names import valid_cluster
-from .common import JSONResponse, header_cluster, inflate, read_raw
+from .common import JSONResponse, error_response, header_cluster, inflate, read_raw
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
 MAX_REPORTED_ERRORS = 1000
@@ -145,13 +146,41 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
     return JSONResponse(response, status_code=status)
 
 
+def bulk_paths() -> dict[str, LogType]:
+    """Every bulk route's path and its log type."""
+    # Calico's fluent-bit output (and Linseed behind Guardian) posts under an /ingestion prefix.
+    return {prefix + lt.bulk_path: lt for lt in REGISTRY.values() for prefix in ("/api/v1", "/ingestion/api/v1")}
+
+
 def routes() -> list[Route]:
     out = []
-    for lt in REGISTRY.values():
+    for path, lt in bulk_paths().items():
         async def endpoint(request: Request, lt: LogType = lt) -> JSONResponse:
             return await _bulk(request, lt)
-        out.append(Route("/api/v1" + lt.bulk_path, endpoint, methods=["POST"], name=f"bulk_{lt.name}"))
-        # Calico's fluent-bit output (and Linseed behind Guardian) posts under an /ingestion prefix.
-        out.append(Route("/ingestion/api/v1" + lt.bulk_path, endpoint, methods=["POST"],
-                         name=f"ingestion_bulk_{lt.name}"))
+        name = f"bulk_{lt.name}" if path.startswith("/api/") else f"ingestion_bulk_{lt.name}"
+        out.append(Route(path, endpoint, methods=["POST"], name=name))
     return out
+
+
+class BulkRoutes:
+    """ASGI middleware, innermost: a POST to a bulk path goes straight to its endpoint, past Starlette's
+    exception middleware, the router's scan of every route and the route's request wrapper (a fleet's agents
+    send many small batches, and each paid them on the event loop). Authentication and the security headers
+    (the middleware outside this one) are unchanged; a MargayError gets the same envelope as from the app's
+    handler, and anything else goes up to the app's error handler as from the route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.paths = bulk_paths()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lt = self.paths.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if lt is None or scope.get("root_path"):  # a root path: the router's own path matching
+            await self.app(scope, receive, send)
+            return
+        scope["path_params"] = {}
+        try:
+            response: JSONResponse = await _bulk(Request(scope, receive, send), lt)
+        except MargayError as exc:
+            response = error_response(exc)
+        await response(scope, receive, send)
