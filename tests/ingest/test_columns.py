@@ -29,7 +29,7 @@ from margay.store.duckdb import connect
 
 from .guard import every_prefix_at_a_guard_page
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "calico-linseed"
+FIXTURES = Path(__file__).parent.parent / "data" / "calico-linseed"  # (copied from the workspace's fixtures)
 PLANS = {name: plan_for(REGISTRY[name]) for name in ("flows", "l7")}
 FLOWS = PLANS["flows"]
 READ = (f"SELECT * FROM read_json(?, columns=?, format='newline_delimited', maximum_object_size={_MAX_OBJECT}) "  # noqa: S608
