@@ -56,10 +56,12 @@ DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoloa
 # a 10,000-flow batch) until its COPY ends: more at once than cores + 1 add no records/s, only memory
 # (6 at once on 2 cores peaked 373-387 MiB for the ingest scenario at 16 clients, 3 at once ~323).
 CONVERSIONS = min(32, (os.cpu_count() or 1) + 1)
-# The compactor's engine cap: a cold day's cross-cluster merge sorts all its rows (layout.py) and fills what it
-# may (a 300,000-flow day held +490 MiB at 512 MiB). Below ~288 MiB DuckDB's external sort of a 1 M-row day
-# costs ~5x the CPU; at 288 it costs ~+5 % (+20 % for 300,000 rows) and peaks ~170 MiB lower.
-COMPACT_MEMORY_BYTES = 288 << 20
+# The compactor's engine cap: a cold day's cross-cluster merge sorts up to `compact_target_rows` (1 M) rows
+# (layout.py) and fills what it may. Under ~384 MiB DuckDB's external sort of a 1 M-flow merge falls off a
+# cliff: 37-41 CPU-s at 288 or 320 MiB, 21-25 at 352, 7.7-8.4 at 384 and 448 (both data variants of the
+# peers scenario; 500,000 rows cost ~4 CPU-s at 288 too). 448 keeps a margin for wider rows; a merge's peak
+# RSS is ~+160 MiB over 288's (bench/results/before-after/README.md, "The compactor's memory cap").
+COMPACT_MEMORY_BYTES = 448 << 20
 
 
 def connect(path: Path | str = ":memory:", *, memory_bytes: int = 0,

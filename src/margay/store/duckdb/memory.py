@@ -1,7 +1,7 @@
 """Giving memory back to the system after a large statement (the compactor's merges and roll-ups).
 
 DuckDB frees a statement's buffers when it ends, to the C allocator: glibc's keeps freed pages mapped in
-the arena of the thread that freed them, so a cold merge's sort (up to the compactor's cap, 288 MiB) stayed
+the arena of the thread that freed them, so a cold merge's sort (up to the compactor's cap, 448 MiB) stayed
 in the server's RSS for as long as it ran, although nothing used it. `malloc_trim(0)` returns the free
 pages of every arena (madvise), which costs a few milliseconds; on a C library without it this does nothing.
 """
