@@ -45,6 +45,14 @@ def _schema_id(path: Path) -> int | None:
     return hash(tuple(zip(schema.names, map(str, schema.types), strict=True)))
 
 
+def _parquet_rows(path: Path) -> int:
+    """A Parquet file's rows, from its footer; unknown (unreadable, or gone since the snapshot): 2**62."""
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, pa.ArrowException):
+        return 1 << 62
+
+
 def _keeps_sent(path: Path) -> bool:
     """Whether a data file has the kept-as-sent columns (written since values are kept as sent)."""
     try:
