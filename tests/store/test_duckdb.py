@@ -179,7 +179,7 @@ def test_engines_have_memory_caps_and_spill_under_the_data_dir(tmp_path: Path) -
     store.close()
     # At the default 1 GiB the compactor gets less than half: a cold day's merge sorts all its rows and takes
     # whatever its cap allows, which sets the server's peak RSS; under ~384 MiB a 1 M-row merge's sort costs
-    # ~5x the CPU (bench/results/before-after/README.md, "The compactor's memory cap").
+    # ~5x the CPU (bench/results/before-after/README.md, "The peers scenario at full size").
     default = DuckDBBackend(tmp_path / "default", compact_interval=3600)
     assert setting(default.con, "memory_limit") == "1.0 GiB"
     assert setting(default.compact_con, "memory_limit") == "448.0 MiB"

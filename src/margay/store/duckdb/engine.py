@@ -60,7 +60,7 @@ CONVERSIONS = min(32, (os.cpu_count() or 1) + 1)
 # (layout.py) and fills what it may. Under ~384 MiB DuckDB's external sort of a 1 M-flow merge falls off a
 # cliff: 37-41 CPU-s at 288 or 320 MiB, 21-25 at 352, 7.7-8.4 at 384 and 448 (both data variants of the
 # peers scenario; 500,000 rows cost ~4 CPU-s at 288 too). 448 keeps a margin for wider rows; a merge's peak
-# RSS is ~+150 MiB over 288's (bench/results/before-after/README.md, "The compactor's memory cap").
+# RSS is ~+150 MiB over 288's (bench/results/before-after/README.md, "The peers scenario at full size").
 COMPACT_MEMORY_BYTES = 448 << 20
 
 
