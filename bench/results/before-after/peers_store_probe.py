@@ -1,3 +1,11 @@
+"""Server CPU per question of the peers scenario over a stored copy of its margay store (a `margay serve` on it).
+
+    python peers_store_probe.py PID URL [search|denied|graph|topdest ...]
+
+PID: the server's process (its CPU from /proc, 10 ms ticks: 20 runs a figure after 2 warm-ups); the questions
+are the scenario's own (bench/targets.py), against its fixed END. The A/B runs started one server from each side's
+`src` (PYTHONPATH) in turn on the same copy of the full run's sim store.
+"""
 import sys, time, httpx, os
 from datetime import datetime, timedelta, UTC
 END = datetime(2026, 11, 26, tzinfo=UTC)
