@@ -128,14 +128,15 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             return group
         plan = conv.plan(lt)
         whole = scratch / "group.parquet"
-        cur = conv.cursor()
+        ac = conv.arrow_cursors.take()
+        cur = ac.cur
         try:
             # Parsed in C (ingest/columns.py) when every record is plainly of its columns' types and keys: no
             # file of the bodies, no key look, no read_json to bind.
             table = plan.arrow.table(bodies) if plan.arrow is not None else None
             if table is not None and table.num_rows == len(clusters):  # (count_records's blank lines are its own)
                 table = table.append_column(GROUP_CLUSTER, _cluster_column(batches, ends))
-                copy_arrow(cur, table, plan.grouped_arrow, whole, "snappy", [now, seq_base])
+                copy_arrow(ac, table, plan.grouped_arrow, whole, "snappy", [now, seq_base])
             else:
                 src = scratch / "in.ndjson"
                 _write_joined(src, bodies)
@@ -159,7 +160,7 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             # Rare: rejected rows, or a group spanning midnight. One file per day still (its clusters counted).
             files, bad = split_file(cur, whole, scratch / "split", "snappy", by_cluster=False)
         finally:
-            cur.close()
+            conv.arrow_cursors.give(ac)
         if count != len(clusters):
             raise GroupRefused(f"{count} records came back of {len(clusters)}")
         group.files.extend((day, path, rows, cluster_counts(path)) for _, day, path, rows in files if rows)
