@@ -1,7 +1,7 @@
 #!/bin/bash
 # Interleaved A/B over HTTP (branch s14-stmt): main 9704b68 (`git archive` at /tmp/before-stmt, its extensions built
 # there) against this worktree, fleet_ingest_ab.py at FLOWS flows, 10 and 1,000 clusters, sides taking turns.
-# Usage: bench/results/before-after/stmt_ingest_ab.sh OUT.jsonl [FLOWS]
+# Usage: bench/results/before-after/stmt_ingest_ab.sh OUT.jsonl [FLOWS [FIRST_REP]]
 cd /work/wt-stmt
 OUT=$1; FLOWS=${2:-1000000}
 run() { side=$1; rep=$2; n=$3
@@ -12,5 +12,6 @@ run() { side=$1; rep=$2; n=$3
   echo "{\"side\": \"$side\", \"rep\": $rep, \"started\": \"$start\", \"load_at_start\": $load, \"load_at_end\": $(cut -d' ' -f1 /proc/loadavg), \"run\": $line}" >> $OUT
   rm -rf $W
 }
-run before 0 10; run after 0 10; run before 0 1000; run after 0 1000
-run after 1 10; run before 1 10; run after 1 1000; run before 1 1000
+REP0=${3:-0}; REP1=$((REP0 + 1))
+run before $REP0 10; run after $REP0 10; run before $REP0 1000; run after $REP0 1000
+run after $REP1 10; run before $REP1 10; run after $REP1 1000; run before $REP1 1000

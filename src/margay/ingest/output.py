@@ -26,7 +26,7 @@ class ArrowCursor:
     The view reads whatever table `copy_arrow` has set for the statement (DuckDB asks this object for the table's
     stream when it binds the statement and again when it scans), so a statement needs no view of its own:
     registering and dropping one cost a group's statement ~0.9 ms of its ~8. One thread at a time (the
-    converter's pool of them, `Converter.arrow_cursor`).
+    converter's pool of them, `ArrowCursors`).
     """
 
     VIEW = "_arrow_feed"  # a name of margay's, never data's
