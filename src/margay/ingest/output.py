@@ -15,6 +15,14 @@ ERR_SEP = "\x1e"  # between errors of one row
 FIELD_SEP = "\x1f"  # between a field name and its message
 
 
+# Optimizers a SELECT of the Arrow table alone (a projection: no join, filter, sort or aggregate) gains nothing from
+# but pays for in planning.
+ARROW_DISABLED_OPTIMIZERS = ("common_subexpressions,expression_rewriter,join_order,projection_placement,unused_columns,"
+                             "column_lifetime,statistics_propagation,filter_pushdown,build_side_probe_side,"
+                             "duplicate_groups,outer_join_simplification,projection_pullup,common_subplan,"
+                             "compressed_materialization")
+
+
 def sql_path(path: Path) -> str:
     """A file path of margay's own (scratch and store folders) as a SQL string literal; COPY takes no parameter."""
     return "'" + str(path).replace("'", "''") + "'"
@@ -31,8 +39,9 @@ class ArrowCursor:
 
     VIEW = "_arrow_feed"  # a name of margay's, never data's
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
-        self.cur = cur
+    def __init__(self, cur: duckdb.DuckDBPyConnection, scan: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur  # for every other statement (read_json, splits)
+        self.scan = scan  # the view's: statements over the table alone (copy_arrow)
         self.table: Any = None
         self._registered = False  # on the first table (DuckDB reads the schema as it registers)
 
@@ -40,7 +49,9 @@ class ArrowCursor:
         """The view's name, reading `table` until `done`."""
         self.table = table
         if not self._registered:
-            self.cur.register(self.VIEW, _Feed(self))
+            if ARROW_DISABLED_OPTIMIZERS:
+                self.scan.execute(f"SET disabled_optimizers = '{ARROW_DISABLED_OPTIMIZERS}'")
+            self.scan.register(self.VIEW, _Feed(self))
             self._registered = True
         return self.VIEW
 
@@ -49,6 +60,7 @@ class ArrowCursor:
 
     def close(self) -> None:
         self.table = None
+        self.scan.close()
         self.cur.close()
 
 
@@ -80,7 +92,7 @@ class ArrowCursors:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return ArrowCursor(self._cursor())
+        return ArrowCursor(self._cursor(), self._cursor())
 
     def give(self, ac: ArrowCursor) -> None:
         with self._lock:
@@ -101,8 +113,8 @@ class ArrowCursors:
 def copy_arrow(ac: ArrowCursor, table: Any, select: str, out: Path, codec: str, params: list[Any]) -> None:
     """`SELECT {select} FROM` an Arrow table of the C parser's (ingest/columns.py), written to `out` as Parquet."""
     try:
-        ac.cur.execute(f"COPY (SELECT {select} FROM {ac.view(table)}) TO {sql_path(out)} "  # noqa: S608 - constants
-                       f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
+        ac.scan.execute(f"COPY (SELECT {select} FROM {ac.view(table)}) TO {sql_path(out)} "  # noqa: S608 - constants
+                        f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
     finally:
         ac.done()
 
