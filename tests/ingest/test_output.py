@@ -14,7 +14,7 @@ from margay.ingest.output import ArrowCursor, ArrowCursors, copy_arrow
 
 def test_one_view_reads_each_statements_own_table(tmp_path: Path) -> None:
     con = duckdb.connect()
-    ac = ArrowCursor(con.cursor(), con.cursor())
+    ac = ArrowCursor(con.cursor())
     tables = [pa.table({"a": [1, 2], "b": ["x", "y"]}), pa.table({"a": [3]}),  # another shape on the same view
               pa.table({"a": pa.array([5, 6, 7], pa.int32()), "b": pa.array(["p", None, "q"]).dictionary_encode()})]
     for i, table in enumerate(tables):
@@ -27,7 +27,7 @@ def test_one_view_reads_each_statements_own_table(tmp_path: Path) -> None:
             assert got.column("b").to_pylist() == table.column("b").to_pylist()
     assert ac.table is None  # nothing held between statements
     with pytest.raises(duckdb.Error):  # the view without a table: an error, never the previous statement's rows
-        ac.scan.execute("SELECT * FROM " + ArrowCursor.VIEW).fetchall()  # noqa: S608 - a constant
+        ac.cur.execute("SELECT * FROM " + ArrowCursor.VIEW).fetchall()  # noqa: S608 - a constant
     ac.close()
     con.close()
 

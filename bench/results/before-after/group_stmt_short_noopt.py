@@ -22,7 +22,7 @@ T = plan.arrow.table(bodies).append_column(GROUP_CLUSTER, G._cluster_column(batc
 TB = plan.arrow.table([bigbody]); print("rows", T.num_rows, TB.num_rows)
 short = lambda s: re.sub(r'("[a-z_0-9]+") AS \1', r'\1', s)
 OPT = "common_subexpressions,expression_rewriter,join_order,projection_placement,unused_columns,column_lifetime,statistics_propagation,filter_pushdown,build_side_probe_side,duplicate_groups,outer_join_simplification,projection_pullup,common_subplan,compressed_materialization"
-a = ArrowCursor(con.cursor(), con.cursor()); b = ArrowCursor(con.cursor(), con.cursor()); b.scan.execute(f"SET disabled_optimizers = '{OPT}'")
+a = ArrowCursor(con.cursor()); b = ArrowCursor(con.cursor()); b.cur.execute(f"SET disabled_optimizers = '{OPT}'")
 out = scr / "o.parquet"
 import pyarrow.parquet as pq
 V = {}

@@ -15,14 +15,6 @@ ERR_SEP = "\x1e"  # between errors of one row
 FIELD_SEP = "\x1f"  # between a field name and its message
 
 
-# Optimizers a SELECT of the Arrow table alone (a projection: no join, filter, sort or aggregate) gains nothing from
-# but pays for in planning.
-ARROW_DISABLED_OPTIMIZERS = ("common_subexpressions,expression_rewriter,join_order,projection_placement,unused_columns,"
-                             "column_lifetime,statistics_propagation,filter_pushdown,build_side_probe_side,"
-                             "duplicate_groups,outer_join_simplification,projection_pullup,common_subplan,"
-                             "compressed_materialization")
-
-
 def sql_path(path: Path) -> str:
     """A file path of margay's own (scratch and store folders) as a SQL string literal; COPY takes no parameter."""
     return "'" + str(path).replace("'", "''") + "'"
@@ -39,9 +31,8 @@ class ArrowCursor:
 
     VIEW = "_arrow_feed"  # a name of margay's, never data's
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, scan: duckdb.DuckDBPyConnection) -> None:
-        self.cur = cur  # for every other statement (read_json, splits)
-        self.scan = scan  # the view's: statements over the table alone (copy_arrow)
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur
         self.table: Any = None
         self._registered = False  # on the first table (DuckDB reads the schema as it registers)
 
@@ -49,9 +40,7 @@ class ArrowCursor:
         """The view's name, reading `table` until `done`."""
         self.table = table
         if not self._registered:
-            if ARROW_DISABLED_OPTIMIZERS:
-                self.scan.execute(f"SET disabled_optimizers = '{ARROW_DISABLED_OPTIMIZERS}'")
-            self.scan.register(self.VIEW, _Feed(self))
+            self.cur.register(self.VIEW, _Feed(self))
             self._registered = True
         return self.VIEW
 
@@ -60,7 +49,6 @@ class ArrowCursor:
 
     def close(self) -> None:
         self.table = None
-        self.scan.close()
         self.cur.close()
 
 
@@ -92,7 +80,7 @@ class ArrowCursors:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return ArrowCursor(self._cursor(), self._cursor())
+        return ArrowCursor(self._cursor())
 
     def give(self, ac: ArrowCursor) -> None:
         with self._lock:
@@ -113,8 +101,8 @@ class ArrowCursors:
 def copy_arrow(ac: ArrowCursor, table: Any, select: str, out: Path, codec: str, params: list[Any]) -> None:
     """`SELECT {select} FROM` an Arrow table of the C parser's (ingest/columns.py), written to `out` as Parquet."""
     try:
-        ac.scan.execute(f"COPY (SELECT {select} FROM {ac.view(table)}) TO {sql_path(out)} "  # noqa: S608 - constants
-                        f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
+        ac.cur.execute(f"COPY (SELECT {select} FROM {ac.view(table)}) TO {sql_path(out)} "  # noqa: S608 - constants
+                       f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
     finally:
         ac.done()
 
