@@ -32,6 +32,7 @@ from .parse import (
     _READ,
     _READ_TYPED,
     GROUP_CLUSTER,
+    SMALL_CODEC,
     Converted,
     Converter,
     LineError,
@@ -40,6 +41,7 @@ from .parse import (
 )
 
 _IOV_MAX = 512  # buffers per writev call (Linux allows 1,024)
+GROUP_CODEC = SMALL_CODEC  # a group's file is small: COPY's options for it (parse.SMALL_CODEC)
 
 
 def _write_joined(path: Path, bodies: list[bytes]) -> None:
@@ -128,14 +130,15 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             return group
         plan = conv.plan(lt)
         whole = scratch / "group.parquet"
-        cur = conv.cursor()
+        ac = conv.arrow_cursors.take()
+        cur = ac.cur
         try:
             # Parsed in C (ingest/columns.py) when every record is plainly of its columns' types and keys: no
             # file of the bodies, no key look, no read_json to bind.
             table = plan.arrow.table(bodies) if plan.arrow is not None else None
             if table is not None and table.num_rows == len(clusters):  # (count_records's blank lines are its own)
                 table = table.append_column(GROUP_CLUSTER, _cluster_column(batches, ends))
-                copy_arrow(cur, table, plan.grouped_arrow, whole, "snappy", [now, seq_base])
+                copy_arrow(ac, table, plan.grouped_arrow, whole, GROUP_CODEC, [now, seq_base])
             else:
                 src = scratch / "in.ndjson"
                 _write_joined(src, bodies)
@@ -148,7 +151,7 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
                     select, read = plan.grouped, _READ
                 params = [clusters, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
                 cur.execute(f"COPY (SELECT {select} FROM {read}) TO {sql_path(whole)} "  # noqa: S608 - constants
-                            "(FORMAT parquet, COMPRESSION snappy)", params).fetchall()
+                            f"(FORMAT parquet, COMPRESSION {GROUP_CODEC})", params).fetchall()
             count, valid, (first_day, last_day) = file_facts(whole)
             if count == len(clusters) and valid == count and first_day is not None and first_day == last_day:
                 # Every record stored: its rows per cluster are the batches' lines.
@@ -157,9 +160,9 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
                     part.errors.sort(key=lambda e: e.line)
                 return group
             # Rare: rejected rows, or a group spanning midnight. One file per day still (its clusters counted).
-            files, bad = split_file(cur, whole, scratch / "split", "snappy", by_cluster=False)
+            files, bad = split_file(cur, whole, scratch / "split", GROUP_CODEC, by_cluster=False)
         finally:
-            cur.close()
+            conv.arrow_cursors.give(ac)
         if count != len(clusters):
             raise GroupRefused(f"{count} records came back of {len(clusters)}")
         group.files.extend((day, path, rows, cluster_counts(path)) for _, day, path, rows in files if rows)

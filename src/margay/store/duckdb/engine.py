@@ -460,6 +460,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._stop.set()
         self._compactor.join(timeout=60)
         self.journal.close()
+        self.converter.close()
         self.ingest_con.close()
         self.compact_con.close()
         self.small_con.close()

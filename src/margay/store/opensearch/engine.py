@@ -213,6 +213,7 @@ class OpenSearchBackend(Reads, EsPassthrough, Feed, Indices):
         self.client.close()
         if self._http is not None:
             self._http.close()
+        self.converter.close()
         self.con.close()
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
