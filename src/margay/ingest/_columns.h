@@ -11,7 +11,10 @@
 #include <emmintrin.h>
 #endif
 
-enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5 };
+enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7 };
+/* A MAP(VARCHAR, VARCHAR) object with more keys declines (its repeated-key check compares each key with the
+ * object's earlier ones). */
+#define MAX_MAP_KEYS 64
 #define MAX_SKIP_DEPTH 64
 enum { OK = 0, DECLINE = -1, NOMEM = -2 };
 #define MAX_SPEC_DEPTH 6
@@ -28,10 +31,11 @@ struct Col {
     Py_ssize_t key_len;
     Buf valid;  /* a bit per value, LSB first */
     Buf data;   /* K_INT: int64 values; K_STR: the strings' bytes */
-    Buf offs;   /* K_STR, K_LIST: int32 offsets, one more than values */
+    Buf offs;   /* K_STR, K_LIST, K_JSON: int32 offsets, one more than values; K_MAP: of its entries */
+    Buf scratch; /* K_JSON: the strings skip_value decodes (checked, not kept) */
     Py_ssize_t rows, nulls;
     Col *child; /* K_LIST: the elements */
-    Col *fields; /* K_STRUCT */
+    Col *fields; /* K_STRUCT; K_MAP: its keys and values (two K_STR columns, no table) */
     Py_ssize_t nfields;
     int32_t *table; /* K_STRUCT: open addressing over fields, index + 1, 0 empty */
     uint32_t mask;
@@ -53,6 +57,8 @@ uint32_t mc_hash_key(const char *p, Py_ssize_t n);
 Py_ssize_t mc_find_field(const Col *s, const char *p, Py_ssize_t n);
 /* Every record of [p, end) as one more value of root (a struct whose fields are the columns). */
 int mc_parse_body(Col *root, const char *p, const char *end);
+/* The same, and the offset in [p, end) of each record's first byte into `starts` (int32), then end's. */
+int mc_parse_body_raw(Col *root, Buf *starts, const char *p, const char *end);
 
 static inline int reserve(Buf *b, size_t more) {
     return b->len + more <= b->cap ? OK : mc_grow(b, more);

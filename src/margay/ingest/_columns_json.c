@@ -39,7 +39,13 @@ int mc_push_null(Col *c) {
         break;
     }
     case K_STR:
+    case K_JSON:
         if (push_offset(&c->offs, c->data.len) != OK) {
+            return DECLINE;
+        }
+        break;
+    case K_MAP:
+        if (push_offset(&c->offs, (size_t)c->fields[0].rows) != OK) {
             return DECLINE;
         }
         break;
@@ -423,6 +429,23 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
         if (put(&c->data, &v, sizeof v) != OK) {
             return NOMEM;
         }
+    } else if (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+        /* an integer for text: read_json writes its digits as sent (those of -0 as 0; past 64 bits, floats:
+           declined) */
+        const char *from = p;
+        int64_t v;
+        if ((r = parse_int(&v, &p, end)) != OK) {
+            return r;
+        }
+        if (v == 0 && *from == '-') {
+            return DECLINE;
+        }
+        if (put(&c->data, from, (size_t)(p - from)) != OK) {
+            return NOMEM;
+        }
+        if ((r = push_offset(&c->offs, c->data.len)) != OK) {
+            return r;
+        }
     } else {
         if (p >= end || *p != '"') {
             return DECLINE;
@@ -437,6 +460,67 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
     }
     *pp = p;
     return push_bit(c, 1);
+}
+
+/* An object of string (or null) values into a map's entries, in the object's order; *pp at '{'. read_json
+ * refuses a repeated key; a value of another type it would turn into text: both decline, as does a map of more
+ * than MAX_MAP_KEYS keys. */
+static int parse_map(Col *m, const char **pp, const char *end) {
+    Col *keys = &m->fields[0], *values = &m->fields[1];
+    Py_ssize_t first = keys->rows;
+    const int32_t *offs;
+    const char *p = skip_ws(*pp + 1, end);
+    int r;
+    if (p < end && *p == '}') {
+        *pp = p + 1;
+        return push_offset(&m->offs, (size_t)keys->rows);
+    }
+    for (;;) {
+        if (p >= end || *p != '"' || keys->rows - first >= MAX_MAP_KEYS) {
+            return DECLINE;
+        }
+        p++;
+        size_t from = keys->data.len;
+        if ((r = parse_string(&keys->data, &p, end)) != OK) {
+            return r;
+        }
+        size_t n = keys->data.len - from;
+        offs = (const int32_t *)keys->offs.p;
+        for (Py_ssize_t k = first; k < keys->rows; k++) {
+            if ((size_t)(offs[k + 1] - offs[k]) == n && memcmp(keys->data.p + offs[k], keys->data.p + from, n) == 0) {
+                return DECLINE;
+            }
+        }
+        if ((r = push_offset(&keys->offs, keys->data.len)) != OK || (r = push_bit(keys, 1)) != OK) {
+            return r;
+        }
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') {
+            return DECLINE;
+        }
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == 'n') {
+            if (end - p < 4 || memcmp(p, "null", 4) != 0) {
+                return DECLINE;
+            }
+            p += 4;
+            if ((r = mc_push_null(values)) != OK) {
+                return r;
+            }
+        } else if ((r = scalar_value(values, &p, end)) != OK) {
+            return r;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}') {
+            *pp = p + 1;
+            return push_offset(&m->offs, (size_t)keys->rows);
+        }
+        return DECLINE;
+    }
 }
 
 /* One value into c; *pp at its first byte (no white space), left past it. */
@@ -463,6 +547,28 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     case K_INT:
     case K_STR:
         return scalar_value(c, pp, end);
+    case K_JSON: {
+        /* the value's own text: the conversion's SELECT writes it as read_json would (json(), minified) */
+        const char *from = p;
+        if ((r = skip_value(&c->scratch, &p, end, 0)) != OK) {
+            return r;
+        }
+        if (put(&c->data, from, (size_t)(p - from)) != OK) {
+            return NOMEM;
+        }
+        if ((r = push_offset(&c->offs, c->data.len)) != OK) {
+            return r;
+        }
+        break;
+    }
+    case K_MAP:
+        if (*p != '{') {
+            return DECLINE;
+        }
+        if ((r = parse_map(c, &p, end)) != OK) {
+            return r;
+        }
+        break;
     case K_LIST:
         if (*p != '[') {
             return DECLINE;
@@ -580,10 +686,13 @@ static int parse_object(Col *s, const char **pp, const char *end) {
     return OK;
 }
 
-/* Every record of [p, end) as one more value of the root struct (its validity is not kept). */
-int mc_parse_body(Col *root, const char *p, const char *end) {
+/* Every record of [p, end) as one more value of the root struct (its validity is not kept); with `starts`, each
+ * record's offset in [p, end), then end's. */
+static inline int parse_body(Col *root, Buf *starts, const char *p, const char *end) {
     /* No parse step passes a '\n' (white space here is ' ', '\t' and '\r'; a string refuses control bytes), so
        each record is parsed up to the body's end, not its line's: no search for the line's end first. */
+    const char *body = p;
+    int r;
     while (p < end) {
         const char *q = skip_ws(p, end);
         if (q == end) {
@@ -593,9 +702,12 @@ int mc_parse_body(Col *root, const char *p, const char *end) {
             p = q + 1;
             continue;
         }
-        int r;
         if (*q != '{') {
             return DECLINE;
+        }
+        /* a record's text runs to the next one's first byte: the blank after it is white space to JSON */
+        if (starts != NULL && (r = push_offset(starts, (size_t)(q - body))) != OK) {
+            return r;
         }
         if ((r = parse_object(root, &q, end)) != OK) {
             return r;
@@ -610,5 +722,13 @@ int mc_parse_body(Col *root, const char *p, const char *end) {
         root->rows++;
         p = q;
     }
-    return OK;
+    return starts != NULL ? push_offset(starts, (size_t)(end - body)) : OK;
+}
+
+int mc_parse_body(Col *root, const char *p, const char *end) {
+    return parse_body(root, NULL, p, end);
+}
+
+int mc_parse_body_raw(Col *root, Buf *starts, const char *p, const char *end) {
+    return parse_body(root, starts, p, end);
 }

@@ -27,7 +27,8 @@ try:
 except ImportError:  # built without a C compiler: read_json does it all
     Parser = None
 
-INT, STR, LIST, STRUCT, SKIP = 1, 2, 3, 4, 5
+INT, STR, LIST, STRUCT, SKIP, MAP, JSON = 1, 2, 3, 4, 5, 6, 7
+RAW = "_raw"  # the column of each record's own text, for a reader made with raw=True
 _FIELD = re.compile(r'\s*"((?:[^"]|"")+)"\s+')
 Spec = tuple[str, int, tuple[Any, ...]]
 
@@ -39,6 +40,10 @@ def _parse_type(sql: str, pos: int = 0) -> tuple[tuple[int, tuple[Any, ...], pa.
         pos += 6
     elif sql.startswith("VARCHAR", pos):
         found, pos = (STR, (), pa.string()), pos + 7
+    elif sql.startswith("MAP(VARCHAR, VARCHAR)", pos):
+        found, pos = (MAP, (), pa.map_(pa.string(), pa.string())), pos + 21
+    elif sql.startswith("JSON", pos):  # the value's text as sent: `source` normalizes it as read_json does
+        found, pos = (JSON, (), pa.string()), pos + 4
     elif sql.startswith("STRUCT(", pos):
         pos += 7
         fields: list[Spec] = []
@@ -71,14 +76,36 @@ def _parse_type(sql: str, pos: int = 0) -> tuple[tuple[int, tuple[Any, ...], pa.
     return found, pos
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _normalized(expr: str, kind: int, children: tuple[Any, ...]) -> str | None:
+    """The SQL that gives a column read_json's value when its JSON parts hold their text as sent (None: it needs
+    none). read_json writes a JSON value minified (numbers and escapes as yyjson writes them): json() does."""
+    if kind == JSON:
+        return f"json({expr})"
+    if kind == LIST and any(_normalized("x", *c[1:]) is not None for c in children):
+        raise ValueError("JSON inside a list is not read")
+    if kind != STRUCT:
+        return None
+    fields = [(name, _normalized(f"{expr}.{_quote(name)}", k, c)) for name, k, c in children]
+    if all(e is None for _, e in fields):
+        return None
+    body = ", ".join("'" + name.replace("'", "''") + "': " + (e or f"{expr}.{_quote(name)}") for name, e in fields)
+    return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {{{body}}} END"
+
+
 class ArrowReader:
     """The C parser for one log type's declared columns, and the Arrow table it makes of a batch."""
 
-    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = ()) -> None:
+    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = (), *, raw: bool = False) -> None:
         """`dropped`: keys a record may hold that are not columns (read_json skips them; any other key
-        declines)."""
+        declines). `raw`: the table also holds each record's text, column RAW (a slice of its body, not a
+        copy), for what the plan reads of the objects as sent."""
         spec: list[Spec] = []
         types: list[pa.DataType] = []
+        fixes: list[str] = []
         for name, sql in columns.items():
             parsed = _parse_type(sql)
             if parsed is None or parsed[1] != len(sql):
@@ -86,30 +113,38 @@ class ArrowReader:
             (kind, children, typ), _ = parsed
             spec.append((name, kind, children))
             types.append(typ)
+            fix = _normalized(_quote(name), kind, children)
+            if fix is not None:
+                fixes.append(f"{fix} AS {_quote(name)}")
         if Parser is None:
             raise ValueError("the C parser is not built")
         spec += [(key, SKIP, ()) for key in dropped if key not in columns]
         self._spec = tuple(spec)
+        self._raw = raw
         self._local = threading.local()  # a parser per thread: the ingest pool's parses do not wait on each other
-        self._names = [*columns, "ordinality"]
+        self._names = [*columns, "ordinality"] + ([RAW] if raw else [])
         self._types = types
         self._ordinals = array("q")
+        # What the conversion's SELECT reads FROM, `{table}` the table's name: the table itself, or with its JSON
+        # values normalized.
+        self.source = f"(SELECT * REPLACE ({', '.join(fixes)}) FROM {{table}})" if fixes else "{table}"
 
     @classmethod
-    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = ()) -> ArrowReader | None:
+    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = (), *, raw: bool = False
+                    ) -> ArrowReader | None:
         try:
-            return cls(columns, dropped)
+            return cls(columns, dropped, raw=raw)
         except ValueError:
             return None
 
     def table(self, bodies: Sequence[bytes]) -> pa.Table | None:
         parser = getattr(self._local, "parser", None)
         if parser is None:
-            parser = self._local.parser = Parser(self._spec)
+            parser = self._local.parser = Parser(self._spec, raw=self._raw)
         out = parser.parse(bodies)
         if out is None:
             return None
-        rows, cols = out
+        rows, cols = out[:2]
         # (the dropped keys' entries, None, come last in `cols`: zip stops before them)
         arrays = [_array(typ, rows, col) for typ, col in zip(self._types, cols, strict=False)]
         # 1, 2, 3, ... kept between batches: a slice of it per batch. Read once: the reader is shared by the
@@ -118,7 +153,15 @@ class ArrowReader:
         if rows > len(ordinals):
             ordinals = self._ordinals = array("q", range(1, max(rows, 2 * len(ordinals)) + 1))
         arrays.append(pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(ordinals)]))
-        return pa.Table.from_arrays(arrays, names=self._names)
+        if not self._raw:
+            return pa.Table.from_arrays(arrays, names=self._names)
+        # Each record's text is a slice of its body: a chunk per body, whose values are the body's bytes from
+        # one record's first byte to the next's (the blank between is white space to JSON), no copy.
+        chunks = [pa.Array.from_buffers(pa.string(), len(starts) // 4 - 1, [None, pa.py_buffer(starts),
+                                                                            pa.py_buffer(body)])
+                  for body, starts in zip(bodies, out[2], strict=True) if len(starts) > 4]
+        return pa.Table.from_arrays([pa.chunked_array([a]) for a in arrays]
+                                    + [pa.chunked_array(chunks, type=pa.string())], names=self._names)
 
 
 def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:
@@ -126,6 +169,11 @@ def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:
     nulls = col[1]
     if pa.types.is_int64(typ):
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls)
+    if pa.types.is_map(typ):
+        keys, values = (_array(pa.string(), _child_rows(c), c) for c in col[3])
+        entries = pa.StructArray.from_arrays([keys, values], fields=[typ.key_field, typ.item_field])
+        return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls,
+                                     children=[entries])
     if pa.types.is_string(typ):
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2]), pa.py_buffer(col[3])],
                                      null_count=nulls)

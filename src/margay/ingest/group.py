@@ -135,7 +135,7 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             table = plan.arrow.table(bodies) if plan.arrow is not None else None
             if table is not None and table.num_rows == len(clusters):  # (count_records's blank lines are its own)
                 table = table.append_column(GROUP_CLUSTER, _cluster_column(batches, ends))
-                copy_arrow(cur, table, plan.grouped_arrow, whole, "snappy", [now, seq_base])
+                copy_arrow(cur, table, plan.grouped_arrow, whole, "snappy", [now, seq_base], plan.arrow.source)
             else:
                 src = scratch / "in.ndjson"
                 _write_joined(src, bodies)

@@ -19,13 +19,14 @@ def sql_path(path: Path) -> str:
 
 
 def copy_arrow(cur: duckdb.DuckDBPyConnection, table: Any, select: str, out: Path, codec: str,
-               params: list[Any]) -> None:
-    """`SELECT {select} FROM` an Arrow table of the C parser's (ingest/columns.py), written to `out` as Parquet.
-    The table is a view of the cursor's own connection for the statement (a name of margay's, never data's)."""
+               params: list[Any], source: str = "{table}") -> None:
+    """`SELECT {select} FROM` an Arrow table of the C parser's (ingest/columns.py), written to `out` as Parquet;
+    `source` (its reader's) is what is read, `{table}` the table. The table is a view of the cursor's own
+    connection for the statement (a name of margay's, never data's)."""
     view = f"_arrow_{uuid.uuid4().hex}"
     cur.register(view, table)
     try:
-        cur.execute(f"COPY (SELECT {select} FROM {view}) TO {sql_path(out)} "  # noqa: S608 - constants only
+        cur.execute(f"COPY (SELECT {select} FROM {source.replace('{table}', view)}) TO {sql_path(out)} "  # noqa: S608
                     f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
     finally:
         cur.unregister(view)

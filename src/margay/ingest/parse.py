@@ -140,8 +140,9 @@ class Plan:
     lean_raw: bool  # whether `lean` reads the raw objects (kept-as-sent fields); if not, it reads _READ_TYPED
     own: list[str]  # the keys a record may have without going to `_extra`
     keys: KeyScanner  # the batch-wide look for other keys (in C; DuckDB's `_UNKNOWN_KEYS` when it is unsure)
-    # The typed read in C (ingest/columns.py), for a type whose `lean` needs no raw objects and whose columns it
-    # reads; None: read_json always. It declines a batch with other keys, so it also answers the look above.
+    # The typed read in C (ingest/columns.py), for a type whose columns it reads (with each record's text as
+    # `_raw` when `lean` reads the objects); None: read_json always. It declines a batch with other keys, so it
+    # also answers the look above.
     arrow: ArrowReader | None = None
     # `grouped_lean` over that table, each record's cluster in its column GROUP_CLUSTER (parameters: generated
     # time, seq base): no list of clusters to bind per statement.
@@ -177,7 +178,7 @@ def plan_for(lt: LogType) -> Plan:
     lean_raw = bool(sent_fields(lt))
     grouped_arrow = fields + f', {quote_ident(GROUP_CLUSTER)}::VARCHAR AS "cluster"' + rest + lean_kept
     return Plan(columns, full, lean, grouped, grouped_lean, lean_raw, list(own), KeyScanner(own),
-                None if lean_raw else ArrowReader.for_columns(columns, own), grouped_arrow)
+                ArrowReader.for_columns(columns, own, raw=lean_raw), grouped_arrow)
 
 
 def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
@@ -260,7 +261,7 @@ class Converter:
             codec = SMALL_CODEC if small else f"{self.compression}, COMPRESSION_LEVEL 1"
             table = plan.arrow.table([body]) if plan.arrow is not None and numbers is None else None
             if table is not None:  # parsed in C: no undeclared keys, every value of its column's type
-                copy_arrow(cur, table, plan.lean, whole, codec, [cluster, now, seq_base])
+                copy_arrow(cur, table, plan.lean, whole, codec, [cluster, now, seq_base], plan.arrow.source)
             else:
                 src.write_bytes(body)
                 select, read = plan.select, _READ
