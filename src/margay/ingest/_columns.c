@@ -71,7 +71,7 @@ static void col_clear(Col *c, int keep) {
 }
 
 static int col_start(Col *c) {
-    if (c->kind == K_STR || c->kind == K_LIST || c->kind == K_JSON || c->kind == K_MAP) {
+    if (c->kind == K_STR || c->kind == K_LIST || c->kind == K_JSON || c->kind == K_TEXT || c->kind == K_MAP) {
         if (push_offset(&c->offs, 0) != OK) {
             return NOMEM;
         }
@@ -150,7 +150,16 @@ static int fields_build(Col *s, PyObject *children, int depth) {
             return -1;
         }
         Col *f = &s->fields[i];
-        if (mc_find_field(s, f->key, f->key_len) >= 0) {
+        Py_ssize_t twin = mc_find_field(s, f->key, f->key_len);
+        if (f->kind == K_TEXT) { /* not a key of its own: its field's value's text */
+            if (twin < 0 || s->fields[twin].text >= 0) {
+                PyErr_SetString(PyExc_ValueError, "a text column follows its field, once");
+                return -1;
+            }
+            s->fields[twin].text = i;
+            continue;
+        }
+        if (twin >= 0) {
             PyErr_SetString(PyExc_ValueError, "a field name repeats");
             return -1;
         }
@@ -167,6 +176,7 @@ static int col_build(Col *c, PyObject *spec, int depth) {
     PyObject *name, *children;
     int kind;
     c->filled = -1;
+    c->text = -1;
     if (depth > MAX_SPEC_DEPTH) {
         PyErr_SetString(PyExc_ValueError, "the spec nests too deep");
         return -1;
@@ -195,6 +205,7 @@ static int col_build(Col *c, PyObject *spec, int depth) {
     case K_STR:
     case K_SKIP:
     case K_JSON:
+    case K_TEXT:
         return 0;
     case K_MAP:
         return map_build(c);
@@ -239,6 +250,7 @@ static PyObject *col_out(const Col *c) {
         return Py_BuildValue("(NnN)", valid, c->nulls, buf_bytes(&c->data));
     case K_STR:
     case K_JSON:
+    case K_TEXT:
         return Py_BuildValue("(NnNN)", valid, c->nulls, buf_bytes(&c->offs), buf_bytes(&c->data));
     case K_MAP:
         return Py_BuildValue("(NnN(NN))", valid, c->nulls, buf_bytes(&c->offs), col_out(&c->fields[0]),
@@ -265,41 +277,17 @@ static PyObject *col_out(const Col *c) {
     }
 }
 
-/* Per body, its records' places (n + 1 int32 offsets into it, n its records) as bytes. */
-static PyObject *starts_out(const Buf *starts, const Py_ssize_t *ends, Py_ssize_t nb) {
-    PyObject *out = PyTuple_New(nb);
-    if (out == NULL) {
-        return NULL;
-    }
-    size_t at = 0;
-    for (Py_ssize_t i = 0; i < nb; i++) {
-        size_t n = (size_t)(ends[i] - (i ? ends[i - 1] : 0)) + 1;
-        PyObject *b = PyBytes_FromStringAndSize(starts->p ? starts->p + at * sizeof(int32_t) : "",
-                                                (Py_ssize_t)(n * sizeof(int32_t)));
-        if (b == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(out, i, b);
-        at += n;
-    }
-    return out;
-}
-
 typedef struct {
     PyObject_HEAD
     Col root; /* a struct whose fields are the columns */
-    int raw;    /* whether a parse also gives each record's place in its body (`_raw`, its text) */
-    Buf starts; /* those places: per body, each record's first byte, then the body's end (int32) */
     int ready;
     PyThread_type_lock lock; /* one parse at a time: the tree is the parse's scratch */
 } Parser;
 
 static int Parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     PyObject *spec;
-    static char *kwlist[] = {"spec", "raw", NULL};
-    int raw = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|p", kwlist, &PyTuple_Type, &spec, &raw)) {
+    static char *kwlist[] = {"spec", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyTuple_Type, &spec)) {
         return -1;
     }
     if (self->ready || self->lock != NULL) {
@@ -311,9 +299,9 @@ static int Parser_init(Parser *self, PyObject *args, PyObject *kwds) {
         PyErr_NoMemory();
         return -1;
     }
-    self->raw = raw;
     self->root.kind = K_STRUCT;
     self->root.filled = -1;
+    self->root.text = -1;
     if (fields_build(&self->root, spec, 0) < 0) {
         return -1;
     }
@@ -338,12 +326,6 @@ static PyObject *Parser_parse(Parser *self, PyObject *arg) {
     }
     Py_ssize_t got = 0;
     PyObject *result = NULL;
-    Py_ssize_t *ends = PyMem_Calloc((size_t)(nb ? nb : 1), sizeof(Py_ssize_t)); /* rows after each body */
-    if (ends == NULL) {
-        PyMem_Free(views);
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
-    }
     for (; got < nb; got++) {
         if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0) {
             goto done;
@@ -352,7 +334,7 @@ static PyObject *Parser_parse(Parser *self, PyObject *arg) {
     int r = OK;
     Py_BEGIN_ALLOW_THREADS
     PyThread_acquire_lock(self->lock, WAIT_LOCK);
-    size_t room = ROOM_BYTES, held = col_capacity(&self->root) + self->starts.cap;
+    size_t room = ROOM_BYTES, held = col_capacity(&self->root);
     for (Py_ssize_t i = 0; i < nb; i++) {
         size_t more = (size_t)views[i].len;
         room = more > (SIZE_MAX - room) / ROOM_PER_BYTE ? SIZE_MAX : room + more * ROOM_PER_BYTE;
@@ -360,13 +342,10 @@ static PyObject *Parser_parse(Parser *self, PyObject *arg) {
     mc_room = room > held ? room - held : 0; /* (this thread's: the parse runs on it) */
     mc_over = 0;
     col_clear(&self->root, 1);
-    buf_reset(&self->starts, 1);
     r = col_start(&self->root);
     for (Py_ssize_t i = 0; i < nb && r == OK; i++) {
         const char *p = views[i].buf;
-        r = self->raw ? mc_parse_body_raw(&self->root, &self->starts, p, p + views[i].len)
-                      : mc_parse_body(&self->root, p, p + views[i].len);
-        ends[i] = self->root.rows;
+        r = mc_parse_body(&self->root, p, p + views[i].len);
     }
     if (r == NOMEM && mc_over) {
         r = DECLINE; /* past its room, not out of memory */
@@ -383,9 +362,7 @@ static PyObject *Parser_parse(Parser *self, PyObject *arg) {
                 }
                 PyTuple_SET_ITEM(cols, i, c);
             }
-            if (i == self->root.nfields && self->raw) {
-                result = Py_BuildValue("(nNN)", self->root.rows, cols, starts_out(&self->starts, ends, nb));
-            } else if (i == self->root.nfields) {
+            if (i == self->root.nfields) {
                 result = Py_BuildValue("(nN)", self->root.rows, cols);
             } else {
                 Py_DECREF(cols);
@@ -396,24 +373,19 @@ static PyObject *Parser_parse(Parser *self, PyObject *arg) {
     } else {
         result = Py_NewRef(Py_None);
     }
-    /* the values do not outlive the parse */
-    int keep = col_capacity(&self->root) + self->starts.cap <= KEEP_BYTES;
-    col_clear(&self->root, keep);
-    buf_reset(&self->starts, keep);
+    col_clear(&self->root, col_capacity(&self->root) <= KEEP_BYTES); /* the values do not outlive the parse */
     PyThread_release_lock(self->lock);
 done:
     for (Py_ssize_t i = 0; i < got; i++) {
         PyBuffer_Release(&views[i]);
     }
     PyMem_Free(views);
-    PyMem_Free(ends);
     Py_DECREF(seq);
     return result;
 }
 
 static void Parser_dealloc(Parser *self) {
     col_free(&self->root);
-    buf_reset(&self->starts, 0);
     if (self->lock != NULL) {
         PyThread_free_lock(self->lock);
     }

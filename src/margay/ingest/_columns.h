@@ -11,7 +11,7 @@
 #include <emmintrin.h>
 #endif
 
-enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7 };
+enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7, K_TEXT = 8 };
 /* A MAP(VARCHAR, VARCHAR) object with more keys declines (its repeated-key check compares each key with the
  * object's earlier ones). */
 #define MAX_MAP_KEYS 64
@@ -43,6 +43,8 @@ struct Col {
     Py_ssize_t after; /* K_STRUCT's field: the field that followed it in the last object (records list their
                          keys in one order: a compare with the guess spares the hash) */
     Py_ssize_t first; /* K_STRUCT: the first key of its last object (the same guess) */
+    Py_ssize_t text; /* K_STRUCT's field: its K_TEXT twin (a field of the same struct) that takes the value's text
+                        as sent, or -1 */
 };
 
 /* What the parse on this thread may still add to its column tree's buffers, and whether it asked for more (a
@@ -57,8 +59,6 @@ uint32_t mc_hash_key(const char *p, Py_ssize_t n);
 Py_ssize_t mc_find_field(const Col *s, const char *p, Py_ssize_t n);
 /* Every record of [p, end) as one more value of root (a struct whose fields are the columns). */
 int mc_parse_body(Col *root, const char *p, const char *end);
-/* The same, and the offset in [p, end) of each record's first byte into `starts` (int32), then end's. */
-int mc_parse_body_raw(Col *root, Buf *starts, const char *p, const char *end);
 
 static inline int reserve(Buf *b, size_t more) {
     return b->len + more <= b->cap ? OK : mc_grow(b, more);

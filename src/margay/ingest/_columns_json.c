@@ -40,6 +40,7 @@ int mc_push_null(Col *c) {
     }
     case K_STR:
     case K_JSON:
+    case K_TEXT:
         if (push_offset(&c->offs, c->data.len) != OK) {
             return DECLINE;
         }
@@ -657,9 +658,20 @@ static int parse_object(Col *s, const char **pp, const char *end) {
                 return DECLINE;
             }
             p = skip_ws(p + 1, end);
+            const char *from = p;
             if ((f->kind == K_INT || f->kind == K_STR) && p < end && *p != 'n' ? (r = scalar_value(f, &p, end)) != OK
                                                                       : (r = parse_value(f, &p, end)) != OK) {
                 return r;
+            }
+            if (f->text >= 0) { /* the value's text as sent too (`null` included): a slice of the body */
+                Col *t = &s->fields[f->text];
+                t->filled = row;
+                if (put(&t->data, from, (size_t)(p - from)) != OK) {
+                    return NOMEM;
+                }
+                if ((r = push_offset(&t->offs, t->data.len)) != OK || (r = push_bit(t, 1)) != OK) {
+                    return r;
+                }
             }
             p = skip_ws(p, end);
             if (p < end && *p == ',') {
@@ -686,13 +698,10 @@ static int parse_object(Col *s, const char **pp, const char *end) {
     return OK;
 }
 
-/* Every record of [p, end) as one more value of the root struct (its validity is not kept); with `starts`, each
- * record's offset in [p, end), then end's. */
-static inline int parse_body(Col *root, Buf *starts, const char *p, const char *end) {
+/* Every record of [p, end) as one more value of the root struct (its validity is not kept). */
+int mc_parse_body(Col *root, const char *p, const char *end) {
     /* No parse step passes a '\n' (white space here is ' ', '\t' and '\r'; a string refuses control bytes), so
        each record is parsed up to the body's end, not its line's: no search for the line's end first. */
-    const char *body = p;
-    int r;
     while (p < end) {
         const char *q = skip_ws(p, end);
         if (q == end) {
@@ -702,12 +711,9 @@ static inline int parse_body(Col *root, Buf *starts, const char *p, const char *
             p = q + 1;
             continue;
         }
+        int r;
         if (*q != '{') {
             return DECLINE;
-        }
-        /* a record's text runs to the next one's first byte: the blank after it is white space to JSON */
-        if (starts != NULL && (r = push_offset(starts, (size_t)(q - body))) != OK) {
-            return r;
         }
         if ((r = parse_object(root, &q, end)) != OK) {
             return r;
@@ -722,13 +728,5 @@ static inline int parse_body(Col *root, Buf *starts, const char *p, const char *
         root->rows++;
         p = q;
     }
-    return starts != NULL ? push_offset(starts, (size_t)(end - body)) : OK;
-}
-
-int mc_parse_body(Col *root, const char *p, const char *end) {
-    return parse_body(root, NULL, p, end);
-}
-
-int mc_parse_body_raw(Col *root, Buf *starts, const char *p, const char *end) {
-    return parse_body(root, starts, p, end);
+    return OK;
 }

@@ -27,8 +27,8 @@ try:
 except ImportError:  # built without a C compiler: read_json does it all
     Parser = None
 
-INT, STR, LIST, STRUCT, SKIP, MAP, JSON = 1, 2, 3, 4, 5, 6, 7
-RAW = "_raw"  # the column of each record's own text, for a reader made with raw=True
+INT, STR, LIST, STRUCT, SKIP, MAP, JSON, TEXT = 1, 2, 3, 4, 5, 6, 7, 8
+TEXT_PREFIX = "_text_"  # the column of a field's value's text as sent (`texts`): `_text_<field>`
 _FIELD = re.compile(r'\s*"((?:[^"]|"")+)"\s+')
 Spec = tuple[str, int, tuple[Any, ...]]
 
@@ -99,10 +99,11 @@ def _normalized(expr: str, kind: int, children: tuple[Any, ...]) -> str | None:
 class ArrowReader:
     """The C parser for one log type's declared columns, and the Arrow table it makes of a batch."""
 
-    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = (), *, raw: bool = False) -> None:
+    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = ()
+                 ) -> None:
         """`dropped`: keys a record may hold that are not columns (read_json skips them; any other key
-        declines). `raw`: the table also holds each record's text, column RAW (a slice of its body, not a
-        copy), for what the plan reads of the objects as sent."""
+        declines). `texts`: columns whose value's text as sent (JSON, `null` included; NULL when the key is
+        absent) is also a column, TEXT_PREFIX + name: what a plan keeps as sent, without the whole object."""
         spec: list[Spec] = []
         types: list[pa.DataType] = []
         fixes: list[str] = []
@@ -118,11 +119,14 @@ class ArrowReader:
                 fixes.append(f"{fix} AS {_quote(name)}")
         if Parser is None:
             raise ValueError("the C parser is not built")
+        if any(name not in columns for name in texts):
+            raise ValueError("a text column is of a declared column")
+        spec += [(name, TEXT, ()) for name in texts]
+        types += [pa.string()] * len(texts)
         spec += [(key, SKIP, ()) for key in dropped if key not in columns]
         self._spec = tuple(spec)
-        self._raw = raw
         self._local = threading.local()  # a parser per thread: the ingest pool's parses do not wait on each other
-        self._names = [*columns, "ordinality"] + ([RAW] if raw else [])
+        self._names = [*columns, *(TEXT_PREFIX + name for name in texts), "ordinality"]
         self._types = types
         self._ordinals = array("q")
         # What the conversion's SELECT reads FROM, `{table}` the table's name: the table itself, or with its JSON
@@ -130,21 +134,21 @@ class ArrowReader:
         self.source = f"(SELECT * REPLACE ({', '.join(fixes)}) FROM {{table}})" if fixes else "{table}"
 
     @classmethod
-    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = (), *, raw: bool = False
+    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = ()
                     ) -> ArrowReader | None:
         try:
-            return cls(columns, dropped, raw=raw)
+            return cls(columns, dropped, texts=texts)
         except ValueError:
             return None
 
     def table(self, bodies: Sequence[bytes]) -> pa.Table | None:
         parser = getattr(self._local, "parser", None)
         if parser is None:
-            parser = self._local.parser = Parser(self._spec, raw=self._raw)
+            parser = self._local.parser = Parser(self._spec)
         out = parser.parse(bodies)
         if out is None:
             return None
-        rows, cols = out[:2]
+        rows, cols = out
         # (the dropped keys' entries, None, come last in `cols`: zip stops before them)
         arrays = [_array(typ, rows, col) for typ, col in zip(self._types, cols, strict=False)]
         # 1, 2, 3, ... kept between batches: a slice of it per batch. Read once: the reader is shared by the
@@ -153,15 +157,7 @@ class ArrowReader:
         if rows > len(ordinals):
             ordinals = self._ordinals = array("q", range(1, max(rows, 2 * len(ordinals)) + 1))
         arrays.append(pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(ordinals)]))
-        if not self._raw:
-            return pa.Table.from_arrays(arrays, names=self._names)
-        # Each record's text is a slice of its body: a chunk per body, whose values are the body's bytes from
-        # one record's first byte to the next's (the blank between is white space to JSON), no copy.
-        chunks = [pa.Array.from_buffers(pa.string(), len(starts) // 4 - 1, [None, pa.py_buffer(starts),
-                                                                            pa.py_buffer(body)])
-                  for body, starts in zip(bodies, out[2], strict=True) if len(starts) > 4]
-        return pa.Table.from_arrays([pa.chunked_array([a]) for a in arrays]
-                                    + [pa.chunked_array(chunks, type=pa.string())], names=self._names)
+        return pa.Table.from_arrays(arrays, names=self._names)
 
 
 def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:

@@ -27,7 +27,7 @@ from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
 from ..store.sql import time_sql
-from .columns import ArrowReader
+from .columns import TEXT_PREFIX, ArrowReader
 from .keyscan import KeyScanner, Verdict, count_newlines
 from .output import ERR_SEP, FIELD_SEP, copy_arrow, file_facts, split_file, sql_path
 
@@ -144,8 +144,11 @@ class Plan:
     # `_raw` when `lean` reads the objects); None: read_json always. It declines a batch with other keys, so it
     # also answers the look above.
     arrow: ArrowReader | None = None
-    # `grouped_lean` over that table, each record's cluster in its column GROUP_CLUSTER (parameters: generated
-    # time, seq base): no list of clusters to bind per statement.
+    # `lean` over that table: each kept-as-sent field's value from its text column (columns.TEXT_PREFIX), not
+    # from the whole object parsed again per field.
+    lean_arrow: str = ""
+    # `lean_arrow` with each record's cluster in its column GROUP_CLUSTER (parameters: generated time, seq base):
+    # no list of clusters to bind per statement.
     grouped_arrow: str = ""
 
 
@@ -176,13 +179,18 @@ def plan_for(lt: LogType) -> Plan:
     own = own_keys(lt)
     columns = {f.name: f.sql_type(raw=True) for f in lt.fields}
     lean_raw = bool(sent_fields(lt))
-    grouped_arrow = fields + f', {quote_ident(GROUP_CLUSTER)}::VARCHAR AS "cluster"' + rest + lean_kept
+    texts = _sent_exprs(lt, exprs, lambda name: f"json({quote_ident(TEXT_PREFIX + name)})")
+    texts[EXTRA_COLUMN] = "NULL::JSON"  # (the parser declines a record with undeclared keys)
+    arrow_kept = "".join(f", {e} AS {quote_ident(n)}" for n, e in texts.items())
+    lean_arrow = select + arrow_kept
+    grouped_arrow = fields + f', {quote_ident(GROUP_CLUSTER)}::VARCHAR AS "cluster"' + rest + arrow_kept
     return Plan(columns, full, lean, grouped, grouped_lean, lean_raw, list(own), KeyScanner(own),
-                ArrowReader.for_columns(columns, own, raw=lean_raw), grouped_arrow)
+                ArrowReader.for_columns(columns, own, texts=sent_fields(lt)), lean_arrow, grouped_arrow)
 
 
-def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
-    """The kept-as-sent columns (see `logtypes.base.sent_columns`) from the raw object `_raw`.
+def _sent_exprs(lt: LogType, exprs: dict[str, str], value: Callable[[str], str] | None = None) -> dict[str, str]:
+    """The kept-as-sent columns (see `logtypes.base.sent_columns`) from the raw object `_raw` (or, by `value`,
+    from the JSON value of a field as sent: the C parser's text column, ingest/columns.py).
 
     `_sent_<field>`: the JSON value sent when the stored column renders differently (a time's own text,
     precision and zone, or Unix seconds; an explicit null the column stores as its default), else NULL.
@@ -191,7 +199,7 @@ def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in sent_fields(lt):
         f = lt.field_map[name]
-        raw = f"(\"_raw\" -> '$.\"{name}\"')"
+        raw = value(name) if value is not None else f"(\"_raw\" -> '$.\"{name}\"')"
         rendered = f"CAST(to_json({time_sql(exprs[name], f.kind)}) AS VARCHAR)"
         sent = f"CAST({raw} AS VARCHAR)"
         if f.kind is Kind.STRUCT_LIST:  # the items' values as sent, in the declared keys' order
@@ -261,7 +269,7 @@ class Converter:
             codec = SMALL_CODEC if small else f"{self.compression}, COMPRESSION_LEVEL 1"
             table = plan.arrow.table([body]) if plan.arrow is not None and numbers is None else None
             if table is not None:  # parsed in C: no undeclared keys, every value of its column's type
-                copy_arrow(cur, table, plan.lean, whole, codec, [cluster, now, seq_base], plan.arrow.source)
+                copy_arrow(cur, table, plan.lean_arrow, whole, codec, [cluster, now, seq_base], plan.arrow.source)
             else:
                 src.write_bytes(body)
                 select, read = plan.select, _READ
