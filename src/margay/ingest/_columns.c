@@ -1,5 +1,6 @@
 /* NDJSON records straight into Arrow columns: the typed read of ingest for log types whose declared columns
- * are integers, strings, lists and structs of them (flows, L7; ingest/columns.py).
+ * are integers, strings, string maps, JSON values, lists and structs of them (flows, L7, DNS, audit;
+ * ingest/columns.py).
  *
  * DuckDB's read_json (the reader it replaces on this path) spends ~2.5 us of a 1.5 kB flow record's conversion
  * on the parse; this parser takes ~1 us, and it has no fixed cost per statement (binding read_json's 63 typed
@@ -7,17 +8,26 @@
  *
  * It accepts only what it can read exactly as read_json would and declines everything else, so that the caller
  * converts the batch the old way (which names bad lines): a value of another JSON type than its column's (a
- * number for a string, a float or an integer past 64 bits for an integer, true/false anywhere), a key it does not
- * know or that repeats in one object, an escape in a key, \u0000 or a lone surrogate in a string, bytes that are
- * not UTF-8, a line that is not one object. Blank lines (spaces, tabs, CRs only) are skipped as the reader
- * skips them. Nesting is bounded by the declared types, never by the data.
+ * float, -0 or an integer past 64 bits for a string -- an integer's digits are its text, as read_json writes
+ * them --, a float or an integer past 64 bits for an integer, true/false anywhere), a key it does not know or
+ * that repeats in one object, an escape in a key, \u0000 or a lone surrogate in a string, bytes that are not
+ * UTF-8, a line that is not one object. Blank lines (spaces, tabs, CRs only) are skipped as the reader skips
+ * them. Nesting is bounded by the declared types, and by MAX_SKIP_DEPTH inside a JSON value.
+ *
+ * A MAP(VARCHAR, VARCHAR) is an object of string (or integer, or null) values, its entries in the object's
+ * order; a repeated key (read_json refuses it) or more than MAX_MAP_KEYS keys decline. A JSON value is kept as
+ * its text as sent, checked as skip_value checks it; the SELECT normalizes it with json(), which writes it as
+ * read_json does (minified, numbers and escapes as yyjson writes them).
  *
  * Parser(spec) where spec is a tuple of (key: str, kind: int, children: tuple) -- kind 1 BIGINT, 2 VARCHAR,
  * 3 a list (children: one (name, kind, children) for its elements), 4 a struct (children: its fields), 5 a key
- * whose value is checked and dropped (read_json's columns do not hold it; its column in the answer is None).
+ * whose value is checked and dropped (read_json's columns do not hold it; its column in the answer is None),
+ * 6 MAP(VARCHAR, VARCHAR), 7 JSON (the value's text), 8 the text as sent of the field named before it (a slice of
+ * the body, `null` included; null when the key is absent), for what a plan keeps as sent.
  * parse(bodies: sequence of bytes-like) -> None (declined) or (rows, columns): per column, as Arrow lays it
  * out, (validity bytes or None, null count, then int64 values | int32 offsets + string bytes | int32 offsets +
- * the element column | a tuple of the field columns). The GIL is released while parsing.
+ * the element column | a tuple of the field columns | int32 offsets + (keys, values) for a map). The GIL is
+ * released while parsing.
  */
 #include "_columns.h"
 

@@ -1,15 +1,19 @@
-"""The typed read of ingest in C, for log types whose columns are integers, strings, lists and structs (flows, L7).
+"""The typed read of ingest in C, for log types whose columns are integers, strings, string maps, JSON, lists and
+structs of them (flows, L7, DNS, audit, BGP...).
 
 `ArrowReader.table(bodies)` parses NDJSON bodies straight into an Arrow table of the declared columns (plus
-`ordinality`, 1-based, as read_json's WITH ORDINALITY gives it), which the conversion's SELECT then reads as it
-reads read_json (ingest/_columns.c says what it accepts). It answers None when it declines a body -- a value of
-another type than its column's, an undeclared or repeated key, anything not plainly JSON -- and the caller
-converts the old way, which names the bad lines. The same rows come out either way
-(tests/ingest/test_columns.py compares them).
+`ordinality`, 1-based, as read_json's WITH ORDINALITY gives it, and the text as sent of the fields a plan keeps
+as sent), which the conversion's SELECT then reads, FROM `source`, as it reads read_json (ingest/_columns.c says
+what it accepts). It answers None when it declines a body -- a value of another type than its column's, an
+undeclared or repeated key, anything not plainly JSON -- and the caller converts the old way, which names the
+bad lines. The same rows come out either way (tests/ingest/test_columns.py and test_columns_sent.py compare them).
 
 Why: DuckDB's read_json spent ~2.5 us of a 1.5 kB flow's ~6 us COPY on the parse and binding its 63 typed
 columns cost every statement 5-7 ms, most of a small group commit's cost
 (bench/results/before-after/README.md, "Ingest CPU: flows and L7 parsed in C straight into Arrow columns").
+DNS and audit took read_json's way with a second parse of every record as a whole object (for the values kept as
+sent) until the parser read their maps and JSON values and gave each kept field's text ("Ingest CPU: DNS and
+audit through the C parser").
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ class ArrowReader:
         self._ordinals = array("q")
         # What the conversion's SELECT reads FROM, `{table}` the table's name: the table itself, or with its JSON
         # values normalized.
-        self.source = f"(SELECT * REPLACE ({', '.join(fixes)}) FROM {{table}})" if fixes else "{table}"
+        self.source = f"(SELECT * REPLACE ({', '.join(fixes)}) FROM {{table}})" if fixes else "{table}"  # noqa: S608
 
     @classmethod
     def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = ()

@@ -133,7 +133,8 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
             # Parsed in C (ingest/columns.py) when every record is plainly of its columns' types and keys: no
             # file of the bodies, no key look, no read_json to bind.
             table = plan.arrow.table(bodies) if plan.arrow is not None else None
-            if table is not None and table.num_rows == len(clusters):  # (count_records's blank lines are its own)
+            # (count_records's blank lines are its own)
+            if table is not None and plan.arrow is not None and table.num_rows == len(clusters):
                 table = table.append_column(GROUP_CLUSTER, _cluster_column(batches, ends))
                 copy_arrow(cur, table, plan.grouped_arrow, whole, "snappy", [now, seq_base], plan.arrow.source)
             else:

@@ -268,7 +268,7 @@ class Converter:
             # about 4 ms, and the compactor rewrites small files with zstd anyway.
             codec = SMALL_CODEC if small else f"{self.compression}, COMPRESSION_LEVEL 1"
             table = plan.arrow.table([body]) if plan.arrow is not None and numbers is None else None
-            if table is not None:  # parsed in C: no undeclared keys, every value of its column's type
+            if table is not None and plan.arrow is not None:  # parsed in C: no undeclared keys, values of their types
                 copy_arrow(cur, table, plan.lean_arrow, whole, codec, [cluster, now, seq_base], plan.arrow.source)
             else:
                 src.write_bytes(body)
