@@ -18,6 +18,7 @@ from margay.bench.data import other_batches, topology
 from margay.ingest import columns
 from margay.ingest.group import convert_group
 from margay.ingest.parse import _READ, Converter, plan_for
+from margay.ingest.screen import MAX_DEPTH, nests_deeper
 from margay.logtypes import REGISTRY
 from margay.logtypes.base import sent_fields
 from margay.store.duckdb import connect
@@ -339,3 +340,33 @@ def test_converter_files_and_errors_match(name: str, tmp_path: Path) -> None:
             g.discard()
         assert got["arrow"] == got["read_json"]
     assert taken >= 1
+
+
+def test_the_parser_takes_no_line_nested_deeper_than_the_bound(tmp_path: Path) -> None:
+    # The converter looks for too-deep lines (screen.py) only in a batch the parser declines: the parser's bound is
+    # the same, counted from the record's own brackets, in a JSON value and in a dropped key's value alike.
+    reader = _reader("audit_kube")
+    for key, around in (("requestObject", 1), ("timestamp", 1), ("user", 2)):
+        for inner in (MAX_DEPTH - around, MAX_DEPTH - around + 1):
+            value = b"[" * inner + b"]" * inner
+            line = b'{"%s":%s}' % (key.encode(), b'{"extra":' + value + b"}" if key == "user" else value)
+            assert (reader.table([line]) is None) == nests_deeper(line, MAX_DEPTH), (key, inner)
+    con = connect()
+    conv = Converter(con.cursor, tmp_path / "scratch")
+    lt = REGISTRY["audit_kube"]
+    deep = _audit(requestObject=json.loads("[" * 70 + "]" * 70)).decode()
+    body = "\n".join([_audit().decode(), deep, _audit(verb="list").decode()]).encode()
+    plan = conv.plan(lt)
+    got = {}
+    for side, p in {"arrow": plan, "read_json": dataclasses.replace(plan, arrow=None)}.items():
+        conv._plans[lt.name] = p
+        out = conv.convert(lt, body, cluster="c1", now=datetime(2026, 12, 6, tzinfo=UTC), seq_base=0)
+        got[side] = (out.total, out.succeeded, out.errors, _files(con, [f for _, f, _ in out.files]))
+        out.discard()
+        g = convert_group(conv, lt, [("a", body), ("b", _audit())], now=datetime(2026, 12, 6, tzinfo=UTC),
+                          seq_base=0)
+        got[side + " group"] = ([(part.total, part.stored, part.errors) for part in g.parts],
+                                _files(con, [path for _, path, _, _ in g.files]))
+        g.discard()
+    assert got["arrow"] == got["read_json"] and got["arrow group"] == got["read_json group"]
+    assert [e.line for e in got["arrow"][2]] == [2] and "nests deeper" in got["arrow"][2][0].msg

@@ -187,6 +187,7 @@ static int col_build(Col *c, PyObject *spec, int depth) {
     int kind;
     c->filled = -1;
     c->text = -1;
+    c->depth = depth;
     if (depth > MAX_SPEC_DEPTH) {
         PyErr_SetString(PyExc_ValueError, "the spec nests too deep");
         return -1;

@@ -15,6 +15,9 @@ enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_
 /* A MAP(VARCHAR, VARCHAR) object with more keys declines (its repeated-key check compares each key with the
  * object's earlier ones). */
 #define MAX_MAP_KEYS 64
+/* A record whose brackets nest deeper declines (a JSON value's or a dropped key's; the declared shapes nest less):
+ * the converter's bound on a stored document (parse.MAX_DEPTH), so a batch the parser takes needs no look for
+ * too-deep lines. */
 #define MAX_SKIP_DEPTH 64
 enum { OK = 0, DECLINE = -1, NOMEM = -2 };
 #define MAX_SPEC_DEPTH 6
@@ -27,6 +30,7 @@ typedef struct {
 typedef struct Col Col;
 struct Col {
     int kind;
+    int depth; /* the brackets around its values in a record (the record's own included) */
     char *key; /* UTF-8, as the JSON key */
     Py_ssize_t key_len;
     Buf valid;  /* a bit per value, LSB first */

@@ -334,9 +334,9 @@ static int skip_number(const char **pp, const char *end) {
     return OK;
 }
 
-/* Any JSON value, checked and dropped; `scratch` takes its strings. Objects and arrays nest at most
- * MAX_SKIP_DEPTH deep (deeper declines); a repeated key in a dropped object is not looked for: the reader's
- * verdict on it does not reach the columns. */
+/* Any JSON value, checked and dropped; `scratch` takes its strings. `depth`: the brackets around it in its
+ * record; a bracket deeper than MAX_SKIP_DEPTH declines. A repeated key in a dropped object is not looked for:
+ * the reader's verdict on it does not reach the columns (nor json()'s, for a JSON value: both keep both). */
 static int skip_value(Buf *scratch, const char **pp, const char *end, int depth) {
     const char *p = *pp;
     int r;
@@ -540,7 +540,7 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     int r;
     switch (c->kind) {
     case K_SKIP:
-        if ((r = skip_value(&c->data, &p, end, 0)) != OK) {
+        if ((r = skip_value(&c->data, &p, end, c->depth)) != OK) {
             return r;
         }
         *pp = p;
@@ -551,7 +551,7 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     case K_JSON: {
         /* the value's own text: the conversion's SELECT writes it as read_json would (json(), minified) */
         const char *from = p;
-        if ((r = skip_value(&c->scratch, &p, end, 0)) != OK) {
+        if ((r = skip_value(&c->scratch, &p, end, c->depth)) != OK) {
             return r;
         }
         if (put(&c->data, from, (size_t)(p - from)) != OK) {
