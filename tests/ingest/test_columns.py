@@ -274,7 +274,7 @@ def test_a_bad_spec_is_refused() -> None:
     with pytest.raises(ValueError, match="repeats"):
         columns.Parser((("a", 1, ()), ("a", 2, ())))
     with pytest.raises(ValueError, match="kind"):
-        columns.Parser((("a", 9, ()),))
+        columns.Parser((("a", 99, ()),))
     p = columns.Parser.__new__(columns.Parser)
     with pytest.raises(RuntimeError, match="not initialised"):
         p.parse([b"{}"])

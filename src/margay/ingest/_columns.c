@@ -22,10 +22,10 @@
  * Parser(spec) where spec is a tuple of (key: str, kind: int, children: tuple) -- kind 1 BIGINT, 2 VARCHAR,
  * 3 a list (children: one (name, kind, children) for its elements), 4 a struct (children: its fields), 5 a key
  * whose value is checked and dropped (read_json's columns do not hold it; its column in the answer is None),
- * 6 MAP(VARCHAR, VARCHAR), 7 JSON (the value's text), 8 the text as sent of the field named before it (a slice of
+ * 6 MAP(VARCHAR, VARCHAR), 7 JSON (the value's text), 9 BOOLEAN (true/false only), 8 the text as sent of the field named before it (a slice of
  * the body, `null` included; null when the key is absent), for what a plan keeps as sent.
  * parse(bodies: sequence of bytes-like) -> None (declined) or (rows, columns): per column, as Arrow lays it
- * out, (validity bytes or None, null count, then int64 values | int32 offsets + string bytes | int32 offsets +
+ * out, (validity bytes or None, null count, then int64 values or value bits | int32 offsets + string bytes | int32 offsets +
  * the element column | a tuple of the field columns | int32 offsets + (keys, values) for a map). The GIL is
  * released while parsing.
  */
@@ -217,6 +217,7 @@ static int col_build(Col *c, PyObject *spec, int depth) {
     case K_SKIP:
     case K_JSON:
     case K_TEXT:
+    case K_BOOL:
         return 0;
     case K_MAP:
         return map_build(c);
@@ -258,6 +259,7 @@ static PyObject *col_out(const Col *c) {
     }
     switch (c->kind) {
     case K_INT:
+    case K_BOOL:
         return Py_BuildValue("(NnN)", valid, c->nulls, buf_bytes(&c->data));
     case K_STR:
     case K_JSON:

@@ -11,7 +11,7 @@
 #include <emmintrin.h>
 #endif
 
-enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7, K_TEXT = 8 };
+enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7, K_TEXT = 8, K_BOOL = 9 };
 /* A MAP(VARCHAR, VARCHAR) object with more keys declines (its repeated-key check compares each key with the
  * object's earlier ones). */
 #define MAX_MAP_KEYS 64
@@ -34,7 +34,7 @@ struct Col {
     char *key; /* UTF-8, as the JSON key */
     Py_ssize_t key_len;
     Buf valid;  /* a bit per value, LSB first */
-    Buf data;   /* K_INT: int64 values; K_STR: the strings' bytes */
+    Buf data;   /* K_INT: int64 values; K_STR: the strings' bytes; K_BOOL: a bit per value, LSB first */
     Buf offs;   /* K_STR, K_LIST, K_JSON: int32 offsets, one more than values; K_MAP: of its entries */
     Buf scratch; /* K_JSON: the strings skip_value decodes (checked, not kept) */
     Py_ssize_t rows, nulls;
@@ -74,6 +74,21 @@ static inline int put(Buf *b, const void *src, size_t n) {
     }
     memcpy(b->p + b->len, src, n);
     b->len += n;
+    return OK;
+}
+
+/* Bit `at` of a bit-packed buffer (LSB first), `bytes` long: the buffer grows by a zero byte when it starts a byte. */
+static inline int put_bit(Buf *b, Py_ssize_t at, int on) {
+    size_t byte = (size_t)(at >> 3);
+    if (byte >= b->len) {
+        if (reserve(b, 1) != OK) {
+            return NOMEM;
+        }
+        b->p[b->len++] = 0;
+    }
+    if (on) {
+        b->p[byte] |= (char)(1u << (at & 7));
+    }
     return OK;
 }
 

@@ -50,6 +50,11 @@ int mc_push_null(Col *c) {
             return DECLINE;
         }
         break;
+    case K_BOOL:
+        if (put_bit(&c->data, c->rows, 0) != OK) {
+            return NOMEM;
+        }
+        break;
     case K_LIST:
         if (push_offset(&c->offs, (size_t)c->child->rows) != OK) {
             return DECLINE;
@@ -560,6 +565,19 @@ static int parse_value(Col *c, const char **pp, const char *end) {
         if ((r = push_offset(&c->offs, c->data.len)) != OK) {
             return r;
         }
+        break;
+    }
+    case K_BOOL: {
+        int on = *p == 't';
+        const char *word = on ? "true" : "false";
+        size_t n = on ? 4 : 5;
+        if ((*p != 't' && *p != 'f') || (size_t)(end - p) < n || memcmp(p, word, n) != 0) {
+            return DECLINE; /* (read_json would turn some strings and numbers into booleans) */
+        }
+        if (put_bit(&c->data, c->rows, on) != OK) {
+            return NOMEM;
+        }
+        p += n;
         break;
     }
     case K_MAP:

@@ -31,7 +31,7 @@ try:
 except ImportError:  # built without a C compiler: read_json does it all
     Parser = None
 
-INT, STR, LIST, STRUCT, SKIP, MAP, JSON, TEXT = 1, 2, 3, 4, 5, 6, 7, 8
+INT, STR, LIST, STRUCT, SKIP, MAP, JSON, TEXT, BOOL = 1, 2, 3, 4, 5, 6, 7, 8, 9
 TEXT_PREFIX = "_text_"  # the column of a field's value's text as sent (`texts`): `_text_<field>`
 _FIELD = re.compile(r'\s*"((?:[^"]|"")+)"\s+')
 Spec = tuple[str, int, tuple[Any, ...]]
@@ -44,6 +44,8 @@ def _parse_type(sql: str, pos: int = 0) -> tuple[tuple[int, tuple[Any, ...], pa.
         pos += 6
     elif sql.startswith("VARCHAR", pos):
         found, pos = (STR, (), pa.string()), pos + 7
+    elif sql.startswith("BOOLEAN", pos):
+        found, pos = (BOOL, (), pa.bool_()), pos + 7
     elif sql.startswith("MAP(VARCHAR, VARCHAR)", pos):
         found, pos = (MAP, (), pa.map_(pa.string(), pa.string())), pos + 21
     elif sql.startswith("JSON", pos):  # the value's text as sent: `source` normalizes it as read_json does
@@ -167,10 +169,10 @@ class ArrowReader:
 def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:
     valid = None if col[0] is None else pa.py_buffer(col[0])
     nulls = col[1]
-    if pa.types.is_int64(typ):
+    if pa.types.is_int64(typ) or pa.types.is_boolean(typ):
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls)
     if pa.types.is_map(typ):
-        keys, values = (_array(pa.string(), _child_rows(c), c) for c in col[3])
+        keys, values = (_array(pa.string(), _last_offset(col[2]), c) for c in col[3])
         entries = pa.StructArray.from_arrays([keys, values], fields=[typ.key_field, typ.item_field])
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls,
                                      children=[entries])
@@ -178,16 +180,12 @@ def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2]), pa.py_buffer(col[3])],
                                      null_count=nulls)
     if pa.types.is_list(typ):
-        child = _array(typ.value_type, _child_rows(col[3]), col[3])
+        child = _array(typ.value_type, _last_offset(col[2]), col[3])
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls, children=[child])
     children = [_array(typ.field(i).type, rows, f) for i, f in enumerate(col[2])]
     return pa.Array.from_buffers(typ, rows, [valid], null_count=nulls, children=children)
 
 
-def _child_rows(col: tuple[Any, ...]) -> int:
-    """The number of values of a list's element column, from its own buffers."""
-    if len(col) == 3 and isinstance(col[2], bytes):  # int64 values
-        return len(col[2]) // 8
-    if isinstance(col[2], bytes):  # offsets: one more than values
-        return len(col[2]) // 4 - 1
-    return _child_rows(col[2][0])  # a struct: its first field's count
+def _last_offset(offsets: bytes) -> int:
+    """A list's (or map's) element count: its last int32 offset (the first is 0)."""
+    return int.from_bytes(offsets[-4:], "little", signed=True)

@@ -171,7 +171,7 @@ def plan_for(lt: LogType) -> Plan:
     own = own_keys(lt)
     columns = {f.name: f.sql_type(raw=True) for f in lt.fields}
     lean_raw = bool(sent_fields(lt))
-    texts = _sent_exprs(lt, exprs, lambda name: f"json({quote_ident(TEXT_PREFIX + name)})")
+    texts = _sent_exprs(lt, exprs, lambda name: quote_ident(TEXT_PREFIX + name))
     texts[EXTRA_COLUMN] = "NULL::JSON"  # (the parser declines a record with undeclared keys)
     arrow_kept = "".join(f", {e} AS {quote_ident(n)}" for n, e in texts.items())
     lean_arrow = select + arrow_kept
@@ -180,9 +180,9 @@ def plan_for(lt: LogType) -> Plan:
                 ArrowReader.for_columns(columns, own, texts=sent_fields(lt)), lean_arrow, grouped_arrow)
 
 
-def _sent_exprs(lt: LogType, exprs: dict[str, str], value: Callable[[str], str] | None = None) -> dict[str, str]:
-    """The kept-as-sent columns (see `logtypes.base.sent_columns`) from the raw object `_raw` (or, by `value`,
-    from the JSON value of a field as sent: the C parser's text column, ingest/columns.py).
+def _sent_exprs(lt: LogType, exprs: dict[str, str], text: Callable[[str], str] | None = None) -> dict[str, str]:
+    """The kept-as-sent columns (see `logtypes.base.sent_columns`) from the raw object `_raw` (or, by `text`,
+    from the JSON text of a field's value as sent: the C parser's text column, ingest/columns.py).
 
     `_sent_<field>`: the JSON value sent when the stored column renders differently (a time's own text,
     precision and zone, or Unix seconds; an explicit null the column stores as its default), else NULL.
@@ -191,13 +191,14 @@ def _sent_exprs(lt: LogType, exprs: dict[str, str], value: Callable[[str], str] 
     out: dict[str, str] = {}
     for name in sent_fields(lt):
         f = lt.field_map[name]
-        raw = value(name) if value is not None else f"(\"_raw\" -> '$.\"{name}\"')"
+        raw = f"json({text(name)})" if text is not None else f"(\"_raw\" -> '$.\"{name}\"')"
         rendered = f"CAST(to_json({time_sql(exprs[name], f.kind)}) AS VARCHAR)"
         sent = f"CAST({raw} AS VARCHAR)"
         if f.kind is Kind.STRUCT_LIST:  # the items' values as sent, in the declared keys' order
             shape = json.dumps([{c.name: "JSON" for c in f.children}]).replace("'", "''")
             sent = f"CAST(to_json(json_transform({raw}, '{shape}')) AS VARCHAR)"
-        out[SENT_PREFIX + name] = f"CASE WHEN {raw} IS NOT NULL AND {sent} IS DISTINCT FROM {rendered} THEN {raw} END"
+        kept = f"CASE WHEN {raw} IS NOT NULL AND {sent} IS DISTINCT FROM {rendered} THEN {raw} END"
+        out[SENT_PREFIX + name] = kept
     own = own_keys(lt)
     drop = json.dumps(dict.fromkeys(own)).replace("'", "''")
     known = "[" + ", ".join("'" + k.replace("'", "''") + "'" for k in own) + "]"
