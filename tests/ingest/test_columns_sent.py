@@ -244,7 +244,7 @@ def test_fuzz_agrees_with_read_json(name: str, tmp_path: Path) -> None:
 _PARSE = """
 from margay.ingest.parse import plan_for
 from margay.logtypes import REGISTRY
-readers = [plan_for(REGISTRY[n]).arrow for n in ("dns", "audit_kube")]
+readers = [plan_for(REGISTRY[n]).arrow for n in ("dns", "audit_kube", "waf")]
 def check(view):
     return sum(int(r.table([view]) is not None) for r in readers)
 """
@@ -257,7 +257,8 @@ def test_no_read_past_the_end_of_the_body() -> None:
     bodies = [dns, audit, b'{"client_labels":{"k\\u00e9":"\\ud83d\\ude00","b":null,"c":12},"start_time":-3}',
               b'{"requestObject":{"a":[1.5e-3,true,null,"\\"",{}]},"annotations":{"x":"y"},"stageTimestamp":null}',
               b'{"servers":[{"labels":{"a":"b"},"ip":"1"},null],"rrsets":[]}\r\n\n{}',
-              b'{"user":{"extra":{"a":["b"]}},"responseStatus":{"metadata":-1e-9,"details":"x"}}']
+              b'{"user":{"extra":{"a":["b"]}},"responseStatus":{"metadata":-1e-9,"details":"x"}}',
+              b'{"rules":[{"id":"1","disruptive":true},{"disruptive":false},{"disruptive":null}],"host":"h"}']
     assert len(dns) < 4000 and len(audit) < 4000
     assert every_prefix_at_a_guard_page(_PARSE, bodies) >= len(bodies)  # (each whole body is taken)
 
