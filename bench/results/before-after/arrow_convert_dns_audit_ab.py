@@ -1,9 +1,10 @@
 """DNS and audit through the C parser (ingest/columns.py, `_raw` and the MAP/JSON columns) against DuckDB's
 read_json, in-process, interleaved.
 
-    .venv/bin/python bench/results/before-after/arrow_convert_dns_audit_ab.py OUT.json [--rounds 7]
+    .venv/bin/python bench/results/before-after/arrow_convert_dns_audit_ab.py OUT.json [--rounds 7] [--kinds dns,audit_kube]
 
-For DNS and Kubernetes audit (the simulator's records, `margay.bench.data.other_batches`), two shapes of work,
+For DNS and Kubernetes audit (the simulator's records, `margay.bench.data.other_batches`; or `--kinds` naming other
+simulated types too: events, waf, bgp, a day of one cluster's), two shapes of work,
 each converted with the plan's C parser (`arrow`) and with it switched off (`read_json`: main's path for these
 types, the C key scanner's look included), taking turns on one single-threaded DuckDB connection:
 - `large`: one 10,000-record batch through `Converter.convert`;
@@ -23,13 +24,15 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from margay.bench.data import other_batches, topology
+from margay import simulate
+from margay.simulate import activity
+from margay.bench.data import CLUSTERS, END, other_batches, topology
 from margay.ingest.group import convert_group
 from margay.ingest.parse import Converter
 from margay.logtypes import REGISTRY
@@ -45,8 +48,13 @@ def _cpu(fn: Callable[[], Any]) -> float:
 def _lines(kind: str, want: int) -> list[bytes]:
     """`want` records of a kind, of one day and cluster (the simulator's first batch, repeated: an audit batch
     holds a few hundred): the files are not split by day, as almost none of a live fleet's are."""
-    batch = next(b for b in other_batches(topology(), 24) if b.log_type == kind)
-    out = [line for line in batch.body.split(b"\n") if line.strip()]
+    if kind in ("dns", "audit_kube"):
+        batch = next(b for b in other_batches(topology(), 24) if b.log_type == kind).body
+    else:
+        topo = simulate.Topology.build(7, clusters=CLUSTERS)
+        batch = next(simulate.ndjson_batches(getattr(activity, kind)(topo, CLUSTERS[0], END - timedelta(days=1), END),
+                                             want))
+    out = [line for line in batch.split(b"\n") if line.strip()]
     return (out * -(-want // len(out)))[:want]
 
 
@@ -54,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--kinds", default="dns,audit_kube")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="arrow-dns-ab-"))
     con = connect(spill_dir=work / "spill")
@@ -63,7 +72,7 @@ def main() -> None:
     runs: dict[str, list[float]] = {}
     facts: dict[str, Any] = {}
     shapes = {}
-    for kind in ("dns", "audit_kube"):
+    for kind in a.kinds.split(","):
         lt = REGISTRY[kind]
         plan = conv.plan(lt)
         assert plan.arrow is not None, "the C parser is not built (make native)"
