@@ -22,12 +22,12 @@
  * Parser(spec) where spec is a tuple of (key: str, kind: int, children: tuple) -- kind 1 BIGINT, 2 VARCHAR,
  * 3 a list (children: one (name, kind, children) for its elements), 4 a struct (children: its fields), 5 a key
  * whose value is checked and dropped (read_json's columns do not hold it; its column in the answer is None),
- * 6 MAP(VARCHAR, VARCHAR), 7 JSON (the value's text), 9 BOOLEAN (true/false only), 8 the text as sent of the field named before it (a slice of
- * the body, `null` included; null when the key is absent), for what a plan keeps as sent.
+ * 6 MAP(VARCHAR, VARCHAR), 7 JSON (the value's text), 8 the text as sent of the field named before it (a slice
+ * of the body, `null` included; null when the key is absent: what a plan keeps as sent), 9 BOOLEAN (true/false).
  * parse(bodies: sequence of bytes-like) -> None (declined) or (rows, columns): per column, as Arrow lays it
- * out, (validity bytes or None, null count, then int64 values or value bits | int32 offsets + string bytes | int32 offsets +
- * the element column | a tuple of the field columns | int32 offsets + (keys, values) for a map). The GIL is
- * released while parsing.
+ * out, (validity bytes or None, null count, then int64 values or value bits | int32 offsets + string bytes |
+ * int32 offsets + the element column | a tuple of the field columns | int32 offsets + (keys, values) for a
+ * map). The GIL is released while parsing.
  */
 #include "_columns.h"
 

@@ -468,9 +468,9 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
     return push_bit(c, 1);
 }
 
-/* An object of string (or null) values into a map's entries, in the object's order; *pp at '{'. read_json
- * refuses a repeated key; a value of another type it would turn into text: both decline, as does a map of more
- * than MAX_MAP_KEYS keys. */
+/* An object of string (integer, or null) values into a map's entries, in the object's order; *pp at '{'.
+ * read_json refuses a repeated key, and turns a float, a bool, an object or a list into text: those decline, as
+ * does a map of more than MAX_MAP_KEYS keys. */
 static int parse_map(Col *m, const char **pp, const char *end) {
     Col *keys = &m->fields[0], *values = &m->fields[1];
     Py_ssize_t first = keys->rows;
