@@ -123,7 +123,7 @@ async def json_body(request: Request, limit: int = 10 * 1024 * 1024) -> dict[str
 
 def check_depth(body: bytes, what: str = "request body") -> None:
     """A 400 for JSON nesting deeper than any real query needs (its handling would recurse that deep)."""
-    from ..ingest.parse import nests_deeper
+    from ..ingest.screen import nests_deeper
 
     if nests_deeper(body, MAX_BODY_DEPTH):
         raise ParseError(f"{what} nests deeper than {MAX_BODY_DEPTH} levels of objects and arrays")

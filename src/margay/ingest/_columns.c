@@ -1,5 +1,6 @@
 /* NDJSON records straight into Arrow columns: the typed read of ingest for log types whose declared columns
- * are integers, strings, lists and structs of them (flows, L7; ingest/columns.py).
+ * are integers, strings, string maps, JSON values, lists and structs of them (flows, L7, DNS, audit;
+ * ingest/columns.py).
  *
  * DuckDB's read_json (the reader it replaces on this path) spends ~2.5 us of a 1.5 kB flow record's conversion
  * on the parse; this parser takes ~1 us, and it has no fixed cost per statement (binding read_json's 63 typed
@@ -7,17 +8,26 @@
  *
  * It accepts only what it can read exactly as read_json would and declines everything else, so that the caller
  * converts the batch the old way (which names bad lines): a value of another JSON type than its column's (a
- * number for a string, a float or an integer past 64 bits for an integer, true/false anywhere), a key it does not
- * know or that repeats in one object, an escape in a key, \u0000 or a lone surrogate in a string, bytes that are
- * not UTF-8, a line that is not one object. Blank lines (spaces, tabs, CRs only) are skipped as the reader
- * skips them. Nesting is bounded by the declared types, never by the data.
+ * float, -0 or an integer past 64 bits for a string -- an integer's digits are its text, as read_json writes
+ * them --, a float or an integer past 64 bits for an integer, true/false anywhere), a key it does not know or
+ * that repeats in one object, an escape in a key, \u0000 or a lone surrogate in a string, bytes that are not
+ * UTF-8, a line that is not one object. Blank lines (spaces, tabs, CRs only) are skipped as the reader skips
+ * them. Nesting is bounded by the declared types, and by MAX_SKIP_DEPTH inside a JSON value.
+ *
+ * A MAP(VARCHAR, VARCHAR) is an object of string (or integer, or null) values, its entries in the object's
+ * order; a repeated key (read_json refuses it) or more than MAX_MAP_KEYS keys decline. A JSON value is kept as
+ * its text as sent, checked as skip_value checks it; the SELECT normalizes it with json(), which writes it as
+ * read_json does (minified, numbers and escapes as yyjson writes them).
  *
  * Parser(spec) where spec is a tuple of (key: str, kind: int, children: tuple) -- kind 1 BIGINT, 2 VARCHAR,
  * 3 a list (children: one (name, kind, children) for its elements), 4 a struct (children: its fields), 5 a key
- * whose value is checked and dropped (read_json's columns do not hold it; its column in the answer is None).
+ * whose value is checked and dropped (read_json's columns do not hold it; its column in the answer is None),
+ * 6 MAP(VARCHAR, VARCHAR), 7 JSON (the value's text), 8 the text as sent of the field named before it (a slice
+ * of the body, `null` included; null when the key is absent: what a plan keeps as sent), 9 BOOLEAN (true/false).
  * parse(bodies: sequence of bytes-like) -> None (declined) or (rows, columns): per column, as Arrow lays it
- * out, (validity bytes or None, null count, then int64 values | int32 offsets + string bytes | int32 offsets +
- * the element column | a tuple of the field columns). The GIL is released while parsing.
+ * out, (validity bytes or None, null count, then int64 values or value bits | int32 offsets + string bytes |
+ * int32 offsets + the element column | a tuple of the field columns | int32 offsets + (keys, values) for a
+ * map). The GIL is released while parsing.
  */
 #include "_columns.h"
 
@@ -35,7 +45,7 @@
 #define ROOM_PER_BYTE 4
 
 static size_t col_capacity(const Col *c) {
-    size_t n = c->valid.cap + c->data.cap + c->offs.cap;
+    size_t n = c->valid.cap + c->data.cap + c->offs.cap + c->scratch.cap;
     if (c->child != NULL) {
         n += col_capacity(c->child);
     }
@@ -59,6 +69,7 @@ static void col_clear(Col *c, int keep) {
     buf_reset(&c->valid, keep);
     buf_reset(&c->data, keep);
     buf_reset(&c->offs, keep);
+    buf_reset(&c->scratch, keep);
     c->rows = c->nulls = 0;
     c->filled = -1;
     if (c->child != NULL) {
@@ -70,7 +81,7 @@ static void col_clear(Col *c, int keep) {
 }
 
 static int col_start(Col *c) {
-    if (c->kind == K_STR || c->kind == K_LIST) {
+    if (c->kind == K_STR || c->kind == K_LIST || c->kind == K_JSON || c->kind == K_TEXT || c->kind == K_MAP) {
         if (push_offset(&c->offs, 0) != OK) {
             return NOMEM;
         }
@@ -102,6 +113,30 @@ static void col_free(Col *c) {
 
 static int col_build(Col *c, PyObject *spec, int depth);
 
+/* A map's entries: its keys and its values, two string columns. */
+static int map_build(Col *m) {
+    static const char *names[2] = {"key", "value"};
+    m->fields = calloc(2, sizeof(Col));
+    if (m->fields == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    m->nfields = 2;
+    for (int i = 0; i < 2; i++) {
+        Col *f = &m->fields[i];
+        f->kind = K_STR;
+        f->filled = -1;
+        f->key_len = (Py_ssize_t)strlen(names[i]);
+        f->key = malloc((size_t)f->key_len + 1);
+        if (f->key == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(f->key, names[i], (size_t)f->key_len + 1);
+    }
+    return 0;
+}
+
 static int fields_build(Col *s, PyObject *children, int depth) {
     Py_ssize_t n = PyTuple_GET_SIZE(children);
     if (n == 0 || n > 4096) {
@@ -125,7 +160,16 @@ static int fields_build(Col *s, PyObject *children, int depth) {
             return -1;
         }
         Col *f = &s->fields[i];
-        if (mc_find_field(s, f->key, f->key_len) >= 0) {
+        Py_ssize_t twin = mc_find_field(s, f->key, f->key_len);
+        if (f->kind == K_TEXT) { /* not a key of its own: its field's value's text */
+            if (twin < 0 || s->fields[twin].text >= 0) {
+                PyErr_SetString(PyExc_ValueError, "a text column follows its field, once");
+                return -1;
+            }
+            s->fields[twin].text = i;
+            continue;
+        }
+        if (twin >= 0) {
             PyErr_SetString(PyExc_ValueError, "a field name repeats");
             return -1;
         }
@@ -142,6 +186,8 @@ static int col_build(Col *c, PyObject *spec, int depth) {
     PyObject *name, *children;
     int kind;
     c->filled = -1;
+    c->text = -1;
+    c->depth = depth;
     if (depth > MAX_SPEC_DEPTH) {
         PyErr_SetString(PyExc_ValueError, "the spec nests too deep");
         return -1;
@@ -169,7 +215,12 @@ static int col_build(Col *c, PyObject *spec, int depth) {
     case K_INT:
     case K_STR:
     case K_SKIP:
+    case K_JSON:
+    case K_TEXT:
+    case K_BOOL:
         return 0;
+    case K_MAP:
+        return map_build(c);
     case K_LIST:
         if (PyTuple_GET_SIZE(children) != 1) {
             PyErr_SetString(PyExc_ValueError, "a list has one element type");
@@ -208,9 +259,15 @@ static PyObject *col_out(const Col *c) {
     }
     switch (c->kind) {
     case K_INT:
+    case K_BOOL:
         return Py_BuildValue("(NnN)", valid, c->nulls, buf_bytes(&c->data));
     case K_STR:
+    case K_JSON:
+    case K_TEXT:
         return Py_BuildValue("(NnNN)", valid, c->nulls, buf_bytes(&c->offs), buf_bytes(&c->data));
+    case K_MAP:
+        return Py_BuildValue("(NnN(NN))", valid, c->nulls, buf_bytes(&c->offs), col_out(&c->fields[0]),
+                             col_out(&c->fields[1]));
     case K_LIST:
         return Py_BuildValue("(NnNN)", valid, c->nulls, buf_bytes(&c->offs), col_out(c->child));
     default: {
@@ -257,6 +314,7 @@ static int Parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     }
     self->root.kind = K_STRUCT;
     self->root.filled = -1;
+    self->root.text = -1;
     if (fields_build(&self->root, spec, 0) < 0) {
         return -1;
     }

@@ -11,7 +11,13 @@
 #include <emmintrin.h>
 #endif
 
-enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5 };
+enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7, K_TEXT = 8, K_BOOL = 9 };
+/* A MAP(VARCHAR, VARCHAR) object with more keys declines (its repeated-key check compares each key with the
+ * object's earlier ones). */
+#define MAX_MAP_KEYS 64
+/* A record whose brackets nest deeper declines (a JSON value's or a dropped key's; the declared shapes nest less):
+ * the converter's bound on a stored document (parse.MAX_DEPTH), so a batch the parser takes needs no look for
+ * too-deep lines. */
 #define MAX_SKIP_DEPTH 64
 enum { OK = 0, DECLINE = -1, NOMEM = -2 };
 #define MAX_SPEC_DEPTH 6
@@ -24,14 +30,16 @@ typedef struct {
 typedef struct Col Col;
 struct Col {
     int kind;
+    int depth; /* the brackets around its values in a record (the record's own included) */
     char *key; /* UTF-8, as the JSON key */
     Py_ssize_t key_len;
     Buf valid;  /* a bit per value, LSB first */
-    Buf data;   /* K_INT: int64 values; K_STR: the strings' bytes */
-    Buf offs;   /* K_STR, K_LIST: int32 offsets, one more than values */
+    Buf data;   /* K_INT: int64 values; K_STR: the strings' bytes; K_BOOL: a bit per value, LSB first */
+    Buf offs;   /* K_STR, K_LIST, K_JSON: int32 offsets, one more than values; K_MAP: of its entries */
+    Buf scratch; /* K_JSON: the strings skip_value decodes (checked, not kept) */
     Py_ssize_t rows, nulls;
     Col *child; /* K_LIST: the elements */
-    Col *fields; /* K_STRUCT */
+    Col *fields; /* K_STRUCT; K_MAP: its keys and values (two K_STR columns, no table) */
     Py_ssize_t nfields;
     int32_t *table; /* K_STRUCT: open addressing over fields, index + 1, 0 empty */
     uint32_t mask;
@@ -39,6 +47,8 @@ struct Col {
     Py_ssize_t after; /* K_STRUCT's field: the field that followed it in the last object (records list their
                          keys in one order: a compare with the guess spares the hash) */
     Py_ssize_t first; /* K_STRUCT: the first key of its last object (the same guess) */
+    Py_ssize_t text; /* K_STRUCT's field: its K_TEXT twin (a field of the same struct) that takes the value's text
+                        as sent, or -1 */
 };
 
 /* What the parse on this thread may still add to its column tree's buffers, and whether it asked for more (a
@@ -64,6 +74,21 @@ static inline int put(Buf *b, const void *src, size_t n) {
     }
     memcpy(b->p + b->len, src, n);
     b->len += n;
+    return OK;
+}
+
+/* Bit `at` of a bit-packed buffer (LSB first), `bytes` long: the buffer grows by a zero byte when it starts a byte. */
+static inline int put_bit(Buf *b, Py_ssize_t at, int on) {
+    size_t byte = (size_t)(at >> 3);
+    if (byte >= b->len) {
+        if (reserve(b, 1) != OK) {
+            return NOMEM;
+        }
+        b->p[b->len++] = 0;
+    }
+    if (on) {
+        b->p[byte] |= (char)(1u << (at & 7));
+    }
     return OK;
 }
 

@@ -39,8 +39,20 @@ int mc_push_null(Col *c) {
         break;
     }
     case K_STR:
+    case K_JSON:
+    case K_TEXT:
         if (push_offset(&c->offs, c->data.len) != OK) {
             return DECLINE;
+        }
+        break;
+    case K_MAP:
+        if (push_offset(&c->offs, (size_t)c->fields[0].rows) != OK) {
+            return DECLINE;
+        }
+        break;
+    case K_BOOL:
+        if (put_bit(&c->data, c->rows, 0) != OK) {
+            return NOMEM;
         }
         break;
     case K_LIST:
@@ -327,9 +339,9 @@ static int skip_number(const char **pp, const char *end) {
     return OK;
 }
 
-/* Any JSON value, checked and dropped; `scratch` takes its strings. Objects and arrays nest at most
- * MAX_SKIP_DEPTH deep (deeper declines); a repeated key in a dropped object is not looked for: the reader's
- * verdict on it does not reach the columns. */
+/* Any JSON value, checked and dropped; `scratch` takes its strings. `depth`: the brackets around it in its
+ * record; a bracket deeper than MAX_SKIP_DEPTH declines. A repeated key in a dropped object is not looked for:
+ * the reader's verdict on it does not reach the columns (nor json()'s, for a JSON value: both keep both). */
 static int skip_value(Buf *scratch, const char **pp, const char *end, int depth) {
     const char *p = *pp;
     int r;
@@ -423,6 +435,23 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
         if (put(&c->data, &v, sizeof v) != OK) {
             return NOMEM;
         }
+    } else if (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+        /* an integer for text: read_json writes its digits as sent (those of -0 as 0; past 64 bits, floats:
+           declined) */
+        const char *from = p;
+        int64_t v;
+        if ((r = parse_int(&v, &p, end)) != OK) {
+            return r;
+        }
+        if (v == 0 && *from == '-') {
+            return DECLINE;
+        }
+        if (put(&c->data, from, (size_t)(p - from)) != OK) {
+            return NOMEM;
+        }
+        if ((r = push_offset(&c->offs, c->data.len)) != OK) {
+            return r;
+        }
     } else {
         if (p >= end || *p != '"') {
             return DECLINE;
@@ -437,6 +466,67 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
     }
     *pp = p;
     return push_bit(c, 1);
+}
+
+/* An object of string (integer, or null) values into a map's entries, in the object's order; *pp at '{'.
+ * read_json refuses a repeated key, and turns a float, a bool, an object or a list into text: those decline, as
+ * does a map of more than MAX_MAP_KEYS keys. */
+static int parse_map(Col *m, const char **pp, const char *end) {
+    Col *keys = &m->fields[0], *values = &m->fields[1];
+    Py_ssize_t first = keys->rows;
+    const int32_t *offs;
+    const char *p = skip_ws(*pp + 1, end);
+    int r;
+    if (p < end && *p == '}') {
+        *pp = p + 1;
+        return push_offset(&m->offs, (size_t)keys->rows);
+    }
+    for (;;) {
+        if (p >= end || *p != '"' || keys->rows - first >= MAX_MAP_KEYS) {
+            return DECLINE;
+        }
+        p++;
+        size_t from = keys->data.len;
+        if ((r = parse_string(&keys->data, &p, end)) != OK) {
+            return r;
+        }
+        size_t n = keys->data.len - from;
+        offs = (const int32_t *)keys->offs.p;
+        for (Py_ssize_t k = first; k < keys->rows; k++) {
+            if ((size_t)(offs[k + 1] - offs[k]) == n && memcmp(keys->data.p + offs[k], keys->data.p + from, n) == 0) {
+                return DECLINE;
+            }
+        }
+        if ((r = push_offset(&keys->offs, keys->data.len)) != OK || (r = push_bit(keys, 1)) != OK) {
+            return r;
+        }
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') {
+            return DECLINE;
+        }
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == 'n') {
+            if (end - p < 4 || memcmp(p, "null", 4) != 0) {
+                return DECLINE;
+            }
+            p += 4;
+            if ((r = mc_push_null(values)) != OK) {
+                return r;
+            }
+        } else if ((r = scalar_value(values, &p, end)) != OK) {
+            return r;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}') {
+            *pp = p + 1;
+            return push_offset(&m->offs, (size_t)keys->rows);
+        }
+        return DECLINE;
+    }
 }
 
 /* One value into c; *pp at its first byte (no white space), left past it. */
@@ -455,7 +545,7 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     int r;
     switch (c->kind) {
     case K_SKIP:
-        if ((r = skip_value(&c->data, &p, end, 0)) != OK) {
+        if ((r = skip_value(&c->data, &p, end, c->depth)) != OK) {
             return r;
         }
         *pp = p;
@@ -463,6 +553,41 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     case K_INT:
     case K_STR:
         return scalar_value(c, pp, end);
+    case K_JSON: {
+        /* the value's own text: the conversion's SELECT writes it as read_json would (json(), minified) */
+        const char *from = p;
+        if ((r = skip_value(&c->scratch, &p, end, c->depth)) != OK) {
+            return r;
+        }
+        if (put(&c->data, from, (size_t)(p - from)) != OK) {
+            return NOMEM;
+        }
+        if ((r = push_offset(&c->offs, c->data.len)) != OK) {
+            return r;
+        }
+        break;
+    }
+    case K_BOOL: {
+        int on = *p == 't';
+        const char *word = on ? "true" : "false";
+        size_t n = on ? 4 : 5;
+        if ((*p != 't' && *p != 'f') || (size_t)(end - p) < n || memcmp(p, word, n) != 0) {
+            return DECLINE; /* (read_json would turn some strings and numbers into booleans) */
+        }
+        if (put_bit(&c->data, c->rows, on) != OK) {
+            return NOMEM;
+        }
+        p += n;
+        break;
+    }
+    case K_MAP:
+        if (*p != '{') {
+            return DECLINE;
+        }
+        if ((r = parse_map(c, &p, end)) != OK) {
+            return r;
+        }
+        break;
     case K_LIST:
         if (*p != '[') {
             return DECLINE;
@@ -551,9 +676,20 @@ static int parse_object(Col *s, const char **pp, const char *end) {
                 return DECLINE;
             }
             p = skip_ws(p + 1, end);
+            const char *from = p;
             if ((f->kind == K_INT || f->kind == K_STR) && p < end && *p != 'n' ? (r = scalar_value(f, &p, end)) != OK
                                                                       : (r = parse_value(f, &p, end)) != OK) {
                 return r;
+            }
+            if (f->text >= 0) { /* the value's text as sent too (`null` included): a slice of the body */
+                Col *t = &s->fields[f->text];
+                t->filled = row;
+                if (put(&t->data, from, (size_t)(p - from)) != OK) {
+                    return NOMEM;
+                }
+                if ((r = push_offset(&t->offs, t->data.len)) != OK || (r = push_bit(t, 1)) != OK) {
+                    return r;
+                }
             }
             p = skip_ws(p, end);
             if (p < end && *p == ',') {

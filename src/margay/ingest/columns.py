@@ -1,15 +1,19 @@
-"""The typed read of ingest in C, for log types whose columns are integers, strings, lists and structs (flows, L7).
+"""The typed read of ingest in C, for log types whose columns are integers, strings, string maps, JSON, lists and
+structs of them (flows, L7, DNS, audit, BGP...).
 
 `ArrowReader.table(bodies)` parses NDJSON bodies straight into an Arrow table of the declared columns (plus
-`ordinality`, 1-based, as read_json's WITH ORDINALITY gives it), which the conversion's SELECT then reads as it
-reads read_json (ingest/_columns.c says what it accepts). It answers None when it declines a body -- a value of
-another type than its column's, an undeclared or repeated key, anything not plainly JSON -- and the caller
-converts the old way, which names the bad lines. The same rows come out either way
-(tests/ingest/test_columns.py compares them).
+`ordinality`, 1-based, as read_json's WITH ORDINALITY gives it, and the text as sent of the fields a plan keeps
+as sent), which the conversion's SELECT then reads, FROM `source`, as it reads read_json (ingest/_columns.c says
+what it accepts). It answers None when it declines a body -- a value of another type than its column's, an
+undeclared or repeated key, anything not plainly JSON -- and the caller converts the old way, which names the
+bad lines. The same rows come out either way (tests/ingest/test_columns.py and test_columns_sent.py compare them).
 
 Why: DuckDB's read_json spent ~2.5 us of a 1.5 kB flow's ~6 us COPY on the parse and binding its 63 typed
 columns cost every statement 5-7 ms, most of a small group commit's cost
 (bench/results/before-after/README.md, "Ingest CPU: flows and L7 parsed in C straight into Arrow columns").
+DNS and audit took read_json's way with a second parse of every record as a whole object (for the values kept as
+sent) until the parser read their maps and JSON values and gave each kept field's text ("Ingest CPU: DNS and
+audit through the C parser").
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ try:
 except ImportError:  # built without a C compiler: read_json does it all
     Parser = None
 
-INT, STR, LIST, STRUCT, SKIP = 1, 2, 3, 4, 5
+INT, STR, LIST, STRUCT, SKIP, MAP, JSON, TEXT, BOOL = 1, 2, 3, 4, 5, 6, 7, 8, 9
+TEXT_PREFIX = "_text_"  # the column of a field's value's text as sent (`texts`): `_text_<field>`
 _FIELD = re.compile(r'\s*"((?:[^"]|"")+)"\s+')
 Spec = tuple[str, int, tuple[Any, ...]]
 
@@ -39,6 +44,12 @@ def _parse_type(sql: str, pos: int = 0) -> tuple[tuple[int, tuple[Any, ...], pa.
         pos += 6
     elif sql.startswith("VARCHAR", pos):
         found, pos = (STR, (), pa.string()), pos + 7
+    elif sql.startswith("BOOLEAN", pos):
+        found, pos = (BOOL, (), pa.bool_()), pos + 7
+    elif sql.startswith("MAP(VARCHAR, VARCHAR)", pos):
+        found, pos = (MAP, (), pa.map_(pa.string(), pa.string())), pos + 21
+    elif sql.startswith("JSON", pos):  # the value's text as sent: `source` normalizes it as read_json does
+        found, pos = (JSON, (), pa.string()), pos + 4
     elif sql.startswith("STRUCT(", pos):
         pos += 7
         fields: list[Spec] = []
@@ -71,14 +82,37 @@ def _parse_type(sql: str, pos: int = 0) -> tuple[tuple[int, tuple[Any, ...], pa.
     return found, pos
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _normalized(expr: str, kind: int, children: tuple[Any, ...]) -> str | None:
+    """The SQL that gives a column read_json's value when its JSON parts hold their text as sent (None: it needs
+    none). read_json writes a JSON value minified (numbers and escapes as yyjson writes them): json() does."""
+    if kind == JSON:
+        return f"json({expr})"
+    if kind == LIST and any(_normalized("x", *c[1:]) is not None for c in children):
+        raise ValueError("JSON inside a list is not read")
+    if kind != STRUCT:
+        return None
+    fields = [(name, _normalized(f"{expr}.{_quote(name)}", k, c)) for name, k, c in children]
+    if all(e is None for _, e in fields):
+        return None
+    body = ", ".join("'" + name.replace("'", "''") + "': " + (e or f"{expr}.{_quote(name)}") for name, e in fields)
+    return f"CASE WHEN {expr} IS NULL THEN NULL ELSE {{{body}}} END"
+
+
 class ArrowReader:
     """The C parser for one log type's declared columns, and the Arrow table it makes of a batch."""
 
-    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = ()) -> None:
+    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = ()
+                 ) -> None:
         """`dropped`: keys a record may hold that are not columns (read_json skips them; any other key
-        declines)."""
+        declines). `texts`: columns whose value's text as sent (JSON, `null` included; NULL when the key is
+        absent) is also a column, TEXT_PREFIX + name: what a plan keeps as sent, without the whole object."""
         spec: list[Spec] = []
         types: list[pa.DataType] = []
+        fixes: list[str] = []
         for name, sql in columns.items():
             parsed = _parse_type(sql)
             if parsed is None or parsed[1] != len(sql):
@@ -86,19 +120,30 @@ class ArrowReader:
             (kind, children, typ), _ = parsed
             spec.append((name, kind, children))
             types.append(typ)
+            fix = _normalized(_quote(name), kind, children)
+            if fix is not None:
+                fixes.append(f"{fix} AS {_quote(name)}")
         if Parser is None:
             raise ValueError("the C parser is not built")
+        if any(name not in columns for name in texts):
+            raise ValueError("a text column is of a declared column")
+        spec += [(name, TEXT, ()) for name in texts]
+        types += [pa.string()] * len(texts)
         spec += [(key, SKIP, ()) for key in dropped if key not in columns]
         self._spec = tuple(spec)
         self._local = threading.local()  # a parser per thread: the ingest pool's parses do not wait on each other
-        self._names = [*columns, "ordinality"]
+        self._names = [*columns, *(TEXT_PREFIX + name for name in texts), "ordinality"]
         self._types = types
         self._ordinals = array("q")
+        # What the conversion's SELECT reads FROM, `{table}` the table's name: the table itself, or with its JSON
+        # values normalized.
+        self.source = f"(SELECT * REPLACE ({', '.join(fixes)}) FROM {{table}})" if fixes else "{table}"  # noqa: S608
 
     @classmethod
-    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = ()) -> ArrowReader | None:
+    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = ()
+                    ) -> ArrowReader | None:
         try:
-            return cls(columns, dropped)
+            return cls(columns, dropped, texts=texts)
         except ValueError:
             return None
 
@@ -124,22 +169,23 @@ class ArrowReader:
 def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:
     valid = None if col[0] is None else pa.py_buffer(col[0])
     nulls = col[1]
-    if pa.types.is_int64(typ):
+    if pa.types.is_int64(typ) or pa.types.is_boolean(typ):
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls)
+    if pa.types.is_map(typ):
+        keys, values = (_array(pa.string(), _last_offset(col[2]), c) for c in col[3])
+        entries = pa.StructArray.from_arrays([keys, values], fields=[typ.key_field, typ.item_field])
+        return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls,
+                                     children=[entries])
     if pa.types.is_string(typ):
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2]), pa.py_buffer(col[3])],
                                      null_count=nulls)
     if pa.types.is_list(typ):
-        child = _array(typ.value_type, _child_rows(col[3]), col[3])
+        child = _array(typ.value_type, _last_offset(col[2]), col[3])
         return pa.Array.from_buffers(typ, rows, [valid, pa.py_buffer(col[2])], null_count=nulls, children=[child])
     children = [_array(typ.field(i).type, rows, f) for i, f in enumerate(col[2])]
     return pa.Array.from_buffers(typ, rows, [valid], null_count=nulls, children=children)
 
 
-def _child_rows(col: tuple[Any, ...]) -> int:
-    """The number of values of a list's element column, from its own buffers."""
-    if len(col) == 3 and isinstance(col[2], bytes):  # int64 values
-        return len(col[2]) // 8
-    if isinstance(col[2], bytes):  # offsets: one more than values
-        return len(col[2]) // 4 - 1
-    return _child_rows(col[2][0])  # a struct: its first field's count
+def _last_offset(offsets: bytes) -> int:
+    """A list's (or map's) element count: its last int32 offset (the first is 0)."""
+    return int.from_bytes(offsets[-4:], "little", signed=True)

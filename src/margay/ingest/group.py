@@ -106,39 +106,48 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
     scratch = conv.scratch_dir / uuid.uuid4().hex
     scratch.mkdir()
     group = Group(scratch=scratch)
-    bodies: list[bytes] = []
-    clusters: list[str] = []
-    counts: Counter[str] = Counter()  # records per cluster, counted per batch (not per record)
-    screened: list[bytes] = []  # each batch's body as converted, for its line numbers should a row be rejected
-    ends: list[int] = []  # the last group ordinal of each batch
+    plan = conv.plan(lt)
+    table = None
     try:
-        for cluster, body in batches:
-            part = Converted(lt, 0, stored=0)
-            body = _prescreen(lt, body, part)
-            # Counted in C; the lines are numbered only for a group with rejected rows (below).
-            records = count_records(body)
-            part.total += records
-            part.stored = records
-            if records:
-                bodies.append(body)
-            clusters.extend([cluster] * records)
-            counts[cluster] += records
-            screened.append(body)
-            ends.append(len(clusters))
-            group.parts.append(part)
+        # Parsed in C (ingest/columns.py) when every record is plainly of its columns' types and keys: no file of
+        # the bodies, no key look, no read_json to bind. The parser takes no line nested deeper than the bound:
+        # the batches are looked at for them (screen.py) only when it declines the group, then screened again.
+        for depth in (False, True):
+            bodies: list[bytes] = []
+            clusters: list[str] = []
+            counts: Counter[str] = Counter()  # records per cluster, counted per batch (not per record)
+            screened: list[bytes] = []  # each batch's body as converted, for its line numbers should a row be rejected
+            ends: list[int] = []  # the last group ordinal of each batch
+            group.parts = []
+            for cluster, body in batches:
+                part = Converted(lt, 0, stored=0)
+                body = _prescreen(lt, body, part, depth=depth or plan.arrow is None)
+                # Counted in C; the lines are numbered only for a group with rejected rows (below).
+                records = count_records(body)
+                part.total += records
+                part.stored = records
+                if records:
+                    bodies.append(body)
+                clusters.extend([cluster] * records)
+                counts[cluster] += records
+                screened.append(body)
+                ends.append(len(clusters))
+                group.parts.append(part)
+            if depth or plan.arrow is None or not clusters:
+                break
+            table = plan.arrow.table(bodies)
+            if table is not None and table.num_rows == len(clusters):  # (count_records's blank lines are its own)
+                break
+            table = None
         if not clusters:
             return group
-        plan = conv.plan(lt)
         whole = scratch / "group.parquet"
         ac = conv.arrow_cursors.take()
         cur = ac.cur
         try:
-            # Parsed in C (ingest/columns.py) when every record is plainly of its columns' types and keys: no
-            # file of the bodies, no key look, no read_json to bind.
-            table = plan.arrow.table(bodies) if plan.arrow is not None else None
-            if table is not None and table.num_rows == len(clusters):  # (count_records's blank lines are its own)
+            if table is not None and plan.arrow is not None:
                 table = table.append_column(GROUP_CLUSTER, _cluster_column(batches, ends))
-                copy_arrow(ac, table, plan.grouped_arrow, whole, GROUP_CODEC, [now, seq_base])
+                copy_arrow(ac, table, plan.grouped_arrow, whole, GROUP_CODEC, [now, seq_base], plan.arrow.source)
             else:
                 src = scratch / "in.ndjson"
                 _write_joined(src, bodies)

@@ -98,11 +98,13 @@ class ArrowCursors:
             ac.close()
 
 
-def copy_arrow(ac: ArrowCursor, table: Any, select: str, out: Path, codec: str, params: list[Any]) -> None:
-    """`SELECT {select} FROM` an Arrow table of the C parser's (ingest/columns.py), written to `out` as Parquet."""
+def copy_arrow(ac: ArrowCursor, table: Any, select: str, out: Path, codec: str, params: list[Any],
+               source: str = "{table}") -> None:
+    """`SELECT {select} FROM` an Arrow table of the C parser's (ingest/columns.py), written to `out` as Parquet;
+    `source` (its reader's) is what is read, `{table}` the table (the cursor's view)."""
     try:
-        ac.cur.execute(f"COPY (SELECT {select} FROM {ac.view(table)}) TO {sql_path(out)} "  # noqa: S608 - constants
-                       f"(FORMAT parquet, COMPRESSION {codec})", params).fetchall()
+        ac.cur.execute(f"COPY (SELECT {select} FROM {source.replace('{table}', ac.view(table))}) "  # noqa: S608
+                       f"TO {sql_path(out)} (FORMAT parquet, COMPRESSION {codec})", params).fetchall()
     finally:
         ac.done()
 

@@ -10,31 +10,28 @@ the bad line and field; the good lines then take the fast path again, so one bad
 from __future__ import annotations
 
 import json
-import operator
 import re
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
 from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
 from ..store.sql import time_sql
-from .columns import ArrowReader
+from .columns import TEXT_PREFIX, ArrowReader
 from .keyscan import KeyScanner, Verdict, count_newlines
 from .output import ERR_SEP, FIELD_SEP, ArrowCursors, copy_arrow, file_facts, split_file, sql_path
+from .screen import MAX_DEPTH, MAX_DOCUMENT_BYTES, prescreen
 
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
-# Bounds on one stored document (a line of a batch): its size, and how deep its objects and arrays nest.
-MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # room for RequestResponse audit events of 1 MiB objects
-MAX_DEPTH = 64
 INT64 = (-(2**63), 2**63 - 1)
 # The same lines are read twice, row for row: typed columns, and whole objects for what those cannot hold
 # (logtypes.base.sent_fields and `_extra`).
@@ -56,11 +53,6 @@ SMALL_BATCH = 1000
 # CPU: bench/results/before-after/group_codec_ab.py.)
 SMALL_CODEC = "snappy"
 GROUP_CLUSTER = "_group_cluster"  # a group's cluster column in the C parser's table (no declared field starts with _)
-_JSON_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*+"')
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}\n")
-_ONE_KIND = bytes.maketrans(b"{}", b"[]")
-_DECODER = json.JSONDecoder()
-_STEP = bytes.maketrans(b"[]", b"\x02\x00")
 _FILE_IN_MESSAGE = re.compile(r' in file "[^"]*"|(?:/[^\s"\':]+)+')
 
 
@@ -142,11 +134,15 @@ class Plan:
     lean_raw: bool  # whether `lean` reads the raw objects (kept-as-sent fields); if not, it reads _READ_TYPED
     own: list[str]  # the keys a record may have without going to `_extra`
     keys: KeyScanner  # the batch-wide look for other keys (in C; DuckDB's `_UNKNOWN_KEYS` when it is unsure)
-    # The typed read in C (ingest/columns.py), for a type whose `lean` needs no raw objects and whose columns it
-    # reads; None: read_json always. It declines a batch with other keys, so it also answers the look above.
+    # The typed read in C (ingest/columns.py), for a type whose columns it reads (with each record's text as
+    # `_raw` when `lean` reads the objects); None: read_json always. It declines a batch with other keys, so it
+    # also answers the look above.
     arrow: ArrowReader | None = None
-    # `grouped_lean` over that table, each record's cluster in its column GROUP_CLUSTER (parameters: generated
-    # time, seq base): no list of clusters to bind per statement.
+    # `lean` over that table: each kept-as-sent field's value from its text column (columns.TEXT_PREFIX), not
+    # from the whole object parsed again per field.
+    lean_arrow: str = ""
+    # `lean_arrow` with each record's cluster in its column GROUP_CLUSTER (parameters: generated time, seq base):
+    # no list of clusters to bind per statement.
     grouped_arrow: str = ""
 
 
@@ -178,13 +174,18 @@ def plan_for(lt: LogType) -> Plan:
     own = own_keys(lt)
     columns = {f.name: f.sql_type(raw=True) for f in lt.fields}
     lean_raw = bool(sent_fields(lt))
-    grouped_arrow = fields + f', {quote_ident(GROUP_CLUSTER)}::VARCHAR AS "cluster"' + rest + lean_kept
+    texts = _sent_exprs(lt, exprs, lambda name: quote_ident(TEXT_PREFIX + name))
+    texts[EXTRA_COLUMN] = "NULL::JSON"  # (the parser declines a record with undeclared keys)
+    arrow_kept = "".join(f", {e} AS {quote_ident(n)}" for n, e in texts.items())
+    lean_arrow = select + arrow_kept
+    grouped_arrow = fields + f', {quote_ident(GROUP_CLUSTER)}::VARCHAR AS "cluster"' + rest + arrow_kept
     return Plan(columns, full, lean, grouped, grouped_lean, lean_raw, list(own), KeyScanner(own),
-                None if lean_raw else ArrowReader.for_columns(columns, own), grouped_arrow)
+                ArrowReader.for_columns(columns, own, texts=sent_fields(lt)), lean_arrow, grouped_arrow)
 
 
-def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
-    """The kept-as-sent columns (see `logtypes.base.sent_columns`) from the raw object `_raw`.
+def _sent_exprs(lt: LogType, exprs: dict[str, str], text: Callable[[str], str] | None = None) -> dict[str, str]:
+    """The kept-as-sent columns (see `logtypes.base.sent_columns`) from the raw object `_raw` (or, by `text`,
+    from the JSON text of a field's value as sent: the C parser's text column, ingest/columns.py).
 
     `_sent_<field>`: the JSON value sent when the stored column renders differently (a time's own text,
     precision and zone, or Unix seconds; an explicit null the column stores as its default), else NULL.
@@ -193,13 +194,14 @@ def _sent_exprs(lt: LogType, exprs: dict[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in sent_fields(lt):
         f = lt.field_map[name]
-        raw = f"(\"_raw\" -> '$.\"{name}\"')"
+        raw = f"json({text(name)})" if text is not None else f"(\"_raw\" -> '$.\"{name}\"')"
         rendered = f"CAST(to_json({time_sql(exprs[name], f.kind)}) AS VARCHAR)"
         sent = f"CAST({raw} AS VARCHAR)"
         if f.kind is Kind.STRUCT_LIST:  # the items' values as sent, in the declared keys' order
             shape = json.dumps([{c.name: "JSON" for c in f.children}]).replace("'", "''")
             sent = f"CAST(to_json(json_transform({raw}, '{shape}')) AS VARCHAR)"
-        out[SENT_PREFIX + name] = f"CASE WHEN {raw} IS NOT NULL AND {sent} IS DISTINCT FROM {rendered} THEN {raw} END"
+        kept = f"CASE WHEN {raw} IS NOT NULL AND {sent} IS DISTINCT FROM {rendered} THEN {raw} END"
+        out[SENT_PREFIX + name] = kept
     own = own_keys(lt)
     drop = json.dumps(dict.fromkeys(own)).replace("'", "''")
     known = "[" + ", ".join("'" + k.replace("'", "''") + "'" for k in own) + "]"
@@ -240,13 +242,19 @@ class Converter:
         scratch = self.scratch_dir / uuid.uuid4().hex
         scratch.mkdir()
         result = Converted(lt, 0, scratch=scratch)
-        screened = _prescreen(lt, body, result)
+        plan = self.plan(lt)
+        # The C parser takes no line nested deeper than the bound: only a batch it declines is looked at for them.
+        screened = _prescreen(lt, body, result, depth=plan.arrow is None)
+        table = plan.arrow.table([screened]) if plan.arrow is not None else None
+        if table is None and plan.arrow is not None:
+            screened = _prescreen(lt, screened, result, size=False)
         if screened is not body:
             body, newlines = screened, None
         if not body or body.isspace():  # stops at the first other byte; strip() would copy the whole body
             return result
         try:
-            self._copy(lt, body, scratch, cluster, now, seq_base, result, numbers=None, newlines=newlines)
+            self._copy(lt, body, scratch, cluster, now, seq_base, result, numbers=None, newlines=newlines,
+                       table=table)
         except duckdb.Error as exc:
             _raise_if_disk_full(exc)
             shutil.rmtree(scratch / "out", ignore_errors=True)
@@ -255,8 +263,10 @@ class Converter:
         return result
 
     def _copy(self, lt: LogType, body: bytes, scratch: Path, cluster: str, now: datetime, seq_base: int,
-              result: Converted, numbers: list[int] | None, newlines: int | None = None) -> None:
-        """One pass: parse, convert, check and write Parquet; split by day and validity only when needed."""
+              result: Converted, numbers: list[int] | None, newlines: int | None = None,
+              table: pa.Table | None = None) -> None:
+        """One pass: parse, convert, check and write Parquet; split by day and validity only when needed.
+        `table`: the body as the C parser read it, if it did."""
         plan = self.plan(lt)
         src = scratch / "in.ndjson"
         whole = scratch / "batch.parquet"
@@ -267,9 +277,8 @@ class Converter:
             # A small file is written with a light codec: zstd's set-up per column costs a 10-record batch
             # about 4 ms, and the compactor rewrites small files with zstd anyway.
             codec = SMALL_CODEC if small else f"{self.compression}, COMPRESSION_LEVEL 1"
-            table = plan.arrow.table([body]) if plan.arrow is not None and numbers is None else None
-            if table is not None:  # parsed in C: no undeclared keys, every value of its column's type
-                copy_arrow(ac, table, plan.lean, whole, codec, [cluster, now, seq_base])
+            if table is not None and plan.arrow is not None:  # parsed in C: no undeclared keys, values of their types
+                copy_arrow(ac, table, plan.lean_arrow, whole, codec, [cluster, now, seq_base], plan.arrow.source)
             else:
                 src.write_bytes(body)
                 select, read = plan.select, _READ
@@ -349,87 +358,13 @@ def _nonblank_line_numbers(body: bytes) -> list[int]:
     return [i for i, line in enumerate(body.split(b"\n"), start=1) if line.strip()]
 
 
-def _prescreen(lt: LogType, body: bytes, result: Converted) -> bytes:
-    """Refuse documents over the size or depth bound before the reader sees them (blanked: line numbers hold).
-
-    Both checks run over the whole body at C speed: line lengths only when the body is larger than one
-    document may be, and nesting only for types with free-form JSON fields (the declared shapes of the other
-    fields bound their depth), measured only on lines with more than MAX_DEPTH opening brackets.
-    """
-    bad: dict[int, LineError] = {}
-    lines: list[bytes] | None = None
-    if len(body) > MAX_DOCUMENT_BYTES and _may_hold_long_line(body):
-        lines = body.split(b"\n")
-        for number, line in enumerate(lines, start=1):
-            if len(line) > MAX_DOCUMENT_BYTES:
-                bad[number] = LineError(number, None, f"document of {len(line)} bytes is over the limit of "
-                                        f"{MAX_DOCUMENT_BYTES} bytes per record")
-    if _json_fields(lt):
-        # Strings out, brackets of one kind (valid JSON matches its kinds): a line can nest deeper than
-        # MAX_DEPTH only with more than MAX_DEPTH opening brackets; only those lines are measured.
-        shape = _JSON_STRING.sub(b"", body).translate(_ONE_KIND, _NOT_BRACKET)
-        if shape.count(b"[") > MAX_DEPTH:
-            lines = lines if lines is not None else body.split(b"\n")
-            for number, line_shape in enumerate(shape.split(b"\n"), start=1):
-                if len(line_shape) > MAX_DEPTH * 2 and number not in bad and _shape_too_deep(line_shape):
-                    bad[number] = LineError(number, _deep_field(lines[number - 1], lt),
-                                            f"nests deeper than {MAX_DEPTH} levels of objects and arrays")
-    if not bad:
-        return body
-    lines = lines if lines is not None else body.split(b"\n")
-    for number, err in bad.items():
-        lines[number - 1] = b""
+def _prescreen(lt: LogType, body: bytes, result: Converted, *, size: bool = True, depth: bool = True) -> bytes:
+    """`screen.prescreen`'s refusals counted in `result`: the body without them (blanked: line numbers hold)."""
+    body, bad = prescreen(lt, body, size=size, depth=depth)
+    for number, name, msg in bad:
         result.total += 1
-        result.errors.append(err)
-    return b"\n".join(lines)
-
-
-def _may_hold_long_line(body: bytes) -> bool:
-    """Whether a line of `body` may be longer than MAX_DOCUMENT_BYTES: a line that long covers a whole aligned
-    window of half that size, so every window holding a newline rules it out (a few memchr calls instead of
-    splitting a 15 MB batch into its lines: ~1.6 us a record)."""
-    window = MAX_DOCUMENT_BYTES // 2
-    return any(body.find(b"\n", start, start + window) < 0 for start in range(0, len(body) - window + 1, window))
-
-
-def _deep_field(line: bytes, lt: LogType) -> str | None:
-    """Which free-form field of a too-deep line nests too deep (None: another part of the record does)."""
-    text = line.decode("utf-8", "replace")
-    for name in _json_fields(lt):
-        m = re.search('"' + re.escape(name) + r'"\s*:\s*(?=[\[{])', text)
-        if m is None:
-            continue
-        try:
-            _, end = _DECODER.raw_decode(text, m.end())
-        except RecursionError:
-            return name
-        except ValueError:
-            continue
-        if _too_deep(text[m.end():end].encode()):
-            return name
-    return None
-
-
-def _too_deep(doc: bytes) -> bool:
-    """Whether one JSON value nests deeper than MAX_DEPTH."""
-    return nests_deeper(doc, MAX_DEPTH)
-
-
-def nests_deeper(doc: bytes, limit: int) -> bool:
-    """Whether a JSON text (a request body, a record) nests objects and arrays deeper than `limit`."""
-    return _shape_too_deep(_JSON_STRING.sub(b"", doc).translate(_ONE_KIND, _NOT_BRACKET).replace(b"\n", b""), limit)
-
-
-def _shape_too_deep(shape: bytes, limit: int = MAX_DEPTH) -> bool:
-    """Over a value's brackets (one kind, nothing else): the running count, summed in C."""
-    if shape.count(b"[") <= limit:
-        return False
-    # '[' -> 2, ']' -> 0: after i+1 brackets the running sum minus i+1 is the depth.
-    return max(map(operator.sub, accumulate(shape.translate(_STEP)), range(1, len(shape) + 1))) > limit
-
-
-def _json_fields(lt: LogType) -> tuple[str, ...]:
-    return tuple(f.name for f in lt.fields if f.kind is Kind.JSON)
+        result.errors.append(LineError(number, name, msg))
+    return body
 
 
 class _Refused(ValueError):
