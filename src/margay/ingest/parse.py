@@ -134,9 +134,9 @@ class Plan:
     lean_raw: bool  # whether `lean` reads the raw objects (kept-as-sent fields); if not, it reads _READ_TYPED
     own: list[str]  # the keys a record may have without going to `_extra`
     keys: KeyScanner  # the batch-wide look for other keys (in C; DuckDB's `_UNKNOWN_KEYS` when it is unsure)
-    # The typed read in C (ingest/columns.py), for a type whose columns it reads (with each record's text as
-    # `_raw` when `lean` reads the objects); None: read_json always. It declines a batch with other keys, so it
-    # also answers the look above.
+    # The typed read in C (ingest/columns.py), for a type whose columns it reads (with the text as sent of each
+    # kept-as-sent field, columns.TEXT_PREFIX); None: read_json always. It declines a batch with other keys, so
+    # it also answers the look above.
     arrow: ArrowReader | None = None
     # `lean` over that table: each kept-as-sent field's value from its text column (columns.TEXT_PREFIX), not
     # from the whole object parsed again per field.
