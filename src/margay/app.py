@@ -64,7 +64,10 @@ class Margay(RequestAccess):
         for name, attr in (("margay_compaction_merges_total", "merges"),  # engines that compact say so in stats
                            ("margay_compaction_rollups_total", "rollups_built"),
                            ("margay_compaction_active", "compacting"),
-                           ("margay_store_retired_files", "retired_files")):
+                           ("margay_store_retired_files", "retired_files"),
+                           # small batches committed together (the embedded store's group commit)
+                           ("margay_ingest_group_commits_total", "group_commits"),
+                           ("margay_ingest_grouped_batches_total", "grouped_batches")):
             self.metrics.gauge(name, partial(self._compaction_gauge, attr))
         self.access = Access.from_settings(settings)
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).

@@ -100,4 +100,7 @@ def standard(registry: Registry) -> Registry:
     registry.describe("margay_compaction_active", "gauge", "1 while the compactor writes a merge or a roll-up.")
     registry.describe("margay_store_retired_files", "gauge",
                       "Files a merge or a drop replaced, still on disk until the reads that began before finish.")
+    registry.describe("margay_ingest_group_commits_total", "counter",
+                      "Group commits: small batches that arrived together, converted and committed as one.")
+    registry.describe("margay_ingest_grouped_batches_total", "counter", "Batches committed in group commits.")
     return registry

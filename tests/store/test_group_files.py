@@ -48,6 +48,8 @@ def test_a_group_of_many_clusters_writes_one_file_per_day_read_per_cluster(tmp_p
     assert [f.path.name for f in files] == [f"{1:016d}-{61:016d}-30.g0.parquet", f"{1:016d}-{61:016d}-30.g1.parquet"]
     assert all(f.grouped and f.clusters == (("alpha", 10), ("beta", 10), ("gamma", 10)) for f in files)
     assert store.stats()["folders"] == 2 and store.stats()["partitions"] == 6
+    # /-/metrics' margay_ingest_group_commits_total and margay_ingest_grouped_batches_total
+    assert (store.stats()["group_commits"], store.stats()["grouped_batches"]) == (1, 3)
     assert {(p.cluster, p.day, p.docs) for p in store.partitions(FLOWS)} == {
         (c, d, 10) for c in CLUSTERS for d in ("20231114", "20231115")}
     for c in CLUSTERS:

@@ -421,7 +421,8 @@ class DuckDBBackend(Reader, Feed, Layout):
                 "folders": len({f.path.parent for f in files}), "retired_files": self.catalog.pending(),
                 "committed_batches": self.committed_batches, "journal_bytes": self.journal.size(),
                 "stranded_commits": len(self._stranded),  # journaled, their renames failed: placed later
-                "merges": self.merges, "rollups_built": self.rollups_built, "compacting": self.compacting}
+                "merges": self.merges, "rollups_built": self.rollups_built, "compacting": self.compacting,
+                "group_commits": self.combiner.groups, "grouped_batches": self.combiner.grouped}
 
     # -- maintenance -------------------------------------------------------------------------------------
 
