@@ -1,6 +1,7 @@
-"""The code's shape, as a reviewer checks it (issue 16's "Done when"): no module over 500 lines, no import
-cycle (Python modules at import time, the UI's static ES modules), the request-side packages free of SQL,
-DuckDB and engine probes, and runtime code that never imports the test helpers."""
+"""The code's shape, as a reviewer checks it (issue 16's "Done when"): no module over 500 lines (Python, the UI's
+scripts, the C extensions' files), no import cycle (Python modules at import time, the UI's static ES modules),
+the request-side packages free of SQL, DuckDB and engine probes, and runtime code that never imports the test
+helpers."""
 
 from __future__ import annotations
 
@@ -116,6 +117,13 @@ def test_cycle_finder_finds_a_cycle() -> None:
 def test_no_python_module_is_over_500_lines() -> None:
     long = {str(p.relative_to(SRC)): n for p, _ in MODULES.values() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_no_c_file_is_over_500_lines() -> None:
+    sources = sorted([*PKG.rglob("*.c"), *PKG.rglob("*.h")])
+    assert any(p.suffix == ".h" for p in sources) and any(p.suffix == ".c" for p in sources), "the C files were not found"
+    long = {str(p.relative_to(SRC)): n for p in sources if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"C files over {MAX_LINES} lines: {long}"
 
 
 def test_no_ui_module_is_over_500_lines() -> None:
