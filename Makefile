@@ -20,8 +20,8 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	touch $(WEB_STAMP)
 
 # What running margay needs, nothing more: `make demo` installs only this (~30 s on a warm pip cache).
-# It builds ingest's C scanner (setup.py) where gcc and Python's headers are; without them margay still runs.
-$(RUN_STAMP): pyproject.toml setup.py src/margay/ingest/_keyscan.c
+# It builds ingest's C extensions (setup.py) where gcc and Python's headers are; without them margay still runs.
+$(RUN_STAMP): pyproject.toml setup.py $(wildcard src/margay/ingest/_*.c src/margay/ingest/_*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e .
 	touch $(RUN_STAMP)

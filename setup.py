@@ -7,7 +7,9 @@ DuckDB instead (ingest/keyscan.py, read_json) -- the same answers, slower.
 
 from setuptools import Extension, setup
 
-SOURCES = {"_keyscan": ["_keyscan.c"], "_columns": ["_columns.c", "_columns_json.c"]}
+# Each extension's files share one header named after it (_keyscan.h, _columns.h).
+SOURCES = {"_keyscan": ["_keyscan.c", "_keyscan_count.c"],
+           "_columns": ["_columns.c", "_columns_json.c", "_columns_lex.c"]}
 setup(ext_modules=[Extension(f"margay.ingest.{name}", [f"src/margay/ingest/{f}" for f in files], optional=True,
-                             depends=["src/margay/ingest/_columns.h"], extra_compile_args=["-O2"])
+                             depends=[f"src/margay/ingest/{name}.h"], extra_compile_args=["-O2"])
                    for name, files in SOURCES.items()])

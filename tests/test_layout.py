@@ -1,6 +1,7 @@
-"""The code's shape, as a reviewer checks it (issue 16's "Done when"): no module over 500 lines, no import
-cycle (Python modules at import time, the UI's static ES modules), the request-side packages free of SQL,
-DuckDB and engine probes, and runtime code that never imports the test helpers."""
+"""The code's shape, as a reviewer checks it (issue 16's "Done when"): no module over 500 lines (Python, the UI's
+scripts, the C extensions' files), no import cycle (Python modules at import time, the UI's static ES modules),
+the request-side packages free of SQL, DuckDB and engine probes, and runtime code that never imports the test
+helpers."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "margay"
 STATIC = PKG / "web" / "static"
 MAX_LINES = 500
-# Packages that must reach a store only through the Backend protocol (they may build the embedded engine for a
-# bench or an offline look, `forward/throughput.py`, `forward/status.py`, but never ask which one they hold).
+# Packages that reach a store only through the Backend protocol: they never import an engine's package (nor build
+# one: app.py, the CLI and bench/ do, and hand it in) and never ask which one they hold.
 ENGINE_FREE = ("api", "access", "forward", "retention")
+ENGINES = ("margay.store.duckdb", "margay.store.opensearch")
 SQL_START = re.compile(r"^\s*(SELECT|WITH|INSERT\s+INTO|COPY|CREATE\s+(TABLE|VIEW)|DELETE\s+FROM|UPDATE)\s", re.I)
 
 
@@ -49,14 +51,21 @@ def _runtime_imports(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
     return out
 
 
+def _absolute(module: str, is_pkg: bool, node: ast.ImportFrom) -> str:
+    """The module a `from ... import` names, its leading dots resolved against the importing module."""
+    if not node.level:
+        return node.module or ""
+    base = module if is_pkg else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        base = base.rpartition(".")[0]
+    return f"{base}.{node.module}" if node.module else base
+
+
 def _targets(module: str, is_pkg: bool, node: ast.Import | ast.ImportFrom) -> set[str]:
     """The margay modules an import statement names."""
     if isinstance(node, ast.Import):
         return {a.name for a in node.names if a.name in MODULES}
-    base = module if is_pkg else module.rpartition(".")[0]
-    for _ in range(node.level - 1):
-        base = base.rpartition(".")[0]
-    target = (f"{base}.{node.module}" if node.module else base) if node.level else (node.module or "")
+    target = _absolute(module, is_pkg, node)
     found = set()
     for a in node.names:
         if f"{target}.{a.name}" in MODULES:
@@ -118,6 +127,13 @@ def test_no_python_module_is_over_500_lines() -> None:
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
+def test_no_c_file_is_over_500_lines() -> None:
+    sources = sorted([*PKG.rglob("*.c"), *PKG.rglob("*.h")])
+    assert any(p.suffix == ".h" for p in sources) and any(p.suffix == ".c" for p in sources), "the C files were not found"
+    long = {str(p.relative_to(SRC)): n for p in sources if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"C files over {MAX_LINES} lines: {long}"
+
+
 def test_no_ui_module_is_over_500_lines() -> None:
     scripts = sorted(STATIC.glob("*.js"))
     assert scripts, "the UI's modules were not found"
@@ -159,6 +175,51 @@ def test_request_side_package_reaches_stores_only_through_the_protocol(package: 
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_START.match(node.value):
                 problems.append(f"{where} holds SQL: {node.value[:40]!r}")
     assert not problems, "\n".join(problems)
+
+
+def _engine_imports(module: str, is_pkg: bool, tree: ast.Module) -> list[str]:
+    """Where a module imports an engine's package or a module of it: anywhere, function bodies and
+    `if TYPE_CHECKING:` included, absolute or relative."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            target = _absolute(module, is_pkg, node)
+            names = [target, *(f"{target}.{a.name}" for a in node.names)]
+        else:
+            continue
+        hits = sorted({e for e in ENGINES for n in names if n == e or n.startswith(f"{e}.")})
+        found += [f"{node.lineno}: {e}" for e in hits]
+    return found
+
+
+def test_engine_import_finder_finds_them() -> None:
+    source = """
+from ..store.duckdb.offline import OfflineStore
+from ..store import opensearch
+from ..store.backend import Backend
+import margay.store.duckdb
+from .duckdb import x
+
+def later():
+    from ..store.duckdb import DuckDBBackend
+"""
+    found = _engine_imports("margay.forward.status", False, ast.parse(source))
+    assert found == ["2: margay.store.duckdb", "3: margay.store.opensearch", "5: margay.store.duckdb",
+                     "9: margay.store.duckdb"]
+    assert _engine_imports("margay.api", True, ast.parse("from ..store import duckdb")) == ["1: margay.store.duckdb"]
+    assert _engine_imports("margay.api.x", False, ast.parse("from ..store.duckdb_notes import y")) == []
+
+
+@pytest.mark.parametrize("package", ENGINE_FREE)
+def test_request_side_package_never_imports_an_engine(package: str) -> None:
+    found = []
+    for module, (path, is_pkg) in MODULES.items():
+        if module.startswith(f"margay.{package}.") or module == f"margay.{package}":
+            found += [f"{path.relative_to(SRC)}:{hit}" for hit in _engine_imports(module, is_pkg, ast.parse(path.read_text()))]
+    assert any(m.startswith(f"margay.{package}") for m in MODULES), f"margay.{package} was not found"
+    assert not found, "\n".join(found)
 
 
 def test_runtime_code_never_imports_the_test_helpers() -> None:

@@ -163,9 +163,15 @@ def forward_status(data_dir: DataDir = Path("./data"),
     from .errors import MargayError
     from .forward.config import from_file
     from .forward.status import offline_status, scrape
+    from .store.duckdb.offline import OfflineStore  # the embedded engine's files: a server is not needed
 
     try:
-        rows = offline_status(data_dir, from_file(config))
+        configs = from_file(config)
+        store = OfflineStore(data_dir)
+        try:
+            rows = offline_status(data_dir, configs, store)
+        finally:
+            store.close()
     except MargayError as exc:
         fail(exc.message)
     if server:

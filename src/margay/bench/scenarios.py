@@ -371,7 +371,7 @@ def scale(bench: Bench) -> dict[str, Any]:
 
 
 def forward(bench: Bench) -> dict[str, Any]:
-    from ..forward import bench as forward_bench
+    from .forwarding import bench as forward_bench
 
     raw = forward_bench(records=5_000 if bench.quick else 50_000, work_dir=bench.work_dir)
     out: dict[str, Any] = {"forward_records": raw["stored"]}

@@ -1,36 +1,43 @@
 """`margay forward status` without a running server: each store's cursor and lag, read from the data dir.
 
-Only reads: the Parquet files and the cursor files (never the journal), so it is safe beside a server.
+Only reads: the cursor files here, and the records through the store the caller opens on the same data dir (the
+CLI opens the embedded engine's files, `store/duckdb/offline.py`: never the journal), so it is safe beside a
+server.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import StoreConfig
 from .cursor import Cursor
 
+if TYPE_CHECKING:
+    from ..logtypes import LogType
+    from ..query.selector import Node
 
-def offline_status(data_dir: Path, configs: list[StoreConfig]) -> list[dict[str, Any]]:
-    from ..store.duckdb.offline import OfflineStore  # the embedded engine's files; a server is not needed
 
-    store = OfflineStore(Path(data_dir))
+class Backlogs(Protocol):
+    """What the look needs of a store: `Backend.backlog`, which a read-only view of a data dir answers too."""
+
+    def backlog(self, lt: LogType, after_seq: int, *, where: Node | None = None) -> tuple[int, float | None]: ...
+
+
+def offline_status(data_dir: Path, configs: list[StoreConfig], store: Backlogs) -> list[dict[str, Any]]:
+    """Each store's types, cursor and lag; `store` holds `data_dir`'s records (the caller opens and closes it)."""
     out = []
-    try:
-        for cfg in configs:
-            cursor = Cursor.for_store(data_dir, cfg.name)
-            lag, oldest = 0, None
-            for lt in cfg.types:
-                n, t = store.backlog(lt, cursor.get(lt.name) or 0, where=cfg.where(lt))
-                lag += n
-                if t is not None:
-                    oldest = t if oldest is None else min(oldest, t)
-            out.append({"store": cfg.name, "types": [lt.name for lt in cfg.types], "cursor": dict(cursor.positions),
-                        "lag_records": lag, "lag_seconds": round(max(0.0, time.time() - oldest), 3) if oldest else 0.0})
-    finally:
-        store.close()
+    for cfg in configs:
+        cursor = Cursor.for_store(data_dir, cfg.name)
+        lag, oldest = 0, None
+        for lt in cfg.types:
+            n, t = store.backlog(lt, cursor.get(lt.name) or 0, where=cfg.where(lt))
+            lag += n
+            if t is not None:
+                oldest = t if oldest is None else min(oldest, t)
+        out.append({"store": cfg.name, "types": [lt.name for lt in cfg.types], "cursor": dict(cursor.positions),
+                    "lag_records": lag, "lag_seconds": round(max(0.0, time.time() - oldest), 3) if oldest else 0.0})
     return out
 
 

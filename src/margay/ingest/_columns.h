@@ -1,5 +1,6 @@
 /* The column tree of the C parser into Arrow columns (_columns.c: the tree and Python; _columns_json.c: the
- * parse) and the appends both use. */
+ * parse of records into it; _columns_lex.c: the JSON strings and dropped values below it) and the appends all
+ * use. */
 #ifndef MARGAY_COLUMNS_H
 #define MARGAY_COLUMNS_H
 #define PY_SSIZE_T_CLEAN
@@ -63,6 +64,10 @@ uint32_t mc_hash_key(const char *p, Py_ssize_t n);
 Py_ssize_t mc_find_field(const Col *s, const char *p, Py_ssize_t n);
 /* Every record of [p, end) as one more value of root (a struct whose fields are the columns). */
 int mc_parse_body(Col *root, const char *p, const char *end);
+/* _columns_lex.c's, for _columns_json.c. Hidden: a call between the two files goes straight to the function, not
+ * through the shared object's PLT (a flow record decodes ~100 strings). */
+__attribute__((visibility("hidden"))) int mc_parse_string(Buf *out, const char **pp, const char *end);
+__attribute__((visibility("hidden"))) int mc_skip_value(Buf *scratch, const char **pp, const char *end, int depth);
 
 static inline int reserve(Buf *b, size_t more) {
     return b->len + more <= b->cap ? OK : mc_grow(b, more);

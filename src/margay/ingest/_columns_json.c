@@ -1,5 +1,5 @@
 /* The parse of the C parser into Arrow columns: NDJSON bytes into the column tree (_columns.h); what it
- * accepts and declines is said in _columns.c. */
+ * accepts and declines is said in _columns.c, the strings it decodes and the values it drops are _columns_lex.c's. */
 #include "_columns.h"
 
 _Thread_local size_t mc_room;
@@ -94,178 +94,6 @@ Py_ssize_t mc_find_field(const Col *s, const char *p, Py_ssize_t n) {
     }
 }
 
-static int hex4(const char *p, uint32_t *out) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') {
-            v |= (uint32_t)(c - '0');
-        } else if (c >= 'a' && c <= 'f') {
-            v |= (uint32_t)(c - 'a' + 10);
-        } else if (c >= 'A' && c <= 'F') {
-            v |= (uint32_t)(c - 'A' + 10);
-        } else {
-            return DECLINE;
-        }
-    }
-    *out = v;
-    return OK;
-}
-
-/* The length of the UTF-8 sequence at p (a lead byte >= 0x80), 0 if it is not well-formed. */
-static int utf8_len(const unsigned char *p, const unsigned char *end) {
-    unsigned c = p[0];
-    int n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) {
-            lo = 0xA0;
-        } else if (c == 0xED) {
-            hi = 0x9F;
-        }
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) {
-            lo = 0x90;
-        } else if (c == 0xF4) {
-            hi = 0x8F;
-        }
-    } else {
-        return 0;
-    }
-    if (end - p < n || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-    for (int i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return n;
-}
-
-/* The first byte in [q, end) that ends a plain run of a string: '"', '\\', a control byte or a byte >= 0x80. */
-static inline const char *plain_run(const char *q, const char *end) {
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i slash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(0x20);
-    while (end - q >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)q);
-        /* signed compare: bytes >= 0x80 are negative, so "v < 0x20" catches them with the control bytes */
-        __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
-                                       _mm_cmplt_epi8(v, space));
-        int m = _mm_movemask_epi8(special);
-        if (m != 0) {
-            return q + __builtin_ctz((unsigned)m);
-        }
-        q += 16;
-    }
-#endif
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80) {
-        q++;
-    }
-    return q;
-}
-
-/* p just past the opening quote; decodes into out, leaves *pp past the closing quote. */
-static int parse_string(Buf *out, const char **pp, const char *end) {
-    const char *p = *pp;
-    for (;;) {
-        const char *q = plain_run(p, end);
-        if (q > p && put(out, p, (size_t)(q - p)) != OK) {
-            return NOMEM;
-        }
-        p = q;
-        if (p >= end) {
-            return DECLINE;
-        }
-        unsigned char c = (unsigned char)*p;
-        if (c == '"') {
-            *pp = p + 1;
-            return OK;
-        }
-        if (c < 0x20) {
-            return DECLINE;
-        }
-        if (c >= 0x80) {
-            int n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
-            if (n == 0 || put(out, p, (size_t)n) != OK) {
-                return n == 0 ? DECLINE : NOMEM;
-            }
-            p += n;
-            continue;
-        }
-        /* a backslash */
-        if (end - p < 2) {
-            return DECLINE;
-        }
-        char e = p[1], ch;
-        p += 2;
-        switch (e) {
-        case '"': ch = '"'; break;
-        case '\\': ch = '\\'; break;
-        case '/': ch = '/'; break;
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        case 'n': ch = '\n'; break;
-        case 'r': ch = '\r'; break;
-        case 't': ch = '\t'; break;
-        case 'u': {
-            uint32_t cp, lo;
-            if (end - p < 4 || hex4(p, &cp) != OK || cp == 0) {
-                return DECLINE;
-            }
-            p += 4;
-            if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return DECLINE;
-            }
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) != OK || lo < 0xDC00 || lo > 0xDFFF) {
-                    return DECLINE;
-                }
-                p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            char u[4];
-            size_t n;
-            if (cp < 0x80) {
-                u[0] = (char)cp;
-                n = 1;
-            } else if (cp < 0x800) {
-                u[0] = (char)(0xC0 | (cp >> 6));
-                u[1] = (char)(0x80 | (cp & 0x3F));
-                n = 2;
-            } else if (cp < 0x10000) {
-                u[0] = (char)(0xE0 | (cp >> 12));
-                u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                u[2] = (char)(0x80 | (cp & 0x3F));
-                n = 3;
-            } else {
-                u[0] = (char)(0xF0 | (cp >> 18));
-                u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                u[3] = (char)(0x80 | (cp & 0x3F));
-                n = 4;
-            }
-            if (put(out, u, n) != OK) {
-                return NOMEM;
-            }
-            continue;
-        }
-        default:
-            return DECLINE;
-        }
-        if (put(out, &ch, 1) != OK) {
-            return NOMEM;
-        }
-    }
-}
-
 /* A JSON integer that fits int64, with no fraction or exponent. */
 static inline int parse_int(int64_t *out, const char **pp, const char *end) {
     const char *p = *pp;
@@ -294,128 +122,6 @@ static inline int parse_int(int64_t *out, const char **pp, const char *end) {
         return DECLINE;
     }
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    *pp = p;
-    return OK;
-}
-
-/* A JSON number of any form (a key the columns do not hold: read_json drops it, but refuses bad JSON). */
-static int skip_number(const char **pp, const char *end) {
-    const char *p = *pp;
-    if (p < end && *p == '-') {
-        p++;
-    }
-    if (p >= end || *p < '0' || *p > '9') {
-        return DECLINE;
-    }
-    if (*p == '0') {
-        p++;
-    } else {
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-    if (p < end && *p == '.') {
-        p++;
-        if (p >= end || *p < '0' || *p > '9') {
-            return DECLINE;
-        }
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-')) {
-            p++;
-        }
-        if (p >= end || *p < '0' || *p > '9') {
-            return DECLINE;
-        }
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-    *pp = p;
-    return OK;
-}
-
-/* Any JSON value, checked and dropped; `scratch` takes its strings. `depth`: the brackets around it in its
- * record; a bracket deeper than MAX_SKIP_DEPTH declines. A repeated key in a dropped object is not looked for:
- * the reader's verdict on it does not reach the columns (nor json()'s, for a JSON value: both keep both). */
-static int skip_value(Buf *scratch, const char **pp, const char *end, int depth) {
-    const char *p = *pp;
-    int r;
-    if (p >= end) {
-        return DECLINE;
-    }
-    switch (*p) {
-    case '"':
-        p++;
-        scratch->len = 0;
-        if ((r = parse_string(scratch, &p, end)) != OK) {
-            return r;
-        }
-        break;
-    case 't':
-    case 'f':
-    case 'n': {
-        const char *word = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
-        size_t n = strlen(word);
-        if ((size_t)(end - p) < n || memcmp(p, word, n) != 0) {
-            return DECLINE;
-        }
-        p += n;
-        break;
-    }
-    case '[':
-    case '{': {
-        char close = *p == '[' ? ']' : '}';
-        int object = *p == '{';
-        if (depth >= MAX_SKIP_DEPTH) {
-            return DECLINE;
-        }
-        p = skip_ws(p + 1, end);
-        if (p < end && *p == close) {
-            p++;
-            break;
-        }
-        for (;;) {
-            if (object) {
-                if (p >= end || *p != '"') {
-                    return DECLINE;
-                }
-                p++;
-                scratch->len = 0;
-                if ((r = parse_string(scratch, &p, end)) != OK) {
-                    return r;
-                }
-                p = skip_ws(p, end);
-                if (p >= end || *p != ':') {
-                    return DECLINE;
-                }
-                p = skip_ws(p + 1, end);
-            }
-            if ((r = skip_value(scratch, &p, end, depth + 1)) != OK) {
-                return r;
-            }
-            p = skip_ws(p, end);
-            if (p < end && *p == ',') {
-                p = skip_ws(p + 1, end);
-                continue;
-            }
-            if (p < end && *p == close) {
-                p++;
-                break;
-            }
-            return DECLINE;
-        }
-        break;
-    }
-    default:
-        if ((r = skip_number(&p, end)) != OK) {
-            return r;
-        }
-    }
     *pp = p;
     return OK;
 }
@@ -457,7 +163,7 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
             return DECLINE;
         }
         p++;
-        if ((r = parse_string(&c->data, &p, end)) != OK) {
+        if ((r = mc_parse_string(&c->data, &p, end)) != OK) {
             return r;
         }
         if ((r = push_offset(&c->offs, c->data.len)) != OK) {
@@ -487,7 +193,7 @@ static int parse_map(Col *m, const char **pp, const char *end) {
         }
         p++;
         size_t from = keys->data.len;
-        if ((r = parse_string(&keys->data, &p, end)) != OK) {
+        if ((r = mc_parse_string(&keys->data, &p, end)) != OK) {
             return r;
         }
         size_t n = keys->data.len - from;
@@ -545,7 +251,7 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     int r;
     switch (c->kind) {
     case K_SKIP:
-        if ((r = skip_value(&c->data, &p, end, c->depth)) != OK) {
+        if ((r = mc_skip_value(&c->data, &p, end, c->depth)) != OK) {
             return r;
         }
         *pp = p;
@@ -556,7 +262,7 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     case K_JSON: {
         /* the value's own text: the conversion's SELECT writes it as read_json would (json(), minified) */
         const char *from = p;
-        if ((r = skip_value(&c->scratch, &p, end, c->depth)) != OK) {
+        if ((r = mc_skip_value(&c->scratch, &p, end, c->depth)) != OK) {
             return r;
         }
         if (put(&c->data, from, (size_t)(p - from)) != OK) {

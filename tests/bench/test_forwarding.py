@@ -1,4 +1,4 @@
-"""The benchmark function measures delivery throughput per store against the real peers."""
+"""The forwarding benchmark measures delivery throughput per store against the real peers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from margay.forward import bench
+from margay.bench.forwarding import bench
 
 pytestmark = pytest.mark.rig
 

@@ -1,4 +1,5 @@
-"""Delivery throughput per store, measured against the rig's real peers (S3, rsyslog, HEC)."""
+"""The forwarding benchmark: delivery throughput per store, measured against the rig's real peers (S3, rsyslog,
+HEC), from the embedded store it fills first."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from ..forward.config import from_documents
+from ..forward.forwarder import Forwarder
+from ..forward.service import make_sink
 from ..logtypes import REGISTRY
 from ..metrics import Registry
-from .config import from_documents
-from .forwarder import Forwarder
-from .service import make_sink
 
 
 def _load(backend: Any, records: int) -> int:
