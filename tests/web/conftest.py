@@ -45,6 +45,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield from make_site(tmp_path_factory, {})
 
 
+@pytest.fixture
+def wide(browser: Any) -> Iterator[Any]:
+    """A page of the rig's Chromium in a 1440 x 900 window of its own."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def make_site(tmp_path_factory: pytest.TempPathFactory, engine: dict[str, Any]) -> Iterator[Site]:
     """A server over the simulated topology's last HOURS, on the engine the settings name."""
     base = tmp_path_factory.mktemp("web")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,15 +36,6 @@ def shot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(150)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=name == "overview")
-
-
-@pytest.fixture
-def wide(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def api(site: Site, path: str, body: dict[str, Any] | None = None, token: str | None = None,
@@ -167,6 +157,12 @@ def test_export_csv(wide: Any, site: Site) -> None:
 
 
 def test_flow_visualizer_draws_the_topology(wide: Any, site: Site) -> None:
+    graph_draws_the_topology(wide, site)
+    shot(wide, "graph")
+
+
+def graph_draws_the_topology(wide: Any, site: Site) -> None:
+    """The flow visualizer's default graph: both clusters' namespaces, domains and networks, drawn whole."""
     open_ui(wide, site, "#/graph", wait="graph")
     data = wide.evaluate("window.__margayGraph.data")
     ids = {n["id"] for n in data["nodes"]}
@@ -179,10 +175,16 @@ def test_flow_visualizer_draws_the_topology(wide: Any, site: Site) -> None:
         assert edges[(f"{c}ns|ingress", f"{c}ns|shop")]["action"] == "allow"
     assert wide.evaluate("window.__margayGraph.cy.nodes('[type != \"cluster\"]').length") == len(data["nodes"])
     assert wide.evaluate("window.__margayGraph.cy.edges().length") == len(data["edges"])
-    shot(wide, "graph")
 
 
 def test_flow_visualizer_edge_click_lists_its_flows(wide: Any, site: Site) -> None:
+    edge_click_lists_its_flows(wide, site)
+    wide.evaluate("window.__margayGraph.cy.fit(undefined, 30)")
+    shot(wide, "graph-expanded")
+
+
+def edge_click_lists_its_flows(wide: Any, site: Site) -> None:
+    """Expanded namespaces: clicking the denied web -> db edge lists its flows with their policy traces."""
     open_ui(wide, site, "#/graph?expand=shop,data&cap=60", wait="graph")
     data = wide.evaluate("window.__margayGraph.data")
     web = next(n["id"] for n in data["nodes"] if n["id"].startswith("@cluster|wl|shop|web-"))
@@ -199,11 +201,14 @@ def test_flow_visualizer_edge_click_lists_its_flows(wide: Any, site: Site) -> No
     assert all("shop/web-" in t and "data/db-" in t for t in texts)
     assert {items.nth(i).get_attribute("data-action") for i in range(items.count())} >= {"deny"}
     assert any("no rule matched" in t or "› deny ›" in t for t in texts)
-    wide.evaluate("window.__margayGraph.cy.fit(undefined, 30)")
-    shot(wide, "graph-expanded")
 
 
 def test_dismissed_event_disappears(wide: Any, site: Site) -> None:
+    dismissed_event_disappears(wide, site)
+
+
+def dismissed_event_disappears(wide: Any, site: Site) -> None:
+    """Dismissing an event removes its row at once and for good (the store's overlay, read again on reload)."""
     open_ui(wide, site, "#/events", wait="events")
     rows = wide.locator("#events tbody tr[data-id]")
     before = rows.count()
