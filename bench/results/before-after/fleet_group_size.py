@@ -9,7 +9,7 @@ committed batches went alone).
 Per-thread server CPU (from /proc, threads named by `py-spy dump`); PERF=FILE records `perf` of the server over the
 load, PROFILE=FILE a py-spy raw profile.
 
-Usage: PYTHONPATH=SRC [MARGAY_...=...] [PERF=F|PROFILE=F] .venv/bin/python bench/results/before-after/fleet_group_size.py WORK CLUSTERS [FLOWS]
+Usage: PYTHONPATH=SRC [MARGAY_...=...] [PERF=F|PROFILE=F] [SENDERS=N] .venv/bin/python bench/results/before-after/fleet_group_size.py WORK CLUSTERS [FLOWS]
 """
 import json, os, sys, time
 from itertools import chain, islice
@@ -24,6 +24,7 @@ from margay.bench.targets import MargayTarget
 
 work, clusters = Path(sys.argv[1]), int(sys.argv[2])
 flows = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
+SENDERS = int(os.environ.get("SENDERS", F.CLIENTS))  # concurrent senders (the scenario's 32 unless set)
 topo = topology()
 parts = list(iter(lambda s=F.fleet_batches(chain(flow_batches(topo, flows), F.by_type(other_batches(topo, 24 * 7))),
                                            clusters): list(islice(s, 256)), []))
@@ -60,7 +61,7 @@ try:
     t0 = time.perf_counter()
     for part in parts:
         c0 = target.cpu()
-        sent += target.ingest(part, F.CLIENTS)[0]
+        sent += target.ingest(part, SENDERS)[0]
         cpu += target.cpu() - c0
         batches += len(part)
     wall = time.perf_counter() - t0
@@ -82,7 +83,7 @@ try:
     grouped = float(m.get("margay_ingest_grouped_batches_total", "nan"))
     print(json.dumps({"margay": str(Path(margay.__file__).parent), "env": {k: v for k, v in os.environ.items()
                                                                            if k.startswith("MARGAY_")},
-                      "clusters": clusters, "records": sent, "batches": batches, "ingest_wall_s": round(wall, 1),
+                      "clusters": clusters, "senders": SENDERS, "records": sent, "batches": batches, "ingest_wall_s": round(wall, 1),
                       "ingest_cpu_s": round(cpu, 2), "cpu_s_per_million": round(cpu / sent * 1e6, 2),
                       "cpu_ms_per_batch": round(cpu * 1000 / batches, 2), "group_commits": groups,
                       "grouped_batches": grouped, "mean_group": round(grouped / groups, 1) if groups else None,
