@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .rig
 apt_needed=()
-for pkg in rsyslog rsyslog-gnutls rsyslog-elasticsearch chromium openssl gcc python3-dev; do  # gcc: ingest's C scanner
+# gcc: ingest's C parsers; libtcmalloc-minimal4: the server's allocator (src/margay/allocator.py)
+for pkg in rsyslog rsyslog-gnutls rsyslog-elasticsearch chromium openssl gcc python3-dev libtcmalloc-minimal4; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_needed+=("$pkg")
 done
 if [ ${#apt_needed[@]} -gt 0 ]; then

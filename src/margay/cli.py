@@ -90,6 +90,10 @@ def serve(
     (admin-token, mode 0600) and printed. With --tls-cert-file and --tls-key-file it serves HTTPS only
     (needed for a kube-apiserver audit webhook that sends a token).
     """
+    from .allocator import adopt
+    from .allocator import name as allocator_name
+
+    adopt()  # tcmalloc where installed: this process starts again with it preloaded (margay/allocator.py)
     import uvicorn
 
     from .app import create_app
@@ -98,6 +102,7 @@ def serve(
     from .serving import bind, url_of
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("margay").info("allocator: %s", allocator_name())
     tls = _tls_files(tls_cert_file, tls_key_file)
     try:
         flags: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port, "config": config,
@@ -268,6 +273,9 @@ def demo(
     days: Annotated[float, typer.Option(help="Days of history to backfill.")] = 1.0,
 ) -> None:
     """A server on the embedded store, fed by a simulated two-cluster workload."""
+    from .allocator import adopt
+
+    adopt()
     from .simulate.runner import demo_cmd
 
     demo_cmd(data_dir=data_dir, port=port, days=days, console=console)

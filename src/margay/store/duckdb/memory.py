@@ -4,6 +4,7 @@ DuckDB frees a statement's buffers when it ends, to the C allocator: glibc's kee
 the arena of the thread that freed them, so a cold merge's sort (up to the compactor's cap, 448 MiB) stayed
 in the server's RSS for as long as it ran, although nothing used it. `malloc_trim(0)` returns the free
 pages of every arena (madvise), which costs a few milliseconds; on a C library without it this does nothing.
+Under tcmalloc (margay/allocator.py) its own `MallocExtension_ReleaseFreeMemory` does the same for its page heap.
 """
 
 from __future__ import annotations
@@ -31,8 +32,25 @@ def _trim() -> Callable[[int], int] | None:
     return fn
 
 
+@cache
+def _tcmalloc() -> Callable[[], None] | None:
+    from ...allocator import loaded
+
+    if not loaded():
+        return None
+    fn = ctypes.CDLL(None).MallocExtension_ReleaseFreeMemory
+    fn.argtypes = []
+    fn.restype = None
+    return fn
+
+
 def release() -> bool:
-    """Return the allocator's free pages to the system; True if the C library could (glibc's malloc_trim)."""
+    """Return the allocator's free pages to the system; True if it could (tcmalloc's release or glibc's
+    malloc_trim)."""
+    tc = _tcmalloc()
+    if tc is not None:
+        tc()
+        return True
     fn = _trim()
     if fn is None:
         return False
