@@ -62,6 +62,8 @@ def test_adopt_starts_again_only_once(lib: Path) -> None:
     code = "from margay import allocator; allocator.adopt(); print('kept', allocator.name())"
     assert _python(code, MARGAY_MALLOC_PRELOADED=str(lib)) == "kept system malloc"
     assert _python(code, MARGAY_MALLOC="system") == "kept system malloc"
+    # Called from another program (here `python -c`; a test's CliRunner): that program is never replaced.
+    assert _python(code) == "kept system malloc"
 
 
 def test_release_gives_tcmallocs_free_pages_back(lib: Path) -> None:

@@ -44,8 +44,10 @@ def adopt() -> None:
     only when the process keeps its allocator (call it first thing in a command, before threads start)."""
     if os.environ.get("MARGAY_MALLOC", "tcmalloc") == "system" or os.environ.get(_MARK) or loaded():
         return
+    if not _own_process():
+        return  # a command called from another program (a test's CliRunner): never replace that program
     lib = library()
-    if lib is None or not sys.argv:
+    if lib is None:
         return
     env = dict(os.environ)
     env["LD_PRELOAD"] = " ".join(p for p in (str(lib), env.get("LD_PRELOAD", "")) if p)
@@ -53,6 +55,14 @@ def adopt() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "margay", *sys.argv[1:]], env)
+
+
+def _own_process() -> bool:
+    """Whether this process is margay's command line (`margay ...` or `python -m margay ...`)."""
+    if not sys.argv:
+        return False
+    prog = Path(sys.argv[0])
+    return prog.name == "margay" or (prog.name == "__main__.py" and prog.parent.name == "margay")
 
 
 def name() -> str:
