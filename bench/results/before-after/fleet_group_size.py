@@ -77,6 +77,8 @@ try:
         import signal
         spy.send_signal(signal.SIGINT)
         spy.wait(60)
+    status = open(f"/proc/{target.pid}/status").read()
+    rss = {k: int(v.split()[0]) // 1024 for k, v in (l.split(":", 1) for l in status.splitlines()) if k in ("VmHWM", "VmRSS")}
     text = httpx.get(target.url + "/-/metrics", timeout=60).text
     m = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("margay_ingest_group"))
     groups = float(m.get("margay_ingest_group_commits_total", "nan"))
@@ -88,7 +90,7 @@ try:
                       "cpu_ms_per_batch": round(cpu * 1000 / batches, 2), "group_commits": groups,
                       "grouped_batches": grouped, "mean_group": round(grouped / groups, 1) if groups else None,
                       "alone": batches - grouped,
-                      "threads_cpu_s": {k: round(v, 2) for k, v in split.most_common() if v > 0.01}, "load": os.getloadavg()[0]}), flush=True)
+                      "threads_cpu_s": {k: round(v, 2) for k, v in split.most_common() if v > 0.01}, "rss_mib": rss, "preload": os.environ.get("LD_PRELOAD", ""), "load": os.getloadavg()[0]}), flush=True)
 finally:
     target.stop()
     import shutil
