@@ -54,7 +54,10 @@ def adopt() -> None:
     env[_MARK] = str(lib)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "margay", *sys.argv[1:]], env)
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "margay", *sys.argv[1:]], env)
+    except OSError:  # could not start again (a vanished interpreter): run on with the allocator at hand
+        return
 
 
 def _own_process() -> bool:
