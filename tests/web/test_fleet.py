@@ -90,12 +90,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+def page(wide: Any) -> Any:
+    """The web tests' 1440 x 900 page (conftest.wide), under this module's name for it."""
+    return wide
 
 
 ROUTES = {"flows": "flows/logs", "dns": "dns/logs", "audit": "audit/logs", "bgp": "bgp/logs", "l7": "l7/logs",
