@@ -23,6 +23,11 @@ def configuration_md() -> str:
     for flag, env, default, text in documented():
         shown = "" if default is None else f"`{default}`"
         lines.append(f"| `{flag}` | `{env}` | {shown} | {text} |")
+    lines += ["", "One more variable is read before the server starts, not a setting: `MARGAY_MALLOC=system` keeps "
+              "glibc's malloc. By default `margay serve` and `margay demo` start themselves again once with tcmalloc "
+              "preloaded where Debian's `libtcmalloc-minimal4` is installed (`make rig` installs it; "
+              "`src/margay/allocator.py`); the start-up log says which allocator runs (`allocator: tcmalloc` or "
+              "`allocator: system malloc`)."]
     return "\n".join(lines) + "\n"
 
 
