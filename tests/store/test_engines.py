@@ -1,4 +1,5 @@
-"""The embedded store's engines: every cursor in UTC whatever the process's TZ; small reads on one thread."""
+"""The embedded store's engines: every cursor in UTC whatever the process's TZ; small reads on one thread; the read
+engines keep Parquet footers for every cursor, renewed past a bound."""
 
 from __future__ import annotations
 
@@ -105,5 +106,62 @@ def test_small_reads_run_on_one_thread_and_answer_as_the_parallel_engine(tmp_pat
         assert on_one[0]["d"]["buckets"] and len(on_one[1]) == 50 and on_one[2] == 300
         monkeypatch.setattr(reader_mod, "SMALL_READ_ROWS", -1)  # every read on the parallel engine
         assert answers() == on_one
+    finally:
+        store.close()
+
+
+def _flow_store(tmp_path: Path, files: int) -> tuple[DuckDBBackend, Query]:
+    """A store of `files` flow files (one batch each, never compacted) and a search over all of them."""
+    store = DuckDBBackend(tmp_path, compact_interval=3600)
+    flows = REGISTRY["flows"]
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    base = orjson.loads(SAMPLES["flows"][0])
+    t0 = int((now - timedelta(hours=5)).timestamp())
+    for k in range(files):
+        body = b"\n".join(orjson.dumps(dict(base, start_time=t0 + 60 * i, end_time=t0 + 60 * i + 30, bytes_in=k))
+                          for i in range(20))
+        store.ingest(flows, "c", body, key=None, now=now, respond=lambda c: {})
+    return store, Query(flows, ["c"], start=now - timedelta(days=1), end=now, now=now, size=5)
+
+
+def _footers(con: Any) -> int:
+    return reader_mod._object_cache_bytes(con)
+
+
+def test_every_read_cursor_keeps_parquet_footers(tmp_path: Path) -> None:
+    """parquet_metadata_cache holds for the cursors the reads run on, not only for their parent connection
+    (a plain SET did): a search leaves the footers it read in its engine's cache."""
+    store, q = _flow_store(tmp_path, 3)
+    try:
+        for rows in (10, reader_mod.SMALL_READ_ROWS + 1):
+            cur = store.cursor(rows)
+            assert cur.execute("SELECT current_setting('parquet_metadata_cache')").fetchone() == (True,), rows
+            cur.close()
+        assert _footers(store.small_con) == 0
+        assert len(store.search(q).items) == 5  # 60 rows: the one-thread engine
+        assert _footers(store.small_con) > 0
+    finally:
+        store.close()
+
+
+def test_read_engines_are_renewed_past_the_footer_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, q = _flow_store(tmp_path, 4)
+    try:
+        first = store.search(q)
+        assert not store.bound_footers()  # a few small footers: under the bound
+        held = _footers(store.small_con)
+        monkeypatch.setattr(reader_mod, "FOOTER_CACHE_BYTES", held - 1)
+        old_con, old_small = store.con, store.small_con
+        under_way = store.cursor(10)  # a read that started before the renewal
+        assert store.bound_footers()
+        assert store.con is not old_con and store.small_con is not old_small
+        del old_con, old_small  # dropped as the renewal drops them
+        assert _footers(store.small_con) == 0 and not store.bound_footers()
+        assert under_way.execute("SELECT count(*) FROM range(3)").fetchone() == (3,)  # its engine lives on
+        under_way.close()
+        again = store.search(q)
+        assert again.items == first.items and again.total == first.total
+        assert _footers(store.small_con) == held
+        assert store.cursor(10).execute("SELECT current_setting('threads')").fetchone() == (1,)
     finally:
         store.close()

@@ -199,6 +199,7 @@ class Compactor(EngineState):
                     self._fresh_engine()
                 self.sweep_folders()
                 self._trim_keys()
+                self.bound_footers()
             except Exception:  # noqa: BLE001 - compaction is an optimisation; it retries next round
                 log.exception("compaction failed")
 

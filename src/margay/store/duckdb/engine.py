@@ -100,13 +100,9 @@ class DuckDBBackend(Reader, Feed, Layout):
         # Memory: reads may hold `memory_bytes`, the compactor half of it; past that they spill to scratch (wiped
         # on start-up). Uncapped, each engine may take 80% of RAM: one cold-partition merge (a million rows,
         # sorted at ~1 KiB a row) held 1.3 GB and kept the server's RSS at 1.6 GB for its duration.
-        self.con = connect(memory_bytes=memory_bytes, spill_dir=self.scratch / "spill-read")  # reads: every core
-        self.con.execute("SET parquet_metadata_cache = true")
-        # Small reads (reader.py: SMALL_READ_ROWS) run on one thread: on two, a ~2 ms statement pays ~0.4 ms of
-        # CPU handing work to the second thread and waiting for it, and is no faster. Its cap is a quarter.
-        self.small_con = connect(memory_bytes=memory_bytes // 4, spill_dir=self.scratch / "spill-small")
-        self.small_con.execute("SET threads = 1")
-        self.small_con.execute("SET parquet_metadata_cache = true")
+        self._read_bytes = memory_bytes
+        self._read_generation = itertools.count()
+        self.con, self.small_con = self.read_engines()
         # Ingest converts on its own single-threaded engine: concurrent batches run side by side, each on
         # one core, which costs less CPU per record than sharing threads with the readers.
         # No memory cap here: each conversion reserves ~200 MiB of JSON reader buffers that it barely touches,
@@ -160,6 +156,22 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
                                            name="margay-compactor", daemon=True)
         self._compactor.start()
+
+    def read_engines(self) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
+        """New read engines: every core (`memory_bytes`), and one thread for small reads (reader.py
+        SMALL_READ_ROWS; on two, a ~2 ms statement pays ~0.4 ms of CPU handing work to the second thread and
+        waiting for it, and is no faster; a quarter of the cap). Both keep the Parquet footers they read
+        (`parquet_metadata_cache`), GLOBAL so that every cursor of the engine uses them: a plain SET held for
+        the parent connection only, never for the cursors the reads run on, which re-read and decoded a 1 M-row
+        file's footer (31 row groups x 72 columns) in every statement: ~3 ms of the denied page's fetch.
+        The reader renews them past a bound (reader.py `bound_footers`); each pair spills to its own folder."""
+        n = next(self._read_generation)
+        con = connect(memory_bytes=self._read_bytes, spill_dir=self.scratch / f"spill-read-{n}")
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
+        small = connect(memory_bytes=self._read_bytes // 4, spill_dir=self.scratch / f"spill-small-{n}")
+        small.execute("SET threads = 1")
+        small.execute("SET GLOBAL parquet_metadata_cache = true")
+        return con, small
 
     def compact_engine(self) -> duckdb.DuckDBPyConnection:
         """A new engine for the compactor: single-threaded, capped (COMPACT_MEMORY_BYTES); the compactor makes a

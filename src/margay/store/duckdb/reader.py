@@ -39,6 +39,11 @@ _ONE_PASS_ROWS = 512
 SMALL_READ_ROWS = 262_144
 # What a page's document fetch counts per hit to pick its engine: pages up to 128 hits take the one-thread one.
 FETCH_ROWS_PER_HIT = SMALL_READ_ROWS // 128
+# The Parquet footers the read engines may keep, by DuckDB's own count (duckdb_memory(), OBJECT_CACHE), before
+# the reader renews them (bound_footers). DuckDB bounds that cache only by the engine's memory cap, and its
+# count is ~1/4.6 of the memory it holds (2,000 files read once each held 1.1 GB at a 256 MiB cap): so ~75 MiB
+# here. A settled 2 M-flow day's six files count ~1 MiB; files merged away stay counted until a renewal.
+FOOTER_CACHE_BYTES = 16 << 20
 
 
 class Reader(EngineState):
@@ -49,6 +54,17 @@ class Reader(EngineState):
         engine's up to SMALL_READ_ROWS. In UTC as the engines are (engine.py `connect`: SET GLOBAL; a
         statement per read cost the top DNS domains' request ~0.1 of ~2.6 ms)."""
         return (self.small_con if rows is not None and rows <= SMALL_READ_ROWS else self.con).cursor()
+
+    def bound_footers(self) -> bool:
+        """Renew the read engines once the footers they keep count more than FOOTER_CACHE_BYTES (the compactor
+        asks each round); True if it did. Reads under way keep their engine until their cursors close: the
+        old engine is dropped, not closed, and its memory goes back when the last of them ends."""
+        held = sum(_object_cache_bytes(con) for con in (self.con, self.small_con))
+        if held <= FOOTER_CACHE_BYTES:
+            return False
+        self.con, self.small_con = self.read_engines()
+        log.info("read engines renewed: the Parquet footers they kept counted %d KiB", held >> 10)
+        return True
 
     def clusters(self, lt: LogType | None = None) -> list[str]:
         return list(self.catalog.indices().clusters(lt.name if lt is not None else None))
@@ -314,6 +330,15 @@ class Reader(EngineState):
                 raise _query_error(exc) from exc
             finally:
                 cur.close()
+
+
+def _object_cache_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    cur = con.cursor()
+    try:
+        row = cur.execute("SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'OBJECT_CACHE'").fetchone()
+    finally:
+        cur.close()
+    return int(row[0]) if row else 0
 
 
 def _query_error(exc: Exception) -> QueryError:

@@ -69,6 +69,12 @@ class EngineState:
     def tier_shared(self, key: Any, files: list[Any], fanout: int) -> int:  # layout.py: merges made
         raise NotImplementedError
 
+    def bound_footers(self) -> bool:  # reader.py
+        raise NotImplementedError
+
+    def read_engines(self) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:  # engine.py
+        raise NotImplementedError
+
     def compact_engine(self) -> duckdb.DuckDBPyConnection:  # engine.py
         raise NotImplementedError
 
