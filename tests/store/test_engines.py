@@ -165,3 +165,22 @@ def test_read_engines_are_renewed_past_the_footer_bound(tmp_path: Path, monkeypa
         assert store.cursor(10).execute("SELECT current_setting('threads')").fetchone() == (1,)
     finally:
         store.close()
+
+
+def test_a_read_over_many_files_keeps_none_of_their_footers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet's all-cluster question over thousands of hot files would fill the cache in one read."""
+    store, q = _flow_store(tmp_path, 4)
+    try:
+        files = sum(len(fs) for fs in store.catalog.parts.values())
+        assert files >= 3
+        monkeypatch.setattr(reader_mod, "FOOTERS_KEPT_FILES", files - 1)
+        cur = store.cursor(10, files)
+        assert cur.execute("SELECT current_setting('parquet_metadata_cache')").fetchone() == (False,)
+        cur.close()
+        first = store.search(q)
+        uncached = _footers(store.small_con)  # DuckDB keeps a few small objects of its own (~2-3 KiB)
+        assert store.cursor(10).execute("SELECT current_setting('parquet_metadata_cache')").fetchone() == (True,)
+        monkeypatch.setattr(reader_mod, "FOOTERS_KEPT_FILES", files)
+        assert store.search(q).items == first.items and _footers(store.small_con) > 4 * uncached + 65536
+    finally:
+        store.close()

@@ -109,7 +109,7 @@ def test_remembered_hits_that_fit_the_page_are_one_statement(store: DuckDBBacken
     monkeypatch.setattr(reader_mod, "_ONE_PASS_ROWS", 0)
     runs: list[str] = []
     plain = store.cursor
-    monkeypatch.setattr(store, "cursor", lambda rows=None: _Counting(plain(rows), runs))
+    monkeypatch.setattr(store, "cursor", lambda rows=None, files=0: _Counting(plain(rows, files), runs))
     sel = 'rcode = "NXDomain"'
     q = Query(DNS, ["c"], size=20, selector=parse_selector(sel), selector_text=sel,
               sort=[SortKey("end_time", True)], now=NOW)

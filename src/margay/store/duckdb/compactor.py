@@ -199,9 +199,12 @@ class Compactor(EngineState):
                     self._fresh_engine()
                 self.sweep_folders()
                 self._trim_keys()
-                self.bound_footers()
             except Exception:  # noqa: BLE001 - compaction is an optimisation; it retries next round
                 log.exception("compaction failed")
+            try:  # every round, whatever the compaction did
+                self.bound_footers()
+            except Exception:  # noqa: BLE001 - a renewal is an optimisation too; the next round tries again
+                log.exception("renewing the read engines failed")
 
     def _fresh_engine(self) -> None:
         """Give back what a round's merges and roll-ups left held: the compactor's DuckDB engine kept ~100 MiB

@@ -55,7 +55,7 @@ class Feed(EngineState):
             files = self._files_after(view, lt, after_seq, upto)
             if not files:
                 return []
-            cur = self.cursor()
+            cur = self.cursor(None, len(files))
             try:
                 rows = cur.execute(
                     # Rendered after the LIMIT: to_json only for the rows returned, not for every row sorted.
@@ -99,7 +99,7 @@ class Feed(EngineState):
                 return []
             import pyarrow.compute as pc  # here, not at start-up: ~9 MiB of RSS (ipset.lookup)
 
-            cur = self.cursor()
+            cur = self.cursor(None, len(files))
             try:
                 cols = [k.sql for k in keys]
                 hits: list[int] = []
@@ -137,7 +137,7 @@ class Feed(EngineState):
             files = self._files_after(view, lt, after_seq, 1 << 62)
             if not files:
                 return 0, None
-            cur = self.cursor()
+            cur = self.cursor(None, len(files))
             try:
                 n, oldest = cur.execute(
                     "SELECT count(*), epoch(min(generated_time)) FROM read_parquet(?, union_by_name = true) AS t "  # noqa: S608

@@ -26,14 +26,22 @@ def _disk_bytes(f: DataFile) -> int:
         return f.bytes
 
 
-def _file_fact(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+def _file_fact(cache: dict[Any, Any], key: Any, make: Callable[[], Any], cap: int = 65_536) -> Any:
     """`cache[key]`, made once: a fact about an immutable data file. Bounded, oldest out first: files come and
-    go with compaction."""
-    if key not in cache:
-        cache[key] = make()
-        if len(cache) > 65_536:
-            cache.pop(next(iter(cache)), None)
-    return cache[key]
+    go with compaction. Reads on several threads share a cache: one may evict while another inserts (iterating
+    the dict then raises), and the oldest entry then stays until the next insert."""
+    value = cache.get(key, _MISSING)
+    if value is _MISSING:
+        value = cache[key] = make()
+        while len(cache) > cap:
+            try:
+                cache.pop(next(iter(cache)), None)
+            except (RuntimeError, StopIteration):  # changed by another thread meanwhile
+                break
+    return value
+
+
+_MISSING = object()
 
 
 def _schema_id(path: Path) -> int | None:

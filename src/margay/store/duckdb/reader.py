@@ -20,7 +20,7 @@ from .. import rollup
 from ..backend import Partition, SearchResult
 from ..catalog import SHARED, DataFile, PartKey
 from ..sql import latest_relation
-from . import dismissals, pruning
+from . import dismissals, memory, pruning
 from .files import _disk_bytes, _file_fact, _keeps_sent, _null_columns, _parquet_rows, _schema_id, _time_span
 from .layout import layout_sort
 from .state import EngineState
@@ -41,29 +41,41 @@ SMALL_READ_ROWS = 262_144
 # What a page's document fetch counts per hit to pick its engine: pages up to 128 hits take the one-thread one.
 FETCH_ROWS_PER_HIT = SMALL_READ_ROWS // 128
 # The Parquet footers the read engines may keep, by DuckDB's own count (duckdb_memory(), OBJECT_CACHE), before
-# the reader renews them (bound_footers). DuckDB bounds that cache only by the engine's memory cap, and its
-# count is ~1/4.6 of the memory it holds (2,000 files read once each held 1.1 GB at a 256 MiB cap): so ~75 MiB
-# here. A settled 2 M-flow day's six files count ~1 MiB; files merged away stay counted until a renewal.
+# the compactor renews them (bound_footers, each round). DuckDB bounds that cache only by the engine's memory
+# cap, and holds between about as much as it counts (one-row-group files) and ~4.6x (2,000 files of 10 row
+# groups read once each held 1.1 GB at a 256 MiB cap): so 16-75 MiB here. A settled 2 M-flow day's six files
+# count ~1 MiB; files merged away stay counted until a renewal.
 FOOTER_CACHE_BYTES = 16 << 20
+# Files whose row-group bounds the reader keeps (pruning.py; ~0.4-1 KiB a row group): a fleet's hot files and
+# a large store's day files, each read with pyarrow once.
+GROUPS_CACHED = 8192
+# A read over more files than this keeps none of their footers: a fleet's all-cluster question over 2,000 hot
+# one-row-group files filled the one-thread engine's cache to its cap (~250 MiB, 126 KiB a file) in one read.
+FOOTERS_KEPT_FILES = 64
 
 
 class Reader(EngineState):
     """The Backend's read side: snapshots of the file lists, the two-phase search, `run_over`/`run_rolled`."""
 
-    def cursor(self, rows: int | None = None) -> duckdb.DuckDBPyConnection:
-        """A cursor of the read engines, for a read of `rows` stored rows (None: unknown): the one-thread
-        engine's up to SMALL_READ_ROWS. In UTC as the engines are (engine.py `connect`: SET GLOBAL; a
-        statement per read cost the top DNS domains' request ~0.1 of ~2.6 ms)."""
-        return (self.small_con if rows is not None and rows <= SMALL_READ_ROWS else self.con).cursor()
+    def cursor(self, rows: int | None = None, files: int = 0) -> duckdb.DuckDBPyConnection:
+        """A cursor of the read engines, for a read of `rows` stored rows (None: unknown) in `files` files: the
+        one-thread engine's up to SMALL_READ_ROWS. In UTC as the engines are (engine.py `connect`: SET GLOBAL; a
+        statement per read cost the top DNS domains' request ~0.1 of ~2.6 ms). Over more than
+        FOOTERS_KEPT_FILES files it keeps none of their footers (this cursor only)."""
+        cur = (self.small_con if rows is not None and rows <= SMALL_READ_ROWS else self.con).cursor()
+        if files > FOOTERS_KEPT_FILES:
+            cur.execute("SET parquet_metadata_cache = false")
+        return cur
 
     def bound_footers(self) -> bool:
         """Renew the read engines once the footers they keep count more than FOOTER_CACHE_BYTES (the compactor
         asks each round); True if it did. Reads under way keep their engine until their cursors close: the
         old engine is dropped, not closed, and its memory goes back when the last of them ends."""
         held = sum(_object_cache_bytes(con) for con in (self.con, self.small_con))
-        if held <= FOOTER_CACHE_BYTES:
+        if held <= FOOTER_CACHE_BYTES or self._stop.is_set():  # closing: close() closes the engines it finds
             return False
         self.con, self.small_con = self.read_engines()
+        memory.release()  # the old engines' memory, if no read holds them
         log.info("read engines renewed: the Parquet footers they kept counted %d KiB", held >> 10)
         return True
 
@@ -145,7 +157,7 @@ class Reader(EngineState):
         (`covered`: see _covers)."""
         with self.catalog.snapshot() as view:
             files = self._data_files(query, view)
-            cur = self.cursor(sum(f.rows for f in files))
+            cur = self.cursor(sum(f.rows for f in files), len(files))
             try:
                 if not files:
                     return fn(cur, None, [], True)
@@ -182,7 +194,7 @@ class Reader(EngineState):
             one_pass = rows_in <= _ONE_PASS_ROWS or few
             docs: dict[int, bytes] = {}
             # Its engine by the rows the row-group statistics leave it, not the rows stored (pruning.py).
-            cur = self.cursor(self._touched(query, files))
+            cur = self.cursor(self._touched(query, files), len(files))
             try:
                 for window in windows:  # narrow first: a full page there is the answer
                     counted = inline and window is None
@@ -223,7 +235,7 @@ class Reader(EngineState):
                     fetch = self.compiler.fetch(query.logtype, rel_sql, where, self._nulls_of(wanted, rel_sql))
                     # The page's documents on the one-thread engine: a page of 100 is a few row groups, which
                     # two threads decode for ~15 % more CPU (a 2 M-flow day: ~16 against ~19 CPU-ms).
-                    fcur = self.cursor(len(seqs) * FETCH_ROWS_PER_HIT)
+                    fcur = self.cursor(len(seqs) * FETCH_ROWS_PER_HIT, len(wanted))
                     try:
                         for seq, doc in fcur.execute(fetch, [[str(f.path) for f in wanted], lo, hi, seqs,
                                                              *where_params]).fetchall():
@@ -241,11 +253,15 @@ class Reader(EngineState):
         return SearchResult(query.restriction.withhold(query.logtype, items), total, after)
 
     def _touched(self, query: Query, files: list[DataFile]) -> int:
-        """The rows of `files` in row groups whose statistics do not rule the query out (pruning.py)."""
+        """The rows of `files` in row groups whose statistics do not rule the query out (pruning.py); only
+        worked out where it can change the engine (more rows stored than SMALL_READ_ROWS)."""
+        stored = sum(f.rows for f in files)
+        if stored <= SMALL_READ_ROWS:
+            return stored
         columns = pruning.pruning_columns(query.logtype, layout_sort(query.logtype))
         pins = pruning.pinned(query, columns)
-        return pruning.touched(files, pins, lambda f: _file_fact(self._groups, (f.path, columns),
-                                                                 partial(pruning.row_groups, f.path, columns)))
+        return pruning.touched(files, pins, lambda f: _file_fact(
+            self._groups, (f.path, columns), partial(pruning.row_groups, f.path, columns), GROUPS_CACHED))
 
     def _nulls_of(self, files: list[DataFile], rel: str) -> frozenset[str]:
         """The columns NULL in every row of `files` (their Parquet null counts, read once per file), which a
@@ -331,7 +347,7 @@ class Reader(EngineState):
             rel = rollup.union_source(query.logtype, query, days, self._by_name, measures)
             if rel is None:
                 return False, None
-            cur = self.cursor(self._rolled_rows([f for _, f in days]))
+            cur = self.cursor(self._rolled_rows([f for _, f in days]), 2 * len(days))  # raw + roll-up
             try:
                 src, params = self.compiler.source(query, rel[0], rel[1], covered=self._covers(query, [f for _, f in days]))
                 return True, build(lambda sql, ps: cur.execute(sql, ps).fetchall(), src, params)

@@ -61,7 +61,7 @@ class EngineState:
     def place_stranded(self) -> int:  # engine.py
         raise NotImplementedError
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
+    def cursor(self, rows: int | None = None, files: int = 0) -> duckdb.DuckDBPyConnection:
         raise NotImplementedError
 
     def share_cold(self, now: float) -> tuple[int, set[Any]]:  # layout.py: (merges, cold PartKeys)
