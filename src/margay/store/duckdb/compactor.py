@@ -203,6 +203,7 @@ class Compactor(EngineState):
                 log.exception("compaction failed")
             try:  # every round, whatever the compaction did
                 self.bound_footers()
+                memory.release_if_held()
             except Exception:  # noqa: BLE001 - a renewal is an optimisation too; the next round tries again
                 log.exception("renewing the read engines failed")
 
