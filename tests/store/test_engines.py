@@ -184,3 +184,21 @@ def test_a_read_over_many_files_keeps_none_of_their_footers(tmp_path: Path, monk
         assert store.search(q).items == first.items and _footers(store.small_con) > 4 * uncached + 65536
     finally:
         store.close()
+
+
+def test_a_store_left_open_stops_its_compactor_at_exit(tmp_path: Path) -> None:
+    """A daemon compactor still inside DuckDB when Python finalizes aborts the process; exit stops it first."""
+    code = f"""
+import time
+from pathlib import Path
+from margay.store.duckdb import DuckDBBackend, compactor
+store = DuckDBBackend(Path({str(tmp_path)!r}), compact_interval=0.001)
+store.cursor(10).execute("SELECT 1").fetchall()
+time.sleep(0.2)
+assert store._compactor.is_alive() and store in compactor._RUNNING
+compactor._stop_all()
+assert not store._compactor.is_alive() and store not in compactor._RUNNING
+print("stopped")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "stopped", run.stderr

@@ -154,9 +154,8 @@ class DuckDBBackend(Reader, Feed, Layout):
                                                                             p.name) not in self.catalog.parts}
         self._serial = itertools.count(time.time_ns() // 1000)  # shared files' name suffixes (layout.py)
         self._stop = threading.Event()
-        self._compactor = threading.Thread(target=self._compact_loop, args=(compact_interval,),
-                                           name="margay-compactor", daemon=True)
-        self._compactor.start()
+        self._reads_seen = self._reads = 0  # cursors made, and as of the last footer check (bound_footers)
+        self.start_compactor(compact_interval)
 
     def read_engines(self) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
         """New read engines: every core (`memory_bytes`), and one thread for small reads (reader.py
@@ -471,8 +470,7 @@ class DuckDBBackend(Reader, Feed, Layout):
         fsync_dir(self.root)
 
     def close(self) -> None:
-        self._stop.set()
-        self._compactor.join(timeout=60)
+        self.stop_compactor(60)
         self.journal.close()
         self.converter.close()
         self.ingest_con.close()

@@ -63,6 +63,7 @@ class Reader(EngineState):
         statement per read cost the top DNS domains' request ~0.1 of ~2.6 ms). Over more than
         FOOTERS_KEPT_FILES files it keeps none of their footers (this cursor only)."""
         cur = (self.small_con if rows is not None and rows <= SMALL_READ_ROWS else self.con).cursor()
+        self._reads += 1
         if files > FOOTERS_KEPT_FILES:
             cur.execute("SET parquet_metadata_cache = false")
         return cur
@@ -71,6 +72,9 @@ class Reader(EngineState):
         """Renew the read engines once the footers they keep count more than FOOTER_CACHE_BYTES (the compactor
         asks each round); True if it did. Reads under way keep their engine until their cursors close: the
         old engine is dropped, not closed, and its memory goes back when the last of them ends."""
+        if self._reads == self._reads_seen:  # no read since the last look: nothing new kept (and no statement)
+            return False
+        self._reads_seen = self._reads
         held = sum(_object_cache_bytes(con) for con in (self.con, self.small_con))
         if held <= FOOTER_CACHE_BYTES or self._stop.is_set():  # closing: close() closes the engines it finds
             return False

@@ -51,6 +51,8 @@ class EngineState:
     rollups_built: int
     _busy: int
     _stop: threading.Event
+    _reads: int  # read cursors made (Reader.cursor)
+    _reads_seen: int  # ... as of the last footer check (Reader.bound_footers)
 
     def safe_seq(self) -> int:
         raise NotImplementedError
@@ -71,6 +73,9 @@ class EngineState:
         raise NotImplementedError
 
     def bound_footers(self) -> bool:  # reader.py
+        raise NotImplementedError
+
+    def stop_compactor(self, timeout: float) -> None:  # compactor.py
         raise NotImplementedError
 
     def read_engines(self) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:  # engine.py
