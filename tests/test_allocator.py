@@ -66,15 +66,20 @@ def test_adopt_starts_again_only_once(lib: Path) -> None:
     assert _python(code) == "kept system malloc"
 
 
-def test_release_gives_tcmallocs_free_pages_back(lib: Path) -> None:
-    """160 MiB of 32 KiB blocks freed but the last stay resident in tcmalloc's page heap until release()."""
-    code = """
+# A child's prelude: 160 MiB of 32 KiB blocks allocated and freed but the last, and its RSS in MiB.
+_FREED = """
 from margay.store.duckdb import memory
 def rss():
     return next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmRSS:"))
 blocks = [bytes(32 * 1024) for _ in range(5000)]
 keep = blocks[-1]
 del blocks
+"""
+
+
+def test_release_gives_tcmallocs_free_pages_back(lib: Path) -> None:
+    """160 MiB of 32 KiB blocks freed but the last stay resident in tcmalloc's page heap until release()."""
+    code = _FREED + """
 before = rss()
 assert memory.release()
 print(round(before - rss()))
@@ -84,13 +89,7 @@ print(round(before - rss()))
 
 def test_release_if_held_returns_tcmallocs_free_pages_past_the_bound(lib: Path) -> None:
     """What reads free stays in tcmalloc's page heap; the compactor's round gives it back past a bound."""
-    code = """
-from margay.store.duckdb import memory
-def rss():
-    return next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmRSS:"))
-blocks = [bytes(32 * 1024) for _ in range(5000)]
-keep = blocks[-1]
-del blocks
+    code = _FREED + """
 held = memory._free_bytes()()
 assert held > 100 << 20, held
 assert not memory.release_if_held(held + 1)  # under the bound: kept
