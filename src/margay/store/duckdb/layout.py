@@ -53,14 +53,17 @@ def layout_sort(lt: LogType) -> list[str]:
 class Layout(Compactor):
     """Merges cold indices of a type and day across clusters; rewrites shared files without a dropped cluster."""
 
-    # Chosen by measurement (bench `peers` data, 100k flows, docs/architecture.md): Parquet 2 pages delta-encode
-    # `_seq`, times and counters that the cross-cluster sort leaves unordered (18.7 -> 15.2 B/row with level 9);
-    # 32k-row groups keep one namespace's rows in one or two groups for the row-group statistics.
-    shared_row_group: int = 32_768
+    # Chosen by measurement (bench `peers` data, docs/architecture.md): Parquet 2 pages delta-encode `_seq`, times
+    # and counters that the cross-cluster sort leaves unordered (18.7 -> 15.2 B/row with level 9). Row groups of
+    # 64 Ki rows: a selective page pays per row group it touches (each column's reader set up, its pages opened)
+    # more than per row decoded, so at 2 M flows the denied page cost ~2 CPU-ms less than with 32 Ki and the
+    # store ~4 % fewer bytes; 128 Ki made it ~5 ms dearer, 16 Ki ~2 ms, and one-cluster pages of a 1,000-cluster
+    # store cost the same (bench/results/before-after/README.md, "Row groups of 64 Ki rows").
+    shared_row_group: int = 65_536
     shared_compression_level: int = 9
     shared_bloom: float = 0.01  # DuckDB's default false-positive ratio for its dictionary columns' bloom filters
     # A column chunk with more distinct values than this is not dictionary-encoded (nor gets a bloom filter, which
-    # DuckDB writes for dictionary columns only). DuckDB's own limit (a few thousand values in a 32k-row group) let
+    # DuckDB writes for dictionary columns only). DuckDB's own limit (a few thousand values in a row group) let
     # names, IPs and process ids into dictionaries whose pages and bloom filters outweighed the indices they
     # saved. 256 saved more bytes but made the 3-page search ~35 % dearer (plain strings to decode); 2,048 costs no
     # read measured (bench/results/before-after/README.md, "Bytes per flow at rest").
