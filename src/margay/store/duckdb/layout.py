@@ -55,8 +55,8 @@ class Layout(Compactor):
 
     # Chosen by measurement (bench `peers` data, docs/architecture.md): Parquet 2 pages delta-encode `_seq`, times
     # and counters that the cross-cluster sort leaves unordered (18.7 -> 15.2 B/row with level 9). Row groups of
-    # 64 Ki rows: a selective page pays per row group it touches (each column's reader set up, its pages opened)
-    # more than per row decoded, so at 2 M flows the denied page cost ~2 CPU-ms less than with 32 Ki and the
+    # 64 Ki rows: measured on stored copies rewritten both ways, a selective page paid more per row group it
+    # touched than per row decoded: at 2 M flows the denied page cost ~2 CPU-ms less than with 32 Ki and the
     # store ~4 % fewer bytes; 128 Ki made it ~5 ms dearer, 16 Ki ~2 ms, and one-cluster pages of a 1,000-cluster
     # store cost the same (bench/results/before-after/README.md, "Row groups of 64 Ki rows").
     shared_row_group: int = 65_536
