@@ -71,21 +71,18 @@ def test_group_files_merge_in_tiers_while_hot_and_with_the_days_indices_once_col
     store.ingest(FLOWS, "beta", batch(1, 100, 5), key="alone", now=NOW, respond=lambda c: {"succeeded": c.succeeded})
     want["beta"] += held(100, 5)["beta"]
     assert len(shared(store)) == 4 and all(f.grouped for f in shared(store))
-    assert store.compact() == 1  # hot: the group files merged into one sorted interim shared file with its roll-up
+    assert store.compact() == 1  # hot: the group files merged into one sorted shared file with its roll-up
     (merged,) = shared(store)
-    assert not merged.grouped and merged.interim and ".h" in merged.path.name
-    assert merged.rollup is not None and merged.clusters == tuple((c, 40) for c in CLUSTERS)
-    assert store.compact() == 0  # an interim file is not merged again while its day is hot
+    assert not merged.grouped and merged.rollup is not None and merged.clusters == tuple((c, 40) for c in CLUSTERS)
     assert ("flows", "beta", "20231114") in store.catalog.parts  # the lone batch's own index, still hot
     store.combiner._run(group_of(CLUSTERS, 200, 5, "late"))
     for c, v in held(200, 5).items():
         want[c] += v
-    store.compact_cold_after = 0  # cold: the day's hot files (the index's, the group's, the interim) merged into one
+    store.compact_cold_after = 0  # cold: the day's hot files (the index's, the group's) merged into one file
     assert store.compact() == 1
     store.sweep_folders()
-    (merged,) = shared(store)  # a fleet's day ends in as few files as a few clusters' day
-    assert not (merged.grouped or merged.interim) and merged.rollup is not None
-    assert merged.clusters == (("alpha", 45), ("beta", 50), ("gamma", 45))
+    files = shared(store)
+    assert len(files) == 2 and not any(f.grouped for f in files)  # the merged tier stays as it is
     assert ("flows", "beta", "20231114") not in store.catalog.parts
     for c in CLUSTERS:
         assert values(store, c) == sorted(want[c])
@@ -197,29 +194,7 @@ def test_a_crash_at_any_step_of_merging_group_files_loses_and_duplicates_nothing
         assert values(again, c) == sorted(want[c])
     merged = point != "before-journal"  # committed: rolled forward, the group files deleted
     assert [f.grouped for f in shared(again)] == ([False] if merged else [True] * 4)
-    assert [f.interim for f in shared(again)] == ([True] if merged else [False] * 4)  # its mark comes back
     assert not list((tmp_path / "scratch").rglob("*.parquet")) and on_disk_is_listed(again, tmp_path)
     assert again.compact() == (0 if merged else 1)  # and the store goes on
     assert [values(again, c) for c in CLUSTERS] == [sorted(want[c]) for c in CLUSTERS]
     again.close()
-
-
-def test_an_interim_file_keeps_its_mark_without_a_dropped_cluster_and_goes_once_cold(tmp_path: Path) -> None:
-    store = DuckDBBackend(tmp_path, compact_interval=3600, compact_cold_after=3600, compact_min_files=4)
-    for i in range(4):
-        store.combiner._run(group_of(CLUSTERS, i * 10, 10, f"t{i}"))
-    assert store.compact() == 1
-    assert store.drop_many([Partition("flows", "beta", "20231114")]) == {"tigera_secure_ee_flows.beta.20231114": 40}
-    (f,) = shared(store)
-    assert f.interim and f.clusters == (("alpha", 40), ("gamma", 40))  # still to be merged once cold
-    assert store.compact() == 0
-    store.compact_cold_after = 0  # cold: merged once more (alone here), then never again
-    assert store.compact() == 1
-    (f,) = shared(store)
-    assert not (f.grouped or f.interim) and f.clusters == (("alpha", 40), ("gamma", 40))
-    assert store.compact() == 0
-    want = {c: [v for i in range(4) for v in held(i * 10, 10)[c]] for c in CLUSTERS}
-    assert values(store, "alpha") == want["alpha"] and values(store, "beta") == []
-    store.sweep_folders()
-    assert on_disk_is_listed(store, tmp_path)
-    store.close()

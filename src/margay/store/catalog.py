@@ -18,9 +18,8 @@ from typing import Any
 from ..errors import QueryError
 from .journal import apply_deletes
 
-_NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.[gh]?\d+)?\.parquet$")  # never a `.rollup-<tag>.parquet` sidecar
+_NAME = re.compile(r"^(\d{16})-(\d{16})-(\d+)(?:\.g?\d+)?\.parquet$")  # never a `.rollup-<tag>.parquet` sidecar
 _GROUPED = re.compile(r"\.g\d+\.parquet$")
-_INTERIM = re.compile(r"\.h\d+\.parquet$")
 
 PartKey = tuple[str, str, str]  # (log type, cluster, yyyymmdd); cluster SHARED: the day's shared files
 SHARED = "_shared"  # never a cluster name (a DNS-1123 subdomain starts with a letter or digit)
@@ -42,12 +41,6 @@ class DataFile:
         """A group commit's file of several clusters (`<lo>-<hi>-<rows>.g<n>.parquet` in a shared folder): in
         `_seq` order as written, merged with its day's other hot files like an index's own (layout.py)."""
         return _GROUPED.search(self.path.name) is not None
-
-    @property
-    def interim(self) -> bool:
-        """A hot day's merge of group files (`<lo>-<hi>-<rows>.h<n>.parquet` in a shared folder): sorted like a
-        cold shared file, merged once more with the day's other hot files when the day goes cold (layout.py)."""
-        return _INTERIM.search(self.path.name) is not None
 
     @cached_property
     def cluster_set(self) -> frozenset[str]:

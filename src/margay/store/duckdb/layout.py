@@ -1,9 +1,9 @@
 """The cold layout: a day of a log type merged across clusters into shared files, and one cluster dropped from them.
 
 Recent data live in one folder per Calico index (type, cluster, day), written batch by batch, and in the day's
-shared folder as group commits' files of many clusters (`.g<n>`, combiner.py; merged in tiers while hot into
-interim `.h<n>` files). Once a day's hot files (interim ones included) have had no write for `compact_cold_after`
-seconds, they are merged with the other cold indices of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's
+shared folder as group commits' files of many clusters (`.g<n>`, combiner.py; merged in tiers while hot). Once
+a day's hot files have had no write for `compact_cold_after` seconds, they are merged with the other cold
+indices of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's
 namespaces, action, aggregated names and time (`layout_sort`), in row groups of `shared_row_group` rows: a one-cluster or
 one-namespace read skips the other row groups by their min/max statistics, and costs follow rows, not the number
 of clusters. A shared file carries its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
@@ -79,16 +79,16 @@ class Layout(Compactor):
     _emptied: set[Path]
     _serial: Iterator[int]  # suffixes of shared files' names (_shared_name)
 
-    def _shared_name(self, folder: Path, lo: int, hi: int, rows: int, *, mark: str = "") -> Path:
+    def _shared_name(self, folder: Path, lo: int, hi: int, rows: int, *, grouped: bool = False) -> Path:
         """A new shared file's path. `lo-hi-rows` alone is not unique there: a group commit's files of several
         clusters share one `_seq` range, so two shared files (or one rewritten without a cluster) can get the
         same name, and a move onto a taken name is skipped while the journal deletes the old file. A suffix
         never used by this process (seeded from the clock at start) and no file's on disk makes it unique, also
-        against names an earlier journal line of this run deleted (replay deletes before it moves). `mark` is
-        `g` for a group commit's file, `h` for a hot merge's (DataFile.grouped, .interim): a file rewritten without
-        a dropped cluster keeps it, still to be merged."""
+        against names an earlier journal line of this run deleted (replay deletes before it moves). `grouped`
+        keeps a group commit's mark (`.g`) on its file rewritten without a dropped cluster: still to be merged."""
+        mark = ".g" if grouped else "."
         while True:
-            path = folder / DataFile.name(lo, hi, rows).replace(".parquet", f".{mark}{next(self._serial)}.parquet")
+            path = folder / DataFile.name(lo, hi, rows).replace(".parquet", f"{mark}{next(self._serial)}.parquet")
             if not path.exists():
                 return path
 
@@ -97,16 +97,14 @@ class Layout(Compactor):
         indices, left to this step rather than to the tiers).
 
         A day's hot files are its indices' own and its group commits' (combiner.py: one file for the clusters
-        of a group's batches, in `_seq` order, `DataFile.grouped`) and the hot merges of those (`.h`,
-        `DataFile.interim`, tier_shared), merged once more here so that a fleet's day ends in files as few and as
-        large as a few clusters' day; merged shared files join them only once 16 small ones gathered (late data,
-        day after day), so one late batch does not rewrite a shared file."""
+        of a group's batches, in `_seq` order, `DataFile.grouped`); merged shared files join them only once 16
+        small ones gathered (late data, day after day), so one late batch does not rewrite a shared file."""
         with self.catalog.lock:
             parts = {k: list(v) for k, v in self.catalog.parts.items()}
         hot: dict[tuple[str, str], list[tuple[PartKey, DataFile]]] = {}
         for key, files in parts.items():
             hot.setdefault((key[0], key[2]), []).extend(
-                (key, f) for f in files if key[1] != SHARED or f.grouped or f.interim)
+                (key, f) for f in files if key[1] != SHARED or f.grouped)
         # A day of a type is merged once none of its hot files has had a write for a while: merged one index at
         # a time as each went cold, the clusters of a fleet would each get their own "shared" file.
         todo: dict[tuple[str, str], list[tuple[PartKey, DataFile]]] = {}
@@ -119,8 +117,7 @@ class Layout(Compactor):
         merges = 0
         for (t, day), items in sorted(todo.items()):
             shared = parts.get((t, SHARED, day), [])
-            small = [f for f in shared if not (f.grouped or f.interim)
-                     and f.rows < self.compact_target_rows // self.compact_min_files]
+            small = [f for f in shared if not f.grouped and f.rows < self.compact_target_rows // self.compact_min_files]
             if len(small) >= self.compact_min_files:  # many small shared files (late data, day after day): once more
                 items += [((t, SHARED, day), f) for f in small]
             for group in _groups(items, self.compact_target_rows):
@@ -132,8 +129,7 @@ class Layout(Compactor):
 
     def tier_shared(self, key: PartKey, files: list[DataFile], fanout: int) -> int:
         """Merge a hot day's group commits' files (many clusters each) in tiers of `fanout` like sizes into shared
-        files sorted as a cold one (one cluster's rows together, in a few row groups), marked interim: merged
-        once more, with the day's other hot files, when the day goes cold (share_cold); returns merges made."""
+        files sorted as a cold one (one cluster's rows together, in a few row groups); returns merges made."""
         tiers: dict[int, list[DataFile]] = {}
         for f in files:
             if f.grouped and f.rows < self.compact_target_rows // fanout:
@@ -142,10 +138,10 @@ class Layout(Compactor):
         for group in tiers.values():
             while len(group) >= fanout and not self._stop.is_set():
                 chunk, group = group[:fanout], group[fanout:]
-                merges += int(self._share(key[0], key[2], [(key, f) for f in chunk], interim=True))
+                merges += int(self._share(key[0], key[2], [(key, f) for f in chunk]))
         return merges
 
-    def _share(self, t: str, day: str, group: list[tuple[PartKey, DataFile]], *, interim: bool = False) -> bool:
+    def _share(self, t: str, day: str, group: list[tuple[PartKey, DataFile]]) -> bool:
         lt = REGISTRY.get(t)
         if lt is None:
             return False
@@ -156,7 +152,7 @@ class Layout(Compactor):
         with self._working(), self.catalog.snapshot() as view:
             if not all(f in view.get(k, []) for k, fs in old.items() for f in fs):
                 return False
-            written = self._write_shared(lt, day, group, interim)
+            written = self._write_shared(lt, day, group)
         if written is None:
             return False
         new, moves, deletes = written
@@ -179,10 +175,9 @@ class Layout(Compactor):
         with self.catalog.lock:
             return all(f in self.catalog.parts.get(k, []) for k, fs in old.items() for f in fs)
 
-    def _write_shared(self, lt: LogType, day: str, group: list[tuple[PartKey, DataFile]], interim: bool
+    def _write_shared(self, lt: LogType, day: str, group: list[tuple[PartKey, DataFile]]
                       ) -> tuple[DataFile, list[list[str]], list[str]] | None:
-        """Write one shared file (and its roll-up) in scratch, fsync'd; (catalog entry, moves, deletes). An
-        `interim` file (a hot merge's) is named to be merged again once its day is cold."""
+        """Write one shared file (and its roll-up) in scratch, fsync'd; (catalog entry, moves, deletes)."""
         files = [f for _, f in group]
         lo, hi, rows = min(f.seq_lo for f in files), max(f.seq_hi for f in files), sum(f.rows for f in files)
         counts: Counter[str] = Counter()
@@ -202,8 +197,7 @@ class Layout(Compactor):
         finally:
             cur.close()
         fsync_path(tmp)
-        final = self._shared_name(self.catalog.part_dir((lt.name, SHARED, day)), lo, hi, rows,
-                                  mark="h" if interim else "")
+        final = self._shared_name(self.catalog.part_dir((lt.name, SHARED, day)), lo, hi, rows)
         moves = [[str(tmp), str(final)]]
         final_r = None
         if lt.rollup is not None:
@@ -272,8 +266,7 @@ class Layout(Compactor):
         finally:
             cur.close()
         fsync_path(tmp)
-        final = self._shared_name(f.path.parent, f.seq_lo, f.seq_hi, rows,
-                                  mark="g" if f.grouped else "h" if f.interim else "")
+        final = self._shared_name(f.path.parent, f.seq_lo, f.seq_hi, rows, grouped=f.grouped)
         moves = [[str(tmp), str(final)]]
         final_r = None
         if lt is not None and lt.rollup is not None:
