@@ -124,6 +124,36 @@ def test_bad_time_text_is_refused(converter: Converter) -> None:
     assert conv.succeeded == 0
 
 
+@pytest.mark.parametrize("grouped", [False, True])
+def test_times_outside_1970_to_9999_are_refused_per_line_and_the_rest_kept(converter: Converter, tmp_path: Path,
+                                                                          grouped: bool) -> None:
+    """A record past 9999 made a nine-digit index day retention could not read; seconds past DuckDB's range failed
+    the whole conversion (and, many of them, refused good lines beside them). Now each is its own line's error."""
+    from margay.ingest.group import convert_group
+
+    ok = orjson.loads(SAMPLES["flows"][0])
+    bad = [dict(ok, end_time=253402300800), dict(ok, end_time=2**62), dict(ok, start_time=-1), dict(ok, end_time=-5)]
+    lines = [ok, *bad, ok]
+    body = b"\n".join(orjson.dumps(x) for x in lines) + b"\n"
+    if grouped:  # the group commit's C-parsed path
+        parts = convert_group(converter, REGISTRY["flows"], [("a", body), ("b", body)], now=NOW, seq_base=0).parts
+    else:
+        parts = [converter.convert(REGISTRY["flows"], body, cluster="c", now=NOW, seq_base=0)]
+    for conv in parts:
+        assert [(e.line, e.field) for e in conv.errors] == [(2, "end_time"), (3, "end_time"), (4, "start_time"),
+                                                            (5, "end_time")]
+        assert all("out of range" in e.msg for e in conv.errors) and conv.succeeded == 2
+    for name, value in [("requestReceivedTimestamp", "10000-01-01T00:00:00Z"),
+                        ("requestReceivedTimestamp", "1969-12-31T23:59:59Z"),
+                        ("requestReceivedTimestamp", "1e20")]:
+        rec = dict(orjson.loads(SAMPLES["audit_kube"][0]), **{name: value})
+        conv = converter.convert(REGISTRY["audit_kube"], orjson.dumps(rec), cluster="c", now=NOW, seq_base=0)
+        assert [(e.line, e.field) for e in conv.errors] == [(1, name)], value
+    edge = dict(ok, start_time=253402300799 - 10, end_time=253402300799)  # 9999-12-31T23:59:59Z is kept
+    conv = converter.convert(REGISTRY["flows"], orjson.dumps(edge), cluster="c", now=NOW, seq_base=0)
+    assert conv.errors == [] and [d for d, _, _ in conv.files] == ["99991231"]
+
+
 def test_records_split_by_utc_day(converter: Converter) -> None:
     rec = orjson.loads(SAMPLES["flows"][0])
     late = dict(rec, start_time=1700006100, end_time=1700006399)  # 2023-11-14T23:59:59Z

@@ -90,6 +90,15 @@ def test_partitions_go_exactly_when_their_day_began_n_days_ago() -> None:
     assert status["dns"]["partitions"] == 2 and status["dns"]["bytes"] == 20
 
 
+def test_a_day_that_is_no_date_never_stops_the_run() -> None:
+    """A nine-digit day (a record past 9999, stored before ingest refused them) is never removable, and the
+    run and the status go on with every other partition instead of failing on it."""
+    backend = FakeBackend([Partition("flows", "a", "100000101", 1, 10), Partition("flows", "b", "20250101", 1, 10)])
+    sched = RetentionScheduler(backend, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    assert [(p.cluster, p.day) for p in sched.run_once()] == [("b", "20250101")]
+    assert [r["cluster"] for r in sched.status()] == ["a"]
+
+
 def test_dry_run_drops_nothing() -> None:
     backend = FakeBackend([Partition("flows", "c", "20250101", 1, 1)])
     sched = RetentionScheduler(backend, clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))

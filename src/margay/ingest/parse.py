@@ -32,6 +32,10 @@ from .output import ERR_SEP, FIELD_SEP, ArrowCursors, copy_arrow, file_facts, sp
 from .screen import MAX_DEPTH, MAX_DOCUMENT_BYTES, prescreen
 
 _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
+# Times a record may hold: 1970-01-01 to 9999-12-31 UTC. A later one made an index day of nine digits
+# (`100000101`) that retention could not read, and seconds past DuckDB's range failed the batch's conversion.
+MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
+_TIME_START, _TIME_END = "1970-01-01 00:00:00+00", "10000-01-01 00:00:00+00"
 INT64 = (-(2**63), 2**63 - 1)
 # The same lines are read twice, row for row: typed columns, and whole objects for what those cannot hold
 # (logtypes.base.sent_fields and `_extra`).
@@ -91,17 +95,21 @@ class Converted:
 
 
 def time_expr(col: str) -> str:
-    """Raw text or number -> TIMESTAMPTZ: RFC 3339 with or without zone (UTC assumed), or epoch seconds."""
+    """Raw text or number -> TIMESTAMPTZ: RFC 3339 with or without zone (UTC assumed), or epoch seconds (NULL,
+    never a conversion error, for seconds outside 1970-9999: the row is then refused by its check)."""
     return (f"CASE WHEN {col} IS NULL THEN NULL "
-            f"WHEN regexp_full_match({col}, '{_NUMBER}') THEN to_timestamp(CAST({col} AS DOUBLE)) "
+            f"WHEN regexp_full_match({col}, '{_NUMBER}') THEN "
+            f"CASE WHEN TRY_CAST({col} AS DOUBLE) BETWEEN 0 AND {MAX_EPOCH_S} THEN to_timestamp(CAST({col} AS DOUBLE)) END "
             f"ELSE TRY_CAST({col} AS TIMESTAMPTZ) END")
 
 
 def _day_expr(lt: LogType, exprs: dict[str, str]) -> str:
+    """The record's day (`yyyymmdd`, its index's); NULL for a time out of range (a refused row)."""
     t = lt.time
+    e = exprs[t.name]
     if t.kind is Kind.EPOCH_S:
-        return f"strftime(to_timestamp({exprs[t.name]}), '%Y%m%d')"
-    return f"strftime({exprs[t.name]}, '%Y%m%d')"
+        return f"strftime(to_timestamp(CASE WHEN {e} BETWEEN 0 AND {MAX_EPOCH_S} THEN {e} END), '%Y%m%d')"
+    return f"strftime(CASE WHEN {e} < TIMESTAMPTZ '{_TIME_END}' THEN {e} END, '%Y%m%d')"
 
 
 def _checks(lt: LogType, exprs: dict[str, str]) -> list[str]:
@@ -114,7 +122,12 @@ def _checks(lt: LogType, exprs: dict[str, str]) -> list[str]:
             out.append(f"CASE WHEN {raw} IS NULL THEN '{f.name}{FIELD_SEP}is required' END")
         if f.kind is Kind.TIMESTAMP:
             out.append(f"CASE WHEN {raw} IS NOT NULL AND {e} IS NULL THEN "
-                       f"'{f.name}{FIELD_SEP}is not a valid time (expected {f.expect()})' END")
+                       f"'{f.name}{FIELD_SEP}is not a valid time (expected {f.expect()}, 1970 to 9999)' END")
+            out.append(f"CASE WHEN {e} < TIMESTAMPTZ '{_TIME_START}' OR {e} >= TIMESTAMPTZ '{_TIME_END}' THEN "
+                       f"'{f.name}{FIELD_SEP}is out of range (1970 to 9999)' END")
+        if f.kind is Kind.EPOCH_S:  # a day folder and every reader's to_timestamp need a time they can hold
+            out.append(f"CASE WHEN {e} < 0 OR {e} > {MAX_EPOCH_S} THEN "
+                       f"'{f.name}{FIELD_SEP}is out of range (Unix seconds from 0 to {MAX_EPOCH_S}: 1970 to 9999)' END")
         if f.allowed:
             allowed = ", ".join("'" + a + "'" for a in f.allowed)
             out.append(f"CASE WHEN {e} IS NOT NULL AND {e} NOT IN ({allowed}) THEN "

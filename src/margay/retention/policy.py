@@ -38,9 +38,14 @@ class RetentionPolicy:
         return self.days.get(log_type, REGISTRY[log_type].retention_days if log_type in REGISTRY else 0)
 
     def expires_at(self, p: Partition) -> datetime:
-        """When partition `p` becomes removable: the start of its UTC day plus the type's days."""
-        day = datetime.strptime(p.day, "%Y%m%d").replace(tzinfo=UTC)
-        return day + timedelta(days=self.days_for(p.log_type))
+        """When partition `p` becomes removable: the start of its UTC day plus the type's days. A day that is no
+        `yyyymmdd` (a record past year 9999, stored before ingest refused them) is never removable: the run goes
+        on with every other partition instead of failing on it."""
+        try:
+            day = datetime.strptime(p.day, "%Y%m%d").replace(tzinfo=UTC)
+            return day + timedelta(days=self.days_for(p.log_type))
+        except (ValueError, OverflowError):
+            return datetime.max.replace(tzinfo=UTC)
 
     def expired(self, p: Partition, now: datetime) -> bool:
         if p.log_type not in REGISTRY:
