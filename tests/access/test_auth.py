@@ -6,6 +6,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -138,6 +139,12 @@ def test_people_write_with_create_on_lma(tmp_path: Path) -> None:
         assert rig.post("mallory", "/api/v1/dns/logs/bulk", None, cluster="east", content=FLOW,
                         headers=NDJSON).status_code == 403
         assert rig.post("mallory", "/api/v1/flows/logs", {}, cluster="east").status_code == 403
+        # /es/_bulk checks the same name per type (it once checked "*": a grant on flows wrote nothing there)
+        dns = orjson.dumps(orjson.loads(SAMPLES["dns"][0]))
+        body = b"".join(orjson.dumps({"index": {"_index": f"tigera_secure_ee_{t}.east."}}) + b"\n" + d + b"\n"
+                        for t, d in (("flows", FLOW.strip()), ("dns", dns)))
+        r = rig.post("mallory", "/es/_bulk", None, cluster="east", content=body, headers=NDJSON)
+        assert r.status_code == 200 and [i["index"]["status"] for i in r.json()["items"]] == [201, 403], r.text
         rig.http.close()
 
 

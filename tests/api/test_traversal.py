@@ -126,6 +126,14 @@ def test_malformed_bulk_action_lines_are_400(sandbox: tuple[str, Path, Path]) ->
         assert "line 1" in str(r.json()["error"]), r.text
 
 
+def test_a_bulk_body_of_too_many_lines_is_refused_before_it_is_split(sandbox: tuple[str, Path, Path]) -> None:
+    from margay.api.es import MAX_BULK_LINES
+
+    url, _, _ = sandbox
+    r = post(url, "/es/_bulk", b"{}\n" * (MAX_BULK_LINES + 1), {"content-type": "application/x-ndjson"})
+    assert r.status_code == 400 and "at most 1,000,000 lines" in r.text, r.text
+
+
 def test_the_store_refuses_a_path_outside_its_folder(tmp_path: Path) -> None:
     """The last line of defence, below the edge: the embedded store itself."""
     data = tmp_path / "x" / "data"

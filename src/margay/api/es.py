@@ -36,6 +36,7 @@ VERSION = {"number": "7.10.2", "build_flavor": "default", "build_type": "margay"
            "build_date": "2024-01-01T00:00:00Z", "build_snapshot": False, "lucene_version": "8.7.0",
            "minimum_wire_compatibility_version": "6.8.0", "minimum_index_compatibility_version": "6.0.0-beta1"}
 QUERY_BODY_LIMIT = 10 * 1024 * 1024  # a search, count or msearch body (_bulk has max_body_bytes)
+MAX_BULK_LINES = 1_000_000  # lines of one _bulk body (500,000 documents), checked before it is split
 
 # Request parts that read stored values beside the hits' _source: not for namespace-scoped readers, whose
 # withheld values they would show.
@@ -246,6 +247,11 @@ async def bulk(request: Request) -> Response:
     """`_bulk` index/create into `tigera_secure_ee_<type>.<cluster>.<day>`, stored through the store's ingest."""
     m = request.app.state.margay
     raw = await read_body(request, m.settings.max_body_bytes)
+    # Counted before any line is split out: a body of tiny lines (`{}` a line, ~100 kB gzipped) made a Python
+    # object per line, gigabytes of them, before any document was looked at.
+    if raw.count(b"\n") > MAX_BULK_LINES:
+        raise ParseError(f"_bulk: a body holds at most {MAX_BULK_LINES:,} lines (actions and documents); "
+                         "send it in smaller requests")
     lines = [ln for ln in raw.split(b"\n") if ln.strip()]
     default = request.path_params.get("index")
     items: list[dict[str, Any]] = []
@@ -284,7 +290,7 @@ async def bulk(request: Request) -> Response:
     for (type_name, cluster), docs in groups.items():
         lt = REGISTRY[type_name]
         try:
-            written = m.write_cluster(request, cluster)
+            written = m.write_cluster(request, cluster, lt)  # the type's own RBAC name, as the Linseed paths check
             if written != cluster:
                 raise Forbidden(f"this token writes for cluster {written!r}, not {cluster!r}")
         except MargayError as exc:
