@@ -287,6 +287,8 @@ def test_unknown_keys(logtype: str, text: str, position: int, message: str, sugg
 @pytest.mark.parametrize(("logtype", "text", "position", "message"), [
     ("flows", "dest_port = abc", 12, "expected a number for 'dest_port', got 'abc'"),
     ("flows", "dest_port IN {1, x}", 17, "expected a number for 'dest_port', got 'x'"),
+    ("flows", "bytes_in > 99999999999999999999999", 11, "'bytes_in' holds 64-bit integers"),
+    ("flows", "bytes_in IN {1, -9223372036854775809}", 16, "is out of range"),
     ("flows", "dest_port IN {8*}", 14, "wildcards work only on string keys, not on 'dest_port'"),
     ("flows", "source_ip IN {10.0.*}", 14, "use a CIDR such as 10.0.0.0/8"),
     ("flows", "source_ip = web", 12, "expected an IP address or CIDR for 'source_ip', got 'web'"),
