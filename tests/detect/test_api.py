@@ -104,7 +104,15 @@ def test_rbac_uses_projectcalico_names_and_verbs(srv):
         assert v.get(f"{API}/globalalerts/denies/status").status_code == 403
     with client(srv, "writer") as w:
         assert w.get(f"{API}/globalalerts").status_code == 403
+        # refused before its body is read or parsed: a deep or oversized body from a caller without the verb
+        assert w.put(f"{API}/globalalerts/deep", content=b"a:\n" + b"  - " * 5000).status_code == 403
     assert httpx.get(f"{srv.url}{API}/globalalerts").status_code == 401
+    with client(srv, "admin") as c:  # the verb held: a 400 for a body nested too deep, a 413 past the bound
+        for deep in (b"a:\n" + b"  - " * 5000, b"[" * 3000):
+            r = c.put(f"{API}/globalalerts/deep", content=deep)
+            assert r.status_code == 400 and ("neither JSON nor YAML" in r.text or "too deep" in r.text), r.text
+        r = c.put(f"{API}/globalalerts/big", content=b"#" * (2 << 20))
+        assert r.status_code == 413, r.text
 
 
 def test_dry_run_counts_events_without_saving(srv):

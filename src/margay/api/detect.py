@@ -18,7 +18,7 @@ from ..detect.resources import Alert, parse_resource
 from ..detect.templates import template_documents
 from ..errors import Forbidden, ParseError, QueryError
 from ..query.model import parse_time
-from .common import JSONResponse
+from .common import JSONResponse, read_body
 
 PREFIX = "/apis/projectcalico.org/v3"
 KINDS = {"globalthreatfeeds": "GlobalThreatFeed", "globalalerts": "GlobalAlert",
@@ -40,13 +40,15 @@ def _allow(request: Request, verb: str, resource: str, name: str = "") -> None:
 
 
 async def _document(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise QueryError(f"body larger than {MAX_BODY} bytes", status=413)
+    """The body as JSON or YAML: read up to MAX_BODY bytes (413 past it, never buffered whole), and a 400 for
+    one nested too deep to parse (YAML's parser recurses per level)."""
+    raw = await read_body(request, MAX_BODY)
     try:
         return orjson.loads(raw) if raw.lstrip()[:1] in (b"{", b"[") else yaml.safe_load(raw)
     except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
         raise ParseError(f"body is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ParseError("body nests too deep: a resource document is a few levels of mappings") from None
 
 
 async def list_resources(request: Request) -> JSONResponse:
@@ -80,6 +82,9 @@ async def get_status(request: Request) -> JSONResponse:
 async def put_resource(request: Request) -> JSONResponse:
     resource, kind = _kind(request)
     name = request.path_params["name"]
+    detection = request.app.state.margay.detection
+    exists = (kind, name) in detection.docs
+    _allow(request, "update" if exists else "create", resource, name)  # before the body is read or parsed
     doc = await _document(request)
     if not isinstance(doc, dict):
         raise QueryError("body: expected one resource document (apiVersion, kind, metadata, spec)")
@@ -91,9 +96,6 @@ async def put_resource(request: Request) -> JSONResponse:
     if not isinstance(meta, dict) or meta.setdefault("name", name) != name:
         raise QueryError(f"metadata.name: {meta.get('name') if isinstance(meta, dict) else meta!r} does not "
                          f"match the name in the path ({name!r})")
-    detection = request.app.state.margay.detection
-    exists = (kind, name) in detection.docs
-    _allow(request, "update" if exists else "create", resource, name)
     return JSONResponse(detection.apply(doc), status_code=200 if exists else 201)
 
 
