@@ -24,6 +24,7 @@ from margay.testing.server import ServerThread
 START = datetime(2026, 12, 1, tzinfo=UTC)
 SIX, END = START + timedelta(hours=6), START + timedelta(days=1)
 HDR = {"x-cluster-id": "c1"}
+NDJSON = {"content-type": "application/x-ndjson"}
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:
@@ -135,3 +136,28 @@ def test_a_run_from_a_given_globalreport(server: str, tmp_path: Path) -> None:
                                                                      "to": "2026-12-02T00:00:00Z"}).json()["reports"]
     assert [(x["name"], len(x["runs"])) for x in got] == [("scoped", 1)]
     assert got[0]["runs"][0]["endpointsSummary"]["numTotal"] == 1  # web-1 only (db-1 became web at 08:00)
+
+
+def test_a_writers_malformed_report_records_never_fail_the_list_or_a_read(server: str) -> None:
+    """A cluster's writer may bulk-write report records of any shape (Linseed's reports bulk): one whose name no
+    GlobalReport could have is never listed (it blocked the list with a 400), a text that only starts like JSON
+    stays text (a 500), and a run whose fields have other shapes lists without a UI summary and answers its
+    downloads with a 422 naming the run (500s)."""
+    end = "2026-12-01T10:00:00Z"
+    run = {"reportTypeName": "inventory", "startTime": "2026-12-01T09:00:00Z", "endTime": end}
+    docs = [dict(run, reportName="../../x"), dict(run, reportName="badjson", uiSummary="{not json"),
+            dict(run, reportName="shapes", endpoints="x", endpointsSummary=[1, 2], namespaces={"a": 1})]
+    r = httpx.post(server + "/api/v1/compliance/reports/bulk", headers={"x-cluster-id": "c2", **NDJSON},
+                   content=b"\n".join(orjson.dumps(d) for d in docs))
+    assert r.status_code == 200 and r.json()["succeeded"] == 3, r.text
+    got = httpx.get(server + "/api/v1/reports", params={"from": "2026-11-30T00:00:00Z", "to": "2026-12-02T00:00:00Z"},
+                    headers={"x-cluster-id": "c2"})
+    assert got.status_code == 200, got.text
+    assert sorted(r["name"] for r in got.json()["reports"]) == ["badjson", "shapes"]
+    doc = httpx.get(f"{server}/api/v1/reports/badjson/runs/{end}", headers={"x-cluster-id": "c2"})
+    assert doc.status_code == 200 and doc.json()["uiSummary"] == "{not json", doc.text
+    for name in ("badjson", "shapes"):
+        for f in ("summary.csv", "endpoints.csv", "report.json", "summary.html"):
+            r = httpx.get(f"{server}/api/v1/reports/{name}/runs/{end}/download/{f}", headers={"x-cluster-id": "c2"})
+            assert r.status_code in (200, 422), (name, f, r.status_code, r.text)
+            assert r.status_code == 200 or "is malformed" in r.text, r.text

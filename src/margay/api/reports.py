@@ -75,6 +75,8 @@ async def list_reports(request: Request) -> JSONResponse:
     def work() -> list[dict[str, Any]]:
         out = []
         for name, rtype in history.names(m.backend, [cluster], since=since, until=until + timedelta(seconds=1)):
+            if not reporter.valid_name(name):
+                continue  # a record no GlobalReport wrote (a writer's): never listed, never addressable
             if (only and name != only) or not rights.may_summarize(name):
                 continue
             view = rights.may_view(rtype, name)
@@ -128,7 +130,11 @@ async def download(request: Request) -> Response:
         rights.require_view("*", name)
     doc = await _stored(request, cluster, name, request.path_params["end"], "end time in the path")
     rights.require_view(doc["reportTypeName"], name)
-    files = await asyncio.to_thread(reporter.downloads, doc)
+    try:
+        files = await asyncio.to_thread(reporter.downloads, doc)
+    except history.MALFORMED as exc:
+        raise QueryError(f"the stored run of {name!r} ending {doc.get('endTime')} is malformed and cannot be "
+                         f"rendered ({type(exc).__name__}: {str(exc)[:120]})", status=422) from None
     if file not in files:
         raise NotFound(f"no download {file!r} for a {doc['reportTypeName']} report; "
                        f"available: {', '.join(sorted(files))}")

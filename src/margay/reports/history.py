@@ -5,6 +5,7 @@ printable HTML summary an auditor can file."""
 from __future__ import annotations
 
 import html
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,9 @@ from ..store.backend import Backend
 from . import policy_audit, ui_summary
 from .reporter import check_name, stored
 
+log = logging.getLogger(__name__)
+# What rendering a stored report raises when a writer stored fields of other shapes than a report's.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 _SUMMARIES = ("endpointsSummary", "namespacesSummary", "servicesSummary", "auditSummary", "cisBenchmarkSummary")
 
 
@@ -28,9 +32,15 @@ def runs(backend: Backend, cluster: str, name: str, *, since: datetime, until: d
     out = []
     for d in backend.search(q).items:
         doc = stored(backend, cluster, name, _end(d["endTime"]))
-        out.append({"id": doc["id"], "reportTypeName": doc["reportTypeName"], "startTime": doc["startTime"],
+        try:
+            summary: Any = ui_summary.render(doc)
+        except MALFORMED as exc:  # a writer's malformed record must not fail the list for everyone
+            log.warning("report %s ending %s: no UI summary (%s: %s)", name, doc.get("endTime"),
+                        type(exc).__name__, exc)
+            summary = None
+        out.append({"id": doc.get("id"), "reportTypeName": doc["reportTypeName"], "startTime": doc["startTime"],
                     "endTime": doc["endTime"], "generationTime": doc.get("generationTime"),
-                    **{k: doc[k] for k in _SUMMARIES if doc.get(k)}, "uiSummary": ui_summary.render(doc)})
+                    **{k: doc[k] for k in _SUMMARIES if doc.get(k)}, "uiSummary": summary})
     return out
 
 

@@ -48,8 +48,13 @@ def check_globalreport(obj: Any, where: str = "GlobalReport") -> dict[str, Any]:
     return obj
 
 
+def valid_name(name: str) -> bool:
+    """Whether `name` is a Kubernetes name (a GlobalReport's)."""
+    return re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name) is not None
+
+
 def check_name(name: str, what: str = "report name") -> str:
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
+    if not valid_name(name):
         raise ParseError(f"{what}: {name!r} is not a Kubernetes name (lower-case letters, digits, - and .)")
     return name
 
@@ -112,7 +117,10 @@ def stored(backend: Backend, cluster: str, name: str, end: datetime) -> dict[str
     doc = dict(items[0])
     for k, v in doc.items():
         if isinstance(v, str) and v[:1] in ("[", "{"):
-            doc[k] = orjson.loads(v)
+            try:
+                doc[k] = orjson.loads(v)
+            except orjson.JSONDecodeError:
+                pass  # a text that merely starts like JSON (a writer's record): kept as sent
     for k in ("startTime", "endTime", "generationTime"):
         v = doc.get(k)
         if v is not None:
