@@ -34,8 +34,10 @@ LOGTYPE = LogType(
     query_path="/events",
     sides=(Side("source", "source_namespace", ("source_name", "source_name_aggr", "source_ip")),
            Side("dest", "dest_namespace", ("dest_name", "dest_name_aggr", "dest_ip"))),
-    shared=("description", "record"),
-    dismissable=True,  # free text that may name either side
+    # Free text that may name either side, and what Calico derives from both: a threat-feed event's id holds both
+    # endpoints' IPs and ports, its geo_info the withheld IP's country and ASN.
+    shared=("description", "record", "id", "geo_info"),
+    dismissable=True,
 )
 
 SAMPLES: list[str] = [

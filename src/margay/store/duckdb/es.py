@@ -273,7 +273,9 @@ def _hits(eng: Engine, plans: list[_Plan], body: dict[str, Any], *, start: int, 
         docs = plan.query.restriction.withhold(lt, docs)
         for r, d in zip(rows, docs, strict=True):
             svals = [_sort_value(v, s, ref, score) for v, s, (_, ref) in zip(r[4:-1], specs, sort_parts, strict=False)]
-            hit: dict[str, Any] = {"_index": f"{lt.index_prefix}.{r[2]}.{r[3]}", "_type": "_doc", "_id": r[1],
+            # A withheld `id` (an event's names both endpoints) is no `_id` either: the record's sequence instead.
+            ident = r[1] if d.get("id", r[1]) == r[1] else str(r[-1])
+            hit: dict[str, Any] = {"_index": f"{lt.index_prefix}.{r[2]}.{r[3]}", "_type": "_doc", "_id": ident,
                                    "_score": score}
             if body.get("version") is True:
                 hit["_version"] = 1  # logs are written once
