@@ -68,6 +68,25 @@ def test_pass_through_is_narrowed_by_rbac(es_os: tuple[str, str, str]) -> None:
     assert nothing.status_code == 200 and nothing.json()["hits"]["hits"] == []  # as if there were none
 
 
+def test_no_reader_looks_up_a_document_of_another_index_through_the_node(es_os: tuple[str, str, str]) -> None:
+    """alice reads flows of east in full, so her body once went to the node as it came: a `terms` lookup (or a
+    more_like_this document, an indexed shape) made OpenSearch read any index of the node, west's included, and
+    its 404 named the node's own prefixed index. Refused for every reader, as the embedded engine refuses it."""
+    url, _, prefix = es_os
+    west = f"{prefix}tigera_secure_ee_flows.west.20231114"
+    hdr = {"authorization": f"Bearer {token_of('alice')}"}
+    for query in ({"terms": {"dest_port": {"index": west, "id": "1", "path": "dest_port"}}},
+                  {"bool": {"filter": [{"terms": {"dest_port": {"index": "nope", "id": "1", "path": "p"}}}]}},
+                  {"more_like_this": {"fields": ["source_name"], "like": [{"_index": west, "_id": "1"}]}}):
+        r = httpx.post(url + "/es/tigera_secure_ee_flows.east.*/_search", json={"query": query}, headers=hdr,
+                       timeout=60)
+        assert r.status_code == 400 and "looking up a document" in r.text and prefix not in r.text, r.text
+    r = httpx.post(url + "/es/tigera_secure_ee_flows.east.*/_search", headers=hdr, timeout=60,  # a field's value
+                   json={"size": 0, "query": {"term": {"index": "x"}},
+                         "aggs": {"index": {"terms": {"field": "dest_port"}}}})
+    assert r.status_code == 200, r.text
+
+
 def test_grafana_msearch_returns_opensearchs_answer(es_os: tuple[str, str, str], opensearch: str) -> None:
     """Grafana's Elasticsearch data source sends _msearch with query_then_fetch headers: through margay the
     admin gets exactly what the node answers for the same requests on its own indices."""

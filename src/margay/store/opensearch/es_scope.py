@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from ...errors import QueryError
 from ...query.aggs import ES, split
 from ...query.es.dsl import QueryCompiler
 from ...query.es.fields import Fields
@@ -30,8 +31,39 @@ def limited(plan: EsPlan) -> bool:
     return bool(plan.restriction) or plan.restriction.rows is not None
 
 
+# Term-level queries whose object names a field's value, never a document to look up (`{"term": {"index": ..}}`
+# is a query on a field called `index`).
+_FIELD_VALUE = frozenset({"term", "terms", "match", "match_phrase", "match_phrase_prefix", "prefix", "wildcard",
+                          "regexp", "fuzzy", "range", "exists"})
+
+
+def check_lookups(node: Any, parent: str = "") -> None:
+    """A QueryError for a query part that reads another document by index and id (a `terms` lookup, a
+    `more_like_this` like/unlike document, an indexed shape, a percolated document): the pass-through sends
+    the body as it came, and OpenSearch would read any index of the node for it, other clusters' included."""
+    if isinstance(node, list):
+        for x in node:
+            check_lookups(x, parent)
+        return
+    if not isinstance(node, dict):
+        return
+    if parent in ("aggs", "aggregations"):  # keyed by the caller's own aggregation names
+        for v in node.values():
+            check_lookups(v)
+        return
+    if ("index" in node and parent not in _FIELD_VALUE) or ("_index" in node and parent in ("like", "unlike")) \
+            or "indexed_shape" in node:
+        raise QueryError(f"[{parent or 'query'}]: looking up a document of an index (index, _index, "
+                         "indexed_shape) is not supported: give the values themselves")
+    for k, v in node.items():
+        check_lookups(v, k)
+
+
 def check_limited(plans: list[EsPlan], body: dict[str, Any], now: datetime, *, count: bool = False) -> None:
-    """A QueryError (400, the embedded engine's own words) for what a limited reader may not send."""
+    """A QueryError (400, the embedded engine's own words) for what a limited reader may not send, and for what
+    no reader may (a lookup of another index's document, check_lookups)."""
+    for part in ("query", "post_filter", "aggs", "aggregations", "rescore"):
+        check_lookups(body.get(part), part)
     if not count:
         check_search(body)
     for pl in plans:
