@@ -222,3 +222,46 @@ def test_point_in_time_both_shapes(env: tuple[Any, str, str]) -> None:
             es8.search(pit={"id": pid}, size=1)
     finally:
         es8.close()
+
+
+def test_a_context_ends_with_the_grant_it_was_opened_under(tmp_path: Path) -> None:
+    """A scroll and a point in time hold the read plans of their opening; every use asks the grant again, so a
+    reader whose binding is deleted (or narrowed to a namespace) can neither page on nor search in them, however
+    often they renewed the keep-alive (they once read on for as long as they did)."""
+    import time
+
+    write_tokens(tmp_path / "tokens.yaml", TOKENS)
+    (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
+    app = create_app(Settings(data_dir=tmp_path / "data", tokens=tmp_path / "tokens.yaml", rbac=tmp_path / "rbac.yaml",
+                              admin_token=True), clock=FakeClock(datetime(2023, 11, 15, tzinfo=UTC)))
+    alice = auth(token_of("alice"))  # flows of east
+    with ServerThread(app) as server:
+        url = server.url
+        ingest(url, app.state.margay.access.admin_token, "east", range(20))
+        sid = httpx.post(f"{url}/es/tigera_secure_ee_flows.*/_search", params={"scroll": "10m"}, json={"size": 5},
+                         headers=alice, timeout=30).json()["_scroll_id"]
+        pit = httpx.post(f"{url}/es/tigera_secure_ee_flows.*/_pit", params={"keep_alive": "10m"}, headers=alice,
+                         timeout=30).json()["id"]
+
+        def page() -> httpx.Response:
+            return httpx.post(f"{url}/es/_search/scroll", json={"scroll_id": sid, "scroll": "10m"}, headers=alice,
+                              timeout=30)
+
+        def in_pit() -> httpx.Response:
+            return httpx.post(f"{url}/es/_search", json={"size": 0, "pit": {"id": pit, "keep_alive": "10m"},
+                                                         "aggs": {"n": {"terms": {"field": "source_name"}}}},
+                              headers=alice, timeout=30)
+
+        assert page().status_code == 200 and in_pit().status_code == 200
+        kept = [d for d in RBAC if "alice" not in yaml.safe_dump(d.get("subjects", []))]
+        assert len(kept) < len(RBAC)
+        (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(kept))  # alice's bindings deleted
+        deadline = time.monotonic() + 15
+        while httpx.post(f"{url}/api/v1/flows/logs", json={}, headers={**alice, "x-cluster-id": "east"},
+                         timeout=30).status_code != 403:  # the policy reloads within a second or so
+            assert time.monotonic() < deadline, "the RBAC file was not reloaded"
+            time.sleep(0.3)
+        for use in (page, in_pit):
+            r = use()
+            assert r.status_code == 403 and "access changed" in r.text and "hits" not in r.json(), r.text
+            assert use().status_code == 404  # closed: gone, as an expired one

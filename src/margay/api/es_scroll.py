@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import MargayError, NotFound, QueryError
+from ..errors import Forbidden, MargayError, NotFound, QueryError
 from ..query.es.request import query_params_into
 from ..store.backend import EsAnswer, EsPlan
 from ..store.mapping import ID_FIELD, SEQ_FIELD
@@ -173,9 +173,29 @@ def open_scroll(m: Any, cx: Contexts, owner: Any, plans: list[EsPlan], body: dic
     return EsAnswer(answer.status, {"_scroll_id": key, **answer.body})
 
 
+def still_granted(m: Any, cx: Contexts, owner: Any, key: str, ctx: Context, now: datetime) -> None:
+    """The caller's grant asked again at every use of a context: one whose clusters or namespaces it no longer
+    covers as at the opening is closed, and the use refused (a revoked reader kept paging, and searching in a
+    point in time, for as long as they renewed its keep-alive). A grant widened since changes nothing."""
+    for pl in ctx.plans:
+        clusters = list(pl.days)
+        if not clusters:
+            continue
+        try:
+            fresh = m.access.plan_read(owner, [pl.lt], clusters, named=False)
+        except Forbidden:
+            fresh = None
+        if fresh is None or set(fresh.clusters) != set(clusters) or any(
+                fresh.scoped.get(c) != pl.restriction.scoped.get(c) for c in clusters):
+            cx.close([key], owner, ctx.kind, now)
+            raise Forbidden(f"the caller's access changed since this {'scroll' if ctx.kind == 'scroll' else 'point in time'}"
+                            " was opened: it is closed; open a new one")
+
+
 def next_scroll(m: Any, cx: Contexts, owner: Any, key: str, scroll: Any) -> EsAnswer:
     now = m.clock.now()
     ctx = cx.get(key, owner, "scroll", now)
+    still_granted(m, cx, owner, key, ctx, now)
     if scroll is not None:
         ctx.keep = keep_alive(scroll, "scroll")
     ctx.expires = now + ctx.keep
@@ -198,6 +218,7 @@ def pit_search(m: Any, cx: Contexts, owner: Any, body: dict[str, Any], as_int: b
         raise QueryError("[pit] must be an object with an [id]")
     now = m.clock.now()
     ctx = cx.get(pit["id"], owner, "pit", now)
+    still_granted(m, cx, owner, pit["id"], ctx, now)
     if pit.get("keep_alive") is not None:
         ctx.keep = keep_alive(pit["keep_alive"], "keep_alive")
     ctx.expires = now + ctx.keep
