@@ -12,8 +12,8 @@ import yaml
 
 from margay.app import create_app
 from margay.config import Settings
-from margay.logtypes import SAMPLES
-from margay.query.restriction import WITHHELD
+from margay.logtypes import REGISTRY, SAMPLES
+from margay.query.restriction import WITHHELD, Restriction
 from margay.testing.server import ServerThread
 
 from .conftest import RBAC, TOKENS, Rig, kube_people, write_tokens
@@ -150,6 +150,19 @@ def test_scope_filter_is_parameterised() -> None:
     assert node is not None
     sql, params = compile_selector(node, REGISTRY["flows"])
     assert "DROP" not in sql and any(hostile == p or (isinstance(p, list) and hostile in p) for p in params)
+
+
+def test_l7_gateway_hostnames_are_withheld_with_the_destination() -> None:
+    """A gateway's route and listener hostnames name the destination's host as its URL does."""
+    rec = dict(orjson.loads(SAMPLES["l7"][0]), cluster="east", src_namespace="shop", dest_namespace="db",
+               gateway_route_hostname="secret.db.internal", gateway_listener_hostname="db.example",
+               gateway_route_name="db-route")
+    (out,) = Restriction({"east": frozenset({"shop"})}).withhold(REGISTRY["l7"], [dict(rec)])
+    assert out["withheld"] == ["dest"] and "secret.db" not in orjson.dumps(out).decode()
+    assert {out[k] for k in ("gateway_route_hostname", "gateway_listener_hostname", "gateway_route_name")} == {
+        "<withheld>"}
+    (whole,) = Restriction({"east": frozenset({"shop", "db"})}).withhold(REGISTRY["l7"], [dict(rec)])
+    assert whole["gateway_route_hostname"] == "secret.db.internal"
 
 
 def test_access_log_names_the_caller(scoped: Rig, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:

@@ -35,7 +35,9 @@ LOGTYPE = LogType(
     bulk_path="/l7/logs/bulk",
     query_path="/l7/logs",
     sides=(Side("source", "src_namespace", ("src_name_aggr",)),
-           Side("dest", "dest_namespace", ("dest_name_aggr", "dest_service_name", "url"))),
+           # a gateway's route and listener name the destination's host (`shop.ns2.internal`) like its URL
+           Side("dest", "dest_namespace", ("dest_name_aggr", "dest_service_name", "url", "gateway_route_hostname",
+                                           "gateway_listener_hostname", "gateway_route_name"))),
 )
 
 SAMPLES: list[str] = [
