@@ -124,6 +124,10 @@ def test_malformed_bulk_action_lines_are_400(sandbox: tuple[str, Path, Path]) ->
         r = post(url, "/es/_bulk", action + b"\n" + orjson.dumps(FLOW) + b"\n", {"content-type": "application/x-ndjson"})
         assert r.status_code == 400, (action, r.text)
         assert "line 1" in str(r.json()["error"]), r.text
+    # blank lines count: the error names the body's own line, as an editor numbers it
+    body = b"\n\n" + orjson.dumps({"index": {}}) + b"\n" + orjson.dumps(FLOW) + b"\n\n\n" + b'{"index":"x"}\n{}\n'
+    r = post(url, "/es/_bulk", body, {"content-type": "application/x-ndjson"})
+    assert r.status_code == 400 and "line 7" in str(r.json()["error"]), r.text
 
 
 def test_a_bulk_body_of_too_many_lines_is_refused_before_it_is_split(sandbox: tuple[str, Path, Path]) -> None:

@@ -252,7 +252,12 @@ async def bulk(request: Request) -> Response:
     if raw.count(b"\n") > MAX_BULK_LINES:
         raise ParseError(f"_bulk: a body holds at most {MAX_BULK_LINES:,} lines (actions and documents); "
                          "send it in smaller requests")
-    lines = [ln for ln in raw.split(b"\n") if ln.strip()]
+    numbered = [(n, ln) for n, ln in enumerate(raw.split(b"\n"), start=1) if ln.strip()]
+    lines = [ln for _, ln in numbered]
+
+    def at(i: int) -> int:  # the body's own line number of non-blank line i (errors name it, blank lines counted)
+        return numbered[i][0] if i < len(numbered) else (numbered[-1][0] + 1 if numbered else 1)
+
     default = request.path_params.get("index")
     items: list[dict[str, Any]] = []
     groups: dict[tuple[str, str], list[tuple[int, bytes, str | None, str]]] = {}
@@ -262,14 +267,14 @@ async def bulk(request: Request) -> Response:
         try:
             action = orjson.loads(lines[i])
         except orjson.JSONDecodeError:
-            raise ParseError(f"_bulk: line {i + 1} is not JSON") from None
+            raise ParseError(f"_bulk: line {at(i)} is not JSON") from None
         if not isinstance(action, dict) or len(action) != 1:
-            raise ParseError(f"_bulk: line {i + 1}: expected one action (index or create)")
+            raise ParseError(f"_bulk: line {at(i)}: expected one action (index or create)")
         (op, meta), = action.items()
         if not isinstance(meta, dict):
-            raise ParseError(f"_bulk: line {i + 1}: the {str(op)[:40]!r} action takes an object of metadata "
+            raise ParseError(f"_bulk: line {at(i)}: the {str(op)[:40]!r} action takes an object of metadata "
                              "({\"_index\": ...}), got " + type(meta).__name__,
-                             details={"line": i + 1, "field": str(op)[:40]})
+                             details={"line": at(i), "field": str(op)[:40]})
         if op in ("delete", "update"):
             items.append({op: {"_index": meta.get("_index", default), "_id": meta.get("_id"), "status": 400,
                                "error": {"type": "illegal_argument_exception",
@@ -277,7 +282,7 @@ async def bulk(request: Request) -> Response:
             i += 1 if op == "delete" else 2
             continue
         if op not in ("index", "create") or i + 1 >= len(lines):
-            raise ParseError(f"_bulk: line {i + 1}: unsupported action {op!r} or missing document")
+            raise ParseError(f"_bulk: line {at(i)}: unsupported action {op!r} or missing document")
         index = meta.get("_index", default)
         doc = lines[i + 1]
         i += 2
