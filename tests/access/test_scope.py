@@ -38,7 +38,9 @@ def waf() -> bytes:
     return b"\n".join(orjson.dumps(dict(base, source={"ip": "10.8.8.8", "name": f"{s}-src-0", "namespace": s},
                                         destination={"ip": "10.9.9.9", "hostname": f"{d}-dst", "name": f"{d}-dst-0",
                                                      "namespace": d}, path=f"/{s}-src-0/to/{d}-dst-0",
-                                        headers={"Host": f"{d}-dst.{d}.svc"}, request_line=f"GET http://{d}-dst/"))
+                                        headers={"Host": f"{d}-dst.{d}.svc"}, request_line=f"GET http://{d}-dst/",
+                                        rules=[{"id": "930100", "message": f"Path Traversal Attack on {d}-dst-0",
+                                                "file": f"/etc/waf/{d}-dst-0.conf", "severity": "critical"}]))
                       for s, d in PAIRS)
 
 
@@ -243,6 +245,7 @@ def test_waf_logs_withhold_the_other_endpoint_inside_its_object(scoped: Rig) -> 
             assert i["destination"]["name"] == WITHHELD and i["destination"]["ip"] == WITHHELD
             assert i["destination"]["hostname"] == WITHHELD and i["withheld"] == ["dest"]
             assert i["path"] == WITHHELD  # the request's text may name the other side
+            assert [(r["id"], r["message"], r["file"]) for r in i["rules"]] == [("930100", WITHHELD, WITHHELD)]
         if i["source"]["namespace"] != "shop":
             assert i["source"]["name"] == WITHHELD and i["withheld"] == ["source"]
         if i.get("withheld"):  # so may the keys no WAF field declares (kept and returned as sent)

@@ -43,7 +43,8 @@ LOGTYPE = LogType(
     query_path="/waf/logs",
     sides=(Side("source", "source.namespace", ("source.name", "source.hostname", "source.ip")),
            Side("dest", "destination.namespace", ("destination.name", "destination.hostname", "destination.ip"))),
-    shared=("path", "msg", "rule_info", "request_id"),  # the request's text may name either endpoint
+    # the request's text may name either endpoint, and so may a rule hit's message and file
+    shared=("path", "msg", "rule_info", "request_id", "rules.message", "rules.file"),
 )
 
 SAMPLES: list[str] = [

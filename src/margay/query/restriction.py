@@ -153,12 +153,19 @@ def _value(value: Any) -> Any:
 
 def _withhold_fields(item: dict[str, Any], fields: Iterable[str]) -> None:
     for f in fields:
-        *parents, leaf = f.split(".")  # `source.name`: a key of a single object (WAF logs' endpoints)
-        here: Any = item
+        # `source.name`: a key of a single object (WAF logs' endpoints); `rules.message`: of each object of a list
+        *parents, leaf = f.split(".")
+        here: list[Any] = [item]
         for p in parents:
-            here = here.get(p) if isinstance(here, dict) else None
-        if isinstance(here, dict) and leaf in here:
-            here[leaf] = _value(here[leaf])
+            below: list[Any] = []
+            for h in here:
+                if isinstance(h, dict):
+                    v = h.get(p)
+                    below += v if isinstance(v, list) else [v]
+            here = below
+        for h in here:
+            if isinstance(h, dict) and leaf in h:
+                h[leaf] = _value(h[leaf])
 
 
 def _withhold_record(lt: LogType, item: dict[str, Any], ns: frozenset[str], declared: frozenset[str]) -> None:
