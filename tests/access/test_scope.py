@@ -27,8 +27,14 @@ def flows() -> bytes:
     return b"\n".join(orjson.dumps(dict(base, source_namespace=s, dest_namespace=d, source_name_aggr=f"{s}-src-*",
                                         dest_name_aggr=f"{d}-dst-*", dest_ip="10.9.9.9", source_ip="10.8.8.8",
                                         dest_labels={"labels": [f"app={d}"]}, process_name=f"/bin/{s}-tool",
-                                        process_id=f"{s}{d}"))
+                                        process_id=f"{s}{d}", policies=_policies(s, d)))
                       for s, d in PAIRS)
+
+
+def _policies(s: str, d: str) -> dict[str, list[str]]:
+    """Both sides' namespaced policies judged the flow: their names name the namespaces."""
+    hits = [f"0|default|{s}/default.{s}-src-egress|allow|0", f"1|default|{d}/default.{d}-dst-ingress|allow|0"]
+    return {"all_policies": hits, "enforced_policies": hits, "pending_policies": [], "transit_policies": []}
 
 
 def waf() -> bytes:
@@ -102,6 +108,13 @@ def test_flows_touching_the_namespace_with_the_other_side_withheld(scoped: Rig) 
         if i["source_namespace"] != "shop":
             assert i["source_name_aggr"] == WITHHELD and i["source_ip"] == WITHHELD and i["withheld"] == ["source"]
     assert "db-src-" not in r.text and "db-dst-" not in r.text and "app=db" not in r.text
+    # the policies that judged a flow are both sides': withheld with either
+    assert [i["policies"] for i in items if i.get("withheld")] == [None, None]
+    assert [len(i["policies"]["all_policies"]) for i in items if not i.get("withheld")] == [2]
+    probe = {**WIDE, "selector": 'policies.all_policies = "1|default|db/default.db-dst-ingress|allow|0"'}
+    r = scoped.post("frank", "/api/v1/flows/logs", probe, cluster="east")
+    assert r.status_code == 200 and r.json()["total_hits"] == 0, r.text  # no oracle on them either
+    assert scoped.post("admin", "/api/v1/flows/logs", probe, cluster="east").json()["total_hits"] == 2
     # The administrator sees all four, nothing withheld.
     assert len(scoped.post("admin", "/api/v1/flows/logs", WIDE, cluster="east").json()["items"]) == 4
 

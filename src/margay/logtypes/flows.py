@@ -73,8 +73,9 @@ LOGTYPE = LogType(
                                                "source_ips", "original_source_ips")),
            Side("dest", "dest_namespace", ("dest_name", "dest_name_aggr", "dest_ip", "dest_labels", "dest_ips",
                                            "dest_domains", "dest_service_name"))),
-    # The process fields belong to the reporting endpoint, whichever side that is.
-    shared=("process_name", "process_id", "process_args"),
+    # The process fields belong to the reporting endpoint, whichever side that is; the policies that judged
+    # the flow are both sides' (`<namespace>/<tier>.<name>` names the other side's namespace policies).
+    shared=("process_name", "process_id", "process_args", "policies"),
     # About 50x fewer rows than the data file on the bench topology (host or ports would be too fine).
     rollup=Rollup(
         dims=("cluster", "reporter", "action", "proto", "source_type", "source_namespace", "source_name_aggr",

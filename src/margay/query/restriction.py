@@ -129,6 +129,9 @@ class Restriction:
             if withheld:
                 if isinstance(item.get("process"), dict):
                     item["process"] = {"name": WITHHELD}
+                for key in ("enforced_policies", "pending_policies"):  # both sides' policies (flows' `policies`)
+                    if key in item:
+                        item[key] = None
                 item["withheld"] = withheld
         return items
 
