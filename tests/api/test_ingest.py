@@ -145,6 +145,24 @@ def test_idempotency_key_stores_a_retried_batch_once(server: ServerThread, clien
     assert client.search("flows", {}, ["c10"])["total_hits"] == 4
 
 
+@pytest.mark.parametrize("path", ["flows", "dns"])
+def test_an_idempotency_key_reused_for_another_batch_is_a_409_never_a_silent_replay(
+        server: ServerThread, client: Client, path: str) -> None:
+    """A key names one batch: its retry (in any Content-Encoding) replays the answer; another body under the same
+    key was answered as a replay while none of its records were stored. Now a 409 says so."""
+    headers = {**NDJSON, "idempotency-key": f"reuse-{path}", "x-cluster-id": f"reuse-{path}"}
+    lines = body(path).splitlines()
+    first = httpx.post(server.url + PATHS[path], content=body(path), headers=headers)
+    assert first.status_code == 200 and "_batch" not in first.text, first.text
+    again = httpx.post(server.url + PATHS[path], content=gzip.compress(body(path)),
+                       headers={**headers, "content-encoding": "gzip"})
+    assert again.headers.get("idempotent-replayed") == "true" and again.json() == first.json()
+    other = httpx.post(server.url + PATHS[path], content=lines[0], headers=headers)
+    assert other.status_code == 409 and "another batch" in other.json()["error"]["message"], other.text
+    lt = "flows" if path == "flows" else "dns"
+    assert client.search(lt, {}, [f"reuse-{path}"])["total_hits"] == len(lines)  # stored once, nothing lost
+
+
 @pytest.mark.parametrize("cluster", ["*", "a,b", "-x", "a/b", "..", "a b"])
 def test_invalid_cluster_names_are_refused(server: ServerThread, cluster: str) -> None:
     r = httpx.post(server.url + PATHS["flows"], content=body("flows"), headers={**NDJSON, "x-cluster-id": cluster})

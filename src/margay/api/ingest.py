@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from zlib_ng import zlib_ng
 
 from ..aggregate.ingest import aggregating, at_ingest
 from ..errors import MargayError, ParseError
@@ -37,6 +38,29 @@ def bulk_status(response: dict[str, Any]) -> int:
     none was. Calico's Go client and its fluent-bit output retry every non-2xx answer, so a 400 after storing
     the good records would store them again on each retry."""
     return 200 if response.get("succeeded") or not response.get("failed") else 400
+
+
+BATCH_DIGEST = "_batch"  # the key's batch digest, kept in its stored response and never answered
+
+
+def batch_digest(body: bytes) -> str:
+    """What tells one batch from another under one Idempotency-Key: the CRC-32 (zlib-ng's, ~GB/s) and length of
+    its body as inflated, so a resend in another Content-Encoding is still the same batch."""
+    return f"{zlib_ng.crc32(body):08x}-{len(body)}"
+
+
+def _public(response: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k != BATCH_DIGEST}
+
+
+def _same_batch(prior: dict[str, Any], digest: str, key: str) -> dict[str, Any]:
+    """A key's stored response, for a retry of its batch; a 409 for another batch under the same key (its
+    records were silently dropped as a replay). Responses stored before digests were kept replay as before."""
+    stored = prior.get(BATCH_DIGEST)
+    if stored is not None and stored != digest:
+        raise ParseError(f"Idempotency-Key {key[:200]!r} was used for another batch: send new records under a new "
+                         "key (a retry must resend the same body)", status=409)
+    return _public(prior)
 
 
 def _blank(body: bytes) -> bool:
@@ -68,12 +92,15 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
             allowed += " (or application/json EventList)"
         raise ParseError(f"Content-Type {ctype or 'missing'!r} is not accepted here: send {allowed}", status=415)
     m.guard_disk()
-    if key is not None:
-        prior = m.backend.seen(lt, cluster, key)
-        if prior is not None:
-            return JSONResponse(prior, headers={"idempotent-replayed": "true"}, status_code=bulk_status(prior))
     limit = m.settings.max_body_bytes
     raw, encoding = await read_raw(request, limit)
+    if key is not None:
+        prior = m.backend.seen(lt, cluster, key)
+        if prior is not None:  # a retry: answered from the key, once its body is known to be the same batch
+            body = await asyncio.to_thread(inflate, raw, encoding, limit) if encoding else raw
+            prior = _same_batch(prior, batch_digest(body), key)
+            return JSONResponse(prior, headers={"idempotent-replayed": "true"}, status_code=bulk_status(prior))
+    digest = ""  # the batch's digest, stored with its key's response (set where the body is inflated)
     extra_errors: list[Any] = []
     noise = 0
     throttled, kept = 0, []
@@ -91,10 +118,14 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
             response["errors_truncated"] = len(errors) - MAX_REPORTED_ERRORS
         if response["total"] == 0 and not noise:
             raise ParseError("the body holds no records: send one JSON object per line")
+        if key is not None:
+            response[BATCH_DIGEST] = digest
         return response
 
     if native_bird or native_eventlist or lt.latest_of or lt.envelope or aggregating(m, lt):
         body = await asyncio.to_thread(inflate, raw, encoding, limit) if encoding else raw
+        if key is not None:
+            digest = batch_digest(body)
         if native_bird:
             body, extra_errors, _lines, noise = bird_to_ndjson(
                 body, host=request.query_params.get("host"), ip_version=request.query_params.get("ip_version"))
@@ -123,14 +154,19 @@ async def _bulk(request: Request, lt: LogType) -> JSONResponse:
         # NDJSON as sent (every fleet agent's batch): the ingest thread inflates and stores it in one hand-off.
         # Inflating on asyncio's default executor first cost each request a second trip through the event loop.
         def inflate_and_ingest() -> Any:
+            nonlocal digest
             body = inflate(raw, encoding, limit)
             if _blank(body):
                 raise ParseError("the body holds no records: send one JSON object per line")
+            if key is not None:
+                digest = batch_digest(body)
             return m.backend.ingest(lt, cluster, body, key=key, now=m.clock.now(), respond=respond)
 
         call = inflate_and_ingest
 
     response, replayed = await asyncio.get_running_loop().run_in_executor(_INGEST, contextvars.copy_context().run, call)
+    if key is not None:  # (replayed: a retry committed meanwhile by a request beside this one)
+        response = _same_batch(response, digest, key) if replayed else _public(response)
     if replayed:
         return JSONResponse(response, headers={"idempotent-replayed": "true"}, status_code=bulk_status(response))
     if kept:
