@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from margay.detect.feeds import FeedPuller, FeedStatus
+from margay.detect.feeds import FeedPuller, FeedStatus, guard_url
 from margay.detect.formats import FeedError
 from margay.detect.resources import parse_resource
 
@@ -109,3 +109,9 @@ def test_ssrf_guard_refuses_loopback_and_metadata_unless_allowed(feed_server):
     feed_server.routes["/r"] = (302, b"http://169.254.169.254/x", 0)
     with pytest.raises(FeedError, match="169.254.169.254"):
         FeedPuller(allowed=LOOPBACK).fetch(feed(feed_server.url + "/r"))
+    # IPv6 forms that carry a blocked IPv4 address: compatible, 6to4, NAT64 and mapped
+    for host in ("[::127.0.0.1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]", "[::ffff:169.254.169.254]",
+                 "[64:ff9b::a9fe:a9fe]"):
+        with pytest.raises(FeedError, match="loopback, link-local or metadata"):
+            guard_url(f"http://{host}/f")
+    guard_url("http://[2002:0808:0808::]/f")  # 6to4 of a public address: allowed

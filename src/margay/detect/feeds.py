@@ -69,14 +69,32 @@ def guard_url(url: str, allowed: Iterable[Network] = ()) -> None:
         raise FeedError(f"url {url!r}: cannot resolve {parts.hostname}: {exc}") from None
     allowed = list(allowed)
     for info in infos:
-        addr = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
-        if any(addr in net for net in allowed):
-            continue
-        if any(addr.version == net.version and addr in net for net in BLOCKED):
-            raise FeedError(f"url {url!r}: {parts.hostname} is {addr}, a loopback, link-local or metadata "
-                            "address; refused (allow it with --feeds-allow-network if you mean it)")
+        found = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        for addr in _as_v4(found):
+            if any(addr in net for net in allowed):
+                continue
+            if any(addr.version == net.version and addr in net for net in BLOCKED):
+                raise FeedError(f"url {url!r}: {parts.hostname} is {found}, a loopback, link-local or metadata "
+                                "address; refused (allow it with --feeds-allow-network if you mean it)")
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the last 32 bits are an IPv4 address
+
+
+def _as_v4(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """An address and the IPv4 address an IPv6 one carries (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`,
+    6to4 `2002:aabb:ccdd::`, NAT64 `64:ff9b::aabb:ccdd`): each is checked, so `::127.0.0.1` is loopback too."""
+    if not isinstance(addr, ipaddress.IPv6Address):
+        return [addr]
+    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [addr]
+    if addr.ipv4_mapped:
+        out.append(addr.ipv4_mapped)
+    if addr.sixtofour:
+        out.append(addr.sixtofour)
+    n = int(addr)
+    if n >> 32 == 0 and n > 1 or addr in _NAT64:  # IPv4-compatible (not :: or ::1), or NAT64
+        out.append(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    return out
 
 
 _ENV_SAFE = re.compile(r"[^A-Za-z0-9]")
