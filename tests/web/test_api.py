@@ -122,6 +122,10 @@ def test_dismissal_overlay_is_applied_to_reads(site: Site) -> None:
                                                     "aggregations": {"i": {"terms": {"field": "id", "size": 1000}}}},
                cluster="app-cluster-1").json()
     assert target in {b["key"] for b in agg["i"]["buckets"]}
+    # and the Elasticsearch API's hits (the embedded engine's overlay marks them as the Linseed reads do)
+    es = call(site, "/es/tigera_secure_ee_events.app-cluster-1.*/_search",
+              {"query": {"term": {"id": target}}, "size": 5}).json()
+    assert [h["_source"]["dismissed"] for h in es["hits"]["hits"]] == [True], es
 
 
 def test_dismiss_needs_read_access_to_the_cluster(site: Site) -> None:

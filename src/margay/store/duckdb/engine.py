@@ -395,6 +395,10 @@ class DuckDBBackend(Reader, Feed, Layout):
         return EsAnswer(200, {"count": es.count(self, plans, body, now=now),
                               "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0}})
 
+    def mark_dismissed(self, lt: LogType, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Documents read past the Reader (the `/es/` hits) with the overlay's dismissals marked."""
+        return dismissals.mark(self.dismissals, lt, docs)
+
     def dismiss(self, query: Query, ids: list[str]) -> list[str]:
         from dataclasses import replace
 

@@ -29,6 +29,8 @@ LONG_MAX, LONG_MIN = 9223372036854775807, -9223372036854775808
 class Engine(Protocol):
     def doc(self, lt: LogType) -> str: ...
 
+    def mark_dismissed(self, lt: LogType, docs: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
     def run_over(self, query: Query, build: Callable[..., Any]) -> Any: ...
 
 
@@ -270,6 +272,8 @@ def _hits(eng: Engine, plans: list[_Plan], body: dict[str, Any], *, start: int, 
         n, rows = eng.run_over(plan.query, build)
         total += n
         docs = [orjson.loads(r[0]) for r in rows]
+        if lt.dismissable:  # the overlay's dismissals, as every read shows them (before `id` may be withheld)
+            docs = eng.mark_dismissed(lt, docs)
         docs = plan.query.restriction.withhold(lt, docs)
         for r, d in zip(rows, docs, strict=True):
             svals = [_sort_value(v, s, ref, score) for v, s, (_, ref) in zip(r[4:-1], specs, sort_parts, strict=False)]
