@@ -702,13 +702,20 @@ def test_deleted_events_are_gone_from_every_path(store: Any) -> None:
     from margay.errors import QueryError
     from margay.query.restriction import Restriction
 
+    ns = ["shop"] * 4 + ["data"] * 2
     events = [{"id": f"e{i}", "time": 1700000000 + i, "type": "global_alert", "severity": 50,
-               "source_namespace": "shop" if i < 4 else "data", "description": f"event {i}"} for i in range(6)]
+               "source_namespace": ns[i], "dest_namespace": ns[i], "description": f"event {i}"} for i in range(6)]
     ingest(store, EVENTS, ndjson(events))
     ingest(store, EVENTS, ndjson(events[:2]), cluster="c2")
     # A reader scoped to namespace shop cannot delete the event of data: it is not found for it.
     scoped = Query(EVENTS, ["c1"], now=NOW, restriction=Restriction({"c1": frozenset({"shop"})}))
     assert store.delete(scoped, ["e1", "e4", "missing"]) == ["e1"]
+    # Nor one it sees half (its other side withheld): its id is withheld with that side (a threat-feed event's
+    # names both endpoints), so it is no oracle on the other side either.
+    ingest(store, EVENTS, ndjson([dict(events[0], id="half", dest_namespace="data")]), cluster="c3")
+    half = Query(EVENTS, ["c3"], now=NOW, restriction=Restriction({"c3": frozenset({"shop"})}))
+    assert [i["id"] for i in store.search(half).items] == ["<withheld>"]
+    assert store.delete(half, ["half"]) == [] and store.dismiss(half, ["half"]) == []
     assert store.delete(Query(EVENTS, ["c1"], now=NOW), ["e1", "e3"]) == ["e3"]  # e1 is already gone
     left = Query(EVENTS, ["c1"], now=NOW)
     assert sorted(i["id"] for i in store.search(left).items) == ["e0", "e2", "e4", "e5"]
@@ -719,7 +726,7 @@ def test_deleted_events_are_gone_from_every_path(store: Any) -> None:
     assert store.dismiss(left, ["e1", "e2"]) == ["e2"]  # a deleted event cannot be dismissed
     fed = store.records_after(EVENTS, 0, 100, upto=store.head_seq())
     assert sorted((r["cluster"], r["id"]) for r in fed) == [
-        ("c1", "e0"), ("c1", "e2"), ("c1", "e4"), ("c1", "e5"), ("c2", "e0"), ("c2", "e1")]
+        ("c1", "e0"), ("c1", "e2"), ("c1", "e4"), ("c1", "e5"), ("c2", "e0"), ("c2", "e1"), ("c3", "half")]
     assert store.count(Query(EVENTS, ["c2"], now=NOW)) == 2  # the same ids of another cluster stay
     with pytest.raises(QueryError):
         store.delete(Query(FLOWS, ["c1"], now=NOW), ["e0"])

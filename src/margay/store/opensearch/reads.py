@@ -235,7 +235,7 @@ class Reads(Client):
         """The ids of `ids` the query finds, after one `_bulk` of `action` (+ `doc`) per record found."""
         if not query.logtype.dismissable or len(query.clusters) != 1:
             raise QueryError(f"{query.logtype.name} records cannot be {verb[1]} (one cluster of events at a time)")
-        query = query.naming()
+        query = query.naming(["id"])  # the ids below name records as a selector on `id` would (a shared field)
         indices = self._indices(query)
         if indices is None or not ids:
             return []
