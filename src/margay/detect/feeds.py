@@ -92,7 +92,7 @@ def _as_v4(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddres
     if addr.sixtofour:
         out.append(addr.sixtofour)
     n = int(addr)
-    if n >> 32 == 0 and n > 1 or addr in _NAT64:  # IPv4-compatible (not :: or ::1), or NAT64
+    if (n >> 32 == 0 and n > 1) or addr in _NAT64:  # IPv4-compatible (not :: or ::1), or NAT64
         out.append(ipaddress.IPv4Address(n & 0xFFFFFFFF))
     return out
 

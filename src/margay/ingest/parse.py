@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from ..errors import InsufficientStorage
 from ..logtypes import Field, Kind, LogType, quote_ident
-from ..logtypes.base import EXTRA_COLUMN, SENT_PREFIX, own_keys, sent_fields
+from ..logtypes.base import EXTRA_COLUMN, INT64, SENT_PREFIX, own_keys, sent_fields
 from ..store.sql import time_sql
 from .columns import TEXT_PREFIX, ArrowReader
 from .keyscan import KeyScanner, Verdict, count_newlines
@@ -36,7 +36,6 @@ _NUMBER = r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?"
 # (`100000101`) that retention could not read, and seconds past DuckDB's range failed the batch's conversion.
 MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
 _TIME_START, _TIME_END = "1970-01-01 00:00:00+00", "10000-01-01 00:00:00+00"
-INT64 = (-(2**63), 2**63 - 1)
 # The same lines are read twice, row for row: typed columns, and whole objects for what those cannot hold
 # (logtypes.base.sent_fields and `_extra`).
 _MAX_OBJECT = MAX_DOCUMENT_BYTES + 1

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+INT64 = (-(2**63), 2**63 - 1)  # what a stored integer holds (BIGINT, OpenSearch's long)
+
 
 class Kind(Enum):
     """Field kinds; each maps to one DuckDB type, one ES mapping and one JSON shape."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import QueryError
 from ..logtypes import Kind, LogType, QueryKey
+from ..logtypes.base import INT64
 from .selector import And, Compare, InSet, Node, Not, Or, Value, selector_error
 
 # Semantics follow Calico's Elasticsearch translation: a missing (NULL) field never matches a term or a
@@ -144,7 +145,7 @@ class _Compiler:
             number = _number(raw, kind is Kind.DOUBLE)
             if number is None:
                 raise self.error(pos, f"expected a number for {k.name!r}, got {raw!r}")
-            if isinstance(number, int) and not _INT64[0] <= number <= _INT64[1]:  # the stores' integers are 64-bit
+            if isinstance(number, int) and not INT64[0] <= number <= INT64[1]:  # the stores' integers are 64-bit
                 raise self.error(pos, f"{k.name!r} holds 64-bit integers: {str(raw)[:40]!r} is out of range")
             return number
         if kind is Kind.BOOL and str(raw).lower() in ("true", "false"):
@@ -289,9 +290,6 @@ def _ipv4_number(e: str) -> str:
     """
     octets = " + ".join(f"TRY_CAST(split_part({e}, '.', {i}) AS BIGINT) * {256 ** (4 - i)}" for i in range(1, 5))
     return f"(CASE WHEN regexp_full_match({e}, {_IPV4_SHAPE}) THEN {octets} END)"
-
-
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _number(raw: Value, as_float: bool) -> int | float | None:

@@ -20,6 +20,7 @@ from ...query.es.fields import FieldRef, Fields, id_sql
 from ...query.es.hitfields import highlight, hit_fields, marks, wants_fields
 from ...query.es.request import SortSpec, check_search, sort_specs, total_hits
 from ...query.model import Query
+from ...query.restriction import WITHHELD
 from ..backend import EsPlan
 from .aggs import Aggregator, Scope
 
@@ -278,7 +279,7 @@ def _hits(eng: Engine, plans: list[_Plan], body: dict[str, Any], *, start: int, 
         for r, d in zip(rows, docs, strict=True):
             svals = [_sort_value(v, s, ref, score) for v, s, (_, ref) in zip(r[4:-1], specs, sort_parts, strict=False)]
             # A withheld `id` (an event's names both endpoints) is no `_id` either: the record's sequence instead.
-            ident = r[1] if d.get("id", r[1]) == r[1] else str(r[-1])
+            ident = str(r[-1]) if d.get("id") == WITHHELD else r[1]
             hit: dict[str, Any] = {"_index": f"{lt.index_prefix}.{r[2]}.{r[3]}", "_type": "_doc", "_id": ident,
                                    "_score": score}
             if body.get("version") is True:
