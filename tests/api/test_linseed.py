@@ -251,6 +251,10 @@ def test_an_idempotent_replay_of_a_partial_batch_answers_200_again(fresh: str) -
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
     assert post(fresh, "/api/v1/flows/logs", {}).json()["total_hits"] == 1
+    # another batch under the used key: a 409 on either engine (the key's stored response keeps its digest)
+    other = httpx.post(fresh + "/api/v1/flows/logs/bulk", content=_ndjson([FLOWS[0]]), headers=headers, timeout=60)
+    assert other.status_code == 409 and "another batch" in other.text, other.text
+    assert post(fresh, "/api/v1/flows/logs", {}).json()["total_hits"] == 1
 
 
 # -- Linseed's functional-test records (tests/data/calico-linseed) come back with every value sent -----------
