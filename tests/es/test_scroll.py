@@ -224,7 +224,7 @@ def test_point_in_time_both_shapes(env: tuple[Any, str, str]) -> None:
         es8.close()
 
 
-def test_a_context_ends_with_the_grant_it_was_opened_under(tmp_path: Path) -> None:
+def test_a_context_ends_with_the_grant_it_was_opened_under(tmp_path: Path, engine: dict[str, Any]) -> None:
     """A scroll and a point in time hold the read plans of their opening; every use asks the grant again, so a
     reader whose binding is deleted (or narrowed to a namespace) can neither page on nor search in them, however
     often they renewed the keep-alive (they once read on for as long as they did)."""
@@ -233,7 +233,7 @@ def test_a_context_ends_with_the_grant_it_was_opened_under(tmp_path: Path) -> No
     write_tokens(tmp_path / "tokens.yaml", TOKENS)
     (tmp_path / "rbac.yaml").write_text(yaml.safe_dump_all(RBAC))
     app = create_app(Settings(data_dir=tmp_path / "data", tokens=tmp_path / "tokens.yaml", rbac=tmp_path / "rbac.yaml",
-                              admin_token=True), clock=FakeClock(datetime(2023, 11, 15, tzinfo=UTC)))
+                              admin_token=True, **engine), clock=FakeClock(datetime(2023, 11, 15, tzinfo=UTC)))
     alice = auth(token_of("alice"))  # flows of east
     with ServerThread(app) as server:
         url = server.url
