@@ -33,6 +33,7 @@ from .api import (
     processes,
     statistics,
 )
+from .api.budget import BodyBudget, BodyBudgetMiddleware
 from .api.common import error_response, shape_error
 from .api.reports import routes as report_routes
 from .api.threatfeeds import routes as threatfeed_routes
@@ -69,6 +70,9 @@ class Margay(RequestAccess):
                            ("margay_ingest_group_commits_total", "group_commits"),
                            ("margay_ingest_grouped_batches_total", "grouped_batches")):
             self.metrics.gauge(name, partial(self._compaction_gauge, attr))
+        self.body_budget = BodyBudget(settings.max_inflight_body_bytes)  # request bodies held at once
+        self.metrics.gauge("margay_request_body_bytes", lambda: [({}, float(self.body_budget.used))])
+        self.metrics.gauge("margay_request_body_refused_total", lambda: [({}, float(self.body_budget.refused))])
         self.access = Access.from_settings(settings)
         # Side paths beside the store: retention, the disk guard, aggregation at ingest (aggregate/, retention/).
         self.retention = RetentionScheduler(self.backend, RetentionPolicy.from_file(settings.config), clock=self.clock,
@@ -198,7 +202,8 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
               *catalog.routes(), *es.routes(), *globalreports.routes(), *detect.routes(), *report_routes(), *threatfeed_routes(),
               *session.routes(), *pages.routes()]
     sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
-    middleware = [Middleware(session.SecurityHeaders)]
+    # Outermost: every request's body bytes are counted until its response is sent (api/budget.py).
+    middleware = [Middleware(BodyBudgetMiddleware, budget=m.body_budget), Middleware(session.SecurityHeaders)]
     if m.access.enabled:
         middleware.append(Middleware(AuthMiddleware, access=m.access, sessions=sessions))
     middleware.append(Middleware(ingest.BulkRoutes))  # bulk POSTs past the router (api/ingest.py)

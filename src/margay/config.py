@@ -34,6 +34,9 @@ class Settings:
     opensearch_prefix: str = setting("", "Prefix before every index margay creates in OpenSearch (to share a "
                                      "cluster); empty keeps Calico's names.")
     max_body_bytes: int = setting(100 * 1024 * 1024, "Largest accepted ingest body (after decompression).")
+    max_inflight_body_bytes: int = setting(512 * 1024 * 1024, "Request bodies (as sent and inflated) all requests "
+                                           "may hold at once; past it a request gets 503 with Retry-After (one "
+                                           "request alone always gets up to max_body_bytes).")
     log_level: str = setting("info", "Log level: debug, info, warning, error.")
     min_free_bytes: int = setting(256 * 1024 * 1024, "Disk guard: below this many free bytes on the data volume "
                                   "ingest answers 507 (0 turns the guard off).")

@@ -103,4 +103,8 @@ def standard(registry: Registry) -> Registry:
     registry.describe("margay_ingest_group_commits_total", "counter",
                       "Group commits: small batches that arrived together, converted and committed as one.")
     registry.describe("margay_ingest_grouped_batches_total", "counter", "Batches committed in group commits.")
+    registry.describe("margay_request_body_bytes", "gauge",
+                      "Bytes of request bodies (as sent and inflated) held now, against max_inflight_body_bytes.")
+    registry.describe("margay_request_body_refused_total", "counter",
+                      "Requests answered 503 because the bodies held at once were at max_inflight_body_bytes.")
     return registry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import threading
 import time
@@ -71,6 +72,11 @@ def test_audit_webhook_spools_while_the_server_is_down_and_stores_each_event_onc
         assert ee.status_code == 200 and ee.json() == {"accepted": 5}
         bad = httpx.post(hook, content=b'{"kind":"Pod"}', headers=headers, timeout=10)
         assert bad.status_code == 400
+        # Bounded as inflated too: 64 KiB of gzip that inflate past 64 MiB were inflated whole, then refused.
+        gz = {**headers, "content-encoding": "gzip"}
+        bomb = httpx.post(hook, content=gzip.compress(b" " * (65 << 20)), headers=gz, timeout=10)
+        assert bomb.status_code == 413 and "limit" in bomb.json()["error"]["message"], bomb.text
+        assert httpx.post(hook, content=b"not gzip", headers=gz, timeout=10).status_code == 400
         assert agent.status()["spool"]["batches"] == 6
 
         server = ServerProcess(tmp_path / "data", "--port", url.rsplit(":", 1)[1], "--tokens", str(tokens),

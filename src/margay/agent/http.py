@@ -8,7 +8,6 @@ batch is a hash of its body, so an EventList the apiserver sends twice is stored
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
 import logging
 import threading
@@ -22,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..api.common import read_body
+from ..errors import MargayError
 from ..serving import bind, url_of
 from .host import AgentHost
 
@@ -51,11 +52,10 @@ def create_app(agent: AgentHost) -> Starlette:
             return _error(404, "use /audit/webhook (kube-apiserver) or /audit/webhook/ee")
         if not agent.settings.webhook:
             return _error(404, "the audit webhook is turned off (webhook: false)")
-        body = await request.body()
-        if request.headers.get("content-encoding", "").lower() == "gzip":
-            body = gzip.decompress(body)
-        if len(body) > MAX_WEBHOOK_BYTES:
-            return _error(413, f"body over {MAX_WEBHOOK_BYTES} bytes")
+        try:  # bounded as sent and as inflated (a small gzip body inflated whole first could be gigabytes)
+            body = await read_body(request, MAX_WEBHOOK_BYTES)
+        except MargayError as exc:
+            return _error(exc.status, str(exc))
         try:
             doc: Any = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

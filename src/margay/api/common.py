@@ -16,9 +16,11 @@ from zlib_ng import zlib_ng  # zlib's API on zlib-ng: bodies inflate about 3x fa
 
 from ..errors import MargayError, ParseError, PayloadTooLarge, QueryError
 from ..names import valid_cluster as valid_cluster  # the rule lives in names.py; re-exported for callers here
+from .budget import charge
 
 DEFAULT_CLUSTER = "cluster"
 MULTI_CLUSTER = "_MULTI_"
+_INFLATE_STEP = 8 << 20  # bytes inflated between two counts (a step's input tail is copied: not too small)
 MAX_BODY_DEPTH = 48  # JSON levels of a query body: ES queries and aggregations from real clients use ~15
 
 
@@ -65,6 +67,7 @@ async def read_raw(request: Request, limit: int) -> tuple[bytes, str]:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body is over the limit of {limit} bytes; send smaller batches")
+        charge(len(chunk))  # against the bytes every request holds at once (budget.py)
         chunks.append(chunk)
     encoding = request.headers.get("content-encoding", "").lower().strip()
     if encoding == "identity":
@@ -88,11 +91,19 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
     try:
         while True:
             d = zlib_ng.decompressobj(wbits=47 if encoding != "deflate" else 15)
-            chunk = d.decompress(rest, limit + 1 - size)
-            size += len(chunk)
-            out.append(chunk)
-            if size > limit or d.unconsumed_tail:
-                raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes; send smaller batches")
+            data = rest
+            while True:  # in steps, each counted against the budget before the next is inflated
+                want = min(_INFLATE_STEP, limit + 1 - size)
+                chunk = d.decompress(data, want)
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes; "
+                                          "send smaller batches")
+                charge(len(chunk))
+                out.append(chunk)
+                data = d.unconsumed_tail
+                if d.eof or (not data and len(chunk) < want):
+                    break
             if not d.eof:
                 raise ParseError(f"body is not valid {encoding}: the stream ends before its end")
             rest = d.unused_data
