@@ -202,6 +202,26 @@ def test_audit_webhook_items_get_the_lists_kind_and_api_version(server: ServerTh
     assert {(i["kind"], i["apiVersion"]) for i in found["items"]} == {("Event", "audit.k8s.io/v1")}
 
 
+def test_an_eventlist_nested_too_deep_names_the_item(server: ServerThread) -> None:
+    doc = orjson.loads(SAMPLE_EVENTLIST)
+    first, second = doc["items"][:2]
+    # deeper than a stored record may nest (64) but readable: that item is a line error, the other is stored
+    doc["items"] = [first, {**second, "requestObject": {"spec": orjson.loads(b"[" * 80 + b"]" * 80)}}]
+    r = httpx.post(server.url + PATHS["audit_kube"], content=orjson.dumps(doc),
+                   headers={"content-type": "application/json", "x-cluster-id": "deep-items"})
+    assert r.status_code == 200 and r.json()["succeeded"] == 1
+    [error] = r.json()["errors"]
+    assert error["line"] == 2 and "nests deeper than 64 levels" in error["msg"]
+    # too deep to read the list at all (past the JSON parser's 1024 levels): a 400 naming the item
+    deep = orjson.dumps({**doc, "items": [first, {**second, "requestObject": None}]})
+    deep = deep.replace(b'"requestObject":null', b'"requestObject":' + b"[" * 1100 + b"]" * 1100)
+    r = httpx.post(server.url + PATHS["audit_kube"], content=deep,
+                   headers={"content-type": "application/json", "x-cluster-id": "deep-items"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == ("EventList item 2 nests deeper than 64 levels of objects and arrays, "
+                                            "too deep to read the list: none of its events were stored")
+
+
 def test_bird_lines_natively(server: ServerThread, client: Client) -> None:
     text = "\n".join(SAMPLES["bgp"]).encode()
     r = httpx.post(server.url + "/api/v1/bgp/logs/bulk?host=node-7", content=text,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -18,11 +20,13 @@ from margay.config import Settings
 
 
 class FeedServer:
-    """127.0.0.1:<port 0>; `routes[path] = (status, body, delay_s)`; records request headers."""
+    """127.0.0.1:<port 0> (or `host`:`port`, over TLS with `tls`); `routes[path] = (status, body, delay_s)`;
+    records request headers, and the TLS server names (SNI) clients sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, tuple[int, bytes, float]] = {}
         self.seen: list[dict[str, str]] = []
+        self.server_names: list[str | None] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,8 +49,16 @@ class FeedServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self.httpd = Server((host, port), Handler)
+        self.port = self.httpd.server_address[1]
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: outer.server_names.append(name)
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{'https' if tls else 'http'}://{shown}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -72,3 +84,24 @@ def store(engine: dict[str, Any], tmp_path: Path, clock: FakeClock) -> Iterator[
     backend = _backend(Settings(data_dir=tmp_path / "data", **engine), clock)
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[list[str]]]:
+    """Made-up DNS: `fake_dns[name] = [answer, answer, ...]`, one answer (a list of addresses) per lookup of `name`,
+    the last one repeated; a DNS server that answers differently each time (rebinding). Other hosts resolve
+    as usual."""
+    real = socket.getaddrinfo
+    answers: dict[str, list[list[str]]] = {}
+
+    def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,  # noqa: A002
+                    flags: int = 0) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in answers:
+            return real(host, port, family, type, proto, flags)
+        queue = answers[name]
+        addresses = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [info for a in addresses for info in real(a, port, family, type, proto, flags | socket.AI_NUMERICHOST)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers

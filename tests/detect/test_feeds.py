@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -11,6 +13,9 @@ import pytest
 from margay.detect.feeds import FeedPuller, FeedStatus, guard_url
 from margay.detect.formats import FeedError
 from margay.detect.resources import parse_resource
+from margay.rig.tls import make_certificates
+
+from .conftest import FeedServer
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 NOW = datetime(2026, 12, 5, 12, tzinfo=UTC)
@@ -115,3 +120,81 @@ def test_ssrf_guard_refuses_loopback_and_metadata_unless_allowed(feed_server):
         with pytest.raises(FeedError, match="loopback, link-local or metadata"):
             guard_url(f"http://{host}/f")
     guard_url("http://[2002:0808:0808::]/f")  # 6to4 of a public address: allowed
+
+
+def test_dns_rebinding_cannot_reach_what_the_guard_refused(feed_server, fake_dns):
+    # The name answers an allowed address (127.0.0.2 plays the public one), then loopback: the connection goes to
+    # the address checked, never to one a second lookup returns.
+    feed_server.routes["/f"] = (200, b"6.6.6.6\n", 0)  # 127.0.0.1: must never be reached
+    try:
+        decoy = FeedServer("127.0.0.2", feed_server.port)
+    except OSError as exc:
+        pytest.skip(f"cannot listen on 127.0.0.2:{feed_server.port}: {exc}")
+    try:
+        decoy.routes["/f"] = (200, b"1.2.3.4\n", 0)
+        fake_dns["feed.test"] = [["127.0.0.2"], ["127.0.0.1"]]
+        puller = FeedPuller(allowed=[ipaddress.ip_network("127.0.0.2/32")], timeout=2)
+        url = f"http://feed.test:{feed_server.port}/f"
+        status = FeedStatus()
+        assert puller.sync(feed(url), status, NOW)
+        assert status.entries == ("1.2.3.4",) and len(decoy.seen) == 1
+        assert not puller.sync(feed(url), status, NOW + timedelta(minutes=10))  # the next pull: loopback now
+        assert "feed.test is 127.0.0.1, a loopback, link-local or metadata address" in \
+            status.error_conditions[-1]["message"]
+        # a redirect to a name that answers loopback is refused at that hop
+        decoy.routes["/r"] = (302, f"http://hop.test:{feed_server.port}/f".encode(), 0)
+        fake_dns["hop.test"] = [["127.0.0.1"]]
+        with pytest.raises(FeedError, match="hop.test is 127.0.0.1"):
+            FeedPuller(allowed=[ipaddress.ip_network("127.0.0.2/32")], timeout=2).fetch(
+                feed(f"http://127.0.0.2:{feed_server.port}/r"))
+        # one answer with a refused address among allowed ones is refused whole
+        fake_dns["mixed.test"] = [["127.0.0.2", "127.0.0.1"]]
+        with pytest.raises(FeedError, match="mixed.test is 127.0.0.1"):
+            puller.fetch(feed(f"http://mixed.test:{feed_server.port}/f"))
+        assert feed_server.seen == []
+    finally:
+        decoy.close()
+
+
+def test_allowed_names_are_fetched_over_ipv4_and_ipv6(feed_server, fake_dns, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):  # not used: a proxy would resolve names past the guard
+        monkeypatch.setenv(name, "http://proxy.invalid:3128")
+    feed_server.routes["/f"] = (200, b"1.2.3.4\n", 0)
+    fake_dns["feed.test"] = [["127.0.0.1"]]
+    assert FeedPuller(allowed=LOOPBACK).fetch(feed(f"http://feed.test:{feed_server.port}/f")).values == ("1.2.3.4",)
+    assert feed_server.seen[-1]["Host"] == f"feed.test:{feed_server.port}"
+    try:
+        v6 = FeedServer("::1")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    try:
+        v6.routes["/f"] = (200, b"2001:db8::1\n", 0)
+        fake_dns["v6.test"] = [["::1"]]
+        url = f"http://v6.test:{v6.port}/f"
+        assert FeedPuller(allowed=[ipaddress.ip_network("::1/128")]).fetch(feed(url)).values == ("2001:db8::1",)
+        with pytest.raises(FeedError, match="v6.test is ::1, a loopback"):
+            FeedPuller(allowed=LOOPBACK).fetch(feed(url))
+        assert len(v6.seen) == 1
+    finally:
+        v6.close()
+
+
+def test_https_verifies_the_certificate_for_the_name_not_the_address(tmp_path: Path, fake_dns):
+    # The server's certificate names localhost and 127.0.0.1: a name that resolves to 127.0.0.1 but is not on the
+    # certificate must fail, so the check is on the name (also sent as SNI), not on the address connected to.
+    ca, cert, key = make_certificates(tmp_path / "tls")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = FeedServer(tls=tls)
+    try:
+        server.routes["/f"] = (200, b"1.2.3.4\n", 0)
+        fake_dns["localhost"] = [["127.0.0.1"]]
+        fake_dns["feed.test"] = [["127.0.0.1"]]
+        puller = FeedPuller(allowed=LOOPBACK, verify=ssl.create_default_context(cafile=str(ca)), timeout=5)
+        assert puller.fetch(feed(f"https://localhost:{server.port}/f")).values == ("1.2.3.4",)
+        assert server.server_names == ["localhost"]
+        with pytest.raises(FeedError, match="CERTIFICATE_VERIFY_FAILED.*feed.test"):
+            puller.fetch(feed(f"https://feed.test:{server.port}/f"))
+        assert server.server_names[-1] == "feed.test" and len(server.seen) == 1
+    finally:
+        server.close()

@@ -7,13 +7,15 @@ import ipaddress
 import os
 import re
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from .formats import Entries, FeedError, parse_body
@@ -56,26 +58,77 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat().replace("+00:00", "Z") if when else None
 
 
+class Refused(FeedError):
+    """The guard refused a host (FeedPuller.fetch names the URL)."""
+
+
 def guard_url(url: str, allowed: Iterable[Network] = ()) -> None:
     """Refuse a URL whose host resolves to a blocked address (loopback, link-local, metadata) unless an
-    operator-allowed network holds it."""
+    operator-allowed network holds it. FeedPuller does not call this: it checks at connect time (_GuardedBackend)."""
+    parts = _split(url)
+    try:
+        resolve_guarded(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), list(allowed))
+    except Refused as exc:
+        raise FeedError(f"url {url!r}: {exc}") from None
+
+
+def _split(url: str) -> SplitResult:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FeedError(f"url {url!r}: expected http:// or https:// with a host")
+    return parts
+
+
+def resolve_guarded(host: str, port: int, allowed: list[Network]) -> list[str]:
+    """`host`'s addresses from one lookup, refused whole if any is blocked and no allowed network holds it: the
+    caller connects to these, never to a second lookup's answer (DNS rebinding)."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise FeedError(f"url {url!r}: cannot resolve {parts.hostname}: {exc}") from None
-    allowed = list(allowed)
+        raise Refused(f"cannot resolve {host}: {exc}") from None
+    out: list[str] = []
     for info in infos:
-        found = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        text = str(info[4][0])
+        found = ipaddress.ip_address(text.split("%")[0])
         for addr in _as_v4(found):
             if any(addr in net for net in allowed):
                 continue
             if any(addr.version == net.version and addr in net for net in BLOCKED):
-                raise FeedError(f"url {url!r}: {parts.hostname} is {found}, a loopback, link-local or metadata "
-                                "address; refused (allow it with --feeds-allow-network if you mean it)")
+                raise Refused(f"{host} is {found}, a loopback, link-local or metadata address; refused "
+                              "(allow it with --feeds-allow-networks if you mean it)")
+        if text not in out:
+            out.append(text)
+    return out
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """httpcore's sockets, each connected to an address `resolve_guarded` passed (an IP literal, so there is no
+    second lookup); every connection goes through here, the first request's and each redirect's."""
+
+    def __init__(self, allowed: list[Network]) -> None:
+        self.allowed = allowed
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
+        failed: Exception | None = None
+        for address in resolve_guarded(host, port, self.allowed):
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failed = exc  # the next address, as socket.create_connection would
+        assert failed is not None  # getaddrinfo answers at least one address or raises
+        raise failed
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport over _GuardedBackend. TLS is untouched: the handshake sends the URL's host as SNI and
+    checks the certificate against it, whichever checked address the socket reached. No proxy: a proxy would
+    resolve the name itself, out of the guard's sight."""
+
+    def __init__(self, verify: ssl.SSLContext | bool, allowed: list[Network]) -> None:
+        context = httpx.create_ssl_context(verify=verify)  # SSL_CERT_FILE / SSL_CERT_DIR honoured, as by httpx
+        super().__init__(verify=context)
+        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_GuardedBackend(allowed))
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the last 32 bits are an IPv4 address
@@ -120,10 +173,13 @@ def header_value(feed: str, h: Header, secrets_dir: Path | None) -> str | None:
 
 
 class FeedPuller:
-    """One HTTP GET of a feed: guarded, bounded, redirects checked hop by hop."""
+    """One HTTP GET of a feed: guarded at connect time, bounded, redirects followed by hand.
+
+    Environment proxies (HTTP_PROXY, HTTPS_PROXY) are not used: the proxy would resolve the feed's host itself,
+    past the guard."""
 
     def __init__(self, *, timeout: float = 30.0, allowed: Iterable[Network] = (), secrets_dir: Path | None = None,
-                 verify: bool | str = True) -> None:
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.timeout = timeout
         self.allowed = list(allowed)
         self.secrets_dir = secrets_dir
@@ -137,9 +193,12 @@ class FeedPuller:
             if value is not None:
                 headers[h.name] = value
         url = feed.url
-        with httpx.Client(timeout=self.timeout, follow_redirects=False, verify=self.verify) as client:
+        # A transport of our own: every connection (each hop's) is guarded; httpx then reads no proxy from the
+        # environment either.
+        transport = _GuardedTransport(self.verify, self.allowed)
+        with httpx.Client(timeout=self.timeout, follow_redirects=False, transport=transport) as client:
             for _ in range(MAX_REDIRECTS + 1):
-                guard_url(url, self.allowed)
+                _split(url)
                 try:
                     with client.stream("GET", url, headers=headers) as resp:
                         if resp.is_redirect and "location" in resp.headers:
@@ -152,6 +211,8 @@ class FeedPuller:
                             body += chunk
                             if len(body) > MAX_BODY:
                                 raise FeedError(f"GET {feed.url}: body larger than {MAX_BODY} bytes")
+                except Refused as exc:
+                    raise FeedError(f"url {url!r}: {exc}") from None
                 except httpx.TimeoutException:
                     raise FeedError(f"GET {feed.url}: timed out after {self.timeout:g}s") from None
                 except httpx.HTTPError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -9,6 +10,7 @@ import orjson
 
 from ..errors import ParseError
 from .parse import LineError
+from .screen import MAX_DEPTH
 
 _BIRD = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?\s+(bird6?):\s?(.*)$")
 BIRD_NOISE = "device1: Scanning interfaces"
@@ -51,6 +53,10 @@ def eventlist_to_ndjson(body: bytes) -> bytes | None:
     try:
         doc: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
+        where = _too_deep(body)
+        if where is not None:  # orjson reads 1024 levels; an item deeper than MAX_DEPTH is a line error
+            raise ParseError(f"EventList{where} nests deeper than {MAX_DEPTH} levels of objects and arrays, too "
+                             "deep to read the list: none of its events were stored") from None
         return None  # perhaps NDJSON whose first line mentions EventList: let the NDJSON path decide
     if not isinstance(doc, dict) or doc.get("kind") != "EventList":
         return None
@@ -63,3 +69,53 @@ def eventlist_to_ndjson(body: bytes) -> bytes | None:
     return b"\n".join(orjson.dumps({"kind": "Event", "apiVersion": api, **item} if isinstance(item, dict)
                                     and ("kind" not in item or "apiVersion" not in item) else item)
                        for item in items)
+
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def _too_deep(body: bytes) -> str | None:
+    """Where a JSON object orjson could not read nests too deep: " item N" (its `items`' Nth, counted from 1 as
+    the lines its items become are), "" (elsewhere), or None (no: another error). Value by value with the
+    standard library's decoder, whose C scanner raises RecursionError inside a value too deep for it."""
+    try:
+        text = body.decode()
+        i = _skip(text, 0)
+        if text[i] != "{":
+            return None
+        i = _skip(text, i + 1)
+        while text[i] != "}":
+            key, i = _DECODER.raw_decode(text, i)
+            i = _skip(text, i)
+            if text[i] != ":":
+                return None
+            i = _skip(text, i + 1)
+            if key == "items" and text[i] == "[":
+                i, item = _skip(text, i + 1), 0
+                while text[i] != "]":
+                    item += 1
+                    try:
+                        _, i = _DECODER.raw_decode(text, i)
+                    except RecursionError:
+                        return f" item {item}"
+                    i = _skip(text, i)
+                    i = _skip(text, i + 1) if text[i] == "," else i
+                i += 1
+            else:
+                try:
+                    _, i = _DECODER.raw_decode(text, i)
+                except RecursionError:
+                    return ""
+            i = _skip(text, i)
+            i = _skip(text, i + 1) if text[i] == "," else i
+    except (ValueError, IndexError):  # not UTF-8, not JSON, cut short
+        return None
+    return None
+
+
+def _skip(text: str, i: int) -> int:
+    """Past the JSON whitespace at `i`."""
+    m = _WS.match(text, i)
+    return m.end() if m else i
