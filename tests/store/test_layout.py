@@ -69,6 +69,7 @@ def shared_files(store: DuckDBBackend) -> list[Any]:
 
 def test_cold_indices_merge_across_clusters_and_read_per_cluster(tmp_path: Path) -> None:
     store = open_store(tmp_path)
+    store.shared_row_group = 1000  # one day's shared file (1,500 rows) past it: sorted; the other (900) within it
     held = fill(store)
     before = [(p.log_type, p.cluster, p.day, p.docs) for p in store.partitions()]
     assert store.stats()["folders"] == 6  # 3 clusters x 2 days
@@ -84,12 +85,17 @@ def test_cold_indices_merge_across_clusters_and_read_per_cluster(tmp_path: Path)
         assert values(store, c, f'cluster = "{"beta" if c != "beta" else "alpha"}"') == []
         q = Query(FLOWS, [c], total_hits=True, size=1, now=NOW)
         assert store.search(q).total == len(held[c]) == store.count(q)
-    # Each shared file is sorted by cluster, namespaces, action, time; its roll-up came with it.
+    # A shared file of more than one row group is sorted by cluster, namespaces, action, time (its row groups'
+    # statistics prune); one of a single row group is left in the order read. Its roll-up came with it.
+    assert {f.rows > store.shared_row_group for f in shared_files(store)} == {True, False}, shared_files(store)
     for f in shared_files(store):
         assert f.rollup is not None and f.rollup.exists()
         rows = pq.read_table(f.path, columns=layout_sort(FLOWS)).to_pylist()
         keys = [tuple(r[k] for k in layout_sort(FLOWS)) for r in rows]
-        assert keys == sorted(keys)
+        if f.rows > store.shared_row_group:
+            assert keys == sorted(keys)
+        else:
+            assert pq.ParquetFile(f.path).num_row_groups == 1 and keys != sorted(keys)
         assert dict(f.clusters) == {c: n for c, n in f.clusters} and sum(n for _, n in f.clusters) == f.rows
     # Aggregations from the roll-ups equal the raw rows', per cluster.
     q = Query(FLOWS, ["beta"], now=NOW, start=datetime(2023, 11, 14, tzinfo=UTC), end=datetime(2023, 11, 16, tzinfo=UTC))
@@ -274,6 +280,7 @@ def test_shared_files_keep_dictionaries_for_columns_of_few_values_and_group_work
     dictionary and bloom filter outweighed what they saved); one of few values is. Within a namespace and action,
     rows sort by aggregated names before time. Both are read back as stored."""
     store = open_store(tmp_path)
+    store.shared_row_group = 8192  # two row groups: sorted (a file of one row group is left in the order read)
     base = orjson.loads(SAMPLES["flows"][0])
     names, n = store.shared_dictionary_limit * 5 // 4, 8 * store.shared_dictionary_limit  # a few over the limit
     body = b"\n".join(orjson.dumps(dict(
