@@ -408,7 +408,7 @@ class Agent:
 
     def _drops(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for reason in ("spool_full", "rotated_away", "unterminated_line", "line_too_long"):
+        for reason in ("spool_full", "rotated_away", "unterminated_line", "line_too_long", "multiline_message"):
             total = sum(self.metrics.get("margay_dropped_records_total", reason=reason, source=s)
                         for s in self.sources)
             if total:
