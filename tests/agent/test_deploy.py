@@ -37,3 +37,11 @@ def test_the_pieces_fit_together(tmp_path: Path) -> None:
     s = AgentSettings.load({}, environ={"NODE_NAME": "node-a"}, config=cfg)
     assert s.server == "http://margay.margay.svc:8080" and s.node == "node-a"
     assert str(s.token_file) == "/var/run/margay/token" and s.listen == "0.0.0.0:9081"
+    # Listening off loopback, the audit webhook needs its token: a Secret mounted where the setting points.
+    assert str(s.webhook_token_file) == "/var/run/margay-webhook/token"
+    pod = ds["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert mounts["webhook-token"] == "/var/run/margay-webhook"
+    assert secrets["webhook-token"] == "margay-agent-webhook-token" and ("Secret", "margay-agent-webhook-token") in kinds
+    assert 64 << 20 <= s.max_inflight_body_bytes <= 256 << 20  # the pod's memory limit is 512Mi

@@ -194,3 +194,52 @@ def test_calicos_eks_audit_filter(event_change: dict, kept: bool) -> None:
 
     assert calico_keeps(orjson.dumps({**event(1), **event_change}).decode()) is kept
     assert calico_keeps("not json") is True  # the server names it; it never vanishes silently
+
+
+def test_a_cloudwatch_message_is_one_record_whatever_newlines_it_holds(tmp_path: Path, moto_logs: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two events in one message (a newline between them) were kept by the filter (not JSON) and shipped as
+    two records; JSON spread over lines is put on one line; one-line messages stay byte for byte."""
+    import boto3
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-west-2"}.items():
+        monkeypatch.setenv(k, v)
+    group, stream = "/aws/eks/nl/cluster", "kube-apiserver-audit-nl"
+    logs = boto3.client("logs", region_name="us-west-2", endpoint_url=moto_logs)
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    one = orjson.dumps(event(0)).decode()
+    messages = [one + "\n", json.dumps(event(1), indent=2),
+                orjson.dumps(event(2)).decode() + "\n" + orjson.dumps(event(3)).decode(), "not json\nat all"]
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": int(NOW * 1000) + i, "message": m} for i, m in enumerate(messages)])
+    with ServerThread(create_app(Settings(data_dir=tmp_path / "data"))) as srv, Client(srv.url) as client:
+        s = AgentSettings.load({"server": srv.url, "state_dir": str(tmp_path / "state"), "listen": "",
+                                "cloudwatch_group": group, "cloudwatch_region": "us-west-2",
+                                "cloudwatch_endpoint": moto_logs, "cloudwatch_fetch_interval": 0.2,
+                                **{n: "" for n in ("flows", "dns", "l7", "bird", "bird6", "audit_ee", "audit_kube")}},
+                               environ={})
+        agent = Agent(s)
+        thread = threading.Thread(target=agent.run)
+        thread.start()
+        try:
+            wait_for(lambda: agent.status()["sources"]["cloudwatch"]["records_shipped"] >= 2)
+            time.sleep(0.5)
+            stored = read_all(client, "audit_kube", NOW - 3600, NOW + 3600)
+            assert sorted(r["auditID"] for r in stored) == ["kube-000000", "kube-000001"]
+            st = agent.status()
+            assert st["sources"]["cloudwatch"]["records_refused"] == 0
+            assert st["dropped"] == {"multiline_message": 2}
+        finally:
+            agent.stop()
+            thread.join()
+
+
+def test_one_line() -> None:
+    from margay.agent.cloudwatch import one_line
+
+    line = orjson.dumps(event(0)).decode()
+    assert one_line([line, line + "\n", line + "\r\n", "plain text"]) == [line, line, line, "plain text"]
+    assert one_line([json.dumps(event(0), indent=2)]) == [line]
+    assert one_line([line + "\n" + line, "a\nb"]) == []

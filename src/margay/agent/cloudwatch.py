@@ -39,6 +39,23 @@ def calico_keeps(message: str) -> bool:
     return event.get("level") == "RequestResponse" and event.get("verb") in CALICO_VERBS
 
 
+def one_line(messages: list[str]) -> list[str]:
+    """Each CloudWatch message as one NDJSON line. EKS audit messages are one-line JSON; one holding a newline
+    (besides a trailing one) would be shipped as several records. JSON spread over lines (the newlines are
+    whitespace: a JSON string cannot hold a raw one) is re-encoded on one line; anything else is left out
+    (the caller counts it: multiline_message)."""
+    out = []
+    for m in messages:
+        m = m.rstrip("\r\n")
+        if "\n" in m:  # the server splits NDJSON at \n only
+            try:
+                m = orjson.dumps(orjson.loads(m)).decode()
+            except orjson.JSONDecodeError:
+                continue
+        out.append(m)
+    return out
+
+
 class CloudWatchSource:
     def __init__(self, agent: AgentHost, settings: AgentSettings) -> None:
         self.agent = agent
@@ -105,7 +122,13 @@ class CloudWatchSource:
             if after and after != before:
                 self.tokens[stream] = after
             return 0
-        messages = [e["message"].rstrip("\n") for e in events if e.get("message", "").strip()]
+        raw = [e["message"] for e in events if e.get("message", "").strip()]
+        messages = one_line(raw)
+        if len(messages) < len(raw):
+            dropped = len(raw) - len(messages)
+            self.agent.metrics.inc("margay_dropped_records_total", dropped, reason="multiline_message", source=SOURCE)
+            log.warning("cloudwatch %s/%s: %d message(s) spanning several lines and not JSON dropped",
+                        self.group, stream, dropped)
         if self.calico_filter:
             messages = [m for m in messages if calico_keeps(m)]
         lines = [m.encode() for m in messages]

@@ -324,15 +324,16 @@ class Agent:
     # -- running -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.settings.listen:  # first: a bad webhook token file or TLS pair stops the agent before it reads
+            from .http import AgentHTTP
+
+            self.http = AgentHTTP(self)
         for i in range(self.settings.senders):
             self._spawn(self._sender, f"margay-agent-sender-{i}")
         self._spawn(self._coalescer, "margay-agent-coalescer")
         if self.cloudwatch is not None:
             self._spawn(self.cloudwatch.run, "margay-agent-cloudwatch")
-        if self.settings.listen:
-            from .http import AgentHTTP
-
-            self.http = AgentHTTP(self)
+        if self.http is not None:
             self.http.start()
 
     def _spawn(self, fn: Any, name: str) -> None:
@@ -408,7 +409,7 @@ class Agent:
 
     def _drops(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for reason in ("spool_full", "rotated_away", "unterminated_line", "line_too_long"):
+        for reason in ("spool_full", "rotated_away", "unterminated_line", "line_too_long", "multiline_message"):
             total = sum(self.metrics.get("margay_dropped_records_total", reason=reason, source=s)
                         for s in self.sources)
             if total:

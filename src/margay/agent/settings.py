@@ -52,6 +52,17 @@ class AgentSettings:
     audit_kube: str = setting(FILE_SOURCES["audit_kube"][1], "kube-apiserver audit log ('' turns it off).")
     listen: str = setting("127.0.0.1:9081", "host:port of the status, metrics and audit webhook endpoint; '' = none.")
     webhook: bool = setting(True, "Accept kube-apiserver audit webhook EventLists on POST /audit/webhook.")
+    webhook_token_file: Path | None = setting(
+        None, "File holding the bearer token kube-apiserver sends to the webhook (the `token` of its webhook "
+        "kubeconfig; re-read when it changes). Every post must carry it. Without it the webhook is served only "
+        "when listen is a loopback address.")
+    tls_cert_file: Path | None = setting(
+        None, "Serve listen over HTTPS with this certificate (PEM, chain allowed; needs tls_key_file): "
+        "kube-apiserver sends its webhook token only to an https:// URL.")
+    tls_key_file: Path | None = setting(None, "Private key (PEM) of tls_cert_file.")
+    max_inflight_body_bytes: int = setting(
+        128 * MiB, "Webhook bodies (as sent and inflated) held at once; past it a post is answered 503 with "
+        "Retry-After, which kube-apiserver retries. A post alone always passes (up to its 64 MiB bound).")
     batch_bytes: int = setting(2 * MiB, "Ship a batch once this many bytes of whole lines are ready (spooled batches are coalesced up to it).")
     batch_age: float = setting(2.0, "... or once the oldest unshipped line is this many seconds old.")
     poll_interval: float = setting(0.25, "Seconds between looks at the files.")
@@ -99,6 +110,10 @@ class AgentSettings:
             settings.node = environ.get("NODE_NAME") or socket.gethostname()
         if settings.senders < 1 or settings.batch_bytes < 1024 or settings.spool_max_bytes < 1:
             raise ConfigError("senders must be >= 1, batch_bytes >= 1024 and spool_max_bytes >= 1")
+        if settings.max_inflight_body_bytes < MiB:
+            raise ConfigError("max_inflight_body_bytes must be >= 1048576 (1 MiB); the default is 128 MiB")
+        if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+            raise ConfigError("tls_cert_file and tls_key_file go together: give both (or neither for plain HTTP)")
         check_rotated_names(settings.rotated_names)
         return settings
 

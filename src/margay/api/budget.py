@@ -28,8 +28,10 @@ class Busy(MargayError):
 class BodyBudget:
     """The bytes of request bodies held now, against a cap."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, *, holder: str = "the server", setting: str = "max_inflight_body_bytes") -> None:
         self.cap = cap
+        self.holder = holder  # who holds the bodies and which setting bounds them, for the 503's message
+        self.setting = setting
         self.used = 0
         self.refused = 0  # requests answered 503 by the budget
         self._lock = threading.Lock()
@@ -39,9 +41,8 @@ class BodyBudget:
             if self.used + n > self.cap and self.used > held.n:  # others hold bytes: not now
                 self.refused += 1
                 others = self.used - held.n
-                raise Busy(f"the server holds {others // MiB} MiB of other request bodies (its limit is "
-                           f"{self.cap // MiB} MiB, max_inflight_body_bytes): retry in a moment or send smaller "
-                           "batches")
+                raise Busy(f"{self.holder} holds {others // MiB} MiB of other request bodies (its limit is "
+                           f"{self.cap // MiB} MiB, {self.setting}): retry in a moment or send smaller batches")
             self.used += n
             held.n += n
 

@@ -113,7 +113,7 @@ class AgentProcess(ChildProcess):
 
     stop_timeout = 30.0
 
-    _LISTENING = re.compile(r"agent listening on (http://\S+)")
+    _LISTENING = re.compile(r"agent listening on (https?://\S+)")
 
     def __init__(self, state_dir: Path, server: str, *, sources: dict[str, Path] | None = None,
                  env: dict[str, str] | None = None, log: Path | None = None, args: tuple[str, ...] = ()) -> None:
