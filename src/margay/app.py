@@ -188,6 +188,7 @@ def _disk_full(exc: BaseException) -> bool:
 def create_app(settings: Settings | None = None, *, margay: Margay | None = None,
                clock: Clock | None = None) -> Starlette:
     settings = settings or Settings()
+    sessions = session.Sessions(cookie_secure=settings.cookie_secure)  # the UI's cookie sessions (web/session.py)
     m = margay or Margay(settings, clock=clock)
 
     @asynccontextmanager
@@ -201,7 +202,6 @@ def create_app(settings: Settings | None = None, *, margay: Margay | None = None
               *graph.routes(), *events.routes(),
               *catalog.routes(), *es.routes(), *globalreports.routes(), *detect.routes(), *report_routes(), *threatfeed_routes(),
               *session.routes(), *pages.routes()]
-    sessions = session.Sessions()  # the UI's HttpOnly cookie sessions (web/session.py)
     # Outermost: every request's body bytes are counted until its response is sent (api/budget.py).
     middleware = [Middleware(BodyBudgetMiddleware, budget=m.body_budget), Middleware(session.SecurityHeaders)]
     if m.access.enabled:

@@ -51,6 +51,8 @@ class Settings:
     rbac: Path | None = setting(None, "ClusterRole/ClusterRoleBinding/Role/RoleBinding YAML: a file or a folder.")
     kubeconfig: Path | None = setting(None, "Kubeconfig of the API server for TokenReview and SubjectAccessReview "
                                       "(auth=kube without it: in-cluster service account).")
+    cookie_secure: str = setting("auto", "The UI's session cookies' Secure flag: auto (when the request came over "
+                                 "https), always (behind a TLS-terminating ingress), never.")
     admin_token: bool = setting(False, "Generate an admin token into <data_dir>/admin-token (mode 0600) and "
                                 "accept it; `margay serve` does this when no auth is configured.")
 

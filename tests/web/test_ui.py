@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -154,6 +156,16 @@ def test_export_csv(wide: Any, site: Site) -> None:
     text = open(dl.value.path()).read()
     lines = text.strip().splitlines()
     assert lines[0] == "logtime,cluster,host,ip_version,message" and len(lines) > 1
+
+
+def test_export_cells_are_inert(wide: Any, site: Site) -> None:
+    """The explorer's CSV export writes cells as reports/csvout.py does: quoted as needed, formulas neutralised."""
+    open_ui(wide, site, "#/overview", wait="overview")
+    samples = ['=HYPERLINK("http://e/","x")', "-", -3, "-3", "+cmd|' /C calc'!A0", 'a,b\n"c"', None, {"k": 1}, "@x"]
+    line = wide.evaluate("async (s) => { const m = await import('/ui/static/core.js'); return s.map(m.csvCell).join(','); }",
+                         samples)
+    assert next(csv.reader(io.StringIO(line))) == [
+        "'" + samples[0], "-", "-3", "-3", "'" + samples[4], samples[5], "", '{"k":1}', "'@x"]
 
 
 def test_flow_visualizer_draws_the_topology(wide: Any, site: Site) -> None:

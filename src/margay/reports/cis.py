@@ -12,6 +12,7 @@ from ..errors import BackendError, ParseError
 from ..logtypes.compliance import BENCHMARKS
 from ..query.model import Query, SortKey
 from ..store.backend import Backend
+from .csvout import render, render_csv
 
 _STATUS = {"PASS": "PASS", "FAIL": "FAIL", "WARN": "INFO", "INFO": "INFO"}
 _PAGE = 5000  # OpenSearch answers nothing for a page of 10,000 (size + 1 passes its result window)
@@ -133,9 +134,9 @@ def compute(backend: Backend, cluster: str, report_spec: dict[str, Any], start: 
 
 def downloads(report: dict[str, Any]) -> dict[str, str]:
     """total-summary.csv, node-summary.csv, failed-tests.csv and all-tests.csv, laid out as Calico's
-    templates render them (remediation always quoted; the per-node files end with an empty line)."""
-    from .inventory import render_csv
-
+    templates render them (remediation always quoted; the per-node files end with an empty line), written
+    by csvout: node names and test texts come from the clusters' writer tokens, so they are quoted as
+    needed and a leading formula character is neutralised."""
     s = report["cisBenchmarkSummary"]
     total = render_csv(["startTime", "endTime", "type", "hiPercentThreshold", "medPercentThreshold", "hiNodeCount",
                         "medNodeCount", "lowNodeCount"],
@@ -144,17 +145,17 @@ def downloads(report: dict[str, Any]) -> dict[str, str]:
                          "hiNodeCount": s["highCount"], "medNodeCount": s["medCount"],
                          "lowNodeCount": s["lowCount"]}], single=True)
     nodes = report.get("cisBenchmark") or []
-    summary = "node,version,status,testsPassing,testsFailing,testsUnknown,testsTotal\n" + "".join(
-        f"{n['nodeName']},{n['kubernetesVersion']},{n['summary']['status']},{n['summary']['totalPass']},"
-        f"{n['summary']['totalFail']},{n['summary']['totalInfo']},{n['summary']['total']}\n" for n in nodes) + "\n"
+    summary = render(["node", "version", "status", "testsPassing", "testsFailing", "testsUnknown", "testsTotal"],
+                     ([n["nodeName"], n["kubernetesVersion"], n["summary"]["status"], n["summary"]["totalPass"],
+                       n["summary"]["totalFail"], n["summary"]["totalInfo"], n["summary"]["total"]] for n in nodes),
+                     blank_line=True)
 
     def tests(only_failed: bool) -> str:
-        rows = [f"{n['nodeName']},{t['testNumber']},{t['testDesc']},{t['status']},"
-                f"{'true' if t['scored'] else 'false'},\"{t['testInfo']}\"\n"
+        rows = ([n["nodeName"], t["testNumber"], t["testDesc"], t["status"], bool(t["scored"]), t["testInfo"]]
                 for n in nodes for sec in n["results"] for t in sec["results"]
-                if not only_failed or t["status"] == "FAIL"]
-        return "nodeName,testIndex,testDescription,status,scored,remediation\n" + "".join(rows) + "\n"
+                if not only_failed or t["status"] == "FAIL")
+        return render(["nodeName", "testIndex", "testDescription", "status", "scored", "remediation"], rows,
+                      blank_line=True, quote_last=True)
 
     return {"total-summary.csv": total, "node-summary.csv": summary, "failed-tests.csv": tests(True),
             "all-tests.csv": tests(False)}
-

@@ -3,12 +3,10 @@ whether policy protected them for the whole of it; its CSV downloads carry exact
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from .csvout import render_csv
 from .evaluate import (
     Endpoint,
     Policy,
@@ -152,28 +150,7 @@ def compute(report_spec: dict[str, Any], tl: Timeline) -> dict[str, Any]:
     }
 
 
-# -- downloads: Calico's Go templates render booleans as true/false and times as RFC 3339 -------------------
-
-def _cell(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list):
-        return ";".join(str(x) for x in v)
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return "" if v is None else str(v)
-
-
-def render_csv(columns: list[str], rows: list[dict[str, Any]], *, single: bool = False) -> str:
-    """Calico's csv renderer: a header line, then one line per row; a single-row summary has no final
-    newline. Unlike Calico, a cell holding a comma, quote or newline is quoted (RFC 4180) so columns stay."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
-    text = buf.getvalue()
-    return text[:-1] if single else text
+# -- downloads (csvout.py writes them: Calico's columns, RFC 4180 quoting, formulas neutralised) ----------------
 
 
 def scope_columns(report: dict[str, Any]) -> dict[str, Any]:

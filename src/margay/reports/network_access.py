@@ -9,7 +9,8 @@ from typing import Any
 from ..logtypes import REGISTRY
 from ..query.model import Query
 from ..store.backend import Backend
-from .inventory import render_csv, scope_columns
+from .csvout import render_csv
+from .inventory import scope_columns
 
 FLOWS = REGISTRY["flows"]
 FlowKey = tuple[str, str, str, bool]  # (kind, namespace, name, name is an aggregation prefix)

@@ -13,7 +13,8 @@ from ..logtypes import REGISTRY
 from ..query.model import Query, SortKey, parse_time
 from ..query.selector import parse_selector
 from ..store.backend import Backend
-from .inventory import render_csv, scope_columns
+from .csvout import render_csv
+from .inventory import scope_columns
 
 AUDIT_EE, AUDIT_KUBE = REGISTRY["audit_ee"], REGISTRY["audit_kube"]
 # The report type's auditEventsSelection: these resources, in any API group (Calico's and Kubernetes').

@@ -221,6 +221,16 @@ export function readableHit(p) {
   return `${kind} › ${where}${p.name}${p.staged || p.is_staged ? " (staged)" : ""} › ${p.action} › ${rule}`;
 }
 
+// A CSV cell as the server's report files write it (reports/csvout.py): text a spreadsheet would run as a
+// formula (= + - @ tab or CR first) gets a leading ' unless it is a plain number or the "-" placeholder;
+// numbers stay numbers; quoted (quotes doubled) when it holds a comma, quote, CR or newline.
+const FORMULA_START = /^[=+\-@\t\r]/, PLAIN_NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+export function csvCell(v) {
+  let s = v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+  if (typeof v !== "number" && FORMULA_START.test(s) && s !== "-" && !PLAIN_NUMBER.test(s)) s = "'" + s;
+  return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+}
+
 // The enforced policy that decided a flow: the last allow/deny in evaluation order (pass hands on to the
 // next tier), with what kind of policy it is. `text` is the rule of margay.logtypes.policy.verdict.
 export function verdict(enforced) {

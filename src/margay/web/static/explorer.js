@@ -1,5 +1,5 @@
 // The log explorer: a selector query bar with completion and inline errors, a histogram, a table, a drawer.
-import { api, fmtNum, fmtTime, h, interval, notReadable, openDrawer, pageHash, readable, rendered, showError, state, timeRange, traceList, track, verdict, verdictCell, withGlobals } from "./core.js";
+import { api, csvCell, fmtNum, fmtTime, h, interval, notReadable, openDrawer, pageHash, readable, rendered, showError, state, timeRange, traceList, track, verdict, verdictCell, withGlobals } from "./core.js";
 import { chartTime, isoTime, timeAxis } from "./time.js";
 
 const TYPES = ["flows", "dns", "audit", "bgp", "events", "l7", "waf", "policy_activity", "runtime"];
@@ -148,10 +148,9 @@ export function explorer(main, r) {
     let text;
     if (fmt === "ndjson") text = all.map((x) => JSON.stringify(x)).join("\n") + "\n";
     else {
-      const esc = (v) => { const s = v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v); return /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; };
       // Times in the chosen zone (ISO 8601 with its offset), the policy column as its verdict.
       const val = (rec, c) => { const v = get(rec, c); return c === "policy" ? (verdict(v) || { text: "" }).text : /time|Timestamp/.test(c) && v != null ? isoTime(v) : v; };
-      text = [columns.join(","), ...all.map((rec) => columns.map((c) => esc(val(rec, c))).join(","))].join("\n") + "\n";
+      text = [columns.join(","), ...all.map((rec) => columns.map((c) => csvCell(val(rec, c))).join(","))].join("\n") + "\n";
     }
     const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: fmt === "csv" ? "text/csv" : "application/x-ndjson" })), download: `margay-${type}.${fmt}` });
     document.body.append(a); a.click(); a.remove();
