@@ -314,6 +314,20 @@ def test_a_scoped_reader_cannot_dry_run_an_alert_over_whole_clusters(scoped: Rig
     assert every.status_code == 200 and every.json()["events"] == len(PAIRS), every.text
 
 
+def test_a_scoped_reader_cannot_save_an_alert_over_whole_clusters(scoped: Rig) -> None:
+    """Saving the alert is refused as its dry run is: once saved it runs over every cluster and its events carry
+    the records it found (the namespaces frank may not read). A reader of flows of every cluster may save it."""
+    alert = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalAlert", "metadata": {"name": "pairs"},
+             "spec": {"description": "x", "severity": 50, "dataSet": "flows", "period": "1m", "lookback": "30m"}}
+    path = "/apis/projectcalico.org/v3/globalalerts/pairs"
+    put = scoped.http.put(path, json=alert, headers={"authorization": f"Bearer {scoped.token('frank')}"})
+    assert put.status_code == 403 and "may not read flows logs of every cluster" in put.text, put.text
+    assert scoped.get("admin", path).status_code == 404
+    auth = {"authorization": f"Bearer {scoped.token('admin')}"}
+    assert scoped.http.put(path, json=alert, headers=auth).status_code == 201
+    assert scoped.http.delete(path, headers=auth).status_code == 200
+
+
 def test_event_statistics_count_only_what_a_scoped_reader_may_see(scoped: Rig) -> None:
     """The statistics' per-field values and their severity histograms' selectors name fields of an endpoint as
     any read does: a value of a withheld endpoint is neither listed nor counted (it named db-src-0 / db-dst-0,

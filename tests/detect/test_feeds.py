@@ -81,7 +81,7 @@ def test_headers_come_from_values_files_and_environment(feed_server, tmp_path, m
 @pytest.mark.parametrize(("route", "message"), [
     ((500, b"boom", 0), "HTTP 500"),
     ((200, b"\x00\xff\xfe garbage", 0), "not UTF-8"),
-    ((200, b"<html>nope</html>\n", 0), "none of the 1 entries"),
+    ((200, b"<html>nope</html>\n", 0), "none of the 1 entries is an IP or CIDR (the first at line 1)"),
     ((200, b"{not json", 0), "not JSON"),
     ((200, b"x", 2.0), "timed out"),
 ])
@@ -112,7 +112,7 @@ def test_ssrf_guard_refuses_loopback_and_metadata_unless_allowed(feed_server):
         FeedPuller(timeout=0.2).fetch(feed("http://169.254.169.254/latest/meta-data/"))
     # a redirect to a blocked address is checked hop by hop
     feed_server.routes["/r"] = (302, b"http://169.254.169.254/x", 0)
-    with pytest.raises(FeedError, match="169.254.169.254"):
+    with pytest.raises(FeedError, match="redirect 1 leads to a host that is a loopback, link-local or metadata"):
         FeedPuller(allowed=LOOPBACK).fetch(feed(feed_server.url + "/r"))
     # IPv6 forms that carry a blocked IPv4 address: compatible, 6to4, NAT64 and mapped
     for host in ("[::127.0.0.1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]", "[::ffff:169.254.169.254]",
@@ -144,7 +144,7 @@ def test_dns_rebinding_cannot_reach_what_the_guard_refused(feed_server, fake_dns
         # a redirect to a name that answers loopback is refused at that hop
         decoy.routes["/r"] = (302, f"http://hop.test:{feed_server.port}/f".encode(), 0)
         fake_dns["hop.test"] = [["127.0.0.1"]]
-        with pytest.raises(FeedError, match="hop.test is 127.0.0.1"):
+        with pytest.raises(FeedError, match="redirect 1 leads to a host that is a loopback"):
             FeedPuller(allowed=[ipaddress.ip_network("127.0.0.2/32")], timeout=2).fetch(
                 feed(f"http://127.0.0.2:{feed_server.port}/r"))
         # one answer with a refused address among allowed ones is refused whole

@@ -181,6 +181,16 @@ class Access:
             self.authorizer.prefetch(who, clusters, names)
         return {key: self.grant(who, lt, c) for key, (lt, c) in unique.items()}
 
+    def unreadable_everywhere(self, who: Identity, types: Iterable[LogType]) -> list[LogType]:
+        """The types `who` may not read in full in every cluster, present and future: a GlobalAlert reads its
+        data set in all of them. Only a grant without a cluster name gives that (lma.tigera.io, resource `*`,
+        cluster-wide: a ClusterRoleBinding); grants of named clusters or of namespaces do not."""
+        if who.is_writer:
+            return list(types)
+        if self.reads_everything(who):
+            return []
+        return [lt for lt in types if not any(self.authorizer.allowed(who, "*", name) for name in lt.rbac)]
+
     def may_operate(self, who: Identity) -> bool:
         """Operator endpoints (/-/metrics: every cluster's names and counts): the administrator, or `get` on
         lma.tigera.io resource `operator`, resourceName `metrics` (a ClusterRole rule like any other)."""

@@ -96,7 +96,26 @@ async def put_resource(request: Request) -> JSONResponse:
     if not isinstance(meta, dict) or meta.setdefault("name", name) != name:
         raise QueryError(f"metadata.name: {meta.get('name') if isinstance(meta, dict) else meta!r} does not "
                          f"match the name in the path ({name!r})")
+    if kind == "GlobalAlert":
+        _may_read_data_set(request, doc)
     return JSONResponse(detection.apply(doc), status_code=200 if exists else 201)
+
+
+def _may_read_data_set(request: Request, doc: dict[str, Any]) -> None:
+    """A saved GlobalAlert runs over its data set in every cluster and copies what it finds into events (a
+    whole record each, without a metric): its author must read that data set in full in every cluster, present
+    and future, the read a dry run asks for. Checked at every create and update, whoever made the alert first."""
+    alert = parse_resource(doc)  # a 400 naming the field for an invalid alert
+    assert isinstance(alert, Alert)
+    m = request.app.state.margay
+    who = m.caller(request)
+    missing = m.access.unreadable_everywhere(who, alert.logtypes)
+    if missing:
+        names = "/".join(dict.fromkeys(lt.rbac[0] for lt in missing))
+        raise Forbidden(f"{who.describe()} may not read {names} logs of every cluster in full, which a GlobalAlert "
+                        f"on dataSet {alert.data_set} reads (needs get on lma.tigera.io resource * "
+                        f"resourceName {names}, cluster-wide)",
+                        details={"apiGroup": "lma.tigera.io", "resource": "*", "verb": "get"})
 
 
 async def delete_resource(request: Request) -> JSONResponse:

@@ -59,7 +59,24 @@ def _iso(when: datetime | None) -> str | None:
 
 
 class Refused(FeedError):
-    """The guard refused a host (FeedPuller.fetch names the URL)."""
+    """The guard refused a host (FeedPuller.fetch names the URL); `short` says why without naming it."""
+
+    def __init__(self, message: str, short: str) -> None:
+        super().__init__(message)
+        self.short = short
+
+
+def _http_error(exc: httpx.HTTPError, hop: int) -> str:
+    """What went wrong, without the peer's words: h11's protocol errors quote the bytes the server sent (a
+    status or header line of whatever answered), so only the socket's own errors keep their message, and only
+    on the way to the configured URL (after a redirect, a TLS error names the Location's host)."""
+    if isinstance(exc, httpx.NetworkError):  # connect/read/write/close: the OS's or the TLS library's words
+        return f"{type(exc).__name__}: {exc}" if not hop else f"{type(exc).__name__} after redirect {hop}"
+    if isinstance(exc, httpx.ProtocolError):
+        return f"{type(exc).__name__}: the answer is not valid HTTP"
+    if isinstance(exc, httpx.DecodingError):
+        return f"{type(exc).__name__}: the body could not be decoded as its Content-Encoding says"
+    return type(exc).__name__
 
 
 def guard_url(url: str, allowed: Iterable[Network] = ()) -> None:
@@ -85,7 +102,7 @@ def resolve_guarded(host: str, port: int, allowed: list[Network]) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise Refused(f"cannot resolve {host}: {exc}") from None
+        raise Refused(f"cannot resolve {host}: {exc}", "does not resolve") from None
     out: list[str] = []
     for info in infos:
         text = str(info[4][0])
@@ -95,7 +112,9 @@ def resolve_guarded(host: str, port: int, allowed: list[Network]) -> list[str]:
                 continue
             if any(addr.version == net.version and addr in net for net in BLOCKED):
                 raise Refused(f"{host} is {found}, a loopback, link-local or metadata address; refused "
-                              "(allow it with --feeds-allow-networks if you mean it)")
+                              "(allow it with --feeds-allow-networks if you mean it)",
+                              "is a loopback, link-local or metadata address; refused (allow it with "
+                              "--feeds-allow-networks if you mean it)")
         if text not in out:
             out.append(text)
     return out
@@ -197,8 +216,15 @@ class FeedPuller:
         # environment either.
         transport = _GuardedTransport(self.verify, self.allowed)
         with httpx.Client(timeout=self.timeout, follow_redirects=False, transport=transport) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                _split(url)
+            for hop in range(MAX_REDIRECTS + 1):
+                if hop:  # a Location header is the server's words: named by its number, never said back
+                    try:
+                        _split(url)
+                    except FeedError:
+                        raise FeedError(f"GET {feed.url}: redirect {hop} is not an http:// or https:// URL "
+                                        "with a host") from None
+                else:
+                    _split(url)
                 try:
                     with client.stream("GET", url, headers=headers) as resp:
                         if resp.is_redirect and "location" in resp.headers:
@@ -212,11 +238,14 @@ class FeedPuller:
                             if len(body) > MAX_BODY:
                                 raise FeedError(f"GET {feed.url}: body larger than {MAX_BODY} bytes")
                 except Refused as exc:
+                    if hop:
+                        raise FeedError(f"GET {feed.url}: redirect {hop} leads to a host that "
+                                        f"{exc.short}") from None
                     raise FeedError(f"url {url!r}: {exc}") from None
                 except httpx.TimeoutException:
                     raise FeedError(f"GET {feed.url}: timed out after {self.timeout:g}s") from None
                 except httpx.HTTPError as exc:
-                    raise FeedError(f"GET {feed.url}: {type(exc).__name__}: {exc}") from None
+                    raise FeedError(f"GET {feed.url}: {_http_error(exc, hop)}") from None
                 return parse_body(bytes(body), feed.format, feed.content)
         raise FeedError(f"GET {feed.url}: more than {MAX_REDIRECTS} redirects")
 

@@ -4,9 +4,9 @@ normalised so matching compares like with like."""
 from __future__ import annotations
 
 import csv
-import io
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,12 @@ import orjson
 from ..errors import ConfigError
 from .resources import FeedFormat, fail
 
+MAX_ENTRIES = 1_000_000  # entries read from one body (lines, CSV rows, JSON items); a body with more is refused
+MAX_INVALID = 100_000  # entries that are not IPs/CIDRs (or domains): past this many, the body is refused
+MAX_LINES = 4 * MAX_ENTRIES  # lines of a newline-delimited or CSV body, counted before it is read
+MAX_JSON_VALUES = 4 * MAX_ENTRIES  # values of a JSON body (an upper bound), counted before it is parsed
+_TEXT = re.compile(r"[^\r\n]+")
+_JSON_STRING = re.compile(r'"[^"]*"')  # once escapes are gone: linear, whatever the body
 _JP_TOKEN = re.compile(r"\.\.|\.([A-Za-z_][A-Za-z0-9_\-]*)|\[\*\]|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]|\.\*|\.")
 
 
@@ -54,7 +60,7 @@ def compile_json_path(path: str, where: str = "path") -> list[tuple[str, Any]]:
     return steps
 
 
-def _walk(value: Any, steps: list[tuple[str, Any]]) -> list[Any]:
+def _walk(value: Any, steps: list[tuple[str, Any]]) -> Iterator[Any]:
     current = [value]
     for kind, arg in steps:
         nxt: list[Any] = []
@@ -66,10 +72,11 @@ def _walk(value: Any, steps: list[tuple[str, Any]]) -> list[Any]:
             elif kind == "all":
                 nxt.extend(v if isinstance(v, list) else v.values() if isinstance(v, dict) else [])
         current = nxt
-    out: list[Any] = []
     for v in current:
-        out.extend(v if isinstance(v, list) else [v])
-    return out
+        if isinstance(v, list):
+            yield from v
+        else:
+            yield v
 
 
 def normalise_ip(text: str) -> str | None:
@@ -105,24 +112,47 @@ def normalise_domain(text: str) -> str | None:
     return ("*." if wild else "") + ace
 
 
-def _lines(body: str, comment: str = "#") -> list[str]:
-    out = []
-    for line in body.splitlines():
+def count_lines(text: str) -> int:
+    """Lines of a body, each ended by LF, CRLF or CR (the last one possibly by nothing)."""
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return breaks + (0 if not text or text.endswith(("\n", "\r")) else 1)
+
+
+def _line_numbers(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) for each line with more than line breaks, without a list of them all: the runs of
+    line breaks between them are skipped by the regex engine."""
+    line, pos = 1, 0
+    for m in _TEXT.finditer(text):
+        start = m.start()
+        if start > pos:
+            line += text.count("\n", pos, start) + text.count("\r", pos, start) - text.count("\r\n", pos, start)
+        pos = start
+        yield line, m.group()
+
+
+def _lines(text: str, comment: str = "#") -> Iterator[tuple[int, str]]:
+    for n, line in _line_numbers(text):
         line = line.strip()
         if line and not line.startswith(comment):
-            out.append(line)
-    return out
+            yield n, line
 
 
-def _csv(body: str, fmt: FeedFormat) -> list[str]:
-    lines = body.splitlines()
-    if fmt.comment_delimiter:
-        lines = ["" if ln.lstrip().startswith(fmt.comment_delimiter) else ln for ln in lines]
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=fmt.column_delimiter, strict=True)
+def _csv_lines(text: str, comment: str | None) -> Iterator[str]:
+    """Each physical line for csv.reader (so its line_num is the body's), comment lines as empty ones."""
+    line = 1
+    for n, raw in _line_numbers(text):
+        while line < n:  # the empty lines skipped, kept for the numbering
+            yield "\n"
+            line += 1
+        line = n + 1
+        yield "\n" if comment and raw.lstrip().startswith(comment) else raw + "\n"
+
+
+def _csv(text: str, fmt: FeedFormat) -> Iterator[tuple[int, str]]:
+    reader = csv.reader(_csv_lines(text, fmt.comment_delimiter), delimiter=fmt.column_delimiter, strict=True)
     expected = fmt.record_size
     column = fmt.field_num
     header_pending = fmt.header
-    out: list[str] = []
     try:
         for row in reader:
             if not row or row == [""]:
@@ -134,46 +164,80 @@ def _csv(body: str, fmt: FeedFormat) -> list[str]:
             if header_pending:
                 header_pending = False
                 if fmt.field_name is not None:
-                    if fmt.field_name not in row:
-                        raise FeedError(f"csv header has no column {fmt.field_name!r} (columns: {', '.join(row)})")
+                    if fmt.field_name not in row:  # the header's names are the body's: not said back
+                        raise FeedError(f"csv header (line {reader.line_num}) has no column {fmt.field_name!r} "
+                                        f"(the header has {len(row)} column{'' if len(row) == 1 else 's'})")
                     column = row.index(fmt.field_name)
                 continue
             if column is not None and column < len(row):
-                out.append(row[column])
-    except csv.Error as exc:
+                yield reader.line_num, row[column]
+    except csv.Error as exc:  # the csv module's own words (they name its settings, never the body's text)
         raise FeedError(f"csv line {reader.line_num}: {exc}") from None
-    return out
+
+
+def json_values(text: str) -> int:
+    """An upper bound on the values in a JSON text, without parsing it: each value after a container's first
+    follows a comma, and each container opens with a bracket. Commas and brackets inside strings are left out
+    only when the rough count is past the bound: escaped backslashes and quotes dropped first, every quote left
+    opens or closes a string (exact for valid JSON; invalid JSON fails to parse anyway)."""
+    rough = text.count(",") + text.count("[") + text.count("{") + 1
+    if rough <= MAX_JSON_VALUES:
+        return rough
+    bare = _JSON_STRING.sub('""', text.replace("\\\\", "").replace('\\"', ""))
+    return bare.count(",") + bare.count("[") + bare.count("{") + 1
+
+
+def _json(text: str, fmt: FeedFormat) -> Iterator[tuple[int, Any]]:
+    steps = compile_json_path(fmt.json_path or "$")
+    if json_values(text) > MAX_JSON_VALUES:
+        raise FeedError(f"body holds more than {MAX_JSON_VALUES:,} JSON values; refused before parsing "
+                        f"(at most {MAX_ENTRIES:,} entries are read from a feed)")
+    try:
+        doc = orjson.loads(text) if text.strip() else []
+    except orjson.JSONDecodeError as exc:  # its position only: orjson's message may change, the body stays ours
+        raise FeedError(f"body is not JSON (line {exc.lineno}, column {exc.colno})") from None
+    yield from enumerate(_walk(doc, steps), start=1)
 
 
 def parse_body(body: bytes, fmt: FeedFormat, content: str) -> Entries:
-    """Entries of a feed body; FeedError when the body as a whole cannot be read (garbage)."""
+    """Entries of a feed body; FeedError when the body as a whole cannot be read (garbage), holds more than
+    MAX_ENTRIES entries (or MAX_LINES lines), or more than MAX_INVALID of its entries are invalid.
+
+    Errors say counts, positions (line or item numbers) and the feed's own settings, never the body's text:
+    the body may come from a service the feed's author cannot read otherwise, while its status is readable by
+    anyone who may read the feed."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FeedError(f"body is not UTF-8 (byte {exc.start})") from None
-    raw: list[Any]
-    if fmt.kind == "json":
-        try:
-            doc = orjson.loads(text) if text.strip() else []
-        except orjson.JSONDecodeError as exc:
-            raise FeedError(f"body is not JSON: {exc}") from None
-        raw = _walk(doc, compile_json_path(fmt.json_path or "$"))
-    elif fmt.kind == "csv":
-        raw = _csv(text, fmt)
-    else:
-        raw = _lines(text)
+    items: Iterator[tuple[int, Any]]
+    unit = "item" if fmt.kind == "json" else "line"
+    if fmt.kind != "json" and (lines := count_lines(text)) > MAX_LINES:
+        raise FeedError(f"body has {lines:,} lines, more than the {MAX_LINES:,} read from a feed "
+                        f"(at most {MAX_ENTRIES:,} entries)")
+    items = _json(text, fmt) if fmt.kind == "json" else _csv(text, fmt) if fmt.kind == "csv" else _lines(text)
     norm = normalise_ip if content == "IPSet" else normalise_domain
+    what = "an IP or CIDR" if content == "IPSet" else "a domain name"
     seen: dict[str, None] = {}
-    skipped = 0
-    for item in raw:
+    count = skipped = 0
+    first_bad = 0
+    for where, item in items:
+        count += 1
+        if count > MAX_ENTRIES:
+            raise FeedError(f"body holds more than {MAX_ENTRIES:,} entries ({unit} {where} is entry "
+                            f"{count:,}); a feed may have at most {MAX_ENTRIES:,}")
         value = norm(item) if isinstance(item, str) else None
-        if value is None:
-            skipped += 1
-        else:
+        if value is not None:
             seen.setdefault(value, None)
-    if raw and not seen:
-        what = "IPs or CIDRs" if content == "IPSet" else "domain names"
-        raise FeedError(f"none of the {len(raw)} entries are {what} (first: {str(raw[0])[:60]!r})")
-    if text.strip() and not raw:
+            continue
+        skipped += 1
+        first_bad = first_bad or where
+        if skipped > MAX_INVALID:
+            raise FeedError(f"more than {MAX_INVALID:,} entries are not {what} (the first at {unit} {first_bad}, "
+                            f"reading stopped at {unit} {where}); check the feed's format and content")
+    if count and not seen:
+        raise FeedError(f"none of the {count:,} entries is {what} (the first at {unit} {first_bad}); check the "
+                        "feed's format and content")
+    if not count and text.strip():
         raise FeedError("no entries found in the body for this format")
     return Entries(tuple(seen), skipped)
