@@ -24,6 +24,8 @@ from margay.ingest.parse import Converter, plan_for
 from margay.logtypes import REGISTRY, SAMPLES
 from margay.store.duckdb import connect
 
+from .guard import every_prefix_at_a_guard_page
+
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HEX = set("0123456789abcdefABCDEF")
 
@@ -271,3 +273,21 @@ def test_the_lenient_look_skips_other_keys_and_declines_what_it_cannot_tell() ->
                 b'{"other":' + b"[" * 70 + b"]" * 70 + b"}", b'{"client_ip":"\\u0031.2.3.4\\u0000"}'):
         assert not vouch.vouches([bad]), bad
     assert vouch.vouches([b'{"client_ip":"\\u0031.2.3.4"}'])  # an escape: the decoded text is checked
+
+
+_VOUCH = """
+from margay.ingest.parse import plan_for
+from margay.logtypes import REGISTRY
+vouches = [plan_for(REGISTRY[n]).ip_vouch for n in ("flows", "dns", "waf")]
+def check(view):
+    return sum(int(v.vouches([view])) for v in vouches)
+"""
+
+
+def test_the_lenient_look_reads_nothing_past_the_body() -> None:
+    """Every prefix of bodies with skipped strings, escapes, nested values and numbers ends at a guard page."""
+    bodies = [b"\n".join(orjson.dumps(r | {"zz": {"a": ["x\\\"y", 1.5e3, None, True, {"b": "\u00e9"}]}, "n": -0.5})
+                         for r in (_sample("flows"), _sample("dns"))) + b"\n",
+              orjson.dumps(_sample("waf")), b'{"source_ip":"10.0.0.1","x":"\\\\","y":[[[]]],"z":tru',
+              b'{"servers":[{"ip":"::1%e","q":"\\u0041"}],"client_ip":null}']
+    assert every_prefix_at_a_guard_page(_VOUCH, bodies) >= len(bodies)  # (each whole body vouched for by one)
