@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 
 # Each extension's files share one header named after it (_keyscan.h, _columns.h).
 SOURCES = {"_keyscan": ["_keyscan.c", "_keyscan_count.c"],
-           "_columns": ["_columns.c", "_columns_json.c", "_columns_lex.c"]}
+           "_columns": ["_columns.c", "_columns_json.c", "_columns_lex.c", "_columns_ip.c"]}
 setup(ext_modules=[Extension(f"margay.ingest.{name}", [f"src/margay/ingest/{f}" for f in files], optional=True,
                              depends=[f"src/margay/ingest/{name}.h"], extra_compile_args=["-O2"])
                    for name, files in SOURCES.items()])

@@ -23,6 +23,7 @@ from margay.bench.data import flow_batches, topology
 from margay.bench.peers import high_cardinality
 from margay.ingest import columns
 from margay.ingest.group import convert_group
+from margay.ingest.ips import ip_paths
 from margay.ingest.parse import _MAX_OBJECT, Converter, plan_for
 from margay.logtypes import REGISTRY
 from margay.store.duckdb import connect
@@ -31,6 +32,7 @@ from .guard import every_prefix_at_a_guard_page
 
 FIXTURES = Path(__file__).parent.parent / "data" / "calico-linseed"  # (copied from the workspace's fixtures)
 PLANS = {name: plan_for(REGISTRY[name]) for name in ("flows", "l7")}
+IPS = {name: frozenset(p[0] for p, _ in ip_paths(REGISTRY[name].fields)) for name in PLANS}  # (top-level, all)
 FLOWS = PLANS["flows"]
 READ = (f"SELECT * FROM read_json(?, columns=?, format='newline_delimited', maximum_object_size={_MAX_OBJECT}) "  # noqa: S608
         "WITH ORDINALITY")
@@ -117,25 +119,27 @@ def test_what_it_declines(body: bytes) -> None:
 
 # -- fuzzing against read_json -----------------------------------------------------------------------------
 
-def _typed(rng: random.Random, sql: str) -> Any:
-    """A value of the column's type, now and then of another."""
+def _typed(rng: random.Random, sql: str, ip: bool = False) -> Any:
+    """A value of the column's type, now and then of another; an IP field's mostly an address (ingest/ips.py)."""
     if rng.random() < 0.002:
         return rng.choice([1.5, True, "7", 2**63, -(2**63) - 1, {"x": 1}, [1], "\x00", 0])
     if rng.random() < 0.1:
         return None
     if sql == "BIGINT":
         return rng.choice([0, -1, 7, 2**63 - 1, -(2**63), rng.randrange(-10**12, 10**12)])
+    if sql == "VARCHAR" and ip and rng.random() < 0.99:
+        return rng.choice(["10.0.0.1", "255.255.255.255", "::1", "fe80::1%eth0", "::ffff:1.2.3.4", "2001:DB8::1"])
     if sql == "VARCHAR":
         return "".join(rng.choice(["a", "é", "😀", '"', "\\", "/", "\n", "\x01", " ", "z" * 30]) for _ in range(rng.randint(0, 6)))
     if sql.endswith("[]"):
-        return [_typed(rng, sql[:-2]) for _ in range(rng.randint(0, 4))]
+        return [_typed(rng, sql[:-2], ip) for _ in range(rng.randint(0, 4))]
     assert sql.startswith("STRUCT(")
     fields = [part.strip().split(" ", 1) for part in sql[7:-1].split(", ")]
     return {name.strip('"'): _typed(rng, typ) for name, typ in fields if rng.random() < 0.8}
 
 
-def _fuzz_line(rng: random.Random, plan: Any) -> str:
-    doc = {k: _typed(rng, t) for k, t in plan.columns.items() if rng.random() < 0.6}
+def _fuzz_line(rng: random.Random, plan: Any, ips: frozenset[str] = frozenset()) -> str:
+    doc = {k: _typed(rng, t, k in ips) for k, t in plan.columns.items() if rng.random() < 0.6}
     if rng.random() < 0.1:
         doc[rng.choice(["@timestamp", "id", "cluster", "event", "zz"])] = rng.choice([1, "x", [1.5, {"a": None}], None])
     text = json.dumps(doc, ensure_ascii=rng.random() < 0.3, separators=rng.choice([(",", ":"), (", ", ": ")]))
@@ -151,7 +155,7 @@ def test_fuzz_agrees_with_read_json(name: str, tmp_path: Path) -> None:
     plan = PLANS[name]
     taken = tried = 0
     for _ in range(400):
-        lines = [_fuzz_line(rng, plan) for _ in range(rng.randint(1, 8))]
+        lines = [_fuzz_line(rng, plan, IPS[name]) for _ in range(rng.randint(1, 8))]
         body = (rng.choice(["\n", "\r\n", "\n\n"]).join(lines)).encode()
         tried += 1
         taken += _same_as_duckdb(body, tmp_path, name)

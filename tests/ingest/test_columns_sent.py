@@ -18,6 +18,7 @@ import pytest
 from margay.bench.data import other_batches, topology
 from margay.ingest import columns
 from margay.ingest.group import convert_group
+from margay.ingest.ips import ip_paths
 from margay.ingest.parse import _READ, Converter, plan_for
 from margay.ingest.screen import MAX_DEPTH, nests_deeper
 from margay.logtypes import REGISTRY
@@ -29,6 +30,7 @@ from .guard import every_prefix_at_a_guard_page
 FIXTURES = Path(__file__).parent.parent / "data" / "calico-linseed"
 KINDS = ("dns", "audit_kube", "audit_ee", "bgp")
 PLANS = {name: plan_for(lt) for name, lt in REGISTRY.items()}
+IPS = {name: frozenset(p for p, _ in ip_paths(lt.fields)) for name, lt in REGISTRY.items()}
 OTHERS = sorted(set(REGISTRY) - {"flows", "l7", "dns", "audit_kube"})  # (flows and L7: test_columns.py)
 
 
@@ -181,8 +183,8 @@ def test_a_text_column_needs_its_field() -> None:
 _ANY = [None, True, 1.5, -7, 2**63, "x", "\u00e9\\", [], {}, [1, {"a": None}], {"a": {"b": [1.0E+2]}}]
 
 
-def _typed(rng: random.Random, sql: str, depth: int = 0) -> Any:
-    """A value of the column's type, now and then of another."""
+def _typed(rng: random.Random, sql: str, depth: int = 0, ips: frozenset[tuple[str, ...]] = frozenset()) -> Any:
+    """A value of the column's type, now and then of another; at an IP path (`()` in `ips`), mostly an address."""
     if rng.random() < 0.01:
         return rng.choice(_ANY)
     if rng.random() < 0.1:
@@ -191,6 +193,8 @@ def _typed(rng: random.Random, sql: str, depth: int = 0) -> Any:
         return rng.choice([0, -1, 7, 2**63 - 1, -(2**63), rng.randrange(-10**12, 10**12)])
     if sql == "BOOLEAN":
         return rng.random() < 0.5
+    if sql == "VARCHAR" and () in ips and rng.random() < 0.97:
+        return rng.choice(["10.0.0.1", "::1", "fe80::1%eth0", "::ffff:1.2.3.4", "2001:DB8::1", "0.0.0.0"])
     if sql == "VARCHAR":
         if rng.random() < 0.05:
             return rng.choice([0, 12, -3, 1767225600])
@@ -202,7 +206,7 @@ def _typed(rng: random.Random, sql: str, depth: int = 0) -> Any:
         return {rng.choice(["a", "b", "c", "é", "a/b", ""]): rng.choice(["v", None, "", "\u00e9", 3])
                 for _ in range(rng.randint(0, 4))}
     if sql.endswith("[]"):
-        return [_typed(rng, sql[:-2]) for _ in range(rng.randint(0, 3))]
+        return [_typed(rng, sql[:-2], ips=ips) for _ in range(rng.randint(0, 3))]
     assert sql.startswith("STRUCT(")
     fields: list[tuple[str, str]] = []
     depth, start, inner = 0, 0, sql[7:-1]
@@ -212,11 +216,16 @@ def _typed(rng: random.Random, sql: str, depth: int = 0) -> Any:
             name, typ = inner[start:i].strip().split(" ", 1)
             fields.append((name.strip('"'), typ))
             start = i + 1
-    return {name: _typed(rng, typ) for name, typ in fields if rng.random() < 0.8}
+    return {name: _typed(rng, typ, ips=_below(ips, name)) for name, typ in fields if rng.random() < 0.8}
 
 
-def _fuzz_line(rng: random.Random, plan: Any) -> str:
-    doc = {k: _typed(rng, t) for k, t in plan.columns.items() if rng.random() < 0.6}
+def _below(ips: frozenset[tuple[str, ...]], name: str) -> frozenset[tuple[str, ...]]:
+    return frozenset(p[1:] for p in ips if p and p[0] == name)
+
+
+def _fuzz_line(rng: random.Random, plan: Any, ips: frozenset[tuple[str, ...]] = frozenset()) -> str:
+    """A record of the plan's columns; at the IP fields' paths (`ips`), mostly addresses (ingest/ips.py)."""
+    doc = {k: _typed(rng, t, ips=_below(ips, k)) for k, t in plan.columns.items() if rng.random() < 0.6}
     if rng.random() < 0.05:
         doc[rng.choice(["@timestamp", "id", "zz"])] = rng.choice(_ANY)
     text = json.dumps(doc, ensure_ascii=rng.random() < 0.3, separators=rng.choice([(",", ":"), (", ", " : ")]))
@@ -232,7 +241,7 @@ def test_fuzz_agrees_with_read_json(name: str, tmp_path: Path) -> None:
     plan = PLANS[name]
     taken = tried = 0
     for _ in range(300 if name in ("dns", "audit_kube") else 80):
-        lines = [_fuzz_line(rng, plan) for _ in range(rng.randint(1, 6))]
+        lines = [_fuzz_line(rng, plan, IPS[name]) for _ in range(rng.randint(1, 6))]
         body = (rng.choice(["\n", "\r\n", "\n\n"]).join(lines)).encode()
         tried += 1
         taken += _same_as_duckdb(body, tmp_path, name)
@@ -391,7 +400,8 @@ def test_converter_of_the_other_types(name: str, tmp_path: Path) -> None:
     lt = REGISTRY[name]
     plan = conv.plan(lt)
     rng = random.Random(5)
-    bodies = ["\n".join(_fuzz_line(rng, plan) for _ in range(rng.randint(1, 8))).encode() for _ in range(12)]
+    bodies = ["\n".join(_fuzz_line(rng, plan, IPS[name]) for _ in range(rng.randint(1, 8))).encode()
+              for _ in range(12)]
     got: dict[str, list[Any]] = {}
     for side, p in {"arrow": plan, "read_json": dataclasses.replace(plan, arrow=None)}.items():
         conv._plans[lt.name] = p

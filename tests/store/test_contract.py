@@ -36,7 +36,7 @@ def flow(i: int) -> dict[str, Any]:
         "start_time": T0 + i * 60, "end_time": T0 + i * 60 + 60, "action": "deny" if i % 3 == 0 else "allow",
         "reporter": "src" if i % 2 else "dst", "proto": "udp" if i % 4 == 0 else "tcp",
         "source_namespace": f"ns{i % 3}", "source_name_aggr": f"web-{i % 5}-*", "source_type": "wep",
-        "source_ip": f"10.0.{i % 2}.{i}", "dest_namespace": ("shop", "data", "kube-system")[i % 3],
+        "source_ip": f"10.{i // 256}.{i % 2}.{i % 256}", "dest_namespace": ("shop", "data", "kube-system")[i % 3],
         "dest_name_aggr": f"db-{i % 2}-*", "dest_type": "wep" if i % 7 else "net",
         "dest_port": None if i % 10 == 9 else (80, 443, 5432, 53)[i % 4],
         "dest_domains": ["a.com", "b.com"] if i % 5 == 0 else None, "bytes_in": i * 10, "bytes_out": i,

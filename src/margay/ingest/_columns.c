@@ -23,7 +23,11 @@
  * 3 a list (children: one (name, kind, children) for its elements), 4 a struct (children: its fields), 5 a key
  * whose value is checked and dropped (read_json's columns do not hold it; its column in the answer is None),
  * 6 MAP(VARCHAR, VARCHAR), 7 JSON (the value's text), 8 the text as sent of the field named before it (a slice
- * of the body, `null` included; null when the key is absent: what a plan keeps as sent), 9 BOOLEAN (true/false).
+ * of the body, `null` included; null when the key is absent: what a plan keeps as sent), 9 BOOLEAN (true/false),
+ * 10 VARCHAR of IP addresses (a string that is not one as OpenSearch's `ip` type takes it, or an integer,
+ * declines: the conversion's check then names the line; mc_ip_ok in _columns_ip.c).
+ * Parser(spec, lenient=True) skips the keys its spec lacks (their values checked, as dropped keys' are) instead
+ * of declining: the look at a batch's IP fields alone (ingest/columns.py IpVouch).
  * parse(bodies: sequence of bytes-like) -> None (declined) or (rows, columns): per column, as Arrow lays it
  * out, (validity bytes or None, null count, then int64 values or value bits | int32 offsets + string bytes |
  * int32 offsets + the element column | a tuple of the field columns | int32 offsets + (keys, values) for a
@@ -81,7 +85,8 @@ static void col_clear(Col *c, int keep) {
 }
 
 static int col_start(Col *c) {
-    if (c->kind == K_STR || c->kind == K_LIST || c->kind == K_JSON || c->kind == K_TEXT || c->kind == K_MAP) {
+    if (c->kind == K_STR || c->kind == K_IP || c->kind == K_LIST || c->kind == K_JSON || c->kind == K_TEXT ||
+        c->kind == K_MAP) {
         if (push_offset(&c->offs, 0) != OK) {
             return NOMEM;
         }
@@ -112,6 +117,16 @@ static void col_free(Col *c) {
 }
 
 static int col_build(Col *c, PyObject *spec, int depth);
+
+static void col_lenient(Col *c) {
+    c->lenient = 1;
+    if (c->child != NULL) {
+        col_lenient(c->child);
+    }
+    for (Py_ssize_t i = 0; i < c->nfields; i++) {
+        col_lenient(&c->fields[i]);
+    }
+}
 
 /* A map's entries: its keys and its values, two string columns. */
 static int map_build(Col *m) {
@@ -214,6 +229,7 @@ static int col_build(Col *c, PyObject *spec, int depth) {
     switch (kind) {
     case K_INT:
     case K_STR:
+    case K_IP:
     case K_SKIP:
     case K_JSON:
     case K_TEXT:
@@ -262,6 +278,7 @@ static PyObject *col_out(const Col *c) {
     case K_BOOL:
         return Py_BuildValue("(NnN)", valid, c->nulls, buf_bytes(&c->data));
     case K_STR:
+    case K_IP:
     case K_JSON:
     case K_TEXT:
         return Py_BuildValue("(NnNN)", valid, c->nulls, buf_bytes(&c->offs), buf_bytes(&c->data));
@@ -299,8 +316,9 @@ typedef struct {
 
 static int Parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     PyObject *spec;
-    static char *kwlist[] = {"spec", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyTuple_Type, &spec)) {
+    int lenient = 0;
+    static char *kwlist[] = {"spec", "lenient", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|p", kwlist, &PyTuple_Type, &spec, &lenient)) {
         return -1;
     }
     if (self->ready || self->lock != NULL) {
@@ -317,6 +335,9 @@ static int Parser_init(Parser *self, PyObject *args, PyObject *kwds) {
     self->root.text = -1;
     if (fields_build(&self->root, spec, 0) < 0) {
         return -1;
+    }
+    if (lenient) {
+        col_lenient(&self->root);
     }
     self->ready = 1;
     return 0;

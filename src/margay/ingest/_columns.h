@@ -1,6 +1,6 @@
 /* The column tree of the C parser into Arrow columns (_columns.c: the tree and Python; _columns_json.c: the
- * parse of records into it; _columns_lex.c: the JSON strings and dropped values below it) and the appends all
- * use. */
+ * parse of records into it; _columns_lex.c: the JSON strings and dropped values below it; _columns_ip.c: the IP
+ * addresses of K_IP columns) and the appends all use. */
 #ifndef MARGAY_COLUMNS_H
 #define MARGAY_COLUMNS_H
 #define PY_SSIZE_T_CLEAN
@@ -12,7 +12,10 @@
 #include <emmintrin.h>
 #endif
 
-enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7, K_TEXT = 8, K_BOOL = 9 };
+/* K_IP: a K_STR whose values must be IP addresses as OpenSearch's `ip` type takes them (mc_ip_ok), else the
+ * parse declines. */
+enum { K_INT = 1, K_STR = 2, K_LIST = 3, K_STRUCT = 4, K_SKIP = 5, K_MAP = 6, K_JSON = 7, K_TEXT = 8, K_BOOL = 9,
+       K_IP = 10 };
 /* A MAP(VARCHAR, VARCHAR) object with more keys declines (its repeated-key check compares each key with the
  * object's earlier ones). */
 #define MAX_MAP_KEYS 64
@@ -48,6 +51,9 @@ struct Col {
     Py_ssize_t after; /* K_STRUCT's field: the field that followed it in the last object (records list their
                          keys in one order: a compare with the guess spares the hash) */
     Py_ssize_t first; /* K_STRUCT: the first key of its last object (the same guess) */
+    int lenient; /* a Parser made `lenient` (the look at a batch's IP fields alone, ingest/columns.py IpVouch): a
+                    struct skips keys it does not know rather than declining, and values are skipped by their bounds
+                    only (mc_skip_lax) */
     Py_ssize_t text; /* K_STRUCT's field: its K_TEXT twin (a field of the same struct) that takes the value's text
                         as sent, or -1 */
 };
@@ -57,6 +63,7 @@ struct Col {
  * flow row). mc_grow fails past it; the parse then declines, and the reader's way streams the batch. */
 extern _Thread_local size_t mc_room;
 extern _Thread_local int mc_over;
+
 
 int mc_grow(Buf *b, size_t more);
 int mc_push_null(Col *c);
@@ -68,6 +75,9 @@ int mc_parse_body(Col *root, const char *p, const char *end);
  * through the shared object's PLT (a flow record decodes ~100 strings). */
 __attribute__((visibility("hidden"))) int mc_parse_string(Buf *out, const char **pp, const char *end);
 __attribute__((visibility("hidden"))) int mc_skip_value(Buf *scratch, const char **pp, const char *end, int depth);
+__attribute__((visibility("hidden"))) int mc_skip_lax(const char **pp, const char *end, int depth);
+/* Whether [p, p + n) is an IP address as OpenSearch's `ip` type takes it (ingest/ips.py says which). */
+__attribute__((visibility("hidden"))) int mc_ip_ok(const char *p, size_t n);
 
 static inline int reserve(Buf *b, size_t more) {
     return b->len + more <= b->cap ? OK : mc_grow(b, more);

@@ -39,6 +39,7 @@ int mc_push_null(Col *c) {
         break;
     }
     case K_STR:
+    case K_IP:
     case K_JSON:
     case K_TEXT:
         if (push_offset(&c->offs, c->data.len) != OK) {
@@ -141,7 +142,7 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
         if (put(&c->data, &v, sizeof v) != OK) {
             return NOMEM;
         }
-    } else if (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+    } else if (p < end && (*p == '-' || (*p >= '0' && *p <= '9')) && c->kind == K_STR) {
         /* an integer for text: read_json writes its digits as sent (those of -0 as 0; past 64 bits, floats:
            declined) */
         const char *from = p;
@@ -163,8 +164,12 @@ static inline int scalar_value(Col *c, const char **pp, const char *end) {
             return DECLINE;
         }
         p++;
+        size_t from = c->data.len;
         if ((r = mc_parse_string(&c->data, &p, end)) != OK) {
             return r;
+        }
+        if (c->kind == K_IP && !mc_ip_ok(c->data.p + from, c->data.len - from)) {
+            return DECLINE; /* the conversion's check names it (ingest/ips.py) */
         }
         if ((r = push_offset(&c->offs, c->data.len)) != OK) {
             return r;
@@ -251,13 +256,14 @@ static int parse_value(Col *c, const char **pp, const char *end) {
     int r;
     switch (c->kind) {
     case K_SKIP:
-        if ((r = mc_skip_value(&c->data, &p, end, c->depth)) != OK) {
+        if ((r = c->lenient ? mc_skip_lax(&p, end, c->depth) : mc_skip_value(&c->data, &p, end, c->depth)) != OK) {
             return r;
         }
         *pp = p;
         return OK;
     case K_INT:
     case K_STR:
+    case K_IP:
         return scalar_value(c, pp, end);
     case K_JSON: {
         /* the value's own text: the conversion's SELECT writes it as read_json would (json(), minified) */
@@ -368,7 +374,19 @@ static int parse_object(Col *s, const char **pp, const char *end) {
                 *hint = i;
             }
             if (i < 0) {
-                return DECLINE; /* not declared: the reader's way keeps it (or refuses it) */
+                if (!s->lenient) {
+                    return DECLINE; /* not declared: the reader's way keeps it (or refuses it) */
+                }
+                p = skip_ws(p + 1, end); /* a lenient parse: a key of no interest, its value checked and dropped */
+                if (p >= end || *p != ':') {
+                    return DECLINE;
+                }
+                p = skip_ws(p + 1, end);
+                if ((r = mc_skip_lax(&p, end, s->depth + 1)) != OK) {
+                    return r;
+                }
+                next = -1;
+                goto next_key;
             }
             Col *f = &s->fields[i];
             if (f->filled == row) {
@@ -383,8 +401,9 @@ static int parse_object(Col *s, const char **pp, const char *end) {
             }
             p = skip_ws(p + 1, end);
             const char *from = p;
-            if ((f->kind == K_INT || f->kind == K_STR) && p < end && *p != 'n' ? (r = scalar_value(f, &p, end)) != OK
-                                                                      : (r = parse_value(f, &p, end)) != OK) {
+            if ((f->kind == K_INT || f->kind == K_STR || f->kind == K_IP) && p < end && *p != 'n'
+                    ? (r = scalar_value(f, &p, end)) != OK
+                    : (r = parse_value(f, &p, end)) != OK) {
                 return r;
             }
             if (f->text >= 0) { /* the value's text as sent too (`null` included): a slice of the body */
@@ -397,6 +416,7 @@ static int parse_object(Col *s, const char **pp, const char *end) {
                     return r;
                 }
             }
+        next_key:
             p = skip_ws(p, end);
             if (p < end && *p == ',') {
                 p = skip_ws(p + 1, end);

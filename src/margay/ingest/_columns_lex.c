@@ -174,6 +174,92 @@ int mc_parse_string(Buf *out, const char **pp, const char *end) {
     }
 }
 
+/* A lenient parse's string (p just past the opening quote; *pp left past the closing one): its bounds only, no
+ * check of its bytes. What it says of a body read_json refuses does not matter (the conversion then fails and
+ * looks at the lines one by one); of one read_json takes, the bounds are the same. */
+static int skip_string_lax(const char **pp, const char *end) {
+    const char *q = *pp;
+    for (;;) {
+#ifdef __SSE2__
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i slash = _mm_set1_epi8('\\');
+        const __m128i newline = _mm_set1_epi8('\n');
+        while (end - q >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)q);
+            int m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                                   _mm_cmpeq_epi8(v, newline)));
+            if (m != 0) {
+                q += __builtin_ctz((unsigned)m);
+                break;
+            }
+            q += 16;
+        }
+#endif
+        while (q < end && *q != '"' && *q != '\\' && *q != '\n') {
+            q++;
+        }
+        if (q >= end || *q == '\n') {
+            return DECLINE;
+        }
+        if (*q == '"') {
+            *pp = q + 1;
+            return OK;
+        }
+        if (end - q < 2) {
+            return DECLINE;
+        }
+        q += 2; /* an escape: the character after the backslash is no quote of the string's end */
+    }
+}
+
+/* A lenient parse's value (*pp at its first byte): its bounds only, as skip_string_lax's. */
+int mc_skip_lax(const char **pp, const char *end, int depth) {
+    const char *p = *pp;
+    if (p >= end) {
+        return DECLINE;
+    }
+    if (*p == '"') {
+        p++;
+        if (skip_string_lax(&p, end) != OK) {
+            return DECLINE;
+        }
+        *pp = p;
+        return OK;
+    }
+    if (*p != '{' && *p != '[') { /* a number or a literal: up to what ends it */
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != '\n' && !is_ws(*p)) {
+            p++;
+        }
+        if (p == *pp) {
+            return DECLINE;
+        }
+        *pp = p;
+        return OK;
+    }
+    int open = 0;
+    while (p < end) {
+        char c = *p++;
+        if (c == '"') {
+            if (skip_string_lax(&p, end) != OK) {
+                return DECLINE;
+            }
+        } else if (c == '{' || c == '[') {
+            if (depth + open >= MAX_SKIP_DEPTH) {
+                return DECLINE;
+            }
+            open++;
+        } else if (c == '}' || c == ']') {
+            if (--open == 0) {
+                *pp = p;
+                return OK;
+            }
+        } else if (c == '\n') {
+            return DECLINE;
+        }
+    }
+    return DECLINE;
+}
+
 /* A JSON number of any form (a key the columns do not hold: read_json drops it, but refuses bad JSON). */
 static int skip_number(const char **pp, const char *end) {
     const char *p = *pp;
@@ -217,7 +303,8 @@ static int skip_number(const char **pp, const char *end) {
 
 /* Any JSON value, checked and dropped; `scratch` takes its strings. `depth`: the brackets around it in its
  * record; a bracket deeper than MAX_SKIP_DEPTH declines. A repeated key in a dropped object is not looked for:
- * the reader's verdict on it does not reach the columns (nor json()'s, for a JSON value: both keep both). */
+ * the reader's verdict on it does not reach the columns (nor json()'s, for a JSON value: both keep both). (A lenient
+ * parse takes its bounds only: mc_skip_lax.) */
 int mc_skip_value(Buf *scratch, const char **pp, const char *end, int depth) {
     const char *p = *pp;
     int r;

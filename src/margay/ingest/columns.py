@@ -31,7 +31,7 @@ try:
 except ImportError:  # built without a C compiler: read_json does it all
     Parser = None
 
-INT, STR, LIST, STRUCT, SKIP, MAP, JSON, TEXT, BOOL = 1, 2, 3, 4, 5, 6, 7, 8, 9
+INT, STR, LIST, STRUCT, SKIP, MAP, JSON, TEXT, BOOL, IP = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 TEXT_PREFIX = "_text_"  # the column of a field's value's text as sent (`texts`): `_text_<field>`
 _FIELD = re.compile(r'\s*"((?:[^"]|"")+)"\s+')
 Spec = tuple[str, int, tuple[Any, ...]]
@@ -105,11 +105,13 @@ def _normalized(expr: str, kind: int, children: tuple[Any, ...]) -> str | None:
 class ArrowReader:
     """The C parser for one log type's declared columns, and the Arrow table it makes of a batch."""
 
-    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = ()
-                 ) -> None:
+    def __init__(self, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = (),
+                 ips: Sequence[tuple[str, ...]] = ()) -> None:
         """`dropped`: keys a record may hold that are not columns (read_json skips them; any other key
         declines). `texts`: columns whose value's text as sent (JSON, `null` included; NULL when the key is
-        absent) is also a column, TEXT_PREFIX + name: what a plan keeps as sent, without the whole object."""
+        absent) is also a column, TEXT_PREFIX + name: what a plan keeps as sent, without the whole object.
+        `ips`: paths of VARCHAR values (a column, a struct's field; through lists) that must be IP addresses
+        (ingest/ips.py): a body holding another value there (or an integer) declines."""
         spec: list[Spec] = []
         types: list[pa.DataType] = []
         fixes: list[str] = []
@@ -118,6 +120,9 @@ class ArrowReader:
             if parsed is None or parsed[1] != len(sql):
                 raise ValueError(f"{name}: {sql} is not a type the C parser reads")
             (kind, children, typ), _ = parsed
+            for path in ips:
+                if path[0] == name:
+                    kind, children = _mark_ip(kind, children, path[1:], name)
             spec.append((name, kind, children))
             types.append(typ)
             fix = _normalized(_quote(name), kind, children)
@@ -140,10 +145,10 @@ class ArrowReader:
         self.source = f"(SELECT * REPLACE ({', '.join(fixes)}) FROM {{table}})" if fixes else "{table}"  # noqa: S608
 
     @classmethod
-    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = ()
-                    ) -> ArrowReader | None:
+    def for_columns(cls, columns: dict[str, str], dropped: Sequence[str] = (), *, texts: Sequence[str] = (),
+                    ips: Sequence[tuple[str, ...]] = ()) -> ArrowReader | None:
         try:
-            return cls(columns, dropped, texts=texts)
+            return cls(columns, dropped, texts=texts, ips=ips)
         except ValueError:
             return None
 
@@ -164,6 +169,63 @@ class ArrowReader:
             ordinals = self._ordinals = array("q", range(1, max(rows, 2 * len(ordinals)) + 1))
         arrays.append(pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(ordinals)]))
         return pa.Table.from_arrays(arrays, names=self._names)
+
+
+class IpVouch:
+    """The C parser's look at a batch's IP fields alone (ingest/ips.py), for a batch it declined otherwise (an
+    undeclared key, a value of another type elsewhere): True when every value of them is null or an address, so
+    read_json's conversion may leave out their checks (each regular expression costs a statement ~0.3 ms to
+    compile). Keys it does not know are skipped (a lenient Parser); anything it cannot tell answers False."""
+
+    def __init__(self, columns: dict[str, str], ips: Sequence[tuple[str, ...]], dropped: Sequence[str] = ()) -> None:
+        """`ips`: the IP fields' paths (ArrowReader's); the other columns and `dropped` keys are skipped by name
+        (the parse's guess of the next key spares them a hash), any other key as unknown."""
+        if Parser is None:
+            raise ValueError("the C parser is not built")
+        spec: list[Spec] = []
+        for name in dict.fromkeys(path[0] for path in ips):
+            parsed = _parse_type(columns[name])
+            if parsed is None:
+                raise ValueError(f"{name}: {columns[name]} is not a type the C parser reads")
+            (kind, children, _), _ = parsed
+            paths = [path[1:] for path in ips if path[0] == name]
+            for path in paths:
+                kind, children = _mark_ip(kind, children, path, name)
+            spec.append((name, *_only(kind, children, paths)))
+        spec += [(key, SKIP, ()) for key in dict.fromkeys([*columns, *dropped]) if key not in {s[0] for s in spec}]
+        self._spec = tuple(spec)
+        self._local = threading.local()
+
+    def vouches(self, bodies: Sequence[bytes]) -> bool:
+        parser = getattr(self._local, "parser", None)
+        if parser is None:
+            parser = self._local.parser = Parser(self._spec, lenient=True)
+        return parser.parse(bodies) is not None
+
+
+def _only(kind: int, children: tuple[Any, ...], paths: list[tuple[str, ...]]) -> tuple[int, tuple[Any, ...]]:
+    """A spec entry with only the struct fields on `paths` (a lenient parse skips the others)."""
+    if kind == LIST:
+        (_, k, c), = children
+        return LIST, (("l", *_only(k, c, paths)),)
+    if kind == STRUCT:
+        return STRUCT, tuple((n, *_only(k, c, [p[1:] for p in paths if p and p[0] == n])) for n, k, c in children
+                             if any(p and p[0] == n for p in paths))
+    return kind, children
+
+
+def _mark_ip(kind: int, children: tuple[Any, ...], path: tuple[str, ...], name: str) -> tuple[int, tuple[Any, ...]]:
+    """A spec entry's (kind, children) with the VARCHAR at `path` below it (lists passed through) an IP column."""
+    if kind == LIST:
+        (_, k, c), = children
+        return LIST, (("l", *_mark_ip(k, c, path, name)),)
+    if kind == STR and not path:
+        return IP, ()
+    if kind == STRUCT and path:
+        fields = tuple((n, *_mark_ip(k, c, path[1:], name)) if n == path[0] else (n, k, c) for n, k, c in children)
+        if any(n == path[0] for n, _, _ in children):
+            return STRUCT, fields
+    raise LookupError(f"{name}: no VARCHAR at {'.'.join(path) or 'the column'} to check as an IP")
 
 
 def _array(typ: pa.DataType, rows: int, col: tuple[Any, ...]) -> pa.Array:

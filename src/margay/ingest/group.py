@@ -154,10 +154,11 @@ def convert_group(conv: Converter, lt: LogType, batches: list[tuple[str, bytes]]
                 # The C scanner's look for undeclared keys (ingest/keyscan.py): a clean group is converted without
                 # the per-record key check; otherwise (or unsure) every record is checked, never a second
                 # batch-wide parse. Batch by batch (each holds whole lines): the group is clean when every one is.
+                _, _, full, lean = plan.read_json_sql(bodies)  # (without the IP checks when the C parser vouches)
                 if all(plan.keys.scan(body) is Verdict.CLEAN for body in bodies):
-                    select, read = plan.grouped_lean, _READ if plan.lean_raw else _READ_TYPED
+                    select, read = lean, _READ if plan.lean_raw else _READ_TYPED
                 else:
-                    select, read = plan.grouped, _READ
+                    select, read = full, _READ
                 params = [clusters, now, seq_base, str(src), plan.columns] + ([str(src)] if read is _READ else [])
                 cur.execute(f"COPY (SELECT {select} FROM {read}) TO {sql_path(whole)} "  # noqa: S608 - constants
                             f"(FORMAT parquet, COMPRESSION {GROUP_CODEC})", params).fetchall()

@@ -228,7 +228,7 @@ def _build_cluster(seed: int, name: str, ci: int, n_ns: int, n_dep: int, n_nodes
     ct.nodes = [Node(f"worker-{i + 1}", f"10.0.{ci}.{11 + i}", f"fd00:{ci}::{11 + i:x}") for i in range(n_nodes)]
     names = list(_CATALOG) + _MORE_NAMESPACES + [f"team-{k}" for k in range(max(0, n_ns - 14))]
     ct.namespaces = names[:n_ns]
-    next_ip, svc_ip = [2] * n_nodes, 10
+    next_ip, svc_ip = [2] * n_nodes + [0], 10  # each node's next host number, then the cluster's past them
     for ns in ct.namespaces:
         catalog = _CATALOG.get(ns, _GENERIC)
         extra = [(f"svc-{k}", "Deployment", 8080, "tcp", "http", 80, "java") for k in range(len(catalog), n_dep)]
@@ -278,10 +278,25 @@ def _workload(rng: random.Random, ct: ClusterTopology, ns: str, spec: tuple[str,
     members = []
     for i, pod in enumerate(pods):
         node = i if kind == "DaemonSet" else (first + i) % n_nodes
-        members.append(Member(pod, f"10.{244 + ct.index}.{node + 1}.{next_ip[node]}", ct.nodes[node].name))
-        next_ip[node] += 1
+        members.append(Member(pod, _pod_ip(ct.index, node, next_ip), ct.nodes[node].name))
     return Endpoint("wep", ns, prefix + "*", name, kind, tuple(members), tuple(labels), port=port, proto=proto,
                     process=process)
+
+
+def _pod_ip(ci: int, node: int, next_ip: list[int]) -> str:
+    """The next pod address on `node`: 10.<244 + cluster>.<node + 1>.<n> (Calico's IPAM block per node,
+    simplified) while those are octets. Past them (a node's 254th pod, a cluster past the 12th) the cluster's next
+    address of 100.<64 + cluster>.0.0/16, then of fd00:a:<cluster>::/64: an IP field takes only addresses
+    (ingest/ips.py), and 10.244.1.300 is none."""
+    n = next_ip[node]
+    next_ip[node] += 1
+    if ci <= 11 and node <= 254 and n <= 255:
+        return f"10.{244 + ci}.{node + 1}.{n}"
+    k = next_ip[-1]
+    next_ip[-1] += 1
+    if ci < 64 and k < 65536:
+        return f"100.{64 + ci}.{k >> 8}.{k & 255}"
+    return f"fd00:a:{ci:x}::{k >> 16:x}:{k & 0xFFFF:x}"
 
 
 def _matrix(rng: random.Random, ct: ClusterTopology) -> None:

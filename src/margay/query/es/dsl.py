@@ -269,7 +269,7 @@ class QueryCompiler:
             parts = [self.q_exists({"field": c}) for c in ref.children]
             return ("(" + " OR ".join(s for s, _ in parts) + ")", [x for _, p in parts for x in p]) if parts \
                 else FALSE
-        if ref.kind in _IPS:  # malformed IPs are kept but not indexed
+        if ref.kind in _IPS:  # a malformed IP (stored before ingest refused them, ingest/ips.py) is not indexed
             return self.any_of(ref, lambda e: (f"{e} IS NOT NULL AND ({_ipv4_number(e)} IS NOT NULL "
                                                f"OR {e} LIKE '%:%')", []))
         return self.any_of(ref, lambda e: (f"{e} IS NOT NULL", []))
