@@ -136,6 +136,7 @@ class ArrowReader:
         types += [pa.string()] * len(texts)
         spec += [(key, SKIP, ()) for key in dropped if key not in columns]
         self._spec = tuple(spec)
+        Parser(self._spec)  # (a build older than the spec's kinds refuses it here, ValueError: read_json then)
         self._local = threading.local()  # a parser per thread: the ingest pool's parses do not wait on each other
         self._names = [*columns, *(TEXT_PREFIX + name for name in texts), "ordinality"]
         self._types = types
@@ -194,7 +195,19 @@ class IpVouch:
             spec.append((name, *_only(kind, children, paths)))
         spec += [(key, SKIP, ()) for key in dict.fromkeys([*columns, *dropped]) if key not in {s[0] for s in spec}]
         self._spec = tuple(spec)
+        try:
+            Parser(self._spec, lenient=True)
+        except TypeError:  # a build from before the lenient parse
+            raise ValueError("the C parser has no lenient parse: rebuild it (make native)") from None
         self._local = threading.local()
+
+    @classmethod
+    def for_columns(cls, columns: dict[str, str], ips: Sequence[tuple[str, ...]], dropped: Sequence[str] = ()
+                    ) -> IpVouch | None:
+        try:
+            return cls(columns, ips, dropped)
+        except ValueError:
+            return None
 
     def vouches(self, bodies: Sequence[bytes]) -> bool:
         parser = getattr(self._local, "parser", None)

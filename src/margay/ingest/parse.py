@@ -214,7 +214,7 @@ def plan_for(lt: LogType) -> Plan:
     grouped_arrow = fields + f', {quote_ident(GROUP_CLUSTER)}::VARCHAR AS "cluster"' + rest_unchecked + arrow_kept
     ips = [p for p, _ in ip_paths(lt.fields)]
     reader = ArrowReader.for_columns(columns, own, texts=sent_fields(lt), ips=ips)
-    vouch = IpVouch(columns, ips, own) if ips and reader is not None else None
+    vouch = IpVouch.for_columns(columns, ips, own) if ips and reader is not None else None
     return Plan(columns, full, lean, grouped, grouped_lean, lean_raw, list(own), KeyScanner(own),
                 reader, lean_arrow, grouped_arrow, statements(rest_unchecked) if vouch else None, vouch)
 
