@@ -30,7 +30,7 @@ def query(selector: str | None, clusters: list[str] | None = None) -> Query:
 
 
 def test_the_pruning_columns_are_the_layouts_leading_strings() -> None:
-    assert COLUMNS[:3] == ("cluster", "source_namespace", "dest_namespace") and "action" in COLUMNS
+    assert COLUMNS[:4] == ("cluster", "source_namespace", "action", "dest_namespace")
     assert "end_time" not in COLUMNS and "_seq" not in COLUMNS
 
 

@@ -1,6 +1,6 @@
 """How many stored rows a read can touch once the Parquet row-group statistics have ruled out what they can.
 
-A shared file is sorted by cluster, the type's namespaces and action first (layout.py: `layout_sort`), so a
+A shared file is sorted by cluster, the type's first namespace and action first (layout.py: `layout_sort`), so a
 search that names a cluster and a namespace (the denied flows of one namespace) reads a few of a day's row
 groups: DuckDB skips the others by their min/max. The reader picks its engine by the rows a read touches
 (reader.py: SMALL_READ_ROWS): counted from the stored rows, such a search ran its sort-key statement on both
