@@ -19,8 +19,8 @@ from margay.store.backend import Partition
 from margay.store.catalog import SHARED
 from margay.store.duckdb import DuckDBBackend
 from margay.store.duckdb import compactor as compactor_mod
-from margay.store.duckdb.combiner import Pending
 from margay.store.duckdb import reader as reader_mod
+from margay.store.duckdb.combiner import Pending
 from margay.store.duckdb.layout import layout_sort
 from margay.store.sql import SHADOW_PREFIX, shadow_fields
 
