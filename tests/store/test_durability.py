@@ -178,10 +178,10 @@ def test_a_merge_whose_inputs_a_drop_takes_meanwhile_gives_up_quietly_and_the_ne
     real = getattr(target, name)
     calls: list[Any] = []
 
-    def racing(self: DuckDBBackend, *args: Any, **kwargs: Any) -> Any:
+    def racing(self: DuckDBBackend, *args: Any) -> Any:
         if not calls:  # retention drops `a`'s day as the first merge starts reading
             calls.append(store.drop(Partition("flows", "a", DAY)))
-        return real(self, *args, **kwargs)
+        return real(self, *args)
 
     monkeypatch.setattr(target, name, racing)
     with caplog.at_level(logging.WARNING):

@@ -3,7 +3,6 @@ recovered per cluster (store/duckdb/layout.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from margay.logtypes import REGISTRY, SAMPLES
-from margay.query.model import Query, SortKey
+from margay.query.model import Query
 from margay.query.selector import parse_selector
 from margay.store.backend import Partition
 from margay.store.catalog import SHARED
 from margay.store.duckdb import DuckDBBackend
 from margay.store.duckdb import compactor as compactor_mod
-from margay.store.duckdb import reader as reader_mod
 from margay.store.duckdb.combiner import Pending
 from margay.store.duckdb.layout import layout_sort
-from margay.store.sql import SHADOW_PREFIX, shadow_fields
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 FLOWS = REGISTRY["flows"]
@@ -64,20 +61,6 @@ def crash(store: DuckDBBackend) -> None:
     store.journal.close()
     for con in (store.con, store.ingest_con, store.compact_con):
         con.close()
-
-
-class _Counting:
-    """A cursor that keeps the statements it runs."""
-
-    def __init__(self, cur: Any, runs: list[str]) -> None:
-        self.cur, self.runs = cur, runs
-
-    def execute(self, sql: str, params: Any = None) -> Any:
-        self.runs.append(sql)
-        return self.cur.execute(sql, params)
-
-    def close(self) -> None:
-        self.cur.close()
 
 
 def shared_files(store: DuckDBBackend) -> list[Any]:
@@ -316,61 +299,3 @@ def test_shared_files_keep_dictionaries_for_columns_of_few_values_and_group_work
     assert values(store, "alpha", 'dest_name_aggr = "db-1-*"') == [base["bytes_in"]] * len(
         [j for j in range(n) if (n - j) % 3 == 1])
     store.close()
-
-
-def _docs(store: DuckDBBackend, cluster: str, *, size: int = 50, selector: str | None = None) -> list[Any]:
-    """Every document of a cluster's flows, newest first, page by page (sort keys, then each page's fetch)."""
-    q = Query(FLOWS, [cluster], size=size, sort=[SortKey("end_time", True)], now=NOW, total_hits=False,
-              selector=parse_selector(selector) if selector else None, selector_text=selector)
-    out, after = [], None
-    while True:
-        res = store.search(replace(q, after_key=after))
-        out += res.items
-        if (after := res.after_key) is None:
-            return out
-
-
-def test_a_cold_shared_file_renders_its_lists_from_their_json_text(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cold merge keeps each list and object column's JSON text beside it (`_json_<column>`); a page's
-    documents over such files render that text (no list decoded) and are the same documents as before the
-    merge, also with a selector on a list, a cluster dropped, and a file without the text read beside them."""
-    monkeypatch.setattr(reader_mod, "_ONE_PASS_ROWS", 0)  # every page: sort keys, then its fetch
-    store = open_store(tmp_path)
-    try:
-        store.shared_row_group = 1000
-        fill(store)
-        before = {c: _docs(store, c) for c in CLUSTERS}
-        some = _docs(store, "beta", selector='policies.all_policies = "' + before["beta"][0]["policies"]["all_policies"][0] + '"')
-        assert store.compact() == 2
-        files = shared_files(store)
-        wanted = set(shadow_fields(FLOWS))
-        assert {"policies", "source_labels", "dest_labels", "dest_domains"} <= wanted
-        for f in files:
-            names = set(pq.read_schema(f.path).names)
-            assert {SHADOW_PREFIX + n for n in wanted} <= names
-        runs: list[str] = []
-        plain = store.cursor
-        monkeypatch.setattr(store, "cursor", lambda rows=None, files=0: _Counting(plain(rows, files), runs))
-        assert {c: _docs(store, c) for c in CLUSTERS} == before
-        fetches = [r for r in runs if '"_seq" IN (SELECT unnest' in r]
-        assert fetches and all('CAST("_json_policies" AS JSON)' in r and '"policies" := "policies"' not in r
-                               for r in fetches)
-        assert _docs(store, "beta", selector='policies.all_policies = "'
-                     + before["beta"][0]["policies"]["all_policies"][0] + '"') == some
-        # A late batch (a hot file without the text) read with the shared files: by name, lists decoded.
-        store.ingest(FLOWS, "beta", batch(1, 2000, 5), key="late", now=NOW, respond=lambda conv: {})
-        runs.clear()
-        late = _docs(store, "beta")
-        def text(docs: list[Any]) -> set[bytes]:
-            return {orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in docs}
-        assert len(late) == len(before["beta"]) + 5 and text(before["beta"]) <= text(late)
-        assert any('"policies" := "policies"' in r for r in runs if '"_seq" IN (SELECT unnest' in r)
-        # A cluster's day dropped: its rows leave the shared file, the others keep their text and documents.
-        store.drop(Partition("flows", "alpha", "20231114"))
-        store.drop(Partition("flows", "alpha", "20231115"))
-        assert all({SHADOW_PREFIX + n for n in wanted} <= set(pq.read_schema(f.path).names)
-                   for f in shared_files(store))
-        assert _docs(store, "gamma") == before["gamma"] and _docs(store, "alpha") == []
-    finally:
-        store.close()

@@ -42,40 +42,16 @@ def time_sql(expr: str, kind: Kind) -> str:
     return f"strftime({expr}, {_TS_FORMAT})" if kind is Kind.TIMESTAMP else expr
 
 
-# A shared file of these types (layout.py, the cold merge) also holds each list or object column's JSON text,
-# `_json_<column>`: a page's documents render that text instead of decoding the lists, which cost DuckDB half of
-# a flow page's fetch (~8 of ~16 CPU-ms: labels, policies; bench/results/before-after/README.md, "The nested
-# columns' JSON text beside them"). Filters and aggregations keep reading the lists.
-SHADOW_PREFIX = "_json_"
-SHADOWED_TYPES = frozenset({"flows"})
-_NESTED = (Kind.STRUCT, Kind.STRUCT_LIST, Kind.MAP)
-
-
-def shadow_fields(lt: LogType) -> tuple[str, ...]:
-    """The columns of `lt` whose JSON text a cold shared file keeps beside them (`SHADOW_PREFIX` + name):
-    its top-level lists and objects, rendered in a document exactly as `to_json` of the column."""
-    if lt.name not in SHADOWED_TYPES:
-        return ()
-    sent = set(sent_fields(lt))
-    return tuple(f.name for f in lt.fields
-                 if (f.kind.is_list or f.kind in _NESTED) and f.name != "id" and f.name not in sent)
-
-
-def field_parts(lt: LogType, only: Collection[str] | None = None, nulls: Collection[str] = (),
-                shadows: Collection[str] = ()) -> list[str]:
+def field_parts(lt: LogType, only: Collection[str] | None = None, nulls: Collection[str] = ()) -> list[str]:
     """`name := value` of each declared field but `id` (of those in `only`, if given) for struct_pack: the
     stored column as margay renders it, or the value as sent where it was kept (`_sent_<field>`, see
     logtypes.base.sent_fields). Columns in `nulls` (NULL in every row read) are typed NULL constants, so
-    DuckDB does not decode them; those in `shadows` (every file read holds their JSON text) are that text."""
+    DuckDB does not decode them."""
     sent = set(sent_fields(lt))
     parts = []
     for f in lt.fields:
         col = quote_ident(f.name)
         if f.name == "id" or (only is not None and f.name not in only):
-            continue
-        if f.name in shadows:
-            text = SHADOW_PREFIX + f.name
-            parts.append(f"{col} := CAST({'NULL' if text in nulls else quote_ident(text)} AS JSON)")
             continue
         value = time_sql(col if f.name not in nulls else f"CAST(NULL AS {f.sql_type()})", f.kind)
         if f.name in sent and SENT_PREFIX + f.name in nulls:
@@ -126,13 +102,12 @@ def latest_relation(lt: LogType, rel: str) -> str:
             f"ORDER BY {order}) = 1)")
 
 
-def doc_expr(lt: LogType, only: Collection[str] | None = None, nulls: Collection[str] = (),
-             shadows: Collection[str] = ()) -> str:
+def doc_expr(lt: LogType, only: Collection[str] | None = None, nulls: Collection[str] = ()) -> str:
     """SQL that renders one stored row as the JSON document clients see (to_json of a struct); with `only`,
     just those of its fields (validated names: see store.ipset.doc_fields), undeclared keys left out. `nulls`:
     declared and kept-as-sent columns NULL in every row read (see field_parts; `_extra` there: no undeclared
-    keys to join). `shadows`: see field_parts."""
-    parts = field_parts(lt, only, nulls, shadows)
+    keys to join)."""
+    parts = field_parts(lt, only, nulls)
     ident = 'coalesce("id", CAST("_seq" AS VARCHAR))' if "id" in lt.field_map else 'CAST("_seq" AS VARCHAR)'
     if lt.latest_of:  # one document per identity: its id is the identity, as Linseed's
         ident = latest_key_sql(lt)
@@ -164,18 +139,17 @@ class SearchCompiler:
     """Builds parameterised SQL for the Query model; user values only ever travel as parameters."""
 
     def __init__(self, selector_of: Callable[[Any], Any] | None = None) -> None:
-        self._docs: dict[tuple[str, frozenset[str], frozenset[str]], str] = {}
+        self._docs: dict[tuple[str, frozenset[str]], str] = {}
         # The engine's view of a query's selector (the embedded engine's dismissal overlay), if any.
         self.selector_of = selector_of or (lambda query: query.selector)
 
-    def doc(self, lt: LogType, nulls: frozenset[str] = frozenset(), shadows: frozenset[str] = frozenset()) -> str:
-        """The type's document SQL (doc_expr), with the columns in `nulls` as constants and those in `shadows`
-        as their JSON text; made once per pair of sets."""
-        key = (lt.name, nulls, shadows)
+    def doc(self, lt: LogType, nulls: frozenset[str] = frozenset()) -> str:
+        """The type's document SQL (doc_expr), with the columns in `nulls` as constants; made once per set."""
+        key = (lt.name, nulls)
         if key not in self._docs:
             if len(self._docs) >= 256:  # sets of all-NULL columns follow the files: few, but bounded
                 self._docs.pop(next(iter(self._docs)))
-            self._docs[key] = doc_expr(lt, nulls=nulls, shadows=shadows)
+            self._docs[key] = doc_expr(lt, nulls=nulls)
         return self._docs[key]
 
     def where(self, query: Query, *, covered: bool = False) -> tuple[str, list[Any]]:
@@ -266,14 +240,13 @@ class SearchCompiler:
 
     def search(self, query: Query, rel: str, rel_params: list[Any],
                window: tuple[str, list[Any]] | None = None, *, total: bool = False,
-               docs: bool = False, covered: bool = False, nulls: frozenset[str] = frozenset(),
-               shadows: frozenset[str] = frozenset()) -> SearchPlan:
+               docs: bool = False, covered: bool = False, nulls: frozenset[str] = frozenset()) -> SearchPlan:
         """Phase one of a search: the page's sort values, then `_seq` (a tiebreak). With `total`, a
         first page over the whole range also counts every hit (a last column, `count(*) OVER ()`): one pass
         instead of two, for inputs small enough to hold their matches' sort values. With `docs`, each row
         also carries its rendered document after `_seq` (before the count): the search in one statement,
         for inputs so small that rendering every match costs less than a second statement (`fetch`); `nulls`
-        and `shadows` as `fetch`'s."""
+        as `fetch`'s."""
         lt: LogType = query.logtype
         if total and (window is not None or query.after_key):
             raise ValueError("a total is counted with the first page of the whole range only")
@@ -300,21 +273,18 @@ class SearchCompiler:
             if not isinstance(offset, int) or offset < 0:
                 raise QueryError("after_key.startFrom: expected a non-negative integer")
         # Phase one sorts only the sort keys (narrow rows); `fetch` renders the page's documents afterwards.
-        sel = (", ".join(exprs) + (f", {self.doc(lt, nulls, shadows)}" if docs else "")
-               + (", count(*) OVER ()" if total else ""))
+        sel = ", ".join(exprs) + (f", {self.doc(lt, nulls)}" if docs else "") + (", count(*) OVER ()" if total else "")
         sql = (f"SELECT {sel} {src}{page_sql} ORDER BY {order} LIMIT ? OFFSET ?")  # noqa: S608
         return SearchPlan(sql, params + page_params + [query.size + 1, offset],
                           f"SELECT count(*) {count_src}", count_params)  # noqa: S608
 
-    def fetch(self, lt: LogType, rel: str, where: str = "TRUE", nulls: frozenset[str] = frozenset(),
-              shadows: frozenset[str] = frozenset()) -> str:
+    def fetch(self, lt: LogType, rel: str, where: str = "TRUE", nulls: frozenset[str] = frozenset()) -> str:
         """Documents of the given `_seq`s (params: relation's, lowest, highest, list of seqs, then `where`'s).
         `where` is the search's own condition (`where(query)`): it selects no other row of those `_seq`s, and
         its columns' row-group statistics let DuckDB skip the row groups between the page's rows, each of
         which it would otherwise decode in every column (~0.15 ms per column per 32 Ki-row group). `nulls`:
-        columns NULL in every row of `rel`'s files, rendered as constants (see doc_expr); `shadows`: columns
-        whose JSON text every one of those files holds, rendered from it (field_parts)."""
-        return (f'SELECT "_seq", {self.doc(lt, nulls, shadows)} FROM {rel} AS t '  # noqa: S608 - registry names only
+        columns NULL in every row of `rel`'s files, rendered as constants (see doc_expr)."""
+        return (f'SELECT "_seq", {self.doc(lt, nulls)} FROM {rel} AS t '  # noqa: S608 - registry names only
                 'WHERE "_seq" BETWEEN ? AND ? AND "_seq" IN (SELECT unnest(?::BIGINT[]))'  # a semi-join: ~25 % less CPU
                 f" AND {where}")
 

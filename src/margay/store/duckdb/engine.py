@@ -141,7 +141,6 @@ class DuckDBBackend(Reader, Feed, Layout):
         self._schemas: dict[Path, int | None] = {}  # a data file's column names and types, hashed (_relation)
         self._spans: dict[tuple[Path, str], tuple[float, float]] = {}  # a file's time span by field (_overlaps)
         self._nulls: dict[Path, frozenset[str]] = {}  # a file's all-NULL columns (Reader._nulls_of)
-        self._shadows: dict[Path, frozenset[str]] = {}  # a file's columns kept as JSON text too (Reader._shadows_of)
         self._groups: dict[tuple[Path, tuple[str, ...]], Any] = {}  # a file's row groups, bounds (pruning.py)
         self._rollup_rows: dict[Path, int] = {}  # a roll-up file's rows (Reader._rolled_rows)
         self.committed_batches = 0

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import DataFile
-from ..sql import SHADOW_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +90,6 @@ def _null_columns(path: Path) -> frozenset[str]:
         else:
             out.add(col.name)
     return frozenset(out)
-
-
-def _shadow_columns(path: Path) -> frozenset[str]:
-    """The columns whose JSON text a Parquet file holds beside them (store/sql.py SHADOW_PREFIX), by its
-    schema; empty if unknown. A cold merge writes the text of every row whose column is not NULL (layout.py)."""
-    try:
-        names = pq.read_schema(path).names
-    except (OSError, pa.ArrowException):
-        return frozenset()
-    present = set(names)
-    return frozenset(n[len(SHADOW_PREFIX):] for n in names
-                     if n.startswith(SHADOW_PREFIX) and n[len(SHADOW_PREFIX):] in present)
 
 
 def _time_span(path: Path, field: str) -> tuple[float, float]:

@@ -6,8 +6,7 @@ a day's hot files have had no write for `compact_cold_after` seconds, they are m
 indices of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's
 first namespace, action, its other namespaces, aggregated names and time (`layout_sort`; a file of one row
 group is not sorted), in row
-groups of `shared_row_group` rows, with the JSON text of a flow's lists and objects beside them (`_json_<column>`,
-what a page's documents render: store/sql.py shadow_fields): a one-cluster or
+groups of `shared_row_group` rows: a one-cluster or
 one-namespace read skips the other row groups by their min/max statistics, and costs follow rows, not the number
 of clusters. A shared file carries its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
 (store/sql.py: `"cluster" IN (...)` in every WHERE), so a reader of one cluster never sees another's rows.
@@ -26,14 +25,11 @@ from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import duckdb
-
 from ...durable import fsync_path
 from ...ingest.parse import sql_path
 from ...logtypes import REGISTRY, LogType, quote_ident
 from .. import rollup
 from ..catalog import SHARED, DataFile, PartKey
-from ..sql import SHADOW_PREFIX, shadow_fields
 from .compactor import Compactor, _mtime, _tier
 
 log = logging.getLogger(__name__)
@@ -131,7 +127,7 @@ class Layout(Compactor):
             for group in _groups(items, self.compact_target_rows):
                 if self._stop.is_set():
                     return merges, cold
-                if self._share(t, day, group, cold=True):
+                if self._share(t, day, group):
                     merges += 1
         return merges, cold
 
@@ -149,7 +145,7 @@ class Layout(Compactor):
                 merges += int(self._share(key[0], key[2], [(key, f) for f in chunk]))
         return merges
 
-    def _share(self, t: str, day: str, group: list[tuple[PartKey, DataFile]], *, cold: bool = False) -> bool:
+    def _share(self, t: str, day: str, group: list[tuple[PartKey, DataFile]]) -> bool:
         lt = REGISTRY.get(t)
         if lt is None:
             return False
@@ -160,7 +156,7 @@ class Layout(Compactor):
         with self._working(), self.catalog.snapshot() as view:
             if not all(f in view.get(k, []) for k, fs in old.items() for f in fs):
                 return False
-            written = self._write_shared(lt, day, group, cold=cold)
+            written = self._write_shared(lt, day, group)
         if written is None:
             return False
         new, moves, deletes = written
@@ -183,13 +179,9 @@ class Layout(Compactor):
         with self.catalog.lock:
             return all(f in self.catalog.parts.get(k, []) for k, fs in old.items() for f in fs)
 
-    def _write_shared(self, lt: LogType, day: str, group: list[tuple[PartKey, DataFile]], *, cold: bool = False
+    def _write_shared(self, lt: LogType, day: str, group: list[tuple[PartKey, DataFile]]
                       ) -> tuple[DataFile, list[list[str]], list[str]] | None:
-        """Write one shared file (and its roll-up) in scratch, fsync'd; (catalog entry, moves, deletes). A cold
-        merge's file also holds the JSON text of the type's list and object columns (store/sql.py shadow_fields),
-        which a page's documents render instead of decoding the lists: ~4-10 CPU-ms less a page of 100 flows,
-        for ~+1.9 CPU-s per million rows merged and ~+0.8 % bytes (bench/results/before-after/README.md). Hot
-        tier merges, in the ingest window, leave it to the cold merge."""
+        """Write one shared file (and its roll-up) in scratch, fsync'd; (catalog entry, moves, deletes)."""
         files = [f for _, f in group]
         lo, hi, rows = min(f.seq_lo for f in files), max(f.seq_hi for f in files), sum(f.rows for f in files)
         counts: Counter[str] = Counter()
@@ -202,10 +194,9 @@ class Layout(Compactor):
         order = "ORDER BY " + ", ".join(quote_ident(c) for c in layout_sort(lt)) if rows > self.shared_row_group else ""
         cur = self.compact_con.cursor()
         try:
-            paths = [[str(f.path) for f in files]]
-            select = self._with_shadows(cur, lt, paths) if cold else "SELECT *"
-            cur.execute(f"COPY ({select} FROM read_parquet(?, union_by_name = true) {order}) "  # noqa: S608
-                        f"TO {sql_path(tmp)} ({self._format()})", paths)
+            cur.execute(f"COPY (SELECT * FROM read_parquet(?, union_by_name = true) {order}) "  # noqa: S608
+                        f"TO {sql_path(tmp)} ({self._format()})",
+                        [[str(f.path) for f in files]])
         except Exception:
             log.exception("merging %s of %s across clusters failed; it stays as it is", day, lt.name)
             tmp.unlink(missing_ok=True)
@@ -226,23 +217,6 @@ class Layout(Compactor):
             deletes += [str(rollup.sidecar(f.path, lt)) for f in files]
         new = DataFile(final, lo, hi, rows, tmp.stat().st_size, final_r, tuple(sorted(counts.items())))
         return new, moves, sorted(set(deletes))
-
-    @staticmethod
-    def _with_shadows(cur: duckdb.DuckDBPyConnection, lt: LogType, paths: list[list[str]]) -> str:
-        """The merge's SELECT list: every column, and each shadowed column's JSON text (kept where an input
-        already holds it, made from the column where not)."""
-        have = {r[0] for r in cur.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)",
-                                          paths).fetchall()}
-        keep, add = [], []
-        for name in shadow_fields(lt):
-            if name not in have:
-                continue
-            text, made = quote_ident(SHADOW_PREFIX + name), f"CAST(to_json({quote_ident(name)}) AS VARCHAR)"
-            if SHADOW_PREFIX + name in have:
-                keep.append(f"coalesce({text}, {made}) AS {text}")
-            else:
-                add.append(f"{made} AS {text}")
-        return "SELECT *" + (f" REPLACE ({', '.join(keep)})" if keep else "") + "".join(f", {a}" for a in add)
 
     def drop_shared(self, t: str, day: str, clusters: Collection[str]) -> Counter[str]:
         """Rewrite each shared file of (t, day) holding any of `clusters` once, without all of their rows (or

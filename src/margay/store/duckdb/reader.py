@@ -19,18 +19,9 @@ from ...query.model import Query
 from .. import rollup
 from ..backend import Partition, SearchResult
 from ..catalog import SHARED, DataFile, PartKey
-from ..sql import latest_relation, shadow_fields
+from ..sql import latest_relation
 from . import dismissals, memory, pruning
-from .files import (
-    _disk_bytes,
-    _file_fact,
-    _keeps_sent,
-    _null_columns,
-    _parquet_rows,
-    _schema_id,
-    _shadow_columns,
-    _time_span,
-)
+from .files import _disk_bytes, _file_fact, _keeps_sent, _null_columns, _parquet_rows, _schema_id, _time_span
 from .layout import layout_sort
 from .state import EngineState
 
@@ -214,9 +205,7 @@ class Reader(EngineState):
                     if window is None:
                         plan = (self.compiler.search(query, rel, rel_params, total=counted, docs=one_pass,
                                                      covered=covered,
-                                                     nulls=self._nulls_of(files, rel) if one_pass else frozenset(),
-                                                     shadows=self._shadows_of(files, rel, query.logtype)
-                                                     if one_pass else frozenset())
+                                                     nulls=self._nulls_of(files, rel) if one_pass else frozenset())
                                 if counted or one_pass else whole)
                     else:  # only the files whose time span reaches into the window
                         near = self._window_files(files, query, window)
@@ -247,8 +236,7 @@ class Reader(EngineState):
                     wanted = [f for f in files if f.seq_hi >= lo and f.seq_lo <= hi]
                     where, where_params = self.compiler.where(query, covered=covered)
                     rel_sql = self._relation(wanted, query.logtype)
-                    fetch = self.compiler.fetch(query.logtype, rel_sql, where, self._nulls_of(wanted, rel_sql),
-                                                self._shadows_of(wanted, rel_sql, query.logtype))
+                    fetch = self.compiler.fetch(query.logtype, rel_sql, where, self._nulls_of(wanted, rel_sql))
                     # The page's documents on the one-thread engine: a page of 100 is a few row groups, which
                     # two threads decode for ~15 % more CPU (a 2 M-flow day: ~16 against ~19 CPU-ms).
                     fcur = self.cursor(len(seqs) * FETCH_ROWS_PER_HIT, len(wanted))
@@ -288,16 +276,6 @@ class Reader(EngineState):
             return frozenset()
         sets = [_file_fact(self._nulls, f.path, partial(_null_columns, f.path)) for f in files]
         return frozenset.intersection(*sets) if sets else frozenset()
-
-    def _shadows_of(self, files: list[DataFile], rel: str, lt: LogType) -> frozenset[str]:
-        """The columns of `lt` whose JSON text every one of `files` holds (store/sql.py shadow_fields, written by
-        the cold merge), which a document renders from that text instead of decoding the lists. Only over a
-        plain `read_parquet` (one schema: files with and without the text are read by name, and none is used)."""
-        wanted = shadow_fields(lt)
-        if rel != "read_parquet(?)" or not wanted or not files:
-            return frozenset()
-        sets = [_file_fact(self._shadows, f.path, partial(_shadow_columns, f.path)) for f in files]
-        return frozenset.intersection(*sets) & frozenset(wanted)
 
     def _relation(self, files: list[DataFile], lt: LogType | None = None) -> str:
         """`read_parquet` over `files` (one parameter): matching columns by name only when the files'

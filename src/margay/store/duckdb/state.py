@@ -45,7 +45,6 @@ class EngineState:
     _kept: dict[Path, bool]
     _spans: dict[tuple[Path, str], tuple[float, float]]
     _nulls: dict[Path, frozenset[str]]
-    _shadows: dict[Path, frozenset[str]]  # a file's columns with their JSON text beside them (Reader._shadows_of)
     _groups: dict[tuple[Path, tuple[str, ...]], Any]  # pruning.py: a file's row groups and their bounds
     _rollup_rows: dict[Path, int]
     merges: int
