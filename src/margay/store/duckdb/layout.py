@@ -1,14 +1,13 @@
 """The cold layout: a day of a log type merged across clusters into shared files, and one cluster dropped from them.
 
 Recent data live in one folder per Calico index (type, cluster, day), written batch by batch, and in the day's
-shared folder as group commits' files of many clusters (`.g<n>`, combiner.py; merged in tiers while hot). Once
-a day's hot files have had no write for `compact_cold_after` seconds, they are merged with the other cold
-indices of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's
-first namespace, action, its other namespaces, aggregated names and time (`layout_sort`; a file of one row
-group is not sorted), in row
-groups of `shared_row_group` rows: a one-cluster or
-one-namespace read skips the other row groups by their min/max statistics, and costs follow rows, not the number
-of clusters. A shared file carries its roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
+shared folder as group commits' files of many clusters (`.g<n>`, combiner.py; merged in tiers while hot). Once a
+day's hot files have had no write for `compact_cold_after` seconds, they are merged with the other cold indices
+of the same type and day into shared files (`<type>/_shared/<day>/`), sorted by cluster, the type's first
+namespace, action, its other namespaces, aggregated names and time (`layout_sort`; a file of one row group is
+not sorted), in row groups of `shared_row_group` rows: a one-cluster or one-namespace read skips the other row
+groups by their min/max statistics, and costs follow rows, not the number of clusters. A shared file carries its
+roll-up like any merged file (the roll-up keeps `cluster` as a dimension). Every read names its clusters
 (store/sql.py: `"cluster" IN (...)` in every WHERE), so a reader of one cluster never sees another's rows.
 
 Dropping clusters' day (retention: often every cluster of a type at once) rewrites each shared file holding any of
@@ -48,7 +47,7 @@ def layout_sort(lt: LogType) -> list[str]:
     spaces = [n for n in _NAMESPACES if n in cols]
     # Action right after the first namespace: the denied flows of a namespace sit in one run, not in one run per
     # peer namespace, so the denied page's documents are a vector or two of one row group (peers data at 2 M
-    # flows: ~2-4 CPU-ms less a page, bytes the same; bench/results/before-after/README.md, "Action second").
+    # flows: ~1-3 CPU-ms less a page, bytes the same; bench/results/before-after/README.md, "Action second").
     keys = ["cluster", *spaces[:1], *(["action"] if "action" in cols else []), *spaces[1:]]
     keys += [n for n in _AGGR_NAMES if n in cols]
     return [*keys, lt.time_field, "_seq"]
